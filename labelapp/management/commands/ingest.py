@@ -1,0 +1,43 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from labelapp.management.progress import ProgressBar
+from labelapp.services.ingest import IngestError, ingest_survey
+from mlcore.store import STORE_DTYPES
+from mlcore.validation import NAN_POLICIES
+
+
+class Command(BaseCommand):
+    help = (
+        "Validate a survey file (FITS or HETDEX-style HDF5) and ingest it atomically: "
+        "Candidate rows plus a packed cutout store. Re-ingesting the same file is a no-op."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", help="survey file (.fits or .h5); the format is sniffed")
+        parser.add_argument("--batch", help="batch name (default: file name + hash prefix)")
+        parser.add_argument(
+            "--nan-policy",
+            choices=NAN_POLICIES,
+            default="reject",
+            help="NaN pixels: refuse the file (default) or store them as 0",
+        )
+        parser.add_argument(
+            "--dtype",
+            choices=STORE_DTYPES,
+            default=None,
+            help="cutout store dtype (default: settings.STORE_DTYPE)",
+        )
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **opts):
+        try:
+            result = ingest_survey(
+                path=opts["path"],
+                batch_name=opts["batch"],
+                nan_policy=opts["nan_policy"],
+                store_dtype=opts["dtype"],
+                progress=None if opts["no_progress"] else ProgressBar(self.stderr),
+            )
+        except IngestError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(result.message)

@@ -1,0 +1,86 @@
+"""Database models. Survey pixels live in the cutout store (mlcore.store), not here."""
+
+from django.db import models
+
+
+class IngestBatch(models.Model):
+    """One ingested survey file: its hash makes re-ingest a no-op, its store holds the pixels."""
+
+    name = models.SlugField(max_length=80, unique=True)
+    file_sha256 = models.CharField(max_length=64, unique=True)
+    source_path = models.TextField()
+    file_format = models.CharField(max_length=8)  # fits | hdf5
+    n_candidates = models.PositiveIntegerField()
+    store_path = models.TextField(help_text="Directory of the cutout store (mlcore.store).")
+    store_dtype = models.CharField(max_length=8)
+    header_meta = models.JSONField(
+        default=dict, blank=True, help_text="Simulator version and parameters, if any."
+    )
+    nan_pixels_zeroed = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "ingest batches"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.n_candidates} candidates)"
+
+
+class Candidate(models.Model):
+    """One emission-line detection (HETDEX ``Detections`` columns) and where its pixels are."""
+
+    detectid = models.BigIntegerField(unique=True)
+    batch = models.ForeignKey(IngestBatch, on_delete=models.PROTECT, related_name="candidates")
+    row = models.PositiveIntegerField(help_text="Row of this candidate in the batch store.")
+    shotid = models.BigIntegerField()
+    field = models.CharField(max_length=16, db_index=True)
+    ra = models.FloatField()
+    dec = models.FloatField()
+    wave = models.FloatField(help_text="Observed line wavelength (A).")
+    flux = models.FloatField(help_text="Line flux (1e-17 erg/s/cm2).")
+    flux_err = models.FloatField()
+    linewidth = models.FloatField(help_text="Gaussian sigma (A).")
+    continuum = models.FloatField()
+    sn = models.FloatField(db_index=True)
+    chi2 = models.FloatField()
+    apcor = models.FloatField(default=1.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "row"], name="candidate_unique_batch_row"),
+        ]
+
+    def __str__(self) -> str:
+        return f"detectid {self.detectid} ({self.wave:.1f} A, S/N {self.sn:.2f})"
+
+    @property
+    def regime(self) -> str:
+        from mlcore.survey import SN_LOW_MAX
+
+        return "low" if self.sn <= SN_LOW_MAX else "high"
+
+    @property
+    def z_lya(self) -> float:
+        from mlcore.survey import LYA_REST
+
+        return self.wave / LYA_REST - 1
+
+
+class CandidateTruth(models.Model):
+    """Simulator ground truth. A table of its own so nothing people produce mixes with it."""
+
+    candidate = models.OneToOneField(
+        Candidate, on_delete=models.CASCADE, primary_key=True, related_name="truth"
+    )
+    is_real = models.BooleanField()
+    kind = models.CharField(max_length=12, db_index=True)  # mlcore.survey.TRUTH_TYPES
+    true_flux = models.FloatField()
+    true_z = models.FloatField(null=True)
+
+
+class WorkerHeartbeat(models.Model):
+    """Last time each Celery worker ran the heartbeat task (shown by /healthz)."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField()

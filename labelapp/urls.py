@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import path
+
+from labelapp.views import health, pages
+
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("candidates/<int:detectid>/", pages.candidate_detail, name="candidate-detail"),
+    path("candidates/<int:detectid>/cutout.png", pages.candidate_cutout, name="candidate-cutout"),
+    path("healthz", health.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,1 @@
+"""HTTP views, thin: they call services and render templates or JSON."""

@@ -1,0 +1,49 @@
+"""Pages to look at candidates (the volunteer classify pages build on these)."""
+
+from django.db.models import Count, Q
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET
+
+from labelapp.models import Candidate, IngestBatch
+from labelapp.services.rendering import cutout_png_path, spectrum_figure
+from mlcore.survey import SN_LOW_MAX
+
+
+@require_GET
+def home(request):
+    stats = Candidate.objects.aggregate(
+        total=Count("id"),
+        low=Count("id", filter=Q(sn__lte=SN_LOW_MAX)),
+    )
+    examples = Candidate.objects.order_by("sn").values("detectid", "wave", "sn", "field")[:12]
+    return render(
+        request,
+        "home.html",
+        {
+            "stats": stats,
+            "batches": IngestBatch.objects.all()[:10],
+            "examples": examples,
+        },
+    )
+
+
+@require_GET
+def candidate_detail(request, detectid: int):
+    candidate = get_object_or_404(Candidate.objects.select_related("batch"), detectid=detectid)
+    return render(
+        request,
+        "candidate_detail.html",
+        {
+            "candidate": candidate,
+            "spectrum": spectrum_figure(candidate),
+        },
+    )
+
+
+@require_GET
+@cache_control(max_age=86400, public=True)  # a rendering never changes for a render version
+def candidate_cutout(request, detectid: int):
+    candidate = get_object_or_404(Candidate.objects.select_related("batch"), detectid=detectid)
+    return FileResponse(open(cutout_png_path(candidate), "rb"), content_type="image/png")

@@ -1,0 +1,118 @@
+"""Render a candidate the way volunteers see it: summed cutout above the 4 fiber cutouts.
+
+Intensity scaling (fixed, so every candidate looks the same way):
+  * NaN pixels are shown as 0 (masked, as ELiXer does).
+  * the summed image gets its own zscale interval (IRAF's zscale, via astropy);
+  * the 4 fibers share ONE zscale interval computed over all four together, so a fiber
+    that is offset high or low (a bad fiber) stands out instead of being rescaled away;
+  * values are clipped to the interval and mapped linearly onto viridis, a perceptually
+    uniform map that stays readable for the common forms of colour blindness and in grey.
+The line position is marked with white ticks (black-edged) above and below each panel.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from mlcore.survey import CUTOUT_COLS, CUTOUT_ROWS, LINE_COL
+
+# viridis sampled at 9 evenly spaced points (matplotlib's values); interpolated linearly.
+_VIRIDIS_ANCHORS = np.array(
+    [
+        [0.267004, 0.004874, 0.329415],
+        [0.282623, 0.140926, 0.457517],
+        [0.229739, 0.322361, 0.545706],
+        [0.172719, 0.448791, 0.557885],
+        [0.127568, 0.566949, 0.550556],
+        [0.157851, 0.683765, 0.501686],
+        [0.369214, 0.788888, 0.382914],
+        [0.678489, 0.863742, 0.189503],
+        [0.993248, 0.906157, 0.143936],
+    ]
+)
+_x = np.linspace(0, 1, len(_VIRIDIS_ANCHORS))
+_t = np.linspace(0, 1, 256)
+VIRIDIS_LUT = np.stack([np.interp(_t, _x, _VIRIDIS_ANCHORS[:, c]) for c in range(3)], axis=1)
+VIRIDIS_LUT = (VIRIDIS_LUT * 255).round().astype(np.uint8)
+
+RENDER_VERSION = 1  # bump when the look changes, so on-disk caches are rebuilt
+
+
+def zscale_limits(pixels: np.ndarray) -> tuple[float, float]:
+    """IRAF zscale interval of ``pixels`` (NaN ignored); a flat image gets a unit range."""
+    from astropy.visualization import ZScaleInterval
+
+    finite = pixels[np.isfinite(pixels)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = ZScaleInterval().get_limits(finite.astype(np.float32))
+    if not hi > lo:
+        lo, hi = float(finite.min()), float(finite.max())
+        if not hi > lo:
+            hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def colourise(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(H, W) values -> (H, W, 3) uint8 viridis between ``lo`` and ``hi``."""
+    img = np.nan_to_num(image.astype(np.float32), nan=0.0)
+    idx = np.clip((img - lo) / (hi - lo), 0, 1) * 255
+    return VIRIDIS_LUT[idx.round().astype(np.int32)]
+
+
+def cutout_rgb(
+    cutouts: np.ndarray,
+    *,
+    line_col: float | None = LINE_COL,
+    px_col: int = 5,
+    px_row: int = 6,
+    gap: int = 8,
+) -> np.ndarray:
+    """(5, 9, 100) cutouts -> an RGB image: summed panel, then the 4 fibers, ticks at the line."""
+    cutouts = np.nan_to_num(np.asarray(cutouts, dtype=np.float32), nan=0.0)
+    if cutouts.shape[1:] != (CUTOUT_ROWS, CUTOUT_COLS):
+        raise ValueError(f"expected cutouts of shape (5, 9, 100), got {cutouts.shape}")
+    limits = [zscale_limits(cutouts[0])] + [zscale_limits(cutouts[1:])] * (len(cutouts) - 1)
+    width = CUTOUT_COLS * px_col
+    panel_h = CUTOUT_ROWS * px_row
+    height = len(cutouts) * panel_h + (len(cutouts) + 1) * gap
+    canvas = np.full((height, width, 3), 24, dtype=np.uint8)  # dark grey background
+    for k, (panel, (lo, hi)) in enumerate(zip(cutouts, limits, strict=True)):
+        rgb = colourise(panel, lo, hi)
+        rgb = rgb.repeat(px_row, axis=0).repeat(px_col, axis=1)  # crisp nearest-neighbour
+        top = gap + k * (panel_h + gap)
+        canvas[top : top + panel_h] = rgb
+        if line_col is not None:
+            x = int(round((line_col + 0.5) * px_col))
+            x0, x1 = max(0, x - 2), min(width, x + 2)
+            for y0 in (top - gap + 1, top + panel_h + 1):  # tick above and below
+                canvas[y0 : y0 + gap - 2, x0 - 1 : x1 + 1] = 0
+                canvas[y0 + 1 : y0 + gap - 3, x0:x1] = 255
+    return canvas
+
+
+def render_cutout_png(cutouts: np.ndarray, *, line_col: float | None = LINE_COL, **kw) -> bytes:
+    """PNG bytes of :func:`cutout_rgb`."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(cutout_rgb(cutouts, line_col=line_col, **kw)).save(
+        buf, format="PNG", optimize=True
+    )
+    return buf.getvalue()
+
+
+def line_column(im_wave: np.ndarray, wave: float) -> float:
+    """Fractional column of wavelength ``wave`` in a cutout with column wavelengths ``im_wave``."""
+    return float(np.interp(wave, im_wave, np.arange(len(im_wave))))
+
+
+def spectrum_window(
+    spec_wave: np.ndarray, flux: np.ndarray, err: np.ndarray, centre: float, half_width: float = 80
+) -> dict[str, list[float]]:
+    """The 1D spectrum within ``half_width`` A of the line, as plain lists for JSON."""
+    sel = np.abs(spec_wave - centre) <= half_width
+    as_list = lambda a: [round(float(v), 4) for v in np.nan_to_num(a[sel])]  # noqa: E731
+    return {"wave": as_list(spec_wave), "flux": as_list(flux), "err": as_list(err)}

@@ -1,0 +1,248 @@
+"""Validate a survey file before anything is written: every problem named with where it is.
+
+Checks are split so ingest can run them in one streaming pass: :func:`check_structure` and
+:func:`check_catalog` look at the (small) catalogue and the array headers, :func:`check_chunk`
+looks at one chunk of image rows. Each returns a list of :class:`Problem`; an empty list
+means the part is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlcore.survey import (
+    ARRAY_SHAPES,
+    CATALOG_COLUMNS,
+    REQUIRED_CATALOG_COLUMNS,
+    TRUTH_COLUMNS,
+    TRUTH_TYPES,
+    WAVE_MAX,
+    WAVE_MIN,
+)
+
+MAX_ROWS_LISTED = 5  # rows named per problem; the rest are counted
+NAN_POLICIES = ("reject", "zero")
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # HDU / column / row, e.g. "HDU CATALOG column 'wave' rows 3, 9"
+    what: str  # what is wrong and what would be right
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+def _rows(idx: np.ndarray, detectid: np.ndarray | None = None, offset: int = 0) -> str:
+    idx = np.asarray(idx)
+    shown = []
+    for i in idx[:MAX_ROWS_LISTED]:
+        row = int(i) + offset
+        did = f" (detectid {int(detectid[row])})" if detectid is not None else ""
+        shown.append(f"{row}{did}")
+    more = f" and {len(idx) - MAX_ROWS_LISTED} more" if len(idx) > MAX_ROWS_LISTED else ""
+    word = "row" if len(idx) == 1 else "rows"
+    return f"{word} {', '.join(shown)}{more}"
+
+
+def catalog_location(fmt: str) -> str:
+    return "HDU CATALOG" if fmt == "fits" else "/Detections"
+
+
+def check_structure(reader) -> list[Problem]:
+    """Required columns present with usable dtypes; arrays present with the right shapes."""
+    cat = catalog_location(reader.fmt)
+    problems: list[Problem] = []
+    cols = reader.columns
+    for name in REQUIRED_CATALOG_COLUMNS:
+        if name not in cols:
+            problems.append(Problem(f"{cat} column '{name}'", "missing (required column)"))
+    for name, expected in {**CATALOG_COLUMNS, **TRUTH_COLUMNS}.items():
+        if name not in cols:
+            continue
+        kind = cols[name].dtype.kind
+        if cols[name].ndim != 1:
+            problems.append(
+                Problem(
+                    f"{cat} column '{name}'",
+                    f"has shape {cols[name].shape}; expected one value per row",
+                )
+            )
+        elif not _kind_ok(kind, expected):
+            problems.append(
+                Problem(
+                    f"{cat} column '{name}'",
+                    f"has dtype {cols[name].dtype.name}; expected {_kind_word(expected)}",
+                )
+            )
+    lengths = {name: len(col) for name, col in cols.items() if col.ndim >= 1}
+    if len(set(lengths.values())) > 1:
+        problems.append(Problem(cat, f"columns have different lengths: {lengths}"))
+    n = reader.n
+    for name, tail in ARRAY_SHAPES.items():
+        where = reader.location(name) if name in reader.arrays else _expected_location(reader, name)
+        if name not in reader.arrays:
+            problems.append(Problem(where, f"missing (required array of shape (N, {_fmt(tail)}))"))
+            continue
+        shape, dtype = reader.arrays[name]
+        if tuple(shape[1:]) != tail or shape[0] != n:
+            problems.append(
+                Problem(
+                    where,
+                    f"has shape {tuple(shape)}; expected ({n}, {_fmt(tail)}) "
+                    f"(N = {n} catalogue rows)",
+                )
+            )
+        if np.dtype(dtype).kind != "f":
+            problems.append(Problem(where, f"has dtype {np.dtype(dtype)}; expected float32"))
+    if n == 0 and not problems:
+        problems.append(Problem(cat, "has no rows: nothing to ingest"))
+    return problems
+
+
+def _expected_location(reader, name: str) -> str:
+    from mlcore.survey_io import FITS_HDU, HDF5_NODE
+
+    if reader.fmt == "fits":
+        return f"HDU {FITS_HDU[name]}"
+    node, member = HDF5_NODE[name]
+    return f"/{node}/{member}"
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return ", ".join(str(s) for s in shape)
+
+
+def _kind_ok(kind: str, expected: np.dtype) -> bool:
+    if expected.kind == "i":
+        return kind in "iu"
+    if expected.kind == "f":
+        return kind in "iuf"
+    if expected.kind == "U":
+        return kind in "US"
+    if expected.kind == "b":
+        return kind in "biu"
+    return True
+
+
+def _kind_word(expected: np.dtype) -> str:
+    return {"i": "an integer type", "f": "a number", "U": "a string", "b": "a boolean"}[
+        expected.kind
+    ]
+
+
+def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[Problem]:
+    """Values of the catalogue: finite numbers, unique ids, wavelengths in range, truth labels.
+
+    ``known_detectids``: ids already in the database; a file repeating one is refused.
+    Call only when :func:`check_structure` found nothing (columns exist with sane dtypes).
+    """
+    cat = catalog_location(reader.fmt)
+    cols = reader.columns
+    problems: list[Problem] = []
+    detectid = cols["detectid"].astype(np.int64)
+    for name in CATALOG_COLUMNS:
+        if name in cols and CATALOG_COLUMNS[name].kind == "f":
+            bad = np.flatnonzero(~np.isfinite(cols[name].astype(np.float64)))
+            if bad.size:
+                problems.append(
+                    Problem(
+                        f"{cat} column '{name}' {_rows(bad, detectid)}", "value is NaN or infinite"
+                    )
+                )
+    uniq, counts = np.unique(detectid, return_counts=True)
+    dup = uniq[counts > 1]
+    if dup.size:
+        rows = np.flatnonzero(np.isin(detectid, dup))
+        problems.append(
+            Problem(
+                f"{cat} column 'detectid' {_rows(rows, detectid)}",
+                f"{dup.size} detectid value(s) appear more than once in the file",
+            )
+        )
+    if known_detectids is not None and len(known_detectids):
+        seen = np.flatnonzero(np.isin(detectid, known_detectids))
+        if seen.size:
+            problems.append(
+                Problem(
+                    f"{cat} column 'detectid' {_rows(seen, detectid)}",
+                    f"{seen.size} detectid(s) were already ingested from another file",
+                )
+            )
+    wave = cols["wave"].astype(np.float64)
+    out = np.flatnonzero(np.isfinite(wave) & ((wave < WAVE_MIN) | (wave > WAVE_MAX)))
+    if out.size:
+        problems.append(
+            Problem(
+                f"{cat} column 'wave' {_rows(out, detectid)}",
+                f"wavelength {wave[out[0]]:.1f} A is outside the instrument range "
+                f"{WAVE_MIN:.0f}-{WAVE_MAX:.0f} A",
+            )
+        )
+    for name in ("ra", "dec"):
+        lim = 360.0 if name == "ra" else 90.0
+        lo = 0.0 if name == "ra" else -90.0
+        vals = cols[name].astype(np.float64)
+        bad = np.flatnonzero(np.isfinite(vals) & ((vals < lo) | (vals > lim)))
+        if bad.size:
+            problems.append(
+                Problem(
+                    f"{cat} column '{name}' {_rows(bad, detectid)}",
+                    f"{vals[bad[0]]} is outside {lo:g}..{lim:g} deg",
+                )
+            )
+    if "truth_type" in cols:
+        bad = np.flatnonzero(~np.isin(cols["truth_type"], TRUTH_TYPES))
+        if bad.size:
+            problems.append(
+                Problem(
+                    f"{cat} column 'truth_type' {_rows(bad, detectid)}",
+                    f"unknown type {str(cols['truth_type'][bad[0]])!r}; "
+                    f"expected one of {TRUTH_TYPES}",
+                )
+            )
+    return problems
+
+
+def check_chunk(
+    name: str,
+    rows: np.ndarray,
+    *,
+    start: int,
+    location: str,
+    detectid: np.ndarray,
+    nan_policy: str = "reject",
+) -> tuple[list[Problem], np.ndarray, int]:
+    """Check one chunk of array ``name``. Returns (problems, cleaned rows, pixels zeroed).
+
+    Infinite values are always refused. NaN pixels are refused under ``nan_policy='reject'``
+    and set to 0 under ``'zero'`` (what ELiXer does with masked pixels).
+    """
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, not {nan_policy!r}")
+    flat = rows.reshape(len(rows), -1)
+    problems: list[Problem] = []
+    inf_rows = np.flatnonzero(np.isinf(flat).any(axis=1))
+    if inf_rows.size:
+        problems.append(
+            Problem(
+                f"{location} {_rows(inf_rows, detectid, start)}", "contains infinite pixel values"
+            )
+        )
+    nan_mask = np.isnan(flat)
+    nan_rows = np.flatnonzero(nan_mask.any(axis=1))
+    zeroed = 0
+    if nan_rows.size:
+        if nan_policy == "reject":
+            problems.append(
+                Problem(
+                    f"{location} {_rows(nan_rows, detectid, start)}",
+                    "contains NaN pixel values (rerun with --nan-policy zero to store them as 0)",
+                )
+            )
+        else:
+            zeroed = int(nan_mask.sum())
+            rows = np.where(np.isnan(rows), 0, rows)
+    return problems, rows, zeroed

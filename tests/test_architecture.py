@@ -1,0 +1,48 @@
+"""The arrow goes one way: labelapp imports mlcore, mlcore never imports Django or labelapp."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+MLCORE = Path(__file__).resolve().parent.parent / "mlcore"
+
+
+def test_no_mlcore_module_imports_django_or_labelapp():
+    offenders = []
+    for path in MLCORE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.split(".")[0] in ("django", "labelapp", "celery")
+            ]
+    assert offenders == []
+
+
+def test_mlcore_imports_with_django_unavailable():
+    """Import every mlcore module in a fresh interpreter where importing django fails."""
+    modules = sorted(
+        ".".join(p.relative_to(MLCORE.parent).with_suffix("").parts)
+        for p in MLCORE.rglob("*.py")
+        if p.name != "__main__.py"
+    )
+    code = (
+        "import sys, importlib\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('django', 'labelapp', 'celery'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"for m in {modules!r}:\n"
+        "    importlib.import_module(m.removesuffix('.__init__'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=MLCORE.parent, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
