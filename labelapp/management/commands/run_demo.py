@@ -75,7 +75,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo running at {url}  (health: {url}healthz, admin: {url}admin/)")
         self.stdout.write(f"Logs in {logs}/. Press Ctrl-C to stop web, worker and beat.")
         stop = {"now": False}
-        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+        # Explicit handlers: a shell may start us with SIGINT ignored (background job).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.update(now=True))
         try:
             while not stop["now"]:
                 for name, proc in procs.items():
