@@ -313,3 +313,13 @@ def test_failure_in_database_step_removes_the_store(tmp_path, settings, monkeypa
     with pytest.raises(RuntimeError, match="database went away"):
         ingest_survey(path=path)
     _nothing_written(settings)
+
+
+def test_new_candidates_enter_the_queue_low_sn_first(tmp_path):
+    ingest_survey(path=write_survey(tmp_path / "a.fits", make_survey(20)))
+    queue = list(
+        Candidate.objects.filter(status=Candidate.Status.ACTIVE)
+        .order_by("-priority")
+        .values_list("sn", flat=True)
+    )
+    assert len(queue) == 20 and queue == sorted(queue)

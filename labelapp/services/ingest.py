@@ -260,10 +260,18 @@ def _write_rows(reader, *, path, sha, name, writer: StoreWriter, zeroed, report)
                 sl = slice(start, min(n, start + DB_BATCH))
                 # .tolist() turns numpy scalars into Python ones in C, fast
                 columns = [values[f][sl].tolist() for f in CANDIDATE_FIELDS]
+                k = sl.stop - start
+                priority = (-values["sn"][sl].astype(np.float64)).tolist()  # low S/N first
                 rows = zip(
-                    *columns, [batch.pk] * (sl.stop - start), range(start, sl.stop), strict=True
+                    *columns,
+                    [batch.pk] * k,
+                    range(start, sl.stop),
+                    [Candidate.Status.ACTIVE.value] * k,
+                    priority,
+                    strict=True,
                 )
-                insert_rows(Candidate, (*CANDIDATE_FIELDS, "batch", "row"), rows)
+                fields = (*CANDIDATE_FIELDS, "batch", "row", "status", "priority")
+                insert_rows(Candidate, fields, rows)
                 report("database", sl.stop, n)
             if "truth_real" in cols and "truth_type" in cols:
                 _write_truth(batch, cols)

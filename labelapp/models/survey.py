@@ -1,4 +1,4 @@
-"""Database models. Survey pixels live in the cutout store (mlcore.store), not here."""
+"""Survey data: ingest batches, candidates and their (simulated) ground truth."""
 
 from django.db import models
 
@@ -30,6 +30,11 @@ class IngestBatch(models.Model):
 class Candidate(models.Model):
     """One emission-line detection (HETDEX ``Detections`` columns) and where its pixels are."""
 
+    class Status(models.TextChoices):
+        ACTIVE = "active", "in the volunteer queue"
+        RETIRED = "retired", "retired (label settled)"
+        EXPERT = "expert", "waiting for an expert"
+
     detectid = models.BigIntegerField(unique=True)
     batch = models.ForeignKey(IngestBatch, on_delete=models.PROTECT, related_name="candidates")
     row = models.PositiveIntegerField(help_text="Row of this candidate in the batch store.")
@@ -45,11 +50,17 @@ class Candidate(models.Model):
     sn = models.FloatField(db_index=True)
     chi2 = models.FloatField()
     apcor = models.FloatField(default=1.0)
+    # The labelling queue lives on the candidate: volunteers get active candidates in order
+    # of priority (index below, so choosing the next one never scans the table). Ingest
+    # puts low S/N first (priority = -sn) until the active-learning loop sets priorities.
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    priority = models.FloatField(default=0.0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["batch", "row"], name="candidate_unique_batch_row"),
         ]
+        indexes = [models.Index(fields=["status", "-priority"], name="candidate_queue")]
 
     def __str__(self) -> str:
         return f"detectid {self.detectid} ({self.wave:.1f} A, S/N {self.sn:.2f})"
