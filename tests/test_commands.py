@@ -16,8 +16,20 @@ from mlcore.survey_io import read_external, read_survey
 @pytest.mark.parametrize("fmt,suffix", [("fits", ".fits"), ("hdf5", ".h5")])
 def test_simulate_then_ingest(tmp_path, capsys, fmt, suffix):
     out = tmp_path / f"sim{suffix}"
-    call_command("simulate_survey", "--n", "300", "--seed", "4", "--field", "goods-n",
-                 "--out", str(out), "--format", fmt, "--no-progress")
+    call_command(
+        "simulate_survey",
+        "--n",
+        "300",
+        "--seed",
+        "4",
+        "--field",
+        "goods-n",
+        "--out",
+        str(out),
+        "--format",
+        fmt,
+        "--no-progress",
+    )
     assert f"Wrote 300 candidates (goods-n, seed 4) to {out}" in capsys.readouterr().out
     survey = read_survey(out)
     assert len(survey) == 300 and set(survey.catalog["field"]) == {"goods-n"}
@@ -33,8 +45,7 @@ def test_simulate_then_ingest(tmp_path, capsys, fmt, suffix):
 
 def test_fits_header_carries_simulator_version_and_parameters(tmp_path):
     out = tmp_path / "sim.fits"
-    call_command("simulate_survey", "--n", "100", "--seed", "2", "--out", str(out),
-                 "--no-progress")
+    call_command("simulate_survey", "--n", "100", "--seed", "2", "--out", str(out), "--no-progress")
     header = fits.getheader(out)
     meta = json.loads(header["SIMMETA"])
     assert header["SIMVERS"] == meta["simulator_version"]
