@@ -22,6 +22,7 @@ datasets is accepted too, so files written by other tools can be read.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -273,10 +274,17 @@ class _FitsReader(SurveyReader):
         self.fmt, self.path = "fits", path
         try:
             # No memmap: file-backed pages would count in the reader's memory and grow with the
-            # file; ``section`` reads just the requested rows from disk.
-            self._hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+            # file; ``section`` reads just the requested rows from disk. astropy only *warns*
+            # about a truncated file, so catch that and refuse it here.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self._hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
         except Exception as exc:  # astropy raises many types for a broken file
             raise SurveyFileError(f"{path}: cannot be opened as FITS: {exc}") from exc
+        truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
+        if truncated:
+            self._hdul.close()
+            raise SurveyFileError(f"{path}: file is truncated ({truncated[0]})")
         try:
             self.meta = _meta_from_header(self._hdul[0].header)
             if "CATALOG" not in self._hdul:

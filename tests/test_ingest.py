@@ -150,14 +150,14 @@ def test_truncated_fits(tmp_path, settings, fits_file):
     data = fits_file.read_bytes()
     path = tmp_path / "trunc.fits"
     path.write_bytes(data[: len(data) // 2])
-    _refused(path, settings, "trunc.fits")
+    _refused(path, settings, "trunc.fits: file is truncated", "smaller than the expected size")
 
 
 def test_truncated_hdf5(tmp_path, settings, hdf5_file):
     data = hdf5_file.read_bytes()
     path = tmp_path / "trunc.h5"
     path.write_bytes(data[: len(data) // 3])
-    _refused(path, settings, "trunc.h5")
+    _refused(path, settings, "trunc.h5: cannot be opened as HDF5", "truncated file")
 
 
 def test_missing_catalogue_column(settings, fits_file):
