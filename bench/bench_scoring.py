@@ -1,0 +1,104 @@
+"""Scoring throughput, end to end: memmap float16 cutouts -> prob, entropy, BALD, std.
+
+    python bench/bench_scoring.py [--model DIR] [--n 20000] [--T 1 10] [--batch 4096]
+        [--threads 1] [--device cpu|cuda]
+
+Writes N simulated candidates to ``.npy`` memmaps laid out like the cutout store's (float16
+cutouts, float32 spectrum + error), then times :func:`mlcore.cnn.scoring.score` over them,
+including the reads, the float32 cast, the normalisation, the 1D windows (models with the
+1D branch) and T MC-dropout samples.
+Also times normalisation and the network alone. Prints figures; never passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlcore.cnn.card import load_checkpoint
+from mlcore.cnn.data import normalise, spec_windows
+from mlcore.cnn.model import LineCNN, count_parameters
+from mlcore.cnn.scoring import score
+
+
+def make_store(tmp: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cutout-store-like memmaps: cutouts (N,5,9,100) float16, spec (N,2,1036), wave (N,)."""
+    cut = np.lib.format.open_memmap(tmp / "cutouts.npy", "w+", np.float16, (n, 5, 9, 100))
+    spec = np.lib.format.open_memmap(tmp / "spec.npy", "w+", np.float32, (n, 2, 1036))
+    wave = np.empty(n, np.float64)
+    from mlcore.simulator import simulate_survey
+    from mlcore.survey import stack_cutouts
+
+    for a in range(0, n, 10_000):
+        s = simulate_survey(min(10_000, n - a), seed=seed + a)
+        b = a + len(s)
+        cut[a:b] = stack_cutouts(s.im_sum, s.im_array)
+        spec[a:b, 0], spec[a:b, 1] = s.spec1d, s.spec1d_err
+        wave[a:b] = s.catalog["wave"]
+    cut.flush()
+    spec.flush()
+    return np.load(tmp / "cutouts.npy", mmap_mode="r"), np.load(tmp / "spec.npy", "r"), wave
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None, help="model dir (default: untrained default net)")
+    ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--T", type=int, nargs="+", default=[1, 10])
+    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default=None)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_checkpoint(a.model, device) if a.model else LineCNN().to(device).eval()
+    print(
+        f"device {device}, threads {a.threads}, {count_parameters(model)} params, batch {a.batch}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        mm, spec, wave = make_store(Path(tmp), a.n, seed=100)
+        kw = {"spec": spec, "wave": wave} if model.config.spec_len else {}
+        score(
+            model,
+            mm[: a.batch],
+            n_samples=2,
+            batch_size=a.batch,
+            **({"spec": spec[: a.batch], "wave": wave[: a.batch]} if kw else {}),
+        )  # warm-up
+        for T in a.T:
+            t0 = time.perf_counter()
+            score(model, mm, n_samples=T, batch_size=a.batch, **kw)
+            dt = time.perf_counter() - t0
+            print(f"end to end  T={T:3d}: {a.n / dt:9.0f} candidates/s ({dt:.2f} s for {a.n})")
+        x = torch.from_numpy(np.asarray(mm[: a.batch], np.float32)).to(device)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            z, _ = normalise(x)
+        t_norm = (time.perf_counter() - t0) / 3
+        sw = None
+        if model.config.spec_len:
+            t0 = time.perf_counter()
+            sp = np.asarray(spec[: a.batch])
+            sw = spec_windows(sp[:, 0], sp[:, 1], wave[: a.batch], model.config.spec_len // 2)
+            print(f"1D windows alone: {a.batch / (time.perf_counter() - t0):9.0f}/s")
+            sw = torch.from_numpy(sw).to(device)
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            for _ in range(3):
+                model.forward_mc(z, sw, n_samples=10)
+            t_net = (time.perf_counter() - t0) / 3
+        if device == "cuda":
+            torch.cuda.synchronize()
+        print(
+            f"normalise alone: {a.batch / t_norm:9.0f}/s; network alone T=10: "
+            f"{a.batch / t_net:9.0f}/s"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Learning curve: balanced accuracy per S/N regime vs number of training labels.
+
+    python bench/learning_curve.py --simulate 80000 [--seed 0] \
+        [--sizes 500 1000 2000 5000 10000 20000 50000] [--epochs 20] [--threads 1]
+    python bench/learning_curve.py --data survey.fits ...
+
+One fixed held-out test set (20% of the labelled rows, stratified by regime and class) for
+every point; each point trains from scratch on ``n`` labels (+15% of that for validation,
+early stopping), fits the temperature, evaluates on the test set. Results go to
+``bench/learning_curve.json`` and a markdown table ``bench/learning_curve.md`` with a
+saturating fit ``bacc(n) = a - b * n**-c`` per regime, whose ``a`` is the asymptote the
+target is judged against. Prints figures; never passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlcore.cnn.data import spec_windows
+from mlcore.cnn.evaluation import evaluate
+from mlcore.cnn.model import CNNConfig
+from mlcore.cnn.training import TrainConfig, _normalise_rows, predict_logits, train
+from mlcore.survey import stack_cutouts
+from mlcore.train import SPEC_HALF_WIDTH, make_splits
+
+HERE = Path(__file__).resolve().parent
+
+
+def load(args):
+    """-> cutouts (N,5,9,100) float16, sn, truth_real, 1D windows (N,2,L) or None, source."""
+    if args.data:
+        from mlcore.survey_io import read_survey
+
+        s = read_survey(args.data)
+        cut = stack_cutouts(s.im_sum, s.im_array).astype(np.float16)  # half the memory
+        spec = _spec(s, args)
+        y = s.truth["truth_real"].astype(np.float32)
+        return cut, s.catalog["sn"], y, spec, f"file {args.data}"
+    from mlcore.simulator import SIMULATOR_VERSION, simulate_survey
+
+    # in chunks of 20k (independent seeds) so only float16 cutouts accumulate in memory
+    cuts, sns, ys, specs = [], [], [], []
+    for k, a in enumerate(range(0, args.simulate, 20_000)):
+        s = simulate_survey(
+            min(20_000, args.simulate - a), seed=args.seed * 1000 + k, field=args.field
+        )
+        cuts.append(stack_cutouts(s.im_sum, s.im_array).astype(np.float16))
+        sns.append(s.catalog["sn"])
+        ys.append(s.truth["truth_real"].astype(np.float32))
+        specs.append(_spec(s, args))
+        del s
+    src = (
+        f"simulate_survey({args.simulate} in 20k chunks, seeds {args.seed * 1000}+k, "
+        f"field={args.field!r}) v{SIMULATOR_VERSION}"
+    )
+    spec = None if args.no_spec1d else np.concatenate(specs)
+    return np.concatenate(cuts), np.concatenate(sns), np.concatenate(ys), spec, src
+
+
+def _spec(s, args):
+    if args.no_spec1d:
+        return None
+    return spec_windows(s.spec1d, s.spec1d_err, s.catalog["wave"], SPEC_HALF_WIDTH)
+
+
+def fit_saturating(n: np.ndarray, y: np.ndarray) -> dict | None:
+    """Least squares of y = a - b n^-c over a grid of c (a, b linear given c), a <= 1.
+
+    Three parameters on a handful of noisy points: the asymptote is loosely constrained,
+    so the report also gives the measured gain over the last step in n.
+    """
+    ok = np.isfinite(y)
+    if ok.sum() < 3:
+        return None
+    n, y = n[ok].astype(float), y[ok]
+    best = None
+    for c in np.linspace(0.05, 1.5, 146):
+        A = np.stack([np.ones_like(n), -(n**-c)], axis=1)
+        (a, b), *_ = np.linalg.lstsq(A, y, rcond=None)
+        if a > 1.0:  # balanced accuracy cannot exceed 1: refit b with a fixed at 1
+            a = 1.0
+            b = float(np.dot(-(n**-c), y - 1.0) / np.dot(n**-c, n**-c))
+        r = float(((a - b * n**-c - y) ** 2).sum())
+        if best is None or r < best["rss"]:
+            best = {"a": float(a), "b": float(b), "c": float(c), "rss": r}
+    return best
+
+
+def write_report(result: dict, out: str) -> str:
+    """The markdown table + fits for a result dict (also rebuildable with --from-json)."""
+    points = result["points"]
+    ns = np.array([p["n_train"] for p in points])
+    result["fits"] = fits = {
+        reg: fit_saturating(ns, np.array([p[f"{reg}_balanced_accuracy"] for p in points]))
+        for reg in ("high", "low")
+    }
+    mc = result["model_config"]
+    lines = [
+        f"# Learning curve ({result['source']})",
+        "",
+        f"Model: LineCNN width {mc['width']}, 1D branch {'on' if mc['spec_len'] else 'off'}; "
+        f"at most {result.get('epochs', '?')} epochs, early stopping. "
+        "Balanced accuracy on one fixed held-out test set "
+        f"(n_test = {points[0]['n_test'] if points else 0}); truth labels; "
+        f"CPU, {result['threads']} thread(s). Threshold 0.5 on temperature-scaled p.",
+        "",
+        "| n_train | bacc high (sn>5.5) | bacc low (4.8-5.5) | bacc overall | "
+        "prec/rec high | prec/rec low | ECE raw -> T | train s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in points:
+        lines.append(
+            f"| {p['n_train']} | {p['high_balanced_accuracy']:.3f} | "
+            f"{p['low_balanced_accuracy']:.3f} | {p['overall_balanced_accuracy']:.3f} | "
+            f"{p['high_precision']:.3f}/{p['high_recall']:.3f} | "
+            f"{p['low_precision']:.3f}/{p['low_recall']:.3f} | "
+            f"{p['ece_uncal']:.3f} -> {p['ece_cal']:.3f} | {p['train_time_s']:.0f} |"
+        )
+    lines.append("")
+    for reg, f in fits.items():
+        if not f:
+            continue
+        last = points[-1][f"{reg}_balanced_accuracy"]
+        step = ""
+        if len(points) > 1:
+            prev = points[-2]
+            gain = 100 * (last - prev[f"{reg}_balanced_accuracy"])
+            step = (
+                f"; measured gain from n={prev['n_train']} to n={points[-1]['n_train']}: "
+                f"{gain:+.1f} points"
+            )
+        lines.append(
+            f"- {reg}: fit bacc(n) = {f['a']:.3f} - {f['b']:.3f} n^-{f['c']:.2f} (a <= 1); "
+            f"asymptote {f['a']:.3f}, largest point {last:.3f} "
+            f"({100 * (f['a'] - last):+.1f} points to go){step}"
+        )
+    text = "\n".join(lines) + "\n"
+    Path(out + ".md").write_text(text)
+    Path(out + ".json").write_text(json.dumps(result, indent=2))
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--simulate", type=int, default=80_000)
+    ap.add_argument("--field", default="cosmos")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--sizes", type=int, nargs="+", default=[500, 1000, 2000, 5000, 10000, 20000, 50000]
+    )
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--no-spec1d", action="store_true", help="images only, no 1D branch")
+    ap.add_argument("--patience", type=int, default=4)
+    ap.add_argument("--width", type=int, default=12)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(HERE / "learning_curve"))
+    ap.add_argument("--from-json", default=None, help="only rebuild the report from a JSON")
+    a = ap.parse_args()
+    if a.from_json:
+        print(write_report(json.loads(Path(a.from_json).read_text()), a.out))
+        return
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    cut, sn, y, spec, src = load(a)
+    mcfg = CNNConfig(width=a.width, spec_len=0 if spec is None else spec.shape[-1])
+    print(f"{src}: {len(y)} candidates ({time.perf_counter() - t0:.0f}s)", flush=True)
+    points = []
+    for n in a.sizes:
+        tr, va, te = make_splits(y, sn, test_frac=0.2, val_frac=0.15, max_train=n, seed=a.seed)
+        if len(tr) < 0.9 * n:
+            print(f"skip n={n}: only {len(tr)} training rows available")
+            continue
+        res = train(
+            cut,
+            y,
+            sn,
+            spec=spec,
+            train_idx=tr,
+            val_idx=va,
+            model_config=mcfg,
+            config=TrainConfig(epochs=a.epochs, patience=a.patience, seed=a.seed),
+            log=None,
+        )
+        s_te = None if spec is None else torch.as_tensor(spec[te])
+        logits = predict_logits(res.model, _normalise_rows(cut, te), s_te)
+        rep = evaluate(y[te], logits, sn[te], temperature=res.temperature)
+        pt = {
+            "n_train": int(len(tr)),
+            "n_val": int(len(va)),
+            "n_test": int(len(te)),
+            "epochs_run": len(res.history),
+            "best_epoch": res.best_epoch,
+            "train_time_s": round(res.train_time_s, 1),
+            "temperature": res.temperature,
+            "ece_uncal": rep["calibration"]["ece_uncalibrated"],
+            "ece_cal": rep["calibration"]["ece_calibrated"],
+        }
+        for reg in ("high", "low", "overall"):
+            m = rep["regimes"][reg]
+            for k in ("balanced_accuracy", "precision", "recall", "roc_auc"):
+                pt[f"{reg}_{k}"] = m[k]
+        points.append(pt)
+        print(
+            f"n={pt['n_train']:6d} bacc high {pt['high_balanced_accuracy']:.4f} "
+            f"low {pt['low_balanced_accuracy']:.4f} overall {pt['overall_balanced_accuracy']:.4f}"
+            f" ({pt['train_time_s']:.0f}s, {pt['epochs_run']} epochs)",
+            flush=True,
+        )
+    result = {
+        "source": src,
+        "model_config": mcfg.to_dict(),
+        "epochs": a.epochs,
+        "threads": a.threads,
+        "points": points,
+        "total_time_s": round(time.perf_counter() - t0, 1),
+    }
+    print(write_report(result, a.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Held-out evaluation: metrics per S/N regime, field and contaminant type; calibration;
+temperature scaling; recovery of externally confirmed (DESI-like) LAEs.
+
+Pure numpy (+ astropy for the sky cross-match). Labels ``y`` are booleans (soft targets are
+thresholded at 0.5); ``p`` are probabilities of "real line". Empty or one-class subsets
+give NaN for the metrics that need both classes, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mlcore.survey import CONTAMINANT_TYPES, LYA_REST, REAL_TYPES, SN_LOW_MAX, SN_THRESHOLD
+
+NAN = float("nan")
+
+
+def _f(x: float) -> float | None:
+    """JSON-friendly float: NaN -> None."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    y, pred = np.asarray(y, bool), np.asarray(pred, bool)
+    if y.all() or (~y).all():
+        return NAN
+    return 0.5 * (pred[y].mean() + (~pred[~y]).mean())
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve via the Mann-Whitney U statistic (ties count one half)."""
+    y, score = np.asarray(y, bool), np.asarray(score, np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return NAN
+    order = np.argsort(score, kind="mergesort")
+    s = score[order]
+    ranks = np.empty(len(s), np.float64)
+    # average ranks over ties
+    _, first, counts = np.unique(s, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0  # 1-based mean rank of each tie group
+    ranks[order] = np.repeat(avg, counts)
+    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
+    return u / (n_pos * n_neg)
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict:
+    """n, counts, balanced accuracy, precision, recall, specificity, accuracy, ROC-AUC."""
+    y = np.asarray(y, bool)
+    p = np.asarray(p, np.float64)
+    pred = p >= threshold
+    tp, fp = int((pred & y).sum()), int((pred & ~y).sum())
+    fn, tn = int((~pred & y).sum()), int((~pred & ~y).sum())
+    return {
+        "n": len(y),
+        "n_real": int(y.sum()),
+        "n_false": int((~y).sum()),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "balanced_accuracy": _f(balanced_accuracy(y, pred)) if len(y) else None,
+        "precision": _f(tp / (tp + fp)) if tp + fp else None,
+        "recall": _f(tp / (tp + fn)) if tp + fn else None,
+        "specificity": _f(tn / (tn + fp)) if tn + fp else None,
+        "accuracy": _f((tp + tn) / len(y)) if len(y) else None,
+        "roc_auc": _f(roc_auc(y, p)),
+    }
+
+
+def regime_masks(sn: np.ndarray) -> dict[str, np.ndarray]:
+    sn = np.asarray(sn)
+    return {
+        "overall": np.ones(len(sn), bool),
+        "high": sn > SN_LOW_MAX,
+        "low": (sn >= SN_THRESHOLD) & (sn <= SN_LOW_MAX),
+    }
+
+
+def metrics_by_regime(y, p, sn, threshold: float = 0.5) -> dict[str, dict]:
+    """{'overall', 'high' (sn > 5.5), 'low' (4.8 <= sn <= 5.5)} -> binary_metrics."""
+    y, p = np.asarray(y, bool), np.asarray(p)
+    return {k: binary_metrics(y[m], p[m], threshold) for k, m in regime_masks(sn).items()}
+
+
+def metrics_by_group(y, p, sn, groups, threshold: float = 0.5) -> dict[str, dict]:
+    """Per value of ``groups`` (e.g. field): metrics per regime."""
+    y, p, sn, groups = np.asarray(y, bool), np.asarray(p), np.asarray(sn), np.asarray(groups)
+    return {
+        str(g): metrics_by_regime(y[groups == g], p[groups == g], sn[groups == g], threshold)
+        for g in np.unique(groups)
+    }
+
+
+def type_report(truth_type, p, sn, threshold: float = 0.5) -> dict[str, dict]:
+    """Per truth type: how often it is called real, per regime.
+
+    For contaminants ``frac_called_real`` is the false-positive rate (which artefacts fool
+    the model); for real types (lae, oii) it is the recall.
+    """
+    truth_type, p, sn = np.asarray(truth_type), np.asarray(p), np.asarray(sn)
+    out = {}
+    for t in [*REAL_TYPES, *CONTAMINANT_TYPES]:
+        sel = truth_type == t
+        if not sel.any():
+            continue
+        rec = {"kind": "real" if t in REAL_TYPES else "contaminant"}
+        for reg, m in regime_masks(sn).items():
+            mm = sel & m
+            rec[reg] = {
+                "n": int(mm.sum()),
+                "frac_called_real": _f(float((p[mm] >= threshold).mean())) if mm.any() else None,
+                "mean_prob": _f(float(p[mm].mean())) if mm.any() else None,
+            }
+        out[t] = rec
+    return out
+
+
+# --- calibration ---------------------------------------------------------------------------
+
+
+def reliability_curve(y, p, n_bins: int = 15) -> dict[str, list]:
+    """Equal-width bins of predicted probability: mean prediction, observed fraction real."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    b = np.clip(np.digitize(p, edges[1:-1], right=False), 0, n_bins - 1)
+    count = np.bincount(b, minlength=n_bins)
+    sum_p = np.bincount(b, weights=p, minlength=n_bins)
+    sum_y = np.bincount(b, weights=y, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p, frac = sum_p / count, sum_y / count
+    return {
+        "bin_lo": edges[:-1].tolist(),
+        "bin_hi": edges[1:].tolist(),
+        "count": count.astype(int).tolist(),
+        "mean_pred": [_f(v) for v in mean_p],
+        "frac_real": [_f(v) for v in frac],
+    }
+
+
+def expected_calibration_error(y, p, n_bins: int = 15) -> float:
+    """ECE: count-weighted mean |observed fraction - mean prediction| over equal-width bins."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    if len(y) == 0:
+        return NAN
+    rc = reliability_curve(y, p, n_bins)
+    tot = 0.0
+    for c, mp, fr in zip(rc["count"], rc["mean_pred"], rc["frac_real"], strict=True):
+        if c:
+            tot += c * abs(fr - mp)
+    return tot / len(y)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+
+
+def _nll(logits: np.ndarray, t: np.ndarray, temperature: float) -> float:
+    z = logits / temperature
+    # BCE with logits, stable: max(z,0) - z t + log(1 + exp(-|z|))
+    return float(np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))))
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Temperature T minimising the NLL of sigmoid(logits / T) on a validation set.
+
+    Golden-section search on log T in [-3, 3] (T from 0.05 to 20); the NLL is convex in 1/T
+    so the search finds the optimum. Soft targets are fine. Empty input -> 1.
+    """
+    logits = np.asarray(logits, np.float64)
+    t = np.asarray(targets, np.float64)
+    if len(logits) == 0:
+        return 1.0
+    lo, hi = -3.0, 3.0
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = _nll(logits, t, math.exp(a)), _nll(logits, t, math.exp(b))
+    for _ in range(60):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = _nll(logits, t, math.exp(a))
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = _nll(logits, t, math.exp(b))
+    return float(math.exp(0.5 * (lo + hi)))
+
+
+def calibration_report(y, logits, temperature: float, n_bins: int = 15) -> dict:
+    """ECE and reliability curve before and after temperature scaling."""
+    p_raw, p_cal = sigmoid(logits), sigmoid(np.asarray(logits) / temperature)
+    return {
+        "temperature": float(temperature),
+        "n_bins": n_bins,
+        "ece_uncalibrated": _f(expected_calibration_error(y, p_raw, n_bins)),
+        "ece_calibrated": _f(expected_calibration_error(y, p_cal, n_bins)),
+        "reliability_uncalibrated": reliability_curve(y, p_raw, n_bins),
+        "reliability_calibrated": reliability_curve(y, p_cal, n_bins),
+    }
+
+
+# --- external confirmation catalogue ---------------------------------------------------------
+
+
+def _pairs_within(cand_ra, cand_dec, ext_ra, ext_dec, radius_arcsec: float):
+    """All (external, candidate) pairs closer than the radius -> (i_ext, i_cand, sep arcsec).
+
+    Candidates are sorted by Dec and each external source only looks at the Dec window of
+    +-radius (a searchsorted), then astropy computes the exact angular separations. This
+    avoids astropy's KD-tree matchers, which need scipy (not a dependency here), and stays
+    O((N + M) log N + pairs in the window).
+    """
+    from astropy import units as u
+    from astropy.coordinates.angles import angular_separation
+
+    cand_dec = np.asarray(cand_dec, np.float64)
+    order = np.argsort(cand_dec, kind="stable")
+    dec_sorted = cand_dec[order]
+    r_deg = radius_arcsec / 3600.0
+    ext_dec = np.asarray(ext_dec, np.float64)
+    lo = np.searchsorted(dec_sorted, ext_dec - r_deg, side="left")
+    hi = np.searchsorted(dec_sorted, ext_dec + r_deg, side="right")
+    counts = hi - lo
+    i_ext = np.repeat(np.arange(len(ext_dec)), counts)
+    offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    i_cand = order[np.repeat(lo, counts) + offs]
+    sep = angular_separation(
+        np.asarray(ext_ra, np.float64)[i_ext] * u.deg,
+        ext_dec[i_ext] * u.deg,
+        np.asarray(cand_ra, np.float64)[i_cand] * u.deg,
+        cand_dec[i_cand] * u.deg,
+    ).to_value(u.arcsec)
+    keep = sep <= radius_arcsec
+    return i_ext[keep], i_cand[keep], sep[keep]
+
+
+def crossmatch_external(
+    cand_ra: np.ndarray,
+    cand_dec: np.ndarray,
+    cand_wave: np.ndarray,
+    cand_sn: np.ndarray,
+    p: np.ndarray,
+    ext_ra: np.ndarray,
+    ext_dec: np.ndarray,
+    ext_z: np.ndarray,
+    *,
+    radius_arcsec: float = 1.5,
+    max_dwave: float = 8.0,
+    threshold: float = 0.5,
+) -> dict:
+    """Recovery of externally confirmed LAEs, per regime of the matched candidate.
+
+    An external source matches a candidate within ``radius_arcsec`` on the sky whose line
+    wavelength agrees with Lya at the external redshift within ``max_dwave`` A (so another
+    line at the same position does not count); the nearest such candidate wins. A matched
+    LAE is recovered when that candidate's probability is >= ``threshold``. External
+    sources with no matching candidate (not detected, or not in this evaluation set) are
+    counted in ``n_unmatched`` and left out of the recovery fraction.
+    """
+    p, cand_sn = np.asarray(p), np.asarray(cand_sn)
+    n_ext = len(ext_ra)
+    best = np.full(n_ext, -1, np.int64)
+    if n_ext and len(cand_ra):
+        i_ext, i_cand, sep = _pairs_within(cand_ra, cand_dec, ext_ra, ext_dec, radius_arcsec)
+        lya = LYA_REST * (1.0 + np.asarray(ext_z, np.float64))
+        ok = np.abs(np.asarray(cand_wave, np.float64)[i_cand] - lya[i_ext]) <= max_dwave
+        i_ext, i_cand, sep = i_ext[ok], i_cand[ok], sep[ok]
+        order = np.lexsort((sep, i_ext))  # by external source, nearest first
+        i_ext, i_cand = i_ext[order], i_cand[order]
+        first = np.ones(len(i_ext), bool)
+        first[1:] = i_ext[1:] != i_ext[:-1]
+        best[i_ext[first]] = i_cand[first]
+    matched = best >= 0
+    out: dict = {
+        "radius_arcsec": radius_arcsec,
+        "max_dwave": max_dwave,
+        "n_external": int(n_ext),
+        "n_unmatched": int((~matched).sum()),
+    }
+    m_sn = np.where(matched, cand_sn[np.maximum(best, 0)], np.nan)
+    m_p = np.where(matched, p[np.maximum(best, 0)], np.nan)
+    for reg, mask in regime_masks(np.nan_to_num(m_sn, nan=-1.0)).items():
+        sel = matched & mask
+        n_rec = int((m_p[sel] >= threshold).sum())
+        out[reg] = {
+            "n_matched": int(sel.sum()),
+            "n_recovered": n_rec,
+            "recovery": _f(n_rec / sel.sum()) if sel.any() else None,
+        }
+    return out
+
+
+def evaluate(
+    y: np.ndarray,
+    logits: np.ndarray,
+    sn: np.ndarray,
+    *,
+    temperature: float = 1.0,
+    field: np.ndarray | None = None,
+    truth_type: np.ndarray | None = None,
+    threshold: float = 0.5,
+) -> dict:
+    """The full held-out report written into the model card.
+
+    ``logits`` are the model's uncalibrated logits; probabilities are
+    sigmoid(logits / temperature). Sections: regimes, per field, per truth type (if given),
+    calibration (ECE + reliability before/after temperature scaling).
+    """
+    y = np.asarray(y, np.float64) >= 0.5
+    p = sigmoid(np.asarray(logits) / temperature)
+    rep = {
+        "threshold": threshold,
+        "regimes": metrics_by_regime(y, p, sn, threshold),
+        "calibration": calibration_report(y, logits, temperature),
+    }
+    if field is not None:
+        rep["fields"] = metrics_by_group(y, p, sn, field, threshold)
+    if truth_type is not None:
+        rep["types"] = type_report(truth_type, p, sn, threshold)
+    return rep

@@ -1,0 +1,144 @@
+"""The line classifier: a small CNN on the 2D spectral cutouts of one candidate.
+
+Input is the normalised (B, 5, 9, 100) stack from :func:`mlcore.survey.stack_cutouts`
+(summed image, then the 4 highest-weight fibers; rows are the spatial direction on the CCD,
+columns wavelength with the line near column 50), optionally plus a (B, 2, L) window of the
+1D spectrum around the line. Output is one logit for "a real emission line sits at the
+centre".
+
+Dropout lives only in the head, after the convolutional trunk. That makes Monte-Carlo
+dropout cheap: scoring runs the trunk once and the head T times (``forward_mc``), so T=10
+costs little more than T=1. The trunk has BatchNorm, which stays in eval mode while
+sampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class CNNConfig:
+    in_channels: int = 5  # summed image + 4 fibers
+    rows: int = 9  # spatial
+    cols: int = 100  # wavelength
+    width: int = 12  # channels of the first conv; later blocks use 2x and 3x
+    hidden: int = 64  # width of the hidden layer of the head
+    dropout: float = 0.3  # head dropout, also the MC-dropout rate when scoring
+    spec_len: int = 0  # length of the optional 1D-spectrum window; 0 = no 1D branch
+    spec_channels: int = 2  # S/N per pixel, flux scaled by its robust sigma
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _conv_bn(c_in: int, c_out: int, kernel: tuple[int, int]) -> nn.Sequential:
+    pad = (kernel[0] // 2, kernel[1] // 2)
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, padding=pad, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class LineCNN(nn.Module):
+    def __init__(self, config: CNNConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or CNNConfig()
+        w = cfg.width
+        # Full resolution first: cosmic rays and sky residuals are 1-3 px sharp, so the
+        # first layer sees them before any pooling. Wider in wavelength than in space.
+        self.trunk = nn.Sequential(
+            _conv_bn(cfg.in_channels, w, (3, 5)),  # (B, w, 9, 100)
+            nn.MaxPool2d((1, 2)),  # (B, w, 9, 50)
+            _conv_bn(w, 2 * w, (3, 3)),  # (B, 2w, 9, 50)
+            nn.MaxPool2d((2, 2)),  # (B, 2w, 4, 25)
+            _conv_bn(2 * w, 3 * w, (3, 3)),  # (B, 3w, 4, 25)
+        )
+        # Pool to 5 wavelength bins, keeping where along the spectrum things are (the line
+        # is in the middle bin); avg for extended signal, max for sharp hits.
+        self.pool_bins = 5
+        n_feat = 2 * 3 * w * self.pool_bins
+        if cfg.spec_len > 0:
+            s = w
+            self.spec_trunk = nn.Sequential(
+                nn.Conv1d(cfg.spec_channels, s, 7, padding=3, bias=False),  # (B, s, L)
+                nn.BatchNorm1d(s),
+                nn.ReLU(inplace=True),
+                nn.MaxPool1d(2),  # (B, s, L/2)
+                nn.Conv1d(s, 2 * s, 5, padding=2, bias=False),  # (B, 2s, L/2)
+                nn.BatchNorm1d(2 * s),
+                nn.ReLU(inplace=True),
+                nn.AdaptiveMaxPool1d(self.pool_bins),  # (B, 2s, 5)
+            )
+            n_feat += 2 * s * self.pool_bins
+        else:
+            self.spec_trunk = None
+        self.fc1 = nn.Linear(n_feat, cfg.hidden)
+        self.fc2 = nn.Linear(cfg.hidden, 1)
+        # Temperature for calibrated probabilities, fitted on validation after training;
+        # a buffer so it travels with the state dict.
+        self.register_buffer("temperature", torch.ones(()))
+
+    def features(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 5, 9, 100) [+ (B, C, L)] -> (B, n_feat): the deterministic part."""
+        h = self.trunk(x)  # (B, 3w, 4, 25)
+        h_avg = F.adaptive_avg_pool2d(h, (1, self.pool_bins)).flatten(1)  # (B, 3w*5)
+        h_max = F.adaptive_max_pool2d(h, (1, self.pool_bins)).flatten(1)  # (B, 3w*5)
+        feats = [h_avg, h_max]
+        if self.spec_trunk is not None:
+            if spec is None:
+                raise ValueError("this model was built with a 1D-spectrum branch: pass spec")
+            feats.append(self.spec_trunk(spec).flatten(1))  # (B, 2s*5)
+        return torch.cat(feats, dim=1)
+
+    def head(
+        self, f: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """(B, n_feat) -> (B,) logits. ``masks`` are explicit dropout masks (MC scoring)."""
+        p = self.config.dropout
+        if masks is None:
+            f = F.dropout(f, p, self.training)
+            h = F.relu(self.fc1(f))
+            h = F.dropout(h, p, self.training)
+        else:
+            h = F.relu(self.fc1(f * masks[0]))
+            h = h * masks[1]
+        return self.fc2(h).squeeze(-1)
+
+    def forward(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 5, 9, 100) -> (B,) logits (uncalibrated: divide by ``temperature``)."""
+        return self.head(self.features(x, spec))
+
+    @torch.no_grad()
+    def forward_mc(
+        self,
+        x: torch.Tensor,
+        spec: torch.Tensor | None = None,
+        n_samples: int = 10,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """(B, ...) -> (T, B) logits under T dropout masks; trunk run once.
+
+        Masks come from ``generator`` so scores are reproducible for a seed. With T=1 or
+        dropout 0 this is the deterministic forward pass.
+        """
+        f = self.features(x, spec)  # (B, F)
+        p = self.config.dropout
+        if n_samples <= 1 or p == 0.0:
+            return self.head(f, masks=(torch.ones_like(f[:1]), 1.0)).unsqueeze(0)
+        B, n_f = f.shape
+        keep = 1.0 - p
+        m1 = (torch.rand(n_samples, B, n_f, generator=generator, device=f.device) < keep) / keep
+        m2 = torch.rand(n_samples, B, self.config.hidden, generator=generator, device=f.device)
+        m2 = (m2 < keep) / keep
+        out = self.head(f.unsqueeze(0), masks=(m1.to(f.dtype), m2.to(f.dtype)))  # (T, B)
+        return out
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

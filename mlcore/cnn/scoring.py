@@ -1,0 +1,194 @@
+"""Stream a whole catalogue through the model with MC-dropout uncertainty.
+
+Reads (N, 5, 9, 100) cutouts from any sliceable array (numpy, np.memmap float16 from the
+cutout store, h5py dataset) batch by batch and casts each batch to float32, so memory is
+bounded by ``batch_size`` whatever N is. Per candidate it returns, all float32:
+
+    prob            mean over T dropout samples of sigmoid(logit_t / temperature)
+    entropy         H[prob], total predictive entropy (nats)
+    expected_entropy  mean_t H[p_t] (aleatoric part)
+    bald            entropy - expected_entropy: mutual information between the label and
+                    the weights, the BALD acquisition score (epistemic part)
+    std             standard deviation of p_t over the T samples
+    masked_frac     fraction of non-finite input pixels (set to 0 by the NaN policy)
+
+Dropout masks come from a seeded generator, so scores are reproducible. The trunk runs once
+per batch and only the head is sampled T times (see model.py), which is why T=10 costs
+little more than T=1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from mlcore.cnn.data import iter_batches, normalise, spec_windows
+from mlcore.cnn.model import LineCNN
+from mlcore.cnn.training import pick_device
+from mlcore.survey import LINE_COL
+
+SCORE_FIELDS = ("prob", "entropy", "expected_entropy", "bald", "std", "masked_frac")
+
+
+def _binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-7, 1 - 1e-7)
+    return -(p * p.log() + (1 - p) * (1 - p).log())
+
+
+@torch.inference_mode()
+def score_batch(
+    model: LineCNN,
+    raw: np.ndarray | torch.Tensor,
+    *,
+    spec: np.ndarray | torch.Tensor | None = None,
+    n_samples: int = 10,
+    generator: torch.Generator | None = None,
+    calibrated: bool = True,
+) -> dict[str, np.ndarray]:
+    """Score one batch of raw (B, 5, 9, 100) cutouts (any float dtype, NaNs allowed)."""
+    device = next(model.parameters()).device
+    on_cuda = device.type == "cuda"
+    model.eval()
+    if not torch.is_tensor(raw):
+        raw = np.asarray(raw)
+        if raw.dtype not in (np.float16, np.float32):
+            raw = raw.astype(np.float32)
+        raw = torch.from_numpy(np.array(raw, copy=True))  # own, writable copy of the batch
+    # float16 batches travel as float16 (half the host->GPU bytes); the cast to float32
+    # happens on the device inside normalise()
+    x, masked = normalise(raw.to(device, non_blocking=True))  # (B, 5, 9, 100) float32
+    if on_cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+    s = None if spec is None else torch.as_tensor(np.asarray(spec, np.float32)).to(device)
+    temp = model.temperature.float() if calibrated else torch.ones((), device=device)
+    with torch.autocast(device.type, enabled=on_cuda):
+        logits = model.forward_mc(x, s, n_samples=n_samples, generator=generator)  # (T, B)
+    p_t = torch.sigmoid(logits.float() / temp)  # (T, B)
+    prob = p_t.mean(0)
+    ent = _binary_entropy(prob)
+    exp_ent = _binary_entropy(p_t).mean(0)
+    out = {
+        "prob": prob,
+        "entropy": ent,
+        "expected_entropy": exp_ent,
+        "bald": (ent - exp_ent).clamp_min(0.0),
+        "std": p_t.std(0, unbiased=False),
+        "masked_frac": masked,
+    }
+    return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+
+def iter_scores(
+    model: LineCNN,
+    cutouts,
+    *,
+    spec=None,
+    spec1d=None,
+    spec1d_err=None,
+    wave=None,
+    n_samples: int = 10,
+    batch_size: int = 4096,
+    seed: int = 0,
+    calibrated: bool = True,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+    """Yield (a, b, scores of rows a:b) over rows ``start:stop`` of ``cutouts``.
+
+    For models with a 1D branch pass the line ``wave`` (N,) and either ``spec`` (N, 2, 1036:
+    spectrum and error stacked, the cutout store's layout) or ``spec1d`` and ``spec1d_err``
+    (N, 1036 each); the windows are cut per batch. Chunked Celery scoring can call this
+    with its own start/stop; the generator is seeded per (seed, a) so a row's scores do not
+    depend on how the catalogue was chunked, only on the batch boundaries.
+    """
+    device = next(model.parameters()).device
+    stop = len(cutouts) if stop is None else stop
+    half = model.config.spec_len // 2
+    for a0, b0 in iter_batches(stop - start, batch_size):
+        a, b = start + a0, start + b0
+        win = None
+        if model.config.spec_len > 0:
+            if wave is None or (spec is None and (spec1d is None or spec1d_err is None)):
+                raise ValueError("this model has a 1D branch: pass wave and spec (or spec1d+err)")
+            if spec is not None:
+                sp = np.asarray(spec[a:b], np.float32)
+                flux, err = sp[:, 0], sp[:, 1]
+            else:
+                flux, err = spec1d[a:b], spec1d_err[a:b]
+            win = spec_windows(flux, err, np.asarray(wave[a:b]), half)
+        gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + a)
+        yield (
+            a,
+            b,
+            score_batch(
+                model,
+                cutouts[a:b],
+                spec=win,
+                n_samples=n_samples,
+                generator=gen,
+                calibrated=calibrated,
+            ),
+        )
+
+
+def score(
+    model: LineCNN,
+    cutouts,
+    *,
+    spec=None,
+    spec1d=None,
+    spec1d_err=None,
+    wave=None,
+    n_samples: int = 10,
+    batch_size: int = 4096,
+    seed: int = 0,
+    calibrated: bool = True,
+    out: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Score every row of ``cutouts`` -> {field: (N,) float32} for :data:`SCORE_FIELDS`.
+
+    ``out`` may hold preallocated (N,) arrays, e.g. ``np.lib.format.open_memmap`` files, to
+    keep even the outputs off the heap for very large catalogues.
+    """
+    n = len(cutouts)
+    if out is None:
+        out = {k: np.empty(n, np.float32) for k in SCORE_FIELDS}
+    for a, b, res in iter_scores(
+        model,
+        cutouts,
+        spec=spec,
+        spec1d=spec1d,
+        spec1d_err=spec1d_err,
+        wave=wave,
+        n_samples=n_samples,
+        batch_size=batch_size,
+        seed=seed,
+        calibrated=calibrated,
+    ):
+        for k in SCORE_FIELDS:
+            out[k][a:b] = res[k]
+    return out
+
+
+def score_store(model: LineCNN, store, wave=None, **kw) -> dict[str, np.ndarray]:
+    """Score a cutout-store batch (anything with ``cutouts``, ``spec``, ``im_wave`` arrays).
+
+    ``wave`` defaults to the wavelength of the nominal line column of each cutout; pass the
+    catalogue's ``wave`` when the Candidate rows are at hand.
+    """
+    if wave is None and model.config.spec_len > 0:
+        wave = np.asarray(store.im_wave[:, LINE_COL], np.float64)  # (N,), small
+    return score(model, store.cutouts, spec=store.spec, wave=wave, **kw)
+
+
+def load_for_scoring(path, device: str | None = None) -> LineCNN:
+    """Load a checkpoint onto CUDA when available (else CPU), in eval mode."""
+    from mlcore.cnn.card import load_checkpoint
+
+    dev = pick_device(device)
+    model = load_checkpoint(path, device=str(dev))
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model

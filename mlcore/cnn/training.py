@@ -1,0 +1,260 @@
+"""Training loop for :class:`~mlcore.cnn.model.LineCNN`, readable top to bottom.
+
+Array-based: ``train(cutouts, targets, sn)`` takes (N, 5, 9, 100) cutouts (numpy array or
+memmap, float16/32), length-N targets in [0, 1] (ground truth 0/1, or aggregated volunteer
+posteriors as soft targets) and the catalogue ``sn``; optional per-sample ``weights`` carry
+label confidence. Same code on CUDA and CPU: AMP and channels_last switch on only on CUDA.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mlcore.cnn.data import (
+    augment,
+    balanced_weights,
+    iter_batches,
+    normalise,
+    regime_index,
+    stratified_split,
+)
+from mlcore.cnn.evaluation import balanced_accuracy, fit_temperature
+from mlcore.cnn.model import CNNConfig, LineCNN, count_parameters
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30  # upper bound; early stopping usually ends sooner
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 5  # epochs without a better validation loss before stopping
+    min_epoch_samples: int = 8192  # tiny sets: an "epoch" cycles the data to this many
+    val_frac: float = 0.15  # used when no val_idx is given
+    seed: int = 0
+    max_shift: int = 2  # px (2 A each) of random wavelength shift
+    flip_p: float = 0.5  # probability of a flip along the spatial axis
+    balance: bool = True  # class-balanced loss within each S/N regime
+    device: str | None = None  # None: CUDA when available, else CPU
+    amp: bool = True  # mixed precision, CUDA only
+    max_time_s: float | None = None  # wall-clock cap on the loop
+    num_threads: int | None = None  # torch CPU threads; None leaves torch's default
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: LineCNN
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    train_time_s: float = 0.0
+    train_idx: np.ndarray | None = None
+    val_idx: np.ndarray | None = None
+    val_logits: np.ndarray | None = None  # uncalibrated, best model
+    temperature: float = 1.0
+    n_parameters: int = 0
+    device: str = "cpu"
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def _normalise_rows(cutouts, idx: np.ndarray, batch: int = 2048) -> torch.Tensor:
+    """Normalised float16 cache of rows ``idx`` (sorted), read batch by batch from a memmap."""
+    out = torch.empty((len(idx), *cutouts.shape[1:]), dtype=torch.float16)
+    for a, b in iter_batches(len(idx), batch):
+        raw = np.asarray(cutouts[idx[a:b]], dtype=np.float32)
+        out[a:b] = normalise(torch.from_numpy(raw))[0].to(torch.float16)
+    return out
+
+
+@torch.no_grad()
+def predict_logits(
+    model: LineCNN,
+    x_norm: torch.Tensor,
+    spec: torch.Tensor | None = None,
+    batch_size: int = 1024,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """Deterministic (eval-mode) logits for already-normalised inputs -> (N,) float32."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    cl = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    out = []
+    for a, b in iter_batches(len(x_norm), batch_size):
+        x = x_norm[a:b].to(device, non_blocking=True).float().contiguous(memory_format=cl)
+        s = None if spec is None else spec[a:b].to(device).float()
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            out.append(model(x, s).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def _weighted_bce(logits: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    bce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    return (bce * w).sum() / w.sum().clamp_min(1e-8)  # a batch of zero-weight labels -> 0
+
+
+def train(
+    cutouts,
+    targets: np.ndarray,
+    sn: np.ndarray,
+    *,
+    weights: np.ndarray | None = None,
+    spec: np.ndarray | None = None,
+    train_idx: np.ndarray | None = None,
+    val_idx: np.ndarray | None = None,
+    model_config: CNNConfig | None = None,
+    config: TrainConfig | None = None,
+    log: Callable[[str], None] | None = print,
+) -> TrainResult:
+    """Train a LineCNN; early-stop on validation loss; fit a temperature on validation.
+
+    ``cutouts`` (N, 5, 9, 100) raw (un-normalised) array-like; ``targets`` (N,) in [0, 1];
+    ``sn`` (N,); ``weights`` (N,) optional label-confidence weights (multiplied into the
+    class-balance weights); ``spec`` (N, 2, L) optional 1D windows from
+    :func:`mlcore.cnn.data.spec_windows` (needs ``model_config.spec_len == L``).
+    Rows outside ``train_idx`` and ``val_idx`` are never read, so a test set can live in the
+    same array. Without indices the rows are split stratified by regime and class.
+    """
+    cfg = config or TrainConfig()
+    mcfg = model_config or CNNConfig()
+    log = log or (lambda _msg: None)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    on_cuda = device.type == "cuda"
+    cl = torch.channels_last if on_cuda else torch.contiguous_format
+
+    targets = np.clip(np.asarray(targets, dtype=np.float32), 0.0, 1.0)  # NaN stays NaN
+    sn = np.asarray(sn, dtype=np.float32)
+    if train_idx is None or val_idx is None:
+        lab = np.flatnonzero(np.isfinite(targets))  # unlabelled rows (NaN) are left out
+        strata = regime_index(sn[lab]) * 2 + (targets[lab] >= 0.5)
+        val_idx, train_idx = (lab[i] for i in stratified_split(strata, (cfg.val_frac,), cfg.seed))
+    train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
+    used = np.concatenate([train_idx, val_idx])
+    if not np.isfinite(targets[used]).all():
+        raise ValueError("targets must be finite on the train and validation rows")
+
+    def sample_weights(idx: np.ndarray) -> torch.Tensor:
+        w = balanced_weights(targets[idx], sn[idx]) if cfg.balance else np.ones(len(idx))
+        if weights is not None:
+            w = w * np.asarray(weights, dtype=np.float32)[idx]
+        return torch.as_tensor(w, dtype=torch.float32)
+
+    t0 = time.perf_counter()
+    x_tr, x_va = _normalise_rows(cutouts, train_idx), _normalise_rows(cutouts, val_idx)
+    s_tr = s_va = None
+    if mcfg.spec_len > 0:
+        if spec is None:
+            raise ValueError("model_config.spec_len > 0 needs spec windows")
+        s_tr = torch.as_tensor(np.asarray(spec[train_idx], dtype=np.float32))
+        s_va = torch.as_tensor(np.asarray(spec[val_idx], dtype=np.float32))
+    if on_cuda and (x_tr.numel() + x_va.numel()) * 2 < 0.25 * torch.cuda.mem_get_info()[0]:
+        x_tr, x_va = x_tr.to(device), x_va.to(device)  # whole float16 cache on the GPU
+    t_tr, t_va = torch.as_tensor(targets[train_idx]), torch.as_tensor(targets[val_idx])
+    w_tr, w_va = sample_weights(train_idx), sample_weights(val_idx)
+    reg_va = regime_index(sn[val_idx])
+
+    model = LineCNN(mcfg).to(device).to(memory_format=cl)
+    n_params = count_parameters(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_tr = len(train_idx)
+    epoch_len = max(n_tr, cfg.min_epoch_samples)
+    steps_per_epoch = math.ceil(epoch_len / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and cfg.amp)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    log(f"training {n_params} params on {device}: {n_tr} train / {len(val_idx)} val")
+
+    best = (math.inf, -1, None)
+    history = []
+    for epoch in range(cfg.epochs):
+        model.train()
+        n_cycles = math.ceil(epoch_len / n_tr)
+        order = np.concatenate([rng.permutation(n_tr) for _ in range(n_cycles)])[:epoch_len]
+        tot, seen = 0.0, 0
+        for a, b in iter_batches(epoch_len, cfg.batch_size):
+            bi = torch.as_tensor(order[a:b], device=x_tr.device)
+            x = x_tr[bi].to(device, non_blocking=True).float()
+            s = None if s_tr is None else s_tr[bi.cpu()].to(device)
+            x, s = augment(x, cfg.max_shift, cfg.flip_p, gen, spec=s)
+            x = x.contiguous(memory_format=cl)
+            t, w = t_tr[bi.cpu()].to(device), w_tr[bi.cpu()].to(device)
+            with torch.autocast(device.type, enabled=on_cuda and cfg.amp):
+                loss = _weighted_bce(model(x, s).float(), t, w)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            tot += loss.item() * (b - a)
+            seen += b - a
+
+        logits = predict_logits(model, x_va, s_va, device=device)
+        val_loss = _weighted_bce(torch.from_numpy(logits), t_va, w_va).item()
+        pred, y = logits >= 0, t_va.numpy() >= 0.5
+        rec = {
+            "epoch": epoch,
+            "train_loss": tot / max(seen, 1),
+            "val_loss": val_loss,
+            "val_bacc_low": balanced_accuracy(y[reg_va == 0], pred[reg_va == 0]),
+            "val_bacc_high": balanced_accuracy(y[reg_va == 1], pred[reg_va == 1]),
+            "time_s": time.perf_counter() - t0,
+        }
+        history.append(rec)
+        log(
+            f"epoch {epoch:3d} train {rec['train_loss']:.4f} val {val_loss:.4f} "
+            f"bacc low {rec['val_bacc_low']:.3f} high {rec['val_bacc_high']:.3f} "
+            f"({rec['time_s']:.0f}s)"
+        )
+        if val_loss < best[0]:
+            best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
+        elif epoch - best[1] >= cfg.patience:
+            log(f"early stop: best epoch {best[1]}")
+            break
+        if cfg.max_time_s is not None and time.perf_counter() - t0 > cfg.max_time_s:
+            log("time cap reached")
+            break
+
+    model.load_state_dict(best[2])
+    val_logits = predict_logits(model, x_va, s_va, device=device)
+    temperature = fit_temperature(val_logits, t_va.numpy())
+    model.temperature.fill_(temperature)
+    model.eval()
+    return TrainResult(
+        model=model,
+        history=history,
+        best_epoch=best[1],
+        train_time_s=time.perf_counter() - t0,
+        train_idx=train_idx,
+        val_idx=val_idx,
+        val_logits=val_logits,
+        temperature=temperature,
+        n_parameters=n_params,
+        device=str(device),
+    )

@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+import torch
+
+from mlcore.cnn.evaluation import balanced_accuracy
+from mlcore.cnn.model import CNNConfig
+from mlcore.cnn.toy import toy_candidates
+from mlcore.cnn.training import TrainConfig, _normalise_rows, predict_logits, train
+
+TINY = CNNConfig(width=6, hidden=16)
+
+
+def _fast(**kw) -> TrainConfig:
+    base = dict(epochs=2, batch_size=128, min_epoch_samples=1024, device="cpu", seed=0)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def toy():
+    torch.set_num_threads(1)
+    return toy_candidates(900, seed=0), toy_candidates(400, seed=1)
+
+
+def test_training_beats_chance_clearly_in_seconds(toy):
+    tr, te = toy
+    res = train(
+        tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=_fast(epochs=4), log=None
+    )
+    logits = predict_logits(res.model, _normalise_rows(te["cutouts"], np.arange(400)))
+    assert balanced_accuracy(te["real"], logits >= 0) > 0.8
+    assert res.train_time_s < 30
+    assert 0 <= res.best_epoch < 4 and len(res.history) == 4
+
+
+def test_same_seed_same_weights_on_cpu(toy):
+    tr, _ = toy
+    x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
+    a = train(x, y, sn, model_config=TINY, config=_fast(epochs=1), log=None)
+    b = train(x, y, sn, model_config=TINY, config=_fast(epochs=1), log=None)
+    c = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, seed=1), log=None)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    assert not torch.equal(a.model.fc2.weight, c.model.fc2.weight)
+    assert np.array_equal(a.val_idx, b.val_idx)
+
+
+def test_soft_volunteer_targets_and_confidence_weights_train(toy):
+    tr, _ = toy
+    soft = np.where(tr["real"], 0.85, 0.1).astype(np.float32)
+    conf = np.linspace(0.2, 1.0, len(soft)).astype(np.float32)
+    res = train(
+        tr["cutouts"], soft, tr["sn"], weights=conf, model_config=TINY, config=_fast(), log=None
+    )
+    assert np.isfinite(res.history[-1]["val_loss"])
+    assert res.history[-1]["val_bacc_high"] > 0.7
+
+
+def test_confidence_weights_change_what_is_learned(toy):
+    tr, _ = toy
+    x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
+    w = np.ones(400, np.float32)
+    w[:200] = 0.0  # half of the labels carry no weight
+    a = train(x, y, sn, model_config=TINY, config=_fast(epochs=1), log=None)
+    b = train(x, y, sn, weights=w, model_config=TINY, config=_fast(epochs=1), log=None)
+    assert not torch.equal(a.model.fc2.weight, b.model.fc2.weight)
+
+
+def test_temperature_is_fitted_on_validation_and_stored_in_the_model(toy):
+    tr, _ = toy
+    res = train(tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=_fast(), log=None)
+    assert res.temperature != 1.0
+    assert float(res.model.temperature) == pytest.approx(res.temperature)
+    assert len(res.val_logits) == len(res.val_idx)
+    assert len(np.intersect1d(res.train_idx, res.val_idx)) == 0
+
+
+def test_explicit_split_never_reads_other_rows(toy):
+    tr, _ = toy
+    x = tr["cutouts"].copy()
+    x[800:] = np.nan  # a held-out block that must not leak into training
+    res = train(
+        x,
+        tr["real"],
+        tr["sn"],
+        train_idx=np.arange(600),
+        val_idx=np.arange(600, 800),
+        model_config=TINY,
+        config=_fast(epochs=1),
+        log=None,
+    )
+    assert res.train_idx.max() < 600 and res.val_idx.max() < 800
+
+
+def test_unlabelled_rows_are_left_out_and_zero_weights_do_not_give_nan(toy):
+    tr, _ = toy
+    t = tr["real"].astype(np.float32)
+    t[::3] = np.nan  # unlabelled
+    w = np.zeros(len(t), np.float32)  # no confidence at all: loss must stay finite
+    res = train(
+        tr["cutouts"], t, tr["sn"], weights=w, model_config=TINY, config=_fast(epochs=1), log=None
+    )
+    used = np.concatenate([res.train_idx, res.val_idx])
+    assert not np.isin(np.arange(0, len(t), 3), used).any()
+    assert np.isfinite(res.history[0]["train_loss"])
+    with pytest.raises(ValueError, match="finite"):
+        train(
+            tr["cutouts"],
+            t,
+            tr["sn"],
+            train_idx=np.arange(300),
+            val_idx=np.arange(300, 400),
+            model_config=TINY,
+            config=_fast(epochs=1),
+            log=None,
+        )
