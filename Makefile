@@ -12,7 +12,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install demo test lint check unit integration bench clean
+.PHONY: install demo test lint check unit integration browser bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,18 +43,24 @@ integration: install
 		test -z "$(REQUIRE_INTEGRATION)" || { echo "REQUIRE_INTEGRATION is set: failing."; exit 1; }; \
 	fi
 
+# Only the browser tests (headless Chromium via Playwright; they also run in `unit`).
+browser: install
+	$(PY) -m pytest -m browser
+
 test: lint check unit integration
 
 demo: install
 	$(PY) manage.py migrate --no-input
 	@test -f $(DEMO_FILE) || $(PY) manage.py simulate_survey --n $(DEMO_N) --seed 1 --field cosmos --out $(DEMO_FILE)
 	$(PY) manage.py ingest $(DEMO_FILE)
+	$(PY) manage.py seed_gold
 	$(PY) manage.py run_demo --port $(PORT)
 
 bench: install
 	$(PY) bench/bench_simulator.py
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_store.py
+	$(PY) bench/bench_votes.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -21,3 +21,52 @@ class CandidateAdmin(admin.ModelAdmin):
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
     list_display = ("hostname", "seen_at")
+
+
+# --- Volunteers ---------------------------------------------------------------------------
+from labelapp.models import GoldStandard, Volunteer, Vote  # noqa: E402
+
+
+@admin.register(GoldStandard)
+class GoldStandardAdmin(admin.ModelAdmin):
+    """Where scientists mark gold-standard candidates and write the feedback volunteers see."""
+
+    list_display = ("candidate", "is_real", "kind", "active", "created_by", "created_at")
+    list_filter = ("is_real", "kind", "active")
+    raw_id_fields = ("candidate", "created_by")
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Volunteer)
+class VolunteerAdmin(admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "user",
+        "n_votes",
+        "n_gold",
+        "n_gold_correct",
+        "streak_days",
+        "created_at",
+    )
+    raw_id_fields = ("user",)
+    show_full_result_count = False
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    list_display = (
+        "volunteer",
+        "candidate",
+        "answer",
+        "reason",
+        "was_gold",
+        "client",
+        "created_at",
+    )
+    list_filter = ("answer", "reason", "was_gold", "client")
+    raw_id_fields = ("volunteer", "candidate")
+    show_full_result_count = False  # millions of votes: no COUNT(*) per page

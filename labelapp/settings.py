@@ -143,6 +143,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "aggregate-votes": {
+        "task": "labelapp.tasks.aggregate_votes",
+        "schedule": float(env_int("LABELAPP_AGGREGATE_INTERVAL_S", 600)),
+    },
     "worker-heartbeat": {
         "task": "labelapp.tasks.record_heartbeat",
         "schedule": float(env_int("LABELAPP_HEARTBEAT_INTERVAL_S", 30)),
@@ -158,3 +162,47 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LABELAPP_LOG_LEVEL", "INFO")},
 }
+
+# --- Volunteers -------------------------------------------------------------------------
+# Classify pages, accounts and the vote API (labelapp/urls_volunteer.py; README "Volunteer site").
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "classify"
+LOGOUT_REDIRECT_URL = "home"
+DEFAULT_FROM_EMAIL = env_str(
+    "DJANGO_DEFAULT_FROM_EMAIL", "Dark Energy Explorers <noreply@localhost>"
+)
+if DEBUG:
+    # Password-reset mails are printed on the console in development.
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = env_str("DJANGO_EMAIL_HOST", "localhost")
+    EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25)
+# Sessions are read on every API call: served from the cache (Redis in production), written
+# through to the database so they survive a cache flush.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Votes per volunteer per fixed window (a fast volunteer answers about one a second).
+VOTE_RATE_LIMIT = env_int("LABELAPP_VOTE_RATE_LIMIT", 120)
+VOTE_RATE_WINDOW_S = env_int("LABELAPP_VOTE_RATE_WINDOW_S", 60)
+# How long after answering a volunteer may take the answer back.
+VOTE_UNDO_WINDOW_S = env_int("LABELAPP_VOTE_UNDO_WINDOW_S", 10)
+# A failed CSRF check on /api/ answers JSON (the page shows its message), HTML elsewhere.
+CSRF_FAILURE_VIEW = "labelapp.views.api.csrf_failure"
+
+# --- Aggregation and retirement -----------------------------------------------------------
+# Retire when the live posterior passes a threshold after RETIRE_MIN_VOTES yes/no votes;
+# send to the expert queue when RETIRE_MAX_VOTES are reached and it is still uncertain.
+RETIRE_P_HI = float(env_str("LABELAPP_RETIRE_P_HI", "0.95"))
+RETIRE_P_LO = float(env_str("LABELAPP_RETIRE_P_LO", "0.05"))
+RETIRE_MIN_VOTES = env_int("LABELAPP_RETIRE_MIN_VOTES", 2)
+RETIRE_MAX_VOTES = env_int("LABELAPP_RETIRE_MAX_VOTES", 15)
+# Skill assumed for a volunteer before any gold answer or batch run has measured them.
+DEFAULT_SENSITIVITY = float(env_str("LABELAPP_DEFAULT_SENSITIVITY", "0.75"))
+DEFAULT_SPECIFICITY = float(env_str("LABELAPP_DEFAULT_SPECIFICITY", "0.75"))
+# Users in this group (and staff) are experts: their answer settles a candidate's label.
+EXPERT_GROUP = env_str("LABELAPP_EXPERT_GROUP", "scientists")
+
+# --- Models -------------------------------------------------------------------------------
+# Weights and cards of every model version (shared storage, like the cutout stores).
+MODELS_DIR = Path(env_str("LABELAPP_MODELS_DIR", str(DATA_DIR / "models")))
+SCORE_MC_SAMPLES = env_int("LABELAPP_SCORE_MC_SAMPLES", 10)  # MC-dropout passes per candidate

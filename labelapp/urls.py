@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from labelapp.views import health, pages
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("candidates/<int:detectid>/cutout.png", pages.candidate_cutout, name="candidate-cutout"),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("", include("labelapp.urls_volunteer")),
 ]

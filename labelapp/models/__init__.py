@@ -1,5 +1,29 @@
 """Database models, one module per area. Survey pixels live in the cutout store, not here."""
 
+from labelapp.models.aggregation import (
+    AggregationRun,
+    ConsensusState,
+    Label,
+    RetirementEvent,
+    VolunteerSkill,
+)
+from labelapp.models.ml import CandidateScore, ModelVersion
 from labelapp.models.survey import Candidate, CandidateTruth, IngestBatch, WorkerHeartbeat
+from labelapp.models.volunteers import GoldStandard, Volunteer, Vote
 
-__all__ = ["Candidate", "CandidateTruth", "IngestBatch", "WorkerHeartbeat"]
+__all__ = [
+    "AggregationRun",
+    "Candidate",
+    "CandidateScore",
+    "CandidateTruth",
+    "ConsensusState",
+    "GoldStandard",
+    "IngestBatch",
+    "Label",
+    "ModelVersion",
+    "RetirementEvent",
+    "Volunteer",
+    "VolunteerSkill",
+    "Vote",
+    "WorkerHeartbeat",
+]

@@ -33,3 +33,23 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
                 f"INSERT INTO {table} ({columns}) VALUES ({params})",  # noqa: S608
                 list(rows),
             )
+
+
+def update_rows(
+    model: type[models.Model],
+    set_fields: Sequence[str],
+    where_fields: Sequence[str],
+    rows: Iterable[tuple],
+) -> None:
+    """``UPDATE table SET set_fields WHERE where_fields`` for each row (set values first).
+
+    A row whose WHERE no longer matches (say, a vote arrived since the values were computed)
+    is left alone: that is the point of putting more than the key in ``where_fields``.
+    """
+    qn = connection.ops.quote_name
+    col = lambda f: qn(model._meta.get_field(f).column)  # noqa: E731
+    sets = ", ".join(f"{col(f)} = %s" for f in set_fields)
+    where = " AND ".join(f"{col(f)} = %s" for f in where_fields)
+    sql = f"UPDATE {qn(model._meta.db_table)} SET {sets} WHERE {where}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, list(rows))

@@ -1,0 +1,45 @@
+"""CNN model versions (weights + card on disk) and their scores per candidate."""
+
+from django.db import models
+
+from labelapp.models.survey import Candidate
+
+
+class ModelVersion(models.Model):
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "trained, not promoted"
+        PROMOTED = "promoted", "live"
+        REJECTED = "rejected", "rejected by the promotion gate"
+        RETIRED = "retired", "superseded"
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE)
+    label_source = models.CharField(max_length=10, help_text="truth | consensus")
+    directory = models.TextField(help_text="Directory with model.pt and card.json.")
+    card = models.JSONField(default=dict)
+    n_train = models.PositiveIntegerField(default=0)
+    data_hash = models.CharField(max_length=64, blank=True)
+    status_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"model v{self.pk} ({self.status})"
+
+
+class CandidateScore(models.Model):
+    """One model version's opinion of one candidate, with its uncertainty."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="scores")
+    prob = models.FloatField(help_text="P(real), MC-dropout mean, temperature-calibrated")
+    entropy = models.FloatField(help_text="predictive entropy (bits)")
+    bald = models.FloatField(help_text="mutual information (bits): the epistemic part")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "candidate"], name="score_unique_model_candidate"
+            )
+        ]

@@ -1,0 +1,107 @@
+"""Volunteers, their votes, and the gold-standard candidates that teach them.
+
+A volunteer is a person classifying, with or without an account: anonymous volunteers are
+found through an id kept in their session, and keep their votes when they sign up. One vote
+per volunteer per candidate is enforced by the database (``vote_unique_volunteer_candidate``),
+which also makes the index the queue's "never seen twice" anti-join uses.
+"""
+
+from django.conf import settings
+from django.db import models
+
+from labelapp.models.survey import Candidate
+
+
+class Volunteer(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="volunteer",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    tutorial_done = models.BooleanField(default=False)
+    # Counters kept up to date by services.votes (the queue reads n_votes on every request,
+    # so experience never needs a COUNT over the vote table).
+    n_votes = models.PositiveIntegerField(default=0)
+    n_unsure = models.PositiveIntegerField(default=0)
+    n_gold = models.PositiveIntegerField(default=0)
+    n_gold_correct = models.PositiveIntegerField(default=0)
+    last_vote_at = models.DateTimeField(null=True, blank=True)
+    # Streak: consecutive UTC days with at least one vote.
+    streak_days = models.PositiveIntegerField(default=0)
+    best_streak_days = models.PositiveIntegerField(default=0)
+    last_active_day = models.DateField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        who = self.user.get_username() if self.user_id else "anonymous"
+        return f"volunteer {self.pk} ({who}, {self.n_votes} votes)"
+
+
+class Vote(models.Model):
+    class Answer(models.TextChoices):
+        YES = "yes", "yes, a real line"
+        NO = "no", "no"
+        UNSURE = "unsure", "not sure"
+
+    class Reason(models.TextChoices):
+        # Why a 'no': names match mlcore.survey truth types, so they become training targets.
+        NOISE = "noise", "noise"
+        SKY = "sky", "sky line"
+        COSMIC = "cosmic", "cosmic ray"
+        HOTCOL = "hotcol", "hot column"
+        METEOR = "meteor", "meteor / satellite"
+        BADFIBER = "badfiber", "bad fiber"
+        OTHER = "other", "other"
+
+    class Client(models.TextChoices):
+        KEYBOARD = "keyboard", "keyboard"
+        TOUCH = "touch", "tap"
+        SWIPE = "swipe", "swipe"
+        MOUSE = "mouse", "mouse"
+        API = "api", "other client"
+
+    volunteer = models.ForeignKey(Volunteer, on_delete=models.CASCADE, related_name="votes")
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="votes")
+    answer = models.CharField(max_length=6, choices=Answer.choices)
+    reason = models.CharField(max_length=8, choices=Reason.choices, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    was_gold = models.BooleanField(default=False)
+    response_ms = models.PositiveIntegerField(null=True, blank=True)
+    client = models.CharField(max_length=8, choices=Client.choices, default=Client.API)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["volunteer", "candidate"], name="vote_unique_volunteer_candidate"
+            ),
+        ]
+        indexes = [
+            # undo ("my last vote") and the personal page read a volunteer's votes by time
+            models.Index(fields=["volunteer", "-created_at"], name="vote_volunteer_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.volunteer_id} -> {self.candidate_id}: {self.answer}"
+
+
+class GoldStandard(models.Model):
+    """A candidate whose answer scientists know, mixed into the queue to teach and to measure."""
+
+    candidate = models.OneToOneField(
+        Candidate, on_delete=models.CASCADE, primary_key=True, related_name="gold"
+    )
+    is_real = models.BooleanField()
+    kind = models.CharField(
+        max_length=12, help_text="lae, oii, or the artefact type (mlcore.survey.TRUTH_TYPES)."
+    )
+    feedback = models.TextField(help_text="Shown after a volunteer answers: teach, briefly.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(default=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"gold {self.candidate_id} ({'real' if self.is_real else self.kind})"

@@ -1,0 +1,84 @@
+"""Gold-standard candidates: known answers that teach volunteers and measure their skill.
+
+Scientists mark them (admin, or ``manage.py seed_gold`` from simulator truth in the demo).
+Each kind comes with a short feedback text that says what to look at.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+
+from labelapp.models import Candidate, CandidateTruth, GoldStandard
+from mlcore.survey import REAL_TYPES
+
+# What a volunteer is told after answering a gold candidate of each kind.
+FEEDBACK: dict[str, str] = {
+    "lae": "A real line: a compact glow right at the marks in the summed image, "
+    "seen in more than one fiber, and a bump in the spectrum at the dotted line.",
+    "oii": "A real line (from a nearer galaxy): a blob at the marks shared by several "
+    "fibers, with a matching bump in the spectrum.",
+    "noise": "Just noise: the middle is no brighter than the speckles around it, and the "
+    "spectrum has no clear bump above its grey error band.",
+    "sky": "A sky line: a thin vertical stripe through every fiber at the same wavelength, "
+    "left over from the glow of the night sky. Real galaxies are not in every fiber.",
+    "cosmic": "That bright dot in one fiber only is a cosmic ray: a particle hit on the "
+    "detector. Light from a galaxy lands in several fibers.",
+    "hotcol": "A hot column: a narrow stripe straight up and down through a fiber's whole "
+    "strip, often a dark dip next to a bright bump. It is the detector, not the sky.",
+    "meteor": "A meteor or satellite: bright light from one exposure only, so it sits in one "
+    "or two fibers and the summed image barely shows it, unlike a galaxy's steady glow.",
+    "badfiber": "A bad fiber: one whole fiber is brighter or darker than the others from end "
+    "to end, not just in the middle.",
+    "star": "A star: bright light along the whole spectrum; the 'line' is a gap between "
+    "absorption features, not emission.",
+}
+
+
+def feedback_for(kind: str) -> str:
+    return FEEDBACK.get(kind, "")
+
+
+@transaction.atomic
+def mark_gold(
+    *,
+    candidate: Candidate,
+    is_real: bool,
+    kind: str,
+    feedback: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> GoldStandard:
+    """Mark (or re-mark) one candidate as gold; feedback defaults to the kind's text."""
+    gold, _ = GoldStandard.objects.update_or_create(
+        candidate=candidate,
+        defaults={
+            "is_real": is_real,
+            "kind": kind,
+            "feedback": feedback or feedback_for(kind),
+            "created_by": created_by,
+            "active": True,
+        },
+    )
+    return gold
+
+
+def seed_gold_from_truth(*, per_kind: int = 20) -> int:
+    """Demo/simulation helper: make sure ``per_kind`` candidates of each truth kind are gold.
+
+    Picks the clearest examples (highest S/N) so gold teaches rather than confuses; running it
+    again only tops up (idempotent). Returns how many gold candidates exist afterwards.
+    """
+    kinds = CandidateTruth.objects.values_list("kind", flat=True).distinct()
+    for kind in kinds:
+        missing = per_kind - GoldStandard.objects.filter(kind=kind, active=True).count()
+        if missing <= 0:
+            continue
+        rows = (
+            CandidateTruth.objects.filter(kind=kind, candidate__status=Candidate.Status.ACTIVE)
+            .exclude(candidate__gold__isnull=False)
+            .select_related("candidate")
+            .order_by("-candidate__sn")[:missing]
+        )
+        for truth in rows:
+            mark_gold(candidate=truth.candidate, is_real=truth.kind in REAL_TYPES, kind=kind)
+    return GoldStandard.objects.filter(active=True).count()

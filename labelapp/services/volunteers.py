@@ -1,0 +1,237 @@
+"""Who is classifying: volunteers for a session or an account, merging, personal figures.
+
+Anonymous volunteers are created on their first vote (not on a page view, so crawlers make
+no rows) and found again through ``SESSION_KEY`` in their session. Signing up attaches the
+anonymous volunteer to the new account; logging in to an existing account merges it in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.sessions.backends.base import SessionBase
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+
+from labelapp.models import Candidate, GoldStandard, Volunteer, Vote
+
+SESSION_KEY = "volunteer_id"
+TUTORIAL_KEY = "tutorial_done"
+
+
+def get_volunteer(
+    *, session: SessionBase, user: AbstractBaseUser | None, create: bool = False
+) -> Volunteer | None:
+    """The volunteer behind a request's session/user; a new one only when ``create``."""
+    if user is not None and user.is_authenticated:
+        volunteer = Volunteer.objects.filter(user_id=user.pk).first()
+        if volunteer is None and create:
+            try:
+                with transaction.atomic():
+                    volunteer = Volunteer.objects.create(
+                        user=user, tutorial_done=bool(session.get(TUTORIAL_KEY))
+                    )
+            except IntegrityError:  # the same account in two tabs
+                volunteer = Volunteer.objects.get(user_id=user.pk)
+        return volunteer
+    volunteer_id = session.get(SESSION_KEY)
+    if volunteer_id is not None:
+        volunteer = Volunteer.objects.filter(pk=volunteer_id, user__isnull=True).first()
+        if volunteer is not None:
+            return volunteer
+    if not create:
+        return None
+    volunteer = Volunteer.objects.create(tutorial_done=bool(session.get(TUTORIAL_KEY)))
+    session[SESSION_KEY] = volunteer.pk
+    return volunteer
+
+
+def tutorial_done(*, session: SessionBase, volunteer: Volunteer | None) -> bool:
+    return bool(session.get(TUTORIAL_KEY)) or (volunteer is not None and volunteer.tutorial_done)
+
+
+def mark_tutorial_done(*, session: SessionBase, volunteer: Volunteer | None) -> None:
+    session[TUTORIAL_KEY] = True
+    if volunteer is not None and not volunteer.tutorial_done:
+        Volunteer.objects.filter(pk=volunteer.pk).update(tutorial_done=True)
+        volunteer.tutorial_done = True
+
+
+@transaction.atomic
+def merge_volunteers(*, source: Volunteer, target: Volunteer) -> int:
+    """Move ``source``'s votes to ``target`` and delete ``source``; returns votes moved.
+
+    Where both answered the same candidate, ``target``'s answer is kept (one vote per
+    volunteer per candidate). Counters are recomputed from the votes.
+    """
+    if source.pk == target.pk:
+        return 0
+    seen = Vote.objects.filter(volunteer=target).values("candidate_id")
+    moved = (
+        Vote.objects.filter(volunteer=source)
+        .exclude(candidate_id__in=seen)
+        .update(volunteer=target)
+    )
+    if source.tutorial_done and not target.tutorial_done:
+        target.tutorial_done = True
+        target.save(update_fields=["tutorial_done"])
+    source.delete()  # cascades to the duplicate votes left behind
+    refresh_counters(volunteer=target)
+    return moved
+
+
+def attach_session_volunteer(*, session: SessionBase, user: AbstractBaseUser) -> Volunteer | None:
+    """After sign-up or log-in: the session's anonymous votes become the account's."""
+    volunteer_id = session.pop(SESSION_KEY, None)
+    anonymous = (
+        Volunteer.objects.filter(pk=volunteer_id, user__isnull=True).first()
+        if volunteer_id is not None
+        else None
+    )
+    existing = Volunteer.objects.filter(user_id=user.pk).first()
+    if anonymous is None:
+        return existing
+    if existing is None:
+        anonymous.user = user
+        anonymous.save(update_fields=["user"])
+        return anonymous
+    merge_volunteers(source=anonymous, target=existing)
+    return existing
+
+
+def refresh_counters(*, volunteer: Volunteer) -> None:
+    """Recompute the volunteer's counters from their votes (after a merge)."""
+    votes = Vote.objects.filter(volunteer=volunteer)
+    agg = votes.aggregate(
+        n=Count("pk"),
+        unsure=Count("pk", filter=Q(answer=Vote.Answer.UNSURE)),
+        gold=Count("pk", filter=Q(was_gold=True)),
+        gold_ok=Count(
+            "pk",
+            filter=Q(was_gold=True)
+            & (
+                Q(answer=Vote.Answer.YES, candidate__gold__is_real=True)
+                | Q(answer=Vote.Answer.NO, candidate__gold__is_real=False)
+            ),
+        ),
+    )
+    days = sorted({d.date() for d in votes.values_list("created_at", flat=True)})
+    best = run = 0
+    for k, day in enumerate(days):
+        run = run + 1 if k and (day - days[k - 1]).days == 1 else 1
+        best = max(best, run)
+    last = votes.order_by("-created_at").values_list("created_at", flat=True).first()
+    volunteer.n_votes, volunteer.n_unsure = agg["n"], agg["unsure"]
+    volunteer.n_gold, volunteer.n_gold_correct = agg["gold"], agg["gold_ok"]
+    volunteer.last_vote_at = last
+    volunteer.last_active_day = days[-1] if days else None
+    volunteer.streak_days, volunteer.best_streak_days = run, max(best, volunteer.best_streak_days)
+    volunteer.save()
+
+
+@dataclass
+class VolunteerStats:
+    n_votes: int
+    n_unsure: int
+    n_gold: int
+    n_gold_correct: int
+    streak_days: int
+    best_streak_days: int
+    agreement: float | None  # fraction of yes/no answers agreeing with the majority of others
+    n_compared: int  # how many answers that fraction is over
+    discoveries: list[dict] = field(default_factory=list)
+
+
+MIN_OTHER_VOTES = 2  # a majority of others needs at least this many yes/no answers
+RECENT_LIMIT = 5000  # the personal page looks at this many most recent votes
+
+
+def volunteer_stats(*, volunteer: Volunteer) -> VolunteerStats:
+    """Figures for the personal page.
+
+    Consensus here is the plain majority of the other volunteers' yes/no answers; when the
+    skill-weighted aggregation is in place it should replace :func:`_majorities`.
+    """
+    mine = dict(
+        Vote.objects.filter(volunteer=volunteer)
+        .exclude(answer=Vote.Answer.UNSURE)
+        .order_by("-created_at")
+        .values_list("candidate_id", "answer")[:RECENT_LIMIT]
+    )
+    majority = _majorities(list(mine), exclude_volunteer=volunteer.pk)
+    compared = [(mine[c], m) for c, m in majority.items() if m is not None]
+    agree = sum(a == m for a, m in compared)
+    streak = volunteer.streak_days
+    from django.utils import timezone
+
+    today = timezone.now().date()
+    if volunteer.last_active_day is None or (today - volunteer.last_active_day).days > 1:
+        streak = 0  # the streak is broken once a whole day went by without a vote
+    return VolunteerStats(
+        n_votes=volunteer.n_votes,
+        n_unsure=volunteer.n_unsure,
+        n_gold=volunteer.n_gold,
+        n_gold_correct=volunteer.n_gold_correct,
+        streak_days=streak,
+        best_streak_days=volunteer.best_streak_days,
+        agreement=agree / len(compared) if compared else None,
+        n_compared=len(compared),
+        discoveries=confirmed_real_seen(volunteer=volunteer),
+    )
+
+
+def _majorities(candidate_ids: list[int], *, exclude_volunteer: int) -> dict[int, str | None]:
+    out: dict[int, str | None] = {}
+    for start in range(0, len(candidate_ids), 1000):
+        rows = (
+            Vote.objects.filter(candidate_id__in=candidate_ids[start : start + 1000])
+            .exclude(volunteer_id=exclude_volunteer)
+            .exclude(answer=Vote.Answer.UNSURE)
+            .values("candidate_id")
+            .annotate(n=Count("pk"), yes=Count("pk", filter=Q(answer=Vote.Answer.YES)))
+        )
+        for r in rows:
+            if r["n"] < MIN_OTHER_VOTES or 2 * r["yes"] == r["n"]:
+                out[r["candidate_id"]] = None
+            else:
+                out[r["candidate_id"]] = "yes" if 2 * r["yes"] > r["n"] else "no"
+    return out
+
+
+def confirmed_real_seen(*, volunteer: Volunteer, limit: int = 24) -> list[dict]:
+    """Candidates this volunteer saw that turned out to be real lines.
+
+    "Turned out real" = a scientist's gold standard says so, or the candidate was retired
+    with a majority of yes answers. (Swap in the aggregated Label when it exists.)
+    """
+    seen = Vote.objects.filter(volunteer=volunteer)
+    gold_real = GoldStandard.objects.filter(
+        active=True, is_real=True, candidate__votes__volunteer=volunteer
+    ).values_list("candidate_id", flat=True)
+    retired_seen = seen.filter(candidate__status=Candidate.Status.RETIRED).values_list(
+        "candidate_id", flat=True
+    )[:RECENT_LIMIT]
+    retired_ids = list(retired_seen)
+    majority = (
+        Vote.objects.filter(candidate_id__in=retired_ids)
+        .exclude(answer=Vote.Answer.UNSURE)
+        .values("candidate_id")
+        .annotate(n=Count("pk"), yes=Count("pk", filter=Q(answer=Vote.Answer.YES)))
+    )
+    real = {r["candidate_id"] for r in majority if 2 * r["yes"] > r["n"]} | set(gold_real)
+    rows = (
+        seen.filter(candidate_id__in=real)
+        .select_related("candidate")
+        .order_by("-created_at")[:limit]
+    )
+    return [
+        {
+            "detectid": v.candidate.detectid,
+            "wave": v.candidate.wave,
+            "z": v.candidate.z_lya,
+            "your_answer": v.answer,
+            "when": v.created_at,
+        }
+        for v in rows
+    ]

@@ -1,0 +1,225 @@
+"""JSON API the classify page uses (schema: /api/openapi.json, described in services/api_schema).
+
+Thin: parse, call a service, shape the answer. Errors are ``{"error": {"code", "message"}}``
+with a 4xx status. Every write is a POST under Django's CSRF protection (send the
+``csrftoken`` cookie back in an ``X-CSRFToken`` header).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.cache import cache_control
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+
+from labelapp.models import Candidate, Vote
+from labelapp.services import queue, votes
+from labelapp.services.api_schema import openapi_schema
+from labelapp.services.rendering import spectrum_figure
+from labelapp.services.volunteers import get_volunteer
+
+MAX_PREFETCH = 3
+
+
+def error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    resp = JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+    if "retry_after_s" in extra:
+        resp["Retry-After"] = str(extra["retry_after_s"])
+    return resp
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: JSON for the API, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return error(
+            403,
+            "csrf",
+            "CSRF check failed: reload the page (or send the csrftoken cookie "
+            "in an X-CSRFToken header)",
+        )
+    from django.views.csrf import csrf_failure as default
+
+    return default(request, reason=reason)
+
+
+def candidate_payload(row: dict) -> dict:
+    d = row["detectid"]
+    return {
+        "detectid": d,
+        "wave": round(row["wave"], 1),
+        "cutout_url": reverse("candidate-cutout", args=[d]),
+        "spectrum_url": reverse("api-spectrum", args=[d]),
+    }
+
+
+def _ints(raw, name: str, limit: int = 10) -> list[int]:
+    if raw in (None, ""):
+        return []
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list) or len(items) > limit:
+        raise votes.InvalidVote(f"{name} must be a list of at most {limit} detectids")
+    try:
+        return [int(i) for i in items]
+    except (TypeError, ValueError):
+        raise votes.InvalidVote(f"{name} must be a list of integer detectids") from None
+
+
+def _volunteer_summary(volunteer) -> dict:
+    if volunteer is None:
+        return {"n_votes": 0, "gold_rate": queue.gold_rate(0)}
+    return {
+        "n_votes": volunteer.n_votes,
+        "gold_rate": queue.gold_rate(volunteer.n_votes),
+        "streak_days": volunteer.streak_days,
+    }
+
+
+@require_GET
+@ensure_csrf_cookie
+def next_candidate(request: HttpRequest) -> JsonResponse:
+    try:
+        count = min(MAX_PREFETCH, max(1, int(request.GET.get("count", 1))))
+        exclude = _ints(request.GET.get("exclude"), "exclude")
+    except (ValueError, votes.InvalidVote) as exc:
+        return error(400, "invalid", str(exc))
+    volunteer = get_volunteer(session=request.session, user=request.user)
+    rows = queue.next_candidates(volunteer=volunteer, count=count, exclude=exclude)
+    return JsonResponse(
+        {
+            "candidates": [candidate_payload(r) for r in rows],
+            "volunteer": _volunteer_summary(volunteer),
+        }
+    )
+
+
+def _body(request: HttpRequest) -> dict:
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise votes.InvalidVote("the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise votes.InvalidVote("the body must be a JSON object")
+        return data
+    return request.POST.dict()
+
+
+def _detectid(data: dict) -> int:
+    try:
+        return int(data["detectid"])
+    except KeyError:
+        raise votes.InvalidVote("detectid is required") from None
+    except (TypeError, ValueError):
+        raise votes.InvalidVote("detectid must be an integer") from None
+
+
+def _int(data: dict, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = data.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise votes.InvalidVote(f"{name} must be an integer") from None
+    return max(low, min(high, value))
+
+
+@require_POST
+def vote(request: HttpRequest) -> JsonResponse:
+    try:
+        data = _body(request)
+        detectid = _detectid(data)
+        response_ms = _int(data, "response_ms", None, -1, 86_400_001)  # range checked below
+        want_next = _int(data, "next", 1, 0, MAX_PREFETCH)
+        exclude = _ints(data.get("exclude"), "exclude")
+        volunteer = get_volunteer(session=request.session, user=request.user, create=True)
+        result = votes.submit_vote(
+            volunteer=volunteer,
+            detectid=detectid,
+            answer=str(data.get("answer", "")),
+            reason=str(data.get("reason") or ""),
+            response_ms=response_ms,
+            client=str(data.get("client") or Vote.Client.API),
+        )
+    except votes.VoteError as exc:
+        return error(exc.status, exc.code, exc.message, **exc.extra)
+    v = result.vote
+    body = {
+        "created": result.created,
+        "vote": {"detectid": detectid, "answer": v.answer, "reason": v.reason},
+        "undo_until": (
+            v.created_at + dt.timedelta(seconds=settings.VOTE_UNDO_WINDOW_S)
+        ).isoformat(),
+        "feedback": None,
+        "volunteer": _volunteer_summary(volunteer),
+    }
+    if result.gold is not None:
+        body["feedback"] = {
+            "correct": result.correct,
+            "is_real": result.gold.is_real,
+            "kind": result.gold.kind,
+            "text": result.gold.feedback,
+        }
+    if want_next:
+        rows = queue.next_candidates(
+            volunteer=volunteer, count=want_next, exclude=exclude + [detectid]
+        )
+        body["next"] = [candidate_payload(r) for r in rows]
+    return JsonResponse(body, status=201 if result.created else 200)
+
+
+@require_POST
+def undo(request: HttpRequest) -> JsonResponse:
+    volunteer = get_volunteer(session=request.session, user=request.user)
+    if volunteer is None:
+        return error(404, "nothing_to_undo", "you have not answered anything yet")
+    try:
+        v = votes.undo_last_vote(volunteer=volunteer)
+    except votes.VoteError as exc:
+        return error(exc.status, exc.code, exc.message)
+    c = v.candidate
+    return JsonResponse(
+        {
+            "undone": {"answer": v.answer, **candidate_payload(vars(c))},
+            "volunteer": _volunteer_summary(volunteer),
+        }
+    )
+
+
+@require_POST
+def vote_reason(request: HttpRequest) -> JsonResponse:
+    volunteer = get_volunteer(session=request.session, user=request.user)
+    try:
+        data = _body(request)
+        detectid = _detectid(data)
+        if volunteer is None:
+            raise votes.UnknownCandidate(f"you have no answer for candidate {detectid}")
+        v = votes.set_vote_reason(
+            volunteer=volunteer, detectid=detectid, reason=str(data.get("reason", ""))
+        )
+    except votes.VoteError as exc:
+        return error(exc.status, exc.code, exc.message)
+    return JsonResponse({"vote": {"detectid": detectid, "answer": v.answer, "reason": v.reason}})
+
+
+@require_GET
+@cache_control(max_age=86400, public=True)  # a candidate's spectrum never changes
+def spectrum(request: HttpRequest, detectid: int) -> JsonResponse:
+    candidate = get_object_or_404(Candidate.objects.select_related("batch"), detectid=detectid)
+    return JsonResponse(spectrum_figure(candidate))
+
+
+@require_GET
+def schema(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(openapi_schema(), json_dumps_params={"indent": 1})
+
+
+@require_GET
+def docs(request: HttpRequest):
+    return render(request, "volunteer/api_docs.html", {"schema": openapi_schema()})

@@ -1,0 +1,148 @@
+"""Volunteer pages: classify, tutorial, field guide, personal page, sign-up / log-in. Thin."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.views import LoginView
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import cache_control
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from labelapp.models import Vote
+from labelapp.services import field_guide as guide
+from labelapp.services import queue
+from labelapp.services.volunteers import (
+    attach_session_volunteer,
+    get_volunteer,
+    mark_tutorial_done,
+    tutorial_done,
+    volunteer_stats,
+)
+
+REASONS = [
+    ("noise", "Noise", "1"),
+    ("sky", "Sky line", "2"),
+    ("cosmic", "Cosmic ray", "3"),
+    ("hotcol", "Hot column", "4"),
+    ("meteor", "Meteor / satellite", "5"),
+    ("badfiber", "Bad fiber", "6"),
+    ("other", "Other", "7"),
+]
+assert [r for r, _, _ in REASONS] == Vote.Reason.values
+
+
+def _safe_next(request, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return default
+
+
+@require_GET
+@ensure_csrf_cookie
+def classify(request):
+    volunteer = get_volunteer(session=request.session, user=request.user)
+    if (
+        not tutorial_done(session=request.session, volunteer=volunteer)
+        and "skip" not in request.GET
+    ):
+        return redirect(f"{reverse('tutorial')}?next={reverse('classify')}")
+    return render(
+        request,
+        "volunteer/classify.html",
+        {
+            "volunteer": volunteer,
+            "n_votes": volunteer.n_votes if volunteer else 0,
+            "reasons": REASONS,
+            "gold_rate": queue.gold_rate(volunteer.n_votes if volunteer else 0),
+            "undo_s": settings.VOTE_UNDO_WINDOW_S,
+        },
+    )
+
+
+@require_GET
+@ensure_csrf_cookie
+def tutorial(request):
+    entries = {e["kind"]: e for e in guide.field_guide_entries()}
+    steps = [entries[k] for k in guide.TUTORIAL_KINDS if k in entries]
+    for e in steps:
+        e["figure"] = guide.spectrum_figure_from_window(e["spectrum"], e["wave"])
+        del e["spectrum"]
+    return render(
+        request,
+        "volunteer/tutorial.html",
+        {"steps": steps, "next": _safe_next(request, reverse("classify"))},
+    )
+
+
+@require_POST
+def tutorial_finish(request):
+    volunteer = get_volunteer(session=request.session, user=request.user)
+    mark_tutorial_done(session=request.session, volunteer=volunteer)
+    return redirect(_safe_next(request, reverse("classify")))
+
+
+@require_GET
+def field_guide(request):
+    entries = guide.field_guide_entries()
+    for e in entries:
+        e["figure"] = guide.spectrum_figure_from_window(e["spectrum"], e["wave"])
+        del e["spectrum"]
+    return render(request, "volunteer/field_guide.html", {"entries": entries})
+
+
+@require_GET
+@cache_control(max_age=86400, public=True)
+def field_guide_png(request, kind: str):
+    path = guide.field_guide_png(kind)
+    if path is None:
+        raise Http404("no such example")
+    return FileResponse(open(path, "rb"), content_type="image/png")
+
+
+@require_GET
+def me(request):
+    volunteer = get_volunteer(session=request.session, user=request.user)
+    stats = volunteer_stats(volunteer=volunteer) if volunteer else None
+    return render(request, "volunteer/me.html", {"volunteer": volunteer, "stats": stats})
+
+
+class SignUpForm(UserCreationForm):
+    email = forms.EmailField(
+        required=False, help_text="Optional: only used to reset a forgotten password."
+    )
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    if request.method == "POST":
+        form = SignUpForm(request.POST)
+        if form.is_valid():
+            user = form.save()
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            attach_session_volunteer(session=request.session, user=user)
+            return redirect(_safe_next(request, reverse("me")))
+    else:
+        form = SignUpForm()
+    return render(
+        request, "registration/signup.html", {"form": form, "next": _safe_next(request, "")}
+    )
+
+
+class VolunteerLoginView(LoginView):
+    """Django's log-in, plus: the votes made anonymously in this session join the account."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)  # login() keeps the session's data
+        attach_session_volunteer(session=self.request.session, user=form.get_user())
+        return response

@@ -1,0 +1,353 @@
+// The classify page: one candidate at a time, answered by tap, key or swipe.
+// Talks to the JSON API (/api/openapi.json). The next candidate is always preloaded (image +
+// spectrum), and each answer's response carries the one after it, so an answer costs one
+// round trip and the picture changes without a layout jump (the boxes have fixed sizes).
+(function () {
+  "use strict";
+  const root = document.getElementById("classify");
+  if (!root) return;
+  const cfg = JSON.parse(document.getElementById("classify-config").textContent);
+  const $ = (id) => document.getElementById(id);
+  const img = $("cutout"), box = $("cutout-box"), stage = $("stage"), spectrumEl = $("spectrum");
+  const answersEl = $("answers"), feedbackEl = $("feedback"), reasonsEl = $("reasons");
+  const undoBtn = $("undo"), undoLeft = $("undo-left"), statusEl = $("status"), countEl = $("count");
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+
+  let current = null;        // candidate on screen
+  let queue = [];            // preloaded candidates, next first
+  let shownAt = 0;           // when `current` appeared (response time)
+  let busy = false;          // an answer is on its way
+  let feedbackOpen = false;  // gold feedback waiting for "Continue"
+  let lastVote = null;       // {cand, answer, until}
+  let reasonFor = null;      // detectid the reason chips apply to
+  let undoTimer = null;
+  let lastPointer = "mouse";
+
+  function csrfToken() {
+    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  // fetch JSON; network errors are retried (the server makes repeats harmless).
+  async function api(url, body, tries = 3) {
+    const opts = body === undefined ? {credentials: "same-origin"} : {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
+      body: JSON.stringify(body),
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const resp = await fetch(url, opts);
+        let data = null;
+        try { data = await resp.json(); } catch (e) { data = null; }
+        return {status: resp.status, ok: resp.ok, data: data || {}};
+      } catch (err) {
+        if (attempt >= tries) throw err;
+        await new Promise((r) => setTimeout(r, 300 * attempt));
+      }
+    }
+  }
+
+  function say(text) { statusEl.textContent = text; }
+
+  function preload(c) {
+    if (c._img) return c;
+    c._img = new Image();
+    c._img.decoding = "async";
+    c._img.src = c.cutout_url;
+    c._spec = fetch(c.spectrum_url, {credentials: "same-origin"})
+      .then((r) => (r.ok ? r.json() : null)).catch(() => null);
+    return c;
+  }
+
+  function drawSpectrum(c) {
+    if (!window.Plotly) return;
+    c._spec.then((fig) => {
+      if (!fig || current !== c) return;
+      const layout = Object.assign({}, fig.layout, {
+        height: spectrumEl.clientHeight || 190, showlegend: false,
+        margin: {l: 44, r: 8, t: 6, b: 34}, autosize: true,
+      });
+      layout.yaxis = {title: {text: "flux"}, fixedrange: true};
+      layout.xaxis = Object.assign({}, layout.xaxis, {fixedrange: true});
+      Plotly.react(spectrumEl, fig.data, layout,
+                   {responsive: true, displaylogo: false, staticPlot: false, displayModeBar: false});
+    });
+  }
+
+  function show(c) {
+    current = c;
+    resetSwipe();
+    setZoom(false);
+    if (!c) {
+      $("empty").hidden = false;
+      stage.hidden = true;
+      answersEl.querySelectorAll("button").forEach((b) => (b.disabled = true));
+      return;
+    }
+    $("empty").hidden = true;
+    stage.hidden = false;
+    // After reading gold feedback lower down on a phone, bring the picture back into view.
+    if (stage.getBoundingClientRect().top < 0) window.scrollTo(0, 0);
+    answersEl.querySelectorAll("button").forEach((b) => (b.disabled = false));
+    preload(c);
+    img.src = c.cutout_url;
+    img.alt = `Candidate ${c.detectid} at ${c.wave} Å: 2D cutouts, the sum of the fibers on top ` +
+      "and the 4 closest fibers below, white marks at the line position";
+    root.dataset.detectid = c.detectid;
+    drawSpectrum(c);
+    shownAt = performance.now();
+    if (queue[0]) preload(queue[0]);
+  }
+
+  function held() { return queue.map((c) => c.detectid).concat(current ? [current.detectid] : []); }
+
+  async function fill() {
+    const need = 2 - queue.length;
+    if (need <= 0) return;
+    const ex = held().join(",");
+    const r = await api(`${cfg.next}?count=${need}&exclude=${ex}`);
+    if (r.ok) {
+      queue = queue.concat(r.data.candidates.filter((c) => !held().includes(c.detectid)));
+      updateCount(r.data.volunteer);
+    }
+  }
+
+  function updateCount(v) {
+    if (v && typeof v.n_votes === "number") countEl.textContent = `${v.n_votes} classified`;
+  }
+
+  async function answer(value, client) {
+    if (busy || feedbackOpen || !current) return;
+    busy = true;
+    root.classList.add("busy");
+    const c = current;
+    const body = {
+      detectid: c.detectid, answer: value, client: client,
+      response_ms: Math.round(performance.now() - shownAt),
+      exclude: queue.map((q) => q.detectid),
+      next: queue.length >= 2 ? 0 : 2 - queue.length,
+    };
+    let r;
+    try {
+      r = await api(cfg.vote, body);
+    } catch (err) {
+      busy = false;
+      root.classList.remove("busy");
+      say("No connection: your answer was not sent. Try again.");
+      return;
+    }
+    busy = false;
+    root.classList.remove("busy");
+    if (r.status === 429) {
+      say(`Slow down a little: ${r.data.error.message}`);
+      return;
+    }
+    if (!r.ok && r.status !== 404 && r.status !== 409) {
+      say((r.data.error && r.data.error.message) || `Something went wrong (${r.status}).`);
+      return;
+    }
+    if (r.ok) {
+      updateCount(r.data.volunteer);
+      const fresh = (r.data.next || []).filter((n) => !held().includes(n.detectid));
+      queue = queue.concat(fresh);
+      lastVote = {cand: c, answer: value};
+      startUndo();
+      const fb = r.data.feedback;
+      if (fb) {
+        hideReasons();
+        openFeedback(fb, value);
+        return; // stay on the gold candidate so the explanation can be read against it
+      }
+      if (value === "no") showReasons(c.detectid); else hideReasons();
+      say(value === "yes" ? "Saved: yes." : value === "no" ? "Saved: no." : "Saved: not sure.");
+    } else {
+      say("That candidate was just finished by others; here is the next one.");
+    }
+    advance();
+  }
+
+  async function advance() {
+    const next = queue.shift() || null;
+    if (!next) {
+      await fill();
+      show(queue.shift() || null);
+    } else {
+      show(next);
+    }
+    if (queue.length < 1) fill();
+  }
+
+  function openFeedback(fb, value) {
+    feedbackOpen = true;
+    say("");
+    const verdict = $("feedback-verdict");
+    const truth = fb.is_real ? "a real line" : "not a real line";
+    if (value === "unsure") verdict.textContent = `A teaching example: this one is ${truth}.`;
+    else if (fb.correct) verdict.textContent = `Right! This is ${truth}.`;
+    else verdict.textContent = `Not quite: this one is ${truth}.`;
+    verdict.className = "verdict " + (value === "unsure" ? "neutral" : fb.correct ? "good" : "bad");
+    $("feedback-text").textContent = fb.text;
+    answersEl.hidden = true;
+    feedbackEl.hidden = false;
+    $("feedback-continue").focus();
+  }
+
+  function closeFeedback() {
+    if (!feedbackOpen) return;
+    feedbackOpen = false;
+    feedbackEl.hidden = true;
+    answersEl.hidden = false;
+    advance();
+  }
+
+  function showReasons(detectid) {
+    reasonFor = detectid;
+    reasonsEl.querySelectorAll(".chip").forEach((b) => b.classList.remove("chosen"));
+    reasonsEl.hidden = false;
+  }
+  function hideReasons() { reasonFor = null; reasonsEl.hidden = true; }
+
+  async function giveReason(reason) {
+    if (reasonFor === null) return;
+    const detectid = reasonFor;
+    reasonsEl.querySelectorAll(".chip").forEach((b) =>
+      b.classList.toggle("chosen", b.dataset.reason === reason));
+    const r = await api(cfg.reason, {detectid: detectid, reason: reason});
+    if (r.ok) {
+      const label = reasonsEl.querySelector(`[data-reason="${reason}"]`).firstChild.textContent.trim();
+      say(`Noted: ${label.toLowerCase()}.`);
+      setTimeout(() => { if (reasonFor === detectid) hideReasons(); }, 600);
+    }
+  }
+
+  function startUndo() {
+    lastVote.until = Date.now() + cfg.undo_s * 1000;
+    undoBtn.hidden = false;
+    clearInterval(undoTimer);
+    const tick = () => {
+      const left = Math.ceil((lastVote.until - Date.now()) / 1000);
+      if (left <= 0) { stopUndo(); return; }
+      undoLeft.textContent = `(${left} s)`;
+    };
+    tick();
+    undoTimer = setInterval(tick, 250);
+  }
+  function stopUndo() { clearInterval(undoTimer); undoBtn.hidden = true; lastVote = null; }
+
+  async function undo() {
+    if (!lastVote || busy) return;
+    const v = lastVote;
+    stopUndo();
+    busy = true;
+    const r = await api(cfg.undo, {}).catch(() => ({ok: false, data: {}}));
+    busy = false;
+    if (!r.ok) { say((r.data.error && r.data.error.message) || "Could not undo."); return; }
+    updateCount(r.data.volunteer);
+    hideReasons();
+    if (feedbackOpen) { feedbackOpen = false; feedbackEl.hidden = true; answersEl.hidden = false; }
+    if (current && current !== v.cand) queue.unshift(current);
+    show(v.cand);
+    say(`Answer taken back: candidate ${v.cand.detectid} is back.`);
+  }
+
+  // --- zoom -----------------------------------------------------------------------
+  function setZoom(on) {
+    box.classList.toggle("zoomed", on);
+    if (on) box.scrollLeft = (box.scrollWidth - box.clientWidth) / 2;
+  }
+  box.addEventListener("click", () => { if (!swipe.moved) setZoom(!box.classList.contains("zoomed")); });
+
+  // --- swipe (touch) --------------------------------------------------------------
+  const swipe = {id: null, x0: 0, y0: 0, dx: 0, moved: false};
+  function resetSwipe() {
+    swipe.id = null; swipe.dx = 0;
+    stage.style.transform = "";
+    stage.classList.remove("swiping", "to-yes", "to-no");
+  }
+  stage.addEventListener("pointerdown", (e) => {
+    lastPointer = e.pointerType || "mouse";
+    if (e.pointerType !== "touch" && e.pointerType !== "pen") return;
+    if (box.classList.contains("zoomed")) return; // panning the zoomed picture instead
+    swipe.id = e.pointerId; swipe.x0 = e.clientX; swipe.y0 = e.clientY; swipe.dx = 0;
+    swipe.moved = false;
+  });
+  stage.addEventListener("pointermove", (e) => {
+    if (e.pointerId !== swipe.id) return;
+    swipe.dx = e.clientX - swipe.x0;
+    const dy = e.clientY - swipe.y0;
+    if (!swipe.moved && Math.abs(swipe.dx) < 10) return;
+    if (!swipe.moved && Math.abs(dy) > Math.abs(swipe.dx)) { swipe.id = null; return; }
+    swipe.moved = true;
+    stage.classList.add("swiping");
+    stage.classList.toggle("to-yes", swipe.dx > 40);
+    stage.classList.toggle("to-no", swipe.dx < -40);
+    if (!reducedMotion) {
+      stage.style.transform = `translateX(${swipe.dx}px) rotate(${swipe.dx / 40}deg)`;
+    }
+  });
+  function endSwipe(e) {
+    if (e.pointerId !== swipe.id) return;
+    const dx = swipe.dx;
+    const threshold = Math.min(90, stage.clientWidth * 0.22);
+    swipe.id = null;
+    if (swipe.moved && Math.abs(dx) >= threshold) {
+      answer(dx > 0 ? "yes" : "no", "swipe");
+    }
+    resetSwipe();
+    setTimeout(() => { swipe.moved = false; }, 50);
+  }
+  stage.addEventListener("pointerup", endSwipe);
+  stage.addEventListener("pointercancel", endSwipe);
+
+  // --- buttons and keys -----------------------------------------------------------
+  document.addEventListener("pointerdown", (e) => { lastPointer = e.pointerType || "mouse"; }, true);
+  answersEl.addEventListener("click", (e) => {
+    const b = e.target.closest("button[data-answer]");
+    if (!b) return;
+    const kind = e.detail === 0 ? "keyboard" : lastPointer === "mouse" ? "mouse" : "touch";
+    answer(b.dataset.answer, kind);
+  });
+  reasonsEl.addEventListener("click", (e) => {
+    const b = e.target.closest("button[data-reason]");
+    if (b) giveReason(b.dataset.reason);
+  });
+  undoBtn.addEventListener("click", undo);
+  $("feedback-continue").addEventListener("click", closeFeedback);
+
+  const REASON_KEYS = {};
+  reasonsEl.querySelectorAll(".chip").forEach((b, i) => { REASON_KEYS[String(i + 1)] = b.dataset.reason; });
+
+  document.addEventListener("keydown", (e) => {
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    const t = e.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable)) return;
+    const k = e.key;
+    if (feedbackOpen) {
+      if (k === "Enter" || k === " " || k === "ArrowRight" || k === "ArrowLeft") {
+        e.preventDefault();
+        closeFeedback();
+      } else if (k === "u" || k === "U" || k === "Backspace") {
+        e.preventDefault();
+        undo();
+      }
+      return;
+    }
+    let handled = true;
+    if (k === "ArrowRight" || k === "y" || k === "Y") answer("yes", "keyboard");
+    else if (k === "ArrowLeft" || k === "n" || k === "N") answer("no", "keyboard");
+    else if (k === "ArrowDown" || k === "?") answer("unsure", "keyboard");
+    else if (k === "u" || k === "U" || k === "Backspace") undo();
+    else if (k === "z" || k === "Z") setZoom(!box.classList.contains("zoomed"));
+    else if (REASON_KEYS[k] && reasonFor !== null) giveReason(REASON_KEYS[k]);
+    else handled = false;
+    if (handled) e.preventDefault();
+  });
+
+  // --- start ----------------------------------------------------------------------
+  (async function start() {
+    await fill();
+    show(queue.shift() || null);
+    fill();
+  })();
+})();

@@ -1,0 +1,41 @@
+"""Factories for the volunteer tests: candidates without pixels, gold, volunteers."""
+
+from __future__ import annotations
+
+from labelapp.models import Candidate, GoldStandard, IngestBatch, Volunteer
+from labelapp.services.gold import feedback_for
+
+
+def make_candidates(n: int, *, first_id: int = 5_000_000, sn0: float = 4.8) -> list[Candidate]:
+    """``n`` active candidates with S/N rising from ``sn0`` and ingest's priority (-sn)."""
+    batch = IngestBatch.objects.create(
+        name=f"b{first_id}",
+        file_sha256=f"{first_id:064d}",
+        source_path="/dev/null",
+        file_format="fits",
+        n_candidates=n,
+        store_path="/nonexistent",
+        store_dtype="float16",
+    )
+    rows = []
+    for i in range(n):
+        sn = sn0 + 0.01 * i
+        rows.append(
+            Candidate(
+                detectid=first_id + i, batch=batch, row=i, shotid=1, field="cosmos",
+                ra=150.0, dec=2.2, wave=4000.0 + i, flux=10, flux_err=2, linewidth=3,
+                continuum=0, sn=sn, chi2=1, priority=-sn,
+            )
+        )  # fmt: skip
+    return Candidate.objects.bulk_create(rows)
+
+
+def make_gold(candidate: Candidate, *, is_real: bool, kind: str | None = None) -> GoldStandard:
+    kind = kind or ("lae" if is_real else "cosmic")
+    return GoldStandard.objects.create(
+        candidate=candidate, is_real=is_real, kind=kind, feedback=feedback_for(kind)
+    )
+
+
+def make_volunteer(**kw) -> Volunteer:
+    return Volunteer.objects.create(**kw)

@@ -1,0 +1,179 @@
+"""The JSON API the classify page uses: next, vote, undo, reason, CSRF, errors, schema."""
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from labelapp.models import Candidate, Volunteer, Vote
+from tests.factories_volunteers import make_candidates, make_gold
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings, request):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
+    }
+
+
+@pytest.fixture
+def browser():
+    """A client that enforces CSRF like a real browser, holding the csrftoken cookie."""
+    c = Client(enforce_csrf_checks=True)
+    c.get("/api/next/")  # sets the csrftoken cookie
+    return c
+
+
+def post(client, url, body, csrf=True):
+    headers = {"X-CSRFToken": client.cookies["csrftoken"].value} if csrf else {}
+    return client.post(url, json.dumps(body), content_type="application/json", headers=headers)
+
+
+def test_next_returns_candidates_with_image_and_spectrum_urls(browser):
+    cands = make_candidates(5)
+    data = browser.get("/api/next/?count=2").json()
+    assert len(data["candidates"]) == 2
+    first = data["candidates"][0]
+    assert first["cutout_url"] == f"/candidates/{first['detectid']}/cutout.png"
+    assert first["spectrum_url"] == f"/api/candidates/{first['detectid']}/spectrum/"
+    assert data["volunteer"] == {"n_votes": 0, "gold_rate": 0.4}
+    held = ",".join(str(c.detectid) for c in cands[:4])
+    assert browser.get(f"/api/next/?exclude={held}").json()["candidates"][0]["detectid"] == (
+        cands[4].detectid
+    )
+    assert browser.get("/api/next/?exclude=abc").status_code == 400
+    assert not Volunteer.objects.exists()  # looking creates nobody
+
+
+def test_vote_records_once_and_returns_the_next(browser):
+    cands = make_candidates(4)
+    body = {"detectid": cands[0].detectid, "answer": "yes", "client": "keyboard",
+            "response_ms": 1500, "exclude": [cands[1].detectid], "next": 1}  # fmt: skip
+    r1 = post(browser, "/api/votes/", body)
+    assert r1.status_code == 201, r1.content
+    data = r1.json()
+    assert data["created"] is True and data["feedback"] is None
+    assert data["next"][0]["detectid"] not in (cands[0].detectid, cands[1].detectid)
+    assert data["volunteer"]["n_votes"] == 1
+    r2 = post(browser, "/api/votes/", body)  # network retry / second tab
+    assert r2.status_code == 200 and r2.json()["created"] is False
+    vote = Vote.objects.get()
+    assert (vote.answer, vote.client, vote.response_ms) == ("yes", "keyboard", 1500)
+    # the next candidate for this session excludes what it voted on
+    ids = {c["detectid"] for c in browser.get("/api/next/?count=3").json()["candidates"]}
+    assert cands[0].detectid not in ids
+
+
+def test_every_write_needs_the_csrf_token(browser):
+    c = make_candidates(1)[0]
+    for url in ("/api/votes/", "/api/votes/undo/", "/api/votes/reason/"):
+        resp = post(browser, url, {"detectid": c.detectid, "answer": "yes"}, csrf=False)
+        assert resp.status_code == 403
+        assert resp.json()["error"]["code"] == "csrf"
+    assert not Vote.objects.exists()
+
+
+def test_gold_vote_gets_teaching_feedback(browser):
+    c = make_candidates(1)[0]
+    make_gold(c, is_real=False, kind="cosmic")
+    data = post(browser, "/api/votes/", {"detectid": c.detectid, "answer": "yes"}).json()
+    assert data["feedback"]["correct"] is False and data["feedback"]["is_real"] is False
+    assert "cosmic ray" in data["feedback"]["text"]
+
+
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"detectid": 12345, "answer": "yes"}, 404, "unknown_candidate"),
+        ({"answer": "yes"}, 400, "invalid"),
+        ({"detectid": "x", "answer": "yes"}, 400, "invalid"),
+        ({"detectid": "CAND", "answer": "perhaps"}, 400, "invalid"),
+        ({"detectid": "CAND", "answer": "yes", "response_ms": "slow"}, 400, "invalid"),
+    ],
+)
+def test_bad_votes_get_clear_4xx(browser, body, status, code):
+    c = make_candidates(1)[0]
+    body = {k: (c.detectid if v == "CAND" else v) for k, v in body.items()}
+    resp = post(browser, "/api/votes/", body)
+    assert resp.status_code == status
+    assert resp.json()["error"]["code"] == code and resp.json()["error"]["message"]
+
+
+def test_retired_candidate_is_409(browser):
+    c = make_candidates(1)[0]
+    Candidate.objects.update(status="retired")
+    resp = post(browser, "/api/votes/", {"detectid": c.detectid, "answer": "yes"})
+    assert resp.status_code == 409 and "no longer in the queue" in resp.json()["error"]["message"]
+
+
+def test_rate_limit_is_429_with_retry_after(browser, settings):
+    settings.VOTE_RATE_LIMIT = 2
+    cands = make_candidates(3)
+    for c in cands[:2]:
+        assert (
+            post(browser, "/api/votes/", {"detectid": c.detectid, "answer": "no"}).status_code
+            == 201
+        )
+    resp = post(browser, "/api/votes/", {"detectid": cands[2].detectid, "answer": "no"})
+    assert resp.status_code == 429 and int(resp["Retry-After"]) > 0
+
+
+def test_undo_and_reason(browser):
+    a, b = make_candidates(2)
+    post(browser, "/api/votes/", {"detectid": a.detectid, "answer": "no"})
+    resp = post(browser, "/api/votes/reason/", {"detectid": a.detectid, "reason": "sky"})
+    assert resp.status_code == 200 and Vote.objects.get().reason == "sky"
+    assert (
+        post(browser, "/api/votes/reason/", {"detectid": a.detectid, "reason": "x"}).status_code
+        == 400
+    )
+    undone = post(browser, "/api/votes/undo/", {}).json()
+    assert undone["undone"]["detectid"] == a.detectid and undone["undone"]["answer"] == "no"
+    assert undone["volunteer"]["n_votes"] == 0 and not Vote.objects.exists()
+    assert post(browser, "/api/votes/undo/", {}).status_code == 404
+
+
+def test_undo_for_a_new_session_is_404():
+    c = Client()
+    assert c.post("/api/votes/undo/").status_code == 404
+
+
+def test_spectrum_endpoint(client, tmp_path):
+    from labelapp.services.ingest import ingest_survey
+    from mlcore.survey_io import write_survey
+    from tests.factories import make_survey
+
+    ingest_survey(path=write_survey(tmp_path / "s.fits", make_survey(3)))
+    c = Candidate.objects.first()
+    fig = client.get(f"/api/candidates/{c.detectid}/spectrum/").json()
+    assert fig["data"][2]["name"] == "spectrum" and len(fig["data"][2]["x"]) > 50
+    assert client.get("/api/candidates/1/spectrum/").status_code == 404
+
+
+def _api_routes():
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, prefix + str(p.pattern))
+            elif isinstance(p, URLPattern):
+                yield prefix + str(p.pattern)
+
+    return {r for r in walk(get_resolver().url_patterns) if r.startswith("api/") and "<" not in r}
+
+
+def test_openapi_schema_documents_every_api_route(client):
+    schema = client.get("/api/openapi.json").json()
+    assert schema["openapi"].startswith("3.")
+    documented = {p.lstrip("/") for p in schema["paths"]}
+    assert _api_routes() - {"api/", "api/openapi.json"} <= documented
+    assert "api/candidates/{detectid}/spectrum/" in documented
+    assert (
+        "submitVote" in client.get("/api/").content.decode()
+        or "votes" in client.get("/api/").content.decode()
+    )

@@ -1,0 +1,103 @@
+"""services.queue: priority order, never twice, never retired, gold mixed in by experience."""
+
+import random
+
+import pytest
+
+from labelapp.models import Candidate, Vote
+from labelapp.services import queue
+from labelapp.services.queue import gold_rate, next_candidate, next_candidates
+from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
+
+pytestmark = pytest.mark.django_db
+
+
+def test_gold_rate_falls_with_experience():
+    assert [gold_rate(n) for n in (0, 19, 20, 39, 40, 59, 60, 5000)] == [
+        0.4, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1, 0.1,
+    ]  # fmt: skip
+
+
+def test_highest_priority_first_and_low_sn_by_default(monkeypatch):
+    monkeypatch.setattr(queue, "TOP_K", 1)
+    cands = make_candidates(20)  # ingest's default priority = -sn: lowest S/N first
+    assert next_candidate(volunteer=None)["detectid"] == cands[0].detectid
+    Candidate.objects.filter(pk=cands[7].pk).update(priority=10)  # set by active learning
+    assert next_candidate(volunteer=None)["detectid"] == cands[7].detectid
+
+
+def test_picks_among_the_top_few_to_spread_volunteers():
+    cands = make_candidates(50)
+    top = {c.detectid for c in cands[: queue.TOP_K]}
+    picks = {next_candidate(volunteer=None)["detectid"] for _ in range(60)}
+    assert picks <= top and len(picks) > 2
+
+
+def test_never_the_same_candidate_twice_and_never_retired():
+    cands = make_candidates(30)
+    Candidate.objects.filter(pk__in=[c.pk for c in cands[::3]]).update(status="retired")
+    Candidate.objects.filter(pk=cands[1].pk).update(status="expert")
+    v = make_volunteer()
+    seen = []
+    while (row := next_candidate(volunteer=v)) is not None:
+        seen.append(row["detectid"])
+        Vote.objects.create(volunteer=v, candidate_id=row["id"], answer="yes")
+    active = Candidate.objects.filter(status="active").values_list("detectid", flat=True)
+    assert sorted(seen) == sorted(active) and len(seen) == len(set(seen)) == 19
+
+
+def test_exclude_keeps_what_the_page_already_holds():
+    cands = make_candidates(3)
+    held = [cands[0].detectid, cands[1].detectid]
+    assert next_candidate(volunteer=None, exclude=held)["detectid"] == cands[2].detectid
+    assert next_candidate(volunteer=None, exclude=[c.detectid for c in cands]) is None
+
+
+def test_count_returns_distinct_candidates():
+    make_candidates(10)
+    rows = next_candidates(volunteer=None, count=3)
+    assert len({r["detectid"] for r in rows}) == 3
+
+
+def _gold_share(volunteer, n_votes, trials=400):
+    volunteer.n_votes = n_votes
+    rng = random.Random(1)
+    gold = 0
+    for _ in range(trials):
+        row = next_candidates(volunteer=volunteer, rng=rng)[0]
+        gold += row["detectid"] >= 9_000_000
+    return gold / trials
+
+
+def test_gold_is_mixed_in_at_the_experience_rate():
+    make_candidates(40)
+    for c in make_candidates(40, first_id=9_000_000):
+        make_gold(c, is_real=c.pk % 2 == 0)
+    v = make_volunteer()
+    assert 0.32 < _gold_share(v, 0) < 0.48
+    assert 0.05 < _gold_share(v, 100) < 0.15
+
+
+def test_gold_never_repeats_and_regular_queue_skips_gold():
+    regular = make_candidates(5)
+    golds = make_candidates(3, first_id=9_000_000)
+    for c in golds:
+        make_gold(c, is_real=True)
+    v = make_volunteer()
+    Vote.objects.bulk_create(
+        [Vote(volunteer=v, candidate=c, answer="yes", was_gold=True) for c in golds]
+    )
+    rows = [next_candidate(volunteer=v)["detectid"] for _ in range(30)]
+    assert set(rows) <= {c.detectid for c in regular}
+    # with no volunteer history, a regular pick never returns a gold candidate
+    ids = list(queue.queue_queryset(volunteer=None).values_list("detectid", flat=True))
+    assert set(ids) == {c.detectid for c in regular}
+
+
+def test_retired_gold_is_not_shown():
+    make_candidates(2)
+    g = make_candidates(1, first_id=9_000_000)[0]
+    make_gold(g, is_real=True)
+    Candidate.objects.filter(pk=g.pk).update(status="retired")
+    v = make_volunteer()
+    assert all(next_candidate(volunteer=v)["detectid"] != g.detectid for _ in range(30))
