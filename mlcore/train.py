@@ -180,12 +180,9 @@ def run(
     """Everything the CLI does; returns the model card."""
     import torch
 
-    from mlcore.cnn.attribution import attribute, save_attribution_png
-    from mlcore.cnn.card import build_card, hash_arrays, hash_file, write_model_dir
+    from mlcore.cnn.card import hash_file, load_checkpoint
     from mlcore.cnn.data import spec_windows
-    from mlcore.cnn.evaluation import sigmoid
-    from mlcore.cnn.model import CNNConfig
-    from mlcore.cnn.training import TrainConfig, train
+    from mlcore.cnn.training import TrainConfig
     from mlcore.survey_io import open_survey, read_external
 
     if threads:
@@ -207,20 +204,92 @@ def run(
     cut = stack_cutouts(arr.pop("im_sum"), arr.pop("im_array"))  # (M, 5, 9, 100)
     l_tr, l_va, l_te = (np.searchsorted(rows, r) for r in (tr, va, te))  # into rows read
     spec = None
-    mcfg = CNNConfig(width=width)
     if spec1d:
         wave = np.asarray(cols["wave"])[rows]
         spec = spec_windows(arr.pop("spec1d"), arr.pop("spec1d_err"), wave, SPEC_HALF_WIDTH)
-        mcfg = CNNConfig(width=width, spec_len=spec.shape[-1])
-    tcfg = TrainConfig(
-        epochs=epochs, seed=seed, val_frac=val_frac, batch_size=batch_size, lr=lr,
-        device=device, max_time_s=max_time_s,
-    )  # fmt: skip
-    res = train(
+    y_te = truth_real[rows][l_te] if truth_real is not None else None
+    card = fit_evaluate_write(
         cut,
         targets[rows],
         sn[rows],
+        {k: np.asarray(v)[rows] for k, v in cols.items()},
+        splits=(l_tr, l_va, l_te),
+        out=out,
+        spec=spec,
         weights=None if weights is None else weights[rows],
+        y_test=y_te,
+        label_source=label_source,
+        data_hash=hash_file(data),
+        seed=seed,
+        train_config=TrainConfig(
+            epochs=epochs,
+            seed=seed,
+            val_frac=val_frac,
+            batch_size=batch_size,
+            lr=lr,
+            device=device,
+            max_time_s=max_time_s,
+        ),  # fmt: skip
+        width=width,
+        external=read_external(external) if external else None,
+        attributions=attributions,
+        extra={"data_file": str(data)},
+        log=log,
+    )
+    for extra_file in eval_data or ():
+        log(f"evaluating on {extra_file}")
+        card["metrics"].setdefault("other_files", {})[str(extra_file)] = evaluate_file(
+            load_checkpoint(out), extra_file, external=None
+        )
+        write_card(out, card)
+    card["wall_time_s"] = round(time.perf_counter() - t_start, 2)
+    write_card(out, card)
+    return card
+
+
+def fit_evaluate_write(
+    cut,
+    targets: np.ndarray,
+    sn: np.ndarray,
+    cols: dict[str, np.ndarray],
+    *,
+    splits: tuple[np.ndarray, np.ndarray, np.ndarray],
+    out: str | Path,
+    spec: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    label_source: str,
+    data_hash: str,
+    seed: int = 0,
+    train_config=None,
+    width: int = 12,
+    external: dict | None = None,
+    attributions: int = 0,
+    extra: dict | None = None,
+    log=print,
+) -> dict:
+    """Train on ``splits[0]``, early-stop on ``splits[1]``, evaluate on ``splits[2]``, and
+    write ``out/model.pt`` + ``out/model_card.json``. Returns the card.
+
+    Array-based, so the CLI (a survey file) and the platform (the cutout store + database
+    labels) share it. ``cut`` (M, 5, 9, 100) raw; ``cols`` the catalogue columns of those M
+    rows (``sn``, ``detectid`` and, when present, ``field``, ``truth_type``, ``ra``, ``dec``,
+    ``wave``); ``y_test`` the labels to evaluate against (default: targets >= 0.5).
+    """
+    from mlcore.cnn.attribution import attribute, save_attribution_png
+    from mlcore.cnn.card import build_card, hash_arrays, read_card, write_model_dir
+    from mlcore.cnn.evaluation import sigmoid
+    from mlcore.cnn.model import CNNConfig
+    from mlcore.cnn.training import TrainConfig, train
+
+    l_tr, l_va, l_te = splits
+    tcfg = train_config or TrainConfig(seed=seed)
+    mcfg = CNNConfig(width=width, spec_len=0 if spec is None else spec.shape[-1])
+    res = train(
+        cut,
+        targets,
+        sn,
+        weights=weights,
         spec=spec,
         train_idx=l_tr,
         val_idx=l_va,
@@ -229,44 +298,38 @@ def run(
         log=log,
     )
     model = res.model
-
     # held-out evaluation (deterministic forward pass; MC scoring is for acquisition)
-    y_te = truth_real[te] if truth_real is not None else targets[te] >= 0.5
-    ext = read_external(external) if external else None
+    y_te = np.asarray(y_test if y_test is not None else targets[l_te] >= 0.5)
     metrics, logits = evaluate_rows(
         model,
         cut[l_te],
         None if spec is None else spec[l_te],
-        {k: np.asarray(v)[te] for k, v in cols.items()},
+        {k: np.asarray(v)[l_te] for k, v in cols.items()},
         y_te,
-        ext,
+        external,
     )
-    metrics["evaluated_against"] = "truth" if truth_real is not None else label_source
-    for extra_file in eval_data or ():
-        log(f"evaluating on {extra_file}")
-        metrics.setdefault("other_files", {})[str(extra_file)] = evaluate_file(
-            model, extra_file, external=None
-        )
+    metrics["evaluated_against"] = "truth" if y_test is not None else label_source
+    detectid = np.asarray(cols["detectid"])
     card = build_card(
         model=model,
-        data_hash=hash_file(data),
+        data_hash=data_hash,
         label_source=label_source,
         seed=seed,
         training_time_s=res.train_time_s,
         train_config=tcfg.to_dict(),
-        n_train=len(tr),
-        n_val=len(va),
+        n_train=len(l_tr),
+        n_val=len(l_va),
         metrics=metrics,
         extra={
-            "data_file": str(data),
-            "labels_hash": hash_arrays(detectid[rows], targets[rows]),
+            "labels_hash": hash_arrays(detectid, np.asarray(targets)),
             "best_epoch": res.best_epoch,
             "history": res.history,
             "device": res.device,
-            "wall_time_s": round(time.perf_counter() - t_start, 2),
+            **(extra or {}),
         },
     )
     w_path, c_path = write_model_dir(out, model, card)
+    card = read_card(out)  # as written: with the weights' file name and hash
     log(f"wrote {w_path} and {c_path}")
     if attributions:
         p_te = sigmoid(logits / res.temperature)
@@ -275,14 +338,21 @@ def run(
         s_wrong = None if spec is None else spec[l_te[wrong]]
         att = attribute(model, cut[l_te[wrong]], spec=s_wrong)
         for k, j in enumerate(wrong):
-            title = f"detectid {detectid[te[j]]} sn {sn[te[j]]:.2f} p {p_te[j]:.2f} y {y_te[j]}"
+            i = l_te[j]
+            title = f"detectid {detectid[i]} sn {sn[i]:.2f} p {p_te[j]:.2f} y {y_te[j]}"
             if "truth_type" in cols:
-                title += f" {cols['truth_type'][te[j]]}"
+                title += f" {cols['truth_type'][i]}"
             save_attribution_png(
-                Path(out) / "attributions" / f"{detectid[te[j]]}.png",
+                Path(out) / "attributions" / f"{detectid[i]}.png",
                 att["x"][k], att["attr"][k], title,
             )  # fmt: skip
     return card
+
+
+def write_card(out: str | Path, card: dict) -> None:
+    from mlcore.cnn.card import CARD_NAME
+
+    (Path(out) / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True))
 
 
 def summarise(card: dict) -> str:

@@ -1,0 +1,201 @@
+"""Train a CNN model version from the database's labels and the cutout stores.
+
+Labels come from the simulator's truth (``truth``) or from the latest aggregation run
+(``consensus``: the posterior as a soft target; gold standards and expert answers as hard
+ones). Pixels come from the cutout stores. The fitting, evaluation and card are
+:func:`mlcore.train.fit_evaluate_write`, the same code the Django-free CLI runs. The model
+directory is written under a temporary name and renamed into place before its
+:class:`ModelVersion` row exists, so a crash never leaves a half-written version behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from labelapp.models import (
+    AggregationRun,
+    Candidate,
+    CandidateTruth,
+    ConsensusState,
+    GoldStandard,
+    IngestBatch,
+    Label,
+    ModelVersion,
+)
+from labelapp.services.rendering import open_store
+from mlcore.cnn.data import spec_windows
+from mlcore.cnn.training import TrainConfig
+from mlcore.train import SPEC_HALF_WIDTH, fit_evaluate_write, make_splits
+
+LABEL_SOURCES = ("truth", "consensus")
+MIN_LABELS = 50
+
+
+class TrainingError(Exception):
+    pass
+
+
+@dataclass
+class TrainingSet:
+    candidate_id: np.ndarray
+    targets: np.ndarray  # (N,) in [0, 1]
+    y_truth: np.ndarray | None  # ground truth when every row has it (simulated surveys)
+    cols: dict[str, np.ndarray]  # detectid, sn, field, ra, dec, wave, truth_type?
+    cutouts: np.ndarray  # (N, 5, 9, 100) float16/32, as stored
+    spec: np.ndarray  # (N, 2, 1036)
+    data_hash: str
+
+
+def _consensus_targets() -> dict[int, float]:
+    run = AggregationRun.objects.filter(status=AggregationRun.Status.DONE, n_votes__gt=0).first()
+    if run is None:
+        raise TrainingError(
+            "no finished aggregation run yet: run `manage.py aggregate_votes` "
+            "(or wait for the scheduled one) before training on consensus"
+        )
+    targets = dict(Label.objects.filter(run=run).values_list("candidate_id", "posterior"))
+    # Hard labels override the crowd: experts, then gold standards.
+    targets.update(
+        {
+            cid: float(label)
+            for cid, label in ConsensusState.objects.filter(expert_label__isnull=False).values_list(
+                "candidate_id", "expert_label"
+            )
+        }
+    )
+    targets.update(
+        {
+            cid: float(real)
+            for cid, real in GoldStandard.objects.filter(active=True).values_list(
+                "candidate_id", "is_real"
+            )
+        }
+    )
+    return targets
+
+
+def training_set(*, label_source: str) -> TrainingSet:
+    if label_source not in LABEL_SOURCES:
+        raise TrainingError(f"--labels must be one of {LABEL_SOURCES}, not {label_source!r}")
+    if label_source == "truth":
+        targets = {
+            cid: float(r)
+            for cid, r in CandidateTruth.objects.values_list("candidate_id", "is_real")
+        }
+    else:
+        targets = _consensus_targets()
+    if len(targets) < MIN_LABELS:
+        raise TrainingError(
+            f"only {len(targets)} labelled candidates; need at least "
+            f"{MIN_LABELS} to train (ingest more, or collect more votes)"
+        )
+    fields = ("id", "detectid", "sn", "field", "ra", "dec", "wave", "batch_id", "row")
+    rows = list(
+        Candidate.objects.filter(pk__in=list(targets))
+        .order_by("batch_id", "row")
+        .values_list(*fields)
+        .iterator(chunk_size=20000)
+    )
+    arr = {f: np.asarray([r[i] for r in rows]) for i, f in enumerate(fields)}
+    truth = dict(
+        CandidateTruth.objects.filter(candidate_id__in=arr["id"].tolist()).values_list(
+            "candidate_id", "kind"
+        )
+    )
+    real = dict(
+        CandidateTruth.objects.filter(candidate_id__in=arr["id"].tolist()).values_list(
+            "candidate_id", "is_real"
+        )
+    )
+    cut_parts, spec_parts, sha = [], [], hashlib.sha256()
+    for batch_id in np.unique(arr["batch_id"]):
+        batch = IngestBatch.objects.get(pk=int(batch_id))
+        store = open_store(batch.store_path)
+        sel = arr["row"][arr["batch_id"] == batch_id]
+        cut_parts.append(np.asarray(store.cutouts[sel]))
+        spec_parts.append(np.asarray(store.spec[sel]))
+        sha.update(batch.file_sha256.encode())
+    sha.update(arr["detectid"].astype(np.int64).tobytes())
+    cols = {k: arr[k] for k in ("detectid", "sn", "field", "ra", "dec", "wave")}
+    has_truth = len(truth) == len(arr["id"])
+    if has_truth:
+        cols["truth_type"] = np.asarray([truth[c] for c in arr["id"].tolist()])
+    return TrainingSet(
+        candidate_id=arr["id"],
+        targets=np.asarray([targets[c] for c in arr["id"].tolist()], np.float32),
+        y_truth=np.asarray([real[c] for c in arr["id"].tolist()]) if has_truth else None,
+        cols=cols,
+        cutouts=np.concatenate(cut_parts),
+        spec=np.concatenate(spec_parts),
+        data_hash=sha.hexdigest(),
+    )
+
+
+def train_model_version(
+    *,
+    label_source: str = "truth",
+    epochs: int = 12,
+    seed: int = 0,
+    max_train: int | None = None,
+    max_time_s: float | None = None,
+    log: Callable[[str], None] = print,
+) -> ModelVersion:
+    """Train, evaluate on a held-out split and register a new (not yet promoted) version."""
+    ts = training_set(label_source=label_source)
+    sn = ts.cols["sn"].astype(np.float32)
+    tr, va, te = make_splits(
+        ts.targets, sn, test_frac=0.2, val_frac=0.15, max_train=max_train, seed=seed
+    )
+    log(
+        f"{len(ts.targets)} labelled candidates ({label_source}): {len(tr)} train / "
+        f"{len(va)} validation / {len(te)} test"
+    )
+    spec = spec_windows(
+        ts.spec[:, 0].astype(np.float32),
+        ts.spec[:, 1].astype(np.float32),
+        ts.cols["wave"],
+        SPEC_HALF_WIDTH,
+    )
+    models_dir = Path(settings.MODELS_DIR)
+    tmp = models_dir / f".training-{uuid.uuid4().hex[:12]}"
+    try:
+        card = fit_evaluate_write(
+            ts.cutouts,
+            ts.targets,
+            sn,
+            ts.cols,
+            splits=(tr, va, te),
+            out=tmp,
+            spec=spec,
+            y_test=None if ts.y_truth is None else ts.y_truth[te],
+            label_source=label_source,
+            data_hash=ts.data_hash,
+            seed=seed,
+            train_config=TrainConfig(epochs=epochs, seed=seed, max_time_s=max_time_s),
+            log=log,
+        )
+        with transaction.atomic():
+            version = ModelVersion.objects.create(
+                label_source=label_source,
+                directory="",
+                card=card,
+                n_train=len(tr),
+                data_hash=ts.data_hash,
+            )
+            final = models_dir / f"v{version.pk}"
+            tmp.rename(final)
+            version.directory = str(final)
+            version.save(update_fields=["directory"])
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return version
