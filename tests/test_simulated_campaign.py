@@ -44,3 +44,37 @@ def test_simulated_volunteers_then_aggregation(tmp_path, capsys, settings):
 def test_simulated_volunteers_need_ground_truth():
     with pytest.raises(CommandError, match="ingest a simulated survey first"):
         call_command("simulate_volunteers", "--votes", "5", "--no-progress")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulated_volunteers_vote_through_the_real_http_api(
+    live_server, tmp_path, settings, capsys
+):
+    settings.VOTE_RATE_LIMIT = 100_000
+    ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(80, seed=3)))
+    call_command(
+        "simulate_volunteers",
+        "--volunteers",
+        "6",
+        "--votes",
+        "40",
+        "--via-http",
+        live_server.url,
+        "--no-progress",
+    )
+    assert "40 votes from 6 simulated volunteers" in capsys.readouterr().out
+    assert Vote.objects.count() == 40
+    assert set(Vote.objects.values_list("client", flat=True)) == {"api"}
+    # each simulated browser is its own session volunteer, made by the site, not by us
+    from django.contrib.sessions.models import Session
+
+    assert 1 <= Vote.objects.values("volunteer").distinct().count() <= 6
+    assert Session.objects.count() == Vote.objects.values("volunteer").distinct().count()
+    assert ConsensusState.objects.count() > 0
+
+
+def test_http_mode_needs_a_url():
+    with pytest.raises(CommandError, match="needs an http"):
+        call_command(
+            "simulate_volunteers", "--votes", "5", "--via-http", "ftp://x", "--no-progress"
+        )

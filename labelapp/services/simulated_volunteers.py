@@ -8,9 +8,14 @@ demo (to make the site look alive), by benchmarks and by the in-silico campaigns
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urljoin, urlparse
 
 import numpy as np
 
@@ -99,6 +104,131 @@ def run_simulated_volunteers(
         cast += 1
         if progress:
             progress("votes", cast, n_votes)
+    return SimulationReport(
+        votes=cast,
+        volunteers=n_volunteers,
+        exhausted=int(exhausted.sum()),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+class _Browser:
+    """One simulated volunteer's browser: its own cookies (session, csrftoken)."""
+
+    def __init__(self, base_url: str):
+        self.base = base_url.rstrip("/") + "/"
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def _csrf(self) -> str:
+        return next((c.value for c in self.jar if c.name == "csrftoken"), "")
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers.update(
+                {
+                    "Content-Type": "application/json",
+                    "X-CSRFToken": self._csrf(),
+                    "Referer": urljoin(self.base, "classify/"),
+                }
+            )
+        # the scheme was checked to be http(s) in run_simulated_volunteers_http
+        url = urljoin(self.base, path)
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+        try:
+            with self.opener.open(req, timeout=30) as resp:  # noqa: S310 - URL given by the operator
+                raw = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            raw, status = exc.read(), exc.code
+        try:
+            return status, json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            return status, {"error": {"message": f"non-JSON answer: {raw[:200]!r}"}}
+
+
+def run_simulated_volunteers_http(
+    *,
+    base_url: str,
+    n_volunteers: int,
+    n_votes: int,
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> SimulationReport:
+    """Like :func:`run_simulated_volunteers`, but each volunteer is a browser session talking
+    to the real site over HTTP (``GET /api/next/``, ``POST /api/votes/`` with its CSRF
+    token). Ground truth (to decide each simulated answer) is read from the database, so
+    run it against a site that shares this process's database."""
+    if n_volunteers <= 0 or n_votes <= 0:
+        raise SimulationError("--volunteers and --votes must be positive")
+    if urlparse(base_url).scheme not in ("http", "https"):
+        raise SimulationError(f"--via-http needs an http(s) URL, not {base_url!r}")
+    if not CandidateTruth.objects.exists():
+        raise SimulationError(
+            "simulated volunteers answer from ground truth: ingest a "
+            "simulated survey first (manage.py simulate_survey, then ingest)"
+        )
+    t0 = time.perf_counter()
+    pop = VolunteerPopulation.sample(n_volunteers, seed)
+    rng = np.random.default_rng(seed)
+    browsers: list[_Browser | None] = [None] * n_volunteers
+    done = np.zeros(n_volunteers, np.int64)
+    exhausted = np.zeros(n_volunteers, bool)
+    cast = 0
+    while cast < n_votes and not exhausted.all():
+        j = int(pop.draw_volunteers(1, rng)[0])
+        if exhausted[j]:
+            continue
+        if browsers[j] is None:
+            browsers[j] = _Browser(base_url)
+            # the classify page sets the CSRF cookie, as for a person arriving on the site
+            page = urljoin(browsers[j].base, "classify/")
+            browsers[j].opener.open(page, timeout=30).read()  # noqa: S310
+        browser = browsers[j]
+        status, data = browser.call("GET", "api/next/")
+        if status != 200:
+            raise SimulationError(f"GET /api/next/ answered {status}: {data}")
+        if not data.get("candidates"):
+            exhausted[j] = True
+            continue
+        detectid = data["candidates"][0]["detectid"]
+        truth = (
+            CandidateTruth.objects.filter(candidate__detectid=detectid)
+            .values_list("is_real", "candidate__sn")
+            .first()
+        )
+        if truth is None:
+            exhausted[j] = True
+            continue
+        said = pop.respond(
+            np.array([j]),
+            np.array([truth[0]]),
+            np.array([truth[1]]),
+            rng,
+            session_position=pop.session_position(np.array([j]), done[[j]]),
+        )
+        status, data = browser.call(
+            "POST",
+            "api/votes/",
+            {
+                "detectid": detectid,
+                "answer": "yes" if said[0] else "no",
+                "client": "api",
+                "next": 0,
+            },
+        )
+        if status == 429:
+            exhausted[j] = True
+            continue
+        if status not in (200, 201):
+            raise SimulationError(f"POST /api/votes/ answered {status}: {data}")
+        done[j] += 1
+        cast += 1
+        if progress:
+            progress("votes (http)", cast, n_votes)
     return SimulationReport(
         votes=cast,
         volunteers=n_volunteers,

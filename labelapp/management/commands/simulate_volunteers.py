@@ -1,29 +1,44 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.management.progress import ProgressBar
-from labelapp.services.simulated_volunteers import SimulationError, run_simulated_volunteers
+from labelapp.services.simulated_volunteers import (
+    SimulationError,
+    run_simulated_volunteers,
+    run_simulated_volunteers_http,
+)
 
 
 class Command(BaseCommand):
     help = (
         "Simulated volunteers classify through the real services (queue, votes, live "
-        "consensus, retirement). Needs a simulated survey (ground truth)."
+        "consensus, retirement), or through the site's JSON API with --via-http. Needs a "
+        "simulated survey (ground truth)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--volunteers", type=int, default=100)
         parser.add_argument("--votes", type=int, default=2000)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--via-http",
+            metavar="URL",
+            help="vote through the real site's JSON API at URL (e.g. http://127.0.0.1:8000/) "
+            "instead of calling the services in this process",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
+        kwargs = {
+            "n_volunteers": opts["volunteers"],
+            "n_votes": opts["votes"],
+            "seed": opts["seed"],
+            "progress": None if opts["no_progress"] else ProgressBar(self.stderr),
+        }
         try:
-            report = run_simulated_volunteers(
-                n_volunteers=opts["volunteers"],
-                n_votes=opts["votes"],
-                seed=opts["seed"],
-                progress=None if opts["no_progress"] else ProgressBar(self.stderr),
-            )
+            if opts["via_http"]:
+                report = run_simulated_volunteers_http(base_url=opts["via_http"], **kwargs)
+            else:
+                report = run_simulated_volunteers(**kwargs)
         except SimulationError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(report.message)
