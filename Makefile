@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11+ and make:
-#   make demo   - environment, install, migrate, simulate + ingest a demo survey, run web+worker+beat
+#   make demo   - environment, install, migrate, simulate + ingest a demo survey, simulated
+#                 volunteers' votes + one aggregation, then run web + worker + beat
 #   make test   - environment if needed, lint, migration check, unit tier, integration tier
 PYTHON ?= python3
 VENV ?= .venv
@@ -54,6 +55,8 @@ demo: install
 	@test -f $(DEMO_FILE) || $(PY) manage.py simulate_survey --n $(DEMO_N) --seed 1 --field cosmos --out $(DEMO_FILE)
 	$(PY) manage.py ingest $(DEMO_FILE)
 	$(PY) manage.py seed_gold
+	$(PY) manage.py simulate_volunteers --volunteers 60 --votes 1500 --if-no-votes
+	$(PY) manage.py aggregate_votes
 	$(PY) manage.py run_demo --port $(PORT)
 
 bench: install

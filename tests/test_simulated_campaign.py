@@ -78,3 +78,20 @@ def test_http_mode_needs_a_url():
         call_command(
             "simulate_volunteers", "--votes", "5", "--via-http", "ftp://x", "--no-progress"
         )
+
+
+def test_if_no_votes_leaves_an_active_site_alone(tmp_path, settings, capsys):
+    settings.VOTE_RATE_LIMIT = 100_000
+    ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(60, seed=5)))
+    call_command("simulate_volunteers", "--volunteers", "3", "--votes", "10", "--no-progress")
+    call_command(
+        "simulate_volunteers",
+        "--volunteers",
+        "3",
+        "--votes",
+        "10",
+        "--if-no-votes",
+        "--no-progress",
+    )
+    assert "no simulated volunteers added" in capsys.readouterr().out
+    assert Vote.objects.count() == 10

@@ -35,6 +35,7 @@ class SimulationReport:
     volunteers: int
     exhausted: int  # volunteers who found nothing left to classify
     seconds: float
+    rate_limited: int = 0  # volunteers stopped by the per-volunteer vote rate limit
 
     @property
     def message(self) -> str:
@@ -42,7 +43,7 @@ class SimulationReport:
         return (
             f"{self.votes} votes from {self.volunteers} simulated volunteers in "
             f"{self.seconds:.1f} s ({rate:,.0f} votes/s); {self.exhausted} ran out of "
-            "candidates"
+            f"candidates, {self.rate_limited} stopped at the vote rate limit"
         )
 
 
@@ -67,10 +68,11 @@ def run_simulated_volunteers(
     volunteers = Volunteer.objects.bulk_create([Volunteer() for _ in range(n_volunteers)])
     done = np.zeros(n_volunteers, np.int64)
     exhausted = np.zeros(n_volunteers, bool)
+    limited = np.zeros(n_volunteers, bool)
     cast = 0
-    while cast < n_votes and not exhausted.all():
+    while cast < n_votes and not (exhausted | limited).all():
         j = int(pop.draw_volunteers(1, rng)[0])
-        if exhausted[j]:
+        if exhausted[j] or limited[j]:
             continue
         row = next_candidate(volunteer=volunteers[j])
         if row is None:
@@ -98,7 +100,7 @@ def run_simulated_volunteers(
                 answer=Vote.Answer.YES if said[0] else Vote.Answer.NO,
             )
         except RateLimited:
-            exhausted[j] = True  # a simulated volunteer who hit the limit stops for today
+            limited[j] = True  # a simulated volunteer who hit the limit stops for today
             continue
         done[j] += 1
         cast += 1
@@ -109,6 +111,7 @@ def run_simulated_volunteers(
         volunteers=n_volunteers,
         exhausted=int(exhausted.sum()),
         seconds=time.perf_counter() - t0,
+        rate_limited=int(limited.sum()),
     )
 
 
@@ -177,10 +180,11 @@ def run_simulated_volunteers_http(
     browsers: list[_Browser | None] = [None] * n_volunteers
     done = np.zeros(n_volunteers, np.int64)
     exhausted = np.zeros(n_volunteers, bool)
+    limited = np.zeros(n_volunteers, bool)
     cast = 0
-    while cast < n_votes and not exhausted.all():
+    while cast < n_votes and not (exhausted | limited).all():
         j = int(pop.draw_volunteers(1, rng)[0])
-        if exhausted[j]:
+        if exhausted[j] or limited[j]:
             continue
         if browsers[j] is None:
             browsers[j] = _Browser(base_url)
@@ -221,7 +225,7 @@ def run_simulated_volunteers_http(
             },
         )
         if status == 429:
-            exhausted[j] = True
+            limited[j] = True
             continue
         if status not in (200, 201):
             raise SimulationError(f"POST /api/votes/ answered {status}: {data}")
@@ -234,4 +238,5 @@ def run_simulated_volunteers_http(
         volunteers=n_volunteers,
         exhausted=int(exhausted.sum()),
         seconds=time.perf_counter() - t0,
+        rate_limited=int(limited.sum()),
     )

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from labelapp.models import AggregationRun
+from labelapp.models import AggregationRun, ModelVersion
 from labelapp.services.aggregation import AggregationError, aggregate_votes
 
 
@@ -22,10 +22,27 @@ class Command(BaseCommand):
             help="one skill per volunteer instead of one per S/N regime",
         )
         parser.add_argument("--no-retire", action="store_true")
+        parser.add_argument(
+            "--model",
+            type=int,
+            default=None,
+            help="model version whose scores join as one more annotator",
+        )
 
     def handle(self, *args, **opts):
+        model = None
+        if opts["model"] is not None:
+            model = ModelVersion.objects.filter(pk=opts["model"]).first()
+            if model is None:
+                raise CommandError(f"no model version {opts['model']}")
+            if not model.scores.exists():
+                raise CommandError(
+                    f"model v{model.pk} has no scores yet: run "
+                    f"`manage.py score_candidates --model {model.pk}` first"
+                )
         try:
             run = aggregate_votes(
+                model_version=model,
                 method=opts["method"],
                 by_regime=not opts["no_regimes"],
                 retire=not opts["no_retire"],

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.management.progress import ProgressBar
+from labelapp.models import Vote
 from labelapp.services.simulated_volunteers import (
     SimulationError,
     run_simulated_volunteers,
@@ -25,9 +26,17 @@ class Command(BaseCommand):
             help="vote through the real site's JSON API at URL (e.g. http://127.0.0.1:8000/) "
             "instead of calling the services in this process",
         )
+        parser.add_argument(
+            "--if-no-votes",
+            action="store_true",
+            help="do nothing when votes exist already (for make demo)",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
+        if opts["if_no_votes"] and Vote.objects.exists():
+            self.stdout.write("Votes exist already; no simulated volunteers added.")
+            return
         kwargs = {
             "n_volunteers": opts["volunteers"],
             "n_votes": opts["votes"],
