@@ -124,7 +124,9 @@ STATICFILES_FINDERS = [
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     # Longer than the longest task (a nightly retrain), or Redis redelivers it mid-run.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("LABELAPP_VISIBILITY_TIMEOUT_S", 6 * 3600)
+    }
 else:
     # Embedded broker: messages are files under var/broker, so a real worker and beat run
     # with no system service installed. Single machine only; production uses Redis.
@@ -136,6 +138,14 @@ else:
         "control_folder": str(_BROKER_DIR / "control"),
     }
 CELERY_RESULT_BACKEND = None  # task state the console needs is kept in our own models
+# Queues: web (light, user-facing), cpu (scoring chunks, any number of workers), gpu
+# (training). A worker serves the queues given by `celery worker -Q ...`.
+CELERY_TASK_ROUTES = {
+    "labelapp.tasks.retrain_model": {"queue": "gpu"},
+    "labelapp.tasks.score_catalogue": {"queue": "cpu"},
+    "labelapp.tasks.score_chunk": {"queue": "cpu"},
+    "labelapp.tasks.start_round": {"queue": "cpu"},
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "web"
@@ -206,3 +216,6 @@ EXPERT_GROUP = env_str("LABELAPP_EXPERT_GROUP", "scientists")
 # Weights and cards of every model version (shared storage, like the cutout stores).
 MODELS_DIR = Path(env_str("LABELAPP_MODELS_DIR", str(DATA_DIR / "models")))
 SCORE_MC_SAMPLES = env_int("LABELAPP_SCORE_MC_SAMPLES", 10)  # MC-dropout passes per candidate
+# A new model may be this much worse (balanced accuracy, per S/N regime) than the live one
+# on the gold + expert evaluation set and still be promoted (noise on a small set).
+PROMOTION_TOLERANCE = float(env_str("LABELAPP_PROMOTION_TOLERANCE", "0.01"))

@@ -1,8 +1,17 @@
-"""Celery tasks: thin wrappers that call services."""
+"""Celery tasks: thin wrappers that call services.
+
+Every task is keyed by what it works on (a model version, a chunk id), so a redelivered
+or duplicated message repeats harmless work at most: training writes a new version only
+once its files are complete, scoring chunks replace their own rows, the join is a
+compare-and-swap (services.loop), a round is opened by exactly the worker that won it.
+"""
 
 from celery import shared_task
 
 from labelapp.services import aggregation, health
+
+# The loop's services import torch (via mlcore.cnn): imported inside the tasks that need
+# them, so web processes that only send messages never load it.
 
 
 @shared_task(ignore_result=True)
@@ -14,3 +23,46 @@ def record_heartbeat() -> None:
 def aggregate_votes() -> None:
     # Safe to redeliver: a run reads a snapshot of the votes and writes a new run's rows.
     aggregation.aggregate_votes()
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def retrain_model(
+    label_source: str = "consensus", epochs: int = 12, max_time_s: float | None = None
+) -> int | None:
+    """gpu queue: train, gate, and on promotion score the catalogue. A redelivery after a
+    crash trains again from scratch (the half-trained files were never registered)."""
+    from labelapp.services import promotion, training
+
+    version = training.train_model_version(
+        label_source=label_source, epochs=epochs, max_time_s=max_time_s, log=lambda m: None
+    )
+    decision = promotion.gate_model(model_version=version)
+    if decision.promoted:
+        score_catalogue.delay(version.pk)
+    return version.pk
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def score_catalogue(model_version_id: int) -> None:
+    """Fan the scoring run out as chunks on the cpu queue (any number of workers)."""
+    from labelapp.models import ModelVersion
+    from labelapp.services import loop
+
+    version = ModelVersion.objects.get(pk=model_version_id)
+    for chunk in loop.plan_scoring(model_version=version):
+        score_chunk.delay(chunk.pk)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def score_chunk(chunk_id: int) -> None:
+    from labelapp.services import loop
+
+    if loop.run_chunk(chunk_id=chunk_id):
+        start_round.delay()
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def start_round(**acquisition) -> int:
+    from labelapp.services import rounds
+
+    return rounds.start_round(config=rounds.acquisition_config(**acquisition)).pk

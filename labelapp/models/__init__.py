@@ -7,6 +7,7 @@ from labelapp.models.aggregation import (
     RetirementEvent,
     VolunteerSkill,
 )
+from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
 from labelapp.models.ml import CandidateScore, ModelVersion
 from labelapp.models.survey import Candidate, CandidateTruth, IngestBatch, WorkerHeartbeat
 from labelapp.models.volunteers import GoldStandard, Volunteer, Vote
@@ -22,6 +23,10 @@ __all__ = [
     "Label",
     "ModelVersion",
     "RetirementEvent",
+    "Round",
+    "RoundCandidate",
+    "ScoreChunk",
+    "TaskProgress",
     "Volunteer",
     "VolunteerSkill",
     "Vote",

@@ -53,3 +53,34 @@ def update_rows(
     sql = f"UPDATE {qn(model._meta.db_table)} SET {sets} WHERE {where}"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.executemany(sql, list(rows))
+
+
+def set_column(model: type[models.Model], field: str, ids: Sequence[int], values: Sequence) -> None:
+    """``model.field = value`` for each (id, value), as one statement on PostgreSQL.
+
+    For catalogue-wide writes (e.g. 2.5 M queue priorities): the values go by COPY into a
+    temporary table and one ``UPDATE ... FROM`` applies them, inside the caller's
+    transaction, so readers see either all old values or all new ones.
+    """
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    col = qn(model._meta.get_field(field).column)
+    pk = qn(model._meta.pk.column)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE TEMP TABLE _set_column (id bigint, v double precision) ON COMMIT DROP"
+            )
+            with cursor.cursor.copy("COPY _set_column (id, v) FROM STDIN") as copy:
+                for row in zip(ids, values, strict=True):
+                    copy.write_row(row)
+            cursor.execute(
+                f"UPDATE {table} SET {col} = t.v FROM _set_column t "  # noqa: S608
+                f"WHERE {table}.{pk} = t.id"
+            )
+            cursor.execute("DROP TABLE _set_column")
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET {col} = %s WHERE {pk} = %s",  # noqa: S608
+                list(zip(values, ids, strict=True)),
+            )

@@ -1,0 +1,72 @@
+"""The loop's plumbing between tasks: plan a scoring run, finish chunks, join them.
+
+A scoring run is split into :class:`ScoreChunk` rows. Any worker scores any chunk (the
+chunk replaces its own scores, so a redelivered or repeated chunk does no harm); marking a
+chunk done is a compare-and-swap, and the worker whose swap leaves no chunk undone -- and
+that wins the swap on the run's progress row -- is the one that starts the next step.
+Nothing is joined in a result backend, so a worker killed mid-run loses nothing but its
+own chunk, which the broker redelivers.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from labelapp.models import IngestBatch, ModelVersion, ScoreChunk, TaskProgress
+from labelapp.services.progress import Tracker
+from labelapp.services.scoring import CHUNK, score_chunk
+
+SCORING = "score_catalogue"
+
+
+def plan_scoring(*, model_version: ModelVersion, chunk: int = CHUNK) -> list[ScoreChunk]:
+    """Create (once) the chunks of a scoring run; returns those not yet done."""
+    total = 0
+    for batch in IngestBatch.objects.order_by("pk"):
+        for start in range(0, batch.n_candidates, chunk):
+            ScoreChunk.objects.get_or_create(
+                model_version=model_version,
+                batch=batch,
+                start=start,
+                defaults={"stop": min(batch.n_candidates, start + chunk)},
+            )
+        total += batch.n_candidates
+    key = f"model-{model_version.pk}"
+    if not TaskProgress.objects.filter(name=SCORING, key=key).exists():
+        Tracker(SCORING, key, total=total, message=f"scoring with model v{model_version.pk}")
+    return list(ScoreChunk.objects.filter(model_version=model_version, done=False))
+
+
+def run_chunk(*, chunk_id: int, n_samples: int | None = None) -> bool:
+    """Score one chunk; True when this call completed the whole run (start the next step)."""
+    chunk = ScoreChunk.objects.select_related("model_version", "batch").get(pk=chunk_id)
+    n = score_chunk(
+        model_version=chunk.model_version,
+        batch=chunk.batch,
+        start=chunk.start,
+        stop=chunk.stop,
+        n_samples=n_samples,
+    )
+    key = f"model-{chunk.model_version_id}"
+    with transaction.atomic():
+        first = ScoreChunk.objects.filter(pk=chunk_id, done=False).update(done=True)
+        if first:
+            TaskProgress.objects.filter(name=SCORING, key=key).update(
+                done=_done_count(chunk.model_version_id)
+            )
+    if ScoreChunk.objects.filter(model_version_id=chunk.model_version_id, done=False).exists():
+        return False
+    # Compare-and-swap: exactly one worker moves the run from running to done.
+    won = TaskProgress.objects.filter(
+        name=SCORING, key=key, state=TaskProgress.State.RUNNING
+    ).update(state=TaskProgress.State.DONE, message=f"scored {n} in the last chunk; run complete")
+    return bool(won)
+
+
+def _done_count(model_version_id: int) -> int:
+    from django.db.models import F, Sum
+
+    agg = ScoreChunk.objects.filter(model_version_id=model_version_id, done=True).aggregate(
+        n=Sum(F("stop") - F("start"))
+    )
+    return agg["n"] or 0

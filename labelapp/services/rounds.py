@@ -1,0 +1,130 @@
+"""Labelling rounds: choose what volunteers see next and record how it was chosen.
+
+``start_round`` closes the open round (counting the votes and retirements it gained) and
+opens the next: the live model's scores go through :func:`mlcore.acquisition.select_batch`
+(BALD / entropy / margin / random, a random share, low-S/N weight, wavelength diversity),
+and every active candidate's queue priority is rewritten in ONE transaction, so volunteers
+keep being served from the old order until the new one is complete. With no scored model
+yet, the queue stays low-S/N first (ingest's ``priority = -sn``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from labelapp.models import (
+    Candidate,
+    CandidateScore,
+    GoldStandard,
+    ModelVersion,
+    RetirementEvent,
+    Round,
+    RoundCandidate,
+    Vote,
+)
+from labelapp.services.bulk import insert_rows, set_column
+from labelapp.services.promotion import live_model
+from mlcore.acquisition import AcquisitionConfig, priorities, select_batch
+
+
+class RoundError(Exception):
+    pass
+
+
+def acquisition_config(**overrides) -> AcquisitionConfig:
+    try:
+        return AcquisitionConfig(**overrides)
+    except TypeError as exc:
+        raise RoundError(f"unknown acquisition setting: {exc}") from exc
+
+
+def _active_arrays(model_version: ModelVersion | None) -> dict[str, np.ndarray]:
+    rows = list(
+        Candidate.objects.filter(status=Candidate.Status.ACTIVE)
+        .order_by("pk")
+        .values_list("pk", "sn", "wave")
+        .iterator(chunk_size=50000)
+    )
+    ids = np.asarray([r[0] for r in rows], np.int64)
+    out = {
+        "id": ids,
+        "sn": np.asarray([r[1] for r in rows]),
+        "wave": np.asarray([r[2] for r in rows]),
+    }
+    prob = np.full(len(ids), np.nan)
+    bald = np.full(len(ids), np.nan)
+    if model_version is not None:
+        scores = CandidateScore.objects.filter(model_version=model_version).values_list(
+            "candidate_id", "prob", "bald"
+        )
+        for cid, p, b in scores.iterator(chunk_size=50000):
+            k = np.searchsorted(ids, cid)
+            if k < len(ids) and ids[k] == cid:
+                prob[k], bald[k] = p, b
+    gold = set(GoldStandard.objects.filter(active=True).values_list("candidate_id", flat=True))
+    out.update(prob=prob, bald=bald, gold=np.isin(ids, list(gold)))
+    return out
+
+
+def start_round(
+    *, config: AcquisitionConfig | None = None, model_version: ModelVersion | None = None
+) -> Round:
+    """Close the open round and open the next one with a freshly ordered queue."""
+    config = config or AcquisitionConfig()
+    model_version = model_version or live_model()
+    arr = _active_arrays(model_version)
+    scored = np.isfinite(arr["prob"]) & ~arr["gold"]
+    result = None
+    if model_version is not None and scored.any():
+        result = select_batch(
+            prob=np.nan_to_num(arr["prob"], nan=0.5),
+            bald=np.nan_to_num(arr["bald"], nan=0.0),
+            sn=arr["sn"],
+            wave=arr["wave"],
+            eligible=scored,
+            config=config,
+        )
+        prio = priorities(result)
+        prio[~scored] = -arr["sn"][~scored] - 100.0  # unscored last, still low S/N first
+    else:
+        prio = -arr["sn"]
+    with transaction.atomic():
+        _close_open_round()
+        number = (Round.objects.aggregate(m=Max("number"))["m"] or 0) + 1
+        rnd = Round.objects.create(
+            number=number,
+            scored_by=model_version if result is not None else None,
+            acquisition=asdict(config) | {"fallback": result is None},
+            max_vote_id_start=Vote.objects.aggregate(m=Max("pk"))["m"] or 0,
+        )
+        set_column(Candidate, "priority", arr["id"].tolist(), prio.tolist())
+        if result is not None:
+            insert_rows(
+                RoundCandidate,
+                ("round", "candidate", "rank", "reason", "score"),
+                (
+                    (rnd.pk, int(arr["id"][i]), k, reason, float(result.score[k]))
+                    for k, (i, reason) in enumerate(zip(result.index, result.reason, strict=True))
+                ),
+            )
+            rnd.n_queued = len(result.index)
+            rnd.save(update_fields=["n_queued"])
+    return rnd
+
+
+def _close_open_round() -> None:
+    rnd = Round.objects.select_for_update().filter(status=Round.Status.OPEN).first()
+    if rnd is None:
+        return
+    end = Vote.objects.aggregate(m=Max("pk"))["m"] or 0
+    rnd.status, rnd.closed_at, rnd.max_vote_id_end = Round.Status.CLOSED, timezone.now(), end
+    rnd.votes_gained = Vote.objects.filter(pk__gt=rnd.max_vote_id_start, pk__lte=end).count()
+    rnd.labels_gained = RetirementEvent.objects.filter(
+        created_at__gte=rnd.started_at, to_status=Candidate.Status.RETIRED
+    ).count()
+    rnd.save()

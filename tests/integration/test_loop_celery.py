@@ -1,0 +1,64 @@
+"""The loop on real Celery workers (Redis broker, PostgreSQL): retrain -> gate -> chunked
+scoring -> join -> new round; a duplicated message changes nothing."""
+
+import pytest
+from django.db import connection
+
+from labelapp.models import CandidateScore, ModelVersion, Round, ScoreChunk
+from labelapp.services.gold import seed_gold_from_truth
+from labelapp.services.ingest import ingest_survey
+from mlcore.simulator import simulate_survey
+from mlcore.survey_io import write_survey
+from tests.processes import start_celery, stop, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _env(settings) -> dict[str, str]:
+    s = connection.settings_dict
+    return {
+        "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
+        "LABELAPP_MODELS_DIR": str(settings.MODELS_DIR),
+        "LABELAPP_SCORE_MC_SAMPLES": "2",
+    }
+
+
+def test_a_round_runs_end_to_end_on_workers(tmp_path, settings):
+    from labelapp.tasks import retrain_model, score_chunk
+
+    settings.MODELS_DIR = tmp_path / "models"
+    ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(700, seed=31)))
+    assert seed_gold_from_truth(per_kind=8) > 20
+    logs = [tmp_path / "gpu.log", tmp_path / "cpu.log"]
+    # one worker per queue, as on separate machines
+    gpu = start_celery("worker", _env(settings), logs[0], "-Q", "gpu", "--hostname", "gpu@%h")
+    cpu = start_celery("worker", _env(settings), logs[1], "-Q", "cpu", "--hostname", "cpu@%h")
+    try:
+        retrain_model.delay(label_source="truth", epochs=2, max_time_s=30)
+        rnd = wait_for(
+            lambda: Round.objects.filter(scored_by__isnull=False).first(),
+            300,
+            "a round opened from the new model's scores",
+            logs,
+        )
+        version = ModelVersion.objects.get()
+        assert version.status == "promoted" and rnd.scored_by == version
+        assert rnd.n_queued > 0
+        assert CandidateScore.objects.filter(model_version=version).count() == 700
+
+        # a duplicated chunk message: rescoring replaces rows, the join does not fire again
+        def chunk_runs() -> int:
+            return sum(
+                "tasks.score_chunk[" in line and "succeeded" in line
+                for line in logs[1].read_text().splitlines()
+            )
+
+        before = chunk_runs()
+        chunk = ScoreChunk.objects.filter(model_version=version).first()
+        score_chunk.delay(chunk.pk)
+        wait_for(lambda: chunk_runs() > before, 120, "the duplicated chunk to run", logs)
+        assert CandidateScore.objects.filter(model_version=version).count() == 700
+        assert Round.objects.count() == 1
+    finally:
+        stop(gpu)
+        stop(cpu)

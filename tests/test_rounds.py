@@ -1,0 +1,95 @@
+"""Rounds and the scoring fan-out: queue order from acquisition, atomic rewrites, joins."""
+
+import numpy as np
+import pytest
+
+from labelapp.models import (
+    Candidate,
+    CandidateScore,
+    ModelVersion,
+    Round,
+    RoundCandidate,
+    ScoreChunk,
+    TaskProgress,
+    Vote,
+)
+from labelapp.services.ingest import ingest_survey
+from labelapp.services.loop import plan_scoring, run_chunk
+from labelapp.services.promotion import promote_model
+from labelapp.services.rounds import RoundError, acquisition_config, start_round
+from labelapp.services.training import train_model_version
+from mlcore.simulator import simulate_survey
+from mlcore.survey_io import write_survey
+from tests.factories_volunteers import make_candidates, make_volunteer
+
+pytestmark = pytest.mark.django_db
+
+
+def _fake_scores(cands, version, rng):
+    prob = rng.random(len(cands))
+    CandidateScore.objects.bulk_create(
+        [
+            CandidateScore(model_version=version, candidate=c, prob=p, entropy=0.0, bald=b)
+            for c, p, b in zip(cands, prob, rng.random(len(cands)), strict=True)
+        ]
+    )
+
+
+def test_without_a_model_the_queue_stays_low_sn_first():
+    make_candidates(30)
+    rnd = start_round()
+    assert rnd.number == 1 and rnd.scored_by is None and rnd.acquisition["fallback"]
+    order = list(Candidate.objects.order_by("-priority").values_list("sn", flat=True))
+    assert order == sorted(order)
+
+
+def test_a_round_puts_the_acquired_batch_first_and_records_it():
+    cands = make_candidates(200)
+    version = ModelVersion.objects.create(label_source="truth", directory="/x")
+    promote_model(model_version=version, reason="test")
+    _fake_scores(cands, version, np.random.default_rng(0))
+    rnd = start_round(
+        config=acquisition_config(
+            strategy="bald", batch_size=20, diversity="none", random_fraction=0.1
+        )
+    )
+    queued = list(RoundCandidate.objects.filter(round=rnd).order_by("rank"))
+    assert rnd.scored_by == version and rnd.n_queued == len(queued) == 20
+    assert sum(q.reason == "random" for q in queued) == 2
+    top = list(Candidate.objects.order_by("-priority").values_list("pk", flat=True)[:20])
+    assert set(top) == {q.candidate_id for q in queued}
+
+
+def test_next_round_closes_the_previous_with_what_it_gained():
+    cands = make_candidates(10)
+    first = start_round()
+    v = make_volunteer()
+    Vote.objects.bulk_create([Vote(volunteer=v, candidate=c, answer="yes") for c in cands[:4]])
+    second = start_round()
+    first.refresh_from_db()
+    assert (first.status, first.votes_gained, second.number) == ("closed", 4, 2)
+    assert Round.objects.filter(status="open").count() == 1
+
+
+def test_unknown_acquisition_setting_is_refused():
+    with pytest.raises(RoundError, match="unknown acquisition setting"):
+        acquisition_config(temperature=3)
+
+
+def test_scoring_chunks_are_idempotent_and_join_exactly_once(tmp_path, settings):
+    settings.MODELS_DIR = tmp_path / "models"
+    ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(600, seed=8)))
+    version = train_model_version(label_source="truth", epochs=1, max_time_s=20, log=lambda m: None)
+    chunks = plan_scoring(model_version=version, chunk=250)
+    assert [(c.start, c.stop) for c in chunks] == [(0, 250), (250, 500), (500, 600)]
+    assert plan_scoring(model_version=version, chunk=250) == chunks  # planning twice: same
+    assert run_chunk(chunk_id=chunks[0].pk, n_samples=2) is False
+    assert run_chunk(chunk_id=chunks[0].pk, n_samples=2) is False  # a duplicated message
+    assert CandidateScore.objects.filter(model_version=version).count() == 250
+    assert run_chunk(chunk_id=chunks[1].pk, n_samples=2) is False
+    assert run_chunk(chunk_id=chunks[2].pk, n_samples=2) is True  # the join
+    assert run_chunk(chunk_id=chunks[2].pk, n_samples=2) is False  # never twice
+    assert CandidateScore.objects.filter(model_version=version).count() == 600
+    progress = TaskProgress.objects.get(name="score_catalogue", key=f"model-{version.pk}")
+    assert (progress.state, progress.done, progress.total) == ("done", 600, 600)
+    assert not ScoreChunk.objects.filter(done=False).exists()
