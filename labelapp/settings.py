@@ -8,6 +8,7 @@ kombu's filesystem broker (see the README for why). Set ``DATABASE_URL`` (Postgr
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from labelapp.env import env_bool, env_int, env_list, env_str
@@ -157,6 +158,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "labelapp.tasks.aggregate_votes",
         "schedule": float(env_int("LABELAPP_AGGREGATE_INTERVAL_S", 600)),
     },
+    # Nightly retrain (when enough new labels arrived); scoring and the next round follow a
+    # promotion by themselves (labelapp.tasks).
+    "nightly-retrain": {
+        "task": "labelapp.tasks.retrain_if_enough_labels",
+        "schedule": crontab(hour=env_int("LABELAPP_RETRAIN_HOUR_UTC", 3), minute=0),
+    },
     "worker-heartbeat": {
         "task": "labelapp.tasks.record_heartbeat",
         "schedule": float(env_int("LABELAPP_HEARTBEAT_INTERVAL_S", 30)),
@@ -219,3 +226,4 @@ SCORE_MC_SAMPLES = env_int("LABELAPP_SCORE_MC_SAMPLES", 10)  # MC-dropout passes
 # A new model may be this much worse (balanced accuracy, per S/N regime) than the live one
 # on the gold + expert evaluation set and still be promoted (noise on a small set).
 PROMOTION_TOLERANCE = float(env_str("LABELAPP_PROMOTION_TOLERANCE", "0.01"))
+RETRAIN_MIN_NEW_LABELS = env_int("LABELAPP_RETRAIN_MIN_NEW_LABELS", 500)

@@ -66,3 +66,16 @@ def start_round(**acquisition) -> int:
     from labelapp.services import rounds
 
     return rounds.start_round(config=rounds.acquisition_config(**acquisition)).pk
+
+
+@shared_task(ignore_result=True)
+def retrain_if_enough_labels() -> bool:
+    """Scheduled (nightly): retrain only when enough new consensus labels arrived."""
+    from django.conf import settings
+
+    from labelapp.services import training
+
+    if training.new_labels_since_live_model() < settings.RETRAIN_MIN_NEW_LABELS:
+        return False
+    retrain_model.delay()
+    return True

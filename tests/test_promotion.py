@@ -115,3 +115,12 @@ def test_gate_needs_an_evaluation_set(survey_file, good_dir, tmp_path):
     with pytest.raises(PromotionError, match="evaluation set is empty"):
         gate_model(model_version=v1)
     assert ModelVersion.objects.get(pk=v1.pk).status == "candidate"
+
+
+def test_a_drop_within_the_noise_of_a_small_set_does_not_block():
+    from labelapp.services.promotion import _noise
+
+    # 20 real / 20 false at 80% / 80%: standard error 0.5 * sqrt(2 * 0.16 / 20) = 0.063
+    m = {"low": {"n_real": 20, "n_false": 20, "tp": 16, "tn": 16, "balanced_accuracy": 0.8}}
+    assert _noise(m, "low") == pytest.approx(0.0632, abs=1e-3)
+    assert _noise({"low": {"n_real": 0, "n_false": 5}}, "low") == 0.0

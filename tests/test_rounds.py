@@ -93,3 +93,20 @@ def test_scoring_chunks_are_idempotent_and_join_exactly_once(tmp_path, settings)
     progress = TaskProgress.objects.get(name="score_catalogue", key=f"model-{version.pk}")
     assert (progress.state, progress.done, progress.total) == ("done", 600, 600)
     assert not ScoreChunk.objects.filter(done=False).exists()
+
+
+def test_nightly_retrain_waits_for_enough_new_labels(settings, monkeypatch):
+    from labelapp import tasks
+    from labelapp.models import AggregationRun
+
+    sent = []
+    monkeypatch.setattr(tasks.retrain_model, "delay", lambda *a, **k: sent.append(1))
+    settings.RETRAIN_MIN_NEW_LABELS = 100
+    AggregationRun.objects.create(method="dawid_skene", status="done", n_candidates=150)
+    live = ModelVersion.objects.create(
+        label_source="consensus", directory="/x", card={"n_labels": 120}
+    )
+    promote_model(model_version=live, reason="test")
+    assert tasks.retrain_if_enough_labels() is False and sent == []  # 30 new labels
+    AggregationRun.objects.create(method="dawid_skene", status="done", n_candidates=260)
+    assert tasks.retrain_if_enough_labels() is True and sent == [1]  # 140 new labels

@@ -3,8 +3,10 @@
 Both models are scored on the same fixed evaluation set -- every active gold standard and
 every expert-labelled candidate, as they are now -- and compared per S/N regime by balanced
 accuracy. The new model is rejected, with the reason kept on its row, when it is worse than
-the live one by more than ``PROMOTION_TOLERANCE`` in any regime that has both classes in the
-set. Scientists can promote any earlier version again (roll back).
+the live one in any regime that has both classes in the set by more than the larger of
+``PROMOTION_TOLERANCE`` and two standard errors of the live model's balanced accuracy on
+that set (so a small set's noise alone never blocks a model). Scientists can promote any
+earlier version again (roll back).
 """
 
 from __future__ import annotations
@@ -83,6 +85,18 @@ def live_model() -> ModelVersion | None:
     return ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
 
 
+def _noise(metrics: dict, regime: str) -> float:
+    """Standard error of a balanced accuracy measured on this set: the gate does not call a
+    model worse for a drop that the size of the evaluation set cannot resolve."""
+    m = metrics.get(regime) or {}
+    n_real, n_false = m.get("n_real") or 0, m.get("n_false") or 0
+    if not n_real or not n_false:
+        return 0.0
+    tpr = m["tp"] / n_real
+    tnr = m["tn"] / n_false
+    return 0.5 * float(np.sqrt(tpr * (1 - tpr) / n_real + tnr * (1 - tnr) / n_false))
+
+
 def _bacc(metrics: dict, regime: str) -> float | None:
     m = metrics.get(regime) or {}
     if not m.get("n_real") or not m.get("n_false"):
@@ -112,10 +126,11 @@ def gate_model(*, model_version: ModelVersion, tolerance: float | None = None) -
                 worse.append(f"{regime} S/N balanced accuracy {b_new:.3f} is below chance")
             continue
         b_cur = _bacc(current, regime)
-        if b_cur is not None and b_new < b_cur - tol:
+        allowed = max(tol, 2 * _noise(current, regime))
+        if b_cur is not None and b_new < b_cur - allowed:
             worse.append(
-                f"{regime} S/N balanced accuracy {b_new:.3f} < live v{current_model.pk}'s"
-                f" {b_cur:.3f} - tolerance {tol:.3f}"
+                f"{regime} S/N balanced accuracy {b_new:.3f} < live v{current_model.pk}'s "
+                f"{b_cur:.3f} - {allowed:.3f} (tolerance, or 2 standard errors on this set)"
             )
     n = len(labels)
     if worse:

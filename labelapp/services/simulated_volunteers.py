@@ -47,6 +47,83 @@ class SimulationReport:
         )
 
 
+def _require_truth() -> None:
+    if not CandidateTruth.objects.exists():
+        raise SimulationError(
+            "simulated volunteers answer from ground truth: ingest a "
+            "simulated survey first (manage.py simulate_survey, then ingest)"
+        )
+
+
+class SimulatedCrowd:
+    """A population of simulated volunteers with their own Volunteer rows, kept across calls
+    (so skills, fatigue and "never the same candidate twice" carry over between rounds)."""
+
+    def __init__(self, *, n_volunteers: int, seed: int = 0):
+        if n_volunteers <= 0:
+            raise SimulationError("--volunteers must be positive")
+        _require_truth()
+        self.pop = VolunteerPopulation.sample(n_volunteers, seed)
+        self.rng = np.random.default_rng(seed)
+        self.volunteers = Volunteer.objects.bulk_create([Volunteer() for _ in range(n_volunteers)])
+        self.done = np.zeros(n_volunteers, np.int64)
+
+    def vote(
+        self, *, n_votes: int, progress: Callable[[str, int, int], None] | None = None
+    ) -> SimulationReport:
+        """Cast up to ``n_votes`` votes through the services."""
+        if n_votes <= 0:
+            raise SimulationError("--votes must be positive")
+        t0 = time.perf_counter()
+        pop, rng, n = self.pop, self.rng, len(self.volunteers)
+        exhausted = np.zeros(n, bool)
+        limited = np.zeros(n, bool)
+        cast = 0
+        while cast < n_votes and not (exhausted | limited).all():
+            j = int(pop.draw_volunteers(1, rng)[0])
+            if exhausted[j] or limited[j]:
+                continue
+            row = next_candidate(volunteer=self.volunteers[j])
+            if row is None:
+                exhausted[j] = True
+                continue
+            truth = (
+                CandidateTruth.objects.filter(candidate_id=row["id"])
+                .values_list("is_real", "candidate__sn")
+                .first()
+            )
+            if truth is None:  # a real (truth-less) candidate in the queue: skip it
+                exhausted[j] = True
+                continue
+            said = pop.respond(
+                np.array([j]),
+                np.array([truth[0]]),
+                np.array([truth[1]]),
+                rng,
+                session_position=pop.session_position(np.array([j]), self.done[[j]]),
+            )
+            try:
+                submit_vote(
+                    volunteer=self.volunteers[j],
+                    detectid=row["detectid"],
+                    answer=Vote.Answer.YES if said[0] else Vote.Answer.NO,
+                )
+            except RateLimited:
+                limited[j] = True  # a simulated volunteer who hit the limit stops for now
+                continue
+            self.done[j] += 1
+            cast += 1
+            if progress:
+                progress("votes", cast, n_votes)
+        return SimulationReport(
+            votes=cast,
+            volunteers=n,
+            exhausted=int(exhausted.sum()),
+            seconds=time.perf_counter() - t0,
+            rate_limited=int(limited.sum()),
+        )
+
+
 def run_simulated_volunteers(
     *,
     n_volunteers: int,
@@ -57,62 +134,8 @@ def run_simulated_volunteers(
     """Cast ``n_votes`` votes from a fresh population of ``n_volunteers`` via the services."""
     if n_volunteers <= 0 or n_votes <= 0:
         raise SimulationError("--volunteers and --votes must be positive")
-    if not CandidateTruth.objects.exists():
-        raise SimulationError(
-            "simulated volunteers answer from ground truth: ingest a "
-            "simulated survey first (manage.py simulate_survey, then ingest)"
-        )
-    t0 = time.perf_counter()
-    pop = VolunteerPopulation.sample(n_volunteers, seed)
-    rng = np.random.default_rng(seed)
-    volunteers = Volunteer.objects.bulk_create([Volunteer() for _ in range(n_volunteers)])
-    done = np.zeros(n_volunteers, np.int64)
-    exhausted = np.zeros(n_volunteers, bool)
-    limited = np.zeros(n_volunteers, bool)
-    cast = 0
-    while cast < n_votes and not (exhausted | limited).all():
-        j = int(pop.draw_volunteers(1, rng)[0])
-        if exhausted[j] or limited[j]:
-            continue
-        row = next_candidate(volunteer=volunteers[j])
-        if row is None:
-            exhausted[j] = True
-            continue
-        truth = (
-            CandidateTruth.objects.filter(candidate_id=row["id"])
-            .values_list("is_real", "candidate__sn")
-            .first()
-        )
-        if truth is None:  # a real (truth-less) candidate in the queue: skip it
-            exhausted[j] = True
-            continue
-        said = pop.respond(
-            np.array([j]),
-            np.array([truth[0]]),
-            np.array([truth[1]]),
-            rng,
-            session_position=pop.session_position(np.array([j]), done[[j]]),
-        )
-        try:
-            submit_vote(
-                volunteer=volunteers[j],
-                detectid=row["detectid"],
-                answer=Vote.Answer.YES if said[0] else Vote.Answer.NO,
-            )
-        except RateLimited:
-            limited[j] = True  # a simulated volunteer who hit the limit stops for today
-            continue
-        done[j] += 1
-        cast += 1
-        if progress:
-            progress("votes", cast, n_votes)
-    return SimulationReport(
-        votes=cast,
-        volunteers=n_volunteers,
-        exhausted=int(exhausted.sum()),
-        seconds=time.perf_counter() - t0,
-        rate_limited=int(limited.sum()),
-    )
+    crowd = SimulatedCrowd(n_volunteers=n_volunteers, seed=seed)
+    return crowd.vote(n_votes=n_votes, progress=progress)
 
 
 class _Browser:
@@ -169,11 +192,7 @@ def run_simulated_volunteers_http(
         raise SimulationError("--volunteers and --votes must be positive")
     if urlparse(base_url).scheme not in ("http", "https"):
         raise SimulationError(f"--via-http needs an http(s) URL, not {base_url!r}")
-    if not CandidateTruth.objects.exists():
-        raise SimulationError(
-            "simulated volunteers answer from ground truth: ingest a "
-            "simulated survey first (manage.py simulate_survey, then ingest)"
-        )
+    _require_truth()
     t0 = time.perf_counter()
     pop = VolunteerPopulation.sample(n_volunteers, seed)
     rng = np.random.default_rng(seed)

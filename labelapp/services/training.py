@@ -181,6 +181,7 @@ def train_model_version(
             data_hash=ts.data_hash,
             seed=seed,
             train_config=TrainConfig(epochs=epochs, seed=seed, max_time_s=max_time_s),
+            extra={"n_labels": len(ts.targets)},
             log=log,
         )
         with transaction.atomic():
@@ -199,3 +200,14 @@ def train_model_version(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return version
+
+
+def new_labels_since_live_model() -> int:
+    """Consensus labels now available minus those the live model was trained from."""
+    from labelapp.services.promotion import live_model
+
+    run = AggregationRun.objects.filter(status=AggregationRun.Status.DONE).first()
+    available = run.n_candidates if run else 0
+    live = live_model()
+    used = int(live.card.get("n_labels", 0)) if live and live.label_source == "consensus" else 0
+    return available - used

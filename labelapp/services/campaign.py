@@ -1,0 +1,219 @@
+"""In-silico campaigns: the whole loop, round after round, with simulated volunteers.
+
+Each round: simulated volunteers vote through the services on the current queue until the
+round's label budget is retired (or a vote cap is hit) -> batch aggregation -> a CNN is
+trained on the consensus labels -> promotion gate -> the catalogue is scored -> the next
+round's queue is chosen by the strategy. Each round's model is then judged against ground
+truth on every candidate (balanced accuracy per S/N regime). Ground truth never enters the
+loop itself, only this evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from labelapp.models import Candidate, CandidateScore, CandidateTruth, RetirementEvent, Vote
+from labelapp.services.aggregation import aggregate_votes
+from labelapp.services.gold import seed_gold_from_truth
+from labelapp.services.promotion import gate_model, live_model
+from labelapp.services.rounds import acquisition_config, start_round
+from labelapp.services.scoring import score_all
+from labelapp.services.simulated_volunteers import SimulatedCrowd
+from labelapp.services.training import TrainingError, train_model_version
+from mlcore.aggregation import regime_index
+from mlcore.cnn.evaluation import balanced_accuracy
+
+STRATEGIES = ("bald", "entropy", "margin", "random")
+
+
+class CampaignError(Exception):
+    pass
+
+
+@dataclass
+class CampaignConfig:
+    strategy: str = "bald"
+    rounds: int = 8
+    labels_per_round: int = 500
+    volunteers: int = 300
+    votes_per_label: float = 6.0  # vote cap per round = labels_per_round * this
+    epochs: int = 6
+    low_sn_weight: float = 2.0
+    random_fraction: float = 0.1
+    mc_samples: int = 5
+    gold_per_kind: int = 10
+    seed: int = 0
+
+
+@dataclass
+class CampaignReport:
+    config: CampaignConfig
+    rounds: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"config": asdict(self.config), "rounds": self.rounds}, indent=2)
+
+
+def _retired_count() -> int:
+    return RetirementEvent.objects.filter(to_status=Candidate.Status.RETIRED).count()
+
+
+def evaluate_against_truth(model_version) -> dict[str, float | None]:
+    """Balanced accuracy per regime of a model's scores on every candidate with truth."""
+    truth = dict(CandidateTruth.objects.values_list("candidate_id", "is_real"))
+    rows = list(
+        CandidateScore.objects.filter(model_version=model_version).values_list(
+            "candidate_id", "prob", "candidate__sn"
+        )
+    )
+    if not rows:
+        return {"low": None, "high": None, "overall": None}
+    cid, prob, sn = (np.asarray(x) for x in zip(*rows, strict=True))
+    y = np.asarray([truth[c] for c in cid.tolist()])
+    pred = prob >= 0.5
+    reg = regime_index(sn)
+    out = {"overall": float(balanced_accuracy(y, pred))}
+    for name, r in (("low", 0), ("high", 1)):
+        m = reg == r
+        out[name] = float(balanced_accuracy(y[m], pred[m])) if m.any() else None
+    return out
+
+
+def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) -> CampaignReport:
+    if config.strategy not in STRATEGIES:
+        raise CampaignError(f"--strategy must be one of {STRATEGIES}, not {config.strategy!r}")
+    if not CandidateTruth.objects.exists():
+        raise CampaignError(
+            "a campaign needs a simulated survey (ground truth): run "
+            "simulate_survey and ingest first"
+        )
+    if Vote.objects.exists():
+        raise CampaignError(
+            "this database already has votes: run a campaign on a fresh one "
+            "(e.g. LABELAPP_DATA_DIR=/tmp/campaign manage.py ...)"
+        )
+    seed_gold_from_truth(per_kind=config.gold_per_kind)
+    acq = {
+        "strategy": config.strategy,
+        "batch_size": config.labels_per_round,
+        "random_fraction": config.random_fraction,
+        "low_sn_weight": config.low_sn_weight,
+        "diversity": "wavelength",
+        "seed": config.seed,
+    }
+    if config.strategy == "random":  # the baseline: no exploitation, no emphasis
+        acq.update(random_fraction=1.0, low_sn_weight=1.0, diversity="none")
+    report = CampaignReport(config=config)
+    crowd = SimulatedCrowd(n_volunteers=config.volunteers, seed=config.seed)
+    start_round()  # round 1: no model yet, low S/N first (the same for every strategy)
+    for k in range(1, config.rounds + 1):
+        t0 = time.perf_counter()
+        retired0 = _retired_count()
+        cap = int(config.labels_per_round * config.votes_per_label)
+        cast = 0
+        while _retired_count() - retired0 < config.labels_per_round and cast < cap:
+            step = min(200, cap - cast)
+            sim = crowd.vote(n_votes=step)
+            cast += sim.votes
+            if sim.votes == 0:
+                break
+        run = aggregate_votes()
+        try:
+            version = train_model_version(
+                label_source="consensus", epochs=config.epochs, seed=config.seed, log=lambda m: None
+            )
+        except TrainingError as exc:
+            raise CampaignError(f"round {k}: {exc}") from exc
+        decision = gate_model(model_version=version)
+        model = live_model()
+        if decision.promoted:
+            score_all(model_version=version, n_samples=config.mc_samples)
+        metrics = evaluate_against_truth(model)
+        row = {
+            "round": k,
+            "votes_this_round": cast,
+            "votes_total": Vote.objects.count(),
+            "labels_total": run.n_candidates,
+            "retired_total": _retired_count(),
+            "model": version.pk,
+            "promoted": decision.promoted,
+            "live_model": model.pk if model else None,
+            "bacc_low": metrics["low"],
+            "bacc_high": metrics["high"],
+            "bacc_overall": metrics["overall"],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        report.rounds.append(row)
+        log(json.dumps(row))
+        if k < config.rounds:
+            start_round(config=acquisition_config(**acq))
+    return report
+
+
+def labels_to_reach(rounds: list[dict], target: float, key: str = "bacc_low") -> int | None:
+    """Labels a campaign needed to first reach ``target`` (None if it never did)."""
+    for row in rounds:
+        if row[key] is not None and row[key] >= target:
+            return row["labels_total"]
+    return None
+
+
+def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
+    """HTML (plotly, local script) + JSON comparing strategies on the same seed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    baseline = reports.get("random")
+    summary = {}
+    if baseline:
+        final_random = baseline["rounds"][-1]["bacc_low"]
+        summary["random_final_bacc_low"] = final_random
+        summary["random_labels"] = baseline["rounds"][-1]["labels_total"]
+        for name, rep in reports.items():
+            if name != "random" and final_random is not None:
+                need = labels_to_reach(rep["rounds"], final_random)
+                summary[f"{name}_labels_to_reach_random_final"] = need
+                if need:
+                    summary[f"{name}_label_ratio"] = round(need / summary["random_labels"], 3)
+    (out_dir / "campaign.json").write_text(
+        json.dumps({"summary": summary, "strategies": reports}, indent=2)
+    )
+    traces = []
+    for name, rep in reports.items():
+        x = [r["labels_total"] for r in rep["rounds"]]
+        for key, dash in (("bacc_low", "solid"), ("bacc_high", "dot")):
+            traces.append(
+                {
+                    "x": x,
+                    "y": [r[key] for r in rep["rounds"]],
+                    "mode": "lines+markers",
+                    "name": f"{name} {'4.8-5.5' if key == 'bacc_low' else '>5.5'}",
+                    "line": {"dash": dash},
+                }
+            )
+    fig = {
+        "data": traces,
+        "layout": {
+            "title": {"text": "Balanced accuracy against labels, per S/N regime"},
+            "xaxis": {"title": {"text": "consensus labels used"}},
+            "yaxis": {"title": {"text": "balanced accuracy (truth, whole catalogue)"}},
+            "height": 480,
+        },
+    }
+    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary.items())
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>Campaign report</title>
+<script src="plotly.min.js"></script></head>
+<body style="font-family:system-ui;max-width:960px;margin:auto">
+<h1>In-silico campaign: active learning against random</h1>
+<div id="fig"></div><table>{rows}</table>
+<script>var f={json.dumps(fig)};Plotly.newPlot('fig',f.data,f.layout);</script></body></html>"""
+    from labelapp.staticfinders import PLOTLY_JS
+
+    (out_dir / "plotly.min.js").write_bytes(PLOTLY_JS.read_bytes())  # works offline
+    path = out_dir / "campaign.html"
+    path.write_text(html)
+    return path
