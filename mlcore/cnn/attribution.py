@@ -10,10 +10,13 @@ colour-blind-safe diverging BuRd scheme (blue = against a real line, red = for).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:  # Pillow is needed only to render; mlcore imports with numpy + torch
+    from PIL import Image
 
 from mlcore.cnn.data import normalise
 from mlcore.cnn.model import LineCNN
@@ -96,6 +99,8 @@ def render_attribution(
     and the attribution in Tol BuRd blended over it (symmetric colour range, the same for
     all channels so they can be compared). A tick marks the nominal line column.
     """
+    from PIL import Image, ImageDraw
+
     sx, sy = scale
     n_ch, rows, cols = x_norm.shape
     pad, label_w, top = 4, 52, 28
