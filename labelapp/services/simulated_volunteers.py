@@ -55,87 +55,29 @@ def _require_truth() -> None:
         )
 
 
-class SimulatedCrowd:
-    """A population of simulated volunteers with their own Volunteer rows, kept across calls
-    (so skills, fatigue and "never the same candidate twice" carry over between rounds)."""
+def _truth(**lookup) -> tuple[bool, float] | None:
+    """(is real, S/N) of one candidate: what a simulated volunteer's answer depends on."""
+    return CandidateTruth.objects.filter(**lookup).values_list("is_real", "candidate__sn").first()
 
-    def __init__(self, *, n_volunteers: int, seed: int = 0):
-        if n_volunteers <= 0:
-            raise SimulationError("--volunteers must be positive")
-        _require_truth()
-        self.pop = VolunteerPopulation.sample(n_volunteers, seed)
-        self.rng = np.random.default_rng(seed)
+
+class ServiceChannel:
+    """Simulated volunteers that call the services in this process (fast)."""
+
+    label = "votes"
+
+    def __init__(self, n_volunteers: int):
         self.volunteers = Volunteer.objects.bulk_create([Volunteer() for _ in range(n_volunteers)])
-        self.done = np.zeros(n_volunteers, np.int64)
 
-    def vote(
-        self, *, n_votes: int, progress: Callable[[str, int, int], None] | None = None
-    ) -> SimulationReport:
-        """Cast up to ``n_votes`` votes through the services."""
-        if n_votes <= 0:
-            raise SimulationError("--votes must be positive")
-        t0 = time.perf_counter()
-        pop, rng, n = self.pop, self.rng, len(self.volunteers)
-        exhausted = np.zeros(n, bool)
-        limited = np.zeros(n, bool)
-        cast = 0
-        while cast < n_votes and not (exhausted | limited).all():
-            j = int(pop.draw_volunteers(1, rng)[0])
-            if exhausted[j] or limited[j]:
-                continue
-            row = next_candidate(volunteer=self.volunteers[j])
-            if row is None:
-                exhausted[j] = True
-                continue
-            truth = (
-                CandidateTruth.objects.filter(candidate_id=row["id"])
-                .values_list("is_real", "candidate__sn")
-                .first()
-            )
-            if truth is None:  # a real (truth-less) candidate in the queue: skip it
-                exhausted[j] = True
-                continue
-            said = pop.respond(
-                np.array([j]),
-                np.array([truth[0]]),
-                np.array([truth[1]]),
-                rng,
-                session_position=pop.session_position(np.array([j]), self.done[[j]]),
-            )
-            try:
-                submit_vote(
-                    volunteer=self.volunteers[j],
-                    detectid=row["detectid"],
-                    answer=Vote.Answer.YES if said[0] else Vote.Answer.NO,
-                )
-            except RateLimited:
-                limited[j] = True  # a simulated volunteer who hit the limit stops for now
-                continue
-            self.done[j] += 1
-            cast += 1
-            if progress:
-                progress("votes", cast, n_votes)
-        return SimulationReport(
-            votes=cast,
-            volunteers=n,
-            exhausted=int(exhausted.sum()),
-            seconds=time.perf_counter() - t0,
-            rate_limited=int(limited.sum()),
-        )
+    def next(self, j: int) -> tuple[int, tuple[bool, float] | None] | None:
+        row = next_candidate(volunteer=self.volunteers[j])
+        return None if row is None else (row["detectid"], _truth(candidate_id=row["id"]))
 
-
-def run_simulated_volunteers(
-    *,
-    n_volunteers: int,
-    n_votes: int,
-    seed: int = 0,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> SimulationReport:
-    """Cast ``n_votes`` votes from a fresh population of ``n_volunteers`` via the services."""
-    if n_volunteers <= 0 or n_votes <= 0:
-        raise SimulationError("--volunteers and --votes must be positive")
-    crowd = SimulatedCrowd(n_volunteers=n_volunteers, seed=seed)
-    return crowd.vote(n_votes=n_votes, progress=progress)
+    def vote(self, j: int, detectid: int, answer: str) -> bool:
+        try:
+            submit_vote(volunteer=self.volunteers[j], detectid=detectid, answer=answer)
+        except RateLimited:
+            return False
+        return True
 
 
 class _Browser:
@@ -161,7 +103,7 @@ class _Browser:
                     "Referer": urljoin(self.base, "classify/"),
                 }
             )
-        # the scheme was checked to be http(s) in run_simulated_volunteers_http
+        # the scheme was checked to be http(s) by HttpChannel
         url = urljoin(self.base, path)
         req = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
         try:
@@ -176,86 +118,114 @@ class _Browser:
             return status, {"error": {"message": f"non-JSON answer: {raw[:200]!r}"}}
 
 
-def run_simulated_volunteers_http(
-    *,
-    base_url: str,
-    n_volunteers: int,
-    n_votes: int,
-    seed: int = 0,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> SimulationReport:
-    """Like :func:`run_simulated_volunteers`, but each volunteer is a browser session talking
-    to the real site over HTTP (``GET /api/next/``, ``POST /api/votes/`` with its CSRF
-    token). Ground truth (to decide each simulated answer) is read from the database, so
-    run it against a site that shares this process's database."""
-    if n_volunteers <= 0 or n_votes <= 0:
-        raise SimulationError("--volunteers and --votes must be positive")
-    if urlparse(base_url).scheme not in ("http", "https"):
-        raise SimulationError(f"--via-http needs an http(s) URL, not {base_url!r}")
-    _require_truth()
-    t0 = time.perf_counter()
-    pop = VolunteerPopulation.sample(n_volunteers, seed)
-    rng = np.random.default_rng(seed)
-    browsers: list[_Browser | None] = [None] * n_volunteers
-    done = np.zeros(n_volunteers, np.int64)
-    exhausted = np.zeros(n_volunteers, bool)
-    limited = np.zeros(n_volunteers, bool)
-    cast = 0
-    while cast < n_votes and not (exhausted | limited).all():
-        j = int(pop.draw_volunteers(1, rng)[0])
-        if exhausted[j] or limited[j]:
-            continue
-        if browsers[j] is None:
-            browsers[j] = _Browser(base_url)
+class HttpChannel:
+    """Simulated volunteers as browser sessions on the real site: ``GET /api/next/`` and
+    ``POST /api/votes/`` with each session's CSRF token (realistic). Ground truth is read
+    from the database, so the site must share this process's database."""
+
+    label = "votes (http)"
+
+    def __init__(self, base_url: str, n_volunteers: int):
+        if urlparse(base_url).scheme not in ("http", "https"):
+            raise SimulationError(f"--via-http needs an http(s) URL, not {base_url!r}")
+        self.base_url = base_url
+        self.browsers: list[_Browser | None] = [None] * n_volunteers
+
+    def _browser(self, j: int) -> _Browser:
+        if self.browsers[j] is None:
+            browser = _Browser(self.base_url)
             # the classify page sets the CSRF cookie, as for a person arriving on the site
-            page = urljoin(browsers[j].base, "classify/")
-            browsers[j].opener.open(page, timeout=30).read()  # noqa: S310
-        browser = browsers[j]
-        status, data = browser.call("GET", "api/next/")
+            browser.opener.open(urljoin(browser.base, "classify/"), timeout=30).read()  # noqa: S310
+            self.browsers[j] = browser
+        return self.browsers[j]
+
+    def next(self, j: int) -> tuple[int, tuple[bool, float] | None] | None:
+        status, data = self._browser(j).call("GET", "api/next/")
         if status != 200:
             raise SimulationError(f"GET /api/next/ answered {status}: {data}")
         if not data.get("candidates"):
-            exhausted[j] = True
-            continue
+            return None
         detectid = data["candidates"][0]["detectid"]
-        truth = (
-            CandidateTruth.objects.filter(candidate__detectid=detectid)
-            .values_list("is_real", "candidate__sn")
-            .first()
-        )
-        if truth is None:
-            exhausted[j] = True
-            continue
-        said = pop.respond(
-            np.array([j]),
-            np.array([truth[0]]),
-            np.array([truth[1]]),
-            rng,
-            session_position=pop.session_position(np.array([j]), done[[j]]),
-        )
-        status, data = browser.call(
-            "POST",
-            "api/votes/",
-            {
-                "detectid": detectid,
-                "answer": "yes" if said[0] else "no",
-                "client": "api",
-                "next": 0,
-            },
-        )
+        return detectid, _truth(candidate__detectid=detectid)
+
+    def vote(self, j: int, detectid: int, answer: str) -> bool:
+        body = {"detectid": detectid, "answer": answer, "client": "api", "next": 0}
+        status, data = self._browser(j).call("POST", "api/votes/", body)
         if status == 429:
-            limited[j] = True
-            continue
+            return False
         if status not in (200, 201):
             raise SimulationError(f"POST /api/votes/ answered {status}: {data}")
-        done[j] += 1
-        cast += 1
-        if progress:
-            progress("votes (http)", cast, n_votes)
-    return SimulationReport(
-        votes=cast,
-        volunteers=n_volunteers,
-        exhausted=int(exhausted.sum()),
-        seconds=time.perf_counter() - t0,
-        rate_limited=int(limited.sum()),
-    )
+        return True
+
+
+class SimulatedCrowd:
+    """A population of simulated volunteers kept across calls (so skills, fatigue and
+    "never the same candidate twice" carry over between rounds), voting through a channel:
+    the services (default) or the site's HTTP API."""
+
+    def __init__(self, *, n_volunteers: int, seed: int = 0, channel=None):
+        if n_volunteers <= 0:
+            raise SimulationError("--volunteers must be positive")
+        _require_truth()
+        self.pop = VolunteerPopulation.sample(n_volunteers, seed)
+        self.rng = np.random.default_rng(seed)
+        self.channel = channel or ServiceChannel(n_volunteers)
+        self.done = np.zeros(n_volunteers, np.int64)
+
+    def vote(
+        self, *, n_votes: int, progress: Callable[[str, int, int], None] | None = None
+    ) -> SimulationReport:
+        """Cast up to ``n_votes`` votes; stops early when every volunteer is out of
+        candidates or at the rate limit."""
+        if n_votes <= 0:
+            raise SimulationError("--votes must be positive")
+        t0 = time.perf_counter()
+        pop, rng, n = self.pop, self.rng, len(self.done)
+        exhausted = np.zeros(n, bool)
+        limited = np.zeros(n, bool)
+        cast = 0
+        while cast < n_votes and not (exhausted | limited).all():
+            j = int(pop.draw_volunteers(1, rng)[0])
+            if exhausted[j] or limited[j]:
+                continue
+            shown = self.channel.next(j)
+            if shown is None or shown[1] is None:  # nothing left, or a truth-less candidate
+                exhausted[j] = True
+                continue
+            detectid, (is_real, sn) = shown
+            said = pop.respond(
+                np.array([j]), np.array([is_real]), np.array([sn]), rng,
+                session_position=pop.session_position(np.array([j]), self.done[[j]]),
+            )  # fmt: skip
+            answer = Vote.Answer.YES if said[0] else Vote.Answer.NO
+            if not self.channel.vote(j, detectid, answer):
+                limited[j] = True  # a volunteer who hit the rate limit stops for now
+                continue
+            self.done[j] += 1
+            cast += 1
+            if progress:
+                progress(self.channel.label, cast, n_votes)
+        return SimulationReport(
+            votes=cast,
+            volunteers=n,
+            exhausted=int(exhausted.sum()),
+            seconds=time.perf_counter() - t0,
+            rate_limited=int(limited.sum()),
+        )
+
+
+def run_simulated_volunteers(
+    *,
+    n_volunteers: int,
+    n_votes: int,
+    seed: int = 0,
+    base_url: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> SimulationReport:
+    """Cast ``n_votes`` votes from a fresh population of ``n_volunteers``: through the
+    services, or through the site's JSON API at ``base_url``."""
+    if n_volunteers <= 0 or n_votes <= 0:
+        raise SimulationError("--volunteers and --votes must be positive")
+    channel = HttpChannel(base_url, n_volunteers) if base_url else None
+    crowd = SimulatedCrowd(n_volunteers=n_volunteers, seed=seed, channel=channel)
+    return crowd.vote(n_votes=n_votes, progress=progress)

@@ -2,11 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.management.progress import ProgressBar
 from labelapp.models import Vote
-from labelapp.services.simulated_volunteers import (
-    SimulationError,
-    run_simulated_volunteers,
-    run_simulated_volunteers_http,
-)
+from labelapp.services.simulated_volunteers import SimulationError, run_simulated_volunteers
 
 
 class Command(BaseCommand):
@@ -44,10 +40,7 @@ class Command(BaseCommand):
             "progress": None if opts["no_progress"] else ProgressBar(self.stderr),
         }
         try:
-            if opts["via_http"]:
-                report = run_simulated_volunteers_http(base_url=opts["via_http"], **kwargs)
-            else:
-                report = run_simulated_volunteers(**kwargs)
+            report = run_simulated_volunteers(base_url=opts["via_http"], **kwargs)
         except SimulationError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(report.message)
