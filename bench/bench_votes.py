@@ -2,32 +2,35 @@
 
 Starts gunicorn itself against a fresh PostgreSQL database (``labelapp_bench_votes``,
 created and dropped here) with 2.5 million candidates, sessions and rate limits in Redis,
-DEBUG off. A load generator (stdlib ``http.client``, threads in several processes) plays
-volunteers: each gets a session from GET /api/next/, then answers and asks for the next
-candidate; every ``--votes-per-volunteer`` answers a new volunteer (a new session) starts, so
-the mix includes newcomers (40% gold) and experienced volunteers (10% gold).
+DEBUG off. A load generator (a minimal HTTP/1.1 client on sockets, threads in several
+processes) plays volunteers: each gets a session from GET /api/next/, then answers and asks
+for the next candidate; every ``--votes-per-volunteer`` answers a new volunteer (a new
+session) starts, so the mix includes newcomers (40% gold) and experienced volunteers (10%).
 
 Two phases, each ``--seconds`` long:
   * ``combined``: POST /api/votes/ with ``next: 1`` -- what the classify page does (one round
     trip per answer);
   * ``separate``: GET /api/next/ then POST /api/votes/ with ``next: 0`` (two round trips).
 Prints p50/p95/p99 latency of one "next + vote" cycle and votes/s sustained, then EXPLAIN
-ANALYZE of the next-candidate query for a volunteer with many votes. Figures only; nothing
+ANALYZE of the next-candidate query for a volunteer with many votes. Each row also splits
+the CPU time per recorded vote: gunicorn, PostgreSQL, Redis, the load generator, and whatever
+else ran on the machine meanwhile (other users of a shared box). Figures only; nothing
 passes or fails on time. The per-volunteer vote rate limit is raised for the run (a load
 generator answers much faster than a person), but its Redis counter still runs per vote.
 
     python bench/bench_votes.py [--candidates 2500000] [--seconds 30] [--workers 4]
-                                [--clients 2] [--threads 12] [--keep]
+                                [--server-threads 2] [--clients 2] [--threads 12] [--keep]
+                                [--reuse]  # a database kept by --keep, its votes cleared
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import multiprocessing as mp
 import os
 import random
+import resource
 import signal
 import socket
 import statistics
@@ -125,45 +128,77 @@ def fill(db_url: str, n: int) -> None:
 
 # --- load generator ----------------------------------------------------------------------
 class Volunteer:
-    """One browser: cookies (session + csrftoken) and a keep-alive connection."""
+    """One browser: cookies (session + csrftoken) and a keep-alive connection.
+
+    A minimal HTTP/1.1 client on a plain socket (http.client's header parsing and objects
+    cost several times more CPU, and the load generator shares the cores with the server).
+    """
 
     def __init__(self, port: int):
         self.port = port
         self.cookies: dict[str, str] = {}
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.sock = self.rfile = None
+
+    def _connect(self) -> None:
+        self.close()
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile = self.sock.makefile("rb")
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        headers = {"Host": "127.0.0.1"}
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        data = None
+            head += "Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()) + "\r\n"
+        data = b""
         if body is not None:
-            data = json.dumps(body)
-            headers["Content-Type"] = "application/json"
-            headers["X-CSRFToken"] = self.cookies.get("csrftoken", "")
-            headers["Referer"] = f"http://127.0.0.1:{self.port}/classify/"
+            data = json.dumps(body).encode()
+            head += (
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                f"X-CSRFToken: {self.cookies.get('csrftoken', '')}\r\n"
+                f"Referer: http://127.0.0.1:{self.port}/classify/\r\n"
+            )
+        message = (head + "\r\n").encode() + data
         for attempt in range(2):
             try:
-                self.conn.request(method, path, body=data, headers=headers)
-                resp = self.conn.getresponse()
-                payload = resp.read()
+                if self.sock is None:
+                    self._connect()
+                self.sock.sendall(message)
+                status, headers, payload = self._response()
                 break
-            except (http.client.HTTPException, OSError):
-                self.conn.close()  # server closed the keep-alive connection: reconnect
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            except OSError:
+                self._connect()  # server closed the keep-alive connection: reconnect
                 if attempt:
                     raise
-        for header, value in resp.getheaders():
-            if header.lower() == "set-cookie":
-                name, _, rest = value.partition("=")
-                self.cookies[name] = rest.split(";", 1)[0]
-        if resp.getheader("Connection", "").lower() == "close":
-            self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        return resp.status, (json.loads(payload) if payload else {})
+        for value in headers.get("set-cookie", ()):
+            name, _, rest = value.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
+        if headers.get("connection", [""])[0].lower() == "close":
+            self.close()
+        return status, (json.loads(payload) if payload else {})
+
+    def _response(self) -> tuple[int, dict[str, list[str]], bytes]:
+        line = self.rfile.readline()
+        if not line:
+            raise ConnectionResetError("connection closed")
+        status = int(line.split(None, 2)[1])
+        headers: dict[str, list[str]] = {}
+        while (line := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+        if "content-length" in headers:
+            return status, headers, self.rfile.read(int(headers["content-length"][0]))
+        chunks = []  # chunked transfer encoding
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        self.rfile.readline()
+        return status, headers, b"".join(chunks)
 
     def close(self):
-        self.conn.close()
+        if self.sock is not None:
+            self.rfile.close()
+            self.sock.close()
+        self.sock = self.rfile = None
 
 
 def client_thread(port, mode, deadline, votes_per_volunteer, out, seed):
@@ -225,12 +260,48 @@ def client_process(port, mode, deadline, threads, votes_per_volunteer, out, seed
     while not local.empty():
         for k, value in enumerate(local.get()):
             totals[k] += value
-    out.put(tuple(totals))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.put((*totals, usage.ru_utime + usage.ru_stime))
 
 
-def run_phase(port, mode, seconds, clients, threads, votes_per_volunteer) -> dict:
+# --- CPU accounting (Linux /proc) ----------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(gunicorn_pgid: int) -> dict[str, float]:
+    """CPU seconds so far of the gunicorn process group, PostgreSQL and Redis processes."""
+    cpu = {"web": 0.0, "db": 0.0, "redis": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+        if int(fields[2]) == gunicorn_pgid:
+            cpu["web"] += seconds
+        elif comm.startswith("postgres"):
+            cpu["db"] += seconds
+        elif comm.startswith("redis-server"):
+            cpu["redis"] += seconds
+    return cpu
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores spent busy so far (/proc/stat: everything but idle + iowait)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / _TICK
+
+
+def run_phase(port, mode, seconds, clients, threads, votes_per_volunteer, pgid) -> dict:
     out: mp.Queue = mp.Queue()
     deadline = time.perf_counter() + seconds  # perf_counter is system-wide on Linux
+    cpu0, busy0 = process_cpu(pgid), machine_busy()
     t0 = time.perf_counter()
     procs = [
         mp.Process(
@@ -241,24 +312,46 @@ def run_phase(port, mode, seconds, clients, threads, votes_per_volunteer) -> dic
     ]
     for p in procs:
         p.start()
-    lat, errors, votes, skipped = [], 0, 0, 0
+    lat, errors, votes, skipped, client_cpu = [], 0, 0, 0, 0.0
     for _ in procs:
-        a, b, c, d = out.get()
+        a, b, c, d, e = out.get()
         lat += a
         errors += b
         votes += c
         skipped += d
+        client_cpu += e
+    cpu1, busy1 = process_cpu(pgid), machine_busy()
     for p in procs:
         p.join()
     wall = time.perf_counter() - t0
     lat.sort()
+    per_vote = {k: (cpu1[k] - cpu0[k]) * 1000 / max(votes, 1) for k in cpu0}
+    per_vote["client"] = client_cpu * 1000 / max(votes, 1)
+    # whatever else ran on the machine meanwhile (other users, the OS), per vote
+    per_vote["other"] = (busy1 - busy0) * 1000 / max(votes, 1) - sum(per_vote.values())
 
     def pct(p):
         return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000 if lat else float("nan")
 
     return {"mode": mode, "votes": votes, "errors": errors, "skipped": skipped, "seconds": wall,
             "votes_s": votes / wall, "p50": pct(50), "p95": pct(95), "p99": pct(99),
-            "mean": statistics.fmean(lat) * 1000 if lat else float("nan")}  # fmt: skip
+            "mean": statistics.fmean(lat) * 1000 if lat else float("nan"),
+            "cpu": per_vote, "busy": (busy1 - busy0) / wall}  # fmt: skip
+
+
+def reset() -> None:
+    """Back to a freshly filled database: no volunteers, votes, sessions, consensus; every
+    candidate in the queue again."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "TRUNCATE labelapp_retirementevent, labelapp_consensusstate, labelapp_vote, "
+            "labelapp_volunteerskill, labelapp_volunteer, django_session CASCADE"
+        )
+        cur.execute("UPDATE labelapp_candidate SET status = 'active' WHERE status <> 'active'")
+        cur.execute("VACUUM ANALYZE labelapp_candidate")
+    print("reused the database: votes and volunteers cleared, every candidate active again")
 
 
 def explain(db_url: str) -> str:
@@ -286,7 +379,8 @@ def run_app(label: str, app: str, args, db_url: str, data_dir: str) -> None:
     log = Path(data_dir) / f"gunicorn-{label}.log"
     gunicorn = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", app, "--pythonpath", str(ROOT / "bench"),
-         "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "-k", "gthread", "--threads", "2",
+         "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "-k", "gthread",
+         "--threads", str(args.server_threads),
          "--keep-alive", "30", "--log-level", "warning"],
         cwd=ROOT, env=server_env(db_url, data_dir), stdout=open(log, "w"),  # noqa: SIM115
         stderr=subprocess.STDOUT, start_new_session=True,
@@ -303,11 +397,15 @@ def run_app(label: str, app: str, args, db_url: str, data_dir: str) -> None:
             warm.request("GET", "/api/next/")
         for mode in args.modes:
             r = run_phase(
-                port, mode, args.seconds, args.clients, args.threads, args.votes_per_volunteer
-            )
+                port, mode, args.seconds, args.clients, args.threads, args.votes_per_volunteer,
+                gunicorn.pid,
+            )  # fmt: skip
+            c = r["cpu"]
             print(f"{label + ' ' + r['mode']:>17} {r['votes']:>7,} {r['skipped']:>5} "
                   f"{r['errors']:>6} {r['votes_s']:>8.0f} {r['p50']:>7.1f} {r['p95']:>7.1f} "
-                  f"{r['p99']:>7.1f} {r['mean']:>8.1f}", flush=True)  # fmt: skip
+                  f"{r['p99']:>7.1f} {r['mean']:>8.1f} | {c['web']:>5.2f} {c['db']:>5.2f} "
+                  f"{c['redis']:>5.2f} {c['client']:>6.2f} {c['other']:>5.2f} "
+                  f"{r['busy']:>5.2f}", flush=True)  # fmt: skip
     finally:
         os.killpg(gunicorn.pid, signal.SIGTERM)
         gunicorn.wait(timeout=30)
@@ -322,6 +420,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=2_500_000)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--server-threads", type=int, default=2, help="threads per worker")
     parser.add_argument("--threads", type=int, default=12, help="client threads per process")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--votes-per-volunteer", type=int, default=40)
@@ -330,7 +429,10 @@ def main() -> None:
         "--apps", nargs="+", default=["full", "no-hook"], choices=["full", "no-hook"],
         help="full: as deployed; no-hook: after_vote/after_undo (live consensus) disabled",
     )  # fmt: skip
-    parser.add_argument("--reuse", action="store_true", help="reuse a filled database")
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="reuse a database filled by an earlier --keep run (its votes are cleared first)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
@@ -353,14 +455,17 @@ def main() -> None:
         import django
 
         django.setup()
+        reset()
 
     print(
-        f"gunicorn: {args.workers} workers x 2 threads (gthread, keep-alive); clients: "
-        f"{args.clients} processes x {args.threads} threads; {os.cpu_count()} CPU cores "
+        f"gunicorn: {args.workers} workers x {args.server_threads} threads (gthread, keep-alive); "
+        f"clients: {args.clients} processes x {args.threads} threads; {os.cpu_count()} CPU cores "
         "shared by server, PostgreSQL, Redis and the load generator"
     )
+    print(f"{'':>58}| CPU ms per vote")
     print(f"{'app mode':>17} {'votes':>7} {'409':>5} {'errors':>6} {'votes/s':>8} {'p50 ms':>7} "
-          f"{'p95 ms':>7} {'p99 ms':>7} {'mean ms':>8}")  # fmt: skip
+          f"{'p95 ms':>7} {'p99 ms':>7} {'mean ms':>8} | {'web':>5} {'db':>5} {'redis':>5} "
+          f"{'client':>6} {'other':>5} {'cores':>5}")  # fmt: skip
     apps = {"full": "labelapp.wsgi:application", "no-hook": "_wsgi_no_hook:application"}
     try:
         for label in args.apps:
@@ -368,7 +473,11 @@ def main() -> None:
         print(
             "latency = one 'next + vote' cycle as the client sees it (combined: one POST "
             "that returns the next candidate; separate: GET /api/next/ + POST /api/votes/); "
-            "409 = candidate retired by other volunteers' votes while held (the page skips it)"
+            "409 = candidate retired by other volunteers' votes while held (the page skips it); "
+            "CPU ms per recorded vote: web = gunicorn processes, db = all PostgreSQL processes, "
+            "client = the load generator, other = everything else busy on the machine "
+            "meanwhile; cores = busy cores on average (of "
+            f"{os.cpu_count()})"
         )
         print(explain(db_url))
     finally:

@@ -61,3 +61,16 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=300,
     )
+
+
+def worker_env(settings=None, **extra: str) -> dict[str, str]:
+    """Environment for a worker started from a test: pytest-django's test database (not the
+    real one), the test's model directory, and ``extra`` (e.g. LABELAPP_SCORE_MC_SAMPLES)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    env = {"DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"}
+    if settings is not None and hasattr(settings, "MODELS_DIR"):
+        env["LABELAPP_MODELS_DIR"] = str(settings.MODELS_DIR)
+    env.update(extra)
+    return env

@@ -151,3 +151,52 @@ def test_a_scientist_can_unretire_and_it_is_recorded():
         "manual",
         user,
     )
+
+
+def test_a_staff_answer_settles_the_label_too():
+    (c,) = make_candidates(1)
+    staff = User.objects.create_user("boss2", password="x-very-long-pass", is_staff=True)
+    plain = User.objects.create_user("someone", password="x-very-long-pass")
+    _vote(c, "no", make_volunteer(user=plain))  # an account, but no expert
+    state = ConsensusState.objects.get(candidate=c)
+    assert state.expert_label is None and state.posterior == pytest.approx(0.25)
+    _vote(c, "yes", make_volunteer(user=staff))
+    state = ConsensusState.objects.get(candidate=c)
+    assert (state.posterior, state.expert_label) == (1.0, True)
+
+
+def test_a_batch_runs_population_is_the_prior_of_unmeasured_volunteers():
+    from labelapp.models import AggregationRun
+
+    (c,) = make_candidates(1, sn0=6.0)  # high regime
+    AggregationRun.objects.create(
+        method="dawid_skene", status="done", class_prior=[0.5, 0.2],
+        typical_skill={"sensitivity": [0.6, 0.9], "specificity": [0.6, 0.9]},
+    )  # fmt: skip
+    AggregationRun.objects.create(method="dawid_skene", status="running")  # not finished
+    _vote(c, "yes")
+    # prior odds 0.2/0.8 = 1/4, one yes with s = c = 0.9: odds x 9 -> 9/4
+    assert ConsensusState.objects.get(candidate=c).posterior == pytest.approx(9 / 13)
+
+
+def test_skills_of_the_other_regime_do_not_count():
+    (c,) = make_candidates(1, sn0=6.0)  # high regime (1)
+    v = make_volunteer()
+    VolunteerSkill.objects.create(
+        volunteer=v, regime=0, sens_alpha=99, sens_beta=1, spec_alpha=99, spec_beta=1
+    )
+    _vote(c, "yes", v)
+    assert ConsensusState.objects.get(candidate=c).posterior == pytest.approx(0.75)
+
+
+def test_first_gold_answer_starts_from_the_population_prior_and_undo_reverses_it():
+    (c,) = make_candidates(1, sn0=6.0)
+    make_gold(c, is_real=False)
+    v = make_volunteer()
+    _vote(c, "yes", v)  # wrong on a fake: a failure for specificity
+    skill = VolunteerSkill.objects.get(volunteer=v, regime=1)
+    prior = 0.75 * 4
+    assert (skill.spec_alpha, skill.spec_beta, skill.n_votes) == (prior, 1 + 1.0, 1)
+    undo_last_vote(volunteer=v)
+    skill.refresh_from_db()
+    assert (skill.spec_alpha, skill.spec_beta, skill.n_votes) == (prior, 1.0, 0)

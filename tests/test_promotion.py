@@ -42,10 +42,19 @@ def good_dir(tmp_path_factory, survey_file):
     splits = make_splits(y, sn, test_frac=0.2, val_frac=0.15, max_train=None, seed=0)
     spec = spec_windows(s.spec1d, s.spec1d_err, s.catalog["wave"], SPEC_HALF_WIDTH)
     out = tmp_path_factory.mktemp("m") / "good"
-    fit_evaluate_write(stack_cutouts(s.im_sum, s.im_array), y, sn, s.catalog, splits=splits,
-                       out=out, spec=spec, label_source="truth", data_hash="test",
-                       train_config=TrainConfig(epochs=3, seed=0, max_time_s=60),
-                       log=lambda m: None)
+    fit_evaluate_write(
+        stack_cutouts(s.im_sum, s.im_array),
+        y,
+        sn,
+        s.catalog,
+        splits=splits,
+        out=out,
+        spec=spec,
+        label_source="truth",
+        data_hash="test",
+        train_config=TrainConfig(epochs=3, seed=0, max_time_s=60),
+        log=lambda m: None,
+    )
     return out
 
 

@@ -105,3 +105,21 @@ def test_console_email_backend_in_development():
 def test_merge_of_a_volunteer_into_itself_changes_nothing():
     v = make_volunteer()
     assert merge_volunteers(source=v, target=v) == 0 and Volunteer.objects.filter(pk=v.pk).exists()
+
+
+def test_get_volunteer_reads_the_same_row_as_the_orm(client):
+    """services.volunteers reads the volunteer in SQL (converters applied: aware datetimes)."""
+    from labelapp.services.volunteers import SESSION_KEY, get_volunteer
+
+    c = make_candidates(1)[0]
+    assert vote(client, c.detectid).status_code == 201
+    session = client.session
+    mine = get_volunteer(session=session, user=None)
+    orm = Volunteer.objects.get(pk=session[SESSION_KEY])
+    fields = [f.attname for f in Volunteer._meta.concrete_fields]
+    assert [getattr(mine, f) for f in fields] == [getattr(orm, f) for f in fields]
+    assert mine.last_vote_at.tzinfo is not None and not mine._state.adding
+    user = User.objects.create_user("acct", password="x-very-long-pass")
+    Volunteer.objects.filter(pk=orm.pk).update(user=user)
+    assert get_volunteer(session=session, user=None) is None  # an account's, not the session's
+    assert get_volunteer(session=session, user=user).pk == orm.pk

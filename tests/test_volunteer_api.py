@@ -177,3 +177,20 @@ def test_openapi_schema_documents_every_api_route(client):
         "submitVote" in client.get("/api/").content.decode()
         or "votes" in client.get("/api/").content.decode()
     )
+
+
+def test_candidate_urls_follow_the_script_prefix():
+    from django.urls import set_script_prefix
+
+    from labelapp.views.api import candidate_payload
+
+    try:
+        set_script_prefix("/dex/")
+        payload = candidate_payload({"detectid": 42, "wave": 4000.04})
+    finally:
+        set_script_prefix("/")
+    assert payload["cutout_url"] == "/dex/candidates/42/cutout.png"
+    assert payload["spectrum_url"] == "/dex/api/candidates/42/spectrum/"
+    assert candidate_payload({"detectid": 7, "wave": 1.0})["cutout_url"] == (
+        "/candidates/7/cutout.png"
+    )

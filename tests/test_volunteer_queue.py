@@ -101,3 +101,48 @@ def test_retired_gold_is_not_shown():
     Candidate.objects.filter(pk=g.pk).update(status="retired")
     v = make_volunteer()
     assert all(next_candidate(volunteer=v)["detectid"] != g.detectid for _ in range(30))
+
+
+@pytest.mark.parametrize("n_exclude", [0, 1, 3])
+@pytest.mark.parametrize("with_volunteer", [False, True])
+def test_the_hot_path_runs_the_very_sql_of_the_querysets(n_exclude, with_volunteer):
+    """queue._compiled caches the querysets' SQL per shape; what runs is what EXPLAIN checks."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cands = make_candidates(12)
+    v = make_volunteer() if with_volunteer else None
+    exclude = [c.detectid for c in cands[:n_exclude]]
+    with CaptureQueriesContext(connection) as ctx:
+        rows = queue._run("regular", v, exclude)
+    expected = queue.queue_queryset(volunteer=v, exclude=exclude).values(*queue.QUEUE_FIELDS)
+    with CaptureQueriesContext(connection) as orm:
+        expected = list(expected[: queue.TOP_K])
+    assert ctx.captured_queries[0]["sql"] == orm.captured_queries[0]["sql"]
+    assert [dict(zip(queue.QUEUE_FIELDS, r, strict=True)) for r in rows] == expected
+
+
+def test_gold_is_still_found_when_the_random_sample_holds_none(monkeypatch):
+    monkeypatch.setattr(queue, "GOLD_SAMPLE", 1)
+    golds = make_candidates(6, first_id=9_000_000)
+    for c in golds:
+        make_gold(c, is_real=True)
+    v = make_volunteer()
+    Vote.objects.bulk_create(
+        [Vote(volunteer=v, candidate=c, answer="yes", was_gold=True) for c in golds[:5]]
+    )
+    # the sample of one is almost always a seen one; the exhaustive query finds the last
+    picks = {queue._gold(v, [])["detectid"] for _ in range(20)}
+    assert picks == {golds[5].detectid}
+    Vote.objects.create(volunteer=v, candidate=golds[5], answer="yes", was_gold=True)
+    assert queue._gold(v, []) is None
+
+
+def test_gold_pick_is_spread_over_the_unseen_gold():
+    golds = make_candidates(10, first_id=9_000_000)
+    for c in golds:
+        make_gold(c, is_real=True)
+    v = make_volunteer()
+    picks = [queue._gold(v, [golds[0].detectid])["detectid"] for _ in range(200)]
+    assert golds[0].detectid not in picks
+    assert len(set(picks)) >= 8  # all 9 others, but for bad luck

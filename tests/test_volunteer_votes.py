@@ -192,3 +192,59 @@ def test_after_vote_hook_runs_once_per_new_vote(monkeypatch):
     submit_vote(volunteer=v, detectid=c.detectid, answer="yes")
     submit_vote(volunteer=v, detectid=c.detectid, answer="yes")
     assert [x.candidate_id for x in seen] == [c.pk]
+
+
+def test_a_vote_and_its_consensus_are_one_transaction(monkeypatch):
+    """If the live consensus fails, the vote is not kept (a retry records both)."""
+    from labelapp.services import consensus
+
+    def broken(**kw):
+        raise RuntimeError("consensus down")
+
+    monkeypatch.setattr(consensus, "update_consensus", broken)
+    c = make_candidates(1)[0]
+    v = make_volunteer()
+    with pytest.raises(RuntimeError):
+        submit_vote(volunteer=v, detectid=c.detectid, answer="yes")
+    assert not Vote.objects.exists()
+    assert Volunteer.objects.get(pk=v.pk).n_votes == 0
+    monkeypatch.undo()
+    assert submit_vote(volunteer=v, detectid=c.detectid, answer="yes").created
+
+
+def test_a_vote_costs_a_fixed_handful_of_statements():
+    """Guard against the hot path drifting back to ORM round trips: candidate + gold,
+    insert, counters, consensus lock, evidence, state (+ transaction control)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    a, b = make_candidates(2)
+    make_gold(b, is_real=True)
+    v = make_volunteer()
+    with CaptureQueriesContext(connection) as regular:
+        submit_vote(volunteer=v, detectid=a.detectid, answer="yes")
+    sql = [q["sql"] for q in regular.captured_queries]
+    statements = [s for s in sql if not s.startswith(("BEGIN", "SAVEPOINT", "RELEASE"))]
+    assert len(statements) == 6, sql
+    assert not any("goldstandard" in s.lower() for s in statements[1:]), sql  # was_gold used
+    with CaptureQueriesContext(connection) as gold:
+        submit_vote(volunteer=v, detectid=b.detectid, answer="yes")
+    sql = [q["sql"] for q in gold.captured_queries]
+    statements = [s for s in sql if not s.startswith(("BEGIN", "SAVEPOINT", "RELEASE"))]
+    # candidate + gold, insert, counters, skill update; the first gold answer in a regime
+    # also reads the population prior and inserts the skill row
+    assert len(statements) <= 6, sql
+
+
+def test_counters_and_in_memory_volunteer_agree():
+    cands = make_candidates(3)
+    make_gold(cands[2], is_real=False)
+    v = make_volunteer()
+    submit_vote(volunteer=v, detectid=cands[0].detectid, answer="unsure")
+    submit_vote(volunteer=v, detectid=cands[1].detectid, answer="no")
+    submit_vote(volunteer=v, detectid=cands[2].detectid, answer="no")
+    fresh = Volunteer.objects.get(pk=v.pk)
+    fields = ("n_votes", "n_unsure", "n_gold", "n_gold_correct", "streak_days", "last_active_day")
+    assert [getattr(v, f) for f in fields] == [getattr(fresh, f) for f in fields]
+    assert (fresh.n_votes, fresh.n_unsure, fresh.n_gold, fresh.n_gold_correct) == (3, 1, 1, 1)
+    assert fresh.last_vote_at == Vote.objects.order_by("-pk").first().created_at

@@ -1,7 +1,8 @@
 """The live path from a vote to a label: recompute, decide retirement, learn from gold.
 
-After every new vote (``labelapp.services.votes.after_vote``) the candidate's posterior is
-recomputed from *all* its votes with the current skills, under a row lock on the candidate:
+After every new vote (``labelapp.services.votes.after_vote``, in the vote's transaction) the
+candidate's posterior is recomputed from *all* its votes with the current skills, under the
+row lock of its ConsensusState row:
 
     log-odds = logit(class prior of its regime) + sum over yes/no votes of the vote's LLR
 
@@ -17,10 +18,13 @@ answer (staff or the EXPERT_GROUP) settles the label at once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from labelapp.models import (
     AggregationRun,
@@ -63,16 +67,21 @@ class Population:
 
 def population() -> Population:
     """From the latest finished batch run, else the configured defaults."""
-    run = (
-        AggregationRun.objects.filter(status=AggregationRun.Status.DONE)
-        .only("typical_skill", "class_prior")
-        .first()
-    )
-    if run and run.typical_skill and run.class_prior:
+    with connection.cursor() as cur:
+        cur.execute(_POPULATION_SQL(), [AggregationRun.Status.DONE])
+        row = cur.fetchone()
+    return _population_from(*(row or (None, None)))
+
+
+def _population_from(typical_skill, class_prior) -> Population:
+    """A Population from a run's two JSON columns (text or decoded), None for no run."""
+    typical = json.loads(typical_skill) if isinstance(typical_skill, str) else typical_skill
+    prior = json.loads(class_prior) if isinstance(class_prior, str) else class_prior
+    if typical and prior:
         return Population(
-            sensitivity=tuple(run.typical_skill["sensitivity"]),
-            specificity=tuple(run.typical_skill["specificity"]),
-            class_prior=tuple(run.class_prior),
+            sensitivity=tuple(typical["sensitivity"]),
+            specificity=tuple(typical["specificity"]),
+            class_prior=tuple(prior),
         )
     s, c = settings.DEFAULT_SENSITIVITY, settings.DEFAULT_SPECIFICITY
     return Population(sensitivity=(s, s), specificity=(c, c), class_prior=(0.5, 0.5))
@@ -89,6 +98,7 @@ def _prior_skill(pop: Population, regime: int) -> dict[str, float]:
 
 
 def is_expert(volunteer: Volunteer) -> bool:
+    """Staff or in EXPERT_GROUP. (update_consensus asks the same in its one SQL statement.)"""
     user = volunteer.user if volunteer.user_id else None
     if user is None:
         return False
@@ -103,11 +113,27 @@ class ConsensusUpdate:
     changed_status: bool
 
 
+def _gold_of(candidate: Candidate) -> GoldStandard | None:
+    """The candidate's active gold standard; no query when it came with the candidate
+    (``services.votes`` hands over the one it read with the candidate)."""
+    try:
+        gold = candidate.gold
+    except GoldStandard.DoesNotExist:
+        return None
+    return gold if gold.active else None
+
+
 def record_vote(*, vote: Vote) -> ConsensusUpdate | None:
-    """Fold one new vote in: skill learning for gold, else recompute + retirement."""
+    """Fold one new vote in: skill learning for gold, else recompute + retirement.
+
+    ``vote.was_gold`` (set from the candidate's active gold standard when the vote was taken)
+    picks the path, so a regular vote asks nothing about gold.
+    """
     candidate = vote.candidate
-    gold = GoldStandard.objects.filter(candidate_id=candidate.pk, active=True).first()
-    if gold is not None:
+    if vote.was_gold:
+        gold = _gold_of(candidate)
+        if gold is None:  # deactivated since: nothing to learn from, and it is still gold
+            return None
         if vote.answer != Vote.Answer.UNSURE:
             _learn_from_gold(vote=vote, regime=regime_of(candidate.sn), truth=gold.is_real, sign=+1)
         return None
@@ -127,69 +153,127 @@ def forget_vote(*, vote: Vote) -> ConsensusUpdate | None:
 
 
 def _learn_from_gold(*, vote: Vote, regime: int, truth: bool, sign: int) -> None:
-    with transaction.atomic():
-        skill, _ = VolunteerSkill.objects.select_for_update().get_or_create(
-            volunteer_id=vote.volunteer_id,
-            regime=regime,
-            defaults=_prior_skill(population(), regime),
+    """Add (sign=+1) or take back (-1) one gold answer in the volunteer's Beta counts.
+
+    One UPDATE (atomic increments, so concurrent gold answers of one volunteer add up); only
+    the volunteer's first gold answer in a regime reads the population prior and inserts
+    the row (an upsert, in case another request inserts it at the same moment).
+    """
+    label = 1 if vote.answer == Vote.Answer.YES else 0
+    (sa, sb), (ca, cb) = skill_update((0.0, 0.0), (0.0, 0.0), 1.0 if truth else 0.0, label)
+    d = [sign * sa, sign * sb, sign * ca, sign * cb]
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    t = _tables()
+    with transaction.atomic(savepoint=False), connection.cursor() as cur:
+        cur.execute(
+            f"UPDATE {t.skill} SET sens_alpha = sens_alpha + %s, sens_beta = sens_beta + %s, "  # noqa: S608
+            "spec_alpha = spec_alpha + %s, spec_beta = spec_beta + %s, "
+            "n_votes = CASE WHEN n_votes + %s < 0 THEN 0 ELSE n_votes + %s END, "
+            "updated_at = %s WHERE volunteer_id = %s AND regime = %s",
+            [*d, sign, sign, now, vote.volunteer_id, regime],
         )
-        label = 1 if vote.answer == Vote.Answer.YES else 0
-        (sa, sb), (ca, cb) = skill_update((0.0, 0.0), (0.0, 0.0), 1.0 if truth else 0.0, label)
-        skill.sens_alpha += sign * sa
-        skill.sens_beta += sign * sb
-        skill.spec_alpha += sign * ca
-        skill.spec_beta += sign * cb
-        skill.n_votes = max(0, skill.n_votes + sign)
-        skill.save()
+        if cur.rowcount:
+            return
+        prior = _prior_skill(population(), regime)
+        first = [
+            prior["sens_alpha"] + d[0],
+            prior["sens_beta"] + d[1],
+            prior["spec_alpha"] + d[2],
+            prior["spec_beta"] + d[3],
+        ]
+        cur.execute(
+            f"INSERT INTO {t.skill} (volunteer_id, regime, sens_alpha, sens_beta, spec_alpha, "  # noqa: S608
+            "spec_beta, n_votes, run_id, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, %s) "
+            "ON CONFLICT (volunteer_id, regime) DO UPDATE SET "
+            f"sens_alpha = {t.skill}.sens_alpha + %s, sens_beta = {t.skill}.sens_beta + %s, "
+            f"spec_alpha = {t.skill}.spec_alpha + %s, spec_beta = {t.skill}.spec_beta + %s, "
+            f"n_votes = CASE WHEN {t.skill}.n_votes + %s < 0 THEN 0 "
+            f"ELSE {t.skill}.n_votes + %s END, updated_at = EXCLUDED.updated_at",
+            [vote.volunteer_id, regime, *first, max(0, sign), now, *d, sign, sign],
+        )
 
 
 def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> ConsensusUpdate:
-    """Recompute one candidate's live posterior from its votes and apply the retirement rule."""
-    pop = population()
+    """Recompute one candidate's live posterior from its votes and apply the retirement rule.
+
+    Three statements, in its own transaction or in the caller's (``services.votes`` runs it
+    in the vote's transaction):
+
+    1. lock: an upsert of the candidate's ConsensusState row (``ON CONFLICT DO UPDATE``
+       creates it or takes its row lock, waiting for a concurrent recompute to commit); it
+       returns the latest batch run's population prior on the way;
+    2. evidence: one SELECT of the candidate, all its votes and each voter's skill. It runs
+       *after* the lock is held, so under READ COMMITTED it sees every vote committed by
+       whoever held the lock before (folding 1 and 2 into one statement would not: its
+       snapshot predates the wait);
+    3. the new state (UPDATE).
+
+    Plus one query for expert status when some voter has an account (anonymous volunteers
+    are never experts), and the conditional status change + RetirementEvent on retirement.
+    """
     rule = retirement_rule()
-    with transaction.atomic():
+    t = _tables()
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with transaction.atomic(savepoint=False), connection.cursor() as cur:
         # Serialise on the candidate's ConsensusState row, not the Candidate row: a FOR UPDATE
         # on a candidate would block (and can deadlock with) every FK check against it --
         # vote inserts, label inserts -- while this row is touched by nothing else but the
         # batch run, which updates such rows in id order in one statement series.
-        ConsensusState.objects.bulk_create(
-            [ConsensusState(candidate_id=candidate_id, posterior=0.5, n_votes=0)],
-            ignore_conflicts=True,
-        )
-        state = ConsensusState.objects.select_for_update().get(candidate_id=candidate_id)
-        candidate = Candidate.objects.only("id", "sn", "status").get(pk=candidate_id)
-        regime = regime_of(candidate.sn)
-        votes = list(
-            Vote.objects.filter(candidate_id=candidate_id).select_related("volunteer__user")
-        )
-        binary = [v for v in votes if v.answer != Vote.Answer.UNSURE]
-        skills = {
-            s.volunteer_id: s
-            for s in VolunteerSkill.objects.filter(
-                volunteer_id__in=[v.volunteer_id for v in binary], regime=regime
-            )
-        }
+        # Lock order of a vote's transaction: its Vote row, its Volunteer row (counters),
+        # this ConsensusState row, then the Candidate row (FOR NO KEY UPDATE by the status
+        # UPDATE, which does not conflict with the FOR KEY SHARE of others' vote inserts)
+        # and the RetirementEvent insert. Nothing takes them in another order, so no cycle.
+        done = AggregationRun.Status.DONE
+        cur.execute(_LOCK_SQL(), [candidate_id, now, done, done])
+        typical, prior = cur.fetchone()
+        cur.execute(_EVIDENCE_SQL(), [candidate_id])
+        rows = cur.fetchall()
+        if not rows:
+            raise Candidate.DoesNotExist(f"no candidate with id {candidate_id}")
+        sn, old = rows[0][:2]
+        pop = _population_from(typical, prior)
+        regime = regime_of(sn)
         log_odds = log_odds_of(pop.class_prior[regime])
-        expert_label = None
-        for v in binary:
-            label = 1 if v.answer == Vote.Answer.YES else 0
-            if is_expert(v.volunteer):
+        # one row per (vote, skill row of its volunteer); skills of the other regime ignored
+        per_vote: dict[int, tuple] = {}
+        for _, _, vote_id, answer, user_id, s_regime, sa, sb, ca, cb in rows:
+            if vote_id is None:
+                continue  # no votes (all taken back)
+            if vote_id not in per_vote or s_regime == regime:
+                skill = (sa, sb, ca, cb) if s_regime == regime else None
+                per_vote[vote_id] = (answer, user_id, skill)
+        # Only volunteers with an account can be experts: anonymous voters cost no query.
+        users = {u for _, u, _ in per_vote.values() if u is not None}
+        experts = _experts(cur, users) if users else set()
+        n_unsure, n_binary, expert_label = 0, 0, None
+        for vote_id in sorted(per_vote):
+            answer, user_id, skill = per_vote[vote_id]
+            expert = user_id in experts
+            if answer == Vote.Answer.UNSURE:
+                n_unsure += 1
+                continue
+            n_binary += 1
+            label = 1 if answer == Vote.Answer.YES else 0
+            if expert:
                 expert_label = bool(label)
-            skill = skills.get(v.volunteer_id)
-            sens = skill.sensitivity if skill else pop.sensitivity[regime]
-            spec = skill.specificity if skill else pop.specificity[regime]
+            if skill is not None:
+                sa, sb, ca, cb = skill
+                sens, spec = sa / (sa + sb), ca / (ca + cb)
+            else:
+                sens, spec = pop.sensitivity[regime], pop.specificity[regime]
             log_odds += vote_llr(sens, spec, label)
         posterior = posterior_of(log_odds)
         if expert_label is not None:
             posterior = 1.0 if expert_label else 0.0
-        state.posterior, state.n_votes = posterior, len(binary)
-        state.n_unsure, state.expert_label = len(votes) - len(binary), expert_label
-        state.save()
-        old = candidate.status
+        cur.execute(
+            f"UPDATE {t.state} SET posterior = %s, n_votes = %s, n_unsure = %s, "  # noqa: S608
+            "expert_label = %s, updated_at = %s WHERE candidate_id = %s",
+            [posterior, n_binary, n_unsure, expert_label, now, candidate_id],
+        )
         if expert_label is not None:
             new, reason = Candidate.Status.RETIRED, RetirementEvent.Reason.EXPERT
         else:
-            new = rule.decide_one(posterior, len(binary))
+            new = rule.decide_one(posterior, n_binary)
             reason = (
                 RetirementEvent.Reason.MAX_VOTES
                 if new == Candidate.Status.EXPERT
@@ -198,27 +282,118 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         changed = False
         if new != old and old == Candidate.Status.ACTIVE:
             # conditional: only the transaction that moves it out of the queue records it
-            changed = bool(
-                Candidate.objects.filter(pk=candidate_id, status=Candidate.Status.ACTIVE).update(
-                    status=new
-                )
+            cur.execute(
+                f"UPDATE {t.candidate} SET status = %s WHERE id = %s AND status = %s",  # noqa: S608
+                [new, candidate_id, Candidate.Status.ACTIVE],
             )
+            changed = cur.rowcount == 1
         if changed:
-            RetirementEvent.objects.create(
-                candidate_id=candidate_id,
-                from_status=old,
-                to_status=new,
-                reason=reason,
-                posterior=posterior,
-                n_votes=len(binary),
-                vote=trigger,
-            )
+            cur.execute(
+                f"INSERT INTO {t.event} (candidate_id, from_status, to_status, reason, "  # noqa: S608
+                "posterior, n_votes, vote_id, run_id, user_id, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, NULL, %s)",
+                [candidate_id, old, new, reason, posterior, n_binary,
+                 trigger.pk if trigger else None, now],
+            )  # fmt: skip
     return ConsensusUpdate(
         posterior=posterior,
-        n_votes=len(binary),
+        n_votes=n_binary,
         status=new if changed else old,
         changed_status=changed,
     )
+
+
+@dataclass(frozen=True)
+class _Tables:
+    state: str
+    candidate: str
+    event: str
+    skill: str
+    vote: str
+    volunteer: str
+    run: str
+    user: str
+    user_groups: str
+    group: str
+
+
+@lru_cache(maxsize=1)
+def _tables() -> _Tables:
+    """Quoted table names (the hot statements are written in SQL: the ORM's query building
+    cost more CPU than the database spent running them)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    q = connection.ops.quote_name
+    user = get_user_model()
+    return _Tables(
+        state=q(ConsensusState._meta.db_table),
+        candidate=q(Candidate._meta.db_table),
+        event=q(RetirementEvent._meta.db_table),
+        skill=q(VolunteerSkill._meta.db_table),
+        vote=q(Vote._meta.db_table),
+        volunteer=q(Volunteer._meta.db_table),
+        run=q(AggregationRun._meta.db_table),
+        user=q(user._meta.db_table),
+        user_groups=q(user.groups.through._meta.db_table),
+        group=q(Group._meta.db_table),
+    )
+
+
+@lru_cache(maxsize=1)
+def _POPULATION_SQL() -> str:  # noqa: N802 - a constant, built once the apps are loaded
+    t = _tables()
+    return (
+        f"SELECT CAST(typical_skill AS TEXT), CAST(class_prior AS TEXT) FROM {t.run} "  # noqa: S608
+        "WHERE status = %s ORDER BY id DESC LIMIT 1"
+    )
+
+
+@lru_cache(maxsize=1)
+def _LOCK_SQL() -> str:  # noqa: N802
+    """Upsert-and-lock of the ConsensusState row, returning the latest done batch run's
+    population prior (its two JSON columns as text; NULL without one) on the way.
+
+    Params: candidate id, now, run status 'done' (twice).
+    """
+    t = _tables()
+    latest = f"FROM {t.run} WHERE status = %s ORDER BY id DESC LIMIT 1"
+    return (
+        f"INSERT INTO {t.state} (candidate_id, posterior, n_votes, n_unsure, expert_label, "  # noqa: S608
+        "updated_at) VALUES (%s, 0.5, 0, 0, NULL, %s) ON CONFLICT (candidate_id) "
+        "DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING "
+        f"(SELECT CAST(typical_skill AS TEXT) {latest}), "
+        f"(SELECT CAST(class_prior AS TEXT) {latest})"
+    )
+
+
+@lru_cache(maxsize=1)
+def _EVIDENCE_SQL() -> str:  # noqa: N802
+    """Candidate (sn, status) + one row per (vote, skill row of its volunteer), with the
+    volunteer's account (for the expert check). Param: candidate id. At most
+    RETIRE_MAX_VOTES votes x 2 regimes rows, all through indexes."""
+    t = _tables()
+    return (
+        "SELECT c.sn, c.status, v.id, v.answer, vol.user_id, s.regime, s.sens_alpha, "  # noqa: S608
+        f"s.sens_beta, s.spec_alpha, s.spec_beta FROM {t.candidate} c "
+        f"LEFT JOIN {t.vote} v ON v.candidate_id = c.id "
+        f"LEFT JOIN {t.volunteer} vol ON vol.id = v.volunteer_id "
+        f"LEFT JOIN {t.skill} s ON s.volunteer_id = v.volunteer_id "
+        "WHERE c.id = %s ORDER BY v.id"
+    )
+
+
+def _experts(cur, user_ids: set[int]) -> set[int]:
+    """Which of these accounts are experts (staff, or in EXPERT_GROUP): one query."""
+    t = _tables()
+    ids = sorted(user_ids)
+    cur.execute(
+        f"SELECT u.id FROM {t.user} u WHERE u.id IN ({', '.join(['%s'] * len(ids))}) "  # noqa: S608
+        f"AND (u.is_staff OR EXISTS (SELECT 1 FROM {t.user_groups} ug JOIN {t.group} g "
+        "ON g.id = ug.group_id WHERE ug.user_id = u.id AND g.name = %s))",
+        [*ids, settings.EXPERT_GROUP],
+    )
+    return {row[0] for row in cur.fetchall()}
 
 
 def set_candidate_status(*, candidate_id: int, status: str, user=None) -> RetirementEvent:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -93,14 +94,17 @@ def submit_vote(
 
     Raises UnknownCandidate (no such detectid), CandidateNotInQueue (retired or with the
     experts, and this volunteer has not voted on it), RateLimited, InvalidVote.
+
+    A new vote is one transaction: the INSERT (``ON CONFLICT DO NOTHING`` on the unique
+    (volunteer, candidate) index, so a second tab's submit simply finds nothing inserted),
+    the volunteer's counters, and :func:`after_vote` (live consensus), so a vote is never
+    recorded without reaching its candidate's posterior.
     """
     _check_fields(answer, reason, client, response_ms)
-    candidate = Candidate.objects.select_related("gold").filter(detectid=detectid).first()
+    candidate = _candidate(detectid)
     if candidate is None:
         raise UnknownCandidate(f"there is no candidate with detectid {detectid}")
-    gold = getattr(candidate, "gold", None)
-    if gold is not None and not gold.active:
-        gold = None
+    gold = getattr(candidate, "gold", None)  # read with the candidate: None or active
 
     limit = hit_rate_limit(
         key=f"vote:{volunteer.pk}",
@@ -125,25 +129,70 @@ def submit_vote(
         )
 
     correct = gold_answer_correct(answer=answer, gold=gold) if gold else None
-    try:
-        with transaction.atomic():
-            vote = Vote.objects.create(
-                volunteer=volunteer,
-                candidate=candidate,
-                answer=answer,
-                reason=reason,
-                was_gold=gold is not None,
-                response_ms=response_ms,
-                client=client,
-            )
-            _count_vote(volunteer, vote, correct=correct)
-    except IntegrityError:
+    vote = Vote(
+        volunteer_id=volunteer.pk, candidate=candidate, answer=answer, reason=reason,
+        created_at=timezone.now(), was_gold=gold is not None, response_ms=response_ms,
+        client=client,
+    )  # fmt: skip
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            _INSERT_VOTE_SQL(),
+            [volunteer.pk, candidate.pk, answer, reason,
+             connection.ops.adapt_datetimefield_value(vote.created_at), vote.was_gold,
+             response_ms, client],
+        )  # fmt: skip
+        row = cur.fetchone()
+        if row is not None:
+            vote.pk = row[0]
+            _count_vote(volunteer, vote, correct=correct, cursor=cur)
+            after_vote(vote)
+    if row is None:  # another request (a second tab, a retry) recorded this vote first
         existing = Vote.objects.filter(volunteer=volunteer, candidate=candidate).first()
-        if existing is None:
-            raise
+        if existing is None:  # taken back in between: rare enough to be an error
+            raise CandidateNotInQueue(f"your answer for candidate {detectid} was just undone")
         return _result(existing, created=False, gold=gold)
-    after_vote(vote)
     return VoteResult(vote=vote, created=True, gold=gold, correct=correct)
+
+
+def _candidate(detectid: int) -> Candidate | None:
+    """The candidate (the fields the vote path needs) with its active gold standard cached
+    on it (``candidate.gold`` is then None or active, without another query): one SELECT."""
+    with connection.cursor() as cur:
+        cur.execute(_CANDIDATE_SQL(), [detectid])
+        row = cur.fetchone()
+    if row is None:
+        return None
+    pk, status, sn, g_real, g_kind, g_feedback, g_active = row
+    candidate = Candidate(id=pk, detectid=detectid, status=status, sn=sn)
+    candidate._state.adding, candidate._state.db = False, connection.alias
+    gold = None
+    if g_active:
+        gold = GoldStandard(
+            candidate_id=pk, is_real=bool(g_real), kind=g_kind, feedback=g_feedback, active=True
+        )
+        gold._state.adding, gold._state.db = False, connection.alias
+    Candidate.gold.related.set_cached_value(candidate, gold)
+    return candidate
+
+
+@lru_cache(maxsize=1)
+def _CANDIDATE_SQL() -> str:  # noqa: N802 - a constant, built once the apps are loaded
+    q = connection.ops.quote_name
+    return (
+        f"SELECT c.id, c.status, c.sn, g.is_real, g.kind, g.feedback, g.active "  # noqa: S608
+        f"FROM {q(Candidate._meta.db_table)} c LEFT JOIN {q(GoldStandard._meta.db_table)} g "
+        "ON g.candidate_id = c.id WHERE c.detectid = %s"
+    )
+
+
+@lru_cache(maxsize=1)
+def _INSERT_VOTE_SQL() -> str:  # noqa: N802
+    q = connection.ops.quote_name
+    return (
+        f"INSERT INTO {q(Vote._meta.db_table)} (volunteer_id, candidate_id, answer, reason, "  # noqa: S608
+        "created_at, was_gold, response_ms, client) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (volunteer_id, candidate_id) DO NOTHING RETURNING id"
+    )
 
 
 def _result(vote: Vote, *, created: bool, gold: GoldStandard | None) -> VoteResult:
@@ -151,37 +200,34 @@ def _result(vote: Vote, *, created: bool, gold: GoldStandard | None) -> VoteResu
     return VoteResult(vote=vote, created=created, gold=gold, correct=correct)
 
 
-def _count_vote(volunteer: Volunteer, vote: Vote, *, correct: bool | None) -> None:
+def _count_vote(volunteer: Volunteer, vote: Vote, *, correct: bool | None, cursor) -> None:
     """Move the volunteer's counters for one new vote: one UPDATE, atomic increments."""
-    today = timezone.now().date()
+    today = vote.created_at.date()  # UTC day (created_at is aware, in UTC)
     if volunteer.last_active_day == today:
         streak = volunteer.streak_days
     elif volunteer.last_active_day == today - dt.timedelta(days=1):
         streak = volunteer.streak_days + 1
     else:
         streak = 1
-    changes = {
-        "n_votes": F("n_votes") + 1,
-        "last_vote_at": vote.created_at,
-        "last_active_day": today,
-        "streak_days": streak,
-        "best_streak_days": max(volunteer.best_streak_days, streak),
-    }
-    if vote.answer == Vote.Answer.UNSURE:
-        changes["n_unsure"] = F("n_unsure") + 1
-    if correct is not None:
-        changes["n_gold"] = F("n_gold") + 1
-        if correct:
-            changes["n_gold_correct"] = F("n_gold_correct") + 1
-    Volunteer.objects.filter(pk=volunteer.pk).update(**changes)
+    best = max(volunteer.best_streak_days, streak)
+    unsure = int(vote.answer == Vote.Answer.UNSURE)
+    n_gold, n_correct = int(correct is not None), int(bool(correct))
+    cursor.execute(
+        f"UPDATE {connection.ops.quote_name(Volunteer._meta.db_table)} SET "  # noqa: S608
+        "n_votes = n_votes + 1, n_unsure = n_unsure + %s, n_gold = n_gold + %s, "
+        "n_gold_correct = n_gold_correct + %s, last_vote_at = %s, last_active_day = %s, "
+        "streak_days = %s, best_streak_days = %s WHERE id = %s",
+        [unsure, n_gold, n_correct, connection.ops.adapt_datetimefield_value(vote.created_at),
+         connection.ops.adapt_datefield_value(today), streak, best, volunteer.pk],
+    )  # fmt: skip
     # Keep the in-memory object in step for the response (exact values are in the row).
     volunteer.n_votes += 1
-    volunteer.n_unsure += vote.answer == Vote.Answer.UNSURE
-    volunteer.n_gold += correct is not None
-    volunteer.n_gold_correct += bool(correct)
+    volunteer.n_unsure += unsure
+    volunteer.n_gold += n_gold
+    volunteer.n_gold_correct += n_correct
     volunteer.last_vote_at, volunteer.last_active_day = vote.created_at, today
     volunteer.streak_days = streak
-    volunteer.best_streak_days = changes["best_streak_days"]
+    volunteer.best_streak_days = best
 
 
 def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote:
@@ -236,8 +282,9 @@ def set_vote_reason(*, volunteer: Volunteer, detectid: int, reason: str) -> Vote
 
 
 def after_vote(vote: Vote) -> None:
-    """Called once per NEW vote, after it is committed (never for repeats): the live
-    consensus is recomputed and the retirement rule applied (services.consensus)."""
+    """Called once per NEW vote (never for repeats), inside the vote's transaction: the
+    live consensus is recomputed and the retirement rule applied (services.consensus). If
+    it fails, the vote is rolled back with it (the client's retry records both)."""
     from labelapp.services.consensus import record_vote
 
     record_vote(vote=vote)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import lru_cache
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
@@ -50,12 +51,27 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
 
 def candidate_payload(row: dict) -> dict:
     d = row["detectid"]
+    cutout, spectrum = _url_patterns(get_script_prefix())
     return {
         "detectid": d,
         "wave": round(row["wave"], 1),
-        "cutout_url": reverse("candidate-cutout", args=[d]),
-        "spectrum_url": reverse("api-spectrum", args=[d]),
+        "cutout_url": cutout.format(d),
+        "spectrum_url": spectrum.format(d),
     }
+
+
+_MARK = 918273645546372819  # a detectid no candidate has, reversed once and replaced
+
+
+@lru_cache(maxsize=8)
+def _url_patterns(script_prefix: str) -> tuple[str, str]:
+    """The two per-candidate URLs as format strings, from ``reverse`` once per prefix
+    (``reverse`` twice per candidate was a visible share of a vote's CPU)."""
+    out = []
+    for name in ("candidate-cutout", "api-spectrum"):
+        url = reverse(name, args=[_MARK]).replace("{", "{{").replace("}", "}}")
+        out.append(url.replace(str(_MARK), "{}"))
+    return out[0], out[1]
 
 
 def _ints(raw, name: str, limit: int = 10) -> list[int]:

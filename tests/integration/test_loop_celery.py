@@ -2,25 +2,15 @@
 scoring -> join -> new round; a duplicated message changes nothing."""
 
 import pytest
-from django.db import connection
 
 from labelapp.models import CandidateScore, ModelVersion, Round, ScoreChunk
 from labelapp.services.gold import seed_gold_from_truth
 from labelapp.services.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
-from tests.processes import start_celery, stop, wait_for
+from tests.processes import start_celery, stop, wait_for, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _env(settings) -> dict[str, str]:
-    s = connection.settings_dict
-    return {
-        "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
-        "LABELAPP_MODELS_DIR": str(settings.MODELS_DIR),
-        "LABELAPP_SCORE_MC_SAMPLES": "2",
-    }
 
 
 def test_a_round_runs_end_to_end_on_workers(tmp_path, settings):
@@ -31,8 +21,24 @@ def test_a_round_runs_end_to_end_on_workers(tmp_path, settings):
     assert seed_gold_from_truth(per_kind=8) > 20
     logs = [tmp_path / "gpu.log", tmp_path / "cpu.log"]
     # one worker per queue, as on separate machines
-    gpu = start_celery("worker", _env(settings), logs[0], "-Q", "gpu", "--hostname", "gpu@%h")
-    cpu = start_celery("worker", _env(settings), logs[1], "-Q", "cpu", "--hostname", "cpu@%h")
+    gpu = start_celery(
+        "worker",
+        worker_env(settings, LABELAPP_SCORE_MC_SAMPLES="2"),
+        logs[0],
+        "-Q",
+        "gpu",
+        "--hostname",
+        "gpu@%h",
+    )
+    cpu = start_celery(
+        "worker",
+        worker_env(settings, LABELAPP_SCORE_MC_SAMPLES="2"),
+        logs[1],
+        "-Q",
+        "cpu",
+        "--hostname",
+        "cpu@%h",
+    )
     try:
         retrain_model.delay(label_source="truth", epochs=2, max_time_s=30)
         rnd = wait_for(

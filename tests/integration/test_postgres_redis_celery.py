@@ -14,16 +14,9 @@ from labelapp.models import Candidate, IngestBatch, WorkerHeartbeat
 from labelapp.services.ingest import IngestError, ingest_survey
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
-from tests.processes import start_celery, stop, wait_for
+from tests.processes import start_celery, stop, wait_for, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _worker_env() -> dict[str, str]:
-    """The worker must use the test database pytest-django created, not the real one."""
-    s = connection.settings_dict
-    url = f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
-    return {"DATABASE_URL": url}
 
 
 def test_database_and_broker_are_the_real_services():
@@ -37,7 +30,7 @@ def test_worker_on_redis_runs_tasks_and_healthz_sees_it(client, tmp_path):
     from labelapp.tasks import record_heartbeat
 
     log = tmp_path / "worker.log"
-    worker = start_celery("worker", _worker_env(), log, "-Q", "web", "--hostname", "itest@%h")
+    worker = start_celery("worker", worker_env(), log, "-Q", "web", "--hostname", "itest@%h")
     try:
         record_heartbeat.delay()
         beat = wait_for(

@@ -20,10 +20,14 @@ def test_queue_is_never_empty_during_rebuilds():
     version = ModelVersion.objects.create(label_source="truth", directory="/x")
     promote_model(model_version=version, reason="test")
     rng = np.random.default_rng(0)
-    CandidateScore.objects.bulk_create([
-        CandidateScore(model_version=version, candidate=c, prob=float(p), entropy=0, bald=float(b))
-        for c, p, b in zip(cands, rng.random(len(cands)), rng.random(len(cands)), strict=True)
-    ])
+    CandidateScore.objects.bulk_create(
+        [
+            CandidateScore(
+                model_version=version, candidate=c, prob=float(p), entropy=0, bald=float(b)
+            )
+            for c, p, b in zip(cands, rng.random(len(cands)), rng.random(len(cands)), strict=True)
+        ]
+    )
     volunteer = make_volunteer()
     empty, served, stop = [], [], threading.Event()
 

@@ -6,14 +6,13 @@ import signal
 import time
 
 import pytest
-from django.db import connection
 
 from labelapp.models import ModelVersion, Round
 from labelapp.services.gold import seed_gold_from_truth
 from labelapp.services.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
-from tests.processes import start_celery, stop, wait_for
+from tests.processes import start_celery, stop, wait_for, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -24,14 +23,8 @@ def test_training_killed_midway_is_redone_and_the_round_completes(tmp_path, sett
     settings.MODELS_DIR = tmp_path / "models"
     ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(600, seed=41)))
     seed_gold_from_truth(per_kind=8)
-    s = connection.settings_dict
-    env = {
-        "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
-        "LABELAPP_MODELS_DIR": str(settings.MODELS_DIR),
-        "LABELAPP_SCORE_MC_SAMPLES": "2",
-        # short, so the killed worker's unacknowledged message comes back within the test
-        "LABELAPP_VISIBILITY_TIMEOUT_S": "3",
-    }
+    # a short visibility timeout, so the killed worker's unacknowledged message comes back
+    env = worker_env(settings, LABELAPP_SCORE_MC_SAMPLES="2", LABELAPP_VISIBILITY_TIMEOUT_S="3")
     logs = [tmp_path / "gpu1.log", tmp_path / "cpu.log", tmp_path / "gpu2.log"]
     gpu1 = start_celery("worker", env, logs[0], "-Q", "gpu", "--hostname", "gpu1@%h")
     cpu = start_celery("worker", env, logs[1], "-Q", "cpu", "--hostname", "cpu@%h")
