@@ -19,6 +19,7 @@ def _integration_ready() -> str | None:
     return None
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` deselection: only tests that would run count
 def pytest_collection_modifyitems(config, items):
     why = _integration_ready()
     if why is None:
