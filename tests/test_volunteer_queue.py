@@ -146,3 +146,22 @@ def test_gold_pick_is_spread_over_the_unseen_gold():
     picks = [queue._gold(v, [golds[0].detectid])["detectid"] for _ in range(200)]
     assert golds[0].detectid not in picks
     assert len(set(picks)) >= 8  # all 9 others, but for bad luck
+
+
+def test_a_seeded_generator_makes_the_queue_reproducible():
+    import random
+
+    from labelapp.services.queue import next_candidates
+    from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
+
+    cands = make_candidates(40)
+    for c in cands[30:]:
+        make_gold(c, is_real=True)
+    v = make_volunteer()
+
+    def draw(seed):
+        rng = random.Random(seed)
+        return [next_candidates(volunteer=v, count=1, rng=rng)[0]["detectid"] for _ in range(25)]
+
+    assert draw(3) == draw(3)
+    assert draw(3) != draw(4)

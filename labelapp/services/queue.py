@@ -127,6 +127,17 @@ def _regular(volunteer, exclude, count, rng) -> list[dict]:
     return rng.sample(rows, min(count, len(rows)))
 
 
+def _gold_seeded(volunteer, exclude, rng: random.Random) -> dict | None:
+    """A gold pick drawn with ``rng`` (reproducible; for simulations): the unseen active gold
+    in id order, one chosen by the caller's generator instead of the database's random()."""
+    rows = list(_gold_queryset(volunteer=volunteer, exclude=exclude).order_by("candidate_id"))
+    if not rows:
+        return None
+    row = rng.choice(rows)
+    values = ("candidate_id", "candidate__detectid", "candidate__wave", "candidate__field")
+    return dict(zip(QUEUE_FIELDS, (row[k] for k in values), strict=True))
+
+
 def _gold(volunteer, exclude) -> dict | None:
     rows = _gold_sample(volunteer, exclude)
     if not rows:  # none of the sample is left for this volunteer: ask over all the gold
@@ -184,15 +195,18 @@ def next_candidates(
 
     ``exclude``: detectids the page already holds (shown or preloaded), so they are not
     handed out twice. Returns dicts with ``id``, ``detectid``, ``wave``, ``field``; an
-    empty list when nothing is left for this volunteer.
+    empty list when nothing is left for this volunteer. With ``rng`` every random choice
+    (gold or not, which gold, which of the top few) comes from it, so a simulation with a
+    seeded generator is reproducible; without, the fast database-side gold sample is used.
     """
+    seeded = rng is not None
     rng = rng or random
     n_votes = volunteer.n_votes if volunteer is not None else 0
     held = list(exclude)
     picked: list[dict] = []
     n_gold = sum(rng.random() < gold_rate(n_votes + k) for k in range(count))
     for _ in range(n_gold):
-        row = _gold(volunteer, held)
+        row = _gold_seeded(volunteer, held, rng) if seeded else _gold(volunteer, held)
         if row is None:
             break
         picked.append(row)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import random
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +21,7 @@ from urllib.parse import urljoin, urlparse
 import numpy as np
 
 from labelapp.models import CandidateTruth, Volunteer, Vote
-from labelapp.services.queue import next_candidate
+from labelapp.services.queue import next_candidates
 from labelapp.services.votes import RateLimited, submit_vote
 from mlcore.volunteers import VolunteerPopulation
 
@@ -65,11 +66,14 @@ class ServiceChannel:
 
     label = "votes"
 
-    def __init__(self, n_volunteers: int):
+    def __init__(self, n_volunteers: int, seed: int = 0):
         self.volunteers = Volunteer.objects.bulk_create([Volunteer() for _ in range(n_volunteers)])
+        # seeded queue choices: the same seed shows the same candidates (fair comparisons)
+        self.rng = random.Random(seed)
 
     def next(self, j: int) -> tuple[int, tuple[bool, float] | None] | None:
-        row = next_candidate(volunteer=self.volunteers[j])
+        rows = next_candidates(volunteer=self.volunteers[j], count=1, rng=self.rng)
+        row = rows[0] if rows else None
         return None if row is None else (row["detectid"], _truth(candidate_id=row["id"]))
 
     def vote(self, j: int, detectid: int, answer: str) -> bool:
@@ -169,7 +173,7 @@ class SimulatedCrowd:
         _require_truth()
         self.pop = VolunteerPopulation.sample(n_volunteers, seed)
         self.rng = np.random.default_rng(seed)
-        self.channel = channel or ServiceChannel(n_volunteers)
+        self.channel = channel or ServiceChannel(n_volunteers, seed)
         self.done = np.zeros(n_volunteers, np.int64)
 
     def vote(
