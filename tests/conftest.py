@@ -68,3 +68,14 @@ def hdf5_file(tmp_path, survey):
     from mlcore.survey_io import write_survey
 
     return write_survey(tmp_path / "survey.h5", survey)
+
+
+@pytest.fixture
+def own_cache(settings, request):
+    """An empty in-memory cache for this test alone (rate-limit counters live in the cache)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
+    }

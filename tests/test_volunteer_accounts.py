@@ -10,17 +10,7 @@ from labelapp.models import Volunteer, Vote
 from labelapp.services.volunteers import merge_volunteers
 from tests.factories_volunteers import make_candidates, make_volunteer
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings, request):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": request.node.nodeid,
-        }
-    }
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
 
 
 def vote(client, detectid, answer="yes"):

@@ -9,17 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from labelapp.models import Candidate, Volunteer, Vote
 from tests.factories_volunteers import make_candidates, make_gold
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings, request):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": request.node.nodeid,
-        }
-    }
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
 
 
 @pytest.fixture

@@ -10,18 +10,7 @@ from labelapp.services import votes
 from labelapp.services.votes import submit_vote, undo_last_vote
 from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings, request):
-    """Rate-limit counters live in the cache: give each test an empty one."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": request.node.nodeid,
-        }
-    }
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
 
 
 def test_a_vote_is_recorded_and_counted():
