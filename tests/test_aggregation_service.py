@@ -112,3 +112,28 @@ def test_unknown_method_is_refused():
     with pytest.raises(AggregationError, match="method must be one of"):
         aggregate_votes(method="vibes")
     assert not AggregationRun.objects.exists()
+
+
+def test_a_model_version_joins_as_one_more_annotator():
+    from labelapp.models import CandidateScore, ModelVersion
+
+    cands, truth, *_ = _campaign(40)
+    version = ModelVersion.objects.create(label_source="truth", directory="/x")
+    # a confident, mostly right model: its scores must move the posteriors
+    CandidateScore.objects.bulk_create(
+        [
+            CandidateScore(
+                model_version=version, candidate=c, prob=0.97 if t else 0.03, entropy=0.0, bald=0.0
+            )
+            for c, t in zip(cands, truth, strict=True)
+        ]
+    )
+    crowd = aggregate_votes(retire=False)
+    joint = aggregate_votes(model_version=version, retire=False)
+    assert joint.model_version == version and crowd.model_version is None
+    a = dict(Label.objects.filter(run=crowd).values_list("candidate_id", "posterior"))
+    b = dict(Label.objects.filter(run=joint).values_list("candidate_id", "posterior"))
+    moved = [abs(a[c.pk] - b[c.pk]) for c in cands]
+    assert max(moved) > 1e-3  # the model's evidence reached the maths
+    right = [(b[c.pk] > 0.5) == t for c, t in zip(cands, truth, strict=True)]
+    assert np.mean(right) >= 0.95

@@ -168,9 +168,10 @@ def _model_scores(model_version: ModelVersion | None, cand_ids: np.ndarray) -> n
     scores = np.full(len(cand_ids), np.nan)
     rows = CandidateScore.objects.filter(
         model_version=model_version, candidate_id__in=cand_ids.tolist()
-    )
-    for cid, prob in rows.values_list("candidate_id", "prob").iterator(chunk_size=20000):
-        scores[np.searchsorted(cand_ids, cid)] = prob
+    ).values_list("candidate_id", "prob")
+    data = np.asarray(list(rows.iterator(chunk_size=20000)), dtype=np.float64)
+    if len(data):  # every row matches: the query asked only for these candidates
+        scores[np.searchsorted(cand_ids, data[:, 0].astype(np.int64))] = data[:, 1]
     return scores
 
 

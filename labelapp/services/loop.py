@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from labelapp.models import IngestBatch, ModelVersion, ScoreChunk, TaskProgress
-from labelapp.services.progress import Tracker
-from labelapp.services.scoring import CHUNK, score_chunk
+from labelapp.models import ModelVersion, ScoreChunk, TaskProgress
+from labelapp.services.progress import start_progress
+from labelapp.services.scoring import CHUNK, score_chunk, score_chunks
 
 SCORING = "score_catalogue"
 
@@ -22,18 +22,19 @@ SCORING = "score_catalogue"
 def plan_scoring(*, model_version: ModelVersion, chunk: int = CHUNK) -> list[ScoreChunk]:
     """Create (once) the chunks of a scoring run; returns those not yet done."""
     total = 0
-    for batch in IngestBatch.objects.order_by("pk"):
-        for start in range(0, batch.n_candidates, chunk):
-            ScoreChunk.objects.get_or_create(
-                model_version=model_version,
-                batch=batch,
-                start=start,
-                defaults={"stop": min(batch.n_candidates, start + chunk)},
-            )
-        total += batch.n_candidates
+    for batch_id, start, stop in score_chunks(chunk=chunk):
+        ScoreChunk.objects.get_or_create(
+            model_version=model_version,
+            batch_id=batch_id,
+            start=start,
+            defaults={"stop": stop},
+        )
+        total += stop - start
     key = f"model-{model_version.pk}"
     if not TaskProgress.objects.filter(name=SCORING, key=key).exists():
-        Tracker(SCORING, key, total=total, message=f"scoring with model v{model_version.pk}")
+        start_progress(
+            name=SCORING, key=key, total=total, message=f"scoring with model v{model_version.pk}"
+        )
     return list(ScoreChunk.objects.filter(model_version=model_version, done=False))
 
 

@@ -62,10 +62,13 @@ def _active_arrays(model_version: ModelVersion | None) -> dict[str, np.ndarray]:
         scores = CandidateScore.objects.filter(model_version=model_version).values_list(
             "candidate_id", "prob", "bald"
         )
-        for cid, p, b in scores.iterator(chunk_size=50000):
-            k = np.searchsorted(ids, cid)
-            if k < len(ids) and ids[k] == cid:
-                prob[k], bald[k] = p, b
+        rows = np.asarray(list(scores.iterator(chunk_size=50000)), dtype=np.float64)
+        if len(rows):
+            # vectorised join on the sorted active ids (a catalogue has millions of scores)
+            cid = rows[:, 0].astype(np.int64)
+            k = np.minimum(np.searchsorted(ids, cid), max(len(ids) - 1, 0))
+            hit = (len(ids) > 0) & (ids[k] == cid)
+            prob[k[hit]], bald[k[hit]] = rows[hit, 1], rows[hit, 2]
     gold = set(GoldStandard.objects.filter(active=True).values_list("candidate_id", flat=True))
     out.update(prob=prob, bald=bald, gold=np.isin(ids, list(gold)))
     return out
