@@ -40,3 +40,27 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: list[str]) -> str:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if raw.strip().lower() not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not one of: {', '.join(choices)}")
+    return raw.strip().lower()
+
+
+def env_rate(name: str, default: str) -> tuple[int, int]:
+    """A rate limit written ``COUNT/SECONDS`` (``"10/3600"``: 10 per hour) as a pair of ints."""
+    raw = os.environ.get(name, default)
+    count, _, seconds = raw.partition("/")
+    try:
+        parsed = int(count), int(seconds)
+    except ValueError:
+        parsed = (0, 0)
+    if parsed[0] < 1 or parsed[1] < 1:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate: write COUNT/SECONDS, e.g. 10/3600 for 10 an hour"
+        )
+    return parsed

@@ -11,17 +11,40 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from labelapp.env import env_bool, env_int, env_list, env_str
+from labelapp.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-# A dev-only key so the demo runs with nothing set; refused whenever DEBUG is off.
-_DEV_SECRET = "dev-only-insecure-secret-key-change-me-for-any-real-deployment"  # noqa: S105
+# DJANGO_ENV=production turns on everything `manage.py check --deploy` asks for (docs/deploy.md);
+# the default, development, keeps the demo running with nothing set.
+ENVIRONMENT = env_choice("DJANGO_ENV", "development", ["development", "production"])
+PRODUCTION = ENVIRONMENT == "production"
+DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DJANGO_DEBUG=1 is refused when DJANGO_ENV=production")
+# A dev-only key so the demo runs with nothing set; refused whenever DEBUG is off (so the
+# bandit B105 "hardcoded password" finding on it is waived on its line).
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me-for-any-real-deployment"  # noqa: S105  # nosec B105
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", _DEV_SECRET)
-if not DEBUG and SECRET_KEY == _DEV_SECRET:
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+# Old keys still accepted for signatures (sessions, reset links) while rotating to a new one.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
+if not DEBUG:
+    if SECRET_KEY == _DEV_SECRET:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+    for _name, _key in [("DJANGO_SECRET_KEY", SECRET_KEY)] + [
+        (f"DJANGO_SECRET_KEY_FALLBACKS[{i}]", k) for i, k in enumerate(SECRET_KEY_FALLBACKS)
+    ]:
+        if len(_key) < 50 or len(set(_key)) < 5 or _key.startswith("django-insecure-"):
+            raise ImproperlyConfigured(
+                f"{_name} is too weak: use at least 50 random characters, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+            )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+if PRODUCTION and not env_list("DJANGO_ALLOWED_HOSTS", []):
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS must be set when DJANGO_ENV=production: the comma-separated "
+        "host names the site answers to, e.g. explorers.example.org"
+    )
 
 # Everything the platform writes: SQLite db, cutout stores, render cache, demo broker.
 DATA_DIR = Path(env_str("LABELAPP_DATA_DIR", str(BASE_DIR / "var")))
@@ -44,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every response (redirects and errors too) carries X-Request-ID.
+    "labelapp.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -52,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Per-IP limits on sign-up, log-in and password-reset POSTs (settings AUTH_RATE_*).
+    "labelapp.middleware.AuthRateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "labelapp.urls"
@@ -67,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "labelapp.context_processors.console",
             ],
         },
     },
@@ -112,7 +140,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(DATA_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
@@ -120,6 +148,35 @@ STATICFILES_FINDERS = [
     # plotly.min.js comes from the pinned plotly package: served locally, never a CDN.
     "labelapp.staticfinders.PlotlyFinder",
 ]
+
+# --- Production (DJANGO_ENV=production; docs/deploy.md) -------------------------------------
+if PRODUCTION:
+    # Hashed, compressed names from `manage.py collectstatic`, served by whitenoise with
+    # far-future cache headers. Development keeps Django's default storage (no collectstatic).
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # The proxy in front may do the redirect itself; then DJANGO_SECURE_SSL_REDIRECT=0 (and
+    # check --deploy warns, rightly, that Django no longer enforces it).
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    # Load balancers probe /healthz over plain HTTP on the internal network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # One year, as the HSTS preload list requires; start lower (e.g. 3600) on a new domain.
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+# Behind a TLS-terminating proxy (nginx, a load balancer) that sets X-Forwarded-Proto and
+# appends the client's address to X-Forwarded-For. Never set it without such a proxy: the
+# headers would come from the client.
+BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Other origins allowed to POST forms (only needed when the site is served under another
+# origin than its Host header), e.g. https://explorers.example.org
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # --- Celery ---------------------------------------------------------------------------
 if REDIS_URL:
@@ -172,12 +229,33 @@ CELERY_BEAT_SCHEDULE = {
 # Health: a worker counts as alive if it ran a heartbeat task this recently.
 HEARTBEAT_MAX_AGE_S = env_int("LABELAPP_HEARTBEAT_MAX_AGE_S", 120)
 
+# Every record carries the request id (web) or the task id with the round / model / chunk
+# it works on (workers): labelapp/logging_context.py. Workers keep this root handler
+# (CELERY_WORKER_HIJACK_ROOT_LOGGER below) so their records get the same format.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "labelapp.logging_context.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(context)s] %(message)s"}
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LABELAPP_LOG_LEVEL", "INFO")},
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Vote stall watch (labelapp/services/vote_watch.py) -----------------------------------
+# Warn when volunteers asked for candidates (at least VOTE_WATCH_MIN_REQUESTS next-candidate
+# requests in the last VOTE_WATCH_ACTIVE_S) but no vote was stored for VOTE_WATCH_STALL_S.
+VOTE_WATCH_INTERVAL_S = env_int("LABELAPP_VOTE_WATCH_INTERVAL_S", 300)
+VOTE_WATCH_ACTIVE_S = env_int("LABELAPP_VOTE_WATCH_ACTIVE_S", 600)
+VOTE_WATCH_STALL_S = env_int("LABELAPP_VOTE_WATCH_STALL_S", 900)
+VOTE_WATCH_MIN_REQUESTS = env_int("LABELAPP_VOTE_WATCH_MIN_REQUESTS", 5)
+CELERY_BEAT_SCHEDULE["vote-watch"] = {
+    "task": "labelapp.tasks.check_vote_flow",
+    "schedule": float(VOTE_WATCH_INTERVAL_S),
 }
 
 # --- Volunteers -------------------------------------------------------------------------
@@ -203,6 +281,14 @@ VOTE_RATE_LIMIT = env_int("LABELAPP_VOTE_RATE_LIMIT", 120)
 VOTE_RATE_WINDOW_S = env_int("LABELAPP_VOTE_RATE_WINDOW_S", 60)
 # How long after answering a volunteer may take the answer back.
 VOTE_UNDO_WINDOW_S = env_int("LABELAPP_VOTE_UNDO_WINDOW_S", 10)
+# Accounts: COUNT/SECONDS per client IP (a classroom shares one), and per username for
+# log-in. LOGIN_LOCKOUT: that many failed log-ins for one username within the window lock it
+# (even the right password is refused) until the window has passed since the last failure.
+AUTH_RATE_SIGNUP = env_rate("LABELAPP_SIGNUP_RATE", "30/3600")
+AUTH_RATE_LOGIN_IP = env_rate("LABELAPP_LOGIN_RATE_IP", "60/600")
+AUTH_RATE_LOGIN_USER = env_rate("LABELAPP_LOGIN_RATE_USER", "20/600")
+AUTH_RATE_PASSWORD_RESET = env_rate("LABELAPP_PASSWORD_RESET_RATE", "10/3600")
+AUTH_LOGIN_LOCKOUT = env_rate("LABELAPP_LOGIN_LOCKOUT", "5/900")
 # A failed CSRF check on /api/ answers JSON (the page shows its message), HTML elsewhere.
 CSRF_FAILURE_VIEW = "labelapp.views.api.csrf_failure"
 
@@ -227,3 +313,10 @@ SCORE_MC_SAMPLES = env_int("LABELAPP_SCORE_MC_SAMPLES", 10)  # MC-dropout passes
 # on the gold + expert evaluation set and still be promoted (noise on a small set).
 PROMOTION_TOLERANCE = float(env_str("LABELAPP_PROMOTION_TOLERANCE", "0.01"))
 RETRAIN_MIN_NEW_LABELS = env_int("LABELAPP_RETRAIN_MIN_NEW_LABELS", 500)
+
+# --- Scientist console (labelapp/urls_console.py; README "The scientist console") -----------
+# Largest external confirmation catalogue (FITS or CSV) the console accepts for validation.
+EXTERNAL_UPLOAD_MAX_BYTES = env_int("LABELAPP_EXTERNAL_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
+# Key of the volunteer pseudonyms in exports and on candidate pages (HMAC-SHA256 of the
+# volunteer id). Default: SECRET_KEY. Set it to keep pseudonyms stable across key rotation.
+EXPORT_PSEUDONYM_KEY = env_str("LABELAPP_EXPORT_PSEUDONYM_KEY", "")

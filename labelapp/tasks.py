@@ -27,16 +27,35 @@ def aggregate_votes() -> None:
 
 @shared_task(ignore_result=True, acks_late=True)
 def retrain_model(
-    label_source: str = "consensus", epochs: int = 12, max_time_s: float | None = None
+    label_source: str = "consensus",
+    epochs: int = 12,
+    max_time_s: float | None = None,
+    progress_key: str | None = None,
 ) -> int | None:
     """gpu queue: train, gate, and on promotion score the catalogue. A redelivery after a
     crash trains again from scratch (the half-trained files were never registered)."""
-    from labelapp.services import promotion, training
+    from labelapp.services import progress, promotion, training
 
-    version = training.train_model_version(
-        label_source=label_source, epochs=epochs, max_time_s=max_time_s, log=lambda m: None
-    )
-    decision = promotion.gate_model(model_version=version)
+    key = progress_key or retrain_model.request.id or "direct"
+    with progress.tracked(name="retrain_model", key=key, total=epochs) as row:
+
+        def on_epoch(rec: dict, n_epochs: int) -> None:
+            progress.set_progress(
+                row,
+                done=rec["epoch"] + 1,
+                total=n_epochs,
+                message=f"epoch {rec['epoch'] + 1}/{n_epochs}: val loss {rec['val_loss']:.3f}",
+            )
+
+        version = training.train_model_version(
+            label_source=label_source,
+            epochs=epochs,
+            max_time_s=max_time_s,
+            log=lambda m: None,
+            on_epoch=on_epoch,
+        )
+        decision = promotion.gate_model(model_version=version)
+        progress.set_progress(row, done=epochs, message=f"v{version.pk}: {decision.reason}")
     if decision.promoted:
         score_catalogue.delay(version.pk)
     return version.pk
@@ -62,10 +81,15 @@ def score_chunk(chunk_id: int) -> None:
 
 
 @shared_task(ignore_result=True, acks_late=True)
-def start_round(**acquisition) -> int:
-    from labelapp.services import rounds
+def start_round(progress_key: str | None = None, **acquisition) -> int:
+    """Open the next round with the console's saved acquisition settings (overridable)."""
+    from labelapp.services import progress, rounds
 
-    return rounds.start_round(config=rounds.acquisition_config(**acquisition)).pk
+    key = progress_key or start_round.request.id or "direct"
+    with progress.tracked(name="start_round", key=key, total=1) as row:
+        rnd = rounds.start_round(config=rounds.acquisition_config(**acquisition))
+        progress.set_progress(row, done=1, message=f"round {rnd.number}: {rnd.n_queued} queued")
+    return rnd.pk
 
 
 @shared_task(ignore_result=True)
@@ -79,3 +103,11 @@ def retrain_if_enough_labels() -> bool:
         return False
     retrain_model.delay()
     return True
+
+
+@shared_task(ignore_result=True)
+def check_vote_flow() -> str:
+    """Scheduled (every few minutes): warn when volunteers are active but no votes arrive."""
+    from labelapp.services import vote_watch
+
+    return vote_watch.check_vote_flow().status

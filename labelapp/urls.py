@@ -8,6 +8,7 @@ urlpatterns = [
     path("candidates/<int:detectid>/", pages.candidate_detail, name="candidate-detail"),
     path("candidates/<int:detectid>/cutout.png", pages.candidate_cutout, name="candidate-cutout"),
     path("healthz", health.healthz, name="healthz"),
+    path("console/", include("labelapp.urls_console")),
     path("admin/", admin.site.urls),
     path("", include("labelapp.urls_volunteer")),
 ]

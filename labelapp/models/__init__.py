@@ -7,6 +7,7 @@ from labelapp.models.aggregation import (
     RetirementEvent,
     VolunteerSkill,
 )
+from labelapp.models.console import AuditEvent, CampaignSettings
 from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
 from labelapp.models.ml import CandidateScore, ModelVersion
 from labelapp.models.survey import Candidate, CandidateTruth, IngestBatch, WorkerHeartbeat
@@ -14,6 +15,8 @@ from labelapp.models.volunteers import GoldStandard, Volunteer, Vote
 
 __all__ = [
     "AggregationRun",
+    "AuditEvent",
+    "CampaignSettings",
     "Candidate",
     "CandidateScore",
     "CandidateTruth",

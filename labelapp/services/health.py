@@ -60,8 +60,16 @@ def check_workers() -> dict:
 
 
 def health_report() -> dict:
-    """Web is healthy when database and broker answer; workers are reported, not required,
-    so a load balancer does not take the site down while workers restart."""
-    report = {"database": check_database(), "broker": check_broker(), "workers": check_workers()}
+    """Web is healthy when database and broker answer; workers and the vote flow (the beat
+    task's last check, services.vote_watch) are reported, not required, so a load balancer
+    does not take the site down while workers restart."""
+    from labelapp.services.vote_watch import last_vote_flow
+
+    report = {
+        "database": check_database(),
+        "broker": check_broker(),
+        "workers": check_workers(),
+        "votes": last_vote_flow(),
+    }
     report["ok"] = report["database"]["ok"] and report["broker"]["ok"]
     return report

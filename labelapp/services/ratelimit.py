@@ -10,6 +10,7 @@ boundary, which is fine for stopping runaway scripts and double-firing clients.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -47,25 +48,80 @@ def _redis_for_cache():
 
 
 def hit_rate_limit(
-    *, key: str, limit: int, window_s: int, now: float | None = None
+    *,
+    key: str,
+    limit: int,
+    window_s: int,
+    now: float | None = None,
+    keep_s: int | None = None,
 ) -> RateDecision:
-    """Count one event for ``key``; not ``allowed`` once ``limit`` events fell in the window."""
+    """Count one event for ``key``; not ``allowed`` once ``limit`` events fell in the window.
+
+    A window's counter expires just after the window, or after ``keep_s`` when longer (to
+    read past windows back with ``window_counts``)."""
     now = time.time() if now is None else now
     window = int(now // window_s)
-    cache_key = f"rl:{key}:{window}"
+    cache_key = _window_key(key, window)
+    expire_s = max(window_s + 1, keep_s or 0)
     client = _redis_for_cache()
     if client is not None:
         full_key = cache.make_key(cache_key)
         count = client.incr(full_key)
         if count == 1:
-            client.expire(full_key, window_s + 1)
+            client.expire(full_key, expire_s)
     else:
         try:
             count = cache.incr(cache_key)
         except ValueError:  # first event of this window
-            if cache.add(cache_key, 1, timeout=window_s + 1):
+            if cache.add(cache_key, 1, timeout=expire_s):
                 count = 1
             else:  # another request created it in between
                 count = cache.incr(cache_key)
     retry_after = int((window + 1) * window_s - now) + 1
     return RateDecision(allowed=count <= limit, count=count, retry_after_s=retry_after)
+
+
+def _window_key(key: str, window: int) -> str:
+    return f"rl:{key}:{window}"
+
+
+def window_counts(*, key: str, window_s: int, first: int, last: int) -> dict[int, int]:
+    """Events counted for ``key`` in windows ``first..last`` (window = int(time // window_s)),
+    for windows whose counters have not expired; one cache round trip."""
+    keys = {_window_key(key, w): w for w in range(first, last + 1)}
+    found = cache.get_many(list(keys))
+    return {keys[k]: int(v) for k, v in found.items()}
+
+
+# --- Accounts: log-in lock-out after repeated failures -----------------------------------
+
+
+def username_key(username: str) -> str:
+    """Cache-safe key for a username as typed (any string: it comes from the form)."""
+    return hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
+
+
+def login_lockout_remaining(*, username: str, now: float | None = None) -> int:
+    """Seconds until log-ins for ``username`` are accepted again; 0 when not locked."""
+    until = cache.get(f"auth:lock:{username_key(username)}")
+    now = time.time() if now is None else now
+    return max(0, int(until - now) + 1) if until and until > now else 0
+
+
+def record_login_failure(
+    *, username: str, max_failures: int, window_s: int, now: float | None = None
+) -> int:
+    """Count a failed log-in for ``username``; at ``max_failures`` in a window, lock the
+    username for ``window_s`` seconds. Returns the lock's remaining seconds (0: not locked).
+    Unknown usernames count the same, so a lock says nothing about which accounts exist."""
+    now = time.time() if now is None else now
+    decision = hit_rate_limit(
+        key=f"auth:fail:{username_key(username)}",
+        limit=max_failures - 1,
+        window_s=window_s,
+        now=now,
+    )
+    if decision.allowed:
+        return 0
+    cache.set(f"auth:lock:{username_key(username)}", now + window_s, timeout=window_s + 1)
+    return window_s

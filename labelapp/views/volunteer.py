@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import login
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.views import LoginView
+from django.core.exceptions import ValidationError
+from django.forms.utils import ErrorDict
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from labelapp.models import Vote
 from labelapp.services import field_guide as guide
-from labelapp.services import queue
+from labelapp.services import queue, ratelimit
 from labelapp.services.volunteers import (
     attach_session_volunteer,
     get_volunteer,
@@ -25,6 +29,8 @@ from labelapp.services.volunteers import (
     tutorial_done,
     volunteer_stats,
 )
+
+log = logging.getLogger(__name__)
 
 REASONS = [
     ("noise", "Noise", "1"),
@@ -139,10 +145,73 @@ def signup(request):
     )
 
 
+class RefusedLoginForm(AuthenticationForm):
+    """The log-in form, bound to what was typed, showing only ``refusal``: validating it
+    never calls ``authenticate``, so a refused attempt does not test the password."""
+
+    refusal = ""
+
+    def full_clean(self):
+        self._errors = ErrorDict()
+        self.cleaned_data = {}
+        self.add_error(None, ValidationError(self.refusal, code="rate_limited"))
+
+
 class VolunteerLoginView(LoginView):
-    """Django's log-in, plus: the votes made anonymously in this session join the account."""
+    """Django's log-in, plus: the votes made anonymously in this session join the account;
+    attempts per username are limited, and repeated failures lock the username for a while
+    (settings AUTH_RATE_LOGIN_USER, AUTH_LOGIN_LOCKOUT; the per-IP limit is middleware)."""
+
+    def post(self, request, *args, **kwargs):
+        username = str(request.POST.get("username", ""))[:150]
+        remaining = ratelimit.login_lockout_remaining(username=username)
+        if remaining:
+            return self._refuse(
+                "Too many failed log-ins for this username. Please try again in "
+                f"{_minutes(remaining)}, or reset your password.",
+                remaining,
+            )
+        limit, window_s = settings.AUTH_RATE_LOGIN_USER
+        decision = ratelimit.hit_rate_limit(
+            key=f"auth:login:user:{ratelimit.username_key(username)}",
+            limit=limit,
+            window_s=window_s,
+        )
+        if not decision.allowed:
+            return self._refuse(
+                "Too many log-in attempts for this username. Please try again in "
+                f"{_minutes(decision.retry_after_s)}.",
+                decision.retry_after_s,
+            )
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        username = str(self.request.POST.get("username", ""))[:150]
+        if username:
+            max_failures, window_s = settings.AUTH_LOGIN_LOCKOUT
+            locked_s = ratelimit.record_login_failure(
+                username=username, max_failures=max_failures, window_s=window_s
+            )
+            if locked_s:
+                log.warning(
+                    "log-in locked for %d s after failures (username %r)", locked_s, username
+                )
+        return super().form_invalid(form)
+
+    def _refuse(self, message: str, retry_after_s: int):
+        form = RefusedLoginForm(self.request, data=self.request.POST)
+        form.refusal = message
+        response = self.render_to_response(self.get_context_data(form=form))
+        response.status_code = 429
+        response["Retry-After"] = str(retry_after_s)
+        return response
 
     def form_valid(self, form):
         response = super().form_valid(form)  # login() keeps the session's data
         attach_session_volunteer(session=self.request.session, user=form.get_user())
         return response
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

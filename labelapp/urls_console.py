@@ -1,0 +1,51 @@
+"""Scientist console (/console/): pages, actions, exports. Every view is scientist-only."""
+
+from django.urls import path
+
+from labelapp.views.console import (
+    actions,
+    campaign,
+    candidates,
+    curation,
+    exports,
+    models,
+    science,
+    volunteers,
+)
+
+urlpatterns = [
+    # campaign overview, progress of long tasks, audit log
+    path("", campaign.campaign, name="console-campaign"),
+    path("progress.json", campaign.progress_json, name="console-progress"),
+    path("audit/", campaign.audit_log, name="console-audit"),
+    path("volunteers/", volunteers.volunteers, name="console-volunteers"),
+    # models: cards, metrics across rounds, promote / roll back, downloads
+    path("models/", models.model_list, name="console-models"),
+    path("models/<int:pk>/", models.model_detail, name="console-model"),
+    path("models/<int:pk>/promote/", models.model_promote, name="console-model-promote"),
+    path("models/<int:pk>/card.json", exports.model_card, name="console-model-card"),
+    path("models/<int:pk>/weights.pt", exports.model_weights, name="console-model-weights"),
+    # the science: N(z) and its spikes, external validation
+    path("redshift/", science.redshift, name="console-redshift"),
+    path("external/", science.external, name="console-external"),
+    # candidates: attribution gallery, everything about one candidate
+    path("gallery/", candidates.gallery, name="console-gallery"),
+    path("candidates/<int:detectid>/", candidates.candidate, name="console-candidate"),
+    path(
+        "candidates/<int:detectid>/flag/", curation.candidate_flag, name="console-candidate-flag"
+    ),
+    # curation: the expert queue and the gold standards
+    path("expert/", curation.expert_queue, name="console-expert"),
+    path("expert/answer/", curation.expert_answer, name="console-expert-answer"),
+    path("gold/", curation.gold_list, name="console-gold"),
+    path("gold/<int:detectid>/", curation.gold_edit, name="console-gold-edit"),
+    # steering: rounds, acquisition settings, retrain and scoring
+    path("actions/round/", actions.start_round, name="console-start-round"),
+    path("actions/retrain/", actions.trigger_retrain, name="console-retrain"),
+    path("actions/score/", actions.trigger_scoring, name="console-score"),
+    path("settings/acquisition/", actions.acquisition_settings, name="console-acquisition"),
+    # exports
+    path("exports/", exports.exports, name="console-exports"),
+    path("exports/catalogue.<str:fmt>", exports.export_catalogue, name="console-export-catalogue"),
+    path("exports/classifications.csv", exports.export_votes, name="console-export-votes"),
+]

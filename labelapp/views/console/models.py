@@ -1,0 +1,20 @@
+"""PLACEHOLDER: being written this session; replaced before commit."""
+
+from django.http import Http404
+
+from labelapp.views.console.access import scientist_required
+
+
+@scientist_required
+def model_list(request, **kwargs):
+    raise Http404("not built yet")
+
+
+@scientist_required
+def model_detail(request, **kwargs):
+    raise Http404("not built yet")
+
+
+@scientist_required
+def model_promote(request, **kwargs):
+    raise Http404("not built yet")

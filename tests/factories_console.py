@@ -1,0 +1,15 @@
+"""Users for console tests: a scientist (in the experts group) and a plain volunteer."""
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+
+
+def make_scientist(username: str = "sci", **kw) -> User:
+    user = User.objects.create_user(username=username, password="pw-Console-1", **kw)
+    group, _ = Group.objects.get_or_create(name=settings.EXPERT_GROUP)
+    user.groups.add(group)
+    return user
+
+
+def make_account(username: str = "vol", **kw) -> User:
+    return User.objects.create_user(username=username, password="pw-Console-1", **kw)
