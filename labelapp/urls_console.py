@@ -32,8 +32,11 @@ urlpatterns = [
     path("gallery/", candidates.gallery, name="console-gallery"),
     path("candidates/<int:detectid>/", candidates.candidate, name="console-candidate"),
     path(
-        "candidates/<int:detectid>/flag/", curation.candidate_flag, name="console-candidate-flag"
+        "candidates/<int:detectid>/attribution/<int:pk>.png",
+        candidates.attribution_png,
+        name="console-attribution",
     ),
+    path("candidates/<int:detectid>/flag/", curation.candidate_flag, name="console-candidate-flag"),
     # curation: the expert queue and the gold standards
     path("expert/", curation.expert_queue, name="console-expert"),
     path("expert/answer/", curation.expert_answer, name="console-expert-answer"),

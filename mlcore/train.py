@@ -267,6 +267,7 @@ def fit_evaluate_write(
     attributions: int = 0,
     extra: dict | None = None,
     log=print,
+    on_epoch=None,
 ) -> dict:
     """Train on ``splits[0]``, early-stop on ``splits[1]``, evaluate on ``splits[2]``, and
     write ``out/model.pt`` + ``out/model_card.json``. Returns the card.
@@ -296,6 +297,7 @@ def fit_evaluate_write(
         model_config=mcfg,
         config=tcfg,
         log=log,
+        on_epoch=on_epoch,
     )
     model = res.model
     # held-out evaluation (deterministic forward pass; MC scoring is for acquisition)

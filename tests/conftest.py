@@ -79,3 +79,86 @@ def own_cache(settings, request):
             "LOCATION": request.node.nodeid,
         }
     }
+
+
+# --- the scientist console: a small campaign with a real (briefly trained) model -----------
+
+
+@pytest.fixture(scope="session")
+def console_survey_file(tmp_path_factory):
+    from mlcore.simulator import simulate_survey
+    from mlcore.survey_io import write_survey
+
+    return write_survey(tmp_path_factory.mktemp("s") / "s.fits", simulate_survey(400, seed=5))
+
+
+@pytest.fixture(scope="session")
+def console_model_dir(tmp_path_factory, console_survey_file):
+    """A real (briefly trained) model with its card, as the training service writes it."""
+    import numpy as np
+
+    from mlcore.cnn.data import spec_windows
+    from mlcore.cnn.training import TrainConfig
+    from mlcore.survey import stack_cutouts
+    from mlcore.survey_io import read_survey
+    from mlcore.train import SPEC_HALF_WIDTH, fit_evaluate_write, make_splits
+
+    s = read_survey(console_survey_file)
+    y = s.truth["truth_real"].astype(np.float32)
+    sn = s.catalog["sn"]
+    splits = make_splits(y, sn, test_frac=0.25, val_frac=0.15, max_train=None, seed=0)
+    out = tmp_path_factory.mktemp("m") / "v"
+    fit_evaluate_write(
+        stack_cutouts(s.im_sum, s.im_array),
+        y,
+        sn,
+        {**s.catalog, "truth_type": s.truth["truth_type"]},
+        splits=splits,
+        out=out,
+        spec=spec_windows(s.spec1d, s.spec1d_err, s.catalog["wave"], SPEC_HALF_WIDTH),
+        label_source="truth",
+        data_hash="test",
+        train_config=TrainConfig(epochs=1, seed=0, max_time_s=30),
+        log=lambda m: None,
+    )
+    return out
+
+
+@pytest.fixture
+def console_campaign(console_survey_file, console_model_dir, own_cache):
+    """Ingested survey, gold standards, a live scored model, votes and one aggregation."""
+    import json
+
+    from labelapp.models import Candidate, ModelVersion
+    from labelapp.services.aggregation import aggregate_votes
+    from labelapp.services.gold import seed_gold_from_truth
+    from labelapp.services.ingest import ingest_survey
+    from labelapp.services.scoring import score_all
+    from labelapp.services.votes import submit_vote
+    from mlcore.cnn.card import CARD_NAME
+    from tests.factories_volunteers import make_volunteer
+
+    ingest_survey(path=console_survey_file)
+    seed_gold_from_truth(per_kind=3)
+    card = json.loads((console_model_dir / CARD_NAME).read_text())
+    mv = ModelVersion.objects.create(
+        label_source="truth",
+        directory=str(console_model_dir),
+        card=card,
+        n_train=card["n_train"],
+        status=ModelVersion.Status.PROMOTED,
+    )
+    old = ModelVersion.objects.create(
+        label_source="truth",
+        directory=str(console_model_dir),
+        card=card,
+        status=ModelVersion.Status.RETIRED,
+    )
+    score_all(model_version=mv, n_samples=2)
+    cands = list(Candidate.objects.filter(gold__isnull=True).order_by("sn")[:40])
+    for k in range(4):
+        vol = make_volunteer()
+        for c in cands:
+            submit_vote(volunteer=vol, detectid=c.detectid, answer="yes" if k % 2 else "no")
+    aggregate_votes()
+    return {"live": mv, "old": old, "voted": cands}

@@ -49,3 +49,26 @@ def test_mlcore_imports_with_numpy_and_torch_alone():
         [sys.executable, "-c", code], cwd=MLCORE.parent, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_web_processes_do_not_load_torch():
+    """Loading every URL's view (what a gunicorn worker does) must not import torch: web
+    workers stay small, and only the views that draw attribution maps load it, lazily."""
+    code = (
+        "import os, sys\n"
+        "os.environ['DJANGO_SETTINGS_MODULE'] = 'labelapp.settings'\n"
+        "import django\n"
+        "django.setup()\n"
+        "from django.urls import get_resolver\n"
+        "def walk(patterns):\n"
+        "    for p in patterns:\n"
+        "        walk(p.url_patterns) if hasattr(p, 'url_patterns') else p.callback\n"
+        "walk(get_resolver().url_patterns)\n"
+        "import labelapp.wsgi\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=MLCORE.parent, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "False"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from labelapp.models import TaskProgress
 
 
@@ -20,3 +23,26 @@ def start_progress(*, name: str, key: str, total: int, message: str = "") -> Tas
         },
     )
     return row
+
+
+def set_progress(row: TaskProgress, *, done: int, total: int | None = None, message: str = ""):
+    fields = {"done": done, "message": message}
+    if total is not None:
+        fields["total"] = total
+    TaskProgress.objects.filter(pk=row.pk).update(**fields)
+
+
+@contextmanager
+def tracked(*, name: str, key: str, total: int = 0, message: str = "") -> Iterator[TaskProgress]:
+    """Run a task body under a progress row: running while it works, done when it returns,
+    failed (with the error) when it raises -- the console lists failed tasks from these."""
+    row = start_progress(name=name, key=key, total=total, message=message)
+    try:
+        yield row
+    except BaseException as exc:
+        TaskProgress.objects.filter(pk=row.pk).update(
+            state=TaskProgress.State.FAILED, message=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        raise
+    row.refresh_from_db(fields=["message"])
+    TaskProgress.objects.filter(pk=row.pk).update(state=TaskProgress.State.DONE)

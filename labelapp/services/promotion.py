@@ -16,8 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from labelapp.models import Candidate, ConsensusState, GoldStandard, IngestBatch, ModelVersion
+from labelapp.selectors.models import live_model
 from labelapp.services.rendering import open_store
 from mlcore.cnn.data import spec_windows
 from mlcore.cnn.scoring import load_for_scoring
@@ -81,10 +83,6 @@ class GateDecision:
     current: dict[str, dict] | None
 
 
-def live_model() -> ModelVersion | None:
-    return ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
-
-
 def _noise(metrics: dict, regime: str) -> float:
     """Standard error of a balanced accuracy measured on this set: the gate does not call a
     model worse for a drop that the size of the evaluation set cannot resolve."""
@@ -133,6 +131,16 @@ def gate_model(*, model_version: ModelVersion, tolerance: float | None = None) -
                 f"{b_cur:.3f} - {allowed:.3f} (tolerance, or 2 standard errors on this set)"
             )
     n = len(labels)
+    # Kept on the card so the console can show every model on the fixed evaluation set.
+    model_version.card = dict(model_version.card) | {
+        "gate": {
+            "n_labels": n,
+            "regimes": new,
+            "live_model": current_model.pk if current_model else None,
+            "evaluated_utc": timezone.now().isoformat(timespec="seconds"),
+        }
+    }
+    ModelVersion.objects.filter(pk=model_version.pk).update(card=model_version.card)
     if worse:
         reason = f"rejected on {n} gold/expert labels: " + "; ".join(worse)
         ModelVersion.objects.filter(pk=model_version.pk).update(

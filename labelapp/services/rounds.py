@@ -27,8 +27,8 @@ from labelapp.models import (
     RoundCandidate,
     Vote,
 )
+from labelapp.selectors.models import live_model
 from labelapp.services.bulk import insert_rows, set_column
-from labelapp.services.promotion import live_model
 from mlcore.acquisition import AcquisitionConfig, priorities, select_batch
 
 
@@ -37,8 +37,11 @@ class RoundError(Exception):
 
 
 def acquisition_config(**overrides) -> AcquisitionConfig:
+    """The console's saved settings (services.steering) with ``overrides`` on top."""
+    from labelapp.services.steering import acquisition_settings
+
     try:
-        return AcquisitionConfig(**overrides)
+        return AcquisitionConfig(**(asdict(acquisition_settings()) | overrides))
     except TypeError as exc:
         raise RoundError(f"unknown acquisition setting: {exc}") from exc
 

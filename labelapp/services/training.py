@@ -30,6 +30,7 @@ from labelapp.models import (
     IngestBatch,
     Label,
     ModelVersion,
+    Round,
 )
 from labelapp.services.rendering import open_store
 from mlcore.cnn.data import spec_windows
@@ -148,6 +149,7 @@ def train_model_version(
     max_train: int | None = None,
     max_time_s: float | None = None,
     log: Callable[[str], None] = print,
+    on_epoch: Callable[[dict, int], None] | None = None,
 ) -> ModelVersion:
     """Train, evaluate on a held-out split and register a new (not yet promoted) version."""
     ts = training_set(label_source=label_source)
@@ -183,6 +185,7 @@ def train_model_version(
             train_config=TrainConfig(epochs=epochs, seed=seed, max_time_s=max_time_s),
             extra={"n_labels": len(ts.targets)},
             log=log,
+            on_epoch=on_epoch,
         )
         with transaction.atomic():
             version = ModelVersion.objects.create(
@@ -196,6 +199,9 @@ def train_model_version(
             tmp.rename(final)
             version.directory = str(final)
             version.save(update_fields=["directory"])
+            # Provenance: the open round's labels went into this model (the latest wins
+            # when a round is retrained twice).
+            Round.objects.filter(status=Round.Status.OPEN).update(trained_model=version)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -204,7 +210,7 @@ def train_model_version(
 
 def new_labels_since_live_model() -> int:
     """Consensus labels now available minus those the live model was trained from."""
-    from labelapp.services.promotion import live_model
+    from labelapp.selectors.models import live_model
 
     run = AggregationRun.objects.filter(status=AggregationRun.Status.DONE).first()
     available = run.n_candidates if run else 0

@@ -126,6 +126,7 @@ def train(
     model_config: CNNConfig | None = None,
     config: TrainConfig | None = None,
     log: Callable[[str], None] | None = print,
+    on_epoch: Callable[[dict, int], None] | None = None,
 ) -> TrainResult:
     """Train a LineCNN; early-stop on validation loss; fit a temperature on validation.
 
@@ -227,6 +228,8 @@ def train(
             "time_s": time.perf_counter() - t0,
         }
         history.append(rec)
+        if on_epoch is not None:  # progress for whoever runs us (the console's task rows)
+            on_epoch(rec, cfg.epochs)
         log(
             f"epoch {epoch:3d} train {rec['train_loss']:.4f} val {val_loss:.4f} "
             f"bacc low {rec['val_bacc_low']:.3f} high {rec['val_bacc_high']:.3f} "

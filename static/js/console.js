@@ -16,3 +16,44 @@
     });
   });
 })();
+
+// Live progress of running tasks on the campaign page: poll the JSON every few seconds.
+(function () {
+  const box = document.getElementById("running-tasks");
+  if (!box) return;
+  function render(tasks) {
+    box.replaceChildren();
+    if (!tasks.length) {
+      const p = document.createElement("p");
+      p.className = "muted";
+      p.textContent = "Nothing running.";
+      box.appendChild(p);
+      return;
+    }
+    tasks.forEach(function (t) {
+      const div = document.createElement("div");
+      div.className = "task";
+      const name = document.createElement("strong");
+      name.textContent = t.name;
+      const badge = document.createElement("span");
+      badge.className = "badge " + t.state;
+      badge.textContent = t.state;
+      const msg = document.createElement("span");
+      msg.className = "msg";
+      msg.textContent = " " + t.key + " · " + t.message;
+      const bar = document.createElement("progress");
+      bar.className = "progress";
+      bar.max = t.total || 1;
+      bar.value = t.done;
+      div.append(name, " ", badge, msg, bar);
+      box.appendChild(div);
+    });
+  }
+  function poll() {
+    fetch(box.dataset.progressUrl, {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (j) { if (j) render(j.tasks); })
+      .catch(function () {});
+  }
+  setInterval(poll, 4000);
+})();

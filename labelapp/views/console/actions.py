@@ -1,25 +1,90 @@
-"""PLACEHOLDER: being written this session; replaced before commit."""
+"""Console actions: start a round, retrain, score, edit the acquisition settings.
 
-from django.http import Http404
+Each one is a POST (CSRF-checked) that calls a service in labelapp.services.steering,
+which writes the audit event and hands the long work to Celery; the page then shows the
+task's progress row."""
 
+from dataclasses import asdict
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from labelapp.selectors.models import live_model
+from labelapp.services import steering
 from labelapp.views.console.access import scientist_required
+from mlcore.acquisition import DIVERSITY, STRATEGIES
 
 
 @scientist_required
-def start_round(request, **kwargs):
-    raise Http404("not built yet")
+@require_POST
+def start_round(request):
+    steering.request_round(user=request.user)
+    messages.success(request, "A new round was queued; its progress shows below.")
+    return redirect("console-campaign")
 
 
 @scientist_required
-def trigger_retrain(request, **kwargs):
-    raise Http404("not built yet")
+@require_POST
+def trigger_retrain(request):
+    try:
+        epochs = int(request.POST.get("epochs", "12"))
+        steering.request_retrain(
+            user=request.user,
+            label_source=request.POST.get("label_source", "consensus"),
+            epochs=epochs,
+        )
+    except ValueError:
+        messages.error(request, "Epochs must be a whole number.")
+    except steering.SteeringError as exc:
+        messages.error(request, f"Not retrained: {exc}.")
+    else:
+        messages.success(request, "Training was queued on the gpu queue.")
+    return redirect("console-campaign")
 
 
 @scientist_required
-def trigger_scoring(request, **kwargs):
-    raise Http404("not built yet")
+@require_POST
+def trigger_scoring(request):
+    try:
+        steering.request_scoring(user=request.user, model_version=live_model())
+    except steering.SteeringError as exc:
+        messages.error(request, f"Not scored: {exc}.")
+    else:
+        messages.success(request, "Scoring was queued on the cpu queue.")
+    return redirect("console-campaign")
+
+
+class AcquisitionForm(forms.Form):
+    strategy = forms.ChoiceField(choices=[(s, s) for s in STRATEGIES])
+    batch_size = forms.IntegerField(min_value=1, max_value=100_000)
+    random_fraction = forms.FloatField(
+        min_value=0.0, max_value=1.0, help_text="Share picked at random (never 0 by accident)."
+    )
+    low_sn_weight = forms.FloatField(
+        min_value=0.01, max_value=100.0, help_text="Score multiplier for 4.8 <= S/N <= 5.5."
+    )
+    diversity = forms.ChoiceField(choices=[(d, d) for d in DIVERSITY])
+    wave_bin_A = forms.FloatField(min_value=1.0, max_value=500.0, label="Wavelength bin (Å)")
+    max_bin_fraction = forms.FloatField(
+        min_value=0.001, max_value=1.0, help_text="Cap per wavelength bin, as a share."
+    )
+    seed = forms.IntegerField(min_value=0)
 
 
 @scientist_required
-def acquisition_settings(request, **kwargs):
-    raise Http404("not built yet")
+@require_http_methods(["GET", "POST"])
+def acquisition_settings(request):
+    current = asdict(steering.acquisition_settings())
+    form = AcquisitionForm(request.POST or None, initial=current)
+    if request.method == "POST" and form.is_valid():
+        try:
+            steering.set_acquisition_settings(user=request.user, values=form.cleaned_data)
+        except steering.SteeringError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Saved: the next round uses these settings.")
+            return redirect("console-campaign")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "console/acquisition.html", {"form": form}, status=status)

@@ -1,20 +1,42 @@
-"""PLACEHOLDER: being written this session; replaced before commit."""
+"""Campaign overview, live progress of long tasks, and the audit log."""
 
-from django.http import Http404
+from django.core.paginator import Paginator
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
+from labelapp.models import AuditEvent
+from labelapp.selectors import campaign as sel
+from labelapp.services.steering import acquisition_settings
 from labelapp.views.console.access import scientist_required
 
 
 @scientist_required
-def campaign(request, **kwargs):
-    raise Http404("not built yet")
+@require_GET
+def campaign(request):
+    ctx = sel.campaign_overview()
+    ctx["activity_fig"] = sel.activity_figure(ctx["activity"])
+    ctx["acquisition"] = acquisition_settings()
+    return render(request, "console/campaign.html", ctx)
 
 
 @scientist_required
-def progress_json(request, **kwargs):
-    raise Http404("not built yet")
+@require_GET
+def progress_json(request):
+    return JsonResponse({"tasks": sel.progress_payload()})
 
 
 @scientist_required
-def audit_log(request, **kwargs):
-    raise Http404("not built yet")
+@require_GET
+def audit_log(request):
+    events = AuditEvent.objects.all()
+    action = request.GET.get("action", "")
+    if action:
+        events = events.filter(action=action)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    actions = AuditEvent.objects.order_by().values_list("action", flat=True).distinct()
+    return render(
+        request,
+        "console/audit.html",
+        {"page": page, "action": action, "actions": sorted(actions)},
+    )

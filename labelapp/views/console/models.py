@@ -1,20 +1,67 @@
-"""PLACEHOLDER: being written this session; replaced before commit."""
+"""Models: every version with its card, the paper's metrics across rounds, promote / roll back."""
 
-from django.http import Http404
+from django.contrib import messages
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
+from labelapp.models import ModelVersion
+from labelapp.selectors import models as sel
+from labelapp.services.audit import record_audit
 from labelapp.views.console.access import scientist_required
 
 
 @scientist_required
-def model_list(request, **kwargs):
-    raise Http404("not built yet")
+@require_GET
+def model_list(request):
+    rows = sel.model_table()
+    return render(
+        request,
+        "console/models.html",
+        {
+            "rows": rows,
+            "live": sel.live_model(),
+            "test_fig": sel.metrics_figure(rows, "test"),
+            "gate_fig": sel.metrics_figure(rows, "gate"),
+            "regimes": sel.REGIMES,
+            "regime_names": sel.REGIME_NAMES,
+        },
+    )
 
 
 @scientist_required
-def model_detail(request, **kwargs):
-    raise Http404("not built yet")
+@require_GET
+def model_detail(request, pk: int):
+    mv = get_object_or_404(ModelVersion, pk=pk)
+    ctx = sel.model_detail(mv)
+    ctx["live"] = sel.live_model()
+    ctx["regime_names"] = sel.REGIME_NAMES
+    return render(request, "console/model_detail.html", ctx)
 
 
 @scientist_required
-def model_promote(request, **kwargs):
-    raise Http404("not built yet")
+@require_POST
+def model_promote(request, pk: int):
+    """Make this version live (a roll back when it is an earlier one). The promotion gate
+    is for new models; a scientist's explicit choice overrides it and is audited."""
+    from labelapp.services.promotion import PromotionError, roll_back_to  # imports torch
+
+    mv = get_object_or_404(ModelVersion, pk=pk)
+    previous = sel.live_model()
+    try:
+        with transaction.atomic():
+            roll_back_to(model_version=mv, user=request.user)
+            record_audit(
+                user=request.user,
+                action="promote",
+                target=f"model:{mv.pk}",
+                detail={"previous_live": previous.pk if previous else None},
+            )
+    except PromotionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"v{mv.pk} is live. Score the catalogue with it so the next round uses it.",
+        )
+    return redirect("console-model", pk=mv.pk)

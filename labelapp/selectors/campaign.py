@@ -1,0 +1,155 @@
+"""The campaign at a glance: candidates per S/N regime, votes per day, the round, tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.cache import cache
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from labelapp.models import (
+    AggregationRun,
+    Candidate,
+    Round,
+    RoundCandidate,
+    TaskProgress,
+    Volunteer,
+    Vote,
+)
+from labelapp.selectors.models import live_model
+from mlcore.survey import SN_LOW_MAX
+
+SUMMARY_TTL_S = 60  # a full-table COUNT on 2.5M rows costs ~1 s: at most once a minute
+
+REGIME_FILTERS = {"low": Q(sn__lte=SN_LOW_MAX), "high": Q(sn__gt=SN_LOW_MAX)}
+
+
+def candidate_counts() -> dict[str, dict[str, int]]:
+    """Per regime: total, seen (at least one vote), active, retired, in the expert queue.
+    One scan of the candidate table with conditional counts, cached for a minute."""
+    key = "console:candidate-counts"
+    found = cache.get(key)
+    if found is not None:
+        return found
+    aggs = {}
+    for reg, q in REGIME_FILTERS.items():
+        aggs[f"{reg}_total"] = Count("pk", filter=q)
+        aggs[f"{reg}_seen"] = Count("pk", filter=q & Q(consensus__isnull=False))
+        for status in Candidate.Status.values:
+            aggs[f"{reg}_{status}"] = Count("pk", filter=q & Q(status=status))
+    row = Candidate.objects.aggregate(**aggs)
+    out = {
+        reg: {k.split("_", 1)[1]: v for k, v in row.items() if k.startswith(reg + "_")}
+        for reg in REGIME_FILTERS
+    }
+    out["all"] = {k: out["low"][k] + out["high"][k] for k in out["low"]}
+    cache.set(key, out, SUMMARY_TTL_S)
+    return out
+
+
+def activity(days: int = 60) -> dict:
+    """Votes and distinct active volunteers per UTC day (one GROUP BY over the window)."""
+    since = timezone.now() - dt.timedelta(days=days)
+    rows = list(
+        Vote.objects.filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(votes=Count("pk"), volunteers=Count("volunteer", distinct=True))
+        .order_by("day")
+    )
+    day_ago = timezone.now() - dt.timedelta(days=1)
+    return {
+        "days": [r["day"].isoformat() for r in rows],
+        "votes": [r["votes"] for r in rows],
+        "volunteers": [r["volunteers"] for r in rows],
+        "votes_total": Vote.objects.count(),
+        "votes_24h": Vote.objects.filter(created_at__gte=day_ago).count(),
+        "volunteers_total": Volunteer.objects.filter(n_votes__gt=0).count(),
+        "volunteers_24h": Volunteer.objects.filter(last_vote_at__gte=day_ago).count(),
+    }
+
+
+def activity_figure(act: dict) -> dict:
+    return {
+        "data": [
+            {"type": "bar", "x": act["days"], "y": act["votes"], "name": "votes"},
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": act["days"],
+                "y": act["volunteers"],
+                "name": "active volunteers",
+                "yaxis": "y2",
+            },
+        ],
+        "layout": {
+            "title": {"text": "Votes and active volunteers per day (UTC)"},
+            "xaxis": {"type": "date", "tickformat": "%b %d"},
+            "yaxis": {"title": {"text": "votes"}},
+            "yaxis2": {"title": {"text": "volunteers"}, "overlaying": "y", "side": "right"},
+            "legend": {"orientation": "h", "y": -0.2},
+        },
+    }
+
+
+def current_round() -> dict | None:
+    """The open round and how far it got: votes since it opened, queued candidates retired."""
+    rnd = Round.objects.filter(status=Round.Status.OPEN).select_related("scored_by").first()
+    if rnd is None:
+        return None
+    done = (
+        RoundCandidate.objects.filter(round=rnd)
+        .exclude(candidate__status=Candidate.Status.ACTIVE)
+        .count()
+    )
+    return {
+        "round": rnd,
+        "votes": Vote.objects.filter(pk__gt=rnd.max_vote_id_start).count(),
+        "queued_done": done,
+        "fraction": done / rnd.n_queued if rnd.n_queued else 0.0,
+    }
+
+
+def task_rows(*, recent: int = 8) -> dict[str, list[TaskProgress]]:
+    """Running (or queued) tasks, failures of the last week, and the latest finished ones."""
+    week = timezone.now() - dt.timedelta(days=7)
+    running = [TaskProgress.State.QUEUED, TaskProgress.State.RUNNING]
+    return {
+        "running": list(TaskProgress.objects.filter(state__in=running)[:50]),
+        "failed": list(
+            TaskProgress.objects.filter(state=TaskProgress.State.FAILED, updated_at__gte=week)[:20]
+        ),
+        "done": list(TaskProgress.objects.filter(state=TaskProgress.State.DONE)[:recent]),
+    }
+
+
+def progress_payload() -> list[dict]:
+    """What the campaign page polls: running tasks with their fraction done."""
+    return [
+        {
+            "id": t.pk,
+            "name": t.name,
+            "key": t.key,
+            "state": t.state,
+            "done": t.done,
+            "total": t.total,
+            "fraction": round(t.fraction, 4),
+            "message": t.message,
+            "updated_at": t.updated_at.isoformat(),
+        }
+        for t in task_rows()["running"]
+    ]
+
+
+def campaign_overview() -> dict:
+    return {
+        "counts": candidate_counts(),
+        "activity": activity(),
+        "round": current_round(),
+        "tasks": task_rows(),
+        "live_model": live_model(),
+        "last_aggregation": AggregationRun.objects.first(),
+        "rounds": list(Round.objects.select_related("scored_by", "trained_model")[:12]),
+    }

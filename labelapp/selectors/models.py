@@ -1,0 +1,208 @@
+"""Model versions for the console: the paper's table across rounds, confusion matrices,
+calibration, per-contaminant and per-field errors -- all read from the model cards, so no
+page load runs the network. (This module must not import torch: web processes read it.)"""
+
+from __future__ import annotations
+
+from labelapp.models import ModelVersion, Round
+
+REGIMES = ("overall", "low", "high")
+REGIME_NAMES = {"overall": "all", "low": "4.8 ≤ S/N ≤ 5.5", "high": "S/N > 5.5"}
+METRICS = ("balanced_accuracy", "precision", "recall", "roc_auc")
+
+
+def live_model() -> ModelVersion | None:
+    return ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
+
+
+def _regimes(card: dict, source: str) -> dict:
+    if source == "gate":
+        return (card.get("gate") or {}).get("regimes") or {}
+    return (card.get("metrics") or {}).get("regimes") or {}
+
+
+def model_table() -> list[dict]:
+    """One row per model version, newest first: status, provenance, metrics per regime on
+    its own held-out test split and on the fixed gold + expert set of the promotion gate."""
+    rounds = dict(
+        Round.objects.filter(trained_model__isnull=False).values_list("trained_model_id", "number")
+    )
+    rows = []
+    for mv in ModelVersion.objects.all():
+        card = mv.card or {}
+        rows.append(
+            {
+                "mv": mv,
+                "round": rounds.get(mv.pk),
+                "n_labels": card.get("n_labels"),
+                "test": {r: _regimes(card, "test").get(r) or {} for r in REGIMES},
+                "gate": {r: _regimes(card, "gate").get(r) or {} for r in REGIMES},
+                "gate_n": (card.get("gate") or {}).get("n_labels"),
+                "evaluated_against": (card.get("metrics") or {}).get("evaluated_against"),
+            }
+        )
+    return rows
+
+
+def metrics_figure(rows: list[dict], source: str = "test") -> dict:
+    """Balanced accuracy per regime across model versions (oldest first), the paper's
+    targets (94% at S/N > 5.5, 85% at 4.8-5.5) as dotted lines."""
+    rows = list(reversed(rows))
+    x = [f"v{r['mv'].pk}" + (f" (round {r['round']})" if r["round"] else "") for r in rows]
+    colours = {"overall": "#555", "low": "#d95f02", "high": "#1b9e77"}
+    data = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": REGIME_NAMES[reg],
+            "x": x,
+            "y": [r[source][reg].get("balanced_accuracy") for r in rows],
+            "line": {"color": colours[reg]},
+        }
+        for reg in REGIMES
+    ]
+    where = "held-out test split" if source == "test" else "fixed gold + expert set"
+    shapes = [
+        {
+            "type": "line",
+            "xref": "paper",
+            "x0": 0,
+            "x1": 1,
+            "y0": y,
+            "y1": y,
+            "line": {"dash": "dot", "color": colours[reg], "width": 1},
+        }
+        for reg, y in (("high", 0.94), ("low", 0.85))
+    ]
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": f"Balanced accuracy per S/N regime ({where})"},
+            "yaxis": {"title": {"text": "balanced accuracy"}, "range": [0.4, 1.0]},
+            "shapes": shapes,
+            "legend": {"orientation": "h", "y": -0.25},
+        },
+    }
+
+
+def confusion(metrics: dict) -> dict | None:
+    if not metrics or metrics.get("tp") is None:
+        return None
+    return {k: metrics.get(k) for k in ("tp", "fp", "fn", "tn", "n", "n_real", "n_false")}
+
+
+def reliability_figure(card: dict) -> dict | None:
+    cal = (card.get("metrics") or {}).get("calibration") or {}
+    if not cal:
+        return None
+    data = [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "x": [0, 1],
+            "y": [0, 1],
+            "name": "perfect",
+            "line": {"dash": "dot", "color": "#888"},
+        }
+    ]
+    for key, name, colour in (
+        ("reliability_uncalibrated", "before temperature scaling", "#d95f02"),
+        ("reliability_calibrated", f"T = {cal.get('temperature', 1):.2f}", "#1f3b73"),
+    ):
+        curve = cal.get(key) or {}
+        pts = [
+            (m, f, c)
+            for m, f, c in zip(
+                curve.get("mean_pred", []),
+                curve.get("frac_real", []),
+                curve.get("count", []),
+                strict=False,
+            )
+            if m is not None and f is not None and c
+        ]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": name,
+                "x": [p[0] for p in pts],
+                "y": [p[1] for p in pts],
+                "text": [f"{p[2]} candidates" for p in pts],
+                "line": {"color": colour},
+            }
+        )
+    ece_c, ece_u = cal.get("ece_calibrated"), cal.get("ece_uncalibrated")
+    title = "Reliability (held-out test)"
+    if ece_c is not None and ece_u is not None:
+        title += f": ECE {ece_u:.3f} → {ece_c:.3f}"
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": title},
+            "xaxis": {"title": {"text": "predicted P(real)"}, "range": [0, 1]},
+            "yaxis": {"title": {"text": "fraction real"}, "range": [0, 1]},
+            "legend": {"x": 0.02, "y": 0.98, "bgcolor": "rgba(255,255,255,0.7)"},
+        },
+    }
+
+
+def history_figure(card: dict) -> dict | None:
+    hist = card.get("history") or []
+    if not hist:
+        return None
+    ep = [h["epoch"] for h in hist]
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "x": ep,
+                "y": [h["train_loss"] for h in hist],
+                "name": "train loss",
+            },
+            {"type": "scatter", "x": ep, "y": [h["val_loss"] for h in hist], "name": "val loss"},
+        ],
+        "layout": {
+            "title": {"text": f"Training (best epoch {card.get('best_epoch')})"},
+            "xaxis": {"title": {"text": "epoch"}},
+            "yaxis": {"title": {"text": "loss"}},
+        },
+    }
+
+
+def type_rows(card: dict) -> list[dict]:
+    """Per truth type (simulated data): share called real per regime. For contaminants that
+    share is the error rate -- which artefacts fool the model."""
+    out = []
+    for kind, m in ((card.get("metrics") or {}).get("types") or {}).items():
+        out.append(
+            {
+                "type": kind,
+                "real": m.get("kind") == "real",
+                **{reg: m.get(reg) or {} for reg in REGIMES},
+            }
+        )
+    return out
+
+
+def field_rows(card: dict) -> list[dict]:
+    """Per sky field: the referee's question, does a model hold on fields it was not
+    trained on? (Fields in the test split; see the card's other_files for other surveys.)"""
+    fields = (card.get("metrics") or {}).get("fields") or {}
+    return [{"field": f, **{reg: m.get(reg) or {} for reg in REGIMES}} for f, m in fields.items()]
+
+
+def model_detail(mv: ModelVersion) -> dict:
+    card = mv.card or {}
+    regimes = _regimes(card, "test")
+    return {
+        "mv": mv,
+        "card": card,
+        "confusion": {r: confusion(regimes.get(r) or {}) for r in REGIMES},
+        "gate": card.get("gate"),
+        "reliability_fig": reliability_figure(card),
+        "history_fig": history_figure(card),
+        "types": type_rows(card),
+        "fields": field_rows(card),
+        "rounds_scored": list(mv.rounds_scored.values_list("number", flat=True)),
+        "trained_from": list(mv.trained_from_round.values_list("number", flat=True)),
+    }

@@ -1,0 +1,70 @@
+"""The console's main pages in headless Chromium: plots drawn, no script errors, and the
+confirm-before-acting dialog on a roll back. Screenshots go to test-artifacts/browser/."""
+
+import pytest
+
+from labelapp.models import AuditEvent, ModelVersion
+from tests.factories_console import make_scientist
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def page(chromium, live_server, console_campaign):
+    make_scientist(username="astro")
+    ctx = chromium.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    errors = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(live_server.url + "/accounts/login/")
+    pg.fill("input[name=username]", "astro")
+    pg.fill("input[name=password]", "pw-Console-1")
+    pg.click("form button[type=submit]")
+    pg.wait_for_url("**/classify/**")
+    pg.errors = errors
+    yield pg
+    ctx.close()
+
+
+@pytest.mark.parametrize(
+    "path,plots",
+    [("/console/", 1), ("/console/models/", 2), ("/console/volunteers/", 2)],
+)
+def test_console_page_draws_its_plots(page, live_server, shot, path, plots):
+    page.goto(live_server.url + path)
+    page.wait_for_selector("[data-plot] .main-svg")
+    drawn = page.locator("[data-plot] .main-svg").count()
+    assert drawn >= plots  # each plot holder got an SVG from plotly
+    assert page.locator("a", has_text="Console").count() == 1  # shown to scientists only
+    shot(page, "console" + path.strip("/").replace("/", "-").replace("console", ""))
+    assert page.errors == []
+
+
+def test_model_page_and_roll_back_with_confirmation(page, live_server, shot, console_campaign):
+    old = console_campaign["old"]
+    page.goto(f"{live_server.url}/console/models/{old.pk}/")
+    page.wait_for_selector("[data-plot] .main-svg")
+    shot(page, "console-model-detail")
+    page.once("dialog", lambda d: d.dismiss())  # "Cancel": nothing happens
+    page.click("form[data-confirm] button[type=submit]")
+    assert ModelVersion.objects.get(pk=old.pk).status == "retired"
+    page.once("dialog", lambda d: d.accept())
+    page.click("form[data-confirm] button[type=submit]")
+    page.wait_for_selector(".messages li.success")
+    assert ModelVersion.objects.get(pk=old.pk).status == "promoted"
+    assert AuditEvent.objects.filter(action="promote", username="astro").count() == 1
+    assert page.errors == []
+
+
+def test_gallery_and_candidate_dossier(page, live_server, shot, console_campaign):
+    page.goto(live_server.url + "/console/gallery/")
+    first = page.locator("#real figure img").first
+    first.wait_for()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=first.element_handle()
+    )
+    shot(page, "console-gallery")
+    page.locator("#real figcaption a").first.click()
+    page.wait_for_selector("#spectrum .main-svg")
+    shot(page, "console-candidate")
+    assert page.errors == []
