@@ -7,8 +7,20 @@ compare-and-swap (services.loop), a round is opened by exactly the worker that w
 """
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from labelapp.services import aggregation, health
+
+# A scoring task that meets the database down (PostgreSQL restarting, a connection dropped)
+# is retried with backoff (up to 1, 2, 4 ... 60 s; 10 tries, at most ~5 minutes) instead of being
+# acknowledged as failed: a dropped chunk would leave its scoring run, and the round that
+# follows it, unfinished. Both tasks are idempotent, so a retry repeats harmless work at most.
+DB_RETRY = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "max_retries": 10,
+}
 
 # The loop's services import torch (via mlcore.cnn): imported inside the tasks that need
 # them, so web processes that only send messages never load it.
@@ -31,6 +43,7 @@ def retrain_model(
     epochs: int = 12,
     max_time_s: float | None = None,
     progress_key: str | None = None,
+    seed: int = 0,
 ) -> int | None:
     """gpu queue: train, gate, and on promotion score the catalogue. A redelivery after a
     crash trains again from scratch (the half-trained files were never registered)."""
@@ -50,6 +63,7 @@ def retrain_model(
         version = training.train_model_version(
             label_source=label_source,
             epochs=epochs,
+            seed=seed,
             max_time_s=max_time_s,
             log=lambda m: None,
             on_epoch=on_epoch,
@@ -61,7 +75,7 @@ def retrain_model(
     return version.pk
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(ignore_result=True, acks_late=True, **DB_RETRY)
 def score_catalogue(model_version_id: int) -> None:
     """Fan the scoring run out as chunks on the cpu queue (any number of workers)."""
     from labelapp.models import ModelVersion
@@ -72,7 +86,7 @@ def score_catalogue(model_version_id: int) -> None:
         score_chunk.delay(chunk.pk)
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(ignore_result=True, acks_late=True, **DB_RETRY)
 def score_chunk(chunk_id: int) -> None:
     from labelapp.services import loop
 

@@ -6,19 +6,37 @@ trained on the consensus labels -> promotion gate -> the catalogue is scored -> 
 round's queue is chosen by the strategy. Each round's model is then judged against ground
 truth on every candidate (balanced accuracy per S/N regime). Ground truth never enters the
 loop itself, only this evaluation.
+
+Two executors run the same steps: ``inline`` calls the services in this process (quick,
+what the comparisons in bench/ use), ``celery`` sends the real tasks -- aggregate_votes,
+retrain_model (gpu queue), then on promotion score_catalogue fanning out score_chunk (cpu
+queue) whose last chunk opens the next round -- and waits on the rows they write, so the
+whole Celery chain is exercised exactly as in production (workers must be running).
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from labelapp.models import Candidate, CandidateScore, CandidateTruth, RetirementEvent, Vote
+from labelapp.models import (
+    AggregationRun,
+    CampaignSettings,
+    Candidate,
+    CandidateScore,
+    CandidateTruth,
+    ModelVersion,
+    RetirementEvent,
+    Round,
+    TaskProgress,
+    Vote,
+)
 from labelapp.services.aggregation import aggregate_votes
 from labelapp.services.gold import seed_gold_from_truth
 from labelapp.services.promotion import gate_model, live_model
@@ -49,6 +67,8 @@ class CampaignConfig:
     mc_samples: int = 5
     gold_per_kind: int = 10
     seed: int = 0
+    executor: str = "inline"  # or "celery"
+    step_timeout_s: float = 3600.0  # celery: longest wait for one task of the chain
 
 
 @dataclass
@@ -109,6 +129,12 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
     }
     if config.strategy == "random":  # the baseline: no exploitation, no emphasis
         acq.update(random_fraction=1.0, low_sn_weight=1.0, diversity="none")
+    if config.executor not in ("inline", "celery"):
+        raise CampaignError(f"executor must be 'inline' or 'celery', not {config.executor!r}")
+    # The chain's own start_round (after scoring) reads the saved acquisition settings.
+    CampaignSettings.objects.update_or_create(
+        pk=1, defaults={"acquisition": acq, "updated_by": f"run_campaign ({config.strategy})"}
+    )
     report = CampaignReport(config=config)
     crowd = SimulatedCrowd(n_volunteers=config.volunteers, seed=config.seed)
     start_round()  # round 1: no model yet, low S/N first (the same for every strategy)
@@ -123,17 +149,11 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
             cast += sim.votes
             if sim.votes == 0:
                 break
-        run = aggregate_votes()
-        try:
-            version = train_model_version(
-                label_source="consensus", epochs=config.epochs, seed=config.seed, log=lambda m: None
-            )
-        except TrainingError as exc:
-            raise CampaignError(f"round {k}: {exc}") from exc
-        decision = gate_model(model_version=version)
+        if config.executor == "celery":
+            run, version, promoted = _learn_via_celery(config, k)
+        else:
+            run, version, promoted = _learn_inline(config, k)
         model = live_model()
-        if decision.promoted:
-            score_all(model_version=version, n_samples=config.mc_samples)
         metrics = evaluate_against_truth(model)
         row = {
             "round": k,
@@ -142,7 +162,7 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
             "labels_total": run.n_candidates,
             "retired_total": _retired_count(),
             "model": version.pk,
-            "promoted": decision.promoted,
+            "promoted": promoted,
             "live_model": model.pk if model else None,
             "bacc_low": metrics["low"],
             "bacc_high": metrics["high"],
@@ -151,9 +171,89 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
         }
         report.rounds.append(row)
         log(json.dumps(row))
-        if k < config.rounds:
+        if k < config.rounds and not (config.executor == "celery" and promoted):
+            # (with Celery, a promotion already opened the next round after scoring)
             start_round(config=acquisition_config(**acq))
     return report
+
+
+def _learn_inline(config: CampaignConfig, k: int):
+    """Aggregate, train, gate, and score on promotion, in this process."""
+    run = aggregate_votes()
+    try:
+        version = train_model_version(
+            label_source="consensus", epochs=config.epochs, seed=config.seed, log=lambda m: None
+        )
+    except TrainingError as exc:
+        raise CampaignError(f"round {k}: {exc}") from exc
+    decision = gate_model(model_version=version)
+    if decision.promoted:
+        score_all(model_version=version, n_samples=config.mc_samples)
+    return run, version, decision.promoted
+
+
+def _wait(condition: Callable[[], object], timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise CampaignError(
+        f"timed out after {timeout:.0f} s waiting for {what}: are Celery workers running on "
+        "the web, cpu and gpu queues (celery -A labelapp worker -Q web,cpu,gpu)?"
+    )
+
+
+def _learn_via_celery(config: CampaignConfig, k: int):
+    """The same step through the real task chain; waits on the rows the tasks write."""
+    from labelapp import tasks
+
+    last_run = AggregationRun.objects.values_list("pk", flat=True).first() or 0
+    tasks.aggregate_votes.delay()
+    run = _wait(
+        lambda: (
+            AggregationRun.objects.filter(pk__gt=last_run)
+            .exclude(status=AggregationRun.Status.RUNNING)
+            .first()
+        ),
+        config.step_timeout_s,
+        f"round {k}'s aggregation",
+    )
+    if run.status != AggregationRun.Status.DONE:
+        raise CampaignError(f"round {k}: aggregation run {run.pk} failed: {run.error}")
+    last_model = ModelVersion.objects.values_list("pk", flat=True).first() or 0
+    last_round = Round.objects.values_list("number", flat=True).first() or 0
+    key = f"campaign-{uuid.uuid4().hex[:12]}"
+    tasks.retrain_model.delay(
+        label_source="consensus", epochs=config.epochs, progress_key=key, seed=config.seed
+    )
+    done = (TaskProgress.State.DONE, TaskProgress.State.FAILED)
+    row = _wait(
+        lambda: TaskProgress.objects.filter(name="retrain_model", key=key, state__in=done).first(),
+        config.step_timeout_s,
+        f"round {k}'s training (gpu queue)",
+    )
+    if row.state == TaskProgress.State.FAILED:
+        raise CampaignError(f"round {k}: training failed on the worker: {row.message}")
+    version = ModelVersion.objects.filter(pk__gt=last_model).order_by("pk").first()
+    promoted = version.status == ModelVersion.Status.PROMOTED
+    if promoted and k < config.rounds:
+        # scoring (cpu queue, in chunks) and then the next round follow by themselves
+        _wait(
+            lambda: Round.objects.filter(number__gt=last_round).exists(),
+            config.step_timeout_s,
+            f"round {k}'s scoring and the round after it (cpu queue)",
+        )
+    elif promoted:
+        _wait(
+            lambda: TaskProgress.objects.filter(
+                name="score_catalogue", key=f"model-{version.pk}", state=TaskProgress.State.DONE
+            ).exists(),
+            config.step_timeout_s,
+            f"round {k}'s scoring (cpu queue)",
+        )
+    return run, version, promoted
 
 
 def labels_to_reach(rounds: list[dict], target: float, key: str = "bacc_low") -> int | None:

@@ -42,6 +42,18 @@ class Command(BaseCommand):
             help="with --compare: candidates in the simulated survey",
         )
         parser.add_argument("--out", default="var/campaign", help="report directory")
+        parser.add_argument(
+            "--executor",
+            choices=("inline", "celery"),
+            default="inline",
+            help="inline: call the services here; celery: send the real tasks to workers",
+        )
+        parser.add_argument(
+            "--start-worker",
+            action="store_true",
+            help="with --executor celery: start one worker on the web, cpu and gpu queues "
+            "for the run (else workers must already be running)",
+        )
 
     def handle(self, *args, **opts):
         if opts["compare"]:
@@ -53,16 +65,36 @@ class Command(BaseCommand):
             volunteers=opts["volunteers"],
             epochs=opts["epochs"],
             seed=opts["seed"],
+            executor=opts["executor"],
         )
+        worker = None
+        if opts["start_worker"]:
+            if config.executor != "celery":
+                raise CommandError("--start-worker goes with --executor celery")
+            worker = self._start_worker(config)
         try:
             report = run_campaign(config=config, log=lambda m: self.stderr.write(m))
         except CampaignError as exc:
             raise CommandError(str(exc)) from exc
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=60)
         out = Path(opts["out"])
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{config.strategy}.json"
         path.write_text(report.to_json())
         self.stdout.write(f"Campaign ({config.strategy}, {config.rounds} rounds) written to {path}")
+
+    def _start_worker(self, config):
+        logs = Path(settings.DATA_DIR) / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = open(logs / "campaign-worker.log", "a")  # noqa: SIM115 - lives as long as the worker
+        env = {**os.environ, "LABELAPP_SCORE_MC_SAMPLES": str(config.mc_samples)}
+        cmd = [sys.executable, "-m", "celery", "-A", "labelapp", "worker", "-Q", "web,cpu,gpu"]
+        cmd += ["--pool", "solo", "--hostname", "campaign@%h", "--loglevel", "INFO"]
+        self.stderr.write(f"started a Celery worker on web,cpu,gpu (log: {log.name})")
+        return subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, stdout=log, stderr=log)
 
     def _compare(self, opts):
         strategies = [s.strip() for s in opts["compare"].split(",") if s.strip()]
@@ -110,6 +142,9 @@ class Command(BaseCommand):
                     str(opts["seed"]),
                     "--out",
                     str(out),
+                    "--executor",
+                    opts["executor"],
+                    *(["--start-worker"] if opts["start_worker"] else []),
                 ],
             ]
             for step in steps:
