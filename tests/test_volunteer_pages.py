@@ -2,7 +2,7 @@
 
 import pytest
 
-from labelapp.models import Volunteer, Vote
+from labelapp.models import Candidate, ConsensusState, Volunteer, Vote
 from labelapp.services.field_guide import KINDS
 from labelapp.services.gold import FEEDBACK
 from labelapp.services.volunteers import SESSION_KEY, volunteer_stats
@@ -55,26 +55,33 @@ def test_field_guide_has_an_example_of_each_kind(client):
 
 
 def test_personal_page_shows_counts_agreement_and_discoveries(client):
-    cands = make_candidates(4)
+    """Agreement is with the settled skill-weighted consensus (retired, or an expert's
+    answer), not a raw majority: a candidate still open does not count."""
+    cands = make_candidates(6)
     make_gold(cands[3], is_real=True)
     me = make_volunteer()
-    others = [make_volunteer() for _ in range(3)]
-    for c in cands[:3]:
-        for o in others:
-            Vote.objects.create(volunteer=o, candidate=c, answer="yes")
-    # I agree on two, disagree on one
-    for c, a in zip(cands, ["yes", "yes", "no", "yes"], strict=True):
-        Vote.objects.create(volunteer=me, candidate=c, answer=a)
-    cands[0].status = "retired"
-    cands[0].save()
+    # consensus: 0 retired real, 1 retired real, 2 retired artefact, 4 open (not settled),
+    # 5 active but answered "real" by an expert
+    states = {0: (0.97, None, "retired"), 1: (0.96, None, "retired"), 2: (0.02, None, "retired")}
+    states |= {4: (0.9, None, "active"), 5: (0.4, True, "expert")}
+    for i, (post, expert, status) in states.items():
+        ConsensusState.objects.create(
+            candidate=cands[i], posterior=post, n_votes=5, expert_label=expert
+        )
+        Candidate.objects.filter(pk=cands[i].pk).update(status=status)
+    answers = {0: "yes", 1: "no", 2: "no", 3: "yes", 4: "no", 5: "yes"}
+    for i, a in answers.items():
+        Vote.objects.create(volunteer=me, candidate=cands[i], answer=a)
     stats = volunteer_stats(volunteer=me)
-    assert stats.n_compared == 3 and stats.agreement == pytest.approx(2 / 3)
-    assert {d["detectid"] for d in stats.discoveries} == {cands[0].detectid, cands[3].detectid}
+    # compared: 0 (agree), 1 (disagree), 2 (agree), 5 (agree) -> 3 of 4
+    assert stats.n_compared == 4 and stats.agreement == pytest.approx(3 / 4)
+    real = {cands[i].detectid for i in (0, 1, 3, 5)}  # gold 3 counts; open 4 does not
+    assert {d["detectid"] for d in stats.discoveries} == real
     session = client.session
     session[SESSION_KEY] = me.pk
     session.save()
     html = client.get("/me/").content.decode()
-    assert "67%" in html and f"/candidates/{cands[3].detectid}/cutout.png" in html
+    assert "75%" in html and f"/candidates/{cands[3].detectid}/cutout.png" in html
 
 
 def test_personal_page_for_someone_new(client):

@@ -171,30 +171,49 @@ class VolunteerStats:
     n_gold_correct: int
     streak_days: int
     best_streak_days: int
-    agreement: float | None  # fraction of yes/no answers agreeing with the majority of others
+    agreement: float | None  # fraction of yes/no answers agreeing with the settled consensus
     n_compared: int  # how many answers that fraction is over
     discoveries: list[dict] = field(default_factory=list)
 
 
-MIN_OTHER_VOTES = 2  # a majority of others needs at least this many yes/no answers
 RECENT_LIMIT = 5000  # the personal page looks at this many most recent votes
+
+
+def _settled() -> Q:
+    """Candidates whose consensus is settled: retired by the skill-weighted posterior, or
+    answered by an expert. (An open candidate's posterior can still flip.)"""
+    return Q(candidate__status=Candidate.Status.RETIRED) | Q(
+        candidate__consensus__expert_label__isnull=False
+    )
+
+
+def _consensus_real(posterior: float | None, expert_label: bool | None) -> bool | None:
+    if expert_label is not None:
+        return expert_label
+    return None if posterior is None else posterior >= 0.5
 
 
 def volunteer_stats(*, volunteer: Volunteer) -> VolunteerStats:
     """Figures for the personal page.
 
-    Consensus here is the plain majority of the other volunteers' yes/no answers; when the
-    skill-weighted aggregation is in place it should replace :func:`_majorities`.
+    Agreement compares the volunteer's yes/no answers with the consensus of the candidates
+    that are settled (retired by the skill-weighted posterior, or answered by an expert),
+    over their most recent ``RECENT_LIMIT`` answers: one query.
     """
-    mine = dict(
+    consensus = ("candidate__consensus__posterior", "candidate__consensus__expert_label")
+    rows = (
         Vote.objects.filter(volunteer=volunteer)
         .exclude(answer=Vote.Answer.UNSURE)
+        .filter(_settled())
         .order_by("-created_at")
-        .values_list("candidate_id", "answer")[:RECENT_LIMIT]
+        .values_list("answer", *consensus)[:RECENT_LIMIT]
     )
-    majority = _majorities(list(mine), exclude_volunteer=volunteer.pk)
-    compared = [(mine[c], m) for c, m in majority.items() if m is not None]
-    agree = sum(a == m for a, m in compared)
+    compared = [
+        (answer == "yes", real)
+        for answer, post, expert in rows
+        if (real := _consensus_real(post, expert)) is not None
+    ]
+    agree = sum(a == r for a, r in compared)
     streak = volunteer.streak_days
     from django.utils import timezone
 
@@ -214,45 +233,18 @@ def volunteer_stats(*, volunteer: Volunteer) -> VolunteerStats:
     )
 
 
-def _majorities(candidate_ids: list[int], *, exclude_volunteer: int) -> dict[int, str | None]:
-    out: dict[int, str | None] = {}
-    for start in range(0, len(candidate_ids), 1000):
-        rows = (
-            Vote.objects.filter(candidate_id__in=candidate_ids[start : start + 1000])
-            .exclude(volunteer_id=exclude_volunteer)
-            .exclude(answer=Vote.Answer.UNSURE)
-            .values("candidate_id")
-            .annotate(n=Count("pk"), yes=Count("pk", filter=Q(answer=Vote.Answer.YES)))
-        )
-        for r in rows:
-            if r["n"] < MIN_OTHER_VOTES or 2 * r["yes"] == r["n"]:
-                out[r["candidate_id"]] = None
-            else:
-                out[r["candidate_id"]] = "yes" if 2 * r["yes"] > r["n"] else "no"
-    return out
-
-
 def confirmed_real_seen(*, volunteer: Volunteer, limit: int = 24) -> list[dict]:
-    """Candidates this volunteer saw that turned out to be real lines.
-
-    "Turned out real" = a scientist's gold standard says so, or the candidate was retired
-    with a majority of yes answers. (Swap in the aggregated Label when it exists.)
-    """
+    """Candidates this volunteer saw that turned out to be real lines: a scientist's gold
+    standard says so, an expert answered "real", or the candidate was retired with a
+    skill-weighted consensus posterior >= 0.5."""
     seen = Vote.objects.filter(volunteer=volunteer)
     gold_real = GoldStandard.objects.filter(
         active=True, is_real=True, candidate__votes__volunteer=volunteer
     ).values_list("candidate_id", flat=True)
-    retired_seen = seen.filter(candidate__status=Candidate.Status.RETIRED).values_list(
-        "candidate_id", flat=True
+    settled = seen.filter(_settled()).values_list(
+        "candidate_id", "candidate__consensus__posterior", "candidate__consensus__expert_label"
     )[:RECENT_LIMIT]
-    retired_ids = list(retired_seen)
-    majority = (
-        Vote.objects.filter(candidate_id__in=retired_ids)
-        .exclude(answer=Vote.Answer.UNSURE)
-        .values("candidate_id")
-        .annotate(n=Count("pk"), yes=Count("pk", filter=Q(answer=Vote.Answer.YES)))
-    )
-    real = {r["candidate_id"] for r in majority if 2 * r["yes"] > r["n"]} | set(gold_real)
+    real = {c for c, post, expert in settled if _consensus_real(post, expert)} | set(gold_real)
     rows = (
         seen.filter(candidate_id__in=real)
         .select_related("candidate")
