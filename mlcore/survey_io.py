@@ -248,9 +248,9 @@ class SurveyReader:
 
     @property
     def n(self) -> int:
-        if "detectid" in self.columns:
-            return len(self.columns["detectid"])
-        return next(iter(self.columns.values())).shape[0] if self.columns else 0
+        col = self.columns.get("detectid", next(iter(self.columns.values()), None))
+        # A 0-d "column" (one scalar) has no rows; validation names it.
+        return len(col) if col is not None and np.ndim(col) >= 1 else 0
 
     def location(self, name: str) -> str:
         """Where array ``name`` lives in the file, for error messages."""
@@ -281,10 +281,14 @@ class _FitsReader(SurveyReader):
                 self._hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
         except Exception as exc:  # astropy raises many types for a broken file
             raise SurveyFileError(f"{path}: cannot be opened as FITS: {exc}") from exc
-        truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
+        truncated = [
+            str(w.message).replace("\n", " ")
+            for w in caught
+            if "truncated" in str(w.message) or "file is corrupted" in str(w.message)
+        ]
         if truncated:
             self._hdul.close()
-            raise SurveyFileError(f"{path}: file is truncated ({truncated[0]})")
+            raise SurveyFileError(f"{path}: file is truncated or corrupted ({truncated[0]})")
         try:
             self.meta = _meta_from_header(self._hdul[0].header)
             if "CATALOG" not in self._hdul:
@@ -298,33 +302,57 @@ class _FitsReader(SurveyReader):
             for name in cat.columns.names:
                 col = np.asarray(data[name])
                 if col.dtype.kind == "S":
-                    col = np.char.strip(col.astype("U"))
+                    col = _text(col, f"{path}: HDU CATALOG column {name!r}")
                 self.columns[name.lower() if name.lower() in _KNOWN else name] = col
             self.arrays = {}
             for name, hdu_name in FITS_HDU.items():
                 if hdu_name in self._hdul:
                     hdu = self._hdul[hdu_name]
+                    if not isinstance(hdu, fits.ImageHDU | fits.PrimaryHDU):
+                        raise SurveyFileError(
+                            f"{path}: HDU {hdu_name} is a {type(hdu).__name__}; expected an image"
+                        )
                     shape = tuple(hdu.shape) if hdu.shape else (0,)
                     bitpix = hdu.header.get("BITPIX")
                     dtype = np.dtype(
                         {-32: "f4", -64: "f8", 8: "u1", 16: "i2", 32: "i4"}.get(bitpix, "i8")
                     )
                     self.arrays[name] = (shape, dtype)
-        except Exception:
+        except Exception as exc:
             self._hdul.close()
-            raise
+            if isinstance(exc, SurveyFileError):
+                raise
+            # A corrupted header or table fails deep in astropy (VerifyError, ValueError, ...)
+            raise SurveyFileError(f"{path}: cannot be read as FITS: {exc}") from exc
 
     def location(self, name: str) -> str:
         return f"HDU {FITS_HDU[name]}"
 
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
-        return np.asarray(self._hdul[FITS_HDU[name]].section[start:stop])
+        try:
+            return np.asarray(self._hdul[FITS_HDU[name]].section[start:stop])
+        except Exception as exc:  # a corrupted data block
+            raise SurveyFileError(
+                f"{self.path}: HDU {FITS_HDU[name]} rows {start}-{stop - 1} cannot be read: {exc}"
+            ) from exc
 
     def close(self) -> None:
         self._hdul.close()
 
 
 _KNOWN = set(CATALOG_COLUMNS) | set(TRUTH_COLUMNS)
+
+
+def _text(col: np.ndarray, where: str) -> np.ndarray:
+    """Bytes (or HDF5 variable-length strings) as stripped text; SurveyFileError naming the
+    first bad row when they are not ASCII."""
+    try:
+        return np.char.strip(col.astype("U"))
+    except UnicodeDecodeError:
+        for i, raw in enumerate(col.reshape(-1)):
+            if isinstance(raw, bytes) and not raw.isascii():  # np.bytes_ is bytes
+                raise SurveyFileError(f"{where} row {i}: {raw[:20]!r} is not ASCII text") from None
+        raise
 
 
 class _Hdf5Reader(SurveyReader):
@@ -346,7 +374,7 @@ class _Hdf5Reader(SurveyReader):
             for name, col in self._members("Detections").items():
                 arr = np.asarray(col)
                 if arr.dtype.kind in "SO":
-                    arr = np.char.strip(arr.astype("U"))
+                    arr = _text(arr, f"{path}: /Detections column {name!r}")
                 self.columns[name] = arr
             self.arrays = {}
             for name, (node, member) in HDF5_NODE.items():
@@ -354,15 +382,24 @@ class _Hdf5Reader(SurveyReader):
                     ds = self._h5[node]
                     if isinstance(ds, h5py.Group) and member in ds:
                         sub = ds[member]
+                        if not isinstance(sub, h5py.Dataset):
+                            raise SurveyFileError(
+                                f"{path}: /{node}/{member} is a {type(sub).__name__}; "
+                                "expected a dataset"
+                            )
                         self.arrays[name] = (tuple(sub.shape), sub.dtype)
                     elif (
                         isinstance(ds, h5py.Dataset) and ds.dtype.names and member in ds.dtype.names
                     ):
                         sub_dt = ds.dtype[member]
                         self.arrays[name] = ((ds.shape[0], *sub_dt.shape), sub_dt.base)
-        except Exception:
+        except Exception as exc:
             self._h5.close()
-            raise
+            if isinstance(exc, SurveyFileError):
+                raise
+            # Corrupted object headers, heaps or B-trees fail in h5py as OSError, KeyError,
+            # RuntimeError, ...
+            raise SurveyFileError(f"{path}: cannot be read as HDF5: {exc}") from exc
 
     def _members(self, node: str) -> dict[str, np.ndarray]:
         import h5py
@@ -383,10 +420,15 @@ class _Hdf5Reader(SurveyReader):
         import h5py
 
         node, member = HDF5_NODE[name]
-        obj = self._h5[node]
-        if isinstance(obj, h5py.Group):
-            return obj[member][start:stop]
-        return obj.fields(member)[start:stop]
+        try:
+            obj = self._h5[node]
+            if isinstance(obj, h5py.Group):
+                return obj[member][start:stop]
+            return obj.fields(member)[start:stop]
+        except Exception as exc:  # a corrupted chunk
+            raise SurveyFileError(
+                f"{self.path}: /{node}/{member} rows {start}-{stop - 1} cannot be read: {exc}"
+            ) from exc
 
     def close(self) -> None:
         self._h5.close()

@@ -84,6 +84,10 @@ def _default_batch_name(path: Path, sha: str) -> str:
     return f"{stem[:60]}-{sha[:8]}"
 
 
+def _file_problem(path: Path, exc: SurveyFileError) -> Problem:
+    return Problem(str(path), str(exc).removeprefix(f"{path}: "))
+
+
 def _existing_detectids(detectid: np.ndarray) -> np.ndarray:
     found: list[int] = []
     ids = [int(i) for i in detectid]
@@ -142,7 +146,7 @@ def ingest_survey(
     try:
         reader = open_survey(path)
     except SurveyFileError as exc:
-        raise IngestError(path, [Problem(str(path), str(exc).removeprefix(f"{path}: "))]) from exc
+        raise IngestError(path, [_file_problem(path, exc)]) from exc
     with reader:
         problems = check_structure(reader)
         if problems:
@@ -184,6 +188,9 @@ def ingest_survey(
             batch = _write_rows(
                 reader, path=path, sha=sha, name=name, writer=writer, zeroed=zeroed, report=report
             )
+        except SurveyFileError as exc:  # a corrupted block found while streaming pixels
+            writer.abort()
+            raise IngestError(path, [*problems, _file_problem(path, exc)]) from exc
         except IntegrityError as exc:
             writer.abort()
             # Another process ingested the same file while we validated: that is the

@@ -12,20 +12,22 @@ import json
 from functools import lru_cache
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import get_script_prefix, reverse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from labelapp.models import Candidate, Vote
-from labelapp.services import queue, votes
+from labelapp.services import queue, vote_watch, votes
 from labelapp.services.api_schema import openapi_schema
 from labelapp.services.rendering import spectrum_figure
 from labelapp.services.volunteers import get_volunteer
 
 MAX_PREFETCH = 3
+INT64 = range(-(2**63), 2**63)  # detectids are 64-bit: anything outside can reach no row
 
 
 def error(status: int, code: str, message: str, **extra) -> JsonResponse:
@@ -81,9 +83,12 @@ def _ints(raw, name: str, limit: int = 10) -> list[int]:
     if not isinstance(items, list) or len(items) > limit:
         raise votes.InvalidVote(f"{name} must be a list of at most {limit} detectids")
     try:
-        return [int(i) for i in items]
-    except (TypeError, ValueError):
+        ids = [int(i) for i in items]
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON 1e400 is inf
         raise votes.InvalidVote(f"{name} must be a list of integer detectids") from None
+    if any(i not in INT64 for i in ids):
+        raise votes.InvalidVote(f"{name}: detectids are 64-bit integers")
+    return ids
 
 
 def _volunteer_summary(volunteer) -> dict:
@@ -106,6 +111,7 @@ def next_candidate(request: HttpRequest) -> JsonResponse:
         return error(400, "invalid", str(exc))
     volunteer = get_volunteer(session=request.session, user=request.user)
     rows = queue.next_candidates(volunteer=volunteer, count=count, exclude=exclude)
+    vote_watch.note_volunteer_activity()  # volunteers are here: votes should follow
     return JsonResponse(
         {
             "candidates": [candidate_payload(r) for r in rows],
@@ -118,7 +124,9 @@ def _body(request: HttpRequest) -> dict:
     if request.content_type == "application/json":
         try:
             data = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except RequestDataTooBig:
+            raise votes.InvalidVote("the body is too large") from None
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
             raise votes.InvalidVote("the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise votes.InvalidVote("the body must be a JSON object")
@@ -128,11 +136,14 @@ def _body(request: HttpRequest) -> dict:
 
 def _detectid(data: dict) -> int:
     try:
-        return int(data["detectid"])
+        detectid = int(data["detectid"])
     except KeyError:
         raise votes.InvalidVote("detectid is required") from None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise votes.InvalidVote("detectid must be an integer") from None
+    if detectid not in INT64:  # the raw SQL of the vote path would overflow
+        raise votes.InvalidVote("detectid must be a 64-bit integer")
+    return detectid
 
 
 def _int(data: dict, name: str, default: int | None, low: int, high: int) -> int | None:
@@ -141,7 +152,7 @@ def _int(data: dict, name: str, default: int | None, low: int, high: int) -> int
         return default
     try:
         value = int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise votes.InvalidVote(f"{name} must be an integer") from None
     return max(low, min(high, value))
 
@@ -227,7 +238,9 @@ def vote_reason(request: HttpRequest) -> JsonResponse:
 @require_GET
 @cache_control(max_age=86400, public=True)  # a candidate's spectrum never changes
 def spectrum(request: HttpRequest, detectid: int) -> JsonResponse:
-    candidate = get_object_or_404(Candidate.objects.select_related("batch"), detectid=detectid)
+    candidate = Candidate.objects.select_related("batch").filter(detectid=detectid).first()
+    if candidate is None:  # JSON like every API error (get_object_or_404 answered HTML)
+        return error(404, "unknown_candidate", f"there is no candidate with detectid {detectid}")
     return JsonResponse(spectrum_figure(candidate))
 
 
