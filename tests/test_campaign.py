@@ -50,21 +50,30 @@ def test_a_campaign_needs_a_fresh_database(tmp_path):
         call_command("run_campaign", "--rounds", "1")
 
 
-def test_comparison_report_counts_labels_saved(tmp_path):
-    def rounds(values):
+def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
+    def rounds(values, votes_per_label):
         return [
-            {"labels_total": 100 * (k + 1), "bacc_low": v, "bacc_high": 0.9}
+            {
+                "labels_total": 100 * (k + 1),
+                "votes_total": votes_per_label * 100 * (k + 1),
+                "bacc_low": v,
+                "bacc_high": 0.9,
+            }
             for k, v in enumerate(values)
         ]
 
+    # bald needs half the labels but each of its (harder) labels costs twice the votes
     reports = {
-        "random": {"rounds": rounds([0.6, 0.7, 0.8, 0.85])},
-        "bald": {"rounds": rounds([0.7, 0.86, 0.88, 0.9])},
+        "random": {"rounds": rounds([0.6, 0.7, 0.8, 0.85], 3)},
+        "bald": {"rounds": rounds([0.7, 0.86, 0.88, 0.9], 6)},
     }
     assert labels_to_reach(reports["bald"]["rounds"], 0.85) == 200
     path = write_comparison(reports, tmp_path)
     summary = json.loads((tmp_path / "campaign.json").read_text())["summary"]
     assert summary["bald_labels_to_reach_random_final"] == 200
     assert summary["bald_label_ratio"] == 0.5
+    assert summary["bald_votes_to_reach_random_final"] == 1200
+    assert summary["bald_vote_ratio"] == 1.0
     html = path.read_text()
     assert "plotly.min.js" in html and (tmp_path / "plotly.min.js").exists()
+    assert "volunteer votes used" in html and "consensus labels used" in html

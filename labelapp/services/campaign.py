@@ -256,11 +256,14 @@ def _learn_via_celery(config: CampaignConfig, k: int):
     return run, version, promoted
 
 
-def labels_to_reach(rounds: list[dict], target: float, key: str = "bacc_low") -> int | None:
-    """Labels a campaign needed to first reach ``target`` (None if it never did)."""
+def labels_to_reach(
+    rounds: list[dict], target: float, key: str = "bacc_low", cost: str = "labels_total"
+) -> int | None:
+    """Labels (or, with ``cost="votes_total"``, votes) a campaign needed to first reach
+    ``target`` (None if it never did)."""
     for row in rounds:
         if row[key] is not None and row[key] >= target:
-            return row["labels_total"]
+            return row[cost]
     return None
 
 
@@ -273,18 +276,47 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
         final_random = baseline["rounds"][-1]["bacc_low"]
         summary["random_final_bacc_low"] = final_random
         summary["random_labels"] = baseline["rounds"][-1]["labels_total"]
+        summary["random_votes"] = baseline["rounds"][-1]["votes_total"]
         for name, rep in reports.items():
             if name != "random" and final_random is not None:
+                # at equal labels (the issue's measure) and at equal votes (volunteer time)
                 need = labels_to_reach(rep["rounds"], final_random)
                 summary[f"{name}_labels_to_reach_random_final"] = need
                 if need:
                     summary[f"{name}_label_ratio"] = round(need / summary["random_labels"], 3)
+                votes = labels_to_reach(rep["rounds"], final_random, cost="votes_total")
+                summary[f"{name}_votes_to_reach_random_final"] = votes
+                if votes:
+                    summary[f"{name}_vote_ratio"] = round(votes / summary["random_votes"], 3)
     (out_dir / "campaign.json").write_text(
         json.dumps({"summary": summary, "strategies": reports}, indent=2)
     )
+    figs = [_curve_figure(reports, "labels_total", "consensus labels used")]
+    figs.append(_curve_figure(reports, "votes_total", "volunteer votes used"))
+    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary.items())
+    divs = "".join(f'<div id="fig{i}"></div>' for i in range(len(figs)))
+    plots = "".join(
+        f"Plotly.newPlot('fig{i}',{json.dumps(f['data'])},{json.dumps(f['layout'])});"
+        for i, f in enumerate(figs)
+    )
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>Campaign report</title>
+<script src="plotly.min.js"></script></head>
+<body style="font-family:system-ui;max-width:960px;margin:auto">
+<h1>In-silico campaign: active learning against random</h1>
+{divs}<table>{rows}</table>
+<script>{plots}</script></body></html>"""
+    from labelapp.staticfinders import PLOTLY_JS
+
+    (out_dir / "plotly.min.js").write_bytes(PLOTLY_JS.read_bytes())  # works offline
+    path = out_dir / "campaign.html"
+    path.write_text(html)
+    return path
+
+
+def _curve_figure(reports: dict[str, dict], x_key: str, x_title: str) -> dict:
     traces = []
     for name, rep in reports.items():
-        x = [r["labels_total"] for r in rep["rounds"]]
+        x = [r[x_key] for r in rep["rounds"]]
         for key, dash in (("bacc_low", "solid"), ("bacc_high", "dot")):
             traces.append(
                 {
@@ -295,25 +327,12 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
                     "line": {"dash": dash},
                 }
             )
-    fig = {
+    return {
         "data": traces,
         "layout": {
-            "title": {"text": "Balanced accuracy against labels, per S/N regime"},
-            "xaxis": {"title": {"text": "consensus labels used"}},
+            "title": {"text": f"Balanced accuracy against {x_title}, per S/N regime"},
+            "xaxis": {"title": {"text": x_title}},
             "yaxis": {"title": {"text": "balanced accuracy (truth, whole catalogue)"}},
             "height": 480,
         },
     }
-    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary.items())
-    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>Campaign report</title>
-<script src="plotly.min.js"></script></head>
-<body style="font-family:system-ui;max-width:960px;margin:auto">
-<h1>In-silico campaign: active learning against random</h1>
-<div id="fig"></div><table>{rows}</table>
-<script>var f={json.dumps(fig)};Plotly.newPlot('fig',f.data,f.layout);</script></body></html>"""
-    from labelapp.staticfinders import PLOTLY_JS
-
-    (out_dir / "plotly.min.js").write_bytes(PLOTLY_JS.read_bytes())  # works offline
-    path = out_dir / "campaign.html"
-    path.write_text(html)
-    return path
