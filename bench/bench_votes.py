@@ -26,7 +26,6 @@ generator answers much faster than a person), but its Redis counter still runs p
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import random
@@ -40,17 +39,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _util import ROOT, postgres_url
+from _util import ROOT, Volunteer, free_port, postgres_url
 
 DB_NAME = "labelapp_bench_votes"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 N_GOLD = 500
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_env(db_url: str, data_dir: str) -> dict[str, str]:
@@ -126,81 +119,7 @@ def fill(db_url: str, n: int) -> None:
     print(f"filled {n:,} candidates + {N_GOLD} gold in {time.perf_counter() - t0:.0f} s")
 
 
-# --- load generator ----------------------------------------------------------------------
-class Volunteer:
-    """One browser: cookies (session + csrftoken) and a keep-alive connection.
-
-    A minimal HTTP/1.1 client on a plain socket (http.client's header parsing and objects
-    cost several times more CPU, and the load generator shares the cores with the server).
-    """
-
-    def __init__(self, port: int):
-        self.port = port
-        self.cookies: dict[str, str] = {}
-        self.sock = self.rfile = None
-
-    def _connect(self) -> None:
-        self.close()
-        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.rfile = self.sock.makefile("rb")
-
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        if self.cookies:
-            head += "Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()) + "\r\n"
-        data = b""
-        if body is not None:
-            data = json.dumps(body).encode()
-            head += (
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-                f"X-CSRFToken: {self.cookies.get('csrftoken', '')}\r\n"
-                f"Referer: http://127.0.0.1:{self.port}/classify/\r\n"
-            )
-        message = (head + "\r\n").encode() + data
-        for attempt in range(2):
-            try:
-                if self.sock is None:
-                    self._connect()
-                self.sock.sendall(message)
-                status, headers, payload = self._response()
-                break
-            except OSError:
-                self._connect()  # server closed the keep-alive connection: reconnect
-                if attempt:
-                    raise
-        for value in headers.get("set-cookie", ()):
-            name, _, rest = value.partition("=")
-            self.cookies[name] = rest.split(";", 1)[0]
-        if headers.get("connection", [""])[0].lower() == "close":
-            self.close()
-        return status, (json.loads(payload) if payload else {})
-
-    def _response(self) -> tuple[int, dict[str, list[str]], bytes]:
-        line = self.rfile.readline()
-        if not line:
-            raise ConnectionResetError("connection closed")
-        status = int(line.split(None, 2)[1])
-        headers: dict[str, list[str]] = {}
-        while (line := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            headers.setdefault(name.strip().lower(), []).append(value.strip())
-        if "content-length" in headers:
-            return status, headers, self.rfile.read(int(headers["content-length"][0]))
-        chunks = []  # chunked transfer encoding
-        while size := int(self.rfile.readline().split(b";")[0], 16):
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-        self.rfile.readline()
-        return status, headers, b"".join(chunks)
-
-    def close(self):
-        if self.sock is not None:
-            self.rfile.close()
-            self.sock.close()
-        self.sock = self.rfile = None
-
-
+# --- load generator (the HTTP client is _util.Volunteer) ------------------------------------
 def client_thread(port, mode, deadline, votes_per_volunteer, out, seed):
     rng = random.Random(seed)
     lat, errors, votes, skipped = [], 0, 0, 0

@@ -226,6 +226,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("LABELAPP_HEARTBEAT_INTERVAL_S", 30)),
     },
 }
+# A scoring run that no chunk advanced for this long is sent again (lost broker messages,
+# a killed worker's chunk waiting out the visibility timeout); checked every interval.
+SCORING_STALL_S = env_int("LABELAPP_SCORING_STALL_S", 1800)
+CELERY_BEAT_SCHEDULE["resume-stalled-scoring"] = {
+    "task": "labelapp.tasks.resume_stalled_scoring",
+    "schedule": float(env_int("LABELAPP_SCORING_WATCH_INTERVAL_S", 600)),
+}
 # Health: a worker counts as alive if it ran a heartbeat task this recently.
 HEARTBEAT_MAX_AGE_S = env_int("LABELAPP_HEARTBEAT_MAX_AGE_S", 120)
 

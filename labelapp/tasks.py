@@ -11,11 +11,17 @@ from django.db import InterfaceError, OperationalError
 
 from labelapp.services import aggregation, health
 
-# A scoring task that meets the database down (PostgreSQL restarting, a connection dropped)
-# is retried with backoff (up to 1, 2, 4 ... 60 s; 10 tries, at most ~5 minutes) instead of being
-# acknowledged as failed: a dropped chunk would leave its scoring run, and the round that
-# follows it, unfinished. Both tasks are idempotent, so a retry repeats harmless work at most.
-DB_RETRY = {
+# The scoring tasks are idempotent (planning is get-or-create, a chunk replaces its own
+# rows), so they are never dropped half-way: one that meets the database down (PostgreSQL
+# restarting, a connection cut) is retried with backoff (up to 1, 2, 4 ... 60 s; 10 tries,
+# ~5 minutes at most) instead of being acknowledged as failed, and one whose pool process is
+# killed (the OOM killer, SIGKILL) is put back on the queue instead of acknowledged
+# (reject_on_worker_lost; a chunk that killed its process every time would come back every
+# time, which the worker log shows). A dropped chunk left its run, and the round after it,
+# unfinished (bench/bench_load_faults.py).
+SCORING_TASK = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
     "autoretry_for": (OperationalError, InterfaceError),
     "retry_backoff": True,
     "retry_backoff_max": 60,
@@ -75,23 +81,25 @@ def retrain_model(
     return version.pk
 
 
-@shared_task(ignore_result=True, acks_late=True, **DB_RETRY)
+@shared_task(ignore_result=True, **SCORING_TASK)
 def score_catalogue(model_version_id: int) -> None:
     """Fan the scoring run out as chunks on the cpu queue (any number of workers)."""
     from labelapp.models import ModelVersion
     from labelapp.services import loop
 
     version = ModelVersion.objects.get(pk=model_version_id)
-    for chunk in loop.plan_scoring(model_version=version):
+    chunks = loop.plan_scoring(model_version=version)
+    for chunk in chunks:
         score_chunk.delay(chunk.pk)
+    if not chunks:  # sent again after every chunk was done: finish an interrupted join
+        loop.finish_run(model_version_id=version.pk, on_complete=start_round.delay)
 
 
-@shared_task(ignore_result=True, acks_late=True, **DB_RETRY)
+@shared_task(ignore_result=True, **SCORING_TASK)
 def score_chunk(chunk_id: int) -> None:
     from labelapp.services import loop
 
-    if loop.run_chunk(chunk_id=chunk_id):
-        start_round.delay()
+    loop.run_chunk(chunk_id=chunk_id, on_complete=start_round.delay)
 
 
 @shared_task(ignore_result=True, acks_late=True)
@@ -104,6 +112,27 @@ def start_round(progress_key: str | None = None, **acquisition) -> int:
         rnd = rounds.start_round(config=rounds.acquisition_config(**acquisition))
         progress.set_progress(row, done=1, message=f"round {rnd.number}: {rnd.n_queued} queued")
     return rnd.pk
+
+
+@shared_task(ignore_result=True)
+def resume_stalled_scoring() -> list[int]:
+    """Scheduled: re-send ``score_catalogue`` for a scoring run no chunk has advanced for
+    SCORING_STALL_S (lost messages after a broker restart, a killed worker's chunk)."""
+    import logging
+
+    from django.conf import settings
+
+    from labelapp.services import loop
+
+    stalled = loop.stalled_runs(idle_s=settings.SCORING_STALL_S)
+    for model_version_id in stalled:
+        logging.getLogger(__name__).warning(
+            "scoring run of model v%s made no progress for %s s: sending score_catalogue again",
+            model_version_id,
+            settings.SCORING_STALL_S,
+        )
+        score_catalogue.delay(model_version_id)
+    return stalled
 
 
 @shared_task(ignore_result=True)

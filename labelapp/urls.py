@@ -12,3 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("labelapp.urls_volunteer")),
 ]
+
+# JSON errors for /api/, 503 + Retry-After while the database or Redis is unreachable.
+handler500 = "labelapp.views.errors.server_error"

@@ -52,3 +52,34 @@ def test_training_reports_each_epoch():
         on_epoch=lambda rec, total: seen.append((rec["epoch"], total)),
     )
     assert seen == [(0, 3), (1, 3), (2, 3)]
+
+
+def test_a_stalled_scoring_run_is_found_and_sent_again(monkeypatch):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from labelapp import tasks
+    from labelapp.services.loop import stalled_runs
+
+    old = timezone.now() - dt.timedelta(hours=1)
+    TaskProgress.objects.create(name="score_catalogue", key="model-7", state="running")
+    TaskProgress.objects.create(name="score_catalogue", key="model-8", state="running")
+    TaskProgress.objects.create(name="score_catalogue", key="model-9", state="done")
+    TaskProgress.objects.filter(key__in=["model-7", "model-9"]).update(updated_at=old)
+    assert stalled_runs(idle_s=1800) == [7]  # 8 moved recently; 9 is finished
+    sent = []
+    monkeypatch.setattr(tasks.score_catalogue, "delay", sent.append)
+    assert tasks.resume_stalled_scoring() == [7] and sent == [7]
+
+
+def test_progress_updates_move_updated_at():
+    import datetime as dt
+
+    from django.utils import timezone
+
+    with tracked(name="retrain_model", key="k3", total=3) as row:
+        old = timezone.now() - dt.timedelta(hours=1)
+        TaskProgress.objects.filter(pk=row.pk).update(updated_at=old)
+        set_progress(row, done=1)
+        assert TaskProgress.objects.get(pk=row.pk).updated_at > old

@@ -10,7 +10,11 @@ own chunk, which the broker redelivers.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 from django.db import transaction
+from django.utils import timezone
 
 from labelapp.models import ModelVersion, ScoreChunk, TaskProgress
 from labelapp.services.progress import start_progress
@@ -38,8 +42,11 @@ def plan_scoring(*, model_version: ModelVersion, chunk: int = CHUNK) -> list[Sco
     return list(ScoreChunk.objects.filter(model_version=model_version, done=False))
 
 
-def run_chunk(*, chunk_id: int, n_samples: int | None = None) -> bool:
-    """Score one chunk; True when this call completed the whole run (start the next step)."""
+def run_chunk(
+    *, chunk_id: int, n_samples: int | None = None, on_complete: Callable[[], None] | None = None
+) -> bool:
+    """Score one chunk; True when this call completed the whole run (and ran ``on_complete``,
+    the next step, see :func:`finish_run`)."""
     chunk = ScoreChunk.objects.select_related("model_version", "batch").get(pk=chunk_id)
     n = score_chunk(
         model_version=chunk.model_version,
@@ -53,15 +60,46 @@ def run_chunk(*, chunk_id: int, n_samples: int | None = None) -> bool:
         first = ScoreChunk.objects.filter(pk=chunk_id, done=False).update(done=True)
         if first:
             TaskProgress.objects.filter(name=SCORING, key=key).update(
-                done=_done_count(chunk.model_version_id)
+                done=_done_count(chunk.model_version_id), updated_at=timezone.now()
             )
-    if ScoreChunk.objects.filter(model_version_id=chunk.model_version_id, done=False).exists():
+    return finish_run(
+        model_version_id=chunk.model_version_id,
+        message=f"scored {n} in the last chunk; run complete",
+        on_complete=on_complete,
+    )
+
+
+def finish_run(
+    *,
+    model_version_id: int,
+    message: str = "run complete",
+    on_complete: Callable[[], None] | None = None,
+) -> bool:
+    """The join: once no chunk is undone, exactly one caller moves the run from running to
+    done (compare-and-swap) and runs ``on_complete`` (send the next task) in the same
+    transaction, so a failure to send (the broker down) undoes the swap and the next caller
+    -- a redelivered chunk, or ``score_catalogue`` sent again -- can still finish the run."""
+    if ScoreChunk.objects.filter(model_version_id=model_version_id, done=False).exists():
         return False
-    # Compare-and-swap: exactly one worker moves the run from running to done.
-    won = TaskProgress.objects.filter(
-        name=SCORING, key=key, state=TaskProgress.State.RUNNING
-    ).update(state=TaskProgress.State.DONE, message=f"scored {n} in the last chunk; run complete")
+    with transaction.atomic():
+        won = TaskProgress.objects.filter(
+            name=SCORING, key=f"model-{model_version_id}", state=TaskProgress.State.RUNNING
+        ).update(state=TaskProgress.State.DONE, message=message)
+        if won and on_complete is not None:
+            on_complete()
     return bool(won)
+
+
+def stalled_runs(*, idle_s: float) -> list[int]:
+    """Model versions whose scoring run is still running but no chunk finished for
+    ``idle_s`` seconds: its messages were lost (a broker restarted without persistence) or
+    a killed worker's chunk waits out the visibility timeout. Sending ``score_catalogue``
+    again re-sends the undone chunks (idempotent) or finishes an interrupted join."""
+    cutoff = timezone.now() - dt.timedelta(seconds=idle_s)
+    keys = TaskProgress.objects.filter(
+        name=SCORING, state=TaskProgress.State.RUNNING, updated_at__lt=cutoff
+    ).values_list("key", flat=True)
+    return sorted(int(k.removeprefix("model-")) for k in keys if k.startswith("model-"))
 
 
 def _done_count(model_version_id: int) -> int:

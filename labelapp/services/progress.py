@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.utils import timezone
+
 from labelapp.models import TaskProgress
 
 
@@ -26,7 +28,7 @@ def start_progress(*, name: str, key: str, total: int, message: str = "") -> Tas
 
 
 def set_progress(row: TaskProgress, *, done: int, total: int | None = None, message: str = ""):
-    fields = {"done": done, "message": message}
+    fields = {"done": done, "message": message, "updated_at": timezone.now()}
     if total is not None:
         fields["total"] = total
     TaskProgress.objects.filter(pk=row.pk).update(**fields)
@@ -41,8 +43,12 @@ def tracked(*, name: str, key: str, total: int = 0, message: str = "") -> Iterat
         yield row
     except BaseException as exc:
         TaskProgress.objects.filter(pk=row.pk).update(
-            state=TaskProgress.State.FAILED, message=f"{type(exc).__name__}: {exc}"[:2000]
+            state=TaskProgress.State.FAILED,
+            message=f"{type(exc).__name__}: {exc}"[:2000],
+            updated_at=timezone.now(),
         )
         raise
     row.refresh_from_db(fields=["message"])
-    TaskProgress.objects.filter(pk=row.pk).update(state=TaskProgress.State.DONE)
+    TaskProgress.objects.filter(pk=row.pk).update(
+        state=TaskProgress.State.DONE, updated_at=timezone.now()
+    )

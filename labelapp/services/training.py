@@ -202,10 +202,27 @@ def train_model_version(
             # Provenance: the open round's labels went into this model (the latest wins
             # when a round is retrained twice).
             Round.objects.filter(status=Round.Status.OPEN).update(trained_model=version)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        free = _free_bytes(models_dir)
+        if isinstance(exc, OSError | RuntimeError) and free is not None and free < LOW_DISK_BYTES:
+            # PyTorch reports ENOSPC as "RuntimeError: ... unexpected pos": say what it is.
+            raise TrainingError(
+                f"could not write the new model under {models_dir}: the disk is full "
+                f"({free / 2**20:.1f} MiB free); the live model is unchanged ({exc})"
+            ) from exc
         raise
     return version
+
+
+LOW_DISK_BYTES = 64 * 2**20  # below this, a failed write is reported as a full disk
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 def new_labels_since_live_model() -> int:

@@ -1,0 +1,60 @@
+"""The 500 handler: JSON for the API, and 503 + Retry-After when a backing service is down.
+
+Django calls ``handler500`` while the uncaught exception is still being handled, so
+``sys.exc_info()`` tells a database or Redis outage (PostgreSQL restarting, Redis
+unreachable: clients should retry shortly) from a bug. The classify page shows
+``error.message`` and keeps the candidate on screen; sending the answer again is harmless
+(a vote that was stored after all comes back 200, ``created: false``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+
+RETRY_AFTER_S = 5
+
+
+def _service_unavailable(exc: BaseException | None) -> bool:
+    """The database connection failed (server restarting, connection lost) or Redis did;
+    not integrity or programming errors, which are bugs."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # the demo without Redis
+        return False
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    exc = sys.exc_info()[1]
+    unavailable = _service_unavailable(exc)
+    if not request.path.startswith("/api/"):
+        response = defaults.server_error(request)
+        if unavailable:
+            response.status_code = 503
+            response["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+    if unavailable:
+        response = JsonResponse(
+            {
+                "error": {
+                    "code": "unavailable",
+                    "message": "The site is briefly unavailable: try again in "
+                    f"{RETRY_AFTER_S} seconds.",
+                    "retry_after_s": RETRY_AFTER_S,
+                }
+            },
+            status=503,
+        )
+        response["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+    return JsonResponse(
+        {"error": {"code": "server_error", "message": "Something went wrong on our side."}},
+        status=500,
+    )
