@@ -50,7 +50,17 @@ def candidate_counts() -> dict[str, dict[str, int]]:
 
 
 def activity(days: int = 60) -> dict:
-    """Votes and distinct active volunteers per UTC day (one GROUP BY over the window)."""
+    """Votes and distinct active volunteers per UTC day (one GROUP BY over the window) and
+    totals; cached for a minute like the candidate counts (a scan of the vote table)."""
+    key = f"console:activity:{days}"
+    found = cache.get(key)
+    if found is None:
+        found = _activity(days)
+        cache.set(key, found, SUMMARY_TTL_S)
+    return found
+
+
+def _activity(days: int) -> dict:
     since = timezone.now() - dt.timedelta(days=days)
     rows = list(
         Vote.objects.filter(created_at__gte=since)

@@ -91,9 +91,12 @@ def selections(*, cut: float, model) -> list[tuple[str, str, QuerySet | None]]:
 
 
 def _cache_key(*, model_id, cut: float, width: float) -> str:
-    agg = Candidate.objects.aggregate(n=Count("pk"), last=Max("pk"))
-    n_scores = CandidateScore.objects.filter(model_version_id=model_id).count() if model_id else 0
-    return f"nz-report:v1:{model_id}:{agg['n']}:{agg['last']}:{n_scores}:{cut!r}:{width!r}"
+    """What changes the report, read from primary-key indexes (no COUNT over the catalogue,
+    which costs ~0.3 s at 2.5M rows): the newest candidate (candidates only arrive by
+    ingest and are never deleted) and the newest score row (scoring writes new rows)."""
+    last = Candidate.objects.aggregate(last=Max("pk"))["last"]
+    last_score = CandidateScore.objects.aggregate(last=Max("pk"))["last"]
+    return f"nz-report:v2:{model_id}:{last}:{last_score}:{cut!r}:{width!r}"
 
 
 def redshift_report(
