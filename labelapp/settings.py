@@ -320,6 +320,9 @@ SCORE_MC_SAMPLES = env_int("LABELAPP_SCORE_MC_SAMPLES", 10)  # MC-dropout passes
 # on the gold + expert evaluation set and still be promoted (noise on a small set).
 PROMOTION_TOLERANCE = float(env_str("LABELAPP_PROMOTION_TOLERANCE", "0.01"))
 RETRAIN_MIN_NEW_LABELS = env_int("LABELAPP_RETRAIN_MIN_NEW_LABELS", 500)
+# Consensus labels a model trains on: at least RETIRE_MIN_VOTES yes/no votes and a posterior
+# this far from undecided (max(P, 1 - P)); gold and expert labels always count.
+TRAIN_MIN_CONFIDENCE = float(env_str("LABELAPP_TRAIN_MIN_CONFIDENCE", "0.9"))
 
 # --- Scientist console (labelapp/urls_console.py; README "The scientist console") -----------
 # Largest external confirmation catalogue (FITS or CSV) the console accepts for validation.

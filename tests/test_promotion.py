@@ -129,7 +129,12 @@ def test_gate_needs_an_evaluation_set(survey_file, good_dir, tmp_path):
 def test_a_drop_within_the_noise_of_a_small_set_does_not_block():
     from labelapp.services.promotion import _noise
 
-    # 20 real / 20 false at 80% / 80%: standard error 0.5 * sqrt(2 * 0.16 / 20) = 0.063
+    # 20 real / 20 false at 16/20: Laplace-smoothed rate 17/22 = 0.773, standard error
+    # 0.5 * sqrt(2 * 0.773 * 0.227 / 20) = 0.0663
     m = {"low": {"n_real": 20, "n_false": 20, "tp": 16, "tn": 16, "balanced_accuracy": 0.8}}
-    assert _noise(m, "low") == pytest.approx(0.0632, abs=1e-3)
+    assert _noise(m, "low") == pytest.approx(0.0663, abs=1e-3)
     assert _noise({"low": {"n_real": 0, "n_false": 5}}, "low") == 0.0
+    # a perfect score on a small set still has an uncertainty: 21/22 -> 0.5 * sqrt(2 *
+    # 0.9545 * 0.0455 / 20) = 0.033, so one mistake by a new model is within two of them
+    perfect = {"high": {"n_real": 20, "n_false": 20, "tp": 20, "tn": 20}}
+    assert _noise(perfect, "high") == pytest.approx(0.0330, abs=1e-3)

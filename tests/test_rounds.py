@@ -97,16 +97,27 @@ def test_scoring_chunks_are_idempotent_and_join_exactly_once(tmp_path, settings)
 
 def test_nightly_retrain_waits_for_enough_new_labels(settings, monkeypatch):
     from labelapp import tasks
-    from labelapp.models import AggregationRun
+    from labelapp.models import AggregationRun, Label
+    from tests.factories_volunteers import make_candidates
 
     sent = []
     monkeypatch.setattr(tasks.retrain_model, "delay", lambda *a, **k: sent.append(1))
     settings.RETRAIN_MIN_NEW_LABELS = 100
-    AggregationRun.objects.create(method="dawid_skene", status="done", n_candidates=150)
+    cands = make_candidates(300, first_id=9_000_000)
+
+    def run_with(n_settled: int) -> None:
+        run = AggregationRun.objects.create(method="dawid_skene", status="done", n_votes=1)
+        Label.objects.bulk_create(
+            Label(run=run, candidate=c, posterior=0.98, is_real=True, confidence=0.98,
+                  n_votes=3 if k < n_settled else 1, info_gain=0.0)
+            for k, c in enumerate(cands)
+        )  # fmt: skip
+
+    run_with(150)  # 300 labels, of which 150 settled (the others have one vote)
     live = ModelVersion.objects.create(
         label_source="consensus", directory="/x", card={"n_labels": 120}
     )
     promote_model(model_version=live, reason="test")
     assert tasks.retrain_if_enough_labels() is False and sent == []  # 30 new labels
-    AggregationRun.objects.create(method="dawid_skene", status="done", n_candidates=260)
+    run_with(260)
     assert tasks.retrain_if_enough_labels() is True and sent == [1]  # 140 new labels

@@ -80,3 +80,25 @@ def test_failed_training_leaves_no_version_and_no_directory(simulated, settings,
 def test_unknown_model_version_is_a_clear_error():
     with pytest.raises(CommandError, match="no model version 99"):
         call_command("score_candidates", "--model", "99")
+
+
+def test_consensus_training_uses_only_settled_labels(db, settings):
+    """One noisy vote is not a label to train on: only labels with enough votes and a
+    decided posterior, plus gold and expert answers, become targets."""
+    from labelapp.models import AggregationRun, ConsensusState, Label
+    from labelapp.services.training import _consensus_targets
+    from tests.factories_volunteers import make_candidates, make_gold
+
+    settings.RETIRE_MIN_VOTES, settings.TRAIN_MIN_CONFIDENCE = 2, 0.9
+    c = make_candidates(5)
+    run = AggregationRun.objects.create(method="dawid_skene", status="done", n_votes=20)
+    for cand, post, n in ((c[0], 0.97, 3), (c[1], 0.75, 1), (c[2], 0.6, 6), (c[3], 0.02, 2)):
+        Label.objects.create(
+            run=run, candidate=cand, posterior=post, is_real=post >= 0.5,
+            confidence=max(post, 1 - post), n_votes=n, info_gain=0.0,
+        )  # fmt: skip
+    ConsensusState.objects.create(candidate=c[4], posterior=1.0, n_votes=1, expert_label=False)
+    make_gold(c[2], is_real=True)
+    targets = _consensus_targets()
+    # c1: one vote; c2: undecided crowd but a gold standard (hard label); c4: an expert
+    assert targets == {c[0].pk: 0.97, c[2].pk: 1.0, c[3].pk: 0.02, c[4].pk: 0.0}

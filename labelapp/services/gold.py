@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 
 from labelapp.models import Candidate, CandidateTruth, GoldStandard
-from mlcore.survey import REAL_TYPES
+from mlcore.survey import REAL_TYPES, SN_LOW_MAX
 
 # What a volunteer is told after answering a gold candidate of each kind.
 FEEDBACK: dict[str, str] = {
@@ -63,22 +64,34 @@ def mark_gold(
 
 
 def seed_gold_from_truth(*, per_kind: int = 20) -> int:
-    """Demo/simulation helper: make sure ``per_kind`` candidates of each truth kind are gold.
+    """Demo/simulation helper: make sure ``per_kind`` candidates of each truth kind are gold,
+    half from each S/N regime where the kind has both.
 
-    Picks the clearest examples (highest S/N) so gold teaches rather than confuses; running it
-    again only tops up (idempotent). Returns how many gold candidates exist afterwards.
+    Within a regime it picks the clearest examples (highest S/N) so gold teaches rather than
+    confuses; the low-S/N half matters because gold is also the promotion gate's evaluation
+    set, which must be able to judge the regime the campaign is about. Running it again
+    only tops up (idempotent). Returns how many gold candidates exist afterwards.
     """
     kinds = CandidateTruth.objects.values_list("kind", flat=True).distinct()
+    regimes = (Q(candidate__sn__lte=SN_LOW_MAX), Q(candidate__sn__gt=SN_LOW_MAX))
     for kind in kinds:
-        missing = per_kind - GoldStandard.objects.filter(kind=kind, active=True).count()
-        if missing <= 0:
-            continue
-        rows = (
-            CandidateTruth.objects.filter(kind=kind, candidate__status=Candidate.Status.ACTIVE)
-            .exclude(candidate__gold__isnull=False)
-            .select_related("candidate")
-            .order_by("-candidate__sn")[:missing]
-        )
-        for truth in rows:
-            mark_gold(candidate=truth.candidate, is_real=truth.kind in REAL_TYPES, kind=kind)
+        for k, regime in enumerate(regimes):
+            want = per_kind // 2 + (per_kind % 2 if k else 0)
+            have = GoldStandard.objects.filter(regime, kind=kind, active=True).count()
+            _top_up(kind, regime, want - have)
+        # a kind found in one regime only: fill up from whatever is left
+        _top_up(kind, Q(), per_kind - GoldStandard.objects.filter(kind=kind, active=True).count())
     return GoldStandard.objects.filter(active=True).count()
+
+
+def _top_up(kind: str, where: Q, missing: int) -> None:
+    if missing <= 0:
+        return
+    rows = (
+        CandidateTruth.objects.filter(where, kind=kind, candidate__status=Candidate.Status.ACTIVE)
+        .exclude(candidate__gold__isnull=False)
+        .select_related("candidate")
+        .order_by("-candidate__sn")[:missing]
+    )
+    for truth in rows:
+        mark_gold(candidate=truth.candidate, is_real=truth.kind in REAL_TYPES, kind=kind)

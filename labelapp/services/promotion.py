@@ -90,8 +90,10 @@ def _noise(metrics: dict, regime: str) -> float:
     n_real, n_false = m.get("n_real") or 0, m.get("n_false") or 0
     if not n_real or not n_false:
         return 0.0
-    tpr = m["tp"] / n_real
-    tnr = m["tn"] / n_false
+    # Laplace-smoothed rates: a perfect score on a small set is not proof of no error (the
+    # raw binomial SE would be 0, and then one mistake by a new model rejected it).
+    tpr = (m["tp"] + 1) / (n_real + 2)
+    tnr = (m["tn"] + 1) / (n_false + 2)
     return 0.5 * float(np.sqrt(tpr * (1 - tpr) / n_real + tnr * (1 - tnr) / n_false))
 
 

@@ -63,7 +63,16 @@ def _consensus_targets() -> dict[int, float]:
             "no finished aggregation run yet: run `manage.py aggregate_votes` "
             "(or wait for the scheduled one) before training on consensus"
         )
-    targets = dict(Label.objects.filter(run=run).values_list("candidate_id", "posterior"))
+    # Only labels the crowd has settled: a candidate with one or two votes carries one
+    # volunteer's noise, and training on every voted candidate made each new model worse as
+    # the catalogue filled with such labels (bench/RESULTS.md, "In-silico campaign").
+    targets = dict(
+        Label.objects.filter(
+            run=run,
+            n_votes__gte=settings.RETIRE_MIN_VOTES,
+            confidence__gte=settings.TRAIN_MIN_CONFIDENCE,
+        ).values_list("candidate_id", "posterior")
+    )
     # Hard labels override the crowd: experts, then gold standards.
     targets.update(
         {
@@ -229,8 +238,8 @@ def new_labels_since_live_model() -> int:
     """Consensus labels now available minus those the live model was trained from."""
     from labelapp.selectors.models import live_model
 
-    run = AggregationRun.objects.filter(status=AggregationRun.Status.DONE).first()
-    available = run.n_candidates if run else 0
+    run = AggregationRun.objects.filter(status=AggregationRun.Status.DONE, n_votes__gt=0).first()
+    available = len(_consensus_targets()) if run else 0  # what training would use now
     live = live_model()
     used = int(live.card.get("n_labels", 0)) if live and live.label_source == "consensus" else 0
     return available - used
