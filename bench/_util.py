@@ -51,6 +51,20 @@ def postgres_url(dbname: str) -> str | None:
         return None
 
 
+def drop_database(dbname: str) -> None:
+    """Drop a bench database (closing Django's connections to it first, if any)."""
+    import psycopg
+
+    try:
+        from django.db import connections
+
+        connections.close_all()
+    except Exception:  # noqa: BLE001, S110 - Django not set up in this process: nothing to close
+        pass
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from _util import postgres_url
+from _util import drop_database, postgres_url
 
 DB_NAME = "labelapp_bench_console"
 PAGES = (
@@ -165,15 +165,7 @@ def main() -> None:
         measure(mv)
     finally:
         if not args.keep:
-            from django.db import connections
-
-            connections.close_all()
-            import psycopg
-
-            with psycopg.connect(
-                "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
-            ) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            drop_database(DB_NAME)
 
 
 if __name__ == "__main__":

@@ -67,9 +67,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
-    from _util import ROOT, Volunteer, free_port, postgres_url
+    from _util import ROOT, Volunteer, drop_database, free_port, postgres_url
 except ImportError:  # imported as bench.bench_load_faults (the integration tests)
-    from bench._util import ROOT, Volunteer, free_port, postgres_url
+    from bench._util import ROOT, Volunteer, drop_database, free_port, postgres_url
 
 DB_NAME = "labelapp_bench_load_faults"
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -1043,14 +1043,8 @@ def main() -> None:
         if not args.keep:
             import shutil
 
-            import psycopg
-
             shutil.rmtree(data_dir, ignore_errors=True)  # the stores: GBs at 200,000 candidates
-
-            with psycopg.connect(
-                "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
-            ) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            drop_database(DB_NAME)
 
 
 if __name__ == "__main__":

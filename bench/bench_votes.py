@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _util import ROOT, Volunteer, free_port, postgres_url
+from _util import ROOT, Volunteer, drop_database, free_port, postgres_url
 
 DB_NAME = "labelapp_bench_votes"
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -401,15 +401,7 @@ def main() -> None:
         print(explain(db_url))
     finally:
         if not args.keep:
-            from django.db import connections
-
-            connections.close_all()
-            import psycopg
-
-            with psycopg.connect(
-                "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
-            ) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            drop_database(DB_NAME)
 
 
 if __name__ == "__main__":

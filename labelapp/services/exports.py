@@ -60,6 +60,7 @@ from labelapp.models import (
     RoundCandidate,
     Vote,
 )
+from labelapp.selectors.models import live_model
 from mlcore.survey import LYA_REST
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,6 @@ def plan_catalogue(*, model_version_id: int | None = None) -> CataloguePlan:
         if model_version is None:
             raise ExportError(f"there is no model version {model_version_id}")
     else:
-        from labelapp.selectors.models import live_model
-
         model_version = live_model()
     run = AggregationRun.objects.filter(status=AggregationRun.Status.DONE).order_by("-pk").first()
     with connection.cursor() as cur:
