@@ -13,5 +13,8 @@ urlpatterns = [
     path("", include("labelapp.urls_volunteer")),
 ]
 
-# JSON errors for /api/, 503 + Retry-After while the database or Redis is unreachable.
+# JSON errors for /api/ (unknown paths, unreadable requests, crashes); 503 + Retry-After
+# while the database or Redis is unreachable.
+handler400 = "labelapp.views.errors.bad_request"
+handler404 = "labelapp.views.errors.page_not_found"
 handler500 = "labelapp.views.errors.server_error"

@@ -184,3 +184,31 @@ def test_candidate_urls_follow_the_script_prefix():
     assert candidate_payload({"detectid": 7, "wave": 1.0})["cutout_url"] == (
         "/candidates/7/cutout.png"
     )
+
+
+def test_errors_django_answers_itself_are_json_on_the_api(browser, settings):
+    """Wrong method, unknown path and an unreadable body: the same JSON error shape as every
+    other API answer, so the page's error handling never meets HTML."""
+    token = {"X-CSRFToken": browser.cookies["csrftoken"].value}
+    r = browser.put("/api/votes/", headers=token)
+    assert r.status_code == 405 and r["Allow"] == "POST"
+    assert r.json()["error"]["code"] == "method_not_allowed"
+    assert "PUT is not allowed" in r.json()["error"]["message"]
+    r = browser.post("/api/next/", headers=token)
+    assert r.status_code == 405 and r["Allow"] == "GET, HEAD"
+
+    r = browser.get("/api/no-such-thing/")
+    assert r.status_code == 404 and r["Content-Type"] == "application/json"
+    assert r.json()["error"] == {
+        "code": "not_found",
+        "message": "no API endpoint at /api/no-such-thing/: see /api/openapi.json",
+    }
+    assert "<html" in browser.get("/no-such-page/").content.decode().lower()  # pages stay HTML
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    make_candidates(1)
+    r = browser.post(
+        "/api/votes/", {"detectid": "1", "answer": "yes", "pad": "x" * 5000}, headers=token
+    )
+    assert r.status_code == 400 and r.json()["error"]["message"] == "the body is too large"
+    assert not Vote.objects.exists()

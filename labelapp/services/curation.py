@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import (
     Case,
     Count,
@@ -53,7 +53,7 @@ from labelapp.selectors.models import live_model
 from labelapp.services.audit import record_audit
 from labelapp.services.consensus import set_candidate_status, update_consensus
 from labelapp.services.gold import mark_gold
-from labelapp.services.votes import _count_vote
+from labelapp.services.votes import count_vote
 from mlcore.survey import LYA_REST, REAL_TYPES, TRUTH_TYPES
 
 FEEDBACK_MAX = 600  # characters of gold feedback: a volunteer reads it on a phone
@@ -267,8 +267,7 @@ def _expert_vote(
         },
     )
     if created:
-        with connection.cursor() as cur:
-            _count_vote(volunteer, vote, correct=None, cursor=cur)
+        count_vote(volunteer, vote, correct=None)
         return vote, None
     previous = vote.answer
     if previous != answer:

@@ -144,7 +144,7 @@ def submit_vote(
         row = cur.fetchone()
         if row is not None:
             vote.pk = row[0]
-            _count_vote(volunteer, vote, correct=correct, cursor=cur)
+            count_vote(volunteer, vote, correct=correct, cursor=cur)
             after_vote(vote)
     if row is None:  # another request (a second tab, a retry) recorded this vote first
         existing = Vote.objects.filter(volunteer=volunteer, candidate=candidate).first()
@@ -200,8 +200,13 @@ def _result(vote: Vote, *, created: bool, gold: GoldStandard | None) -> VoteResu
     return VoteResult(vote=vote, created=created, gold=gold, correct=correct)
 
 
-def _count_vote(volunteer: Volunteer, vote: Vote, *, correct: bool | None, cursor) -> None:
-    """Move the volunteer's counters for one new vote: one UPDATE, atomic increments."""
+def count_vote(volunteer: Volunteer, vote: Vote, *, correct: bool | None, cursor=None) -> None:
+    """Move the volunteer's counters (votes, unsure, gold, streak) for one newly stored vote:
+    one UPDATE with atomic increments. Every path that stores a Vote calls it once, in the
+    vote's transaction. ``correct``: the gold answer's verdict, None when not gold."""
+    if cursor is None:
+        with connection.cursor() as cur:
+            return count_vote(volunteer, vote, correct=correct, cursor=cur)
     today = vote.created_at.date()  # UTC day (created_at is aware, in UTC)
     if volunteer.last_active_day == today:
         streak = volunteer.streak_days

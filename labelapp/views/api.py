@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -18,7 +18,6 @@ from django.shortcuts import render
 from django.urls import get_script_prefix, reverse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_POST
 
 from labelapp.models import Candidate, Vote
 from labelapp.services import queue, vote_watch, votes
@@ -35,6 +34,32 @@ def error(status: int, code: str, message: str, **extra) -> JsonResponse:
     if "retry_after_s" in extra:
         resp["Retry-After"] = str(extra["retry_after_s"])
     return resp
+
+
+def allow(*methods: str):
+    """Like Django's require_GET/require_POST, but a wrong method gets the API's JSON error
+    (Django's answer is an empty 405) with the Allow header."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs):
+            if request.method not in methods:
+                resp = error(
+                    405,
+                    "method_not_allowed",
+                    f"{request.method} is not allowed here; use {' or '.join(methods)}",
+                )
+                resp["Allow"] = ", ".join(methods)
+                return resp
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+require_GET = allow("GET", "HEAD")
+require_POST = allow("POST")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
@@ -131,7 +156,7 @@ def _body(request: HttpRequest) -> dict:
         if not isinstance(data, dict):
             raise votes.InvalidVote("the body must be a JSON object")
         return data
-    return request.POST.dict()
+    return request.POST.dict()  # too large a form body: CSRF reads it first -> handler400
 
 
 def _detectid(data: dict) -> int:

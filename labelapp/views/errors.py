@@ -1,4 +1,5 @@
-"""The 500 handler: JSON for the API, and 503 + Retry-After when a backing service is down.
+"""Error handlers: JSON for the API (the classify page and scripts parse every answer), and
+503 + Retry-After when a backing service is down.
 
 Django calls ``handler500`` while the uncaught exception is still being handled, so
 ``sys.exc_info()`` tells a database or Redis outage (PostgreSQL restarting, Redis
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -58,3 +60,25 @@ def server_error(request: HttpRequest) -> HttpResponse:
         {"error": {"code": "server_error", "message": "Something went wrong on our side."}},
         status=500,
     )
+
+
+def _api_error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Requests Django refuses before any view runs (a form body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE, a bad Host header)."""
+    if request.path.startswith("/api/"):
+        if isinstance(exception, RequestDataTooBig):
+            return _api_error(400, "invalid", "the body is too large")
+        return _api_error(400, "bad_request", "the request could not be read")
+    return defaults.bad_request(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return _api_error(
+            404, "not_found", f"no API endpoint at {request.path}: see /api/openapi.json"
+        )
+    return defaults.page_not_found(request, exception)
