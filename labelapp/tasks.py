@@ -11,15 +11,16 @@ from django.db import InterfaceError, OperationalError
 
 from labelapp.services import aggregation, health
 
-# The scoring tasks are idempotent (planning is get-or-create, a chunk replaces its own
-# rows), so they are never dropped half-way: one that meets the database down (PostgreSQL
-# restarting, a connection cut) is retried with backoff (up to 1, 2, 4 ... 60 s; 10 tries,
-# ~5 minutes at most) instead of being acknowledged as failed, and one whose pool process is
-# killed (the OOM killer, SIGKILL) is put back on the queue instead of acknowledged
-# (reject_on_worker_lost; a chunk that killed its process every time would come back every
-# time, which the worker log shows). A dropped chunk left its run, and the round after it,
-# unfinished (bench/bench_load_faults.py).
-SCORING_TASK = {
+# The scoring tasks and start_round are idempotent (planning is get-or-create, a chunk
+# replaces its own rows, a round is keyed by its task id), so they are never dropped
+# half-way: one that meets the database down (PostgreSQL restarting, a connection cut) is
+# retried with backoff (up to 1, 2, 4 ... 60 s; 10 tries, ~5 minutes at most) instead of
+# being acknowledged as failed, and one whose pool process is killed (the OOM killer,
+# SIGKILL) is put back on the queue instead of acknowledged (reject_on_worker_lost; a chunk
+# that killed its process every time would come back every time, which the worker log
+# shows). A dropped chunk left its run, and the round after it, unfinished
+# (bench/bench_load_faults.py).
+IDEMPOTENT_TASK = {
     "acks_late": True,
     "reject_on_worker_lost": True,
     "autoretry_for": (OperationalError, InterfaceError),
@@ -81,7 +82,7 @@ def retrain_model(
     return version.pk
 
 
-@shared_task(ignore_result=True, **SCORING_TASK)
+@shared_task(ignore_result=True, **IDEMPOTENT_TASK)
 def score_catalogue(model_version_id: int) -> None:
     """Fan the scoring run out as chunks on the cpu queue (any number of workers)."""
     from labelapp.models import ModelVersion
@@ -95,21 +96,27 @@ def score_catalogue(model_version_id: int) -> None:
         loop.finish_run(model_version_id=version.pk, on_complete=start_round.delay)
 
 
-@shared_task(ignore_result=True, **SCORING_TASK)
+@shared_task(ignore_result=True, **IDEMPOTENT_TASK)
 def score_chunk(chunk_id: int) -> None:
     from labelapp.services import loop
 
     loop.run_chunk(chunk_id=chunk_id, on_complete=start_round.delay)
 
 
-@shared_task(ignore_result=True, acks_late=True)
+# start_round is keyed by its task id (services.rounds.start_round(request_key=...)), so a
+# retry or a redelivery returns the round it already opened: retried on database errors
+# like the scoring tasks, so a round due after a scoring run is not lost to a restart.
+@shared_task(ignore_result=True, **IDEMPOTENT_TASK)
 def start_round(progress_key: str | None = None, **acquisition) -> int:
     """Open the next round with the console's saved acquisition settings (overridable)."""
     from labelapp.services import progress, rounds
 
-    key = progress_key or start_round.request.id or "direct"
+    task_id = start_round.request.id
+    key = progress_key or task_id or "direct"
     with progress.tracked(name="start_round", key=key, total=1) as row:
-        rnd = rounds.start_round(config=rounds.acquisition_config(**acquisition))
+        rnd = rounds.start_round(
+            config=rounds.acquisition_config(**acquisition), request_key=task_id
+        )
         progress.set_progress(row, done=1, message=f"round {rnd.number}: {rnd.n_queued} queued")
     return rnd.pk
 

@@ -71,6 +71,38 @@ def test_next_round_closes_the_previous_with_what_it_gained():
     assert Round.objects.filter(status="open").count() == 1
 
 
+def test_a_repeated_start_round_request_opens_one_round(monkeypatch):
+    """Keyed by the task id: a redelivered message, or a retry after the database failed
+    (here once, before anything was stored), returns the round the first one opened."""
+    from django.db import OperationalError
+
+    from labelapp import tasks
+    from labelapp.services import rounds
+
+    make_candidates(5)
+    before = start_round()
+    first = start_round(request_key="task-1")
+    assert start_round(request_key="task-1").pk == first.pk
+    assert Round.objects.count() == 2 and first.acquisition["request_key"] == "task-1"
+
+    real, calls = rounds.start_round, []
+
+    def flaky(**kw):
+        calls.append(kw["request_key"])
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(**kw)
+
+    monkeypatch.setattr(rounds, "start_round", flaky)
+    result = tasks.start_round.apply(task_id="task-2")
+    assert calls == ["task-2", "task-2"]  # retried with the same key
+    assert tasks.start_round.apply(task_id="task-2").get() == result.get()  # redelivered
+    assert Round.objects.count() == 3
+    assert set(Round.objects.filter(status="open").values_list("pk", flat=True)) == {result.get()}
+    before.refresh_from_db()
+    assert before.status == "closed"
+
+
 def test_unknown_acquisition_setting_is_refused():
     with pytest.raises(RoundError, match="unknown acquisition setting"):
         acquisition_config(temperature=3)

@@ -78,10 +78,20 @@ def _active_arrays(model_version: ModelVersion | None) -> dict[str, np.ndarray]:
 
 
 def start_round(
-    *, config: AcquisitionConfig | None = None, model_version: ModelVersion | None = None
+    *,
+    config: AcquisitionConfig | None = None,
+    model_version: ModelVersion | None = None,
+    request_key: str | None = None,
 ) -> Round:
-    """Close the open round and open the next one with a freshly ordered queue."""
+    """Close the open round and open the next one with a freshly ordered queue.
+
+    ``request_key`` (the Celery task id) makes a repeat of the same request return the
+    round it opened instead of opening another: a redelivered message, or a retry after the
+    database failed at COMMIT time, when the round may or may not have been stored.
+    """
     config = config or AcquisitionConfig()
+    if request_key and (done := _round_for(request_key)) is not None:
+        return done
     model_version = model_version or live_model()
     arr = _active_arrays(model_version)
     scored = np.isfinite(arr["prob"]) & ~arr["gold"]
@@ -100,12 +110,19 @@ def start_round(
     else:
         prio = -arr["sn"]
     with transaction.atomic():
-        _close_open_round()
+        open_round = Round.objects.select_for_update().filter(status=Round.Status.OPEN).first()
+        # Checked again under the lock: a twin of this request that held it first has
+        # closed that round and committed its own (READ COMMITTED sees it now).
+        if request_key and (done := _round_for(request_key)) is not None:
+            return done
+        _close_round(open_round)
         number = (Round.objects.aggregate(m=Max("number"))["m"] or 0) + 1
         rnd = Round.objects.create(
             number=number,
             scored_by=model_version if result is not None else None,
-            acquisition=asdict(config) | {"fallback": result is None},
+            acquisition=asdict(config)
+            | {"fallback": result is None}
+            | ({"request_key": request_key} if request_key else {}),
             max_vote_id_start=Vote.objects.aggregate(m=Max("pk"))["m"] or 0,
         )
         set_column(Candidate, "priority", arr["id"].tolist(), prio.tolist())
@@ -123,8 +140,11 @@ def start_round(
     return rnd
 
 
-def _close_open_round() -> None:
-    rnd = Round.objects.select_for_update().filter(status=Round.Status.OPEN).first()
+def _round_for(request_key: str) -> Round | None:
+    return Round.objects.filter(acquisition__request_key=request_key).first()
+
+
+def _close_round(rnd: Round | None) -> None:
     if rnd is None:
         return
     end = Vote.objects.aggregate(m=Max("pk"))["m"] or 0

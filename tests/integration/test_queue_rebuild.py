@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from labelapp.models import Candidate, CandidateScore, ModelVersion
+from labelapp.models import Candidate, CandidateScore, ModelVersion, Round
 from labelapp.services.promotion import promote_model
 from labelapp.services.queue import next_candidate
 from labelapp.services.rounds import acquisition_config, start_round
@@ -50,3 +50,31 @@ def test_queue_is_never_empty_during_rebuilds():
     assert empty == [] and len(served) > 10
     # and the rebuild did change the order: the last round's batch is at the front
     assert Candidate.objects.order_by("-priority").first().rounds.exists()
+
+
+def test_twin_start_round_requests_racing_open_one_round():
+    """Two workers holding the same start_round message (a redelivery while the first still
+    runs) race on PostgreSQL: the open round's row lock serialises them and the second
+    returns the round the first opened."""
+    make_candidates(500)
+    start_round()  # an open round for both to close
+    barrier, results, errors = threading.Barrier(4), [], []
+
+    def worker():
+        try:
+            barrier.wait()
+            results.append(start_round(request_key="same-task").pk)
+        except Exception as exc:  # reported below, not swallowed
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(set(results)) == 1 and len(results) == 4
+    assert Round.objects.count() == 2
+    assert list(Round.objects.filter(status="open").values_list("pk", flat=True)) == results[:1]
