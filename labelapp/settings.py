@@ -103,6 +103,14 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Server-side binding lets psycopg prepare a statement once a connection has run it 5
+    # times: the vote path's statements are then not re-planned on every request (planning
+    # was ~3/4 of the next-candidate query's PostgreSQL time). Off behind a transaction-mode
+    # pgbouncer older than 1.21, which cannot keep prepared statements.
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
+            "LABELAPP_DB_SERVER_SIDE_BINDING", True
+        )
 else:
     DATABASES = {
         "default": {
@@ -116,9 +124,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    CACHES = {"default": {"BACKEND": "labelapp.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {
         "default": {
