@@ -159,7 +159,9 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
             "round": k,
             "votes_this_round": cast,
             "votes_total": Vote.objects.count(),
-            "labels_total": run.n_candidates,
+            "labels_total": run.n_candidates,  # candidates with any consensus label
+            # the settled labels (+ gold, expert answers) the live model was trained on
+            "labels_trained": int(model.card.get("n_labels", 0)) if model else 0,
             "retired_total": _retired_count(),
             "model": version.pk,
             "promoted": promoted,
@@ -277,21 +279,31 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
         summary["random_final_bacc_low"] = final_random
         summary["random_labels"] = baseline["rounds"][-1]["labels_total"]
         summary["random_votes"] = baseline["rounds"][-1]["votes_total"]
+        summary["random_labels_trained"] = baseline["rounds"][-1].get("labels_trained")
+        # Three costs: consensus labels gathered (any vote), labels the model trained on
+        # (settled ones: what "labels used" means for the model), votes (volunteer time).
+        costs = (
+            ("labels_total", "labels", "random_labels"),
+            ("labels_trained", "trained_labels", "random_labels_trained"),
+            ("votes_total", "votes", "random_votes"),
+        )
         for name, rep in reports.items():
-            if name != "random" and final_random is not None:
-                # at equal labels (the measure) and at equal votes (volunteer time)
-                need = labels_to_reach(rep["rounds"], final_random)
-                summary[f"{name}_labels_to_reach_random_final"] = need
-                if need:
-                    summary[f"{name}_label_ratio"] = round(need / summary["random_labels"], 3)
-                votes = labels_to_reach(rep["rounds"], final_random, cost="votes_total")
-                summary[f"{name}_votes_to_reach_random_final"] = votes
-                if votes:
-                    summary[f"{name}_vote_ratio"] = round(votes / summary["random_votes"], 3)
+            if name == "random" or final_random is None:
+                continue
+            for cost, word, base in costs:
+                if summary.get(base) is None:  # a report from before labels_trained existed
+                    continue
+                need = labels_to_reach(rep["rounds"], final_random, cost=cost)
+                summary[f"{name}_{word}_to_reach_random_final"] = need
+                if need and summary[base]:
+                    ratio = f"{name}_{word.removesuffix('s')}_ratio"
+                    summary[ratio] = round(need / summary[base], 3)
     (out_dir / "campaign.json").write_text(
         json.dumps({"summary": summary, "strategies": reports}, indent=2)
     )
     figs = [_curve_figure(reports, "labels_total", "consensus labels used")]
+    if all("labels_trained" in r for rep in reports.values() for r in rep["rounds"]):
+        figs.append(_curve_figure(reports, "labels_trained", "labels the live model trained on"))
     figs.append(_curve_figure(reports, "votes_total", "volunteer votes used"))
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary.items())
     divs = "".join(f'<div id="fig{i}"></div>' for i in range(len(figs)))
