@@ -11,6 +11,10 @@ Two phases, each ``--seconds`` long:
   * ``combined``: POST /api/votes/ with ``next: 1`` -- what the classify page does (one round
     trip per answer);
   * ``separate``: GET /api/next/ then POST /api/votes/ with ``next: 0`` (two round trips).
+Then open-loop phases (``--rates``, default 300/s): answers arrive as a Poisson stream at that
+rate whatever the server does, and latency counts from each answer's scheduled time, so
+queueing behind a saturated server is charged too -- the "300 votes/s with p95 under 50 ms"
+question itself, which a closed loop (latency = in-flight / throughput) cannot answer.
 Prints p50/p95/p99 latency of one "next + vote" cycle and votes/s sustained, then EXPLAIN
 ANALYZE of the next-candidate query for a volunteer with many votes. Each row also splits
 the CPU time per recorded vote: gunicorn, PostgreSQL, Redis, the load generator, and whatever
@@ -20,6 +24,7 @@ generator answers much faster than a person), but its Redis counter still runs p
 
     python bench/bench_votes.py [--candidates 2500000] [--seconds 30] [--workers 4]
                                 [--server-threads 2] [--clients 2] [--threads 12] [--keep]
+                                [--modes combined separate] [--rates 300] [--open-threads 16]
                                 [--reuse]  # a database kept by --keep, its votes cleared
 """
 
@@ -120,9 +125,14 @@ def fill(db_url: str, n: int) -> None:
 
 
 # --- load generator (the HTTP client is _util.Volunteer) ------------------------------------
-def client_thread(port, mode, deadline, votes_per_volunteer, out, seed):
+def client_thread(port, mode, deadline, votes_per_volunteer, out, seed, rate=0.0):
+    """Closed loop (``rate`` 0: answer again as soon as the last answer came back) or open
+    loop (Poisson arrivals at ``rate`` answers/s for this thread). Open-loop latency counts
+    from the scheduled send time, so a server that falls behind is charged the wait too
+    (no coordinated omission)."""
     rng = random.Random(seed)
     lat, errors, votes, skipped = [], 0, 0, 0
+    due = time.perf_counter() + (rng.expovariate(rate) if rate else 0.0)
     while time.perf_counter() < deadline:
         v = Volunteer(port)
         status, data = v.request("GET", "/api/next/")
@@ -133,7 +143,15 @@ def client_thread(port, mode, deadline, votes_per_volunteer, out, seed):
             cand = queue.pop(0)
             body = {"detectid": cand["detectid"], "answer": rng.choice(["yes", "no", "no"]),
                     "client": "keyboard", "response_ms": 1500}  # fmt: skip
-            t0 = time.perf_counter()
+            if rate:
+                if due >= deadline:
+                    break
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                t0, due = due, due + rng.expovariate(rate)
+            else:
+                t0 = time.perf_counter()
             try:
                 if mode == "separate":
                     s1, d1 = v.request("GET", f"/api/next/?exclude={cand['detectid']}")
@@ -159,7 +177,7 @@ def client_thread(port, mode, deadline, votes_per_volunteer, out, seed):
     out.put((lat, errors, votes, skipped))
 
 
-def client_process(port, mode, deadline, threads, votes_per_volunteer, out, seed):
+def client_process(port, mode, deadline, threads, votes_per_volunteer, out, seed, rate=0.0):
     import queue
     import threading
 
@@ -167,7 +185,7 @@ def client_process(port, mode, deadline, threads, votes_per_volunteer, out, seed
     ts = [
         threading.Thread(
             target=client_thread,
-            args=(port, mode, deadline, votes_per_volunteer, local, seed * 1000 + i),
+            args=(port, mode, deadline, votes_per_volunteer, local, seed * 1000 + i, rate),
         )
         for i in range(threads)
     ]
@@ -217,7 +235,8 @@ def machine_busy() -> float:
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / _TICK
 
 
-def run_phase(port, mode, seconds, clients, threads, votes_per_volunteer, pgid) -> dict:
+def run_phase(port, mode, seconds, clients, threads, votes_per_volunteer, pgid, rate=0.0) -> dict:
+    """One load phase; ``rate`` > 0: open loop at ``rate`` answers/s in total."""
     out: mp.Queue = mp.Queue()
     deadline = time.perf_counter() + seconds  # perf_counter is system-wide on Linux
     cpu0, busy0 = process_cpu(pgid), machine_busy()
@@ -225,7 +244,16 @@ def run_phase(port, mode, seconds, clients, threads, votes_per_volunteer, pgid) 
     procs = [
         mp.Process(
             target=client_process,
-            args=(port, mode, deadline, threads, votes_per_volunteer, out, k + 1),
+            args=(
+                port,
+                mode,
+                deadline,
+                threads,
+                votes_per_volunteer,
+                out,
+                k + 1,
+                rate / (clients * threads),
+            ),
         )
         for k in range(clients)
     ]
@@ -314,13 +342,16 @@ def run_app(label: str, app: str, args, db_url: str, data_dir: str) -> None:
         warm = Volunteer(port)
         for _ in range(args.workers * 4):
             warm.request("GET", "/api/next/")
-        for mode in args.modes:
+        phases = [(mode, mode, args.threads, 0.0) for mode in args.modes] + [
+            (f"open {rate:.0f}/s", "combined", args.open_threads, rate) for rate in args.rates
+        ]
+        for name, mode, threads, rate in phases:
             r = run_phase(
-                port, mode, args.seconds, args.clients, args.threads, args.votes_per_volunteer,
-                gunicorn.pid,
+                port, mode, args.seconds, args.clients, threads, args.votes_per_volunteer,
+                gunicorn.pid, rate,
             )  # fmt: skip
             c = r["cpu"]
-            print(f"{label + ' ' + r['mode']:>17} {r['votes']:>7,} {r['skipped']:>5} "
+            print(f"{label + ' ' + name:>17} {r['votes']:>7,} {r['skipped']:>5} "
                   f"{r['errors']:>6} {r['votes_s']:>8.0f} {r['p50']:>7.1f} {r['p95']:>7.1f} "
                   f"{r['p99']:>7.1f} {r['mean']:>8.1f} | {c['web']:>5.2f} {c['db']:>5.2f} "
                   f"{c['redis']:>5.2f} {c['client']:>6.2f} {c['other']:>5.2f} "
@@ -343,7 +374,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=12, help="client threads per process")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--votes-per-volunteer", type=int, default=40)
-    parser.add_argument("--modes", nargs="+", default=["combined", "separate"])
+    parser.add_argument("--modes", nargs="*", default=["combined", "separate"])
+    parser.add_argument(
+        "--rates", nargs="*", type=float, default=[300.0],
+        help="open-loop phases (combined mode): Poisson arrivals at these answers/s in total",
+    )  # fmt: skip
+    parser.add_argument(
+        "--open-threads", type=int, default=16, help="client threads per process, open loop"
+    )
     parser.add_argument(
         "--apps", nargs="+", default=["full", "no-hook"], choices=["full", "no-hook"],
         help="full: as deployed; no-hook: after_vote/after_undo (live consensus) disabled",
@@ -391,7 +429,10 @@ def main() -> None:
             run_app(label, apps[label], args, db_url, data_dir)
         print(
             "latency = one 'next + vote' cycle as the client sees it (combined: one POST "
-            "that returns the next candidate; separate: GET /api/next/ + POST /api/votes/); "
+            "that returns the next candidate; separate: GET /api/next/ + POST /api/votes/; "
+            "closed loop: each client thread answers again as soon as it has its answer; "
+            "open R/s: answers arrive at R/s whatever the server does, latency counted from "
+            "the scheduled time); "
             "409 = candidate retired by other volunteers' votes while held (the page skips it); "
             "CPU ms per recorded vote: web = gunicorn processes, db = all PostgreSQL processes, "
             "client = the load generator, other = everything else busy on the machine "

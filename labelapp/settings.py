@@ -107,9 +107,12 @@ if DATABASE_URL:
     # times: the vote path's statements are then not re-planned on every request (planning
     # was ~3/4 of the next-candidate query's PostgreSQL time). Off behind a transaction-mode
     # pgbouncer older than 1.21, which cannot keep prepared statements.
-    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
-            "LABELAPP_DB_SERVER_SIDE_BINDING", True
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool(
+        "LABELAPP_DB_SERVER_SIDE_BINDING", True
+    ):
+        # Django leaves psycopg's prepare_threshold at None (never prepare) unless set.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=5
         )
 else:
     DATABASES = {
