@@ -85,3 +85,4 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     assert "plotly.min.js" in html and (tmp_path / "plotly.min.js").exists()
     assert "volunteer votes used" in html and "consensus labels used" in html
     assert "labels the live model trained on" in html
+    assert "<th>random_final_bacc_low</th><td>0.850</td>" in html

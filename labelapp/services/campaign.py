@@ -305,7 +305,7 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
     if all("labels_trained" in r for rep in reports.values() for r in rep["rounds"]):
         figs.append(_curve_figure(reports, "labels_trained", "labels the live model trained on"))
     figs.append(_curve_figure(reports, "votes_total", "volunteer votes used"))
-    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary.items())
+    rows = "".join(f"<tr><th>{k}</th><td>{_cell(v)}</td></tr>" for k, v in summary.items())
     divs = "".join(f'<div id="fig{i}"></div>' for i in range(len(figs)))
     plots = "".join(
         f"Plotly.newPlot('fig{i}',{json.dumps(f['data'])},{json.dumps(f['layout'])});"
@@ -323,6 +323,12 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
     path = out_dir / "campaign.html"
     path.write_text(html)
     return path
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "not reached"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _curve_figure(reports: dict[str, dict], x_key: str, x_title: str) -> dict:
