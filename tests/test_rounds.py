@@ -127,6 +127,50 @@ def test_scoring_chunks_are_idempotent_and_join_exactly_once(tmp_path, settings)
     assert not ScoreChunk.objects.filter(done=False).exists()
 
 
+def test_kcenter_round_spreads_the_batch_over_cnn_embeddings(tmp_path, settings):
+    """diversity='kcenter' (offered in the console) runs on the live model's features,
+    computed from the stores for the k-center pool only."""
+    import torch
+
+    from labelapp.services.rendering import candidate_pixels
+    from labelapp.services.scoring import CandidateEmbeddings, score_all
+    from mlcore.cnn.data import normalise, spec_windows
+
+    settings.MODELS_DIR = tmp_path / "models"
+    ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(600, seed=8)))
+    version = train_model_version(label_source="truth", epochs=1, max_time_s=20, log=lambda m: None)
+    promote_model(model_version=version, reason="test")
+    score_all(model_version=version, n_samples=2)
+
+    ids = np.asarray(Candidate.objects.order_by("pk").values_list("pk", flat=True))
+    emb = CandidateEmbeddings(model_version=version, ids=ids)
+    got = emb[np.array([417, 3])]  # any order; rows map back to the asked-for candidates
+    assert got.shape == (2, emb.shape[1]) and np.isfinite(got).all()
+    for k, row in enumerate((417, 3)):
+        c = Candidate.objects.get(pk=ids[row])
+        px = candidate_pixels(c)
+        x, _ = normalise(torch.from_numpy(px["cutouts"][None]))
+        half = emb.model.config.spec_len // 2
+        win = spec_windows(px["spec"][None, 0], px["spec"][None, 1], np.array([c.wave]), half)
+        with torch.no_grad():
+            direct = emb.model.features(x, torch.as_tensor(win, dtype=torch.float32))
+        np.testing.assert_allclose(got[k], direct[0].numpy(), rtol=1e-4, atol=1e-5)
+
+    rnd = start_round(
+        config=acquisition_config(
+            strategy="bald", diversity="kcenter", batch_size=40, random_fraction=0.0,
+            low_sn_weight=1.0,
+        )
+    )  # fmt: skip
+    picked = list(RoundCandidate.objects.filter(round=rnd).values_list("candidate_id", flat=True))
+    assert rnd.n_queued == len(picked) == 40 and rnd.acquisition["diversity"] == "kcenter"
+    bald = dict(
+        CandidateScore.objects.filter(model_version=version).values_list("candidate_id", "bald")
+    )
+    pool = sorted(bald, key=lambda c: -bald[c])[: 5 * 40]  # k-center picks inside the top pool
+    assert set(picked) <= set(pool) and set(picked) != set(pool[:40])
+
+
 def test_nightly_retrain_waits_for_enough_new_labels(settings, monkeypatch):
     from labelapp import tasks
     from labelapp.models import AggregationRun, Label

@@ -97,11 +97,17 @@ def start_round(
     scored = np.isfinite(arr["prob"]) & ~arr["gold"]
     result = None
     if model_version is not None and scored.any():
+        embeddings = None
+        if config.diversity == "kcenter":  # torch: only on the worker that opens rounds
+            from labelapp.services.scoring import CandidateEmbeddings
+
+            embeddings = CandidateEmbeddings(model_version=model_version, ids=arr["id"])
         result = select_batch(
             prob=np.nan_to_num(arr["prob"], nan=0.5),
             bald=np.nan_to_num(arr["bald"], nan=0.0),
             sn=arr["sn"],
             wave=arr["wave"],
+            embeddings=embeddings,
             eligible=scored,
             config=config,
         )

@@ -107,3 +107,46 @@ def score_all(
         if progress:
             progress("score", done, total)
     return done
+
+
+class CandidateEmbeddings:
+    """An (N, D) array-like of a model's ``LineCNN.features`` for candidates ``ids``
+    (database ids, in the acquisition arrays' order), computed from the cutout stores only
+    for the rows asked for: k-center diversity reads just its pool (``pool_factor`` x the
+    batch size, e.g. 2,500 of 2.5 million candidates), so nothing is stored per model."""
+
+    def __init__(self, *, model_version: ModelVersion, ids: np.ndarray):
+        self.model = _model(model_version.directory)
+        self.ids = np.asarray(ids, np.int64)
+        self.shape = (len(self.ids), self.model.fc1.in_features)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        from mlcore.cnn.data import spec_windows
+        from mlcore.cnn.scoring import embed_batch
+
+        rows = np.asarray(rows, np.int64)
+        out = np.empty((len(rows), self.shape[1]), np.float32)
+        where = {cid: k for k, cid in enumerate(self.ids[rows].tolist())}
+        found = Candidate.objects.filter(pk__in=list(where)).values_list(
+            "pk", "batch__store_path", "row", "wave"
+        )
+        by_store: dict[str, list[tuple[int, int, float]]] = {}
+        for pk, path, row, wave in found:
+            by_store.setdefault(path, []).append((where[pk], row, wave))
+        if sum(map(len, by_store.values())) != len(where):
+            raise ValueError("some candidates asked for embeddings no longer exist")
+        half = self.model.config.spec_len // 2
+        for path, items in by_store.items():
+            items.sort(key=lambda t: t[1])  # increasing store rows: memmap-friendly reads
+            store = open_store(path)
+            for a in range(0, len(items), 1024):
+                part = items[a : a + 1024]
+                store_rows = [t[1] for t in part]
+                win = None
+                if half:
+                    sp = np.asarray(store.spec[store_rows], np.float32)
+                    waves = np.asarray([t[2] for t in part])
+                    win = spec_windows(sp[:, 0], sp[:, 1], waves, half)
+                feats = embed_batch(self.model, store.cutouts[store_rows], spec=win)
+                out[[t[0] for t in part]] = feats
+        return out

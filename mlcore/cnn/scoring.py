@@ -80,6 +80,18 @@ def score_batch(
     return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 
+@torch.inference_mode()
+def embed_batch(model: LineCNN, raw: np.ndarray, *, spec: np.ndarray | None = None) -> np.ndarray:
+    """(B, n_feat) float32 ``LineCNN.features`` of raw (B, 5, 9, 100) cutouts, normalised
+    exactly as scoring does (NaN pixels -> 0): the embedding k-center diversity spreads a
+    batch over. ``spec``: (B, 2, spec_len) windows for models with a 1D branch."""
+    device = next(model.parameters()).device
+    model.eval()
+    x, _ = normalise(torch.from_numpy(np.array(raw, dtype=np.float32)).to(device))
+    s = None if spec is None else torch.as_tensor(np.asarray(spec, np.float32)).to(device)
+    return model.features(x, s).float().cpu().numpy()
+
+
 def iter_scores(
     model: LineCNN,
     cutouts,
