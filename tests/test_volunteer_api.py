@@ -167,6 +167,21 @@ def test_openapi_schema_documents_every_api_route(client):
         "submitVote" in client.get("/api/").content.decode()
         or "votes" in client.get("/api/").content.decode()
     )
+    # the limits the API enforces are the ones it publishes
+    vote = schema["components"]["schemas"]["VoteRequest"]["properties"]
+    assert vote["exclude"]["maxItems"] == 10 and vote["response_ms"]["maximum"] == 86_400_000
+
+
+def test_limits_in_the_schema_are_enforced(browser):
+    cands = make_candidates(12)
+    ids = [c.detectid for c in cands]
+    r = post(browser, "/api/votes/", {"detectid": ids[0], "answer": "yes", "exclude": ids[1:]})
+    assert r.status_code == 400 and "at most 10" in r.json()["error"]["message"]
+    r = post(browser, "/api/votes/", {"detectid": ids[0], "answer": "yes",
+                                      "response_ms": 86_400_001})  # fmt: skip
+    assert r.status_code == 400 and "response_ms" in r.json()["error"]["message"]
+    ok = {"detectid": ids[0], "answer": "yes", "exclude": ids[1:11], "response_ms": 86_400_000}
+    assert post(browser, "/api/votes/", ok).status_code == 201
 
 
 def test_candidate_urls_follow_the_script_prefix():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from labelapp.models import Vote
+from labelapp.services.votes import MAX_EXCLUDE, MAX_RESPONSE_MS
 
 
 def _error(description: str) -> dict:
@@ -59,7 +60,10 @@ def openapi_schema() -> dict:
                         {
                             "name": "exclude",
                             "in": "query",
-                            "description": "comma-separated detectids the page already holds",
+                            "description": (
+                                "comma-separated detectids the page already holds (at most "
+                                f"{MAX_EXCLUDE})"
+                            ),
                             "schema": {"type": "string"},
                         },
                     ],
@@ -243,11 +247,16 @@ def openapi_schema() -> dict:
                         "detectid": {"type": "integer"},
                         "answer": {"enum": Vote.Answer.values},
                         "reason": {"enum": ["", *Vote.Reason.values]},
-                        "response_ms": {"type": "integer", "minimum": 0},
+                        "response_ms": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": MAX_RESPONSE_MS,
+                        },
                         "client": {"enum": Vote.Client.values},
                         "exclude": {
                             "type": "array",
                             "items": {"type": "integer"},
+                            "maxItems": MAX_EXCLUDE,
                             "description": "detectids the page holds; not returned as next",
                         },
                         "next": {

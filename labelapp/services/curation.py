@@ -53,7 +53,7 @@ from labelapp.selectors.models import live_model
 from labelapp.services.audit import record_audit
 from labelapp.services.consensus import set_candidate_status, update_consensus
 from labelapp.services.gold import mark_gold
-from labelapp.services.votes import count_vote
+from labelapp.services.votes import MAX_RESPONSE_MS, count_vote
 from mlcore.survey import LYA_REST, REAL_TYPES, TRUTH_TYPES
 
 FEEDBACK_MAX = 600  # characters of gold feedback: a volunteer reads it on a phone
@@ -194,7 +194,7 @@ def answer_expert_candidate(
     """
     if answer not in EXPERT_ANSWERS:
         raise InvalidInput("answer must be 'yes' (a real line) or 'no' (not real)")
-    if response_ms is not None and not 0 <= response_ms <= 86_400_000:
+    if response_ms is not None and not 0 <= response_ms <= MAX_RESPONSE_MS:
         raise InvalidInput("response_ms must be between 0 and 86400000")
     candidate = _candidate(detectid)
     if candidate.status != Candidate.Status.EXPERT:

@@ -68,6 +68,10 @@ def gold_answer_correct(*, answer: str, gold: GoldStandard) -> bool:
     return (answer == Vote.Answer.YES) == gold.is_real
 
 
+MAX_RESPONSE_MS = 86_400_000  # a day: anything longer is a clock or client bug
+MAX_EXCLUDE = 10  # detectids a page may ask the queue to skip (it holds a few at most)
+
+
 def _check_fields(answer: str, reason: str, client: str, response_ms: int | None) -> None:
     if answer not in Vote.Answer.values:
         raise InvalidVote(f"answer must be one of {', '.join(Vote.Answer.values)}, not {answer!r}")
@@ -77,8 +81,8 @@ def _check_fields(answer: str, reason: str, client: str, response_ms: int | None
         raise InvalidVote("a reason goes with a 'no' answer only")
     if client not in Vote.Client.values:
         raise InvalidVote(f"client must be one of {', '.join(Vote.Client.values)}, not {client!r}")
-    if response_ms is not None and not 0 <= response_ms <= 86_400_000:
-        raise InvalidVote("response_ms must be between 0 and 86400000")
+    if response_ms is not None and not 0 <= response_ms <= MAX_RESPONSE_MS:
+        raise InvalidVote(f"response_ms must be between 0 and {MAX_RESPONSE_MS}")
 
 
 def submit_vote(

@@ -101,7 +101,7 @@ def _url_patterns(script_prefix: str) -> tuple[str, str]:
     return out[0], out[1]
 
 
-def _ints(raw, name: str, limit: int = 10) -> list[int]:
+def _ints(raw, name: str, limit: int = votes.MAX_EXCLUDE) -> list[int]:
     if raw in (None, ""):
         return []
     items = raw.split(",") if isinstance(raw, str) else raw
@@ -187,7 +187,8 @@ def vote(request: HttpRequest) -> JsonResponse:
     try:
         data = _body(request)
         detectid = _detectid(data)
-        response_ms = _int(data, "response_ms", None, -1, 86_400_001)  # range checked below
+        # clamped just outside the valid range, so submit_vote's check names the field
+        response_ms = _int(data, "response_ms", None, -1, votes.MAX_RESPONSE_MS + 1)
         want_next = _int(data, "next", 1, 0, MAX_PREFETCH)
         exclude = _ints(data.get("exclude"), "exclude")
         volunteer = get_volunteer(session=request.session, user=request.user, create=True)
