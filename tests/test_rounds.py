@@ -144,8 +144,9 @@ def test_kcenter_round_spreads_the_batch_over_cnn_embeddings(tmp_path, settings)
 
     ids = np.asarray(Candidate.objects.order_by("pk").values_list("pk", flat=True))
     emb = CandidateEmbeddings(model_version=version, ids=ids)
-    got = emb[np.array([417, 3])]  # any order; rows map back to the asked-for candidates
-    assert got.shape == (2, emb.shape[1]) and np.isfinite(got).all()
+    got = emb[np.array([417, 3, 417])]  # any order, repeats: rows map back as asked
+    assert got.shape == (3, emb.shape[1]) and np.isfinite(got).all()
+    np.testing.assert_array_equal(got[0], got[2])
     for k, row in enumerate((417, 3)):
         c = Candidate.objects.get(pk=ids[row])
         px = candidate_pixels(c)

@@ -124,7 +124,7 @@ class CandidateEmbeddings:
         from mlcore.cnn.data import spec_windows
         from mlcore.cnn.scoring import embed_batch
 
-        rows = np.asarray(rows, np.int64)
+        rows, inverse = np.unique(np.asarray(rows, np.int64), return_inverse=True)
         out = np.empty((len(rows), self.shape[1]), np.float32)
         where = {cid: k for k, cid in enumerate(self.ids[rows].tolist())}
         found = Candidate.objects.filter(pk__in=list(where)).values_list(
@@ -149,4 +149,4 @@ class CandidateEmbeddings:
                     win = spec_windows(sp[:, 0], sp[:, 1], waves, half)
                 feats = embed_batch(self.model, store.cutouts[store_rows], spec=win)
                 out[[t[0] for t in part]] = feats
-        return out
+        return out[inverse]  # in the order asked, repeats included
