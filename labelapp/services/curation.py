@@ -195,7 +195,7 @@ def answer_expert_candidate(
     if answer not in EXPERT_ANSWERS:
         raise InvalidInput("answer must be 'yes' (a real line) or 'no' (not real)")
     if response_ms is not None and not 0 <= response_ms <= MAX_RESPONSE_MS:
-        raise InvalidInput("response_ms must be between 0 and 86400000")
+        raise InvalidInput(f"response_ms must be between 0 and {MAX_RESPONSE_MS}")
     candidate = _candidate(detectid)
     if candidate.status != Candidate.Status.EXPERT:
         return _repeat_or_conflict(candidate=candidate, volunteer=volunteer, answer=answer)

@@ -24,16 +24,10 @@ from labelapp.services import queue, vote_watch, votes
 from labelapp.services.api_schema import openapi_schema
 from labelapp.services.rendering import spectrum_figure
 from labelapp.services.volunteers import get_volunteer
+from labelapp.views.errors import api_error as error
 
 MAX_PREFETCH = 3
 INT64 = range(-(2**63), 2**63)  # detectids are 64-bit: anything outside can reach no row
-
-
-def error(status: int, code: str, message: str, **extra) -> JsonResponse:
-    resp = JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
-    if "retry_after_s" in extra:
-        resp["Retry-After"] = str(extra["retry_after_s"])
-    return resp
 
 
 def allow(*methods: str):

@@ -33,6 +33,15 @@ def _service_unavailable(exc: BaseException | None) -> bool:
     return isinstance(exc, RedisConnectionError | RedisTimeoutError)
 
 
+def api_error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    """The API's one error shape, ``{"error": {"code", "message", ...}}``; an
+    ``retry_after_s`` extra also sets the Retry-After header."""
+    resp = JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+    if "retry_after_s" in extra:
+        resp["Retry-After"] = str(extra["retry_after_s"])
+    return resp
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     exc = sys.exc_info()[1]
     unavailable = _service_unavailable(exc)
@@ -43,27 +52,13 @@ def server_error(request: HttpRequest) -> HttpResponse:
             response["Retry-After"] = str(RETRY_AFTER_S)
         return response
     if unavailable:
-        response = JsonResponse(
-            {
-                "error": {
-                    "code": "unavailable",
-                    "message": "The site is briefly unavailable: try again in "
-                    f"{RETRY_AFTER_S} seconds.",
-                    "retry_after_s": RETRY_AFTER_S,
-                }
-            },
-            status=503,
+        return api_error(
+            503,
+            "unavailable",
+            f"The site is briefly unavailable: try again in {RETRY_AFTER_S} seconds.",
+            retry_after_s=RETRY_AFTER_S,
         )
-        response["Retry-After"] = str(RETRY_AFTER_S)
-        return response
-    return JsonResponse(
-        {"error": {"code": "server_error", "message": "Something went wrong on our side."}},
-        status=500,
-    )
-
-
-def _api_error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    return api_error(500, "server_error", "Something went wrong on our side.")
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -71,14 +66,14 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     DATA_UPLOAD_MAX_MEMORY_SIZE, a bad Host header)."""
     if request.path.startswith("/api/"):
         if isinstance(exception, RequestDataTooBig):
-            return _api_error(400, "invalid", "the body is too large")
-        return _api_error(400, "bad_request", "the request could not be read")
+            return api_error(400, "invalid", "the body is too large")
+        return api_error(400, "bad_request", "the request could not be read")
     return defaults.bad_request(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
-        return _api_error(
+        return api_error(
             404, "not_found", f"no API endpoint at {request.path}: see /api/openapi.json"
         )
     return defaults.page_not_found(request, exception)
