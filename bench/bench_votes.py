@@ -205,9 +205,10 @@ def client_process(port, mode, deadline, threads, votes_per_volunteer, out, seed
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(gunicorn_pgid: int) -> dict[str, float]:
-    """CPU seconds so far of the gunicorn process group, PostgreSQL and Redis processes."""
-    cpu = {"web": 0.0, "db": 0.0, "redis": 0.0}
+def _process_cpu(gunicorn_pgid: int) -> dict[int, tuple[str, float]]:
+    """pid -> (web | db | redis, CPU seconds so far) for gunicorn's process group, PostgreSQL
+    and Redis processes."""
+    seen = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -220,12 +221,58 @@ def process_cpu(gunicorn_pgid: int) -> dict[str, float]:
         fields = stat[stat.rindex(")") + 2 :].split()
         seconds = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
         if int(fields[2]) == gunicorn_pgid:
-            cpu["web"] += seconds
+            seen[int(entry)] = ("web", seconds)
         elif comm.startswith("postgres"):
-            cpu["db"] += seconds
+            seen[int(entry)] = ("db", seconds)
         elif comm.startswith("redis-server"):
-            cpu["redis"] += seconds
-    return cpu
+            seen[int(entry)] = ("redis", seconds)
+    return seen
+
+
+class ProcessCpu:
+    """CPU seconds spent by the gunicorn, PostgreSQL and Redis processes during a phase.
+
+    Polled in a thread: a process that exits mid-phase (an autovacuum worker, a backend whose
+    connection closed) takes its counters with it, so a start/end difference alone would
+    charge its CPU to "other" and could even go negative. Each process counts up to the last
+    poll it was seen in (at most ``interval`` of its CPU is missed)."""
+
+    def __init__(self, gunicorn_pgid: int, interval: float = 0.2):
+        import threading
+
+        self.pgid, self.interval = gunicorn_pgid, interval
+        self.start = _process_cpu(gunicorn_pgid)
+        self.last = dict(self.start)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.last.update(_process_cpu(self.pgid))
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self.last.update(_process_cpu(self.pgid))
+        cpu = {"web": 0.0, "db": 0.0, "redis": 0.0}
+        for pid, (kind, seconds) in self.last.items():
+            before = self.start.get(pid)
+            # a recycled pid of another kind counts from zero
+            cpu[kind] += seconds - (before[1] if before and before[0] == kind else 0.0)
+        return cpu
+
+
+def host_cpu() -> str:
+    """The CPU model and clock, printed with the figures: the same 2-core box has measured
+    about 2x apart in CPU per vote from one session to the next."""
+    info = {}
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    model, mhz = info.get("model name", "?"), info.get("cpu MHz", "?")
+    return f"{model} at {mhz} MHz, {os.cpu_count()} cores"
 
 
 def machine_busy() -> float:
@@ -239,7 +286,7 @@ def run_phase(port, mode, seconds, clients, threads, votes_per_volunteer, pgid, 
     """One load phase; ``rate`` > 0: open loop at ``rate`` answers/s in total."""
     out: mp.Queue = mp.Queue()
     deadline = time.perf_counter() + seconds  # perf_counter is system-wide on Linux
-    cpu0, busy0 = process_cpu(pgid), machine_busy()
+    cpu, busy0 = ProcessCpu(pgid), machine_busy()
     t0 = time.perf_counter()
     procs = [
         mp.Process(
@@ -267,12 +314,12 @@ def run_phase(port, mode, seconds, clients, threads, votes_per_volunteer, pgid, 
         votes += c
         skipped += d
         client_cpu += e
-    cpu1, busy1 = process_cpu(pgid), machine_busy()
+    spent, busy1 = cpu.stop(), machine_busy()
     for p in procs:
         p.join()
     wall = time.perf_counter() - t0
     lat.sort()
-    per_vote = {k: (cpu1[k] - cpu0[k]) * 1000 / max(votes, 1) for k in cpu0}
+    per_vote = {k: seconds * 1000 / max(votes, 1) for k, seconds in spent.items()}
     per_vote["client"] = client_cpu * 1000 / max(votes, 1)
     # whatever else ran on the machine meanwhile (other users, the OS), per vote
     per_vote["other"] = (busy1 - busy0) * 1000 / max(votes, 1) - sum(per_vote.values())
@@ -414,6 +461,7 @@ def main() -> None:
         django.setup()
         reset()
 
+    print(f"host: {host_cpu()}")
     print(
         f"gunicorn: {args.workers} workers x {args.server_threads} threads (gthread, keep-alive); "
         f"clients: {args.clients} processes x {args.threads} threads; {os.cpu_count()} CPU cores "
