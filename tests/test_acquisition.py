@@ -41,6 +41,7 @@ def cfg(**kw):
         "random_fraction": 0.0,
         "low_sn_weight": 1.0,
         "diversity": "none",
+        "power": None,  # strict top-k: the order these tests check
     }
     return AcquisitionConfig(**{**base, **kw})
 
@@ -97,6 +98,50 @@ def test_bald_strategy_follows_bald_not_prob():
     )
     assert list(res.index) == [1, 3, 4]
     assert np.all(np.diff(res.score) <= 0) and np.all(np.diff(res.priority) < 0)
+
+
+# --- power (stochastic) acquisition --------------------------------------------------------
+
+
+def test_power_acquisition_draws_in_proportion_to_score_to_the_power():
+    # Two candidates with score 3 and 1: drawing one, P(first) = 3**b / (3**b + 1).
+    prob, sn, wave = np.full(2, 0.5), np.full(2, 6.0), np.full(2, 4000.0)
+    bald = np.array([0.3, 0.1])
+    for power, expected in ((1.0, 0.75), (2.0, 0.9)):
+        first = [
+            select_batch(
+                prob=prob, bald=bald, sn=sn, wave=wave,
+                config=cfg(batch_size=1, power=power, seed=s),
+            ).index[0] == 0
+            for s in range(2000)
+        ]  # fmt: skip
+        assert abs(np.mean(first) - expected) < 0.03, (power, np.mean(first))
+
+
+def test_power_acquisition_spreads_the_batch_but_favours_high_scores():
+    c = catalogue(n=20000)
+    top = select_batch(**c, config=cfg(batch_size=500))
+    drawn = select_batch(**c, config=cfg(batch_size=500, power=1.0, seed=3))
+    assert len(set(drawn.index)) == 500
+    # not the top-k, but far above a uniform draw in score
+    assert len(set(drawn.index) & set(top.index)) < 250
+    assert np.median(c["bald"][drawn.index]) > 2 * np.median(c["bald"])
+    again = select_batch(**c, config=cfg(batch_size=500, power=1.0, seed=3))
+    assert list(again.index) == list(drawn.index)  # seeded
+    assert np.all(np.diff(drawn.priority) < 0)
+
+
+def test_power_acquisition_keeps_eligibility_and_the_random_share():
+    c = catalogue(n=3000)
+    elig = np.ones(3000, bool)
+    elig[::2] = False
+    res = select_batch(
+        **c, eligible=elig,
+        config=cfg(batch_size=200, power=1.0, random_fraction=0.2, diversity="wavelength"),
+    )  # fmt: skip
+    assert elig[res.index].all() and res.n_random == 40 and res.n_exploit == 160
+    zero = {**c, "bald": np.zeros(3000, np.float32)}  # all-zero scores: a uniform draw, no NaN
+    assert len(select_batch(**zero, config=cfg(batch_size=50, power=1.0)).index) == 50
 
 
 # --- random share --------------------------------------------------------------------------
@@ -358,6 +403,8 @@ def test_bad_inputs_say_what_is_wrong():
         AcquisitionConfig(batch_size=0)
     with pytest.raises(ValueError, match="low_sn_weight"):
         AcquisitionConfig(low_sn_weight=0)
+    with pytest.raises(ValueError, match="power must be finite and > 0"):
+        AcquisitionConfig(power=0.0)
     with pytest.raises(ValueError, match="wave has 49 values but prob has 50"):
         select_batch(**{**c, "wave": c["wave"][:-1]}, config=cfg())
     with pytest.raises(ValueError, match="eligible"):

@@ -46,11 +46,43 @@ def test_two_rounds_of_the_loop(tmp_path, settings, capsys):
     last = report["rounds"][1]
     live = ModelVersion.objects.get(pk=last["live_model"])
     assert last["labels_trained"] == live.card["n_labels"] > 0
+    # evaluation only: how often the labels training would use disagree with the truth
+    assert 0.0 <= last["train_label_error"] <= 1.0 and 0.0 <= last["train_frac_real"] <= 1.0
+    assert 0 <= last["train_labels_low"] <= last["labels_trained"]
+    # the default acquisition draws the batch (power 1); the round records it
+    assert Round.objects.order_by("number").last().acquisition["power"] == 1.0
 
 
-def test_a_campaign_needs_a_fresh_database(tmp_path):
-    with pytest.raises(CommandError, match="needs a simulated survey"):
-        call_command("run_campaign", "--rounds", "1")
+def test_bad_acquisition_settings_fail_before_any_vote(tmp_path):
+    ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(60, seed=2)))
+    with pytest.raises(CommandError, match="power must be finite and > 0"):
+        call_command("run_campaign", "--rounds", "1", "--power", "-1", "--out", str(tmp_path))
+    with pytest.raises(CommandError, match="random_fraction must be in"):
+        call_command("run_campaign", "--rounds", "1", "--random-fraction", "2")
+    assert Vote.objects.count() == 0
+
+
+def test_training_label_quality_compares_settled_labels_with_truth(tmp_path, monkeypatch):
+    from labelapp.models import Candidate, CandidateTruth
+    from labelapp.services import campaign
+
+    ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(80, seed=3)))
+    rows = list(CandidateTruth.objects.values_list("candidate_id", "is_real"))
+    sn = dict(Candidate.objects.values_list("pk", "sn"))
+    low = [r for r in rows if 4.8 <= sn[r[0]] <= 5.5][:2]
+    high = [r for r in rows if sn[r[0]] > 5.5][:2]
+    assert len(low) == len(high) == 2
+    # what training would use (consensus_targets is tested with the training service):
+    # a soft posterior on the right side, one low-S/N label wrong
+    targets = {low[0][0]: 0.95 if low[0][1] else 0.05, low[1][0]: 0.0 if low[1][1] else 1.0}
+    targets |= {c: float(real) for c, real in high}
+    monkeypatch.setattr(campaign, "consensus_targets", lambda: targets)
+    q = campaign.training_label_quality()
+    assert q["train_label_error"] == 0.25 and q["train_label_error_low"] == 0.5
+    assert q["train_labels_low"] == 2
+    assert q["train_frac_real"] == round(sum(r for _, r in low + high) / 4, 3)
+    monkeypatch.setattr(campaign, "consensus_targets", dict)
+    assert campaign.training_label_quality()["train_label_error"] is None
 
 
 def test_comparison_report_counts_labels_and_votes_saved(tmp_path):

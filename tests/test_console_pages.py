@@ -180,6 +180,14 @@ def test_acquisition_settings_validate_save_and_audit(sci, console_campaign):
 
     assert acquisition_config().strategy == "entropy"
     assert acquisition_config(strategy="random").strategy == "random"
+    # sampling power: blank (no "power" in the form) is the strict top-k, a value is kept
+    assert acquisition_config().power is None
+    assert sci.post(url, good | {"power": "2"}).status_code == 302
+    assert acquisition_config().power == 2.0
+    assert sci.post(url, good | {"power": "-1"}).status_code == 400
+    assert acquisition_config().power == 2.0
+    page = sci.get(reverse("console-campaign")).content.decode()
+    assert "drawn with P ~ score^2.0" in page
 
 
 @pytest.fixture

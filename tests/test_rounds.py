@@ -160,7 +160,7 @@ def test_kcenter_round_spreads_the_batch_over_cnn_embeddings(tmp_path, settings)
     rnd = start_round(
         config=acquisition_config(
             strategy="bald", diversity="kcenter", batch_size=40, random_fraction=0.0,
-            low_sn_weight=1.0,
+            low_sn_weight=1.0, power=None,  # top-k pool: the one checked below
         )
     )  # fmt: skip
     picked = list(RoundCandidate.objects.filter(round=rnd).values_list("candidate_id", flat=True))

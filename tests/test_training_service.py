@@ -86,7 +86,7 @@ def test_consensus_training_uses_only_settled_labels(db, settings):
     """One noisy vote is not a label to train on: only labels with enough votes and a
     decided posterior, plus gold and expert answers, become targets."""
     from labelapp.models import AggregationRun, ConsensusState, Label
-    from labelapp.services.training import _consensus_targets
+    from labelapp.services.training import consensus_targets
     from tests.factories_volunteers import make_candidates, make_gold
 
     settings.RETIRE_MIN_VOTES, settings.TRAIN_MIN_CONFIDENCE = 2, 0.9
@@ -99,6 +99,6 @@ def test_consensus_training_uses_only_settled_labels(db, settings):
         )  # fmt: skip
     ConsensusState.objects.create(candidate=c[4], posterior=1.0, n_votes=1, expert_label=False)
     make_gold(c[2], is_real=True)
-    targets = _consensus_targets()
+    targets = consensus_targets()
     # c1: one vote; c2: undecided crowd but a gold standard (hard label); c4: an expert
     assert targets == {c[0].pk: 0.97, c[2].pk: 1.0, c[3].pk: 0.02, c[4].pk: 0.0}

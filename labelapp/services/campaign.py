@@ -40,10 +40,10 @@ from labelapp.models import (
 from labelapp.services.aggregation import aggregate_votes
 from labelapp.services.gold import seed_gold_from_truth
 from labelapp.services.promotion import gate_model, live_model
-from labelapp.services.rounds import acquisition_config, start_round
+from labelapp.services.rounds import RoundError, acquisition_config, start_round
 from labelapp.services.scoring import score_all
 from labelapp.services.simulated_volunteers import SimulatedCrowd
-from labelapp.services.training import TrainingError, train_model_version
+from labelapp.services.training import TrainingError, consensus_targets, train_model_version
 from mlcore.aggregation import regime_index
 from mlcore.cnn.evaluation import balanced_accuracy
 
@@ -64,6 +64,7 @@ class CampaignConfig:
     epochs: int = 6
     low_sn_weight: float = 2.0
     random_fraction: float = 0.1
+    power: float | None = 1.0  # acquisition: draw with P ~ score**power; None = top-k
     mc_samples: int = 5
     gold_per_kind: int = 10
     seed: int = 0
@@ -105,6 +106,32 @@ def evaluate_against_truth(model_version) -> dict[str, float | None]:
     return out
 
 
+def training_label_quality() -> dict[str, float | int | None]:
+    """How often the labels training would use now disagree with ground truth (overall and
+    at 4.8 <= S/N <= 5.5), and their real fraction: shows whether a strategy's labels are
+    wrong more often or just different (evaluation only; truth never enters the loop)."""
+    targets = consensus_targets()
+    truth = dict(
+        CandidateTruth.objects.filter(candidate_id__in=list(targets)).values_list(
+            "candidate_id", "is_real"
+        )
+    )
+    sn = dict(Candidate.objects.filter(pk__in=list(truth)).values_list("pk", "sn"))
+    ids = [c for c in targets if c in truth]
+    out: dict[str, float | int | None] = {"train_labels_low": 0, "train_label_error": None}
+    if not ids:
+        return out | {"train_label_error_low": None, "train_frac_real": None}
+    pred = np.asarray([targets[c] >= 0.5 for c in ids])
+    y = np.asarray([truth[c] for c in ids])
+    low = regime_index(np.asarray([sn[c] for c in ids])) == 0
+    wrong = pred != y
+    out["train_label_error"] = round(float(wrong.mean()), 4)
+    out["train_labels_low"] = int(low.sum())
+    out["train_label_error_low"] = round(float(wrong[low].mean()), 4) if low.any() else None
+    out["train_frac_real"] = round(float(y.mean()), 3)
+    return out
+
+
 def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) -> CampaignReport:
     if config.strategy not in STRATEGIES:
         raise CampaignError(f"--strategy must be one of {STRATEGIES}, not {config.strategy!r}")
@@ -124,11 +151,16 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
         "batch_size": config.labels_per_round,
         "random_fraction": config.random_fraction,
         "low_sn_weight": config.low_sn_weight,
+        "power": config.power,
         "diversity": "wavelength",
         "seed": config.seed,
     }
     if config.strategy == "random":  # the baseline: no exploitation, no emphasis
         acq.update(random_fraction=1.0, low_sn_weight=1.0, diversity="none")
+    try:  # bad settings fail here, not after the first round's votes
+        acquisition_config(**acq)
+    except (ValueError, RoundError) as exc:
+        raise CampaignError(f"acquisition settings: {exc}") from exc
     if config.executor not in ("inline", "celery"):
         raise CampaignError(f"executor must be 'inline' or 'celery', not {config.executor!r}")
     # The chain's own start_round (after scoring) reads the saved acquisition settings.
@@ -169,6 +201,7 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
             "bacc_low": metrics["low"],
             "bacc_high": metrics["high"],
             "bacc_overall": metrics["overall"],
+            **training_label_quality(),
             "seconds": round(time.perf_counter() - t0, 1),
         }
         report.rounds.append(row)

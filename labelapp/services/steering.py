@@ -21,6 +21,7 @@ EDITABLE = (
     "diversity",
     "wave_bin_A",
     "max_bin_fraction",
+    "power",
     "seed",
 )
 

@@ -56,7 +56,7 @@ class TrainingSet:
     data_hash: str
 
 
-def _consensus_targets() -> dict[int, float]:
+def consensus_targets() -> dict[int, float]:
     run = AggregationRun.objects.filter(status=AggregationRun.Status.DONE, n_votes__gt=0).first()
     if run is None:
         raise TrainingError(
@@ -102,7 +102,7 @@ def training_set(*, label_source: str) -> TrainingSet:
             for cid, r in CandidateTruth.objects.values_list("candidate_id", "is_real")
         }
     else:
-        targets = _consensus_targets()
+        targets = consensus_targets()
     if len(targets) < MIN_LABELS:
         raise TrainingError(
             f"only {len(targets)} labelled candidates; need at least "
@@ -239,7 +239,7 @@ def new_labels_since_live_model() -> int:
     from labelapp.selectors.models import live_model
 
     run = AggregationRun.objects.filter(status=AggregationRun.Status.DONE, n_votes__gt=0).first()
-    available = len(_consensus_targets()) if run else 0  # what training would use now
+    available = len(consensus_targets()) if run else 0  # what training would use now
     live = live_model()
     used = int(live.card.get("n_labels", 0)) if live and live.label_source == "consensus" else 0
     return available - used

@@ -34,6 +34,25 @@ class Command(BaseCommand):
         parser.add_argument("--labels-per-round", type=int, default=500)
         parser.add_argument("--volunteers", type=int, default=300)
         parser.add_argument("--epochs", type=int, default=6)
+        parser.add_argument(
+            "--random-fraction",
+            type=float,
+            default=CampaignConfig.random_fraction,
+            help="share of each batch picked uniformly at random (strategies other than random)",
+        )
+        parser.add_argument(
+            "--power",
+            type=float,
+            default=CampaignConfig.power,
+            help="acquisition draws the exploit share with P ~ score**power (default 1); "
+            "0: strict top-k",
+        )
+        parser.add_argument(
+            "--low-sn-weight",
+            type=float,
+            default=CampaignConfig.low_sn_weight,
+            help="acquisition weight of 4.8 <= S/N <= 5.5 candidates (not for random)",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
             "--n",
@@ -64,6 +83,9 @@ class Command(BaseCommand):
             labels_per_round=opts["labels_per_round"],
             volunteers=opts["volunteers"],
             epochs=opts["epochs"],
+            random_fraction=opts["random_fraction"],
+            low_sn_weight=opts["low_sn_weight"],
+            power=opts["power"] or None,  # 0: strict top-k
             seed=opts["seed"],
             executor=opts["executor"],
         )
@@ -138,6 +160,12 @@ class Command(BaseCommand):
                     str(opts["volunteers"]),
                     "--epochs",
                     str(opts["epochs"]),
+                    "--random-fraction",
+                    str(opts["random_fraction"]),
+                    "--low-sn-weight",
+                    str(opts["low_sn_weight"]),
+                    "--power",
+                    str(opts["power"]),
                     "--seed",
                     str(opts["seed"]),
                     "--out",

@@ -70,6 +70,13 @@ class AcquisitionForm(forms.Form):
     max_bin_fraction = forms.FloatField(
         min_value=0.001, max_value=1.0, help_text="Cap per wavelength bin, as a share."
     )
+    power = forms.FloatField(
+        required=False,
+        min_value=0.01,
+        max_value=20.0,
+        label="Sampling power",
+        help_text="The batch is drawn with P ~ score^power (1 by default); blank: strict top-k.",
+    )
     seed = forms.IntegerField(min_value=0)
 
 
