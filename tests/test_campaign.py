@@ -59,6 +59,8 @@ def test_bad_acquisition_settings_fail_before_any_vote(tmp_path):
         call_command("run_campaign", "--rounds", "1", "--power", "-1", "--out", str(tmp_path))
     with pytest.raises(CommandError, match="random_fraction must be in"):
         call_command("run_campaign", "--rounds", "1", "--random-fraction", "2")
+    with pytest.raises(CommandError, match="--mc-samples must be at least 1"):
+        call_command("run_campaign", "--rounds", "1", "--mc-samples", "0")
     assert Vote.objects.count() == 0
 
 
@@ -118,3 +120,11 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     assert "volunteer votes used" in html and "consensus labels used" in html
     assert "labels the live model trained on" in html
     assert "<th>random_final_bacc_low</th><td>0.850</td>" in html
+    # the target drawn on each figure: random's final accuracy and half of random's cost
+    assert '"y0": 0.85' in html and '"x0": 200.0' in html and '"x0": 100.0' in html
+    # each strategy's settings, from the report's config when it has one
+    reports["bald"]["config"] = {"strategy": "bald", "power": 1.0, "random_fraction": 0.1,
+                                 "low_sn_weight": 2.0, "rounds": 4, "seed": 2}  # fmt: skip
+    html = write_comparison(reports, tmp_path).read_text()
+    assert "drawn with P ~ score^1.0, random share 0.1, low-S/N weight 2.0" in html
+    assert "<b>random</b>: settings not recorded" in html

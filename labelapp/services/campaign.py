@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,8 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
     }
     if config.strategy == "random":  # the baseline: no exploitation, no emphasis
         acq.update(random_fraction=1.0, low_sn_weight=1.0, diversity="none")
+    if config.mc_samples < 1:
+        raise CampaignError(f"--mc-samples must be at least 1, not {config.mc_samples}")
     try:  # bad settings fail here, not after the first round's votes
         acquisition_config(**acq)
     except (ValueError, RoundError) as exc:
@@ -334,11 +337,18 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
     (out_dir / "campaign.json").write_text(
         json.dumps({"summary": summary, "strategies": reports}, indent=2)
     )
-    figs = [_curve_figure(reports, "labels_total", "consensus labels used")]
+    target = baseline["rounds"][-1] if baseline else None
+    figs = [_curve_figure(reports, "labels_total", "consensus labels used", target)]
     if all("labels_trained" in r for rep in reports.values() for r in rep["rounds"]):
-        figs.append(_curve_figure(reports, "labels_trained", "labels the live model trained on"))
-    figs.append(_curve_figure(reports, "votes_total", "volunteer votes used"))
+        figs.append(
+            _curve_figure(reports, "labels_trained", "labels the live model trained on", target)
+        )
+    figs.append(_curve_figure(reports, "votes_total", "volunteer votes used", target))
     rows = "".join(f"<tr><th>{k}</th><td>{_cell(v)}</td></tr>" for k, v in summary.items())
+    settings_list = "".join(
+        f"<li><b>{escape(name)}</b>: {escape(_settings_line(rep.get('config') or {}))}</li>"
+        for name, rep in reports.items()
+    )
     divs = "".join(f'<div id="fig{i}"></div>' for i in range(len(figs)))
     plots = "".join(
         f"Plotly.newPlot('fig{i}',{json.dumps(f['data'])},{json.dumps(f['layout'])});"
@@ -348,6 +358,9 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
 <script src="plotly.min.js"></script></head>
 <body style="font-family:system-ui;max-width:960px;margin:auto">
 <h1>In-silico campaign: active learning against random</h1>
+<ul>{settings_list}</ul>
+<p>Dashed grey: the random strategy's final low-S/N balanced accuracy, and half of the
+labels (or votes) random used: the target is to cross the line left of the half mark.</p>
 {divs}<table>{rows}</table>
 <script>{plots}</script></body></html>"""
     from labelapp.staticfinders import PLOTLY_JS
@@ -364,7 +377,42 @@ def _cell(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _curve_figure(reports: dict[str, dict], x_key: str, x_title: str) -> dict:
+def _settings_line(config: dict) -> str:
+    if not config:
+        return "settings not recorded"
+    if config.get("strategy") == "random":
+        acq = "uniform draw"
+    else:
+        power = config.get("power")
+        acq = (
+            f"{'drawn with P ~ score^' + str(power) if power else 'strict top-k'}, random "
+            f"share {config.get('random_fraction')}, low-S/N weight {config.get('low_sn_weight')}"
+        )
+    return (
+        f"{acq}; {config.get('rounds')} rounds x {config.get('labels_per_round')} labels, "
+        f"{config.get('volunteers')} volunteers, {config.get('epochs')} epochs, "
+        f"seed {config.get('seed')}"
+    )
+
+
+def _curve_figure(
+    reports: dict[str, dict], x_key: str, x_title: str, target: dict | None = None
+) -> dict:
+    shapes, annotations = [], []
+    if target and target.get("bacc_low") is not None and target.get(x_key):
+        line = {"color": "#888", "dash": "dash", "width": 1}
+        shapes = [
+            {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": target["bacc_low"],
+             "y1": target["bacc_low"], "line": line},
+            {"type": "line", "yref": "paper", "y0": 0, "y1": 1, "x0": target[x_key] / 2,
+             "x1": target[x_key] / 2, "line": line},
+        ]  # fmt: skip
+        annotations = [
+            {"xref": "paper", "x": 0, "y": target["bacc_low"], "yanchor": "bottom",
+             "xanchor": "left", "showarrow": False, "text": "random's final (4.8-5.5)"},
+            {"yref": "paper", "y": 1, "x": target[x_key] / 2, "xanchor": "left",
+             "showarrow": False, "text": "half of random's"},
+        ]  # fmt: skip
     traces = []
     for name, rep in reports.items():
         x = [r[x_key] for r in rep["rounds"]]
@@ -384,6 +432,8 @@ def _curve_figure(reports: dict[str, dict], x_key: str, x_title: str) -> dict:
             "title": {"text": f"Balanced accuracy against {x_title}, per S/N regime"},
             "xaxis": {"title": {"text": x_title}},
             "yaxis": {"title": {"text": "balanced accuracy (truth, whole catalogue)"}},
+            "shapes": shapes,
+            "annotations": annotations,
             "height": 480,
         },
     }

@@ -41,6 +41,12 @@ class Command(BaseCommand):
             help="share of each batch picked uniformly at random (strategies other than random)",
         )
         parser.add_argument(
+            "--mc-samples",
+            type=int,
+            default=CampaignConfig.mc_samples,
+            help="MC-dropout passes when scoring the catalogue (BALD's estimate)",
+        )
+        parser.add_argument(
             "--power",
             type=float,
             default=CampaignConfig.power,
@@ -86,6 +92,7 @@ class Command(BaseCommand):
             random_fraction=opts["random_fraction"],
             low_sn_weight=opts["low_sn_weight"],
             power=opts["power"] or None,  # 0: strict top-k
+            mc_samples=opts["mc_samples"],
             seed=opts["seed"],
             executor=opts["executor"],
         )
@@ -166,6 +173,8 @@ class Command(BaseCommand):
                     str(opts["low_sn_weight"]),
                     "--power",
                     str(opts["power"]),
+                    "--mc-samples",
+                    str(opts["mc_samples"]),
                     "--seed",
                     str(opts["seed"]),
                     "--out",
