@@ -128,3 +128,35 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     html = write_comparison(reports, tmp_path).read_text()
     assert "drawn with P ~ score^1.0, random share 0.1, low-S/N weight 2.0" in html
     assert "<b>random</b>: settings not recorded" in html
+
+
+def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch):
+    """--compare: one fresh run per strategy, every campaign option passed on unchanged."""
+    from labelapp.management.commands import run_campaign as command
+
+    calls = []
+
+    def fake_run(args, env, cwd):
+        calls.append(args)
+        if args[2] == "run_campaign":  # stands in for the strategy's own run: its report
+            strategy = args[args.index("--strategy") + 1]
+            rounds = [{"round": 1, "labels_total": 10, "labels_trained": 8, "votes_total": 30,
+                       "bacc_low": 0.8, "bacc_high": 0.9}]  # fmt: skip
+            (tmp_path / f"{strategy}.json").write_text(json.dumps({"rounds": rounds}))
+        assert env["DATABASE_URL"] == "" and env["LABELAPP_DATA_DIR"] != ""
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(command.subprocess, "run", fake_run)
+    call_command(
+        "run_campaign", "--compare", "bald,random", "--rounds", "3", "--power", "2",
+        "--mc-samples", "7", "--random-fraction", "0.2", "--seed", "4", "--out", str(tmp_path),
+    )  # fmt: skip
+    runs = [c[2:] for c in calls if c[2] == "run_campaign"]
+    assert [r[r.index("--strategy") + 1] for r in runs] == ["bald", "random"]
+    for r in runs:
+        opts = dict(zip(r[1::2], r[2::2], strict=False))
+        assert opts["--rounds"] == "3" and opts["--power"] == "2.0"
+        assert opts["--mc-samples"] == "7" and opts["--random-fraction"] == "0.2"
+        assert opts["--seed"] == "4" and opts["--executor"] == "inline"
+    assert (tmp_path / "campaign.html").exists()
+    assert json.loads((tmp_path / "campaign.json").read_text())["summary"]["random_labels"] == 10

@@ -19,6 +19,12 @@ from labelapp.services.campaign import (
     write_comparison,
 )
 
+# Options each strategy's own run_campaign gets unchanged from --compare.
+PASSED_ON = (
+    "rounds", "labels_per_round", "volunteers", "epochs", "random_fraction", "low_sn_weight",
+    "power", "mc_samples", "seed", "executor",
+)  # fmt: skip
+
 
 class Command(BaseCommand):
     help = (
@@ -159,28 +165,9 @@ class Command(BaseCommand):
                     "run_campaign",
                     "--strategy",
                     strategy,
-                    "--rounds",
-                    str(opts["rounds"]),
-                    "--labels-per-round",
-                    str(opts["labels_per_round"]),
-                    "--volunteers",
-                    str(opts["volunteers"]),
-                    "--epochs",
-                    str(opts["epochs"]),
-                    "--random-fraction",
-                    str(opts["random_fraction"]),
-                    "--low-sn-weight",
-                    str(opts["low_sn_weight"]),
-                    "--power",
-                    str(opts["power"]),
-                    "--mc-samples",
-                    str(opts["mc_samples"]),
-                    "--seed",
-                    str(opts["seed"]),
                     "--out",
                     str(out),
-                    "--executor",
-                    opts["executor"],
+                    *(a for k in PASSED_ON for a in (f"--{k.replace('_', '-')}", str(opts[k]))),
                     *(["--start-worker"] if opts["start_worker"] else []),
                 ],
             ]
