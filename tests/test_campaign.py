@@ -128,6 +128,8 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     html = write_comparison(reports, tmp_path).read_text()
     assert "drawn with P ~ score^1.0, random share 0.1, low-S/N weight 2.0" in html
     assert "<b>random</b>: settings not recorded" in html
+    alone = write_comparison({"bald": reports["bald"]}, tmp_path / "alone").read_text()
+    assert "Dashed grey" not in alone and '"shapes": []' in alone
 
 
 def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch):

@@ -358,9 +358,7 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
 <script src="plotly.min.js"></script></head>
 <body style="font-family:system-ui;max-width:960px;margin:auto">
 <h1>In-silico campaign: active learning against random</h1>
-<ul>{settings_list}</ul>
-<p>Dashed grey: the random strategy's final low-S/N balanced accuracy, and half of the
-labels (or votes) random used: the target is to cross the line left of the half mark.</p>
+<ul>{settings_list}</ul>{TARGET_NOTE if target else ""}
 {divs}<table>{rows}</table>
 <script>{plots}</script></body></html>"""
     from labelapp.staticfinders import PLOTLY_JS
@@ -375,6 +373,11 @@ def _cell(value) -> str:
     if value is None:
         return "not reached"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+TARGET_NOTE = """<p>Dashed grey: the random strategy's final low-S/N balanced accuracy, and
+half of the labels (or votes) random used: the target is to cross the line left of the half
+mark.</p>"""
 
 
 def _settings_line(config: dict) -> str:
