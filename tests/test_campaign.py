@@ -126,7 +126,7 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     reports["bald"]["config"] = {"strategy": "bald", "power": 1.0, "random_fraction": 0.1,
                                  "low_sn_weight": 2.0, "rounds": 4, "seed": 2}  # fmt: skip
     html = write_comparison(reports, tmp_path).read_text()
-    assert "drawn with P ~ score^1.0, random share 0.1, low-S/N weight 2.0" in html
+    assert "drawn with P ~ score^1.0, random share 0.1, low-S/N weight 2.0, diversity" in html
     assert "<b>random</b>: settings not recorded" in html
     alone = write_comparison({"bald": reports["bald"]}, tmp_path / "alone").read_text()
     assert "Dashed grey" not in alone and '"shapes": []' in alone
@@ -152,6 +152,7 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
     call_command(
         "run_campaign", "--compare", "bald,random", "--rounds", "3", "--power", "2",
         "--mc-samples", "7", "--random-fraction", "0.2", "--seed", "4", "--out", str(tmp_path),
+        "--diversity", "kcenter",
     )  # fmt: skip
     runs = [c[2:] for c in calls if c[2] == "run_campaign"]
     assert [r[r.index("--strategy") + 1] for r in runs] == ["bald", "random"]
@@ -160,5 +161,6 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
         assert opts["--rounds"] == "3" and opts["--power"] == "2.0"
         assert opts["--mc-samples"] == "7" and opts["--random-fraction"] == "0.2"
         assert opts["--seed"] == "4" and opts["--executor"] == "inline"
+        assert opts["--diversity"] == "kcenter"
     assert (tmp_path / "campaign.html").exists()
     assert json.loads((tmp_path / "campaign.json").read_text())["summary"]["random_labels"] == 10

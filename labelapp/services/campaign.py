@@ -66,6 +66,7 @@ class CampaignConfig:
     low_sn_weight: float = 2.0
     random_fraction: float = 0.1
     power: float | None = 1.0  # acquisition: draw with P ~ score**power; None = top-k
+    diversity: str = "wavelength"  # or "kcenter" (CNN embeddings), "none"
     mc_samples: int = 5
     gold_per_kind: int = 10
     seed: int = 0
@@ -153,7 +154,7 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
         "random_fraction": config.random_fraction,
         "low_sn_weight": config.low_sn_weight,
         "power": config.power,
-        "diversity": "wavelength",
+        "diversity": config.diversity,
         "seed": config.seed,
     }
     if config.strategy == "random":  # the baseline: no exploitation, no emphasis
@@ -389,7 +390,8 @@ def _settings_line(config: dict) -> str:
         power = config.get("power")
         acq = (
             f"{'drawn with P ~ score^' + str(power) if power else 'strict top-k'}, random "
-            f"share {config.get('random_fraction')}, low-S/N weight {config.get('low_sn_weight')}"
+            f"share {config.get('random_fraction')}, low-S/N weight {config.get('low_sn_weight')}, "
+            f"diversity {config.get('diversity', 'wavelength')}"
         )
     return (
         f"{acq}; {config.get('rounds')} rounds x {config.get('labels_per_round')} labels, "

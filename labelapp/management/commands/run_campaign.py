@@ -18,11 +18,12 @@ from labelapp.services.campaign import (
     run_campaign,
     write_comparison,
 )
+from mlcore.acquisition import DIVERSITY
 
 # Options each strategy's own run_campaign gets unchanged from --compare.
 PASSED_ON = (
     "rounds", "labels_per_round", "volunteers", "epochs", "random_fraction", "low_sn_weight",
-    "power", "mc_samples", "seed", "executor",
+    "power", "mc_samples", "diversity", "seed", "executor",
 )  # fmt: skip
 
 
@@ -45,6 +46,13 @@ class Command(BaseCommand):
             type=float,
             default=CampaignConfig.random_fraction,
             help="share of each batch picked uniformly at random (strategies other than random)",
+        )
+        parser.add_argument(
+            "--diversity",
+            choices=DIVERSITY,
+            default=CampaignConfig.diversity,
+            help="how a batch is spread (not for random): wavelength strata, k-center on CNN "
+            "embeddings, or none",
         )
         parser.add_argument(
             "--mc-samples",
@@ -99,6 +107,7 @@ class Command(BaseCommand):
             low_sn_weight=opts["low_sn_weight"],
             power=opts["power"] or None,  # 0: strict top-k
             mc_samples=opts["mc_samples"],
+            diversity=opts["diversity"],
             seed=opts["seed"],
             executor=opts["executor"],
         )
