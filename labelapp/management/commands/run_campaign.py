@@ -20,7 +20,8 @@ from labelapp.services.campaign import (
 )
 from mlcore.acquisition import DIVERSITY
 
-# Options each strategy's own run_campaign gets unchanged from --compare.
+# CampaignConfig fields set from the options of the same name; --compare passes them on
+# unchanged to each strategy's own run_campaign.
 PASSED_ON = (
     "rounds", "labels_per_round", "volunteers", "epochs", "random_fraction", "low_sn_weight",
     "power", "mc_samples", "diversity", "seed", "executor",
@@ -37,10 +38,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--strategy", choices=STRATEGIES, default="bald")
         parser.add_argument("--compare", help="comma-separated strategies, e.g. bald,random")
-        parser.add_argument("--rounds", type=int, default=8)
-        parser.add_argument("--labels-per-round", type=int, default=500)
-        parser.add_argument("--volunteers", type=int, default=300)
-        parser.add_argument("--epochs", type=int, default=6)
+        parser.add_argument("--rounds", type=int, default=CampaignConfig.rounds)
+        parser.add_argument("--labels-per-round", type=int, default=CampaignConfig.labels_per_round)
+        parser.add_argument("--volunteers", type=int, default=CampaignConfig.volunteers)
+        parser.add_argument("--epochs", type=int, default=CampaignConfig.epochs)
         parser.add_argument(
             "--random-fraction",
             type=float,
@@ -73,7 +74,7 @@ class Command(BaseCommand):
             default=CampaignConfig.low_sn_weight,
             help="acquisition weight of 4.8 <= S/N <= 5.5 candidates (not for random)",
         )
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=int, default=CampaignConfig.seed)
         parser.add_argument(
             "--n",
             type=int,
@@ -99,17 +100,7 @@ class Command(BaseCommand):
             return self._compare(opts)
         config = CampaignConfig(
             strategy=opts["strategy"],
-            rounds=opts["rounds"],
-            labels_per_round=opts["labels_per_round"],
-            volunteers=opts["volunteers"],
-            epochs=opts["epochs"],
-            random_fraction=opts["random_fraction"],
-            low_sn_weight=opts["low_sn_weight"],
-            power=opts["power"] or None,  # 0: strict top-k
-            mc_samples=opts["mc_samples"],
-            diversity=opts["diversity"],
-            seed=opts["seed"],
-            executor=opts["executor"],
+            **({k: opts[k] for k in PASSED_ON} | {"power": opts["power"] or None}),  # 0: top-k
         )
         worker = None
         if opts["start_worker"]:
