@@ -24,7 +24,7 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
 
 # --- Volunteers ---------------------------------------------------------------------------
-from labelapp.models import GoldStandard, Volunteer, Vote  # noqa: E402
+from labelapp.models import GoldStandard, HoldoutLabel, Volunteer, Vote  # noqa: E402
 
 
 @admin.register(GoldStandard)
@@ -39,6 +39,15 @@ class GoldStandardAdmin(admin.ModelAdmin):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(HoldoutLabel)
+class HoldoutLabelAdmin(admin.ModelAdmin):
+    """The held-out expert sample (the promotion gate's set); bulk loads: manage.py holdout."""
+
+    list_display = ("candidate", "is_real", "source", "created_by", "created_at")
+    list_filter = ("is_real", "source")
+    raw_id_fields = ("candidate", "created_by")
 
 
 @admin.register(Volunteer)

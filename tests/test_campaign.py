@@ -6,9 +6,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from labelapp.models import ModelVersion, Round, Vote
+from labelapp.models import HoldoutLabel, ModelVersion, Round, Vote
 from labelapp.services.campaign import labels_to_reach, write_comparison
 from labelapp.services.ingest import ingest_survey
+from labelapp.services.training import consensus_targets
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 
@@ -51,6 +52,11 @@ def test_two_rounds_of_the_loop(tmp_path, settings, capsys):
     assert 0 <= last["train_labels_low"] <= last["labels_trained"]
     # the default acquisition draws the batch (power 1); the round records it
     assert Round.objects.order_by("number").last().acquisition["power"] == 1.0
+    # 5% of the 500 held out (default), never trained on, and the gate judged on them
+    held = set(HoldoutLabel.objects.values_list("candidate_id", flat=True))
+    assert len(held) == 25 and live.card["gate"]["set"] == "held-out expert"
+    assert live.card["test_set"] == "held-out expert sample"
+    assert live.card["n_labels"] == len(consensus_targets()) and not held & set(consensus_targets())
 
 
 def test_bad_acquisition_settings_fail_before_any_vote(tmp_path):

@@ -126,15 +126,44 @@ def test_gate_needs_an_evaluation_set(survey_file, good_dir, tmp_path):
     assert ModelVersion.objects.get(pk=v1.pk).status == "candidate"
 
 
-def test_a_drop_within_the_noise_of_a_small_set_does_not_block():
-    from labelapp.services.promotion import _noise
+def test_paired_noise_counts_only_where_the_two_models_disagree():
+    from labelapp.services.promotion import paired_noise
 
-    # 20 real / 20 false at 16/20: Laplace-smoothed rate 17/22 = 0.773, standard error
-    # 0.5 * sqrt(2 * 0.773 * 0.227 / 20) = 0.0663
-    m = {"low": {"n_real": 20, "n_false": 20, "tp": 16, "tn": 16, "balanced_accuracy": 0.8}}
-    assert _noise(m, "low") == pytest.approx(0.0663, abs=1e-3)
-    assert _noise({"low": {"n_real": 0, "n_false": 5}}, "low") == 0.0
-    # a perfect score on a small set still has an uncertainty: 21/22 -> 0.5 * sqrt(2 *
-    # 0.9545 * 0.0455 / 20) = 0.033, so one mistake by a new model is within two of them
-    perfect = {"high": {"n_real": 20, "n_false": 20, "tp": 20, "tn": 20}}
-    assert _noise(perfect, "high") == pytest.approx(0.0330, abs=1e-3)
+    y = np.array([True] * 20 + [False] * 20)
+    # identical verdicts: no disagreement, counted as one per class -> var floor 1/20 each:
+    # 0.5 * sqrt(2 * (1/20) / 20) = 0.0354
+    same = y.copy()
+    assert paired_noise(y, same, same) == pytest.approx(0.5 * np.sqrt(2 * 0.05 / 20))
+    # the new model gets 4 real lines wrong that the live one got right: d = -1 on 4 of 20
+    # real, 0 elsewhere; var(ddof=1) = (4 * 0.8**2 + 16 * 0.2**2) / 19 = 0.1684;
+    # 0.5 * sqrt(0.1684 / 20 + 0.05 / 20) = 0.0523
+    new = y.copy()
+    new[:4] = False
+    assert paired_noise(y, new, y) == pytest.approx(0.0523, abs=1e-4)
+    # an unpaired standard error of a 0.9 balanced accuracy on this set would be ~0.047
+    # however much the two agree; paired, a large set of mostly shared verdicts is tight
+    big = np.array([True] * 500 + [False] * 500)
+    new_big = big.copy()
+    new_big[:5] = False  # 5 of 500 flipped
+    assert paired_noise(big, new_big, big) < 0.005
+    assert paired_noise(np.array([True, True]), np.array([True, False]), np.array([True] * 2)) == 0
+
+
+def test_a_worse_model_on_the_held_out_sample_is_rejected_even_if_gold_is_easy(
+    site, good_dir, tmp_path
+):
+    """With a held-out sample, the gate judges on it (not on the gold) and says so."""
+    from labelapp.models import Candidate, CandidateTruth
+    from labelapp.services.holdout import hold_out_from_truth
+
+    assert hold_out_from_truth(n=300, low_share=0.5, seed=2) == 300
+    assert Candidate.objects.filter(holdout__isnull=False, gold__isnull=False).count() == 0
+    assert CandidateTruth.objects.exists()
+    v1 = _register(good_dir, tmp_path, "v1")
+    first = gate_model(model_version=v1)
+    assert first.promoted and "on 300 held-out expert labels" in first.reason
+    assert ModelVersion.objects.get(pk=v1.pk).card["gate"]["set"] == "held-out expert"
+    worse = _register(good_dir, tmp_path, "v2", invert=True)
+    decision = gate_model(model_version=worse)
+    assert not decision.promoted and "rejected on 300 held-out expert labels" in decision.reason
+    assert live_model() == v1

@@ -11,7 +11,7 @@ from labelapp.models.console import AuditEvent, CampaignSettings
 from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
 from labelapp.models.ml import CandidateScore, ModelVersion
 from labelapp.models.survey import Candidate, CandidateTruth, IngestBatch, WorkerHeartbeat
-from labelapp.models.volunteers import GoldStandard, Volunteer, Vote
+from labelapp.models.volunteers import GoldStandard, HoldoutLabel, Volunteer, Vote
 
 __all__ = [
     "AggregationRun",
@@ -22,6 +22,7 @@ __all__ = [
     "CandidateTruth",
     "ConsensusState",
     "GoldStandard",
+    "HoldoutLabel",
     "IngestBatch",
     "Label",
     "ModelVersion",

@@ -105,3 +105,28 @@ class GoldStandard(models.Model):
 
     def __str__(self) -> str:
         return f"gold {self.candidate_id} ({'real' if self.is_real else self.kind})"
+
+
+class HoldoutLabel(models.Model):
+    """An expert's answer for a candidate kept out of training: the promotion gate's
+    representative evaluation sample.
+
+    Gold standards are the clearest examples of each kind (they teach volunteers) and are
+    trained on, so a gate on them cannot see a model getting worse on the ambiguous bulk.
+    A random sample labelled by experts and never trained on can.
+    """
+
+    candidate = models.OneToOneField(
+        Candidate, on_delete=models.CASCADE, primary_key=True, related_name="holdout"
+    )
+    is_real = models.BooleanField()
+    source = models.CharField(
+        max_length=32, help_text="Who answered: 'expert' (imported), or 'simulated truth'."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"held-out {self.candidate_id} ({'real' if self.is_real else 'not real'})"

@@ -23,7 +23,7 @@ def _regimes(card: dict, source: str) -> dict:
 
 def model_table() -> list[dict]:
     """One row per model version, newest first: status, provenance, metrics per regime on
-    its own held-out test split and on the fixed gold + expert set of the promotion gate."""
+    its card's test set and on the promotion gate's fixed evaluation set."""
     rounds = dict(
         Round.objects.filter(trained_model__isnull=False).values_list("trained_model_id", "number")
     )
@@ -61,7 +61,7 @@ def metrics_figure(rows: list[dict], source: str = "test") -> dict:
         }
         for reg in REGIMES
     ]
-    where = "held-out test split" if source == "test" else "fixed gold + expert set"
+    where = "card's test set" if source == "test" else "gate's fixed evaluation set"
     shapes = [
         {
             "type": "line",

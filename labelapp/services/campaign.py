@@ -40,6 +40,7 @@ from labelapp.models import (
 )
 from labelapp.services.aggregation import aggregate_votes
 from labelapp.services.gold import seed_gold_from_truth
+from labelapp.services.holdout import HoldoutError, hold_out_from_truth
 from labelapp.services.promotion import gate_model, live_model
 from labelapp.services.rounds import RoundError, acquisition_config, start_round
 from labelapp.services.scoring import score_all
@@ -49,6 +50,7 @@ from mlcore.aggregation import regime_index
 from mlcore.cnn.evaluation import balanced_accuracy
 
 STRATEGIES = ("bald", "entropy", "margin", "random")
+HOLDOUT_MAX = 1000
 
 
 class CampaignError(Exception):
@@ -69,6 +71,9 @@ class CampaignConfig:
     diversity: str = "wavelength"  # or "kcenter" (CNN embeddings), "none"
     mc_samples: int = 5
     gold_per_kind: int = 10
+    # expert-answered evaluation sample, never trained on (0: none; None: 5% of the
+    # catalogue, at most HOLDOUT_MAX)
+    holdout: int | None = None
     seed: int = 0
     executor: str = "inline"  # or "celery"
     step_timeout_s: float = 3600.0  # celery: longest wait for one task of the chain
@@ -147,7 +152,17 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
             "this database already has votes: run a campaign on a fresh one "
             "(e.g. LABELAPP_DATA_DIR=/tmp/campaign manage.py ...)"
         )
+    holdout = config.holdout
+    if holdout is None:
+        holdout = min(HOLDOUT_MAX, Candidate.objects.count() // 20)
+    if holdout < 0:
+        raise CampaignError(f"--holdout must be 0 or more, not {holdout}")
     seed_gold_from_truth(per_kind=config.gold_per_kind)
+    if holdout:  # the gate's evaluation set: half from each regime, never trained on
+        try:
+            hold_out_from_truth(n=holdout, low_share=0.5, seed=config.seed)
+        except HoldoutError as exc:
+            raise CampaignError(f"--holdout: {exc}") from exc
     acq = {
         "strategy": config.strategy,
         "batch_size": config.labels_per_round,

@@ -1,12 +1,15 @@
 """The promotion gate: a new model goes live only if it is not worse than the live one.
 
-Both models are scored on the same fixed evaluation set -- every active gold standard and
-every expert-labelled candidate, as they are now -- and compared per S/N regime by balanced
-accuracy. The new model is rejected, with the reason kept on its row, when it is worse than
-the live one in any regime that has both classes in the set by more than the larger of
-``PROMOTION_TOLERANCE`` and two standard errors of the live model's balanced accuracy on
-that set (so a small set's noise alone never blocks a model). Scientists can promote any
-earlier version again (roll back).
+Both models are scored on the same fixed evaluation set and compared per S/N regime by
+balanced accuracy. The set is the held-out expert sample (:mod:`labelapp.services.holdout`:
+a random sample never trained on) when there is one; else every active gold standard and
+expert-labelled candidate, which training also uses, so that fallback sees regressions on
+easy candidates only. The new model is rejected, with the reason kept on its row, when it
+is worse than the live one in any regime that has both classes in the set by more than the
+larger of ``PROMOTION_TOLERANCE`` and two standard errors of the *paired* difference (the
+two models judged on the same candidates: only where they disagree is there noise), so a
+small set's noise alone never blocks a model. Scientists can promote any earlier version
+again (roll back).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from django.utils import timezone
 
 from labelapp.models import Candidate, ConsensusState, GoldStandard, IngestBatch, ModelVersion
 from labelapp.selectors.models import live_model
+from labelapp.services.holdout import holdout_labels
 from labelapp.services.rendering import open_store
-from mlcore.cnn.data import spec_windows
+from mlcore.cnn.data import regime_index, spec_windows
 from mlcore.cnn.scoring import load_for_scoring
 from mlcore.train import evaluate_rows
 
@@ -32,8 +36,12 @@ class PromotionError(Exception):
     pass
 
 
-def evaluation_set() -> dict[int, bool]:
-    """candidate id -> is real, from active gold standards and expert answers."""
+def evaluation_set() -> tuple[dict[int, bool], str]:
+    """(candidate id -> is real, what the set is): the held-out expert sample if there is
+    one, else active gold standards and expert answers."""
+    held = holdout_labels()
+    if held:
+        return held, "held-out expert"
     labels = {
         cid: bool(real)
         for cid, real in ConsensusState.objects.filter(expert_label__isnull=False).values_list(
@@ -41,38 +49,62 @@ def evaluation_set() -> dict[int, bool]:
         )
     }
     labels.update(GoldStandard.objects.filter(active=True).values_list("candidate_id", "is_real"))
-    return labels
+    return labels, "gold/expert"
+
+
+@dataclass
+class EvaluationRows:
+    """The evaluation set's pixels and labels, read once for every model judged on it."""
+
+    cut: np.ndarray
+    spec: np.ndarray
+    cols: dict[str, np.ndarray]
+    y: np.ndarray  # bool
+
+    @classmethod
+    def load(cls, labels: dict[int, bool]) -> EvaluationRows:
+        fields = ("id", "detectid", "sn", "field", "wave", "batch_id", "row")
+        rows = list(
+            Candidate.objects.filter(pk__in=list(labels))
+            .order_by("batch_id", "row")
+            .values_list(*fields)
+        )
+        if not rows:
+            raise PromotionError(
+                "the evaluation set is empty: mark gold standards (or resolve expert-queue "
+                "candidates, or hold out an expert sample) before promoting models"
+            )
+        arr = {f: np.asarray([r[i] for r in rows]) for i, f in enumerate(fields)}
+        cut, spec = [], []
+        for batch_id in np.unique(arr["batch_id"]):
+            store = open_store(IngestBatch.objects.get(pk=int(batch_id)).store_path)
+            sel = arr["row"][arr["batch_id"] == batch_id]
+            cut.append(np.asarray(store.cutouts[sel], np.float32))
+            spec.append(np.asarray(store.spec[sel], np.float32))
+        cols = {
+            "sn": arr["sn"].astype(np.float32),
+            "field": arr["field"],
+            "detectid": arr["detectid"],
+            "wave": arr["wave"],
+        }
+        y = np.asarray([labels[c] for c in arr["id"].tolist()], bool)
+        return cls(np.concatenate(cut), np.concatenate(spec), cols, y)
+
+    def score(self, model_version: ModelVersion) -> tuple[dict[str, dict], np.ndarray]:
+        """-> (metrics per regime 'overall', 'low', 'high'; per-candidate verdict, bool)."""
+        model = load_for_scoring(model_version.directory, device="cpu")
+        win = None
+        if model.config.spec_len:
+            win = spec_windows(
+                self.spec[:, 0], self.spec[:, 1], self.cols["wave"], model.config.spec_len // 2
+            )
+        metrics, logits = evaluate_rows(model, self.cut, win, self.cols, self.y)
+        return metrics["regimes"], logits >= 0  # temperature scaling keeps the sign
 
 
 def evaluate_on_set(model_version: ModelVersion, labels: dict[int, bool]) -> dict[str, dict]:
     """Metrics per regime ('overall', 'low', 'high') of one model on the given labels."""
-    fields = ("id", "detectid", "sn", "field", "wave", "batch_id", "row")
-    rows = list(
-        Candidate.objects.filter(pk__in=list(labels))
-        .order_by("batch_id", "row")
-        .values_list(*fields)
-    )
-    if not rows:
-        raise PromotionError(
-            "the evaluation set is empty: mark gold standards (or resolve "
-            "expert-queue candidates) before promoting models"
-        )
-    arr = {f: np.asarray([r[i] for r in rows]) for i, f in enumerate(fields)}
-    cut, spec = [], []
-    for batch_id in np.unique(arr["batch_id"]):
-        store = open_store(IngestBatch.objects.get(pk=int(batch_id)).store_path)
-        sel = arr["row"][arr["batch_id"] == batch_id]
-        cut.append(np.asarray(store.cutouts[sel], np.float32))
-        spec.append(np.asarray(store.spec[sel], np.float32))
-    cut, spec = np.concatenate(cut), np.concatenate(spec)
-    model = load_for_scoring(model_version.directory, device="cpu")
-    win = None
-    if model.config.spec_len:
-        win = spec_windows(spec[:, 0], spec[:, 1], arr["wave"], model.config.spec_len // 2)
-    y = np.asarray([labels[c] for c in arr["id"].tolist()])
-    cols = {"sn": arr["sn"].astype(np.float32), "field": arr["field"], "detectid": arr["detectid"]}
-    metrics, _ = evaluate_rows(model, cut, win, cols, y)
-    return metrics["regimes"]
+    return EvaluationRows.load(labels).score(model_version)[0]
 
 
 @dataclass(frozen=True)
@@ -83,18 +115,23 @@ class GateDecision:
     current: dict[str, dict] | None
 
 
-def _noise(metrics: dict, regime: str) -> float:
-    """Standard error of a balanced accuracy measured on this set: the gate does not call a
-    model worse for a drop that the size of the evaluation set cannot resolve."""
-    m = metrics.get(regime) or {}
-    n_real, n_false = m.get("n_real") or 0, m.get("n_false") or 0
-    if not n_real or not n_false:
-        return 0.0
-    # Laplace-smoothed rates: a perfect score on a small set is not proof of no error (the
-    # raw binomial SE would be 0, and then one mistake by a new model rejected it).
-    tpr = (m["tp"] + 1) / (n_real + 2)
-    tnr = (m["tn"] + 1) / (n_false + 2)
-    return 0.5 * float(np.sqrt(tpr * (1 - tpr) / n_real + tnr * (1 - tnr) / n_false))
+def paired_noise(y: np.ndarray, pred_new: np.ndarray, pred_cur: np.ndarray) -> float:
+    """Standard error of the difference in balanced accuracy between two models judged on
+    the same candidates ``y``: 0.5 * sqrt(var(d | real) / n_real + var(d | not) / n_not),
+    d = (new right) - (live right) per candidate. Where the two agree d is 0, so only their
+    disagreements carry noise. A class with no disagreement counts as having one (a
+    small set never proves two models identical). 0 when a class is missing."""
+    y = np.asarray(y, bool)
+    d = (np.asarray(pred_new, bool) == y).astype(float) - (np.asarray(pred_cur, bool) == y)
+    var_terms = []
+    for cls in (True, False):
+        dc = d[y == cls]
+        n = len(dc)
+        if n == 0:
+            return 0.0
+        var = float(dc.var(ddof=1)) if n > 1 else 1.0
+        var_terms.append(max(var, 1.0 / n) / n)
+    return 0.5 * float(np.sqrt(sum(var_terms)))
 
 
 def _bacc(metrics: dict, regime: str) -> float | None:
@@ -112,31 +149,36 @@ def gate_model(*, model_version: ModelVersion, tolerance: float | None = None) -
             f"model v{model_version.pk} is {model_version.status}, not a "
             "candidate: only newly trained models go through the gate"
         )
-    labels = evaluation_set()
-    new = evaluate_on_set(model_version, labels)
+    labels, kind = evaluation_set()
+    rows = EvaluationRows.load(labels)
+    new, pred_new = rows.score(model_version)
     current_model = live_model()
-    current = evaluate_on_set(current_model, labels) if current_model else None
+    current, pred_cur = rows.score(current_model) if current_model else (None, None)
+    regime = regime_index(rows.cols["sn"])
     worse = []
-    for regime in REGIMES:
-        b_new = _bacc(new, regime)
+    for name, r in zip(REGIMES, (0, 1), strict=True):
+        b_new = _bacc(new, name)
         if b_new is None:
             continue
         if current is None:
             if b_new < 0.5:
-                worse.append(f"{regime} S/N balanced accuracy {b_new:.3f} is below chance")
+                worse.append(f"{name} S/N balanced accuracy {b_new:.3f} is below chance")
             continue
-        b_cur = _bacc(current, regime)
-        allowed = max(tol, 2 * _noise(current, regime))
+        b_cur = _bacc(current, name)
+        m = regime == r
+        allowed = max(tol, 2 * paired_noise(rows.y[m], pred_new[m], pred_cur[m]))
         if b_cur is not None and b_new < b_cur - allowed:
             worse.append(
-                f"{regime} S/N balanced accuracy {b_new:.3f} < live v{current_model.pk}'s "
-                f"{b_cur:.3f} - {allowed:.3f} (tolerance, or 2 standard errors on this set)"
+                f"{name} S/N balanced accuracy {b_new:.3f} < live v{current_model.pk}'s "
+                f"{b_cur:.3f} - {allowed:.3f} (tolerance, or 2 standard errors of the "
+                "difference on this set)"
             )
     n = len(labels)
     # Kept on the card so the console can show every model on the fixed evaluation set.
     model_version.card = dict(model_version.card) | {
         "gate": {
             "n_labels": n,
+            "set": kind,
             "regimes": new,
             "live_model": current_model.pk if current_model else None,
             "evaluated_utc": timezone.now().isoformat(timespec="seconds"),
@@ -144,7 +186,7 @@ def gate_model(*, model_version: ModelVersion, tolerance: float | None = None) -
     }
     ModelVersion.objects.filter(pk=model_version.pk).update(card=model_version.card)
     if worse:
-        reason = f"rejected on {n} gold/expert labels: " + "; ".join(worse)
+        reason = f"rejected on {n} {kind} labels: " + "; ".join(worse)
         ModelVersion.objects.filter(pk=model_version.pk).update(
             status=ModelVersion.Status.REJECTED, status_reason=reason
         )
@@ -154,7 +196,7 @@ def gate_model(*, model_version: ModelVersion, tolerance: float | None = None) -
         ", ".join(f"{r} {_bacc(new, r):.3f}" for r in REGIMES if _bacc(new, r) is not None)
         or "no regime with both classes"
     )
-    reason = f"promoted on {n} gold/expert labels (balanced accuracy {summary}" + (
+    reason = f"promoted on {n} {kind} labels (balanced accuracy {summary}" + (
         f"; live was v{current_model.pk})" if current_model else ")"
     )
     promote_model(model_version=model_version, reason=reason)

@@ -29,6 +29,7 @@ from labelapp.models import (
 )
 from labelapp.selectors.models import live_model
 from labelapp.services.bulk import insert_rows, set_column
+from labelapp.services.holdout import holdout_ids
 from mlcore.acquisition import AcquisitionConfig, priorities, select_batch
 
 
@@ -73,7 +74,8 @@ def _active_arrays(model_version: ModelVersion | None) -> dict[str, np.ndarray]:
             hit = (len(ids) > 0) & (ids[k] == cid)
             prob[k[hit]], bald[k[hit]] = rows[hit, 1], rows[hit, 2]
     gold = set(GoldStandard.objects.filter(active=True).values_list("candidate_id", flat=True))
-    out.update(prob=prob, bald=bald, gold=np.isin(ids, list(gold)))
+    held = list(holdout_ids())
+    out.update(prob=prob, bald=bald, gold=np.isin(ids, list(gold)), holdout=np.isin(ids, held))
     return out
 
 
@@ -94,7 +96,7 @@ def start_round(
         return done
     model_version = model_version or live_model()
     arr = _active_arrays(model_version)
-    scored = np.isfinite(arr["prob"]) & ~arr["gold"]
+    scored = np.isfinite(arr["prob"]) & ~arr["gold"] & ~arr["holdout"]
     result = None
     if model_version is not None and scored.any():
         embeddings = None
@@ -115,6 +117,8 @@ def start_round(
         prio[~scored] = -arr["sn"][~scored] - 100.0  # unscored last, still low S/N first
     else:
         prio = -arr["sn"]
+    # The held-out evaluation sample is never trained on: votes there would be wasted.
+    prio[arr["holdout"]] = -arr["sn"][arr["holdout"]] - 200.0
     with transaction.atomic():
         open_round = Round.objects.select_for_update().filter(status=Round.Status.OPEN).first()
         # Checked again under the lock: a twin of this request that held it first has

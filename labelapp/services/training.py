@@ -32,6 +32,7 @@ from labelapp.models import (
     ModelVersion,
     Round,
 )
+from labelapp.services.holdout import holdout_ids, holdout_labels
 from labelapp.services.rendering import open_store
 from mlcore.cnn.data import spec_windows
 from mlcore.cnn.training import TrainConfig
@@ -54,6 +55,7 @@ class TrainingSet:
     cutouts: np.ndarray  # (N, 5, 9, 100) float16/32, as stored
     spec: np.ndarray  # (N, 2, 1036)
     data_hash: str
+    holdout: np.ndarray  # (N,) bool: the held-out expert sample (test only, never trained on)
 
 
 def consensus_targets() -> dict[int, float]:
@@ -90,6 +92,8 @@ def consensus_targets() -> dict[int, float]:
             )
         }
     )
+    for cid in holdout_ids():  # the gate's evaluation sample is never trained on
+        targets.pop(cid, None)
     return targets
 
 
@@ -103,6 +107,9 @@ def training_set(*, label_source: str) -> TrainingSet:
         }
     else:
         targets = consensus_targets()
+    held = holdout_labels()
+    for cid in held:  # never trained on, whatever else labelled it
+        targets.pop(cid, None)
     if len(targets) < MIN_LABELS:
         raise TrainingError(
             f"only {len(targets)} labelled candidates; need at least "
@@ -110,7 +117,7 @@ def training_set(*, label_source: str) -> TrainingSet:
         )
     fields = ("id", "detectid", "sn", "field", "ra", "dec", "wave", "batch_id", "row")
     rows = list(
-        Candidate.objects.filter(pk__in=list(targets))
+        Candidate.objects.filter(pk__in=[*targets, *held])
         .order_by("batch_id", "row")
         .values_list(*fields)
         .iterator(chunk_size=20000)
@@ -139,14 +146,16 @@ def training_set(*, label_source: str) -> TrainingSet:
     has_truth = len(truth) == len(arr["id"])
     if has_truth:
         cols["truth_type"] = np.asarray([truth[c] for c in arr["id"].tolist()])
+    ids = arr["id"].tolist()
     return TrainingSet(
         candidate_id=arr["id"],
-        targets=np.asarray([targets[c] for c in arr["id"].tolist()], np.float32),
+        targets=np.asarray([targets.get(c, held.get(c)) for c in ids], np.float32),
         y_truth=np.asarray([real[c] for c in arr["id"].tolist()]) if has_truth else None,
         cols=cols,
         cutouts=np.concatenate(cut_parts),
         spec=np.concatenate(spec_parts),
         data_hash=sha.hexdigest(),
+        holdout=np.isin(arr["id"], list(held)),
     )
 
 
@@ -160,15 +169,31 @@ def train_model_version(
     log: Callable[[str], None] = print,
     on_epoch: Callable[[dict, int], None] | None = None,
 ) -> ModelVersion:
-    """Train, evaluate on a held-out split and register a new (not yet promoted) version."""
+    """Train, evaluate on held-out labels and register a new (not yet promoted) version.
+
+    The test set is the held-out expert sample when there is one (every other label then
+    goes to training and validation), else a random 20% of the labels.
+    """
     ts = training_set(label_source=label_source)
     sn = ts.cols["sn"].astype(np.float32)
-    tr, va, te = make_splits(
-        ts.targets, sn, test_frac=0.2, val_frac=0.15, max_train=max_train, seed=seed
-    )
+    if ts.holdout.any():
+        rest, te = np.flatnonzero(~ts.holdout), np.flatnonzero(ts.holdout)
+        tr, va, _ = make_splits(
+            ts.targets[rest], sn[rest], test_frac=0.0, val_frac=0.15, max_train=max_train,
+            seed=seed,
+        )  # fmt: skip
+        tr, va, test_set = rest[tr], rest[va], "held-out expert sample"
+        y_test = ts.targets[te] >= 0.5  # the experts' answers
+    else:
+        tr, va, te = make_splits(
+            ts.targets, sn, test_frac=0.2, val_frac=0.15, max_train=max_train, seed=seed
+        )
+        test_set = "random 20% of the labels"
+        y_test = None if ts.y_truth is None else ts.y_truth[te]
+    n_labels = int((~ts.holdout).sum())
     log(
-        f"{len(ts.targets)} labelled candidates ({label_source}): {len(tr)} train / "
-        f"{len(va)} validation / {len(te)} test"
+        f"{n_labels} labelled candidates ({label_source}): {len(tr)} train / "
+        f"{len(va)} validation / {len(te)} test ({test_set})"
     )
     spec = spec_windows(
         ts.spec[:, 0].astype(np.float32),
@@ -187,12 +212,12 @@ def train_model_version(
             splits=(tr, va, te),
             out=tmp,
             spec=spec,
-            y_test=None if ts.y_truth is None else ts.y_truth[te],
+            y_test=y_test,
             label_source=label_source,
             data_hash=ts.data_hash,
             seed=seed,
             train_config=TrainConfig(epochs=epochs, seed=seed, max_time_s=max_time_s),
-            extra={"n_labels": len(ts.targets)},
+            extra={"n_labels": n_labels, "test_set": test_set},
             log=log,
             on_epoch=on_epoch,
         )

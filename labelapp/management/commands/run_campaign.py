@@ -24,7 +24,7 @@ from mlcore.acquisition import DIVERSITY
 # unchanged to each strategy's own run_campaign.
 PASSED_ON = (
     "rounds", "labels_per_round", "volunteers", "epochs", "random_fraction", "low_sn_weight",
-    "power", "mc_samples", "diversity", "seed", "executor",
+    "power", "mc_samples", "diversity", "holdout", "seed", "executor",
 )  # fmt: skip
 
 
@@ -73,6 +73,14 @@ class Command(BaseCommand):
             type=float,
             default=CampaignConfig.low_sn_weight,
             help="acquisition weight of 4.8 <= S/N <= 5.5 candidates (not for random)",
+        )
+        parser.add_argument(
+            "--holdout",
+            type=int,
+            default=CampaignConfig.holdout,
+            help="candidates held out from training and answered from truth, as experts "
+            "would (half from each S/N regime): the promotion gate's evaluation set "
+            "(default: 5%% of the catalogue, at most 1000; 0: gate on the gold standards)",
         )
         parser.add_argument("--seed", type=int, default=CampaignConfig.seed)
         parser.add_argument(
@@ -167,7 +175,12 @@ class Command(BaseCommand):
                     strategy,
                     "--out",
                     str(out),
-                    *(a for k in PASSED_ON for a in (f"--{k.replace('_', '-')}", str(opts[k]))),
+                    *(
+                        a
+                        for k in PASSED_ON
+                        if opts[k] is not None  # unset: the strategy's run picks the default
+                        for a in (f"--{k.replace('_', '-')}", str(opts[k]))
+                    ),
                     *(["--start-worker"] if opts["start_worker"] else []),
                 ],
             ]
