@@ -369,6 +369,17 @@ def test_gold_list_counts_answers_and_share_correct_in_the_database(
     assert "sky" in html and "3 active" in html
 
 
+def test_gold_list_shows_the_held_out_sample_the_gate_judges_on(sci_client, cands):
+    from labelapp.services.holdout import hold_out
+
+    html = sci_client.get("/console/gold/").content.decode()
+    assert "none yet, so the gate judges models on the gold" in html
+    hold_out(labels={cands[0].pk: True, cands[1].pk: False}, source="expert")
+    html = sci_client.get("/console/gold/").content.decode()
+    low = sum(c.sn <= 5.5 for c in cands[:2])
+    assert f"2 candidates,\n    {low} at S/N 4.8-5.5" in html
+
+
 def test_gold_list_filters_inactive(sci_client, cands):
     make_gold(cands[0], is_real=True)
     g = make_gold(cands[1], is_real=False)

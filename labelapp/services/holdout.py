@@ -42,6 +42,18 @@ def holdout_ids() -> set[int]:
     return set(HoldoutLabel.objects.values_list("candidate_id", flat=True))
 
 
+def holdout_summary() -> dict[str, int]:
+    """Size of the held-out sample per S/N regime and how many of each are real."""
+    rows = HoldoutLabel.objects.values_list("candidate__sn", "is_real")
+    out = {"n": 0, "low": 0, "low_real": 0, "high": 0, "high_real": 0}
+    for sn, real in rows:
+        regime = "low" if sn <= SN_LOW_MAX else "high"
+        out["n"] += 1
+        out[regime] += 1
+        out[f"{regime}_real"] += int(real)
+    return out
+
+
 def draw_sample(*, n: int, low_share: float | None = None, seed: int = 0) -> list[int]:
     """Candidate ids of a random sample of ``n`` not yet held out and not gold.
 

@@ -5,16 +5,15 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labelapp.models import HoldoutLabel
 from labelapp.services.holdout import (
     HoldoutError,
     draw_sample,
     hold_out,
     hold_out_from_truth,
+    holdout_summary,
     read_answers,
     write_sample,
 )
-from mlcore.survey import SN_LOW_MAX
 
 
 class Command(BaseCommand):
@@ -60,10 +59,8 @@ class Command(BaseCommand):
                 )
         except HoldoutError as exc:
             raise CommandError(str(exc)) from exc
-        rows = HoldoutLabel.objects.values_list("candidate__sn", "is_real")
-        low = [real for sn, real in rows if sn <= SN_LOW_MAX]
-        high = [real for sn, real in rows if sn > SN_LOW_MAX]
+        h = holdout_summary()
         self.stdout.write(
-            f"Held out: {len(low) + len(high)} candidates; 4.8-5.5: {len(low)} "
-            f"({sum(low)} real), > 5.5: {len(high)} ({sum(high)} real)"
+            f"Held out: {h['n']} candidates; 4.8-5.5: {h['low']} ({h['low_real']} real), "
+            f"> 5.5: {h['high']} ({h['high_real']} real)"
         )

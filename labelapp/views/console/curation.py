@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from labelapp.models import GoldStandard
 from labelapp.services import curation
+from labelapp.services.holdout import holdout_summary
 from labelapp.services.volunteers import get_volunteer
 from labelapp.views.console.access import scientist_required
 from mlcore.survey import TRUTH_TYPES
@@ -164,6 +165,7 @@ def gold_list(request):
             "filters": list(GOLD_FILTERS),
             "orders": list(curation.GOLD_ORDERS),
             "n_active": GoldStandard.objects.filter(active=True).count(),
+            "holdout": holdout_summary(),
         },
     )
 
