@@ -56,6 +56,7 @@ def test_two_rounds_of_the_loop(tmp_path, settings, capsys):
     held = set(HoldoutLabel.objects.values_list("candidate_id", flat=True))
     assert len(held) == 25 and live.card["gate"]["set"] == "held-out expert"
     assert live.card["test_set"] == "held-out expert sample"
+    assert report["config"]["holdout"] == 25  # the size used, not "default"
     assert live.card["n_labels"] == len(consensus_targets()) and not held & set(consensus_targets())
 
 
@@ -133,6 +134,9 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
                                  "low_sn_weight": 2.0, "rounds": 4, "seed": 2}  # fmt: skip
     html = write_comparison(reports, tmp_path).read_text()
     assert "drawn with P ~ score^1.0, random share 0.1, low-S/N weight 2.0, diversity" in html
+    assert "gate on gold standards" in html  # a report from before the held-out sample
+    reports["bald"]["config"]["holdout"] = 1000
+    assert "gate on 1000 held-out" in write_comparison(reports, tmp_path).read_text()
     assert "<b>random</b>: settings not recorded" in html
     alone = write_comparison({"bald": reports["bald"]}, tmp_path / "alone").read_text()
     assert "Dashed grey" not in alone and '"shapes": []' in alone
@@ -168,5 +172,6 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
         assert opts["--mc-samples"] == "7" and opts["--random-fraction"] == "0.2"
         assert opts["--seed"] == "4" and opts["--executor"] == "inline"
         assert opts["--diversity"] == "kcenter"
+        assert "--holdout" not in opts  # unset: each run takes its own default
     assert (tmp_path / "campaign.html").exists()
     assert json.loads((tmp_path / "campaign.json").read_text())["summary"]["random_labels"] == 10

@@ -20,7 +20,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from html import escape
 from pathlib import Path
 
@@ -186,7 +186,7 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
     CampaignSettings.objects.update_or_create(
         pk=1, defaults={"acquisition": acq, "updated_by": f"run_campaign ({config.strategy})"}
     )
-    report = CampaignReport(config=config)
+    report = CampaignReport(config=replace(config, holdout=holdout))
     crowd = SimulatedCrowd(n_volunteers=config.volunteers, seed=config.seed)
     start_round()  # round 1: no model yet, low S/N first (the same for every strategy)
     for k in range(1, config.rounds + 1):
@@ -408,10 +408,16 @@ def _settings_line(config: dict) -> str:
             f"share {config.get('random_fraction')}, low-S/N weight {config.get('low_sn_weight')}, "
             f"diversity {config.get('diversity', 'wavelength')}"
         )
+    held = config.get("holdout", 0)  # absent: a report from before the held-out sample
+    gate = (
+        "gate on gold standards"
+        if not held
+        else f"gate on {'5% (at most 1000)' if held is None else held} held-out"
+    )
     return (
         f"{acq}; {config.get('rounds')} rounds x {config.get('labels_per_round')} labels, "
         f"{config.get('volunteers')} volunteers, {config.get('epochs')} epochs, "
-        f"seed {config.get('seed')}"
+        f"{config.get('mc_samples', 5)} MC passes, {gate}, seed {config.get('seed')}"
     )
 
 
