@@ -51,6 +51,7 @@ def retrain_model(
     max_time_s: float | None = None,
     progress_key: str | None = None,
     seed: int = 0,
+    keep: str = "best",
 ) -> int | None:
     """gpu queue: train, gate, and on promotion score the catalogue. A redelivery after a
     crash trains again from scratch (the half-trained files were never registered)."""
@@ -71,6 +72,7 @@ def retrain_model(
             label_source=label_source,
             epochs=epochs,
             seed=seed,
+            keep=keep,
             max_time_s=max_time_s,
             log=lambda m: None,
             on_epoch=on_epoch,

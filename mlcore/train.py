@@ -325,6 +325,7 @@ def fit_evaluate_write(
         extra={
             "labels_hash": hash_arrays(detectid, np.asarray(targets)),
             "best_epoch": res.best_epoch,
+            "kept_epoch": res.kept_epoch,
             "history": res.history,
             "device": res.device,
             **(extra or {}),

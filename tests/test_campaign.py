@@ -7,7 +7,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from labelapp.models import HoldoutLabel, ModelVersion, Round, Vote
-from labelapp.services.campaign import labels_to_reach, write_comparison
+from labelapp.services.campaign import (
+    CampaignConfig,
+    CampaignError,
+    labels_to_reach,
+    run_campaign,
+    write_comparison,
+)
 from labelapp.services.ingest import ingest_survey
 from labelapp.services.training import consensus_targets
 from mlcore.simulator import simulate_survey
@@ -66,6 +72,8 @@ def test_bad_acquisition_settings_fail_before_any_vote(tmp_path):
         call_command("run_campaign", "--rounds", "1", "--power", "-1", "--out", str(tmp_path))
     with pytest.raises(CommandError, match="random_fraction must be in"):
         call_command("run_campaign", "--rounds", "1", "--random-fraction", "2")
+    with pytest.raises(CampaignError, match="--keep must be one of"):
+        run_campaign(config=CampaignConfig(keep="final"), log=lambda m: None)
     with pytest.raises(CommandError, match="--mc-samples must be at least 1"):
         call_command("run_campaign", "--rounds", "1", "--mc-samples", "0")
     assert Vote.objects.count() == 0
@@ -137,6 +145,8 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     assert "gate on gold standards" in html  # a report from before the held-out sample
     reports["bald"]["config"]["holdout"] = 1000
     assert "gate on 1000 held-out" in write_comparison(reports, tmp_path).read_text()
+    reports["bald"]["config"]["holdout"] = None
+    assert "gate on 5% (at most 1000) held-out" in write_comparison(reports, tmp_path).read_text()
     assert "<b>random</b>: settings not recorded" in html
     alone = write_comparison({"bald": reports["bald"]}, tmp_path / "alone").read_text()
     assert "Dashed grey" not in alone and '"shapes": []' in alone
@@ -162,7 +172,7 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
     call_command(
         "run_campaign", "--compare", "bald,random", "--rounds", "3", "--power", "2",
         "--mc-samples", "7", "--random-fraction", "0.2", "--seed", "4", "--out", str(tmp_path),
-        "--diversity", "kcenter",
+        "--diversity", "kcenter", "--keep", "last",
     )  # fmt: skip
     runs = [c[2:] for c in calls if c[2] == "run_campaign"]
     assert [r[r.index("--strategy") + 1] for r in runs] == ["bald", "random"]
@@ -173,5 +183,6 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
         assert opts["--seed"] == "4" and opts["--executor"] == "inline"
         assert opts["--diversity"] == "kcenter"
         assert "--holdout" not in opts  # unset: each run takes its own default
+        assert opts["--keep"] == "last"
     assert (tmp_path / "campaign.html").exists()
     assert json.loads((tmp_path / "campaign.json").read_text())["summary"]["random_labels"] == 10

@@ -113,3 +113,18 @@ def test_unlabelled_rows_are_left_out_and_zero_weights_do_not_give_nan(toy):
             config=_fast(epochs=1),
             log=None,
         )
+
+
+def test_keep_last_holds_the_end_of_the_schedule(toy):
+    tr, _ = toy
+    x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
+    best = train(x, y, sn, model_config=TINY, config=_fast(epochs=3, patience=9), log=None)
+    last = train(
+        x, y, sn, model_config=TINY, config=_fast(epochs=3, patience=9, keep="last"), log=None
+    )
+    assert best.kept_epoch == best.best_epoch and last.kept_epoch == 2
+    assert last.best_epoch == best.best_epoch  # the same trajectory, another pick from it
+    same = torch.equal(best.model.fc2.weight, last.model.fc2.weight)
+    assert same == (best.best_epoch == 2)
+    with pytest.raises(ValueError, match="keep must be 'best' or 'last'"):
+        train(x, y, sn, model_config=TINY, config=_fast(keep="final"), log=None)

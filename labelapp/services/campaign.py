@@ -51,6 +51,7 @@ from mlcore.cnn.evaluation import balanced_accuracy
 
 STRATEGIES = ("bald", "entropy", "margin", "random")
 HOLDOUT_MAX = 1000
+KEEP = ("best", "last")
 
 
 class CampaignError(Exception):
@@ -65,6 +66,7 @@ class CampaignConfig:
     volunteers: int = 300
     votes_per_label: float = 6.0  # vote cap per round = labels_per_round * this
     epochs: int = 6
+    keep: str = "best"  # which epoch's weights a retrain keeps (mlcore TrainConfig.keep)
     low_sn_weight: float = 2.0
     random_fraction: float = 0.1
     power: float | None = 1.0  # acquisition: draw with P ~ score**power; None = top-k
@@ -157,12 +159,6 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
         holdout = min(HOLDOUT_MAX, Candidate.objects.count() // 20)
     if holdout < 0:
         raise CampaignError(f"--holdout must be 0 or more, not {holdout}")
-    seed_gold_from_truth(per_kind=config.gold_per_kind)
-    if holdout:  # the gate's evaluation set: half from each regime, never trained on
-        try:
-            hold_out_from_truth(n=holdout, low_share=0.5, seed=config.seed)
-        except HoldoutError as exc:
-            raise CampaignError(f"--holdout: {exc}") from exc
     acq = {
         "strategy": config.strategy,
         "batch_size": config.labels_per_round,
@@ -174,6 +170,8 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
     }
     if config.strategy == "random":  # the baseline: no exploitation, no emphasis
         acq.update(random_fraction=1.0, low_sn_weight=1.0, diversity="none")
+    if config.keep not in KEEP:
+        raise CampaignError(f"--keep must be one of {KEEP}, not {config.keep!r}")
     if config.mc_samples < 1:
         raise CampaignError(f"--mc-samples must be at least 1, not {config.mc_samples}")
     try:  # bad settings fail here, not after the first round's votes
@@ -182,6 +180,13 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
         raise CampaignError(f"acquisition settings: {exc}") from exc
     if config.executor not in ("inline", "celery"):
         raise CampaignError(f"executor must be 'inline' or 'celery', not {config.executor!r}")
+    # Settings checked: from here on the campaign writes to the database.
+    seed_gold_from_truth(per_kind=config.gold_per_kind)
+    if holdout:  # the gate's evaluation set: half from each regime, never trained on
+        try:
+            hold_out_from_truth(n=holdout, low_share=0.5, seed=config.seed)
+        except HoldoutError as exc:
+            raise CampaignError(f"--holdout: {exc}") from exc
     # The chain's own start_round (after scoring) reads the saved acquisition settings.
     CampaignSettings.objects.update_or_create(
         pk=1, defaults={"acquisition": acq, "updated_by": f"run_campaign ({config.strategy})"}
@@ -236,7 +241,11 @@ def _learn_inline(config: CampaignConfig, k: int):
     run = aggregate_votes()
     try:
         version = train_model_version(
-            label_source="consensus", epochs=config.epochs, seed=config.seed, log=lambda m: None
+            label_source="consensus",
+            epochs=config.epochs,
+            seed=config.seed,
+            keep=config.keep,
+            log=lambda m: None,
         )
     except TrainingError as exc:
         raise CampaignError(f"round {k}: {exc}") from exc
@@ -280,7 +289,11 @@ def _learn_via_celery(config: CampaignConfig, k: int):
     last_round = Round.objects.values_list("number", flat=True).first() or 0
     key = f"campaign-{uuid.uuid4().hex[:12]}"
     tasks.retrain_model.delay(
-        label_source="consensus", epochs=config.epochs, progress_key=key, seed=config.seed
+        label_source="consensus",
+        epochs=config.epochs,
+        progress_key=key,
+        seed=config.seed,
+        keep=config.keep,
     )
     done = (TaskProgress.State.DONE, TaskProgress.State.FAILED)
     row = _wait(
@@ -409,11 +422,10 @@ def _settings_line(config: dict) -> str:
             f"diversity {config.get('diversity', 'wavelength')}"
         )
     held = config.get("holdout", 0)  # absent: a report from before the held-out sample
-    gate = (
-        "gate on gold standards"
-        if not held
-        else f"gate on {'5% (at most 1000)' if held is None else held} held-out"
-    )
+    if held is None:  # the default, from a run that did not record the size it used
+        gate = "gate on 5% (at most 1000) held-out"
+    else:
+        gate = f"gate on {held} held-out" if held else "gate on gold standards"
     return (
         f"{acq}; {config.get('rounds')} rounds x {config.get('labels_per_round')} labels, "
         f"{config.get('volunteers')} volunteers, {config.get('epochs')} epochs, "

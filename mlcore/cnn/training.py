@@ -37,6 +37,9 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 5  # epochs without a better validation loss before stopping
+    # Which weights to keep: "best" (lowest validation loss) or "last" (the end of the
+    # one-cycle schedule, or where early stopping ended it).
+    keep: str = "best"
     min_epoch_samples: int = 8192  # tiny sets: an "epoch" cycles the data to this many
     val_frac: float = 0.15  # used when no val_idx is given
     seed: int = 0
@@ -56,7 +59,8 @@ class TrainConfig:
 class TrainResult:
     model: LineCNN
     history: list[dict] = field(default_factory=list)
-    best_epoch: int = -1
+    best_epoch: int = -1  # lowest validation loss
+    kept_epoch: int = -1  # whose weights the model holds (TrainConfig.keep)
     train_time_s: float = 0.0
     train_idx: np.ndarray | None = None
     val_idx: np.ndarray | None = None
@@ -138,6 +142,8 @@ def train(
     same array. Without indices the rows are split stratified by regime and class.
     """
     cfg = config or TrainConfig()
+    if cfg.keep not in ("best", "last"):
+        raise ValueError(f"TrainConfig.keep must be 'best' or 'last', not {cfg.keep!r}")
     mcfg = model_config or CNNConfig()
     log = log or (lambda _msg: None)
     if cfg.num_threads:
@@ -244,7 +250,8 @@ def train(
             log("time cap reached")
             break
 
-    model.load_state_dict(best[2])
+    if cfg.keep == "best":
+        model.load_state_dict(best[2])
     val_logits = predict_logits(model, x_va, s_va, device=device)
     temperature = fit_temperature(val_logits, t_va.numpy())
     model.temperature.fill_(temperature)
@@ -253,6 +260,7 @@ def train(
         model=model,
         history=history,
         best_epoch=best[1],
+        kept_epoch=best[1] if cfg.keep == "best" else len(history) - 1,
         train_time_s=time.perf_counter() - t0,
         train_idx=train_idx,
         val_idx=val_idx,

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.services.campaign import (
+    KEEP,
     STRATEGIES,
     CampaignConfig,
     CampaignError,
@@ -24,7 +25,7 @@ from mlcore.acquisition import DIVERSITY
 # unchanged to each strategy's own run_campaign.
 PASSED_ON = (
     "rounds", "labels_per_round", "volunteers", "epochs", "random_fraction", "low_sn_weight",
-    "power", "mc_samples", "diversity", "holdout", "seed", "executor",
+    "power", "mc_samples", "diversity", "holdout", "keep", "seed", "executor",
 )  # fmt: skip
 
 
@@ -81,6 +82,13 @@ class Command(BaseCommand):
             help="candidates held out from training and answered from truth, as experts "
             "would (half from each S/N regime): the promotion gate's evaluation set "
             "(default: 5%% of the catalogue, at most 1000; 0: gate on the gold standards)",
+        )
+        parser.add_argument(
+            "--keep",
+            choices=KEEP,
+            default=CampaignConfig.keep,
+            help="which weights each retrain keeps: the lowest validation loss (best) or the "
+            "end of the learning-rate schedule (last)",
         )
         parser.add_argument("--seed", type=int, default=CampaignConfig.seed)
         parser.add_argument(

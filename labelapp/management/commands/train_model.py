@@ -13,6 +13,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--labels", choices=LABEL_SOURCES, default="truth")
         parser.add_argument("--epochs", type=int, default=12)
+        parser.add_argument(
+            "--keep",
+            choices=("best", "last"),
+            default="best",
+            help="weights to keep: lowest validation loss, or the end of the schedule",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
             "--max-train", type=int, default=None, help="use at most this many training labels"
@@ -29,6 +35,7 @@ class Command(BaseCommand):
             version = train_model_version(
                 label_source=opts["labels"],
                 epochs=opts["epochs"],
+                keep=opts["keep"],
                 seed=opts["seed"],
                 max_train=opts["max_train"],
                 max_time_s=opts["max_time"],
