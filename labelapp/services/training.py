@@ -100,16 +100,15 @@ def consensus_targets() -> dict[int, float]:
 def training_set(*, label_source: str) -> TrainingSet:
     if label_source not in LABEL_SOURCES:
         raise TrainingError(f"--labels must be one of {LABEL_SOURCES}, not {label_source!r}")
+    held = holdout_labels()  # never trained on: the test set instead
     if label_source == "truth":
         targets = {
             cid: float(r)
             for cid, r in CandidateTruth.objects.values_list("candidate_id", "is_real")
+            if cid not in held
         }
     else:
-        targets = consensus_targets()
-    held = holdout_labels()
-    for cid in held:  # never trained on, whatever else labelled it
-        targets.pop(cid, None)
+        targets = consensus_targets()  # already without the held-out sample
     if len(targets) < MIN_LABELS:
         raise TrainingError(
             f"only {len(targets)} labelled candidates; need at least "
