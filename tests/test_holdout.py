@@ -65,6 +65,13 @@ def test_gold_cannot_be_held_out_and_nothing_is_stored():
     assert not HoldoutLabel.objects.exists()
 
 
+def test_a_re_import_corrects_answers_and_counts_only_new_ones():
+    c = make_candidates(3)
+    assert hold_out(labels={c[0].pk: True, c[1].pk: True}, source="expert") == 2
+    assert hold_out(labels={c[1].pk: False, c[2].pk: True}, source="expert") == 1
+    assert holdout_labels() == {c[0].pk: True, c[1].pk: False, c[2].pk: True}
+
+
 def test_held_out_candidates_go_to_the_back_of_the_queue():
     c = make_candidates(20)
     lowest = min(c, key=lambda x: x.sn)  # first in the low-S/N-first queue

@@ -48,10 +48,10 @@ from labelapp.services.simulated_volunteers import SimulatedCrowd
 from labelapp.services.training import TrainingError, consensus_targets, train_model_version
 from mlcore.aggregation import regime_index
 from mlcore.cnn.evaluation import balanced_accuracy
+from mlcore.cnn.training import KEEP
 
 STRATEGIES = ("bald", "entropy", "margin", "random")
 HOLDOUT_MAX = 1000
-KEEP = ("best", "last")
 
 
 class CampaignError(Exception):

@@ -25,6 +25,9 @@ from django.db.models import F
 from labelapp.models import Candidate, CandidateTruth, GoldStandard, HoldoutLabel
 from mlcore.survey import SN_LOW_MAX
 
+# Held-out candidates sit this far below every other one in queue priority (-sn - offset):
+# votes on them would never be trained on. start_round applies the same offset.
+QUEUE_OFFSET = 200.0
 TRUE_WORDS = {"1", "true", "yes", "real", "y", "t"}
 FALSE_WORDS = {"0", "false", "no", "not real", "n", "f", "artefact", "artifact"}
 
@@ -107,19 +110,19 @@ def hold_out(
             f"{len(gold)} of these candidates are gold standards (e.g. id {min(gold)}): "
             "gold is trained on and shown to volunteers, so it cannot be held out"
         )
-    have = holdout_ids()
-    new = [
-        HoldoutLabel(candidate_id=cid, is_real=bool(real), source=source, created_by=created_by)
-        for cid, real in labels.items()
-        if cid not in have
-    ]
-    HoldoutLabel.objects.bulk_create(new)
+    n_new = len(set(labels) - holdout_ids())
+    HoldoutLabel.objects.bulk_create(  # a re-import corrects earlier answers
+        [
+            HoldoutLabel(candidate_id=cid, is_real=bool(real), source=source, created_by=created_by)
+            for cid, real in labels.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["candidate"],
+        update_fields=["is_real", "source"],
+    )
     # to the back of the volunteer queue now (start_round keeps them there)
-    Candidate.objects.filter(pk__in=list(labels)).update(priority=-F("sn") - 200.0)
-    for cid, real in labels.items():  # a re-import corrects earlier answers
-        if cid in have:
-            HoldoutLabel.objects.filter(pk=cid).update(is_real=bool(real), source=source)
-    return len(new)
+    Candidate.objects.filter(pk__in=list(labels)).update(priority=-F("sn") - QUEUE_OFFSET)
+    return n_new
 
 
 def hold_out_from_truth(*, n: int, low_share: float | None = None, seed: int = 0) -> int:

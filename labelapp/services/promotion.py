@@ -102,11 +102,6 @@ class EvaluationRows:
         return metrics["regimes"], logits >= 0  # temperature scaling keeps the sign
 
 
-def evaluate_on_set(model_version: ModelVersion, labels: dict[int, bool]) -> dict[str, dict]:
-    """Metrics per regime ('overall', 'low', 'high') of one model on the given labels."""
-    return EvaluationRows.load(labels).score(model_version)[0]
-
-
 @dataclass(frozen=True)
 class GateDecision:
     promoted: bool

@@ -29,7 +29,7 @@ from labelapp.models import (
 )
 from labelapp.selectors.models import live_model
 from labelapp.services.bulk import insert_rows, set_column
-from labelapp.services.holdout import holdout_ids
+from labelapp.services.holdout import QUEUE_OFFSET, holdout_ids
 from mlcore.acquisition import AcquisitionConfig, priorities, select_batch
 
 
@@ -118,7 +118,7 @@ def start_round(
     else:
         prio = -arr["sn"]
     # The held-out evaluation sample is never trained on: votes there would be wasted.
-    prio[arr["holdout"]] = -arr["sn"][arr["holdout"]] - 200.0
+    prio[arr["holdout"]] = -arr["sn"][arr["holdout"]] - QUEUE_OFFSET
     with transaction.atomic():
         open_round = Round.objects.select_for_update().filter(status=Round.Status.OPEN).first()
         # Checked again under the lock: a twin of this request that held it first has

@@ -29,6 +29,8 @@ from mlcore.cnn.data import (
 from mlcore.cnn.evaluation import balanced_accuracy, fit_temperature
 from mlcore.cnn.model import CNNConfig, LineCNN, count_parameters
 
+KEEP = ("best", "last")  # TrainConfig.keep
+
 
 @dataclass
 class TrainConfig:
@@ -142,7 +144,7 @@ def train(
     same array. Without indices the rows are split stratified by regime and class.
     """
     cfg = config or TrainConfig()
-    if cfg.keep not in ("best", "last"):
+    if cfg.keep not in KEEP:
         raise ValueError(f"TrainConfig.keep must be 'best' or 'last', not {cfg.keep!r}")
     mcfg = model_config or CNNConfig()
     log = log or (lambda _msg: None)

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.services.campaign import (
-    KEEP,
     STRATEGIES,
     CampaignConfig,
     CampaignError,
@@ -20,6 +19,7 @@ from labelapp.services.campaign import (
     write_comparison,
 )
 from mlcore.acquisition import DIVERSITY
+from mlcore.cnn.training import KEEP
 
 # CampaignConfig fields set from the options of the same name; --compare passes them on
 # unchanged to each strategy's own run_campaign.

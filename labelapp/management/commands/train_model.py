@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.services.training import LABEL_SOURCES, TrainingError, train_model_version
+from mlcore.cnn.training import KEEP
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=12)
         parser.add_argument(
             "--keep",
-            choices=("best", "last"),
+            choices=KEEP,
             default="best",
             help="weights to keep: lowest validation loss, or the end of the schedule",
         )
