@@ -325,6 +325,9 @@ EXPERT_GROUP = env_str("LABELAPP_EXPERT_GROUP", "scientists")
 # Weights and cards of every model version (shared storage, like the cutout stores).
 MODELS_DIR = Path(env_str("LABELAPP_MODELS_DIR", str(DATA_DIR / "models")))
 SCORE_MC_SAMPLES = env_int("LABELAPP_SCORE_MC_SAMPLES", 10)  # MC-dropout passes per candidate
+# Members of each retrained model (a deep ensemble on one split; 1 = a single CNN). Training
+# costs this many times more; scoring runs every member's trunk.
+ENSEMBLE_MEMBERS = env_int("LABELAPP_ENSEMBLE_MEMBERS", 1)
 # A new model may be this much worse (balanced accuracy, per S/N regime) than the live one
 # on the gold + expert evaluation set and still be promoted (noise on a small set).
 PROMOTION_TOLERANCE = float(env_str("LABELAPP_PROMOTION_TOLERANCE", "0.01"))

@@ -52,6 +52,7 @@ def retrain_model(
     progress_key: str | None = None,
     seed: int = 0,
     keep: str = "best",
+    members: int | None = None,
 ) -> int | None:
     """gpu queue: train, gate, and on promotion score the catalogue. A redelivery after a
     crash trains again from scratch (the half-trained files were never registered)."""
@@ -73,6 +74,7 @@ def retrain_model(
             epochs=epochs,
             seed=seed,
             keep=keep,
+            members=members,
             max_time_s=max_time_s,
             log=lambda m: None,
             on_epoch=on_epoch,

@@ -173,6 +173,7 @@ def run(
     device: str | None = None,
     threads: int | None = None,
     max_time_s: float | None = None,
+    members: int = 1,
     attributions: int = 0,
     eval_data: list[str] | None = None,
     log=print,
@@ -229,6 +230,7 @@ def run(
             lr=lr,
             device=device,
             max_time_s=max_time_s,
+            members=members,
         ),  # fmt: skip
         width=width,
         external=read_external(external) if external else None,
@@ -328,6 +330,7 @@ def fit_evaluate_write(
             "kept_epoch": res.kept_epoch,
             "history": res.history,
             "device": res.device,
+            **({"member_runs": res.members} if res.members else {}),
             **(extra or {}),
         },
     )
@@ -399,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--max-time-s", type=float, default=None)
+    ap.add_argument("--members", type=int, default=1, help="a deep ensemble of K CNNs")
     ap.add_argument("--attributions", type=int, default=0, help="PNGs for K test candidates")
     ap.add_argument(
         "--eval-data",
@@ -411,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         a.data, a.out, epochs=a.epochs, seed=a.seed, labels=a.labels, max_train=a.max_train,
         test_frac=a.test_frac, val_frac=a.val_frac, external=a.external, spec1d=not a.no_spec1d,
         batch_size=a.batch_size, lr=a.lr, width=a.width, device=a.device, threads=a.threads,
-        max_time_s=a.max_time_s, attributions=a.attributions, eval_data=a.eval_data,
+        max_time_s=a.max_time_s, members=a.members, attributions=a.attributions,
+        eval_data=a.eval_data,
     )  # fmt: skip
     print(summarise(card))
     print(json.dumps({"out": a.out, "n_parameters": card["n_parameters"]}))

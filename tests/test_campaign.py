@@ -76,6 +76,8 @@ def test_bad_acquisition_settings_fail_before_any_vote(tmp_path):
         run_campaign(config=CampaignConfig(keep="final"), log=lambda m: None)
     with pytest.raises(CommandError, match="--mc-samples must be at least 1"):
         call_command("run_campaign", "--rounds", "1", "--mc-samples", "0")
+    with pytest.raises(CommandError, match="--members must be at least 1"):
+        call_command("run_campaign", "--rounds", "1", "--members", "0")
     assert Vote.objects.count() == 0
 
 
@@ -143,6 +145,9 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     html = write_comparison(reports, tmp_path).read_text()
     assert "drawn with P ~ score^1.0, random share 0.1, low-S/N weight 2.0, diversity" in html
     assert "gate on gold standards" in html  # a report from before the held-out sample
+    assert "one CNN" in html  # a report from before ensembles
+    reports["bald"]["config"]["members"] = 3
+    assert "ensembles of 3 CNNs" in write_comparison(reports, tmp_path).read_text()
     reports["bald"]["config"]["holdout"] = 1000
     assert "gate on 1000 held-out" in write_comparison(reports, tmp_path).read_text()
     reports["bald"]["config"]["holdout"] = None
@@ -172,7 +177,7 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
     call_command(
         "run_campaign", "--compare", "bald,random", "--rounds", "3", "--power", "2",
         "--mc-samples", "7", "--random-fraction", "0.2", "--seed", "4", "--out", str(tmp_path),
-        "--diversity", "kcenter", "--keep", "last",
+        "--diversity", "kcenter", "--keep", "last", "--members", "3",
     )  # fmt: skip
     runs = [c[2:] for c in calls if c[2] == "run_campaign"]
     assert [r[r.index("--strategy") + 1] for r in runs] == ["bald", "random"]
@@ -183,6 +188,6 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
         assert opts["--seed"] == "4" and opts["--executor"] == "inline"
         assert opts["--diversity"] == "kcenter"
         assert "--holdout" not in opts  # unset: each run takes its own default
-        assert opts["--keep"] == "last"
+        assert opts["--keep"] == "last" and opts["--members"] == "3"
     assert (tmp_path / "campaign.html").exists()
     assert json.loads((tmp_path / "campaign.json").read_text())["summary"]["random_labels"] == 10

@@ -11,7 +11,7 @@ from mlcore.cnn.attribution import (
     render_attribution,
     save_attribution_png,
 )
-from mlcore.cnn.model import CNNConfig, LineCNN
+from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN
 from mlcore.cnn.toy import toy_candidates
 
 
@@ -27,6 +27,16 @@ def test_integrated_gradients_complete_the_logit_difference(model):
     with torch.no_grad():
         diff = model(x) - model(torch.zeros_like(x))
     np.testing.assert_allclose(attr.reshape(2, -1).sum(1), diff.numpy(), rtol=0.05, atol=0.02)
+
+
+def test_an_ensemble_is_attributed_as_the_mean_of_its_members(model):
+    torch.manual_seed(1)
+    other = LineCNN(CNNConfig(width=4, hidden=8)).eval()
+    ens = EnsembleCNN([model, other]).eval()
+    x = torch.randn(2, 5, 9, 100)
+    # integrated gradients are linear in the model, and the ensemble logit is the mean
+    want = integrated_gradients(model, x, steps=16) + integrated_gradients(other, x, steps=16)
+    np.testing.assert_allclose(integrated_gradients(ens, x, steps=16), want / 2, atol=1e-5)
 
 
 def test_attribution_png_is_rendered_with_a_colour_blind_safe_map(model, tmp_path):

@@ -14,7 +14,7 @@ from mlcore.cnn.card import (
     read_card,
     write_model_dir,
 )
-from mlcore.cnn.model import CNNConfig, LineCNN, count_parameters
+from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, count_parameters
 from mlcore.cnn.scoring import score
 from mlcore.cnn.toy import toy_candidates
 
@@ -70,3 +70,26 @@ def test_hash_arrays_is_content_based_and_memmap_friendly(tmp_path):
     b[50, 3] += 1
     assert hash_arrays(a) != hash_arrays(b)
     assert hash_arrays(a) != hash_arrays(a.astype(np.float64))
+
+
+def test_ensemble_checkpoint_round_trip_and_card(tmp_path):
+    torch.manual_seed(2)
+    ens = EnsembleCNN([LineCNN(CNNConfig(width=4, hidden=8)) for _ in range(3)]).eval()
+    ens.temperature.fill_(1.3)
+    x = toy_candidates(20, seed=0)["cutouts"]
+    _, card_path = write_model_dir(tmp_path, ens, _card(ens))
+    loaded = load_checkpoint(tmp_path)
+    assert isinstance(loaded, EnsembleCNN) and len(loaded.members) == 3
+    assert float(loaded.temperature) == pytest.approx(1.3)
+    a, b = score(ens, x, n_samples=5, seed=2), score(loaded, x, n_samples=5, seed=2)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    card = json.loads(card_path.read_text())
+    assert card["members"] == 3 and card["model"] == "EnsembleCNN of 3"
+    assert card["n_parameters"] == count_parameters(ens)
+
+
+def test_single_model_checkpoints_stay_single(model, tmp_path):
+    write_model_dir(tmp_path, model, _card(model))
+    assert "members" not in torch.load(tmp_path / "model.pt", weights_only=True)
+    assert type(load_checkpoint(tmp_path)) is LineCNN

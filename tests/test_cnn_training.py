@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mlcore.cnn.evaluation import balanced_accuracy
-from mlcore.cnn.model import CNNConfig
+from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, count_parameters
 from mlcore.cnn.toy import toy_candidates
 from mlcore.cnn.training import TrainConfig, _normalise_rows, predict_logits, train
 
@@ -128,3 +128,93 @@ def test_keep_last_holds_the_end_of_the_schedule(toy):
     assert same == (best.best_epoch == 2)
     with pytest.raises(ValueError, match="keep must be 'best' or 'last'"):
         train(x, y, sn, model_config=TINY, config=_fast(keep="final"), log=None)
+
+
+def test_ensemble_members_share_one_split_and_average_their_logits(toy):
+    tr, te = toy
+    x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
+    epochs_seen = []
+    res = train(
+        x, y, sn, model_config=TINY, config=_fast(members=3, member_tolerance=1.0), log=None,
+        on_epoch=lambda rec, total: epochs_seen.append((rec["epoch"], total)),
+    )  # fmt: skip
+    ens = res.model
+    assert isinstance(ens, EnsembleCNN) and len(ens.members) == 3
+    # each member is the single model of its seed on the first member's split
+    solo = train(x, y, sn, model_config=TINY, config=_fast(seed=1), train_idx=res.train_idx,
+                 val_idx=res.val_idx, log=None)  # fmt: skip
+    assert torch.equal(ens.members[1].fc2.weight, solo.model.fc2.weight)
+    assert [m["seed"] for m in res.members] == [0, 1, 2] and all(m["kept"] for m in res.members)
+    # progress runs over the whole ensemble, 3 members x 2 epochs
+    assert epochs_seen == [(k, 6) for k in range(6)]
+    assert [h["member"] for h in res.history] == [0, 0, 1, 1, 2, 2]
+    xn = _normalise_rows(te["cutouts"], np.arange(50))
+    member_logits = np.stack([predict_logits(m, xn) for m in ens.members])
+    np.testing.assert_allclose(predict_logits(ens, xn), member_logits.mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(res.val_logits, np.mean(
+        [predict_logits(m, _normalise_rows(x, res.val_idx)) for m in ens.members], 0
+    ), rtol=1e-5, atol=1e-5)  # fmt: skip
+    assert float(ens.temperature) == pytest.approx(res.temperature)
+    assert res.n_parameters == 3 * count_parameters(ens.members[0])
+
+
+def test_ensemble_drops_a_member_that_failed_to_train(toy, monkeypatch):
+    from mlcore.cnn import training
+
+    tr, _ = toy
+    x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
+    real_one = training.train_one
+
+    def one(*a, config, **kw):
+        res = real_one(*a, config=config, **kw)
+        right = np.where(y[res.val_idx], 3.0, -3.0).astype(np.float32)
+        # seeds 0 and 2 call validation right; seed 1 "failed" and gets it all wrong
+        res.val_logits = -right if config.seed == 1 else right
+        return res
+
+    monkeypatch.setattr(training, "train_one", one)
+    logs = []
+    cfg = _fast(members=3, member_tolerance=0.2)
+    res = training.train(x, y, sn, model_config=TINY, config=cfg, log=logs.append)
+    assert [m["kept"] for m in res.members] == [True, False, True]
+    assert len(res.model.members) == 2
+    assert any("member seed 1 dropped" in m for m in logs)
+    # a lone survivor is returned as the plain LineCNN it is (it saves as one, too)
+    res = training.train(x, y, sn, model_config=TINY, config=_fast(members=2, member_tolerance=0.2),
+                         log=None)  # fmt: skip
+    assert type(res.model) is LineCNN and [m["kept"] for m in res.members] == [True, False]
+    with pytest.raises(ValueError, match="members must be at least 1"):
+        training.train(x, y, sn, model_config=TINY, config=_fast(members=0), log=None)
+
+
+def test_member_drop_rule_allows_for_a_small_validation_set(toy, monkeypatch):
+    from mlcore.cnn import training
+
+    assert training._bacc_standard_error(0.8, np.array([True] * 20 + [False] * 20)) == (
+        pytest.approx(0.5 * np.sqrt(0.16 / 20 + 0.16 / 20))
+    )
+    assert training._bacc_standard_error(0.8, np.ones(5, bool)) == 0.5
+    tr, _ = toy
+    x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
+    right_share = {0: 0.9, 1: 0.8, 2: 0.72}  # per class, on the validation rows
+    real_one = training.train_one
+
+    def one(*a, config, **kw):
+        res = real_one(*a, config=config, **kw)
+        yv = y[res.val_idx]
+        logits = np.where(yv, 3.0, -3.0).astype(np.float32)
+        for cls in (True, False):
+            rows = np.flatnonzero(yv == cls)
+            wrong = rows[: round(len(rows) * (1 - right_share[config.seed]))]
+            logits[wrong] *= -1
+        res.val_logits = logits
+        return res
+
+    monkeypatch.setattr(training, "train_one", one)
+    res = training.train(x, y, sn, model_config=TINY, config=_fast(members=3), log=None)
+    yv = y[res.val_idx]
+    allowed = 3 * training._bacc_standard_error(res.members[0]["val_bacc"], yv)
+    # ~60 validation rows: 3 standard errors of the best member's 0.9 exceed the 0.10
+    # tolerance, so the member 0.1 below stays and the one 0.18 below goes
+    assert 0.10 < allowed < 0.18
+    assert [m["kept"] for m in res.members] == [True, True, False]

@@ -97,6 +97,15 @@ def test_models_page_table_and_detail_with_confusion_and_reliability(sci, consol
     assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (m["tp"], m["fp"], m["fn"], m["tn"])
     assert detail.context["reliability_fig"]["data"][1]["x"]  # a reliability curve
     assert "Per type" in html and "Per field" in html
+    assert "ensemble-members" not in html  # a single CNN
+    runs = [{"seed": 0, "val_bacc": 0.8412, "kept": True},
+            {"seed": 1, "val_bacc": 0.61, "kept": False},
+            {"seed": 2, "val_bacc": 0.83, "kept": True}]  # fmt: skip
+    live.card = {**live.card, "member_runs": runs, "model": "EnsembleCNN of 2"}
+    live.save(update_fields=["card"])
+    html = sci.get(reverse("console-model", args=[live.pk])).content.decode()
+    assert "seed 0 validation balanced accuracy 0.841" in html
+    assert "seed 1 <strong>dropped</strong> (0.610)" in html and "EnsembleCNN of 2" in html
 
 
 def test_roll_back_from_the_console_is_audited(sci, console_campaign):
@@ -258,3 +267,18 @@ def test_votes_are_untouched_by_page_views(sci, console_campaign):
     for name in ("console-campaign", "console-volunteers", "console-models", "console-gallery"):
         assert sci.get(reverse(name)).status_code == 200
     assert Vote.objects.count() == n
+
+
+def test_training_history_figure_draws_one_pair_of_curves_per_ensemble_member():
+    from labelapp.selectors.models import history_figure
+
+    one = [{"epoch": e, "train_loss": 1.0 - e / 10, "val_loss": 1.1} for e in range(3)]
+    fig = history_figure({"history": one, "best_epoch": 2})
+    assert [t["name"] for t in fig["data"]] == ["train loss", "val loss"]
+    ens = [{**h, "member": k} for k in range(2) for h in one]
+    fig = history_figure({"history": ens})
+    names = [t["name"] for t in fig["data"]]
+    assert names == ["train loss (member 1)", "val loss (member 1)",
+                     "train loss (member 2)", "val loss (member 2)"]  # fmt: skip
+    assert fig["data"][2]["x"] == [0, 1, 2]  # each member's epochs from 0
+    assert history_figure({}) is None

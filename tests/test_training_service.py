@@ -57,6 +57,30 @@ def test_scores_every_candidate_and_rescoring_replaces(simulated):
     assert probs.std() > 0.05  # it tells candidates apart
 
 
+def test_an_ensemble_version_trains_scores_and_embeds(simulated, settings):
+    from labelapp.services.scoring import CandidateEmbeddings
+    from mlcore.cnn.card import load_checkpoint
+
+    settings.ENSEMBLE_MEMBERS = 2  # the platform default, overridden below by --members
+    call_command("train_model", "--members", "3", "--epochs", "2")
+    version = ModelVersion.objects.get()
+    runs = version.card["member_runs"]
+    assert [m["seed"] for m in runs] == [0, 1, 2] and version.card["train_config"]["members"] == 3
+    kept = sum(m["kept"] for m in runs)  # a member far below the best one is dropped
+    assert kept >= 2, runs  # 2 epochs on 1,200 simulated labels: no member fails outright
+    assert version.card["members"] == kept and version.card["model"] == f"EnsembleCNN of {kept}"
+    call_command("score_candidates", "--model", str(version.pk), "--samples", "2", "--no-progress")
+    assert CandidateScore.objects.filter(model_version=version).count() == Candidate.objects.count()
+    ids = np.asarray(Candidate.objects.values_list("pk", flat=True)[:5])
+    emb = CandidateEmbeddings(model_version=version, ids=ids)
+    member = load_checkpoint(version.directory).members[0]
+    assert emb[np.arange(5)].shape == (5, kept * member.feature_dim) == (5, emb.shape[1])
+    v2 = train_model_version(label_source="truth", epochs=1, max_time_s=30, log=lambda m: None)
+    assert len(v2.card["member_runs"]) == 2  # settings.ENSEMBLE_MEMBERS when not given
+    with pytest.raises(TrainingError, match="at least 1 member"):
+        train_model_version(label_source="truth", members=0)
+
+
 def test_consensus_training_needs_an_aggregation_run(simulated):
     with pytest.raises(TrainingError, match="no finished aggregation run"):
         train_model_version(label_source="consensus")

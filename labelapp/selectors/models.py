@@ -150,17 +150,20 @@ def history_figure(card: dict) -> dict | None:
     hist = card.get("history") or []
     if not hist:
         return None
-    ep = [h["epoch"] for h in hist]
+    data = []
+    members = sorted({h.get("member", 0) for h in hist})
+    for k in members:  # an ensemble: one pair of curves per member
+        rows = [h for h in hist if h.get("member", 0) == k]
+        ep = [h["epoch"] for h in rows]
+        tag = f" (member {k + 1})" if len(members) > 1 else ""
+        data += [
+            {"type": "scatter", "x": ep, "y": [h["train_loss"] for h in rows],
+             "name": f"train loss{tag}"},
+            {"type": "scatter", "x": ep, "y": [h["val_loss"] for h in rows],
+             "name": f"val loss{tag}"},
+        ]  # fmt: skip
     return {
-        "data": [
-            {
-                "type": "scatter",
-                "x": ep,
-                "y": [h["train_loss"] for h in hist],
-                "name": "train loss",
-            },
-            {"type": "scatter", "x": ep, "y": [h["val_loss"] for h in hist], "name": "val loss"},
-        ],
+        "data": data,
         "layout": {
             "title": {"text": f"Training (best epoch {card.get('best_epoch')})"},
             "xaxis": {"title": {"text": "epoch"}},

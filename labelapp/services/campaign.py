@@ -67,6 +67,7 @@ class CampaignConfig:
     votes_per_label: float = 6.0  # vote cap per round = labels_per_round * this
     epochs: int = 6
     keep: str = "best"  # which epoch's weights a retrain keeps (mlcore TrainConfig.keep)
+    members: int = 1  # CNNs per retrained model (a deep ensemble when > 1)
     low_sn_weight: float = 2.0
     random_fraction: float = 0.1
     power: float | None = 1.0  # acquisition: draw with P ~ score**power; None = top-k
@@ -172,6 +173,8 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
         acq.update(random_fraction=1.0, low_sn_weight=1.0, diversity="none")
     if config.keep not in KEEP:
         raise CampaignError(f"--keep must be one of {KEEP}, not {config.keep!r}")
+    if config.members < 1:
+        raise CampaignError(f"--members must be at least 1, not {config.members}")
     if config.mc_samples < 1:
         raise CampaignError(f"--mc-samples must be at least 1, not {config.mc_samples}")
     try:  # bad settings fail here, not after the first round's votes
@@ -245,6 +248,7 @@ def _learn_inline(config: CampaignConfig, k: int):
             epochs=config.epochs,
             seed=config.seed,
             keep=config.keep,
+            members=config.members,
             log=lambda m: None,
         )
     except TrainingError as exc:
@@ -294,6 +298,7 @@ def _learn_via_celery(config: CampaignConfig, k: int):
         progress_key=key,
         seed=config.seed,
         keep=config.keep,
+        members=config.members,
     )
     done = (TaskProgress.State.DONE, TaskProgress.State.FAILED)
     row = _wait(
@@ -426,9 +431,11 @@ def _settings_line(config: dict) -> str:
         gate = "gate on 5% (at most 1000) held-out"
     else:
         gate = f"gate on {held} held-out" if held else "gate on gold standards"
+    members = config.get("members", 1)
+    model = f"ensembles of {members} CNNs" if members > 1 else "one CNN"
     return (
         f"{acq}; {config.get('rounds')} rounds x {config.get('labels_per_round')} labels, "
-        f"{config.get('volunteers')} volunteers, {config.get('epochs')} epochs, "
+        f"{config.get('volunteers')} volunteers, {model}, {config.get('epochs')} epochs, "
         f"{config.get('mc_samples', 5)} MC passes, {gate}, seed {config.get('seed')}"
     )
 

@@ -118,7 +118,7 @@ class CandidateEmbeddings:
     def __init__(self, *, model_version: ModelVersion, ids: np.ndarray):
         self.model = _model(model_version.directory)
         self.ids = np.asarray(ids, np.int64)
-        self.shape = (len(self.ids), self.model.fc1.in_features)
+        self.shape = (len(self.ids), self.model.feature_dim)
 
     def __getitem__(self, rows) -> np.ndarray:
         from mlcore.cnn.data import spec_windows

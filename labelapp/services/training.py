@@ -164,6 +164,7 @@ def train_model_version(
     epochs: int = 12,
     seed: int = 0,
     keep: str = "best",
+    members: int | None = None,
     max_train: int | None = None,
     max_time_s: float | None = None,
     log: Callable[[str], None] = print,
@@ -172,8 +173,12 @@ def train_model_version(
     """Train, evaluate on held-out labels and register a new (not yet promoted) version.
 
     The test set is the held-out expert sample when there is one (every other label then
-    goes to training and validation), else a random 20% of the labels.
+    goes to training and validation), else a random 20% of the labels. ``members`` > 1
+    trains a deep ensemble (default ``settings.ENSEMBLE_MEMBERS``).
     """
+    members = settings.ENSEMBLE_MEMBERS if members is None else members
+    if members < 1:
+        raise TrainingError(f"an ensemble needs at least 1 member, not {members}")
     ts = training_set(label_source=label_source)
     sn = ts.cols["sn"].astype(np.float32)
     if ts.holdout.any():
@@ -216,7 +221,9 @@ def train_model_version(
             label_source=label_source,
             data_hash=ts.data_hash,
             seed=seed,
-            train_config=TrainConfig(epochs=epochs, seed=seed, keep=keep, max_time_s=max_time_s),
+            train_config=TrainConfig(
+                epochs=epochs, seed=seed, keep=keep, members=members, max_time_s=max_time_s
+            ),
             extra={"n_labels": n_labels, "test_set": test_set},
             log=log,
             on_epoch=on_epoch,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlcore.cnn.model import CNNConfig, LineCNN, count_parameters
+from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, count_parameters
 
 CARD_NAME = "model_card.json"
 WEIGHTS_NAME = "model.pt"
@@ -43,21 +43,30 @@ REQUIRED_CARD_KEYS = (
 # --- checkpoints -------------------------------------------------------------------------
 
 
-def save_checkpoint(path: str | Path, model: LineCNN) -> Path:
+def n_members(model: LineCNN | EnsembleCNN) -> int:
+    return len(model.members) if isinstance(model, EnsembleCNN) else 1
+
+
+def save_checkpoint(path: str | Path, model: LineCNN | EnsembleCNN) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"config": model.config.to_dict(), "state_dict": state}, path)
+    ck = {"config": model.config.to_dict(), "state_dict": state}
+    if isinstance(model, EnsembleCNN):
+        ck["members"] = n_members(model)  # absent: one LineCNN (every older checkpoint)
+    torch.save(ck, path)
     return path
 
 
-def load_checkpoint(path: str | Path, device: str = "cpu") -> LineCNN:
+def load_checkpoint(path: str | Path, device: str = "cpu") -> LineCNN | EnsembleCNN:
     """Rebuild the model from ``model.pt`` (or a directory holding it), eval mode."""
     path = Path(path)
     if path.is_dir():
         path = path / WEIGHTS_NAME
     ck = torch.load(path, map_location=device, weights_only=True)
-    model = LineCNN(CNNConfig(**ck["config"]))
+    cfg = CNNConfig(**ck["config"])
+    k = int(ck.get("members", 1))
+    model = EnsembleCNN([LineCNN(cfg) for _ in range(k)]) if k > 1 else LineCNN(cfg)
     model.load_state_dict(ck["state_dict"])
     return model.to(device).eval()
 
@@ -127,7 +136,8 @@ def build_card(
     """The model card as a JSON-ready dict (see :data:`REQUIRED_CARD_KEYS`)."""
     card = {
         "schema": CARD_SCHEMA,
-        "model": "LineCNN",
+        "model": "LineCNN" if n_members(model) == 1 else f"EnsembleCNN of {n_members(model)}",
+        "members": n_members(model),
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "torch_version": torch.__version__,

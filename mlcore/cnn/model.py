@@ -84,6 +84,10 @@ class LineCNN(nn.Module):
         # a buffer so it travels with the state dict.
         self.register_buffer("temperature", torch.ones(()))
 
+    @property
+    def feature_dim(self) -> int:
+        return self.fc1.in_features
+
     def features(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 5, 9, 100) [+ (B, C, L)] -> (B, n_feat): the deterministic part."""
         h = self.trunk(x)  # (B, 3w, 4, 25)
@@ -138,6 +142,56 @@ class LineCNN(nn.Module):
         m2 = (m2 < keep) / keep
         out = self.head(f.unsqueeze(0), masks=(m1.to(f.dtype), m2.to(f.dtype)))  # (T, B)
         return out
+
+
+class EnsembleCNN(nn.Module):
+    """K LineCNNs trained on the same labels from different seeds, used as one model.
+
+    Small label sets make single retrains noisy (about a point of low-S/N balanced accuracy
+    from the seed alone); averaging the members' logits removes most of that and is the
+    larger gain where labels are few (``bench/bench_ensemble.py``). The interface is
+    LineCNN's, so scoring, the gate, attribution and exports take either:
+    ``forward`` is the mean member logit (one ``temperature`` is fitted on it),
+    ``forward_mc`` stacks T dropout samples from every member, so BALD sees both the
+    members' disagreement and each member's dropout spread, and ``features`` concatenates
+    the members' features.
+    """
+
+    def __init__(self, members: list[LineCNN]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        configs = {tuple(sorted(m.config.to_dict().items())) for m in members}
+        if len(configs) > 1:
+            raise ValueError("ensemble members must share one CNNConfig")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+        self.register_buffer("temperature", torch.ones(()))
+
+    @property
+    def feature_dim(self) -> int:
+        return sum(m.feature_dim for m in self.members)
+
+    def features(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.cat([m.features(x, spec) for m in self.members], dim=1)
+
+    def forward(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, ...) -> (B,) mean member logit (uncalibrated: divide by ``temperature``)."""
+        return torch.stack([m(x, spec) for m in self.members]).mean(0)
+
+    @torch.no_grad()
+    def forward_mc(
+        self,
+        x: torch.Tensor,
+        spec: torch.Tensor | None = None,
+        n_samples: int = 10,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """(B, ...) -> (K*T, B) logits, T dropout samples per member; with T=1 the
+        deterministic ensemble logit, (1, B)."""
+        if n_samples <= 1:
+            return self.forward(x, spec).unsqueeze(0)
+        return torch.cat([m.forward_mc(x, spec, n_samples, generator) for m in self.members])
 
 
 def count_parameters(model: nn.Module) -> int:

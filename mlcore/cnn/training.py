@@ -9,6 +9,7 @@ label confidence. Same code on CUDA and CPU: AMP and channels_last switch on onl
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from mlcore.cnn.data import (
     stratified_split,
 )
 from mlcore.cnn.evaluation import balanced_accuracy, fit_temperature
-from mlcore.cnn.model import CNNConfig, LineCNN, count_parameters
+from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, count_parameters
 
 KEEP = ("best", "last")  # TrainConfig.keep
 
@@ -52,6 +53,13 @@ class TrainConfig:
     amp: bool = True  # mixed precision, CUDA only
     max_time_s: float | None = None  # wall-clock cap on the loop
     num_threads: int | None = None  # torch CPU threads; None leaves torch's default
+    # >1: a deep ensemble of this many members (seeds seed, seed+1, ...) on one split;
+    # members more than max(member_tolerance, 3 standard errors of the best one's)
+    # below the best one's validation balanced accuracy are dropped (a member that failed
+    # to train would otherwise poison BALD; bench_uncertainty saw one 16 points below the
+    # rest). The standard-error term keeps a small validation set from dropping good ones.
+    members: int = 1
+    member_tolerance: float = 0.10
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,7 +67,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    model: LineCNN
+    model: LineCNN | EnsembleCNN
     history: list[dict] = field(default_factory=list)
     best_epoch: int = -1  # lowest validation loss
     kept_epoch: int = -1  # whose weights the model holds (TrainConfig.keep)
@@ -70,6 +78,7 @@ class TrainResult:
     temperature: float = 1.0
     n_parameters: int = 0
     device: str = "cpu"
+    members: list[dict] = field(default_factory=list)  # ensembles: one summary per member
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -121,6 +130,104 @@ def _weighted_bce(logits: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> tor
 
 
 def train(
+    cutouts,
+    targets: np.ndarray,
+    sn: np.ndarray,
+    *,
+    weights: np.ndarray | None = None,
+    spec: np.ndarray | None = None,
+    train_idx: np.ndarray | None = None,
+    val_idx: np.ndarray | None = None,
+    model_config: CNNConfig | None = None,
+    config: TrainConfig | None = None,
+    log: Callable[[str], None] | None = print,
+    on_epoch: Callable[[dict, int], None] | None = None,
+) -> TrainResult:
+    """Train a LineCNN (``config.members`` > 1: an :class:`EnsembleCNN` of them); see
+    :func:`train_one` for the arguments."""
+    cfg = config or TrainConfig()
+    if cfg.members < 1:
+        raise ValueError(f"TrainConfig.members must be at least 1, not {cfg.members}")
+    kw = dict(weights=weights, spec=spec, model_config=model_config)
+    if cfg.members == 1:
+        return train_one(cutouts, targets, sn, **kw, train_idx=train_idx, val_idx=val_idx,
+                         config=cfg, log=log, on_epoch=on_epoch)  # fmt: skip
+    log = log or (lambda _msg: None)
+    total = cfg.members * cfg.epochs
+    results: list[TrainResult] = []
+    for k in range(cfg.members):
+        log(f"ensemble member {k + 1}/{cfg.members} (seed {cfg.seed + k})")
+
+        def member_epoch(rec: dict, _n: int, k: int = k) -> None:
+            if on_epoch is not None:  # progress over the whole ensemble
+                on_epoch({**rec, "epoch": k * cfg.epochs + rec["epoch"]}, total)
+
+        res = train_one(
+            cutouts, targets, sn, **kw, train_idx=train_idx, val_idx=val_idx,
+            config=dataclasses.replace(cfg, seed=cfg.seed + k, members=1), log=log,
+            on_epoch=member_epoch,
+        )  # fmt: skip
+        train_idx, val_idx = res.train_idx, res.val_idx  # every member on the first's split
+        results.append(res)
+    return _assemble(results, cfg, targets, sn, log)
+
+
+def _assemble(
+    results: list[TrainResult], cfg: TrainConfig, targets, sn, log: Callable[[str], None]
+) -> TrainResult:
+    """Members -> one EnsembleCNN with a temperature fitted on its mean validation logit."""
+    first = results[0]
+    y = np.asarray(targets, np.float32)[first.val_idx] >= 0.5
+    baccs = [balanced_accuracy(y, r.val_logits >= 0) for r in results]
+    best = max(baccs)
+    allowed = max(cfg.member_tolerance, 3 * _bacc_standard_error(best, y))
+    keep = [b >= best - allowed for b in baccs]
+    summary = [
+        {"seed": cfg.seed + k, "best_epoch": r.best_epoch, "kept_epoch": r.kept_epoch,
+         "val_bacc": round(float(b), 4), "kept": bool(kk), "train_time_s": round(r.train_time_s, 1)}
+        for k, (r, b, kk) in enumerate(zip(results, baccs, keep, strict=True))
+    ]  # fmt: skip
+    for s in summary:
+        if not s["kept"]:
+            log(f"member seed {s['seed']} dropped: validation balanced accuracy {s['val_bacc']}"
+                f" is more than {allowed:.3f} below the best member's {best:.4f}")  # fmt: skip
+    kept = [r for r, kk in zip(results, keep, strict=True) if kk]
+    if len(kept) == 1:  # one survivor: it is the model, with its own temperature
+        model, val_logits, temperature = kept[0].model, kept[0].val_logits, kept[0].temperature
+    else:
+        model = EnsembleCNN([r.model for r in kept]).to(first.device)
+        val_logits = np.mean([r.val_logits for r in kept], axis=0).astype(np.float32)
+        temperature = fit_temperature(val_logits, np.asarray(targets, np.float32)[first.val_idx])
+        model.temperature.fill_(temperature)
+    model.eval()
+    history = [{**h, "member": k} for k, r in enumerate(results) for h in r.history]
+    return TrainResult(
+        model=model,
+        history=history,
+        best_epoch=first.best_epoch,
+        kept_epoch=first.kept_epoch,
+        train_time_s=sum(r.train_time_s for r in results),
+        train_idx=first.train_idx,
+        val_idx=first.val_idx,
+        val_logits=val_logits,
+        temperature=temperature,
+        n_parameters=count_parameters(model),
+        device=first.device,
+        members=summary,
+    )
+
+
+def _bacc_standard_error(bacc: float, y: np.ndarray) -> float:
+    """Binomial standard error of a balanced accuracy ``bacc`` on labels ``y`` (each class
+    taken as scoring ``bacc``); 0.5 when a class is missing (nothing can be judged)."""
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if not n1 or not n0:
+        return 0.5
+    v = bacc * (1 - bacc)
+    return 0.5 * math.sqrt(v / n1 + v / n0)
+
+
+def train_one(
     cutouts,
     targets: np.ndarray,
     sn: np.ndarray,

@@ -25,7 +25,8 @@ from mlcore.cnn.training import KEEP
 # unchanged to each strategy's own run_campaign.
 PASSED_ON = (
     "rounds", "labels_per_round", "volunteers", "epochs", "random_fraction", "low_sn_weight",
-    "power", "mc_samples", "diversity", "holdout", "keep", "seed", "executor",
+    "power", "mc_samples", "diversity", "holdout", "keep", "members", "seed",
+    "executor",
 )  # fmt: skip
 
 
@@ -89,6 +90,12 @@ class Command(BaseCommand):
             default=CampaignConfig.keep,
             help="which weights each retrain keeps: the lowest validation loss (best) or the "
             "end of the learning-rate schedule (last)",
+        )
+        parser.add_argument(
+            "--members",
+            type=int,
+            default=CampaignConfig.members,
+            help="CNNs per retrained model (a deep ensemble when more than 1)",
         )
         parser.add_argument("--seed", type=int, default=CampaignConfig.seed)
         parser.add_argument(

@@ -20,6 +20,13 @@ class Command(BaseCommand):
             default="best",
             help="weights to keep: lowest validation loss, or the end of the schedule",
         )
+        parser.add_argument(
+            "--members",
+            type=int,
+            default=None,
+            help="CNNs in the model: a deep ensemble on one split from seeds seed, seed+1, "
+            "... (default: LABELAPP_ENSEMBLE_MEMBERS, 1)",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
             "--max-train", type=int, default=None, help="use at most this many training labels"
@@ -37,6 +44,7 @@ class Command(BaseCommand):
                 label_source=opts["labels"],
                 epochs=opts["epochs"],
                 keep=opts["keep"],
+                members=opts["members"],
                 seed=opts["seed"],
                 max_train=opts["max_train"],
                 max_time_s=opts["max_time"],
