@@ -1,12 +1,13 @@
 """Scoring throughput, end to end: memmap float16 cutouts -> prob, entropy, BALD, std.
 
-    python bench/bench_scoring.py [--model DIR] [--n 20000] [--T 1 10] [--batch 4096]
-        [--threads 1] [--device cpu|cuda]
+    python bench/bench_scoring.py [--model DIR | --members K] [--n 20000] [--T 1 10]
+        [--batch 4096] [--threads 1] [--device cpu|cuda]
 
 Writes N simulated candidates to ``.npy`` memmaps laid out like the cutout store's (float16
 cutouts, float32 spectrum + error), then times :func:`mlcore.cnn.scoring.score` over them,
 including the reads, the float32 cast, the normalisation, the 1D windows (models with the
-1D branch) and T MC-dropout samples.
+1D branch) and T MC-dropout samples (per member, for an ensemble: ``--members K`` builds an
+untrained EnsembleCNN of K default nets).
 Also times normalisation and the network alone. Prints figures; never passes or fails.
 """
 
@@ -22,7 +23,7 @@ import torch
 
 from mlcore.cnn.card import load_checkpoint
 from mlcore.cnn.data import normalise, spec_windows
-from mlcore.cnn.model import LineCNN, count_parameters
+from mlcore.cnn.model import EnsembleCNN, LineCNN, count_parameters
 from mlcore.cnn.scoring import score
 
 
@@ -53,12 +54,19 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--members", type=int, default=1, help="without --model: an ensemble of K")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_checkpoint(a.model, device) if a.model else LineCNN().to(device).eval()
+    if a.model:
+        model = load_checkpoint(a.model, device)
+    elif a.members > 1:
+        model = EnsembleCNN([LineCNN() for _ in range(a.members)]).to(device).eval()
+    else:
+        model = LineCNN().to(device).eval()
     print(
         f"device {device}, threads {a.threads}, {count_parameters(model)} params, batch {a.batch}"
+        f", {type(model).__name__}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         mm, spec, wave = make_store(Path(tmp), a.n, seed=100)

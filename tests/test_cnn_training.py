@@ -218,3 +218,15 @@ def test_member_drop_rule_allows_for_a_small_validation_set(toy, monkeypatch):
     # tolerance, so the member 0.1 below stays and the one 0.18 below goes
     assert 0.10 < allowed < 0.18
     assert [m["kept"] for m in res.members] == [True, True, False]
+
+
+def test_members_are_all_kept_when_validation_cannot_judge_them(toy):
+    tr, _ = toy
+    x, sn = tr["cutouts"][:300], tr["sn"][:300]
+    y = np.zeros(300, np.float32)
+    y[:30] = 1.0  # validation rows below: all of one class
+    val = np.arange(100, 150)
+    res = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, members=2), log=None,
+                train_idx=np.arange(100), val_idx=val)  # fmt: skip
+    assert [m["kept"] for m in res.members] == [True, True]
+    assert isinstance(res.model, EnsembleCNN) and len(res.model.members) == 2

@@ -169,19 +169,22 @@ def train(
         )  # fmt: skip
         train_idx, val_idx = res.train_idx, res.val_idx  # every member on the first's split
         results.append(res)
-    return _assemble(results, cfg, targets, sn, log)
+    return _assemble(results, cfg, targets, log)
 
 
 def _assemble(
-    results: list[TrainResult], cfg: TrainConfig, targets, sn, log: Callable[[str], None]
+    results: list[TrainResult], cfg: TrainConfig, targets, log: Callable[[str], None]
 ) -> TrainResult:
     """Members -> one EnsembleCNN with a temperature fitted on its mean validation logit."""
     first = results[0]
     y = np.asarray(targets, np.float32)[first.val_idx] >= 0.5
     baccs = [balanced_accuracy(y, r.val_logits >= 0) for r in results]
-    best = max(baccs)
-    allowed = max(cfg.member_tolerance, 3 * _bacc_standard_error(best, y))
-    keep = [b >= best - allowed for b in baccs]
+    if np.isfinite(baccs).all():
+        best = max(baccs)
+        allowed = max(cfg.member_tolerance, 3 * _bacc_standard_error(best, y))
+        keep = [b >= best - allowed for b in baccs]
+    else:  # validation holds one class only: nothing to judge members by, keep them all
+        keep = [True] * len(results)
     summary = [
         {"seed": cfg.seed + k, "best_epoch": r.best_epoch, "kept_epoch": r.kept_epoch,
          "val_bacc": round(float(b), 4), "kept": bool(kk), "train_time_s": round(r.train_time_s, 1)}
