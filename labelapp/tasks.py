@@ -80,7 +80,10 @@ def retrain_model(
             on_epoch=on_epoch,
         )
         decision = promotion.gate_model(model_version=version)
-        progress.set_progress(row, done=epochs, message=f"v{version.pk}: {decision.reason}")
+        # total too: an ensemble reported members x epochs, and early stopping fewer
+        progress.set_progress(
+            row, done=epochs, total=epochs, message=f"v{version.pk}: {decision.reason}"
+        )
     if decision.promoted:
         score_catalogue.delay(version.pk)
     return version.pk

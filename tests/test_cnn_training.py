@@ -196,7 +196,7 @@ def test_member_drop_rule_allows_for_a_small_validation_set(toy, monkeypatch):
     assert training._bacc_standard_error(0.8, np.ones(5, bool)) == 0.5
     tr, _ = toy
     x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
-    right_share = {0: 0.9, 1: 0.8, 2: 0.72}  # per class, on the validation rows
+    right_share = {0: 0.8, 1: 0.67, 2: 0.5}  # per class, on the validation rows
     real_one = training.train_one
 
     def one(*a, config, **kw):
@@ -212,11 +212,11 @@ def test_member_drop_rule_allows_for_a_small_validation_set(toy, monkeypatch):
 
     monkeypatch.setattr(training, "train_one", one)
     res = training.train(x, y, sn, model_config=TINY, config=_fast(members=3), log=None)
-    yv = y[res.val_idx]
-    allowed = 3 * training._bacc_standard_error(res.members[0]["val_bacc"], yv)
-    # ~60 validation rows: 3 standard errors of the best member's 0.9 exceed the 0.10
-    # tolerance, so the member 0.1 below stays and the one 0.18 below goes
-    assert 0.10 < allowed < 0.18
+    best, b1, b2 = (m["val_bacc"] for m in res.members)
+    allowed = 3 * training._bacc_standard_error(best, y[res.val_idx])
+    # ~60 validation rows: member 1 is further below the best than the 0.10 tolerance but
+    # within 3 standard errors, so only the standard-error term keeps it
+    assert 0.10 < best - b1 < allowed < best - b2
     assert [m["kept"] for m in res.members] == [True, True, False]
 
 

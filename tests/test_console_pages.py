@@ -281,4 +281,5 @@ def test_training_history_figure_draws_one_pair_of_curves_per_ensemble_member():
     assert names == ["train loss (member 1)", "val loss (member 1)",
                      "train loss (member 2)", "val loss (member 2)"]  # fmt: skip
     assert fig["data"][2]["x"] == [0, 1, 2]  # each member's epochs from 0
+    assert fig["layout"]["title"]["text"] == "Training of 2 members"  # not member 0's epoch
     assert history_figure({}) is None

@@ -83,3 +83,27 @@ def test_progress_updates_move_updated_at():
         TaskProgress.objects.filter(pk=row.pk).update(updated_at=old)
         set_progress(row, done=1)
         assert TaskProgress.objects.get(pk=row.pk).updated_at > old
+
+
+def test_a_finished_ensemble_retrain_reads_complete(monkeypatch):
+    from types import SimpleNamespace
+
+    from labelapp import tasks
+    from labelapp.services import promotion, training
+
+    seen = []
+
+    def fake_train(*, epochs, members, on_epoch, **kw):
+        for k in range(epochs * members):  # what mlcore.train reports for an ensemble
+            on_epoch({"epoch": k, "val_loss": 0.5}, epochs * members)
+            seen.append(TaskProgress.objects.get(key="ens").total)
+        return SimpleNamespace(pk=7)
+
+    monkeypatch.setattr(training, "train_model_version", fake_train)
+    monkeypatch.setattr(
+        promotion, "gate_model", lambda **kw: SimpleNamespace(promoted=False, reason="rejected")
+    )
+    tasks.retrain_model.apply(kwargs={"epochs": 2, "members": 3, "progress_key": "ens"})
+    row = TaskProgress.objects.get(name="retrain_model", key="ens")
+    assert seen == [6] * 6  # the bar runs over all members' epochs
+    assert row.state == "done" and row.done == row.total and row.message == "v7: rejected"

@@ -165,7 +165,11 @@ def history_figure(card: dict) -> dict | None:
     return {
         "data": data,
         "layout": {
-            "title": {"text": f"Training (best epoch {card.get('best_epoch')})"},
+            "title": {
+                "text": f"Training of {len(members)} members"
+                if len(members) > 1
+                else f"Training (best epoch {card.get('best_epoch')})"
+            },
             "xaxis": {"title": {"text": "epoch"}},
             "yaxis": {"title": {"text": "loss"}},
         },
