@@ -20,6 +20,12 @@ A batch of ``batch_size`` is made of two shares:
 Random picks are spread evenly through the priority order, so a round cut short still
 labels its random share.
 
+Before both shares, up to ``carry_fraction`` of the batch can go to ``carry``: candidates
+the previous round started but did not settle (the platform passes them, most votes
+first). A round that ends with half-voted candidates would otherwise drop them for new
+picks and waste the votes they already took; carried first, they settle with the fewest
+extra votes. The two shares then split what is left of the batch.
+
 The exploit share is drawn, not cut: with ``power`` (1 by default) it is a sample without
 replacement with P proportional to ``score ** power`` (power acquisition, Kirsch et al. 2023,
 "Stochastic Batch Acquisition"; a Gumbel-perturbed log score, so it costs one top-k), before
@@ -57,7 +63,7 @@ from mlcore.survey import SN_LOW_MAX, SN_THRESHOLD
 
 STRATEGIES = ("bald", "entropy", "margin", "random")
 DIVERSITY = ("wavelength", "kcenter", "none")
-EXPLOIT, RANDOM = "exploit", "random"
+EXPLOIT, RANDOM, CARRY = "exploit", "random", "carry"
 
 # Wavelengths (A) where sky-subtraction residuals pile up in HETDEX-like data; the same
 # windows as the simulator's ``SimParams.sky_windows``.
@@ -124,6 +130,7 @@ class AcquisitionConfig:
     sky_windows_A: tuple[tuple[float, float], ...] = SKY_RESIDUAL_WINDOWS_A
     pool_factor: float = 5.0  # k-center pool = pool_factor * batch_size top-scoring
     power: float | None = 1.0  # exploit share drawn with P ~ score**power; None: top-k
+    carry_fraction: float = 0.5  # most of the batch for the last round's unsettled ones
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -135,6 +142,8 @@ class AcquisitionConfig:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if not 0.0 <= self.random_fraction <= 1.0:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction}")
+        if not 0.0 <= self.carry_fraction <= 1.0:
+            raise ValueError(f"carry_fraction must be in [0, 1], got {self.carry_fraction}")
         if not (math.isfinite(self.low_sn_weight) and self.low_sn_weight > 0):
             raise ValueError(f"low_sn_weight must be finite and > 0, got {self.low_sn_weight}")
         if not (math.isfinite(self.wave_bin_A) and self.wave_bin_A > 0):
@@ -151,9 +160,10 @@ class AcquisitionConfig:
             if not lo < hi:
                 raise ValueError(f"sky window ({lo}, {hi}) must have lo < hi")
 
-    def split(self, n_eligible: int) -> tuple[int, int]:
-        """(exploit, random) counts for a batch drawn from ``n_eligible`` candidates."""
-        k = min(int(self.batch_size), n_eligible)
+    def split(self, n_eligible: int, size: int | None = None) -> tuple[int, int]:
+        """(exploit, random) counts for a batch of ``size`` (default ``batch_size``) drawn
+        from ``n_eligible`` candidates."""
+        k = min(int(self.batch_size if size is None else size), n_eligible)
         n_random = int(math.floor(self.random_fraction * k + 0.5))
         if self.random_fraction > 0 and k > 0:
             n_random = max(n_random, 1)
@@ -172,7 +182,7 @@ class SelectionResult:
 
     index: np.ndarray  # (k,) int64 candidate rows
     priority: np.ndarray  # (k,) float64, strictly decreasing; same values as priorities()
-    reason: np.ndarray  # (k,) 'exploit' | 'random'
+    reason: np.ndarray  # (k,) 'carry' | 'exploit' | 'random'
     score: np.ndarray  # (k,) acquisition score after the low-S/N weight
     n_eligible: int
     cap: int | None  # per-stratum cap used ('wavelength' diversity), else None
@@ -187,6 +197,10 @@ class SelectionResult:
     @property
     def n_exploit(self) -> int:
         return int(np.count_nonzero(self.reason == EXPLOIT))
+
+    @property
+    def n_carry(self) -> int:
+        return int(np.count_nonzero(self.reason == CARRY))
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -297,6 +311,23 @@ def _check_finite(name: str, a: np.ndarray, rows: np.ndarray) -> None:
         )
 
 
+def _carried(carry: np.ndarray | None, elig: np.ndarray, cfg: AcquisitionConfig) -> np.ndarray:
+    """The carried rows that lead the batch: eligible, each once, order kept, capped."""
+    if carry is None:
+        return np.empty(0, np.int64)
+    rows = np.asarray(carry)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise ValueError(f"carry must be a 1-D array of row indices, got {rows.dtype} {rows.shape}")
+    rows = rows.astype(np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= len(elig)):
+        raise ValueError(f"carry holds row indices outside 0..{len(elig) - 1}")
+    _, first = np.unique(rows, return_index=True)
+    rows = rows[np.sort(first)]
+    rows = rows[elig[rows]]
+    cap = math.floor(cfg.carry_fraction * min(int(cfg.batch_size), int(np.count_nonzero(elig))))
+    return rows[:cap]
+
+
 # --- selection ------------------------------------------------------------------------------
 
 
@@ -308,6 +339,7 @@ def select_batch(
     wave: np.ndarray,
     embeddings: np.ndarray | None = None,
     eligible: np.ndarray | None = None,
+    carry: np.ndarray | None = None,
     config: AcquisitionConfig | None = None,
 ) -> SelectionResult:
     """Pick the next labelling batch over N candidates.
@@ -316,8 +348,10 @@ def select_batch(
     strategy 'bald'). embeddings: (N, D) ``LineCNN.features`` (any array indexable by
     rows, e.g. a memmap; only the pool's rows are read), needed for 'kcenter' and
     ignored otherwise. eligible: (N,) bool, False for retired / labelled / otherwise
-    excluded candidates. When fewer than ``batch_size`` are eligible, all of them are
-    returned.
+    excluded candidates. carry: row indices of candidates started but not settled, in the
+    order to serve them; the first ``carry_fraction * batch_size`` eligible ones lead the
+    batch (ineligible or repeated rows are skipped). When fewer than ``batch_size`` are
+    eligible, all of them are returned.
     """
     cfg = config or AcquisitionConfig()
     prob = _as_1d("prob", prob, None)
@@ -341,6 +375,12 @@ def select_batch(
             raise ValueError(
                 f"embeddings must be (N, D) with N = {n} candidates, got {embeddings.shape}"
             )
+
+    carried = _carried(carry, elig, cfg)
+    if len(carried):
+        rest = elig.copy()
+        rest[carried] = False
+        cand = np.flatnonzero(rest)
 
     # acquisition score over all N (-inf where ineligible); the seed drives every draw
     rng = np.random.default_rng(cfg.seed)
@@ -366,7 +406,7 @@ def select_batch(
         rank = np.full(n, -np.inf)
         rank[cand] = cfg.power * np.log(np.maximum(score[cand], 1e-12)) + rng.gumbel(size=len(cand))
 
-    n_exploit, n_random = cfg.split(len(cand))
+    n_exploit, n_random = cfg.split(len(cand), int(cfg.batch_size) - len(carried))
     cap, relaxed = None, False
     if n_exploit == 0:
         exploit = np.empty(0, np.int64)
@@ -401,17 +441,21 @@ def select_batch(
     if n_random:
         left = elig.copy()
         left[exploit] = False
+        left[carried] = False
         rand = rng.choice(np.flatnonzero(left), size=n_random, replace=False)
     else:
         rand = np.empty(0, np.int64)
     index, is_random = _interleave(exploit, rand)
+    reason = np.where(is_random, RANDOM, EXPLOIT)
+    index = np.concatenate([carried, index])
+    reason = np.concatenate([np.full(len(carried), CARRY), reason])
     k = len(index)
     return SelectionResult(
         index=index,
         priority=1.0 + (k - np.arange(k)) / max(k, 1),
-        reason=np.where(is_random, RANDOM, EXPLOIT),
+        reason=reason,
         score=score[index],
-        n_eligible=len(cand),
+        n_eligible=int(np.count_nonzero(elig)),
         cap=cap,
         cap_relaxed=relaxed,
         config=cfg,

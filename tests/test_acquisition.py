@@ -144,6 +144,51 @@ def test_power_acquisition_keeps_eligibility_and_the_random_share():
     assert len(select_batch(**zero, config=cfg(batch_size=50, power=1.0)).index) == 50
 
 
+# --- carry-over ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("diversity", ["none", "wavelength"])
+def test_carried_candidates_lead_the_batch_in_the_order_given(diversity):
+    c = catalogue(n=2000)
+    carry = np.array([1500, 7, 901, 42])
+    res = select_batch(
+        **c, carry=carry,
+        config=cfg(batch_size=100, random_fraction=0.1, carry_fraction=0.5, diversity=diversity),
+    )  # fmt: skip
+    assert res.index[:4].tolist() == carry.tolist() and res.n_carry == 4
+    assert (res.reason[:4] == "carry").all() and not (res.reason[4:] == "carry").any()
+    assert len(res.index) == 100 and len(set(res.index.tolist())) == 100
+    # the shares split what is left: 96 -> 10 random (rounded), 86 exploit
+    assert (res.n_random, res.n_exploit) == (10, 86)
+    assert np.all(np.diff(priorities(res)[res.index]) < 0)  # carried are served first
+
+
+def test_carry_is_capped_skips_ineligible_and_repeats_and_zero_turns_it_off():
+    c = catalogue(n=1000)
+    elig = np.ones(1000, bool)
+    elig[5] = False  # e.g. settled since it was passed on
+    carry = np.array([5, 3, 3, 8, 9, 10, 11, 12])
+    res = select_batch(
+        **c, eligible=elig, carry=carry, config=cfg(batch_size=10, carry_fraction=0.3)
+    )
+    assert res.index[: res.n_carry].tolist() == [3, 8, 9]  # floor(0.3 * 10), 5 and the repeat gone
+    none = select_batch(**c, carry=carry, config=cfg(batch_size=10, carry_fraction=0.0))
+    assert none.n_carry == 0
+    assert none.index.tolist() == select_batch(**c, config=cfg(batch_size=10)).index.tolist()
+    whole = select_batch(**c, carry=np.arange(20), config=cfg(batch_size=10, carry_fraction=1.0))
+    assert whole.index.tolist() == list(range(10)) and whole.n_exploit == whole.n_random == 0
+
+
+def test_bad_carry_says_what_is_wrong():
+    c = catalogue(n=50)
+    with pytest.raises(ValueError, match="carry_fraction must be in"):
+        AcquisitionConfig(carry_fraction=1.2)
+    with pytest.raises(ValueError, match="outside 0..49"):
+        select_batch(**c, carry=np.array([3, 50]), config=cfg())
+    with pytest.raises(ValueError, match="1-D array of row indices"):
+        select_batch(**c, carry=np.array([0.5]), config=cfg())
+
+
 # --- random share --------------------------------------------------------------------------
 
 

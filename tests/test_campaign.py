@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from labelapp.models import HoldoutLabel, ModelVersion, Round, Vote
+from labelapp.models import HoldoutLabel, ModelVersion, Round, RoundCandidate, Vote
 from labelapp.services.campaign import (
     CampaignConfig,
     CampaignError,
@@ -58,6 +58,9 @@ def test_two_rounds_of_the_loop(tmp_path, settings, capsys):
     assert 0 <= last["train_labels_low"] <= last["labels_trained"]
     # the default acquisition draws the batch (power 1); the round records it
     assert Round.objects.order_by("number").last().acquisition["power"] == 1.0
+    # round 2 first finished round 1's unsettled candidates (up to half its batch)
+    carried = RoundCandidate.objects.filter(round__number=2, reason="carry").count()
+    assert report["config"]["carry_fraction"] == 0.5 and 0 < last["carried"] == carried <= 15
     # 5% of the 500 held out (default), never trained on, and the gate judged on them
     held = set(HoldoutLabel.objects.values_list("candidate_id", flat=True))
     assert len(held) == 25 and live.card["gate"]["set"] == "held-out expert"
@@ -146,6 +149,12 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     assert "drawn with P ~ score^1.0, random share 0.1, low-S/N weight 2.0, diversity" in html
     assert "gate on gold standards" in html  # a report from before the held-out sample
     assert "one CNN" in html  # a report from before ensembles
+    assert "no carry-over" in html  # nor carrying unsettled candidates over
+    reports["bald"]["config"]["carry_fraction"] = 0.5
+    assert (
+        "unsettled carried over (up to 0.5 of a batch)"
+        in write_comparison(reports, tmp_path).read_text()
+    )
     reports["bald"]["config"]["members"] = 3
     assert "ensembles of 3 CNNs" in write_comparison(reports, tmp_path).read_text()
     reports["bald"]["config"]["holdout"] = 1000
@@ -177,7 +186,7 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
     call_command(
         "run_campaign", "--compare", "bald,random", "--rounds", "3", "--power", "2",
         "--mc-samples", "7", "--random-fraction", "0.2", "--seed", "4", "--out", str(tmp_path),
-        "--diversity", "kcenter", "--keep", "last", "--members", "3",
+        "--diversity", "kcenter", "--keep", "last", "--members", "3", "--carry-fraction", "0.25",
     )  # fmt: skip
     runs = [c[2:] for c in calls if c[2] == "run_campaign"]
     assert [r[r.index("--strategy") + 1] for r in runs] == ["bald", "random"]
@@ -189,5 +198,6 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
         assert opts["--diversity"] == "kcenter"
         assert "--holdout" not in opts  # unset: each run takes its own default
         assert opts["--keep"] == "last" and opts["--members"] == "3"
+        assert opts["--carry-fraction"] == "0.25"
     assert (tmp_path / "campaign.html").exists()
     assert json.loads((tmp_path / "campaign.json").read_text())["summary"]["random_labels"] == 10

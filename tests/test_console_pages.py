@@ -174,6 +174,7 @@ def test_acquisition_settings_validate_save_and_audit(sci, console_campaign):
         "diversity": "wavelength",
         "wave_bin_A": 20,
         "max_bin_fraction": 0.05,
+        "carry_fraction": 0.25,
         "seed": 1,
     }
     bad = sci.post(url, good | {"random_fraction": 1.5, "strategy": "oracle"})
@@ -197,6 +198,12 @@ def test_acquisition_settings_validate_save_and_audit(sci, console_campaign):
     assert acquisition_config().power == 2.0
     page = sci.get(reverse("console-campaign")).content.decode()
     assert "drawn with P ~ score^2.0" in page
+    # the carry-over share: kept, shown, and bounded to [0, 1]
+    assert acquisition_config().carry_fraction == 0.25
+    assert "carry-over share 0.25" in page
+    bad = sci.post(url, good | {"carry_fraction": "1.5"})
+    assert bad.status_code == 400 and "carry_fraction" in bad.context["form"].errors
+    assert acquisition_config().carry_fraction == 0.25
 
 
 @pytest.fixture

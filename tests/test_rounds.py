@@ -60,6 +60,53 @@ def test_a_round_puts_the_acquired_batch_first_and_records_it():
     assert set(top) == {q.candidate_id for q in queued}
 
 
+def test_a_round_first_finishes_what_the_open_round_started(settings):
+    """Candidates that took votes in the open round and are still active lead the next
+    batch, most votes first; settled ones, and ones voted only in an earlier round, do not."""
+    from labelapp.services.consensus import set_candidate_status
+    from labelapp.services.votes import submit_vote
+
+    settings.VOTE_RATE_LIMIT = 10**6
+    cands = make_candidates(80)
+    version = ModelVersion.objects.create(label_source="truth", directory="/x")
+    promote_model(model_version=version, reason="test")
+    _fake_scores(cands, version, np.random.default_rng(1))
+    config = acquisition_config(
+        strategy="bald", batch_size=10, diversity="none", carry_fraction=0.5
+    )
+    vols = [make_volunteer() for _ in range(3)]
+
+    def vote(cand, *answers):
+        for v, a in zip(vols, answers, strict=False):
+            submit_vote(volunteer=v, detectid=cand.detectid, answer=a)
+
+    start_round(config=config)
+    early = cands[70]
+    vote(early, "yes")  # round 1
+    start_round(config=config)  # round 2 carries it, but nobody votes on it there
+    two_votes, one_vote, settled = cands[10], cands[20], cands[30]
+    vote(two_votes, "yes", "no")
+    vote(one_vote, "no")
+    vote(settled, "yes", "no")
+    set_candidate_status(candidate_id=settled.pk, status="retired")
+    third = start_round(config=config)
+    carried = list(
+        RoundCandidate.objects.filter(round=third, reason="carry")
+        .order_by("rank")
+        .values_list("candidate_id", flat=True)
+    )
+    assert carried == [two_votes.pk, one_vote.pk]
+    first = list(Candidate.objects.order_by("-priority").values_list("pk", flat=True)[:2])
+    assert first == carried and third.acquisition["carry_fraction"] == 0.5
+    assert RoundCandidate.objects.filter(round=third).count() == 10
+    # a round opened with carrying off starts afresh
+    vote(cands[40], "yes")
+    fourth = start_round(
+        config=acquisition_config(strategy="bald", batch_size=10, carry_fraction=0)
+    )
+    assert not RoundCandidate.objects.filter(round=fourth, reason="carry").exists()
+
+
 def test_next_round_closes_the_previous_with_what_it_gained():
     cands = make_candidates(10)
     first = start_round()

@@ -54,7 +54,7 @@ class RoundCandidate(models.Model):
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="queued")
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="rounds")
     rank = models.PositiveIntegerField()
-    reason = models.CharField(max_length=12, help_text="exploit | random | fallback")
+    reason = models.CharField(max_length=12, help_text="carry | exploit | random | fallback")
     score = models.FloatField(null=True)
 
     class Meta:

@@ -118,6 +118,7 @@ def current_round() -> dict | None:
         "round": rnd,
         "votes": Vote.objects.filter(pk__gt=rnd.max_vote_id_start).count(),
         "queued_done": done,
+        "carried": RoundCandidate.objects.filter(round=rnd, reason="carry").count(),
         "fraction": done / rnd.n_queued if rnd.n_queued else 0.0,
     }
 

@@ -46,6 +46,7 @@ from labelapp.services.rounds import RoundError, acquisition_config, start_round
 from labelapp.services.scoring import score_all
 from labelapp.services.simulated_volunteers import SimulatedCrowd
 from labelapp.services.training import TrainingError, consensus_targets, train_model_version
+from mlcore.acquisition import CARRY
 from mlcore.aggregation import regime_index
 from mlcore.cnn.evaluation import balanced_accuracy
 from mlcore.cnn.training import KEEP
@@ -71,6 +72,7 @@ class CampaignConfig:
     low_sn_weight: float = 2.0
     random_fraction: float = 0.1
     power: float | None = 1.0  # acquisition: draw with P ~ score**power; None = top-k
+    carry_fraction: float = 0.5  # batch share for the last round's unsettled candidates
     diversity: str = "wavelength"  # or "kcenter" (CNN embeddings), "none"
     mc_samples: int = 5
     gold_per_kind: int = 10
@@ -166,6 +168,7 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
         "random_fraction": config.random_fraction,
         "low_sn_weight": config.low_sn_weight,
         "power": config.power,
+        "carry_fraction": config.carry_fraction,
         "diversity": config.diversity,
         "seed": config.seed,
     }
@@ -214,8 +217,11 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
             run, version, promoted = _learn_inline(config, k)
         model = live_model()
         metrics = evaluate_against_truth(model)
+        voted = Round.objects.filter(status=Round.Status.OPEN).first()  # the round just voted
         row = {
             "round": k,
+            # batch picks that finished the round before's unsettled candidates
+            "carried": voted.queued.filter(reason=CARRY).count() if voted else 0,
             "votes_this_round": cast,
             "votes_total": Vote.objects.count(),
             "labels_total": run.n_candidates,  # candidates with any consensus label
@@ -431,6 +437,8 @@ def _settings_line(config: dict) -> str:
         gate = "gate on 5% (at most 1000) held-out"
     else:
         gate = f"gate on {held} held-out" if held else "gate on gold standards"
+    carry = config.get("carry_fraction", 0.0)  # absent: a report from before carrying over
+    acq += f", unsettled carried over (up to {carry} of a batch)" if carry else ", no carry-over"
     members = config.get("members", 1)
     model = f"ensembles of {members} CNNs" if members > 1 else "one CNN"
     return (

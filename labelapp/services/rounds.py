@@ -3,7 +3,9 @@
 ``start_round`` closes the open round (counting the votes and retirements it gained) and
 opens the next: the live model's scores go through :func:`mlcore.acquisition.select_batch`
 (BALD / entropy / margin / random, a random share, low-S/N weight, wavelength diversity),
-and every active candidate's queue priority is rewritten in ONE transaction, so volunteers
+led by the candidates that took votes in the open round but did not settle (``carry_fraction``
+of the batch at most, most votes first: dropping them would waste those votes), and every
+active candidate's queue priority is rewritten in ONE transaction, so volunteers
 keep being served from the old order until the new one is complete. With no scored model
 yet, the queue stays low-S/N first (ingest's ``priority = -sn``).
 """
@@ -14,7 +16,7 @@ from dataclasses import asdict
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from labelapp.models import (
@@ -111,6 +113,7 @@ def start_round(
             wave=arr["wave"],
             embeddings=embeddings,
             eligible=scored,
+            carry=_unsettled_rows(arr["id"]) if config.carry_fraction > 0 else None,
             config=config,
         )
         prio = priorities(result)
@@ -148,6 +151,25 @@ def start_round(
             rnd.n_queued = len(result.index)
             rnd.save(update_fields=["n_queued"])
     return rnd
+
+
+def _unsettled_rows(active_ids: np.ndarray) -> np.ndarray:
+    """Rows (into the sorted ``active_ids``) of candidates that took a vote in the open round
+    and are still active: most yes/no votes first (closest to settling), then by id."""
+    rnd = Round.objects.filter(status=Round.Status.OPEN).first()
+    if rnd is None:
+        return np.empty(0, np.int64)
+    voted = Vote.objects.filter(candidate_id=OuterRef("pk"), pk__gt=rnd.max_vote_id_start)
+    started = (
+        Candidate.objects.filter(status=Candidate.Status.ACTIVE, consensus__n_votes__gt=0)
+        .filter(Exists(voted))
+        .order_by("-consensus__n_votes", "pk")
+        .values_list("pk", flat=True)
+    )
+    cid = np.asarray(list(started), np.int64)
+    k = np.searchsorted(active_ids, cid)
+    hit = (k < len(active_ids)) & (active_ids[np.minimum(k, len(active_ids) - 1)] == cid)
+    return k[hit]
 
 
 def _round_for(request_key: str) -> Round | None:

@@ -22,6 +22,7 @@ EDITABLE = (
     "wave_bin_A",
     "max_bin_fraction",
     "power",
+    "carry_fraction",
     "seed",
 )
 

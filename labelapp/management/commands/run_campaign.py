@@ -25,7 +25,7 @@ from mlcore.cnn.training import KEEP
 # unchanged to each strategy's own run_campaign.
 PASSED_ON = (
     "rounds", "labels_per_round", "volunteers", "epochs", "random_fraction", "low_sn_weight",
-    "power", "mc_samples", "diversity", "holdout", "keep", "members", "seed",
+    "power", "carry_fraction", "mc_samples", "diversity", "holdout", "keep", "members", "seed",
     "executor",
 )  # fmt: skip
 
@@ -69,6 +69,13 @@ class Command(BaseCommand):
             default=CampaignConfig.power,
             help="acquisition draws the exploit share with P ~ score**power (default 1); "
             "0: strict top-k",
+        )
+        parser.add_argument(
+            "--carry-fraction",
+            type=float,
+            default=CampaignConfig.carry_fraction,
+            help="at most this share of each batch goes to the previous round's candidates "
+            "that took votes but did not settle (default 0.5; 0: never carry over)",
         )
         parser.add_argument(
             "--low-sn-weight",

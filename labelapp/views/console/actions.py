@@ -77,6 +77,13 @@ class AcquisitionForm(forms.Form):
         label="Sampling power",
         help_text="The batch is drawn with P ~ score^power (1 by default); blank: strict top-k.",
     )
+    carry_fraction = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        label="Carry-over share",
+        help_text="At most this share of a batch finishes the last round's candidates that "
+        "took votes but did not settle (0.5 by default; 0: start afresh each round).",
+    )
     seed = forms.IntegerField(min_value=0)
 
 
