@@ -20,11 +20,12 @@ A batch of ``batch_size`` is made of two shares:
 Random picks are spread evenly through the priority order, so a round cut short still
 labels its random share.
 
-Before both shares, up to ``carry_fraction`` of the batch can go to ``carry``: candidates
-the previous round started but did not settle (the platform passes them, most votes
-first). A round that ends with half-voted candidates would otherwise drop them for new
-picks and waste the votes they already took; carried first, they settle with the fewest
-extra votes. The two shares then split what is left of the batch.
+Before both shares, up to ``carry_fraction`` of the batch (0 by default) can go to
+``carry``: candidates the previous round started but did not settle (the platform passes
+them, most votes first), so a round does not drop its half-voted candidates for new picks.
+Off by default because it did not pay in the campaigns: what a round leaves unsettled is
+mostly hard, or single votes from one very active volunteer, and took as many votes to
+settle as a new pick (bench/RESULTS.md). The two shares split what is left of the batch.
 
 The exploit share is drawn, not cut: with ``power`` (1 by default) it is a sample without
 replacement with P proportional to ``score ** power`` (power acquisition, Kirsch et al. 2023,
@@ -130,7 +131,7 @@ class AcquisitionConfig:
     sky_windows_A: tuple[tuple[float, float], ...] = SKY_RESIDUAL_WINDOWS_A
     pool_factor: float = 5.0  # k-center pool = pool_factor * batch_size top-scoring
     power: float | None = 1.0  # exploit share drawn with P ~ score**power; None: top-k
-    carry_fraction: float = 0.5  # most of the batch for the last round's unsettled ones
+    carry_fraction: float = 0.0  # most of the batch for the last round's unsettled ones
     seed: int = 0
 
     def __post_init__(self) -> None:

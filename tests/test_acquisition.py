@@ -172,7 +172,7 @@ def test_carry_is_capped_skips_ineligible_and_repeats_and_zero_turns_it_off():
         **c, eligible=elig, carry=carry, config=cfg(batch_size=10, carry_fraction=0.3)
     )
     assert res.index[: res.n_carry].tolist() == [3, 8, 9]  # floor(0.3 * 10), 5 and the repeat gone
-    none = select_batch(**c, carry=carry, config=cfg(batch_size=10, carry_fraction=0.0))
+    none = select_batch(**c, carry=carry, config=cfg(batch_size=10))  # off by default
     assert none.n_carry == 0
     assert none.index.tolist() == select_batch(**c, config=cfg(batch_size=10)).index.tolist()
     whole = select_batch(**c, carry=np.arange(20), config=cfg(batch_size=10, carry_fraction=1.0))

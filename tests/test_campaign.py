@@ -39,6 +39,8 @@ def test_two_rounds_of_the_loop(tmp_path, settings, capsys):
         "20",
         "--epochs",
         "1",
+        "--carry-fraction",
+        "0.5",
         "--out",
         str(tmp_path / "out"),
     )
@@ -58,7 +60,7 @@ def test_two_rounds_of_the_loop(tmp_path, settings, capsys):
     assert 0 <= last["train_labels_low"] <= last["labels_trained"]
     # the default acquisition draws the batch (power 1); the round records it
     assert Round.objects.order_by("number").last().acquisition["power"] == 1.0
-    # round 2 first finished round 1's unsettled candidates (up to half its batch)
+    # carry-over asked for: round 2 first finished round 1's unsettled (up to half its batch)
     carried = RoundCandidate.objects.filter(round__number=2, reason="carry").count()
     assert report["config"]["carry_fraction"] == 0.5 and 0 < last["carried"] == carried <= 15
     # 5% of the 500 held out (default), never trained on, and the gate judged on them

@@ -99,11 +99,9 @@ def test_a_round_first_finishes_what_the_open_round_started(settings):
     first = list(Candidate.objects.order_by("-priority").values_list("pk", flat=True)[:2])
     assert first == carried and third.acquisition["carry_fraction"] == 0.5
     assert RoundCandidate.objects.filter(round=third).count() == 10
-    # a round opened with carrying off starts afresh
+    # carrying is off by default: such a round starts afresh
     vote(cands[40], "yes")
-    fourth = start_round(
-        config=acquisition_config(strategy="bald", batch_size=10, carry_fraction=0)
-    )
+    fourth = start_round(config=acquisition_config(strategy="bald", batch_size=10))
     assert not RoundCandidate.objects.filter(round=fourth, reason="carry").exists()
 
 

@@ -72,7 +72,7 @@ class CampaignConfig:
     low_sn_weight: float = 2.0
     random_fraction: float = 0.1
     power: float | None = 1.0  # acquisition: draw with P ~ score**power; None = top-k
-    carry_fraction: float = 0.5  # batch share for the last round's unsettled candidates
+    carry_fraction: float = 0.0  # batch share for the last round's unsettled candidates
     diversity: str = "wavelength"  # or "kcenter" (CNN embeddings), "none"
     mc_samples: int = 5
     gold_per_kind: int = 10

@@ -75,7 +75,7 @@ class Command(BaseCommand):
             type=float,
             default=CampaignConfig.carry_fraction,
             help="at most this share of each batch goes to the previous round's candidates "
-            "that took votes but did not settle (default 0.5; 0: never carry over)",
+            "that took votes but did not settle (default 0: never carry over)",
         )
         parser.add_argument(
             "--low-sn-weight",

@@ -82,7 +82,7 @@ class AcquisitionForm(forms.Form):
         max_value=1.0,
         label="Carry-over share",
         help_text="At most this share of a batch finishes the last round's candidates that "
-        "took votes but did not settle (0.5 by default; 0: start afresh each round).",
+        "took votes but did not settle (0 by default: start afresh each round).",
     )
     seed = forms.IntegerField(min_value=0)
 
