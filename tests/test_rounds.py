@@ -105,6 +105,18 @@ def test_a_round_first_finishes_what_the_open_round_started(settings):
     assert not RoundCandidate.objects.filter(round=fourth, reason="carry").exists()
 
 
+def test_a_round_when_every_scored_candidate_is_settled():
+    """The live model's scores all belong to retired candidates: the round opens with an
+    empty batch instead of failing on the join of scores to active candidates."""
+    cands = make_candidates(5)
+    version = ModelVersion.objects.create(label_source="truth", directory="/x")
+    promote_model(model_version=version, reason="test")
+    _fake_scores(cands, version, np.random.default_rng(2))
+    Candidate.objects.update(status=Candidate.Status.RETIRED)
+    rnd = start_round(config=acquisition_config(strategy="bald", batch_size=3))
+    assert rnd.number == 1 and rnd.acquisition["fallback"] and rnd.n_queued == 0
+
+
 def test_next_round_closes_the_previous_with_what_it_gained():
     cands = make_candidates(10)
     first = start_round()

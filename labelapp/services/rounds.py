@@ -70,11 +70,8 @@ def _active_arrays(model_version: ModelVersion | None) -> dict[str, np.ndarray]:
         )
         rows = np.asarray(list(scores.iterator(chunk_size=50000)), dtype=np.float64)
         if len(rows):
-            # vectorised join on the sorted active ids (a catalogue has millions of scores)
-            cid = rows[:, 0].astype(np.int64)
-            k = np.minimum(np.searchsorted(ids, cid), max(len(ids) - 1, 0))
-            hit = (len(ids) > 0) & (ids[k] == cid)
-            prob[k[hit]], bald[k[hit]] = rows[hit, 1], rows[hit, 2]
+            k, hit = _rows_of(ids, rows[:, 0].astype(np.int64))
+            prob[k], bald[k] = rows[hit, 1], rows[hit, 2]
     gold = set(GoldStandard.objects.filter(active=True).values_list("candidate_id", flat=True))
     held = list(holdout_ids())
     out.update(prob=prob, bald=bald, gold=np.isin(ids, list(gold)), holdout=np.isin(ids, held))
@@ -153,6 +150,16 @@ def start_round(
     return rnd
 
 
+def _rows_of(ids: np.ndarray, cid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised join of candidate ids on the sorted ``ids`` (a catalogue has millions of
+    scores): (rows in ``ids`` of the ``cid`` found there, mask of those found)."""
+    if len(ids) == 0:
+        return np.empty(0, np.int64), np.zeros(len(cid), bool)
+    k = np.minimum(np.searchsorted(ids, cid), len(ids) - 1)
+    hit = ids[k] == cid
+    return k[hit], hit
+
+
 def _unsettled_rows(active_ids: np.ndarray) -> np.ndarray:
     """Rows (into the sorted ``active_ids``) of candidates that took a vote in the open round
     and are still active: most yes/no votes first (closest to settling), then by id."""
@@ -166,10 +173,7 @@ def _unsettled_rows(active_ids: np.ndarray) -> np.ndarray:
         .order_by("-consensus__n_votes", "pk")
         .values_list("pk", flat=True)
     )
-    cid = np.asarray(list(started), np.int64)
-    k = np.searchsorted(active_ids, cid)
-    hit = (k < len(active_ids)) & (active_ids[np.minimum(k, len(active_ids) - 1)] == cid)
-    return k[hit]
+    return _rows_of(active_ids, np.asarray(list(started), np.int64))[0]
 
 
 def _round_for(request_key: str) -> Round | None:
