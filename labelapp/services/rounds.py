@@ -3,10 +3,11 @@
 ``start_round`` closes the open round (counting the votes and retirements it gained) and
 opens the next: the live model's scores go through :func:`mlcore.acquisition.select_batch`
 (BALD / entropy / margin / random, a random share, low-S/N weight, wavelength diversity),
-led by the candidates that took votes in the open round but did not settle (``carry_fraction``
-of the batch at most, most votes first: dropping them would waste those votes), and every
-active candidate's queue priority is rewritten in ONE transaction, so volunteers
-keep being served from the old order until the new one is complete. With no scored model
+optionally led by the candidates that took votes in the open round but did not settle
+(``carry_fraction`` of the batch at most, most votes first; 0 by default, see
+bench/RESULTS.md), and every active candidate's queue priority is rewritten in ONE
+transaction, so volunteers keep being served from the old order until the new one is
+complete. With no scored model
 yet, the queue stays low-S/N first (ingest's ``priority = -sn``).
 """
 
@@ -162,7 +163,8 @@ def _rows_of(ids: np.ndarray, cid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _unsettled_rows(active_ids: np.ndarray) -> np.ndarray:
     """Rows (into the sorted ``active_ids``) of candidates that took a vote in the open round
-    and are still active: most yes/no votes first (closest to settling), then by id."""
+    and are still active: most yes/no votes first, then by id. (More votes did not mean
+    fewer left to settle in the campaigns: what stays unsettled is mostly the hard ones.)"""
     rnd = Round.objects.filter(status=Round.Status.OPEN).first()
     if rnd is None:
         return np.empty(0, np.int64)
