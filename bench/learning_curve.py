@@ -92,6 +92,10 @@ def fit_saturating(n: np.ndarray, y: np.ndarray) -> dict | None:
     return best
 
 
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"  # points measured before the prior shift: "-"
+
+
 def write_report(result: dict, out: str) -> str:
     """The markdown table + fits for a result dict (also rebuildable with --from-json)."""
     points = result["points"]
@@ -105,13 +109,15 @@ def write_report(result: dict, out: str) -> str:
         f"# Learning curve ({result['source']})",
         "",
         f"Model: LineCNN width {mc['width']}, 1D branch {'on' if mc['spec_len'] else 'off'}; "
-        f"at most {result.get('epochs', '?')} epochs, early stopping. "
+        f"one-cycle schedule over {result.get('epochs', '?')} epochs, early stopping after "
+        f"{result.get('patience', '?')} without a better validation loss. "
         "Balanced accuracy on one fixed held-out test set "
         f"(n_test = {points[0]['n_test'] if points else 0}); truth labels; "
-        f"CPU, {result['threads']} thread(s). Threshold 0.5 on temperature-scaled p.",
+        f"CPU, {result['threads']} thread(s). Decisions at 0.5 on the even-odds probability "
+        "(sigmoid(logit / T)); the last ECE adds the per-regime prior shift.",
         "",
         "| n_train | bacc high (sn>5.5) | bacc low (4.8-5.5) | bacc overall | "
-        "prec/rec high | prec/rec low | ECE raw -> T | train s |",
+        "prec/rec high | prec/rec low | ECE raw -> T -> T + prior shift | train s |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in points:
@@ -120,7 +126,8 @@ def write_report(result: dict, out: str) -> str:
             f"{p['low_balanced_accuracy']:.3f} | {p['overall_balanced_accuracy']:.3f} | "
             f"{p['high_precision']:.3f}/{p['high_recall']:.3f} | "
             f"{p['low_precision']:.3f}/{p['low_recall']:.3f} | "
-            f"{p['ece_uncal']:.3f} -> {p['ece_cal']:.3f} | {p['train_time_s']:.0f} |"
+            f"{p['ece_uncal']:.3f} -> {p['ece_cal']:.3f} -> {_fmt(p.get('ece_prior'))} | "
+            f"{p['train_time_s']:.0f} |"
         )
     lines.append("")
     for reg, f in fits.items():
@@ -190,7 +197,9 @@ def main() -> None:
         )
         s_te = None if spec is None else torch.as_tensor(spec[te])
         logits = predict_logits(res.model, _normalise_rows(cut, te), s_te)
-        rep = evaluate(y[te], logits, sn[te], temperature=res.temperature)
+        rep = evaluate(
+            y[te], logits, sn[te], temperature=res.temperature, prior_shift=res.prior_shift
+        )
         pt = {
             "n_train": int(len(tr)),
             "n_val": int(len(va)),
@@ -201,6 +210,8 @@ def main() -> None:
             "temperature": res.temperature,
             "ece_uncal": rep["calibration"]["ece_uncalibrated"],
             "ece_cal": rep["calibration"]["ece_calibrated"],
+            "prior_shift": list(res.prior_shift),
+            "ece_prior": rep["calibration"]["ece_prior_corrected"],
         }
         for reg in ("high", "low", "overall"):
             m = rep["regimes"][reg]
@@ -217,6 +228,7 @@ def main() -> None:
         "source": src,
         "model_config": mcfg.to_dict(),
         "epochs": a.epochs,
+        "patience": a.patience,
         "threads": a.threads,
         "points": points,
         "total_time_s": round(time.perf_counter() - t0, 1),

@@ -121,7 +121,7 @@ def evaluate_rows(model, cut, spec, cols: dict, y: np.ndarray, external: dict | 
     sn = np.asarray(cols["sn"], np.float32)
     metrics = evaluate(
         y, logits, sn, temperature=temperature, field=cols.get("field"),
-        truth_type=cols.get("truth_type"),
+        truth_type=cols.get("truth_type"), prior_shift=model.prior_shift.tolist(),
     )  # fmt: skip
     metrics["n_test"] = int(len(y))
     if external is not None:
@@ -370,9 +370,16 @@ def summarise(card: dict) -> str:
             f"prec={_pct(m['precision'])} rec={_pct(m['recall'])} auc={_pct(m['roc_auc'])}"
         )
     cal = card["metrics"]["calibration"]
+    prior = ""
+    if cal.get("ece_prior_corrected") is not None:
+        sh = cal["prior_shift"]
+        prior = (
+            f" -> {cal['ece_prior_corrected']:.4f} with the prior shift "
+            f"(low {sh['low']:+.2f}, high {sh['high']:+.2f})"
+        )
     lines.append(
         f"ECE {cal['ece_uncalibrated']:.4f} -> {cal['ece_calibrated']:.4f} "
-        f"(T={cal['temperature']:.3f}); {card['n_parameters']} params; "
+        f"(T={cal['temperature']:.3f}){prior}; {card['n_parameters']} params; "
         f"train {card['training_time_s']:.0f}s; high = sn > {SN_LOW_MAX}"
     )
     return "\n".join(lines)

@@ -24,6 +24,7 @@ def model():
     torch.manual_seed(1)
     m = LineCNN(CNNConfig(width=4, hidden=8)).eval()
     m.temperature.fill_(0.7)
+    m.prior_shift.copy_(torch.tensor([0.25, 1.5]))
     return m
 
 
@@ -40,6 +41,7 @@ def test_checkpoint_round_trip_gives_identical_scores(model, tmp_path):
     write_model_dir(tmp_path, model, _card(model))
     loaded = load_checkpoint(tmp_path)
     assert loaded.config == model.config and float(loaded.temperature) == pytest.approx(0.7)
+    assert loaded.prior_shift.tolist() == [0.25, 1.5]
     a, b = score(model, x, n_samples=5, seed=2), score(loaded, x, n_samples=5, seed=2)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
@@ -54,6 +56,7 @@ def test_model_card_contents(model, tmp_path):
     assert card["n_parameters"] == count_parameters(model)
     assert card["seed"] == 5 and card["label_source"] == "truth" and card["data_hash"] == "abc"
     assert card["temperature"] == pytest.approx(0.7)
+    assert card["prior_shift"] == {"low": 0.25, "high": 1.5}
     assert card["model_config"]["width"] == 4
     assert card["metrics"]["regimes"]["low"]["balanced_accuracy"] is None
     assert card["weights_sha256"] == hash_file(tmp_path / "model.pt")
@@ -93,3 +96,18 @@ def test_single_model_checkpoints_stay_single(model, tmp_path):
     write_model_dir(tmp_path, model, _card(model))
     assert "members" not in torch.load(tmp_path / "model.pt", weights_only=True)
     assert type(load_checkpoint(tmp_path)) is LineCNN
+
+
+def test_checkpoints_from_before_the_prior_shift_load_with_no_shift(model, tmp_path):
+    write_model_dir(tmp_path, model, _card(model))
+    ck = torch.load(tmp_path / "model.pt", weights_only=True)
+    del ck["state_dict"]["prior_shift"]  # what every older model.pt holds
+    torch.save(ck, tmp_path / "model.pt")
+    loaded = load_checkpoint(tmp_path)
+    assert loaded.prior_shift.tolist() == [0.0, 0.0]
+    assert float(loaded.temperature) == pytest.approx(0.7)
+    # any other missing weight is still an error, not silently zero
+    del ck["state_dict"]["fc2.bias"]
+    torch.save(ck, tmp_path / "model.pt")
+    with pytest.raises(RuntimeError, match="fc2.bias"):
+        load_checkpoint(tmp_path)

@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 
 from mlcore.cnn.evaluation import (
+    apply_prior_shift,
     binary_metrics,
     crossmatch_external,
     evaluate,
     expected_calibration_error,
+    fit_calibration,
+    fit_prior_shift,
     fit_temperature,
     metrics_by_regime,
     reliability_curve,
@@ -72,6 +75,42 @@ def test_temperature_scaling_recovers_a_known_temperature():
     rep = evaluate(y, true_logit * 2.5, np.full(20000, 6.0), temperature=t)
     cal = rep["calibration"]
     assert cal["ece_calibrated"] < cal["ece_uncalibrated"] / 3
+
+
+def test_prior_shift_recovers_the_class_mix_a_balanced_loss_hid():
+    # A class-balanced model outputs logit = true logit - log prior odds of its regime:
+    # here 0.3 at low S/N and 2.0 at high S/N (real lines the majority, as in the survey).
+    rng = np.random.default_rng(1)
+    n = 40000
+    sn = np.where(rng.random(n) < 0.5, 5.0, 6.5)
+    offset = np.where(sn > 5.5, 2.0, 0.3)
+    true_logit = rng.normal(0, 2.5, n) + offset
+    y = rng.random(n) < sigmoid(true_logit)
+    balanced = (true_logit - offset) * 1.5  # and overconfident
+    t_alone = fit_temperature(balanced, y)
+    assert t_alone > 1.8  # a temperature alone stretches to absorb the missing offset
+    t, shift = fit_calibration(balanced, y, sn)
+    assert t == pytest.approx(1.5, rel=0.04)
+    assert shift == pytest.approx([0.3, 2.0], abs=0.08)
+    cal = evaluate(y, balanced, sn, temperature=t, prior_shift=shift)["calibration"]
+    assert cal["prior_shift"] == {"low": shift[0], "high": shift[1]}
+    assert cal["ece_prior_corrected"] < 0.015 < 0.05 < cal["ece_calibrated"]
+    # the shifted probability is the balanced one moved by the regime's offset
+    assert cal["ece_prior_corrected"] < expected_calibration_error(
+        y, sigmoid(balanced / t_alone), 15
+    )
+    assert cal["p_real_decision_threshold"]["high"] == pytest.approx(sigmoid(shift[1]))
+    assert "ece_prior_corrected" not in evaluate(y, balanced, sn, temperature=t)["calibration"]
+
+
+def test_prior_shift_by_hand_and_edge_cases():
+    # sn <= 5.5 is low (shift 0), above is high (shift log 3): 0.5 -> 0.75, 0.25 -> 0.5
+    p = apply_prior_shift([0.5, 0.5, 0.25, np.nan, 0.0], [5.5, 5.51, 6.0, 6.0, 6.0], [0, np.log(3)])
+    assert p[:3] == pytest.approx([0.5, 0.75, 0.5])
+    assert np.isnan(p[3]) and 0 <= p[4] < 1e-9  # NaN stays NaN; 0 does not become NaN
+    # a regime with no validation rows keeps shift 0
+    shift = fit_prior_shift(np.array([1.0, -1.0, 2.0]), np.array([1, 0, 1]), np.full(3, 5.0), 1.0)
+    assert shift[1] == 0.0 and np.isfinite(shift[0])
 
 
 def test_type_report_shows_which_contaminants_fool_the_model():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlcore.cnn.evaluation import balanced_accuracy
+from mlcore.cnn.evaluation import balanced_accuracy, fit_calibration
 from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, count_parameters
 from mlcore.cnn.toy import toy_candidates
 from mlcore.cnn.training import TrainConfig, _normalise_rows, predict_logits, train
@@ -70,6 +70,11 @@ def test_temperature_is_fitted_on_validation_and_stored_in_the_model(toy):
     res = train(tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=_fast(), log=None)
     assert res.temperature != 1.0
     assert float(res.model.temperature) == pytest.approx(res.temperature)
+    # fitted together with the per-regime prior shift on the validation labels
+    y_va, sn_va = tr["real"][res.val_idx], tr["sn"][res.val_idx]
+    t, shift = fit_calibration(res.val_logits, y_va, sn_va)
+    assert res.temperature == pytest.approx(t) and res.prior_shift == pytest.approx(shift)
+    assert res.model.prior_shift.tolist() == pytest.approx(list(shift))
     assert len(res.val_logits) == len(res.val_idx)
     assert len(np.intersect1d(res.train_idx, res.val_idx)) == 0
 
@@ -155,6 +160,10 @@ def test_ensemble_members_share_one_split_and_average_their_logits(toy):
         [predict_logits(m, _normalise_rows(x, res.val_idx)) for m in ens.members], 0
     ), rtol=1e-5, atol=1e-5)  # fmt: skip
     assert float(ens.temperature) == pytest.approx(res.temperature)
+    t, shift = fit_calibration(res.val_logits, y[res.val_idx], sn[res.val_idx])
+    assert res.temperature == pytest.approx(t) and ens.prior_shift.tolist() == pytest.approx(
+        list(shift)
+    )
     assert res.n_parameters == 3 * count_parameters(ens.members[0])
 
 

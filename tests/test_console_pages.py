@@ -95,7 +95,14 @@ def test_models_page_table_and_detail_with_confusion_and_reliability(sci, consol
     m = live.card["metrics"]["regimes"]["overall"]
     c = detail.context["confusion"]["overall"]
     assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (m["tp"], m["fp"], m["fn"], m["tn"])
-    assert detail.context["reliability_fig"]["data"][1]["x"]  # a reliability curve
+    fig = detail.context["reliability_fig"]
+    assert fig["data"][1]["x"]  # a reliability curve
+    # ... and, as trained today, the one with the card's per-regime prior shift
+    cal = live.card["metrics"]["calibration"]
+    assert fig["data"][3]["name"].startswith("+ prior shift (low ")
+    counts = cal["reliability_prior_corrected"]["count"]
+    assert len(fig["data"][3]["x"]) == sum(1 for c in counts if c)
+    assert f"→ {cal['ece_prior_corrected']:.3f}" in fig["layout"]["title"]["text"]
     assert "Per type" in html and "Per field" in html
     assert "ensemble-members" not in html  # a single CNN
     runs = [{"seed": 0, "val_bacc": 0.8412, "kept": True},

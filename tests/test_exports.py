@@ -38,6 +38,13 @@ from tests.factories_volunteers import make_gold, make_volunteer
 pytestmark = pytest.mark.django_db
 
 LYA = 1215.67
+PRIOR_SHIFT = {"low": 0.0, "high": math.log(3)}  # high S/N: odds x 3
+
+
+def _p_real(p: float, sn: float) -> float:
+    """cnn_p_real by hand: odds of cnn_prob times exp(shift of the regime)."""
+    odds = p / (1 - p) * (3.0 if sn > 5.5 else 1.0)
+    return odds / (1 + odds)
 
 
 @pytest.fixture
@@ -46,6 +53,8 @@ def catalogue(tmp_path):
     all; an old and a newer succeeded aggregation run (plus a newer failed one); an expert
     answer; two rounds queuing some candidates."""
     ingest_survey(path=write_survey(tmp_path / "s.fits", make_survey(10)))
+    low = list(Candidate.objects.order_by("pk").values_list("pk", flat=True))[1:4:2]
+    Candidate.objects.filter(pk__in=low).update(sn=5.1)  # both regimes among the scored
     cands = list(Candidate.objects.order_by("pk"))
     old = ModelVersion.objects.create(
         status=ModelVersion.Status.RETIRED, label_source="truth", directory=str(tmp_path / "m1")
@@ -54,7 +63,7 @@ def catalogue(tmp_path):
         status=ModelVersion.Status.PROMOTED,
         label_source="consensus",
         directory=str(tmp_path / "m2"),
-        card={"version": 2, "metrics": {"low": {"auc": 0.9}}},
+        card={"version": 2, "metrics": {"low": {"auc": 0.9}}, "prior_shift": PRIOR_SHIFT},
     )
     for i, c in enumerate(cands):
         CandidateScore.objects.create(
@@ -128,7 +137,13 @@ def test_fits_round_trip_matches_the_database(catalogue):
         assert row["cnn_prob"] == pytest.approx(0.1 * i + 0.05)
         assert row["cnn_entropy"] == pytest.approx(0.3 + i)
         assert row["cnn_bald"] == pytest.approx(i / 7)
+        assert row["cnn_p_real"] == pytest.approx(_p_real(0.1 * i + 0.05, cands[i].sn))
+    assert {c.sn > 5.5 for c in cands[:6]} == {True, False}  # both regimes are checked
     assert math.isnan(by_id[cands[7].detectid]["cnn_prob"])  # not scored by the live model
+    assert math.isnan(by_id[cands[7].detectid]["cnn_p_real"])
+    with _read_fits(data) as hdul:
+        assert hdul[1].header["PSHIFTHI"] == pytest.approx(math.log(3))
+        assert hdul[1].header["PSHIFTLO"] == 0.0
     # labels of the latest succeeded run, not the older one nor the failed one
     assert [by_id[c.detectid]["label"] for c in cands[:5]] == [0, 0, 1, 1, -1]
     assert by_id[cands[3].detectid]["posterior"] == pytest.approx(0.8)
@@ -143,6 +158,7 @@ def test_catalogue_of_a_chosen_model_version(catalogue):
     data = _bytes(svc.open_catalogue_export(fmt="fits", model_version_id=catalogue["old"].pk))
     table = Table.read(io.BytesIO(data), format="fits")
     assert np.all(table["cnn_prob"] == 0.5)
+    assert table["cnn_p_real"].mask.all()  # NaN (masked): its card has no prior shift
     assert np.all(table["model_version"] == catalogue["old"].pk)
     with pytest.raises(svc.ExportError, match="no model version 999"):
         svc.open_catalogue_export(fmt="fits", model_version_id=999)
@@ -162,7 +178,8 @@ def test_csv_round_trip(catalogue):
         assert float(row["z"]) == pytest.approx(cand.z_lya, rel=1e-15)
         assert row["field"] == cand.field and row["status"] == cand.status
     assert float(body[2]["cnn_prob"]) == pytest.approx(0.25)
-    assert body[8]["cnn_prob"] == "" and body[8]["posterior"] == ""
+    assert float(body[2]["cnn_p_real"]) == pytest.approx(_p_real(0.25, catalogue["cands"][2].sn))
+    assert body[8]["cnn_prob"] == "" and body[8]["posterior"] == "" and body[8]["cnn_p_real"] == ""
     assert [r["label"] for r in body[:5]] == ["0", "0", "1", "1", "-1"]
     assert body[2]["round"] == "2" and body[0]["round"] == "-1"
     assert {r["model_version"] for r in body} == {str(catalogue["live"].pk)}

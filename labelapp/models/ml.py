@@ -33,7 +33,10 @@ class CandidateScore(models.Model):
 
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="scores")
-    prob = models.FloatField(help_text="P(real), MC-dropout mean, temperature-calibrated")
+    prob = models.FloatField(
+        help_text="P(real) at even odds in its S/N regime (decide at 0.5): MC-dropout mean of "
+        "sigmoid(logit / T); the card's prior_shift gives P at the labels' class mix"
+    )
     entropy = models.FloatField(help_text="predictive entropy (bits)")
     bald = models.FloatField(help_text="mutual information (bits): the epistemic part")
 

@@ -105,10 +105,18 @@ def reliability_figure(card: dict) -> dict | None:
             "line": {"dash": "dot", "color": "#888"},
         }
     ]
-    for key, name, colour in (
+    series = [
         ("reliability_uncalibrated", "before temperature scaling", "#d95f02"),
-        ("reliability_calibrated", f"T = {cal.get('temperature', 1):.2f}", "#1f3b73"),
-    ):
+        ("reliability_calibrated", f"T = {cal.get('temperature', 1):.2f} (even odds)", "#1f3b73"),
+    ]
+    if cal.get("reliability_prior_corrected"):  # cards from before the prior shift lack it
+        sh = cal.get("prior_shift") or {}
+        series.append((
+            "reliability_prior_corrected",
+            f"+ prior shift (low {sh.get('low', 0):+.2f}, high {sh.get('high', 0):+.2f})",
+            "#1b9e77",
+        ))  # fmt: skip
+    for key, name, colour in series:
         curve = cal.get(key) or {}
         pts = [
             (m, f, c)
@@ -135,6 +143,8 @@ def reliability_figure(card: dict) -> dict | None:
     title = "Reliability (held-out test)"
     if ece_c is not None and ece_u is not None:
         title += f": ECE {ece_u:.3f} → {ece_c:.3f}"
+        if cal.get("ece_prior_corrected") is not None:
+            title += f" → {cal['ece_prior_corrected']:.3f}"
     return {
         "data": data,
         "layout": {

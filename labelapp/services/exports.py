@@ -15,7 +15,11 @@ Catalogue columns (CSV and FITS alike): missing values are -1 for integer column
 ``TNULLn``), empty in CSV and NaN in FITS for float columns.
 
 * ``cnn_prob, cnn_entropy, cnn_bald``: the live model's scores, or those of a chosen model
-  version; ``model_version`` says which.
+  version; ``model_version`` says which. ``cnn_prob`` is the class-balanced score (real and
+  artefact at even odds in each S/N regime; decide "real" at >= 0.5, as the paper's
+  balanced accuracy does). ``cnn_p_real`` is the same score shifted to the class mix of
+  the model's validation labels (its card's ``prior_shift``): the probability to sum for
+  expected counts. Empty for models trained before the shift was fitted.
 * ``label`` (1 real / 0 not / -1 none), ``posterior``, ``n_votes``: the labels of record,
   i.e. those of the latest succeeded aggregation run (``aggregation_run`` in the header).
 * ``expert_label``: an expert's answer from the live consensus, if any.
@@ -61,6 +65,7 @@ from labelapp.models import (
     Vote,
 )
 from labelapp.selectors.models import live_model
+from mlcore.cnn.evaluation import apply_prior_shift
 from mlcore.survey import LYA_REST
 
 log = logging.getLogger(__name__)
@@ -94,7 +99,8 @@ CATALOGUE_COLUMNS: tuple[Col, ...] = (
     Col("sn", "D", ">f8", doc="line signal-to-noise"),
     Col("field", "16A", "S16", doc="survey field"),
     Col("status", "8A", "S8", doc="queue status: active, retired, expert"),
-    Col("cnn_prob", "D", ">f8", doc="CNN P(real line), calibrated"),
+    Col("cnn_prob", "D", ">f8", doc="CNN P(real line) at even odds: decide at >= 0.5"),
+    Col("cnn_p_real", "D", ">f8", doc="CNN P(real line) at the labels' class mix"),
     Col("cnn_entropy", "D", ">f8", "bit", doc="CNN predictive entropy"),
     Col("cnn_bald", "D", ">f8", "bit", doc="CNN mutual information (BALD)"),
     Col("label", "I", ">i2", null=-1, doc="consensus label: 1 real, 0 not real, -1 none"),
@@ -141,6 +147,25 @@ class CataloguePlan:
     n_rows: int
     max_id: int
     exported_at: dt.datetime
+
+    @property
+    def prior_shift(self) -> np.ndarray | None:
+        """The model card's (low, high) prior shift; None if it has none (older models)."""
+        card = self.model_version.card if self.model_version else None
+        sh = (card or {}).get("prior_shift")
+        if not isinstance(sh, dict) or not {"low", "high"} <= sh.keys():
+            return None
+        return np.array([sh["low"], sh["high"]], dtype=np.float64)
+
+
+def _p_real(plan: CataloguePlan, rows: list[tuple]) -> np.ndarray:
+    """cnn_p_real of a chunk: cnn_prob (row[8]) shifted per regime (by sn, row[5]); NaN
+    where unscored or where the model has no prior shift."""
+    shift = plan.prior_shift
+    prob = np.array([np.nan if r[8] is None else r[8] for r in rows], dtype=np.float64)
+    if shift is None:
+        return np.full(len(rows), np.nan)
+    return apply_prior_shift(prob, np.array([r[5] for r in rows], dtype=np.float64), shift)
 
 
 # ---------------------------------------------------------------------------- catalogue
@@ -230,11 +255,12 @@ def catalogue_csv(plan: CataloguePlan, *, chunk_size: int | None = None) -> Iter
     writer.writerow([c.name for c in CATALOGUE_COLUMNS])
     mv = plan.model_version.pk if plan.model_version else -1
     for rows in iter_catalogue_rows(plan, chunk_size=chunk_size):
-        for r in rows:
+        p_real = [None if np.isnan(v) else float(v) for v in _p_real(plan, rows)]
+        for r, pr in zip(rows, p_real, strict=True):
             # (id, detectid, ra, dec, wave, sn, field, status, prob, ent, bald, label, post,
             #  n_votes, expert, round) -> the CATALOGUE_COLUMNS order; None writes as ''.
             writer.writerow(
-                (r[1], r[2], r[3], r[4], r[4] / LYA_REST - 1, r[5], r[6], r[7], r[8], r[9],
+                (r[1], r[2], r[3], r[4], r[4] / LYA_REST - 1, r[5], r[6], r[7], r[8], pr, r[9],
                  r[10], r[11], r[12], r[13], r[14], mv, -1 if r[15] is None else r[15])
             )  # fmt: skip
         yield buf.getvalue().encode()
@@ -304,6 +330,12 @@ def _fits_headers(plan: CataloguePlan) -> bytes:
         ("AGGMETH", run.method if run else "none", "its aggregation method"),
         ("LYAREST", LYA_REST, "[Angstrom] Lyman-alpha rest wavelength for z"),
     ]
+    if plan.prior_shift is not None:
+        lo, hi = plan.prior_shift
+        cards += [
+            ("PSHIFTLO", float(lo), "cnn_p_real logit shift, S/N <= 5.5"),
+            ("PSHIFTHI", float(hi), "cnn_p_real logit shift, S/N > 5.5"),
+        ]
     primary = fits.PrimaryHDU()
     for key, value, comment in cards:
         primary.header[key] = (value, comment)
@@ -322,6 +354,7 @@ def _fits_records(rows: list[tuple], plan: CataloguePlan) -> np.ndarray:
     out["status"] = [s.encode("ascii", "replace") for s in cols[7]]
     for name, i in (("cnn_prob", 8), ("cnn_entropy", 9), ("cnn_bald", 10), ("posterior", 12)):
         out[name] = np.asarray(cols[i], dtype=np.float64)  # None -> NaN
+    out["cnn_p_real"] = _p_real(plan, rows)
     out["label"] = cols[11]
     out["n_votes"] = cols[13]
     out["expert_label"] = cols[14]

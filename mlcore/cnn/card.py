@@ -67,7 +67,11 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LineCNN | Ensemble
     cfg = CNNConfig(**ck["config"])
     k = int(ck.get("members", 1))
     model = EnsembleCNN([LineCNN(cfg) for _ in range(k)]) if k > 1 else LineCNN(cfg)
-    model.load_state_dict(ck["state_dict"])
+    state = ck["state_dict"]
+    for key, buf in model.state_dict().items():  # checkpoints from before the prior shift
+        if key.endswith("prior_shift") and key not in state:
+            state[key] = torch.zeros_like(buf)
+    model.load_state_dict(state)
     return model.to(device).eval()
 
 
@@ -151,6 +155,7 @@ def build_card(
         "n_train": int(n_train),
         "n_val": int(n_val),
         "temperature": float(model.temperature),
+        "prior_shift": dict(zip(("low", "high"), model.prior_shift.tolist(), strict=True)),
         "input": "(N,5,9,100) summed image + 4 fibers, normalised by mlcore.cnn.data.normalise",
         "metrics": metrics,
     }

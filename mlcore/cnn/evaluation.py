@@ -1,5 +1,6 @@
-"""Held-out evaluation: metrics per S/N regime, field and contaminant type; calibration;
-temperature scaling; recovery of externally confirmed (DESI-like) LAEs.
+"""Held-out evaluation: metrics per S/N regime, field and contaminant type; calibration
+(temperature scaling and the per-regime prior shift); recovery of externally confirmed
+(DESI-like) LAEs.
 
 Pure numpy (+ astropy for the sky cross-match). Labels ``y`` are booleans (soft targets are
 thresholded at 0.5); ``p`` are probabilities of "real line". Empty or one-class subsets
@@ -158,42 +159,113 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
 
 
-def _nll(logits: np.ndarray, t: np.ndarray, temperature: float) -> float:
-    z = logits / temperature
+def _nll(logits: np.ndarray, t: np.ndarray, temperature: float, shift=0.0) -> float:
+    z = logits / temperature + shift
     # BCE with logits, stable: max(z,0) - z t + log(1 + exp(-|z|))
     return float(np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))))
 
 
-def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Temperature T minimising the NLL of sigmoid(logits / T) on a validation set.
+def _golden_min(f, lo: float, hi: float, iters: int = 60) -> float:
+    """Minimiser of a unimodal f on [lo, hi] by golden-section search."""
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = f(a), f(b)
+    for _ in range(iters):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = f(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = f(b)
+    return 0.5 * (lo + hi)
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray, offset=0.0) -> float:
+    """Temperature T minimising the NLL of sigmoid(logits / T + offset) on a validation set.
 
     Golden-section search on log T in [-3, 3] (T from 0.05 to 20); the NLL is convex in 1/T
-    so the search finds the optimum. Soft targets are fine. Empty input -> 1.
+    so the search finds the optimum. Soft targets are fine. ``offset``: a scalar or one per
+    row (the prior shift). Empty input -> 1.
     """
     logits = np.asarray(logits, np.float64)
     t = np.asarray(targets, np.float64)
     if len(logits) == 0:
         return 1.0
-    lo, hi = -3.0, 3.0
-    g = (math.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = _nll(logits, t, math.exp(a)), _nll(logits, t, math.exp(b))
-    for _ in range(60):
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - g * (hi - lo)
-            fa = _nll(logits, t, math.exp(a))
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + g * (hi - lo)
-            fb = _nll(logits, t, math.exp(b))
-    return float(math.exp(0.5 * (lo + hi)))
+    u = _golden_min(lambda u: _nll(logits, t, math.exp(u), offset), -3.0, 3.0)
+    return float(math.exp(u))
 
 
-def calibration_report(y, logits, temperature: float, n_bins: int = 15) -> dict:
-    """ECE and reliability curve before and after temperature scaling."""
+def regimes_of(sn: np.ndarray) -> np.ndarray:
+    """0 for the low regime (sn <= 5.5), 1 for high: the index into a prior shift."""
+    return (np.asarray(sn) > SN_LOW_MAX).astype(np.int64)
+
+
+def fit_prior_shift(
+    logits: np.ndarray, targets: np.ndarray, sn: np.ndarray, temperature: float
+) -> np.ndarray:
+    """Per-regime logit offsets (low, high) minimising the NLL of sigmoid(logits / T + shift)
+    for a given temperature (1D convex fits, golden section on [-8, 8]). A regime without
+    rows gets 0. :func:`fit_calibration` fits both together."""
+    z = np.asarray(logits, np.float64)
+    t = np.asarray(targets, np.float64)
+    reg = regimes_of(sn)
+    shift = np.zeros(2)
+    for r in (0, 1):
+        m = reg == r
+        if m.any():
+            shift[r] = _golden_min(lambda b, m=m: _nll(z[m], t[m], temperature, b), -8.0, 8.0)
+    return shift
+
+
+def fit_calibration(
+    logits: np.ndarray, targets: np.ndarray, sn: np.ndarray, max_iter: int = 50
+) -> tuple[float, np.ndarray]:
+    """Temperature and per-regime prior shift, fitted together on validation -> (T, shift).
+
+    The class-balanced loss trains each S/N regime as if real lines and artefacts were
+    equally common, so the model's logit is about the true one minus that regime's log
+    prior odds: sigmoid(logit / T) answers "real or not, at even odds" (what the
+    balanced-accuracy decision at 0.5 needs) and runs low wherever real lines are the
+    majority. sigmoid(logit / T + shift[regime]) restores the labels' class mix. A
+    temperature fitted alone would stretch to absorb part of the missing offset, so the
+    two are fitted by coordinate descent on the NLL, which is jointly convex in
+    (1/T, shift); it stops when neither moves by 1e-5.
+    """
+    z = np.asarray(logits, np.float64)
+    t = np.asarray(targets, np.float64)
+    reg = regimes_of(sn)
+    temperature, shift = fit_temperature(z, t), np.zeros(2)
+    for _ in range(max_iter):
+        new_shift = fit_prior_shift(z, t, sn, temperature)
+        new_t = fit_temperature(z, t, new_shift[reg])
+        done = abs(new_t - temperature) < 1e-5 and np.abs(new_shift - shift).max() < 1e-5
+        temperature, shift = new_t, new_shift
+        if done:
+            break
+    return temperature, shift
+
+
+def apply_prior_shift(prob: np.ndarray, sn: np.ndarray, shift) -> np.ndarray:
+    """Balanced-odds probabilities -> probabilities at the labels' class mix, per regime.
+
+    sigmoid(logit(prob) + shift[regime]); NaN stays NaN. For an MC-dropout mean this is the
+    shift applied to the mean, not the mean of shifted samples (they differ by far less than
+    the calibration error it removes).
+    """
+    p = np.clip(np.asarray(prob, np.float64), 1e-12, 1 - 1e-12)
+    b = np.asarray(shift, np.float64)[regimes_of(sn)]
+    return sigmoid(np.log(p) - np.log1p(-p) + b)
+
+
+def calibration_report(
+    y, logits, temperature: float, n_bins: int = 15, sn=None, prior_shift=None
+) -> dict:
+    """ECE and reliability curve before and after temperature scaling, and (given ``sn``
+    and ``prior_shift``) after the per-regime prior shift as well."""
     p_raw, p_cal = sigmoid(logits), sigmoid(np.asarray(logits) / temperature)
-    return {
+    rep = {
         "temperature": float(temperature),
         "n_bins": n_bins,
         "ece_uncalibrated": _f(expected_calibration_error(y, p_raw, n_bins)),
@@ -201,6 +273,20 @@ def calibration_report(y, logits, temperature: float, n_bins: int = 15) -> dict:
         "reliability_uncalibrated": reliability_curve(y, p_raw, n_bins),
         "reliability_calibrated": reliability_curve(y, p_cal, n_bins),
     }
+    if sn is not None and prior_shift is not None:
+        b = np.asarray(prior_shift, np.float64)
+        p_pr = sigmoid(np.asarray(logits) / temperature + b[regimes_of(sn)])
+        rep |= {
+            "prior_shift": {"low": float(b[0]), "high": float(b[1])},
+            # where P(real) at the class mix crosses the balanced (sigmoid = 0.5) decision
+            "p_real_decision_threshold": {
+                "low": float(sigmoid(b[0])),
+                "high": float(sigmoid(b[1])),
+            },
+            "ece_prior_corrected": _f(expected_calibration_error(y, p_pr, n_bins)),
+            "reliability_prior_corrected": reliability_curve(y, p_pr, n_bins),
+        }
+    return rep
 
 
 # --- external confirmation catalogue ---------------------------------------------------------
@@ -303,19 +389,21 @@ def evaluate(
     field: np.ndarray | None = None,
     truth_type: np.ndarray | None = None,
     threshold: float = 0.5,
+    prior_shift=None,
 ) -> dict:
     """The full held-out report written into the model card.
 
     ``logits`` are the model's uncalibrated logits; probabilities are
     sigmoid(logits / temperature). Sections: regimes, per field, per truth type (if given),
-    calibration (ECE + reliability before/after temperature scaling).
+    calibration (ECE + reliability before/after temperature scaling, and after the
+    per-regime ``prior_shift`` if given).
     """
     y = np.asarray(y, np.float64) >= 0.5
     p = sigmoid(np.asarray(logits) / temperature)
     rep = {
         "threshold": threshold,
         "regimes": metrics_by_regime(y, p, sn, threshold),
-        "calibration": calibration_report(y, logits, temperature),
+        "calibration": calibration_report(y, logits, temperature, sn=sn, prior_shift=prior_shift),
     }
     if field is not None:
         rep["fields"] = metrics_by_group(y, p, sn, field, threshold)

@@ -80,9 +80,11 @@ class LineCNN(nn.Module):
             self.spec_trunk = None
         self.fc1 = nn.Linear(n_feat, cfg.hidden)
         self.fc2 = nn.Linear(cfg.hidden, 1)
-        # Temperature for calibrated probabilities, fitted on validation after training;
-        # a buffer so it travels with the state dict.
+        # Temperature for calibrated probabilities, fitted on validation after training,
+        # and the per-regime (low, high) logit offsets that restore the labels' class mix
+        # (see evaluation.fit_prior_shift); buffers so they travel with the state dict.
         self.register_buffer("temperature", torch.ones(()))
+        self.register_buffer("prior_shift", torch.zeros(2))
 
     @property
     def feature_dim(self) -> int:
@@ -167,6 +169,7 @@ class EnsembleCNN(nn.Module):
         self.members = nn.ModuleList(members)
         self.config = members[0].config
         self.register_buffer("temperature", torch.ones(()))
+        self.register_buffer("prior_shift", torch.zeros(2))
 
     @property
     def feature_dim(self) -> int:

@@ -4,7 +4,9 @@ Reads (N, 5, 9, 100) cutouts from any sliceable array (numpy, np.memmap float16 
 cutout store, h5py dataset) batch by batch and casts each batch to float32, so memory is
 bounded by ``batch_size`` whatever N is. Per candidate it returns, all float32:
 
-    prob            mean over T dropout samples of sigmoid(logit_t / temperature)
+    prob            mean over T dropout samples of sigmoid(logit_t / temperature): P(real)
+                    at even odds in the candidate's S/N regime (evaluation.fit_calibration);
+                    evaluation.apply_prior_shift turns it into P at the labels' class mix
     entropy         H[prob], total predictive entropy (nats)
     expected_entropy  mean_t H[p_t] (aleatoric part)
     bald            entropy - expected_entropy: mutual information between the label and

@@ -27,7 +27,7 @@ from mlcore.cnn.data import (
     regime_index,
     stratified_split,
 )
-from mlcore.cnn.evaluation import balanced_accuracy, fit_temperature
+from mlcore.cnn.evaluation import balanced_accuracy, fit_calibration
 from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, count_parameters
 
 KEEP = ("best", "last")  # TrainConfig.keep
@@ -76,6 +76,7 @@ class TrainResult:
     val_idx: np.ndarray | None = None
     val_logits: np.ndarray | None = None  # uncalibrated, best model
     temperature: float = 1.0
+    prior_shift: tuple[float, float] = (0.0, 0.0)  # per regime (low, high); see model.py
     n_parameters: int = 0
     device: str = "cpu"
     members: list[dict] = field(default_factory=list)  # ensembles: one summary per member
@@ -124,6 +125,14 @@ def predict_logits(
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
+def _calibrate(model, val_logits: np.ndarray, val_targets, val_sn) -> None:
+    """Fit the temperature and the per-regime prior shift on validation (unweighted: the
+    labels' own class mix) and store both in the model's buffers."""
+    temperature, shift = fit_calibration(val_logits, np.asarray(val_targets, np.float32), val_sn)
+    model.temperature.fill_(temperature)
+    model.prior_shift.copy_(torch.as_tensor(shift, dtype=model.prior_shift.dtype))
+
+
 def _weighted_bce(logits: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     bce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
     return (bce * w).sum() / w.sum().clamp_min(1e-8)  # a batch of zero-weight labels -> 0
@@ -169,11 +178,11 @@ def train(
         )  # fmt: skip
         train_idx, val_idx = res.train_idx, res.val_idx  # every member on the first's split
         results.append(res)
-    return _assemble(results, cfg, targets, log)
+    return _assemble(results, cfg, targets, sn, log)
 
 
 def _assemble(
-    results: list[TrainResult], cfg: TrainConfig, targets, log: Callable[[str], None]
+    results: list[TrainResult], cfg: TrainConfig, targets, sn, log: Callable[[str], None]
 ) -> TrainResult:
     """Members -> one EnsembleCNN with a temperature fitted on its mean validation logit."""
     first = results[0]
@@ -195,13 +204,13 @@ def _assemble(
             log(f"member seed {s['seed']} dropped: validation balanced accuracy {s['val_bacc']}"
                 f" is more than {allowed:.3f} below the best member's {best:.4f}")  # fmt: skip
     kept = [r for r, kk in zip(results, keep, strict=True) if kk]
-    if len(kept) == 1:  # one survivor: it is the model, with its own temperature
-        model, val_logits, temperature = kept[0].model, kept[0].val_logits, kept[0].temperature
+    if len(kept) == 1:  # one survivor: it is the model, with its own calibration
+        model, val_logits = kept[0].model, kept[0].val_logits
     else:
         model = EnsembleCNN([r.model for r in kept]).to(first.device)
         val_logits = np.mean([r.val_logits for r in kept], axis=0).astype(np.float32)
-        temperature = fit_temperature(val_logits, np.asarray(targets, np.float32)[first.val_idx])
-        model.temperature.fill_(temperature)
+        va = first.val_idx
+        _calibrate(model, val_logits, np.asarray(targets)[va], np.asarray(sn)[va])
     model.eval()
     history = [{**h, "member": k} for k, r in enumerate(results) for h in r.history]
     return TrainResult(
@@ -213,7 +222,8 @@ def _assemble(
         train_idx=first.train_idx,
         val_idx=first.val_idx,
         val_logits=val_logits,
-        temperature=temperature,
+        temperature=float(model.temperature),
+        prior_shift=tuple(model.prior_shift.tolist()),
         n_parameters=count_parameters(model),
         device=first.device,
         members=summary,
@@ -365,8 +375,7 @@ def train_one(
     if cfg.keep == "best":
         model.load_state_dict(best[2])
     val_logits = predict_logits(model, x_va, s_va, device=device)
-    temperature = fit_temperature(val_logits, t_va.numpy())
-    model.temperature.fill_(temperature)
+    _calibrate(model, val_logits, t_va.numpy(), np.asarray(sn)[val_idx])
     model.eval()
     return TrainResult(
         model=model,
@@ -377,7 +386,8 @@ def train_one(
         train_idx=train_idx,
         val_idx=val_idx,
         val_logits=val_logits,
-        temperature=temperature,
+        temperature=float(model.temperature),
+        prior_shift=tuple(model.prior_shift.tolist()),
         n_parameters=n_params,
         device=str(device),
     )
