@@ -151,7 +151,14 @@ def reliability_figure(card: dict) -> dict | None:
             "title": {"text": title},
             "xaxis": {"title": {"text": "predicted P(real)"}, "range": [0, 1]},
             "yaxis": {"title": {"text": "fraction real"}, "range": [0, 1]},
-            "legend": {"x": 0.02, "y": 0.98, "bgcolor": "rgba(255,255,255,0.7)"},
+            # lower right, off the diagonal the curves follow
+            "legend": {
+                "x": 0.98,
+                "xanchor": "right",
+                "y": 0.02,
+                "yanchor": "bottom",
+                "bgcolor": "rgba(255,255,255,0.8)",
+            },
         },
     }
 
