@@ -111,6 +111,12 @@ def test_prior_shift_by_hand_and_edge_cases():
     # a regime with no validation rows keeps shift 0
     shift = fit_prior_shift(np.array([1.0, -1.0, 2.0]), np.array([1, 0, 1]), np.full(3, 5.0), 1.0)
     assert shift[1] == 0.0 and np.isfinite(shift[0])
+    # a regime whose labels are all one class gets a finite shift, not the bound
+    z = np.array([-1.0, -0.5, 0.2, -2.0, 0.1, -0.3])
+    shift = fit_prior_shift(z, np.zeros(6), np.full(6, 6.0), 1.0)
+    assert -5 < shift[1] < -0.5 and shift[0] == 0.0
+    t_, s_ = fit_calibration(z, np.zeros(6), np.full(6, 6.0))
+    assert np.isfinite(t_) and -8 < s_[1] < 0
 
 
 def test_type_report_shows_which_contaminants_fool_the_model():

@@ -207,7 +207,13 @@ def fit_prior_shift(
 ) -> np.ndarray:
     """Per-regime logit offsets (low, high) minimising the NLL of sigmoid(logits / T + shift)
     for a given temperature (1D convex fits, golden section on [-8, 8]). A regime without
-    rows gets 0. :func:`fit_calibration` fits both together."""
+    rows gets 0. :func:`fit_calibration` fits both together.
+
+    Each regime's fit also sees one real and one artefact pseudo-row at logit 0 (add-one
+    smoothing): a regime whose few validation labels are all one class (early rounds) would
+    otherwise push its shift to the bound and make every P(real) there 0 or 1. With
+    hundreds of rows the pseudo-rows do not matter.
+    """
     z = np.asarray(logits, np.float64)
     t = np.asarray(targets, np.float64)
     reg = regimes_of(sn)
@@ -215,7 +221,9 @@ def fit_prior_shift(
     for r in (0, 1):
         m = reg == r
         if m.any():
-            shift[r] = _golden_min(lambda b, m=m: _nll(z[m], t[m], temperature, b), -8.0, 8.0)
+            zr = np.concatenate([z[m] / temperature, [0.0, 0.0]])
+            tr = np.concatenate([t[m], [1.0, 0.0]])
+            shift[r] = _golden_min(lambda b, zr=zr, tr=tr: _nll(zr, tr, 1.0, b), -8.0, 8.0)
     return shift
 
 
