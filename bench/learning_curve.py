@@ -114,11 +114,13 @@ def write_report(result: dict, out: str) -> str:
         "",
         f"Model: LineCNN width {mc['width']}, 1D branch {'on' if mc['spec_len'] else 'off'}; "
         f"one-cycle schedule over {result.get('epochs', '?')} epochs, early stopping after "
-        f"{result.get('patience', '?')} without a better validation loss. "
+        f"{result.get('patience', '?')} without a better validation loss, counted from the "
+        "schedule's midpoint at the earliest. "
         "Balanced accuracy on one fixed held-out test set "
         f"(n_test = {points[0]['n_test'] if points else 0}); truth labels; "
         f"CPU, {result['threads']} thread(s). Decisions at 0.5 on the even-odds probability "
         "(sigmoid(logit / T)); the last ECE adds the per-regime prior shift.",
+        *(["", result["note"]] if result.get("note") else []),
         "",
         "| n_train | bacc high (sn>5.5) | bacc low (4.8-5.5) | bacc overall | "
         "prec/rec high | prec/rec low | ECE raw -> T -> T + prior shift | train s |",

@@ -5,7 +5,13 @@ import torch
 from mlcore.cnn.evaluation import balanced_accuracy, fit_calibration
 from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, count_parameters
 from mlcore.cnn.toy import toy_candidates
-from mlcore.cnn.training import TrainConfig, _normalise_rows, predict_logits, train
+from mlcore.cnn.training import (
+    TrainConfig,
+    _normalise_rows,
+    predict_logits,
+    should_stop,
+    train,
+)
 
 TINY = CNNConfig(width=6, hidden=16)
 
@@ -239,3 +245,15 @@ def test_members_are_all_kept_when_validation_cannot_judge_them(toy):
                 train_idx=np.arange(100), val_idx=val)  # fmt: skip
     assert [m["kept"] for m in res.members] == [True, True]
     assert isinstance(res.model, EnsembleCNN) and len(res.model.members) == 2
+
+
+def test_early_stopping_waits_for_the_second_half_of_the_schedule():
+    cfg = TrainConfig(epochs=30, patience=5)
+    # best at epoch 6, still in the high-learning-rate half: no stop before epoch 15 + 5
+    assert not any(should_stop(e, 6, cfg) for e in range(7, 20))
+    assert should_stop(20, 6, cfg)
+    # best late in the schedule: patience counts from it
+    assert not should_stop(25, 21, cfg) and should_stop(26, 21, cfg)
+    # an early best epoch: the midpoint (5 of 10) is where patience starts
+    assert not should_stop(6, 0, TrainConfig(epochs=10, patience=2))
+    assert should_stop(7, 0, TrainConfig(epochs=10, patience=2))

@@ -39,7 +39,11 @@ class TrainConfig:
     batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    patience: int = 5  # epochs without a better validation loss before stopping
+    # Epochs without a better validation loss before stopping, counted from the middle of
+    # the one-cycle schedule at the earliest: in its first half the learning rate is high
+    # and the validation loss wanders (bench/RESULTS.md, learning curve: stopping there cost
+    # 2 points of high-S/N balanced accuracy at 10k labels).
+    patience: int = 5
     # Which weights to keep: "best" (lowest validation loss) or "last" (the end of the
     # one-cycle schedule, or where early stopping ended it).
     keep: str = "best"
@@ -123,6 +127,12 @@ def predict_logits(
         with torch.autocast(device.type, enabled=device.type == "cuda"):
             out.append(model(x, s).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def should_stop(epoch: int, best_epoch: int, cfg: TrainConfig) -> bool:
+    """Early stopping after ``epoch`` (0-based): ``patience`` epochs without a better
+    validation loss, counted from the schedule's midpoint at the earliest."""
+    return epoch - max(best_epoch, cfg.epochs // 2) >= cfg.patience
 
 
 def _calibrate(model, val_logits: np.ndarray, val_targets, val_sn) -> None:
@@ -365,7 +375,7 @@ def train_one(
         )
         if val_loss < best[0]:
             best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
-        elif epoch - best[1] >= cfg.patience:
+        elif should_stop(epoch, best[1], cfg):
             log(f"early stop: best epoch {best[1]}")
             break
         if cfg.max_time_s is not None and time.perf_counter() - t0 > cfg.max_time_s:
