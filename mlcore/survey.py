@@ -89,6 +89,11 @@ def regime_of(sn: np.ndarray) -> np.ndarray:
     return out
 
 
+def regime_index(sn: np.ndarray) -> np.ndarray:
+    """0 for the low regime (sn <= 5.5, including anything below 4.8), 1 for high."""
+    return (np.asarray(sn) > SN_LOW_MAX).astype(np.int64)
+
+
 @dataclass
 class Survey:
     """A whole survey in memory: catalogue columns, image arrays, optional truth.

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from mlcore.survey import SN_LOW_MAX, SPEC_DWAVE, SPEC_WAVE0
+from mlcore.survey import SPEC_DWAVE, SPEC_WAVE0, regime_index
 
 ASINH_SOFT = 4.0
 MAD_TO_SIGMA = 1.4826
@@ -152,11 +152,6 @@ def augment(
 
 
 # --- splits and class balance -------------------------------------------------------------
-
-
-def regime_index(sn: np.ndarray) -> np.ndarray:
-    """0 for the low regime (sn <= 5.5, including anything below 4.8), 1 for high."""
-    return (np.asarray(sn) > SN_LOW_MAX).astype(np.int64)
 
 
 def stratified_split(

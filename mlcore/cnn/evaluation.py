@@ -13,7 +13,14 @@ import math
 
 import numpy as np
 
-from mlcore.survey import CONTAMINANT_TYPES, LYA_REST, REAL_TYPES, SN_LOW_MAX, SN_THRESHOLD
+from mlcore.survey import (
+    CONTAMINANT_TYPES,
+    LYA_REST,
+    REAL_TYPES,
+    SN_LOW_MAX,
+    SN_THRESHOLD,
+    regime_index,
+)
 
 NAN = float("nan")
 
@@ -197,11 +204,6 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, offset=0.0) -> floa
     return float(math.exp(u))
 
 
-def regimes_of(sn: np.ndarray) -> np.ndarray:
-    """0 for the low regime (sn <= 5.5), 1 for high: the index into a prior shift."""
-    return (np.asarray(sn) > SN_LOW_MAX).astype(np.int64)
-
-
 def fit_prior_shift(
     logits: np.ndarray, targets: np.ndarray, sn: np.ndarray, temperature: float
 ) -> np.ndarray:
@@ -216,7 +218,7 @@ def fit_prior_shift(
     """
     z = np.asarray(logits, np.float64)
     t = np.asarray(targets, np.float64)
-    reg = regimes_of(sn)
+    reg = regime_index(sn)
     shift = np.zeros(2)
     for r in (0, 1):
         m = reg == r
@@ -243,7 +245,7 @@ def fit_calibration(
     """
     z = np.asarray(logits, np.float64)
     t = np.asarray(targets, np.float64)
-    reg = regimes_of(sn)
+    reg = regime_index(sn)
     temperature, shift = fit_temperature(z, t), np.zeros(2)
     for _ in range(max_iter):
         new_shift = fit_prior_shift(z, t, sn, temperature)
@@ -258,12 +260,12 @@ def fit_calibration(
 def apply_prior_shift(prob: np.ndarray, sn: np.ndarray, shift) -> np.ndarray:
     """Balanced-odds probabilities -> probabilities at the labels' class mix, per regime.
 
-    sigmoid(logit(prob) + shift[regime]); NaN stays NaN. For an MC-dropout mean this is the
-    shift applied to the mean, not the mean of shifted samples (they differ by far less than
-    the calibration error it removes).
+    sigmoid(logit(prob) + shift[regime]); NaN stays NaN. Exact for a deterministic pass; for
+    an MC-dropout mean (the stored ``prob``) it shifts the mean rather than averaging
+    shifted samples, an approximation.
     """
     p = np.clip(np.asarray(prob, np.float64), 1e-12, 1 - 1e-12)
-    b = np.asarray(shift, np.float64)[regimes_of(sn)]
+    b = np.asarray(shift, np.float64)[regime_index(sn)]
     return sigmoid(np.log(p) - np.log1p(-p) + b)
 
 
@@ -283,7 +285,7 @@ def calibration_report(
     }
     if sn is not None and prior_shift is not None:
         b = np.asarray(prior_shift, np.float64)
-        p_pr = sigmoid(np.asarray(logits) / temperature + b[regimes_of(sn)])
+        p_pr = sigmoid(np.asarray(logits) / temperature + b[regime_index(sn)])
         rep |= {
             "prior_shift": {"low": float(b[0]), "high": float(b[1])},
             # where P(real) at the class mix crosses the balanced (sigmoid = 0.5) decision
