@@ -66,6 +66,11 @@ def test_two_rounds_of_the_loop(tmp_path, settings, capsys):
     # 5% of the 500 held out (default), never trained on, and the gate judged on them
     held = set(HoldoutLabel.objects.values_list("candidate_id", flat=True))
     assert len(held) == 25 and live.card["gate"]["set"] == "held-out expert"
+    # and each round is also judged on that sample alone (the unbiased figure)
+    # (None where the 12-13 candidates of a regime hold only one class)
+    held_bacc = [r[f"bacc_{g}_holdout"] for r in report["rounds"] for g in ("low", "high")]
+    assert all(v is None or 0.0 <= v <= 1.0 for v in held_bacc)
+    assert any(v is not None for v in held_bacc)
     assert live.card["test_set"] == "held-out expert sample"
     assert report["config"]["holdout"] == 25  # the size used, not "default"
     assert live.card["n_labels"] == len(consensus_targets()) and not held & set(consensus_targets())
@@ -109,6 +114,37 @@ def test_training_label_quality_compares_settled_labels_with_truth(tmp_path, mon
     assert campaign.training_label_quality()["train_label_error"] is None
 
 
+def test_evaluation_on_the_held_out_sample_leaves_the_rest_out(tmp_path):
+    """The whole catalogue includes what a model trained on; the held-out figure does not."""
+    from labelapp.models import Candidate, CandidateScore, CandidateTruth
+    from labelapp.services.campaign import evaluate_against_truth
+    from labelapp.services.holdout import hold_out_from_truth
+
+    ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(200, seed=4)))
+    assert hold_out_from_truth(n=40, low_share=0.5, seed=1) == 40
+    held = set(HoldoutLabel.objects.values_list("candidate_id", flat=True))
+    truth = dict(CandidateTruth.objects.values_list("candidate_id", "is_real"))
+    sn = dict(Candidate.objects.values_list("pk", "sn"))
+    version = ModelVersion.objects.create(label_source="truth", directory="/x")
+    # right about every candidate outside the sample, wrong about every one inside it
+    CandidateScore.objects.bulk_create(
+        CandidateScore(model_version=version, candidate_id=c,
+                       prob=float(truth[c] != (c in held)), entropy=0.1, bald=0.01)
+        for c in truth
+    )  # fmt: skip
+    assert evaluate_against_truth(version, holdout_only=True) == {
+        "overall": 0.0, "low": 0.0, "high": 0.0
+    }  # fmt: skip
+    whole = evaluate_against_truth(version)
+    low = [c for c in truth if sn[c] <= 5.5]  # regime_index: the low regime
+    real = [c for c in low if truth[c]]
+    fake = [c for c in low if not truth[c]]
+    by_hand = 0.5 * (
+        sum(c not in held for c in real) / len(real) + sum(c not in held for c in fake) / len(fake)
+    )
+    assert whole["low"] == pytest.approx(by_hand) and 0.5 < whole["low"] < 1.0
+
+
 def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     def rounds(values, votes_per_label, trained):
         return [
@@ -137,6 +173,28 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     # its live model had trained on 60 labels then; random's final one on 200
     assert summary["bald_trained_labels_to_reach_random_final"] == 60
     assert summary["bald_trained_label_ratio"] == 0.3
+    assert "random_final_bacc_low_holdout" not in summary  # reports from before it existed
+    # judged on the held-out sample, bald first reaches random's final 0.82 in round 3
+    for name, held in (("random", [0.6, 0.7, 0.75, 0.82]), ("bald", [0.7, 0.8, 0.83, 0.84])):
+        for row, v in zip(reports[name]["rounds"], held, strict=True):
+            row["bacc_low_holdout"] = v
+    assert "held-out sample, never trained on" not in path.read_text()  # nothing before
+    held_html = write_comparison(reports, tmp_path).read_text()
+    assert "held-out sample, never trained on" in held_html and '"y0": 0.82' in held_html
+    summary = json.loads((tmp_path / "campaign.json").read_text())["summary"]
+    assert summary["random_final_bacc_low_holdout"] == 0.82
+    assert summary["bald_trained_labels_to_reach_random_final_holdout"] == 90
+    assert summary["bald_trained_label_ratio_holdout"] == 0.45
+    assert summary["bald_trained_label_ratio"] == 0.3  # the catalogue's figure is unchanged
+    for row in reports["bald"]["rounds"]:  # never reached
+        row["bacc_low_holdout"] = 0.5
+    write_comparison(reports, tmp_path)
+    summary = json.loads((tmp_path / "campaign.json").read_text())["summary"]
+    assert summary["bald_trained_labels_to_reach_random_final_holdout"] is None
+    assert "bald_trained_label_ratio_holdout" not in summary
+    for name in reports:
+        for row in reports[name]["rounds"]:
+            del row["bacc_low_holdout"]
     html = path.read_text()
     assert "plotly.min.js" in html and (tmp_path / "plotly.min.js").exists()
     assert "volunteer votes used" in html and "consensus labels used" in html
