@@ -174,6 +174,9 @@ def test_comparison_report_counts_labels_and_votes_saved(tmp_path):
     assert summary["bald_trained_labels_to_reach_random_final"] == 60
     assert summary["bald_trained_label_ratio"] == 0.3
     assert "random_final_bacc_low_holdout" not in summary  # reports from before it existed
+    for row in reports["random"]["rounds"] + reports["bald"]["rounds"]:
+        row["bacc_low_holdout"] = None  # --holdout 0: nothing held out, nothing to draw
+    assert "never trained on" not in write_comparison(reports, tmp_path).read_text()
     # judged on the held-out sample, bald first reaches random's final 0.82 in round 3
     for name, held in (("random", [0.6, 0.7, 0.75, 0.82]), ("bald", [0.7, 0.8, 0.83, 0.84])):
         for row, v in zip(reports[name]["rounds"], held, strict=True):

@@ -410,7 +410,10 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
             _curve_figure(reports, "labels_trained", "labels the live model trained on", target)
         )
     figs.append(_curve_figure(reports, "votes_total", "volunteer votes used", target))
-    if all("bacc_low_holdout" in r for rep in reports.values() for r in rep["rounds"]):
+    # reports from before the held-out figure, or with --holdout 0, have no values to draw
+    if any(
+        r.get("bacc_low_holdout") is not None for rep in reports.values() for r in rep["rounds"]
+    ):
         figs.append(
             _curve_figure(
                 reports, "labels_trained", "labels the live model trained on", target, "_holdout"

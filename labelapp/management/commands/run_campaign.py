@@ -88,8 +88,9 @@ class Command(BaseCommand):
             type=int,
             default=CampaignConfig.holdout,
             help="candidates held out from training and answered from truth, as experts "
-            "would (half from each S/N regime): the promotion gate's evaluation set "
-            "(default: 5%% of the catalogue, at most 1000; 0: gate on the gold standards)",
+            "would (half from each S/N regime): the promotion gate's evaluation set and the "
+            "unbiased yardstick (bacc_*_holdout; default: 5%% of the catalogue, at most 1000; "
+            "0: gate on the gold standards)",
         )
         parser.add_argument(
             "--keep",
