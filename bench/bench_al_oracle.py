@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from _util import ROOT
+from bench_uncertainty import mc_scores
 
 from mlcore.acquisition import AcquisitionConfig, select_batch
 from mlcore.cnn.data import regime_index, spec_windows
 from mlcore.cnn.evaluation import balanced_accuracy
 from mlcore.cnn.model import CNNConfig
-from mlcore.cnn.scoring import score_batch
 from mlcore.cnn.training import TrainConfig, _normalise_rows, predict_logits, train
 from mlcore.survey import stack_cutouts
 from mlcore.train import SPEC_HALF_WIDTH
@@ -71,16 +71,6 @@ def load(n: int, seed: int, cache: Path | None) -> dict[str, np.ndarray]:
 
 def bacc(y: np.ndarray, pred: np.ndarray, reg: np.ndarray) -> tuple[float, float]:
     return tuple(float(balanced_accuracy(y[reg == r], pred[reg == r])) for r in (0, 1))
-
-
-def mc_scores(model, d: dict, rows: np.ndarray, t: int, seed: int) -> dict[str, np.ndarray]:
-    gen = torch.Generator().manual_seed(seed)
-    parts = [
-        score_batch(model, d["cut"][rows[i : i + 4096]], spec=d["spec"][rows[i : i + 4096]],
-                    n_samples=t, generator=gen)
-        for i in range(0, len(rows), 4096)
-    ]  # fmt: skip
-    return {k: np.concatenate([p[k] for p in parts]) for k in ("prob", "bald")}
 
 
 def run(d: dict, pool: np.ndarray, test: np.ndarray, strategy: str, seed: int, a) -> list[dict]:
@@ -121,7 +111,7 @@ def run(d: dict, pool: np.ndarray, test: np.ndarray, strategy: str, seed: int, a
         sc = (
             {"prob": np.full(len(rest), 0.5, np.float32), "bald": None}
             if strategy == "random"
-            else mc_scores(model, d, rest, a.mc_samples, seed * 100 + r)
+            else mc_scores(model, (d["cut"], sn, y, d["spec"]), rest, a.mc_samples, seed * 100 + r)
         )
         pick = select_batch(
             prob=sc["prob"], bald=sc["bald"], sn=sn[rest], wave=d["wave"][rest], config=cfg

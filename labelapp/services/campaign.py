@@ -388,11 +388,11 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
                     summary[ratio] = round(need / summary[base], 3)
         # The same target judged on the held-out sample only (reports since it existed)
         final_held = baseline["rounds"][-1].get("bacc_low_holdout")
-        if final_held is not None:
+        base = summary.get("random_labels_trained")
+        if final_held is not None and base:
             summary["random_final_bacc_low_holdout"] = final_held
             for name, rep in reports.items():
-                base = summary.get("random_labels_trained")
-                if name == "random" or not base:
+                if name == "random":
                     continue
                 need = labels_to_reach(
                     rep["rounds"], final_held, key="bacc_low_holdout", cost="labels_trained"
