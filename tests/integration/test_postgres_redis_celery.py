@@ -4,17 +4,17 @@ Runs under ``make integration`` (part of ``make test``), which sets DATABASE_URL
 REDIS_URL when the services answer; CI requires it (REQUIRE_INTEGRATION=1).
 """
 
-import threading
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from labelapp.models import Candidate, IngestBatch, WorkerHeartbeat
-from labelapp.services.ingest import IngestError, ingest_survey
+from labelapp.services.ingest import ingest_survey
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
 from tests.processes import start_celery, stop, wait_for, worker_env
+from tests.threads import errors, in_threads
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -78,22 +78,8 @@ def test_ingest_on_postgres_is_atomic_when_the_database_step_fails(tmp_path, set
 
 def test_concurrent_ingests_of_one_file_make_exactly_one_batch(tmp_path, settings):
     path = write_survey(tmp_path / "same.fits", make_survey(300, seed=5))
-    results, errors = [], []
-
-    def run():
-        try:
-            results.append(ingest_survey(path=path, chunk=50))
-        except IngestError as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert errors == []
+    results = in_threads(3, lambda i: ingest_survey(path=path, chunk=50))
+    assert errors(results) == []
     assert sorted(r.created for r in results) == [False, False, True]
     assert IngestBatch.objects.count() == 1 and Candidate.objects.count() == 300
     batch = IngestBatch.objects.get()

@@ -11,6 +11,7 @@ from labelapp.services.promotion import promote_model
 from labelapp.services.queue import next_candidate
 from labelapp.services.rounds import acquisition_config, start_round
 from tests.factories_volunteers import make_candidates, make_volunteer
+from tests.threads import errors, in_threads
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -58,23 +59,8 @@ def test_twin_start_round_requests_racing_open_one_round():
     returns the round the first opened."""
     make_candidates(500)
     start_round()  # an open round for both to close
-    barrier, results, errors = threading.Barrier(4), [], []
-
-    def worker():
-        try:
-            barrier.wait()
-            results.append(start_round(request_key="same-task").pk)
-        except Exception as exc:  # reported below, not swallowed
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    results = in_threads(4, lambda i: start_round(request_key="same-task").pk)
+    assert errors(results) == [], results
     assert len(set(results)) == 1 and len(results) == 4
     assert Round.objects.count() == 2
     assert list(Round.objects.filter(status="open").values_list("pk", flat=True)) == results[:1]

@@ -1,11 +1,10 @@
 """Volunteer votes on real PostgreSQL + Redis: concurrent double submits, the queue's plan,
 and the Redis rate limiter."""
 
-import threading
 import uuid
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from labelapp.models import Candidate, IngestBatch, Volunteer, Vote
 from labelapp.services.bulk import insert_rows
@@ -13,30 +12,9 @@ from labelapp.services.queue import TOP_K, queue_queryset
 from labelapp.services.ratelimit import hit_rate_limit
 from labelapp.services.votes import CandidateNotInQueue, submit_vote
 from tests.factories_volunteers import make_candidates, make_volunteer
+from tests.threads import in_threads
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _in_threads(n: int, work) -> list:
-    """Run ``work(i)`` in ``n`` real threads released together; return results/exceptions."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            results[i] = exc
-        finally:
-            connections.close_all()  # each thread had its own connection
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def test_double_submit_from_many_threads_records_one_vote():
@@ -48,7 +26,7 @@ def test_double_submit_from_many_threads_records_one_vote():
         volunteer = Volunteer.objects.get(pk=v.pk)  # each "tab" loads its own copy
         return submit_vote(volunteer=volunteer, detectid=c.detectid, answer="yes")
 
-    results = _in_threads(8, vote)
+    results = in_threads(8, vote)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert sum(r.created for r in results) == 1
     assert len({r.vote.pk for r in results}) == 1
@@ -69,7 +47,7 @@ def test_many_volunteers_voting_at_once_on_the_same_candidates():
                 out.append(None)
         return out
 
-    results = _in_threads(6, vote)
+    results = in_threads(6, vote)
     assert not [r for r in results if isinstance(r, Exception)], results
     recorded = [r for per in results for r in per if r is not None]
     assert all(r.created for r in recorded)
