@@ -36,4 +36,5 @@ def in_threads(n: int, work, *, timeout: float | None = 120) -> list:
 
 
 def errors(results: list) -> list[BaseException]:
+    """The exceptions among ``in_threads`` results."""
     return [r for r in results if isinstance(r, BaseException)]

@@ -12,7 +12,7 @@ from labelapp.services.queue import TOP_K, queue_queryset
 from labelapp.services.ratelimit import hit_rate_limit
 from labelapp.services.votes import CandidateNotInQueue, submit_vote
 from tests.factories_volunteers import make_candidates, make_volunteer
-from tests.threads import in_threads
+from tests.threads import errors, in_threads
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -27,7 +27,7 @@ def test_double_submit_from_many_threads_records_one_vote():
         return submit_vote(volunteer=volunteer, detectid=c.detectid, answer="yes")
 
     results = in_threads(8, vote)
-    assert not [r for r in results if isinstance(r, Exception)], results
+    assert errors(results) == [], results
     assert sum(r.created for r in results) == 1
     assert len({r.vote.pk for r in results}) == 1
     assert Vote.objects.count() == 1
@@ -48,7 +48,7 @@ def test_many_volunteers_voting_at_once_on_the_same_candidates():
         return out
 
     results = in_threads(6, vote)
-    assert not [r for r in results if isinstance(r, Exception)], results
+    assert errors(results) == [], results
     recorded = [r for per in results for r in per if r is not None]
     assert all(r.created for r in recorded)
     assert Vote.objects.count() == len(recorded) >= 5
