@@ -424,22 +424,33 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
         f"<li><b>{escape(name)}</b>: {escape(_settings_line(rep.get('config') or {}))}</li>"
         for name, rep in reports.items()
     )
+    return write_plotly_page(
+        out_dir / "campaign.html",
+        title="Campaign report",
+        before=f"<h1>In-silico campaign: active learning against random</h1>\n"
+        f"<ul>{settings_list}</ul>{TARGET_NOTE if target else ''}\n",
+        figs=figs,
+        after=f"<table>{rows}</table>\n",
+    )
+
+
+def write_plotly_page(
+    path: Path, *, title: str, before: str, figs: list[dict], after: str = ""
+) -> Path:
+    """An HTML page with plotly figures between two blocks of HTML, and plotly.min.js copied
+    next to it (the page works offline and from a file:// URL)."""
+    from labelapp.staticfinders import PLOTLY_JS
+
     divs = "".join(f'<div id="fig{i}"></div>' for i in range(len(figs)))
     plots = "".join(
         f"Plotly.newPlot('fig{i}',{json.dumps(f['data'])},{json.dumps(f['layout'])});"
         for i, f in enumerate(figs)
     )
-    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>Campaign report</title>
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title>
 <script src="plotly.min.js"></script></head>
 <body style="font-family:system-ui;max-width:960px;margin:auto">
-<h1>In-silico campaign: active learning against random</h1>
-<ul>{settings_list}</ul>{TARGET_NOTE if target else ""}
-{divs}<table>{rows}</table>
-<script>{plots}</script></body></html>"""
-    from labelapp.staticfinders import PLOTLY_JS
-
-    (out_dir / "plotly.min.js").write_bytes(PLOTLY_JS.read_bytes())  # works offline
-    path = out_dir / "campaign.html"
+{before}{divs}{after}<script>{plots}</script></body></html>"""
+    (path.parent / "plotly.min.js").write_bytes(PLOTLY_JS.read_bytes())
     path.write_text(html)
     return path
 
