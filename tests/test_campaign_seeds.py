@@ -105,7 +105,8 @@ def test_command_writes_the_report_and_prints_the_tables(tmp_path, capsys):
     call_command("campaign_seeds", *map(str, paths), "--out", str(out))
     printed = capsys.readouterr().out
     assert "| 1 | 0.840 (300) | 200 | 0.67x |" in printed
-    assert "Target (<= 0.50x) met in 0 of 2 seeds." in printed
+    assert "Half of random's labels or fewer in 0 of 2 seeds." in printed
+    assert "Mean over 2 seeds (held-out, S/N 4.8-5.5)" in printed
     html = (out / "seeds.html").read_text()
     assert "bald against random over 2 seeds (1, 2)" in html and "plotly.min.js" in html
     assert (out / "plotly.min.js").exists()
@@ -120,3 +121,15 @@ def test_write_seed_summary_for_another_strategy(tmp_path):
     s = write_seed_summary([c], tmp_path, strategy="entropy")
     assert s["seeds"][0]["labels_to_reach"] == 200 and s["strategy"] == "entropy"
     assert "entropy against random" in (tmp_path / "seeds.html").read_text()
+
+
+def test_the_high_sn_figure_on_request():
+    c = comparison(3, ([100, 200], [0.8, 0.9]), ([100, 200], [0.8, 0.85]))
+    for name, high in (("bald", [0.9, 0.95]), ("random", [0.9, 0.97])):
+        for row, v in zip(c["strategies"][name]["rounds"], high, strict=True):
+            row["bacc_high_holdout"] = v
+    low, high = seed_summary([c]), seed_summary([c], regime="high")
+    assert low["seeds"][0]["labels_to_reach"] == 200 and low["key"] == "bacc_low_holdout"
+    assert high["seeds"][0]["labels_to_reach"] is None and high["seeds"][0]["random_final"] == 0.97
+    with pytest.raises(SeedSummaryError, match="regime must be one of"):
+        seed_summary([c], regime="mid")

@@ -5,7 +5,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labelapp.services.campaign_seeds import SeedSummaryError, markdown, write_seed_summary
+from labelapp.services.campaign_seeds import (
+    REGIMES,
+    SeedSummaryError,
+    markdown,
+    write_seed_summary,
+)
 
 
 class Command(BaseCommand):
@@ -19,12 +24,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("reports", nargs="+", help="campaign.json files, one per seed")
         parser.add_argument("--strategy", default="bald", help="compared with random")
+        parser.add_argument(
+            "--regime",
+            choices=sorted(REGIMES),
+            default="low",
+            help="which held-out figure to judge: low (4.8-5.5, the target's) or high S/N",
+        )
         parser.add_argument("--out", default="var/campaign_seeds", help="report directory")
 
     def handle(self, *args, **opts):
         out = Path(opts["out"])
         try:
-            summary = write_seed_summary(opts["reports"], out, strategy=opts["strategy"])
+            summary = write_seed_summary(
+                opts["reports"], out, strategy=opts["strategy"], regime=opts["regime"]
+            )
         except SeedSummaryError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(markdown(summary))
