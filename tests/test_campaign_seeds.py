@@ -75,6 +75,8 @@ def test_bad_input_says_what_is_wrong(tmp_path):
         seed_summary([{"strategies": {"bald": ok["strategies"]["bald"]}}])
     with pytest.raises(SeedSummaryError, match="seed 1 given twice"):
         seed_summary([ok, ok])
+    unseeded = {"strategies": {k: {"rounds": v["rounds"]} for k, v in ok["strategies"].items()}}
+    assert seed_summary([unseeded, unseeded])["n_seeds"] == 2  # old reports without a config
     with pytest.raises(SeedSummaryError, match="1 bald rounds, 2 random"):
         seed_summary([comparison(2, ([100], [0.8]), ([100, 200], [0.8, 0.9]))])
     with pytest.raises(SeedSummaryError, match="different lengths"):

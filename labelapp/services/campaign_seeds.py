@@ -101,7 +101,7 @@ def seed_summary(comparisons: list, strategy: str = "bald", regime: str = "low")
         if final is None:
             raise SeedSummaryError(f"{where}: random's last round has no {key}")
         seed = (reps[strategy].get("config") or {}).get("seed")
-        if seed in (x["seed"] for x in seeds):
+        if seed is not None and seed in (x["seed"] for x in seeds):
             raise SeedSummaryError(f"{where}: seed {seed} given twice")
         base = r[-1][COST]
         reach, own = first_reach(s, final, key), first_reach(r, final, key)
@@ -241,6 +241,7 @@ def write_seed_summary(
     comparisons: list, out_dir: Path, strategy: str = "bald", regime: str = "low"
 ) -> dict:
     """``seeds.json``, ``seeds.md`` and ``seeds.html`` (plotly, local script) in ``out_dir``."""
+    comparisons = [_load(c) for c in comparisons]  # read once, for the summary and figure
     summary = seed_summary(comparisons, strategy, regime)
     sn = REGIMES[regime][1]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,8 @@ class Command(BaseCommand):
     help = (
         "Summarise campaign comparisons of several seeds (each campaign.json written by "
         "run_campaign --compare STRATEGY,random): whether the strategy reaches random's "
-        "final held-out low-S/N accuracy with half the labels, per seed and on the mean "
-        "curve. Writes seeds.json, seeds.md and seeds.html to --out."
+        "final held-out accuracy (low S/N unless --regime high) with half the labels, per "
+        "seed and on the mean curve. Writes seeds.json, seeds.md and seeds.html to --out."
     )
 
     def add_arguments(self, parser):
