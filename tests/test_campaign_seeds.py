@@ -6,12 +6,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from labelapp.services.campaign_seeds import (
-    SeedSummaryError,
-    first_reach,
-    seed_summary,
-    write_seed_summary,
-)
+from labelapp.services.campaign import first_reach
+from labelapp.services.campaign_seeds import SeedSummaryError, seed_summary, write_seed_summary
+
+HELD = "bacc_low_holdout"
 
 
 def rounds(labels, values):
@@ -31,11 +29,11 @@ def comparison(seed, bald, random):
 
 def test_first_reach_gives_the_round_and_the_interpolated_labels():
     r = rounds([100, 200, 300, 400], [0.70, 0.80, 0.84, 0.90])
-    assert first_reach(r, 0.82) == (300, pytest.approx(250.0))  # halfway from 0.80 to 0.84
-    assert first_reach(r, 0.70) == (100, 100.0)  # the first round: nothing to interpolate
-    assert first_reach(r, 0.95) is None
+    assert first_reach(r, 0.82, HELD) == (300, pytest.approx(250.0))  # halfway from 0.80 to 0.84
+    assert first_reach(r, 0.70, HELD) == (100, 100.0)  # the first round: nothing to interpolate
+    assert first_reach(r, 0.95, HELD) is None
     r[1]["bacc_low_holdout"] = None  # a round without the figure is skipped
-    assert first_reach(r, 0.82) == (300, pytest.approx(100 + (0.12 / 0.14) * 200))
+    assert first_reach(r, 0.82, HELD) == (300, pytest.approx(100 + (0.12 / 0.14) * 200))
 
 
 def test_per_seed_crossings_mean_curve_and_paired_difference():

@@ -346,15 +346,33 @@ def _learn_via_celery(config: CampaignConfig, k: int):
     return run, version, promoted
 
 
+def first_reach(
+    rounds: list[dict], target: float, key: str, cost: str = "labels_trained"
+) -> tuple[int, float] | None:
+    """(``cost`` of the first round whose ``key`` is at or above ``target``, that cost
+    interpolated linearly between the round and the one before), or None if none did.
+    Rounds without the figure are skipped."""
+    prev = None
+    for row in rounds:
+        y, x = row.get(key), row.get(cost)
+        if y is None or x is None:
+            continue
+        if y >= target:
+            if prev is None or y == prev[1]:
+                return x, float(x)
+            x0, y0 = prev
+            return x, float(x0 + (target - y0) / (y - y0) * (x - x0))
+        prev = (x, y)
+    return None
+
+
 def labels_to_reach(
     rounds: list[dict], target: float, key: str = "bacc_low", cost: str = "labels_total"
 ) -> int | None:
     """Labels (or, with ``cost="votes_total"``, votes) a campaign needed to first reach
     ``target`` (None if it never did)."""
-    for row in rounds:
-        if row[key] is not None and row[key] >= target:
-            return row[cost]
-    return None
+    reach = first_reach(rounds, target, key, cost)
+    return reach[0] if reach else None
 
 
 def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:

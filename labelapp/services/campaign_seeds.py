@@ -29,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from labelapp.services.campaign import write_plotly_page
+from labelapp.services.campaign import first_reach, write_plotly_page
 
-KEY = "bacc_low_holdout"
 COST = "labels_trained"
 # --regime: which held-out figure is judged (the target is about the low-S/N one)
 REGIMES = {"low": ("bacc_low_holdout", "4.8-5.5"), "high": ("bacc_high_holdout", "> 5.5")}
@@ -41,24 +40,7 @@ class SeedSummaryError(Exception):
     pass
 
 
-def first_reach(rounds: list[dict], target: float, key: str = KEY) -> tuple[int, float] | None:
-    """(labels of the first round at or above ``target``, the labels linearly interpolated
-    between that round and the one before), or None if no round reached it."""
-    prev = None
-    for row in rounds:
-        y, x = row.get(key), row.get(COST)
-        if y is None or x is None:
-            continue
-        if y >= target:
-            if prev is None or y == prev[1]:
-                return x, float(x)
-            x0, y0 = prev
-            return x, float(x0 + (target - y0) / (y - y0) * (x - x0))
-        prev = (x, y)
-    return None
-
-
-def _curve(rounds: list[dict], key: str = KEY) -> tuple[np.ndarray, np.ndarray]:
+def _curve(rounds: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(labels, value) with one point per distinct label count (a rejected retrain repeats
     the live model, and so its labels and value)."""
     pts = {r[COST]: r[key] for r in rounds if r.get(key) is not None and r.get(COST)}
@@ -141,7 +123,6 @@ def seed_summary(comparisons: list, strategy: str = "bald", regime: str = "low")
     diffs = np.asarray(
         [[math.nan if d is None else d for d in s["diff_at_equal_labels"]] for s in seeds]
     )
-    ratios = [s["ratio_interpolated"] for s in seeds]
     return {
         "strategy": strategy,
         "key": key,
@@ -149,7 +130,7 @@ def seed_summary(comparisons: list, strategy: str = "bald", regime: str = "low")
         "n_seeds": len(seeds),
         "seeds": seeds,
         "met_in": sum(1 for s in seeds if s["ratio"] is not None and s["ratio"] <= 0.5),
-        "never_reached": sum(1 for r in ratios if r is None),
+        "never_reached": sum(1 for s in seeds if s["ratio"] is None),
         "mean": mean,
         "mean_random_final": round(target, 4),
         "mean_labels_to_reach": round(reach[1], 1) if reach else None,
