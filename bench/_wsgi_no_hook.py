@@ -5,6 +5,6 @@ import importlib
 
 from labelapp.wsgi import application  # noqa: F401 - sets Django up before models load
 
-votes = importlib.import_module("labelapp.services.votes")
+votes = importlib.import_module("labelapp.services.crowd.votes")
 votes.after_vote = lambda vote: None
 votes.after_undo = lambda vote: None

@@ -134,7 +134,7 @@ def build(n: int) -> int:
 def child(fmt: str, data_dir: str, model_id: int, chunk: int, database_url: str) -> None:
     """Stream one export to a byte counter; print 'rows seconds bytes baseline peak'."""
     _django(data_dir, database_url)
-    from labelapp.services.exports import open_catalogue_export
+    from labelapp.services.science.exports import open_catalogue_export
 
     baseline = _peak_mib()
     t0 = time.perf_counter()

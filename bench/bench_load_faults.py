@@ -466,7 +466,7 @@ def check_acknowledged(acks: list) -> dict:
 
     from labelapp.models import Volunteer as VolunteerRow
     from labelapp.models import Vote
-    from labelapp.services.volunteers import SESSION_KEY
+    from labelapp.services.crowd.volunteers import SESSION_KEY
 
     by_session: dict[str, int | None] = {}
     for _, skey, *_ in acks:
@@ -600,8 +600,8 @@ def fill(n_candidates: int, n_small: int, data_dir: Path, log=print) -> None:
 
     from labelapp.models import Candidate, IngestBatch
     from labelapp.services.bulk import insert_rows
-    from labelapp.services.gold import seed_gold_from_truth
-    from labelapp.services.ingest import ingest_survey
+    from labelapp.services.crowd.gold import seed_gold_from_truth
+    from labelapp.services.survey.ingest import ingest_survey
     from mlcore.simulator import simulate_survey
     from mlcore.store import StoreWriter
     from mlcore.survey_io import write_survey
@@ -656,8 +656,8 @@ def fill(n_candidates: int, n_small: int, data_dir: Path, log=print) -> None:
 
 def train_tiny_model(log=print):
     """`manage.py train_model --labels truth --epochs 1 --max-train 2000`, in this process."""
-    from labelapp.services.promotion import promote_model
-    from labelapp.services.training import train_model_version
+    from labelapp.services.learning.promotion import promote_model
+    from labelapp.services.learning.training import train_model_version
 
     t0 = time.perf_counter()
     version = train_model_version(
@@ -671,7 +671,7 @@ def train_tiny_model(log=print):
 def new_live_version(base) -> int:
     """A new promoted version with ``base``'s weights: what a retrain + promotion leaves."""
     from labelapp.models import ModelVersion
-    from labelapp.services.promotion import promote_model
+    from labelapp.services.learning.promotion import promote_model
 
     version = ModelVersion.objects.create(
         label_source=base.label_source, directory=base.directory, card=base.card,

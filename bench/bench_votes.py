@@ -354,7 +354,7 @@ def explain(db_url: str) -> str:
     from django.db.models import Count
 
     from labelapp.models import Volunteer, Vote
-    from labelapp.services.queue import TOP_K, queue_queryset
+    from labelapp.services.crowd.queue import TOP_K, queue_queryset
 
     top = Vote.objects.values("volunteer").annotate(n=Count("id")).order_by("-n").first()
     volunteer = Volunteer.objects.get(pk=top["volunteer"]) if top else None

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template import engines
 
 from labelapp.logging_context import bind_log_context, reset_log_context
-from labelapp.services.ratelimit import hit_rate_limit
+from labelapp.services.operations.ratelimit import hit_rate_limit
 
 log = logging.getLogger(__name__)
 

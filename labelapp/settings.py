@@ -262,7 +262,7 @@ LOGGING = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# --- Vote stall watch (labelapp/services/vote_watch.py) -----------------------------------
+# --- Vote stall watch (labelapp/services/operations/vote_watch.py) -------------------------------
 # Warn when volunteers asked for candidates (at least VOTE_WATCH_MIN_REQUESTS next-candidate
 # requests in the last VOTE_WATCH_ACTIVE_S) but no vote was stored for VOTE_WATCH_STALL_S.
 VOTE_WATCH_INTERVAL_S = env_int("LABELAPP_VOTE_WATCH_INTERVAL_S", 300)

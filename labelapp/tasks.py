@@ -9,7 +9,8 @@ compare-and-swap (services.loop), a round is opened by exactly the worker that w
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from labelapp.services import aggregation, health
+from labelapp.services.crowd import aggregation
+from labelapp.services.operations import health
 
 # The scoring tasks and start_round are idempotent (planning is get-or-create, a chunk
 # replaces its own rows, a round is keyed by its task id), so they are never dropped
@@ -56,7 +57,8 @@ def retrain_model(
 ) -> int | None:
     """gpu queue: train, gate, and on promotion score the catalogue. A redelivery after a
     crash trains again from scratch (the half-trained files were never registered)."""
-    from labelapp.services import progress, promotion, training
+    from labelapp.services.learning import promotion, training
+    from labelapp.services.operations import progress
 
     key = progress_key or retrain_model.request.id or "direct"
     with progress.tracked(name="retrain_model", key=key, total=epochs) as row:
@@ -93,7 +95,7 @@ def retrain_model(
 def score_catalogue(model_version_id: int) -> None:
     """Fan the scoring run out as chunks on the cpu queue (any number of workers)."""
     from labelapp.models import ModelVersion
-    from labelapp.services import loop
+    from labelapp.services.learning import scoring_runs as loop
 
     version = ModelVersion.objects.get(pk=model_version_id)
     chunks = loop.plan_scoring(model_version=version)
@@ -105,7 +107,7 @@ def score_catalogue(model_version_id: int) -> None:
 
 @shared_task(ignore_result=True, **IDEMPOTENT_TASK)
 def score_chunk(chunk_id: int) -> None:
-    from labelapp.services import loop
+    from labelapp.services.learning import scoring_runs as loop
 
     loop.run_chunk(chunk_id=chunk_id, on_complete=start_round.delay)
 
@@ -116,7 +118,8 @@ def score_chunk(chunk_id: int) -> None:
 @shared_task(ignore_result=True, **IDEMPOTENT_TASK)
 def start_round(progress_key: str | None = None, **acquisition) -> int:
     """Open the next round with the console's saved acquisition settings (overridable)."""
-    from labelapp.services import progress, rounds
+    from labelapp.services.learning import rounds
+    from labelapp.services.operations import progress
 
     task_id = start_round.request.id
     key = progress_key or task_id or "direct"
@@ -136,7 +139,7 @@ def resume_stalled_scoring() -> list[int]:
 
     from django.conf import settings
 
-    from labelapp.services import loop
+    from labelapp.services.learning import scoring_runs as loop
 
     stalled = loop.stalled_runs(idle_s=settings.SCORING_STALL_S)
     for model_version_id in stalled:
@@ -154,7 +157,7 @@ def retrain_if_enough_labels() -> bool:
     """Scheduled (nightly): retrain only when enough new consensus labels arrived."""
     from django.conf import settings
 
-    from labelapp.services import training
+    from labelapp.services.learning import training
 
     if training.new_labels_since_live_model() < settings.RETRAIN_MIN_NEW_LABELS:
         return False
@@ -165,6 +168,6 @@ def retrain_if_enough_labels() -> bool:
 @shared_task(ignore_result=True)
 def check_vote_flow() -> str:
     """Scheduled (every few minutes): warn when volunteers are active but no votes arrive."""
-    from labelapp.services import vote_watch
+    from labelapp.services.operations import vote_watch
 
     return vote_watch.check_vote_flow().status

@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
     """Every test writes stores and renders under its own temporary directory."""
-    from labelapp.services.rendering import open_store
+    from labelapp.services.survey.rendering import open_store
 
     settings.STORE_ROOT = tmp_path / "stores"
     settings.RENDER_CACHE_DIR = tmp_path / "render-cache"
@@ -130,11 +130,11 @@ def console_campaign(console_survey_file, console_model_dir, own_cache):
     import json
 
     from labelapp.models import Candidate, ModelVersion
-    from labelapp.services.aggregation import aggregate_votes
-    from labelapp.services.gold import seed_gold_from_truth
-    from labelapp.services.ingest import ingest_survey
-    from labelapp.services.scoring import score_all
-    from labelapp.services.votes import submit_vote
+    from labelapp.services.crowd.aggregation import aggregate_votes
+    from labelapp.services.crowd.gold import seed_gold_from_truth
+    from labelapp.services.crowd.votes import submit_vote
+    from labelapp.services.learning.scoring import score_all
+    from labelapp.services.survey.ingest import ingest_survey
     from mlcore.cnn.card import CARD_NAME
     from tests.factories_volunteers import make_volunteer
 

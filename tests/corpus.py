@@ -6,7 +6,7 @@ Used by ``tests/test_ingest_corpus.py`` (the unit corpus) and ``bench/bench_bad_
 (:func:`tests.factories.make_survey`, written with :func:`mlcore.survey_io.write_survey`),
 and breaks it one way. ``expect`` says what ingest must do with it:
 
-- ``"refuse"``: raise :class:`~labelapp.services.ingest.IngestError` whose message names
+- ``"refuse"``: raise :class:`~labelapp.services.survey.ingest.IngestError` whose message names
   the file and matches ``match`` (a regular expression, case-insensitive);
 - ``"accept"``: a valid if odd file (a huge header): ingested completely;
 - ``"any"``: random byte corruption, which may hit pixels only and leave a valid file:
@@ -1007,7 +1007,7 @@ class Outcome:
 
 def ingest_good_batch(work: Path):
     """Ingest the good batch the corpus must never disturb; returns its snapshot."""
-    from labelapp.services.ingest import ingest_survey
+    from labelapp.services.survey.ingest import ingest_survey
 
     path = write_survey(work / "good.fits", good_survey())
     batch = ingest_survey(path=path).batch
@@ -1064,7 +1064,7 @@ def run_case(case: Case, work: Path, good: Snapshot) -> Outcome:
     from django.conf import settings
 
     from labelapp.models import IngestBatch
-    from labelapp.services.ingest import IngestError, ingest_survey
+    from labelapp.services.survey.ingest import IngestError, ingest_survey
 
     store_root = Path(settings.STORE_ROOT)
     work.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from labelapp.models import Candidate, GoldStandard, IngestBatch, Volunteer
-from labelapp.services.gold import feedback_for
+from labelapp.services.crowd.gold import feedback_for
 
 
 def make_candidates(n: int, *, first_id: int = 5_000_000, sn0: float = 4.8) -> list[Candidate]:

@@ -12,8 +12,8 @@ from labelapp.models import (
     VolunteerSkill,
     Vote,
 )
-from labelapp.services.aggregation import AggregationError, aggregate_votes
-from labelapp.services.consensus import update_consensus
+from labelapp.services.crowd.aggregation import AggregationError, aggregate_votes
+from labelapp.services.crowd.consensus import update_consensus
 from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
 
 pytestmark = pytest.mark.django_db

@@ -7,15 +7,15 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from labelapp.models import HoldoutLabel, ModelVersion, Round, RoundCandidate, Vote
-from labelapp.services.campaign import (
+from labelapp.research.simulated_campaign import (
     CampaignConfig,
     CampaignError,
     labels_to_reach,
     run_campaign,
     write_comparison,
 )
-from labelapp.services.ingest import ingest_survey
-from labelapp.services.training import consensus_targets
+from labelapp.services.learning.training import consensus_targets
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 
@@ -93,7 +93,7 @@ def test_bad_acquisition_settings_fail_before_any_vote(tmp_path):
 
 def test_training_label_quality_compares_settled_labels_with_truth(tmp_path, monkeypatch):
     from labelapp.models import Candidate, CandidateTruth
-    from labelapp.services import campaign
+    from labelapp.research import simulated_campaign as campaign
 
     ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(80, seed=3)))
     rows = list(CandidateTruth.objects.values_list("candidate_id", "is_real"))
@@ -117,8 +117,8 @@ def test_training_label_quality_compares_settled_labels_with_truth(tmp_path, mon
 def test_evaluation_on_the_held_out_sample_leaves_the_rest_out(tmp_path):
     """The whole catalogue includes what a model trained on; the held-out figure does not."""
     from labelapp.models import Candidate, CandidateScore, CandidateTruth
-    from labelapp.services.campaign import evaluate_against_truth
-    from labelapp.services.holdout import hold_out_from_truth
+    from labelapp.research.simulated_campaign import evaluate_against_truth
+    from labelapp.services.learning.holdout import hold_out_from_truth
 
     ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(200, seed=4)))
     assert hold_out_from_truth(n=40, low_share=0.5, seed=1) == 40

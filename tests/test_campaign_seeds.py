@@ -1,4 +1,4 @@
-"""The verdict over several campaign seeds (labelapp.services.campaign_seeds)."""
+"""The verdict over several campaign seeds (labelapp.research.seeds_verdict)."""
 
 import json
 
@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from labelapp.services.campaign import first_reach
-from labelapp.services.campaign_seeds import SeedSummaryError, seed_summary, write_seed_summary
+from labelapp.research.seeds_verdict import SeedSummaryError, seed_summary, write_seed_summary
+from labelapp.research.simulated_campaign import first_reach
 
 HELD = "bacc_low_holdout"
 

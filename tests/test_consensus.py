@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from labelapp.models import Candidate, ConsensusState, RetirementEvent, VolunteerSkill
-from labelapp.services.consensus import set_candidate_status, update_consensus
-from labelapp.services.votes import submit_vote, undo_last_vote
+from labelapp.services.crowd.consensus import set_candidate_status, update_consensus
+from labelapp.services.crowd.votes import submit_vote, undo_last_vote
 from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.urls import URLPattern, reverse
 
 from labelapp import urls_console
 from labelapp.models import Candidate, ModelVersion
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
 from tests.factories_console import make_account, make_scientist

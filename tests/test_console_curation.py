@@ -19,8 +19,8 @@ from labelapp.models import (
     Volunteer,
     Vote,
 )
-from labelapp.services import curation
-from labelapp.services.consensus import set_candidate_status, update_consensus
+from labelapp.services.crowd import curation
+from labelapp.services.crowd.consensus import set_candidate_status, update_consensus
 from tests.factories_console import make_account, make_scientist
 from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
 
@@ -370,7 +370,7 @@ def test_gold_list_counts_answers_and_share_correct_in_the_database(
 
 
 def test_gold_list_shows_the_held_out_sample_the_gate_judges_on(sci_client, cands):
-    from labelapp.services.holdout import hold_out
+    from labelapp.services.learning.holdout import hold_out
 
     html = sci_client.get("/console/gold/").content.decode()
     assert "none yet, so the gate judges models on the gold" in html
@@ -492,7 +492,7 @@ def test_flag_gold_marks_it_and_audits(sci_client, sci, cands):
 
 
 def test_flag_gold_without_feedback_takes_the_kinds_text(sci_client, cands):
-    from labelapp.services.gold import feedback_for
+    from labelapp.services.crowd.gold import feedback_for
 
     _flag(sci_client, cands[0].detectid, action="gold", is_real="0", kind="sky")
     assert GoldStandard.objects.get(candidate=cands[0]).feedback == feedback_for("sky")

@@ -13,8 +13,8 @@ from labelapp.models import (
     TaskProgress,
     Vote,
 )
-from labelapp.services.aggregation import aggregate_votes
-from labelapp.services.votes import submit_vote
+from labelapp.services.crowd.aggregation import aggregate_votes
+from labelapp.services.crowd.votes import submit_vote
 from tests.factories_console import make_account, make_scientist
 from tests.factories_volunteers import make_volunteer
 
@@ -193,7 +193,7 @@ def test_acquisition_settings_validate_save_and_audit(sci, console_campaign):
     event = AuditEvent.objects.get(action="acquisition_settings")
     assert event.detail["strategy"] == ["bald", "entropy"]
     # the next round uses them
-    from labelapp.services.rounds import acquisition_config
+    from labelapp.services.learning.rounds import acquisition_config
 
     assert acquisition_config().strategy == "entropy"
     assert acquisition_config(strategy="random").strategy == "random"
@@ -265,7 +265,7 @@ def test_progress_json_lists_running_tasks(sci, db):
 
 
 def test_audit_log_lists_and_filters(sci, console_campaign):
-    from labelapp.services.audit import record_audit
+    from labelapp.services.operations.audit import record_audit
 
     user = sci.get(reverse("console-campaign")).wsgi_request.user
     record_audit(user=user, action="export", target="catalogue.csv")

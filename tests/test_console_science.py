@@ -1,5 +1,5 @@
-"""Console science pages: N(z) with spikes (labelapp.services.redshift) and external
-validation uploads (labelapp.services.external_validation)."""
+"""Console science pages: N(z) with spikes (labelapp.services.science.redshift) and external
+validation uploads (labelapp.services.science.external_validation)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from django.shortcuts import resolve_url
 from django.urls import reverse
 
 from labelapp.models import AuditEvent, Candidate, CandidateScore, IngestBatch, ModelVersion
-from labelapp.services import redshift as nz_service
-from labelapp.services.external_validation import (
+from labelapp.services.science import redshift as nz_service
+from labelapp.services.science.external_validation import (
     ExternalCatalogue,
     ExternalUploadError,
     read_upload,

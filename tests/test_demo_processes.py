@@ -34,7 +34,7 @@ def test_worker_and_beat_run_on_the_embedded_broker(tmp_path):
             env,
             "shell",
             "-c",
-            "import json; from labelapp.services.health import health_report;"
+            "import json; from labelapp.services.operations.health import health_report;"
             "print(json.dumps(health_report()))",
         )
         assert '"alive": 1' in health.stdout and '"transport": "filesystem"' in health.stdout

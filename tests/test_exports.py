@@ -28,8 +28,8 @@ from labelapp.models import (
     RoundCandidate,
     Vote,
 )
-from labelapp.services import exports as svc
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.science import exports as svc
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
 from tests.factories_console import make_account, make_scientist

@@ -34,8 +34,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labelapp.models import Candidate, Volunteer, Vote
-from labelapp.services.api_schema import openapi_schema
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.crowd.api_schema import openapi_schema
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
 from tests.factories_volunteers import make_candidates, make_gold

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from labelapp.models import Candidate, HoldoutLabel, ModelVersion
-from labelapp.services.holdout import (
+from labelapp.services.learning.holdout import (
     HoldoutError,
     draw_sample,
     hold_out,
@@ -13,10 +13,10 @@ from labelapp.services.holdout import (
     holdout_labels,
     read_answers,
 )
-from labelapp.services.ingest import ingest_survey
-from labelapp.services.promotion import evaluation_set
-from labelapp.services.rounds import start_round
-from labelapp.services.training import train_model_version, training_set
+from labelapp.services.learning.promotion import evaluation_set
+from labelapp.services.learning.rounds import start_round
+from labelapp.services.learning.training import train_model_version, training_set
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey import SN_LOW_MAX
 from mlcore.survey_io import write_survey
@@ -148,7 +148,7 @@ def test_command_draws_imports_and_reports(tmp_path, capsys):
 
 
 def test_a_bad_campaign_holdout_fails_before_anything_is_stored(simulated):
-    from labelapp.services.campaign import CampaignConfig, CampaignError, run_campaign
+    from labelapp.research.simulated_campaign import CampaignConfig, CampaignError, run_campaign
 
     with pytest.raises(CampaignError, match="--holdout must be 0 or more"):
         run_campaign(config=CampaignConfig(holdout=-1), log=lambda m: None)
@@ -159,7 +159,7 @@ def test_consensus_targets_drop_held_out_candidates(settings):
     """A held-out candidate the crowd also settled is still never a training label (and
     does not count as a new label for the nightly retrain)."""
     from labelapp.models import AggregationRun, Label
-    from labelapp.services.training import consensus_targets
+    from labelapp.services.learning.training import consensus_targets
 
     settings.RETIRE_MIN_VOTES, settings.TRAIN_MIN_CONFIDENCE = 2, 0.9
     c = make_candidates(3)

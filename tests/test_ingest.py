@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from labelapp.models import Candidate, CandidateTruth, IngestBatch
-from labelapp.services.ingest import IngestError, ingest_survey
+from labelapp.services.survey.ingest import IngestError, ingest_survey
 from mlcore.store import CutoutStore
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
@@ -303,7 +303,7 @@ def test_problems_are_all_listed_not_only_the_first(tmp_path, settings):
 
 def test_failure_in_database_step_removes_the_store(tmp_path, settings, monkeypatch):
     """A crash after the pixels are written must leave neither rows nor store behind."""
-    from labelapp.services import ingest as ingest_module
+    from labelapp.services.survey import ingest as ingest_module
 
     def boom(*args, **kwargs):
         raise RuntimeError("database went away")

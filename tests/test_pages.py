@@ -5,7 +5,7 @@ import json
 import pytest
 
 from labelapp.models import Candidate
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
 
@@ -72,7 +72,7 @@ def test_healthz_reports_database_broker_and_workers(client):
 
 
 def test_healthz_counts_a_recent_heartbeat(client):
-    from labelapp.services.health import record_heartbeat
+    from labelapp.services.operations.health import record_heartbeat
 
     record_heartbeat(hostname="worker-a")
     workers = client.get("/healthz").json()["workers"]
@@ -80,7 +80,7 @@ def test_healthz_counts_a_recent_heartbeat(client):
 
 
 def test_healthz_is_503_when_the_broker_is_down(client, settings, monkeypatch):
-    from labelapp.services import health
+    from labelapp.services.operations import health
 
     monkeypatch.setattr(health, "check_broker", lambda: {"ok": False, "error": "refused"})
     assert client.get("/healthz").status_code == 503

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from labelapp.models import ModelVersion
-from labelapp.services.gold import seed_gold_from_truth
-from labelapp.services.ingest import ingest_survey
-from labelapp.services.promotion import (
+from labelapp.services.crowd.gold import seed_gold_from_truth
+from labelapp.services.learning.promotion import (
     PromotionError,
     gate_model,
     live_model,
     roll_back_to,
 )
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.cnn.card import load_checkpoint, save_checkpoint
 from mlcore.simulator import simulate_survey
 from mlcore.survey import stack_cutouts
@@ -127,7 +127,7 @@ def test_gate_needs_an_evaluation_set(survey_file, good_dir, tmp_path):
 
 
 def test_paired_noise_counts_only_where_the_two_models_disagree():
-    from labelapp.services.promotion import paired_noise
+    from labelapp.services.learning.promotion import paired_noise
 
     y = np.array([True] * 20 + [False] * 20)
     # identical verdicts: no disagreement, counted as one per class -> var floor 1/20 each:
@@ -154,7 +154,7 @@ def test_a_worse_model_on_the_held_out_sample_is_rejected_even_if_gold_is_easy(
 ):
     """With a held-out sample, the gate judges on it (not on the gold) and says so."""
     from labelapp.models import Candidate, CandidateTruth
-    from labelapp.services.holdout import hold_out_from_truth
+    from labelapp.services.learning.holdout import hold_out_from_truth
 
     assert hold_out_from_truth(n=300, low_share=0.5, seed=2) == 300
     assert Candidate.objects.filter(holdout__isnull=False, gold__isnull=False).count() == 0

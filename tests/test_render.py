@@ -88,8 +88,8 @@ def test_line_column_and_spectrum_window():
 @pytest.mark.django_db
 def test_rendering_service_caches_png_on_disk(tmp_path, settings):
     from labelapp.models import Candidate
-    from labelapp.services.ingest import ingest_survey
-    from labelapp.services.rendering import cutout_png_path, spectrum_figure
+    from labelapp.services.survey.ingest import ingest_survey
+    from labelapp.services.survey.rendering import cutout_png_path, spectrum_figure
     from mlcore.survey_io import write_survey
 
     ingest_survey(path=write_survey(tmp_path / "s.fits", make_survey(5)))

@@ -13,11 +13,11 @@ from labelapp.models import (
     TaskProgress,
     Vote,
 )
-from labelapp.services.ingest import ingest_survey
-from labelapp.services.loop import plan_scoring, run_chunk
-from labelapp.services.promotion import promote_model
-from labelapp.services.rounds import RoundError, acquisition_config, start_round
-from labelapp.services.training import train_model_version
+from labelapp.services.learning.promotion import promote_model
+from labelapp.services.learning.rounds import RoundError, acquisition_config, start_round
+from labelapp.services.learning.scoring_runs import plan_scoring, run_chunk
+from labelapp.services.learning.training import train_model_version
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.factories_volunteers import make_candidates, make_volunteer
@@ -63,8 +63,8 @@ def test_a_round_puts_the_acquired_batch_first_and_records_it():
 def test_a_round_first_finishes_what_the_open_round_started(settings):
     """Candidates that took votes in the open round and are still active lead the next
     batch, most votes first; settled ones, and ones voted only in an earlier round, do not."""
-    from labelapp.services.consensus import set_candidate_status
-    from labelapp.services.votes import submit_vote
+    from labelapp.services.crowd.consensus import set_candidate_status
+    from labelapp.services.crowd.votes import submit_vote
 
     settings.VOTE_RATE_LIMIT = 10**6
     cands = make_candidates(80)
@@ -134,7 +134,7 @@ def test_a_repeated_start_round_request_opens_one_round(monkeypatch):
     from django.db import OperationalError
 
     from labelapp import tasks
-    from labelapp.services import rounds
+    from labelapp.services.learning import rounds
 
     make_candidates(5)
     before = start_round()
@@ -189,8 +189,8 @@ def test_kcenter_round_spreads_the_batch_over_cnn_embeddings(tmp_path, settings)
     computed from the stores for the k-center pool only."""
     import torch
 
-    from labelapp.services.rendering import candidate_pixels
-    from labelapp.services.scoring import CandidateEmbeddings, score_all
+    from labelapp.services.learning.scoring import CandidateEmbeddings, score_all
+    from labelapp.services.survey.rendering import candidate_pixels
     from mlcore.cnn.data import normalise, spec_windows
 
     settings.MODELS_DIR = tmp_path / "models"

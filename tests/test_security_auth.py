@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.core import mail
 
 from labelapp.middleware import client_ip
-from labelapp.services import ratelimit
+from labelapp.services.operations import ratelimit
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
 

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from labelapp.models import AggregationRun, Candidate, CandidateTruth, ConsensusState, Label, Vote
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 

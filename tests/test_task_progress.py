@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from labelapp.models import TaskProgress
-from labelapp.services.progress import set_progress, tracked
+from labelapp.services.operations.progress import set_progress, tracked
 from mlcore.cnn.training import TrainConfig, train
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,7 @@ def test_a_stalled_scoring_run_is_found_and_sent_again(monkeypatch):
     from django.utils import timezone
 
     from labelapp import tasks
-    from labelapp.services.loop import stalled_runs
+    from labelapp.services.learning.scoring_runs import stalled_runs
 
     old = timezone.now() - dt.timedelta(hours=1)
     TaskProgress.objects.create(name="score_catalogue", key="model-7", state="running")
@@ -89,7 +89,7 @@ def test_a_finished_ensemble_retrain_reads_complete(monkeypatch):
     from types import SimpleNamespace
 
     from labelapp import tasks
-    from labelapp.services import promotion, training
+    from labelapp.services.learning import promotion, training
 
     seen = []
 

@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from labelapp.models import Candidate, CandidateScore, ModelVersion
-from labelapp.services.ingest import ingest_survey
-from labelapp.services.training import TrainingError, train_model_version
+from labelapp.services.learning.training import TrainingError, train_model_version
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 
@@ -58,7 +58,7 @@ def test_scores_every_candidate_and_rescoring_replaces(simulated):
 
 
 def test_an_ensemble_version_trains_scores_and_embeds(simulated, settings):
-    from labelapp.services.scoring import CandidateEmbeddings
+    from labelapp.services.learning.scoring import CandidateEmbeddings
     from mlcore.cnn.card import load_checkpoint
 
     settings.ENSEMBLE_MEMBERS = 2  # the platform default, overridden below by --members
@@ -88,7 +88,7 @@ def test_consensus_training_needs_an_aggregation_run(simulated):
 
 
 def test_failed_training_leaves_no_version_and_no_directory(simulated, settings, monkeypatch):
-    from labelapp.services import training
+    from labelapp.services.learning import training
 
     def boom(*args, **kwargs):
         raise RuntimeError("out of memory")
@@ -110,7 +110,7 @@ def test_consensus_training_uses_only_settled_labels(db, settings):
     """One noisy vote is not a label to train on: only labels with enough votes and a
     decided posterior, plus gold and expert answers, become targets."""
     from labelapp.models import AggregationRun, ConsensusState, Label
-    from labelapp.services.training import consensus_targets
+    from labelapp.services.learning.training import consensus_targets
     from tests.factories_volunteers import make_candidates, make_gold
 
     settings.RETIRE_MIN_VOTES, settings.TRAIN_MIN_CONFIDENCE = 2, 0.9

@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.core import mail
 
 from labelapp.models import Volunteer, Vote
-from labelapp.services.volunteers import merge_volunteers
+from labelapp.services.crowd.volunteers import merge_volunteers
 from tests.factories_volunteers import make_candidates, make_volunteer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
@@ -99,7 +99,7 @@ def test_merge_of_a_volunteer_into_itself_changes_nothing():
 
 def test_get_volunteer_reads_the_same_row_as_the_orm(client):
     """services.volunteers reads the volunteer in SQL (converters applied: aware datetimes)."""
-    from labelapp.services.volunteers import SESSION_KEY, get_volunteer
+    from labelapp.services.crowd.volunteers import SESSION_KEY, get_volunteer
 
     c = make_candidates(1)[0]
     assert vote(client, c.detectid).status_code == 201

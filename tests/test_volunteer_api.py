@@ -135,7 +135,7 @@ def test_undo_for_a_new_session_is_404():
 
 
 def test_spectrum_endpoint(client, tmp_path):
-    from labelapp.services.ingest import ingest_survey
+    from labelapp.services.survey.ingest import ingest_survey
     from mlcore.survey_io import write_survey
     from tests.factories import make_survey
 

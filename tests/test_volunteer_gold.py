@@ -4,8 +4,8 @@ import pytest
 from django.core.management import call_command
 
 from labelapp.models import GoldStandard
-from labelapp.services.gold import FEEDBACK, seed_gold_from_truth
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.crowd.gold import FEEDBACK, seed_gold_from_truth
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.survey import TRUTH_TYPES
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey

@@ -3,9 +3,9 @@
 import pytest
 
 from labelapp.models import Candidate, ConsensusState, Volunteer, Vote
-from labelapp.services.field_guide import KINDS
-from labelapp.services.gold import FEEDBACK
-from labelapp.services.volunteers import SESSION_KEY, volunteer_stats
+from labelapp.services.crowd.field_guide import KINDS
+from labelapp.services.crowd.gold import FEEDBACK
+from labelapp.services.crowd.volunteers import SESSION_KEY, volunteer_stats
 from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,8 @@ import random
 import pytest
 
 from labelapp.models import Candidate, Vote
-from labelapp.services import queue
-from labelapp.services.queue import gold_rate, next_candidate, next_candidates
+from labelapp.services.crowd import queue
+from labelapp.services.crowd.queue import gold_rate, next_candidate, next_candidates
 from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
 
 pytestmark = pytest.mark.django_db
@@ -151,7 +151,7 @@ def test_gold_pick_is_spread_over_the_unseen_gold():
 def test_a_seeded_generator_makes_the_queue_reproducible():
     import random
 
-    from labelapp.services.queue import next_candidates
+    from labelapp.services.crowd.queue import next_candidates
     from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
 
     cands = make_candidates(40)

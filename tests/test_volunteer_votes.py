@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from labelapp.models import Candidate, Volunteer, Vote
-from labelapp.services import votes
-from labelapp.services.votes import submit_vote, undo_last_vote
+from labelapp.services.crowd import votes
+from labelapp.services.crowd.votes import submit_vote, undo_last_vote
 from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
@@ -185,7 +185,7 @@ def test_after_vote_hook_runs_once_per_new_vote(monkeypatch):
 
 def test_a_vote_and_its_consensus_are_one_transaction(monkeypatch):
     """If the live consensus fails, the vote is not kept (a retry records both)."""
-    from labelapp.services import consensus
+    from labelapp.services.crowd import consensus
 
     def broken(**kw):
         raise RuntimeError("consensus down")

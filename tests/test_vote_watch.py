@@ -11,8 +11,8 @@ import time
 import pytest
 
 from labelapp.models import Vote
-from labelapp.services import vote_watch
-from labelapp.services.health import health_report
+from labelapp.services.operations import vote_watch
+from labelapp.services.operations.health import health_report
 from tests.factories_volunteers import make_candidates, make_volunteer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
@@ -46,7 +46,7 @@ def test_quiet_site_is_idle_not_an_alarm(caplog):
 
 def test_active_volunteers_and_no_votes_at_all_is_a_stall(caplog):
     requests_at(*range(60, 600, 60))  # one a minute for the last 9 complete minutes
-    with caplog.at_level(logging.WARNING, logger="labelapp.services.vote_watch"):
+    with caplog.at_level(logging.WARNING, logger="labelapp.services.operations.vote_watch"):
         flow = vote_watch.check_vote_flow(now=T0, **WATCH)
     assert flow.status == "stalled" and flow.requests == 9 and not flow.ok
     assert flow.last_vote_at is None and "no vote stored yet" in flow.message

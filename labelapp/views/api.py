@@ -20,10 +20,11 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from labelapp.models import Candidate, Vote
-from labelapp.services import queue, vote_watch, votes
-from labelapp.services.api_schema import openapi_schema
-from labelapp.services.rendering import spectrum_figure
-from labelapp.services.volunteers import get_volunteer
+from labelapp.services.crowd import queue, votes
+from labelapp.services.crowd.api_schema import openapi_schema
+from labelapp.services.crowd.volunteers import get_volunteer
+from labelapp.services.operations import vote_watch
+from labelapp.services.survey.rendering import spectrum_figure
 from labelapp.views.errors import api_error as error
 
 MAX_PREFETCH = 3

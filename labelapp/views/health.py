@@ -2,7 +2,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from labelapp.services.health import health_report
+from labelapp.services.operations.health import health_report
 
 
 @require_GET

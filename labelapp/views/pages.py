@@ -7,7 +7,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from labelapp.models import Candidate, IngestBatch
-from labelapp.services.rendering import cutout_png_path, spectrum_figure
+from labelapp.services.survey.rendering import cutout_png_path, spectrum_figure
 from mlcore.survey import SN_LOW_MAX
 
 

@@ -20,15 +20,16 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labelapp.models import Vote
-from labelapp.services import field_guide as guide
-from labelapp.services import queue, ratelimit
-from labelapp.services.volunteers import (
+from labelapp.services.crowd import field_guide as guide
+from labelapp.services.crowd import queue
+from labelapp.services.crowd.volunteers import (
     attach_session_volunteer,
     get_volunteer,
     mark_tutorial_done,
     tutorial_done,
     volunteer_stats,
 )
+from labelapp.services.operations import ratelimit
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 
 from labelapp.models import GoldStandard, Vote
-from labelapp.services import queue
-from labelapp.services.gold import seed_gold_from_truth
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.crowd import queue
+from labelapp.services.crowd.gold import seed_gold_from_truth
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 

@@ -71,7 +71,7 @@ def test_gallery_and_candidate_dossier(page, live_server, shot, console_campaign
 
 
 def test_gold_page_shows_the_held_out_sample(page, live_server, shot):
-    from labelapp.services.holdout import hold_out_from_truth
+    from labelapp.services.learning.holdout import hold_out_from_truth
 
     assert hold_out_from_truth(n=40, low_share=0.5, seed=0) == 40
     page.goto(live_server.url + "/console/gold/")

@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from labelapp.models import AuditEvent, Candidate, ConsensusState, RetirementEvent
-from labelapp.services.consensus import set_candidate_status
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.crowd.consensus import set_candidate_status
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.factories_console import make_scientist

@@ -5,8 +5,8 @@ worker) run as tasks; the campaign only casts the simulated votes and waits."""
 import pytest
 
 from labelapp.models import ModelVersion, Round, TaskProgress
-from labelapp.services.campaign import CampaignConfig, run_campaign
-from labelapp.services.ingest import ingest_survey
+from labelapp.research.simulated_campaign import CampaignConfig, run_campaign
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.processes import start_celery, stop, worker_env

@@ -8,8 +8,8 @@ from django.db import connection
 from django.db.models import Count, Sum
 
 from labelapp.models import ConsensusState, Label, Vote
-from labelapp.services.aggregation import aggregate_votes
-from labelapp.services.votes import submit_vote
+from labelapp.services.crowd.aggregation import aggregate_votes
+from labelapp.services.crowd.votes import submit_vote
 from tests.factories_volunteers import make_candidates, make_volunteer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -53,7 +53,7 @@ from bench.bench_load_faults import (
     summarise,
 )
 from labelapp.models import Candidate, ModelVersion, Round, TaskProgress
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.survey.ingest import ingest_survey
 from tests.processes import wait_for, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -186,7 +186,7 @@ def test_redis_restarted_under_load_fails_cleanly_recovers_and_loses_no_vote(sta
 def test_postgres_restarted_under_load_fails_cleanly_and_the_scoring_run_still_completes(
     stack, live_model
 ):
-    from labelapp.services.loop import plan_scoring
+    from labelapp.services.learning.scoring_runs import plan_scoring
     from labelapp.tasks import score_catalogue
 
     _need_restartable("postgres")
@@ -224,7 +224,7 @@ def test_postgres_restarted_under_load_fails_cleanly_and_the_scoring_run_still_c
 def test_cpu_worker_killed_mid_scoring_the_run_completes_once_and_the_round_opens(
     stack, live_model, scenario
 ):
-    from labelapp.services.loop import plan_scoring
+    from labelapp.services.learning.scoring_runs import plan_scoring
     from labelapp.tasks import score_catalogue
 
     plan_scoring(model_version=live_model, chunk=1000)  # 2 chunks of a few seconds each
@@ -273,7 +273,7 @@ def test_a_join_that_cannot_send_the_next_task_is_finished_by_score_catalogue_se
     'running' (the swap is undone), and score_catalogue sent again finishes it, once."""
     from kombu.exceptions import OperationalError as BrokerDown
 
-    from labelapp.services.loop import plan_scoring, run_chunk
+    from labelapp.services.learning.scoring_runs import plan_scoring, run_chunk
     from labelapp.tasks import score_catalogue, start_round
 
     ingest_survey(path=console_survey_file)
@@ -365,7 +365,7 @@ def test_disk_full_while_writing_a_model_keeps_the_old_model_live(
         # the temporary directory is cleaned up: only the live model is left
         assert sorted(p.name for p in models.iterdir()) == ["v1"]
         # and the live model still scores
-        from labelapp.services.scoring import score_chunk
+        from labelapp.services.learning.scoring import score_chunk
 
         batch = Candidate.objects.first().batch
         assert score_chunk(model_version=old, batch=batch, start=0, stop=20, n_samples=2) == 20

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from labelapp.models import Candidate, IngestBatch, WorkerHeartbeat
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
 from tests.processes import start_celery, stop, wait_for, worker_env
@@ -63,7 +63,7 @@ def test_healthz_reports_a_dead_broker_as_503(client, settings):
 
 
 def test_ingest_on_postgres_is_atomic_when_the_database_step_fails(tmp_path, settings, monkeypatch):
-    from labelapp.services import ingest as ingest_module
+    from labelapp.services.survey import ingest as ingest_module
 
     def boom(*args, **kwargs):
         raise RuntimeError("connection lost")

@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 
 from labelapp.models import Candidate, CandidateScore, ModelVersion, Round
-from labelapp.services.promotion import promote_model
-from labelapp.services.queue import next_candidate
-from labelapp.services.rounds import acquisition_config, start_round
+from labelapp.services.crowd.queue import next_candidate
+from labelapp.services.learning.promotion import promote_model
+from labelapp.services.learning.rounds import acquisition_config, start_round
 from tests.factories_volunteers import make_candidates, make_volunteer
 from tests.threads import errors, in_threads
 

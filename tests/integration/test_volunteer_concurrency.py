@@ -8,9 +8,9 @@ from django.db import connection
 
 from labelapp.models import Candidate, IngestBatch, Volunteer, Vote
 from labelapp.services.bulk import insert_rows
-from labelapp.services.queue import TOP_K, queue_queryset
-from labelapp.services.ratelimit import hit_rate_limit
-from labelapp.services.votes import CandidateNotInQueue, submit_vote
+from labelapp.services.crowd.queue import TOP_K, queue_queryset
+from labelapp.services.crowd.votes import CandidateNotInQueue, submit_vote
+from labelapp.services.operations.ratelimit import hit_rate_limit
 from tests.factories_volunteers import make_candidates, make_volunteer
 from tests.threads import errors, in_threads
 

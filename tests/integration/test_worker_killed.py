@@ -8,8 +8,8 @@ import time
 import pytest
 
 from labelapp.models import ModelVersion, Round
-from labelapp.services.gold import seed_gold_from_truth
-from labelapp.services.ingest import ingest_survey
+from labelapp.services.crowd.gold import seed_gold_from_truth
+from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.processes import start_celery, stop, wait_for, worker_env

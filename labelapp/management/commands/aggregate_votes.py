@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.models import AggregationRun, ModelVersion
-from labelapp.services.aggregation import AggregationError, aggregate_votes
+from labelapp.services.crowd.aggregation import AggregationError, aggregate_votes
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labelapp.services.campaign_seeds import (
+from labelapp.research.seeds_verdict import (
     REGIMES,
     SeedSummaryError,
     markdown,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labelapp.services.holdout import (
+from labelapp.services.learning.holdout import (
     HoldoutError,
     draw_sample,
     hold_out,

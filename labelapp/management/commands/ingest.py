@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.management.progress import ProgressBar
-from labelapp.services.ingest import IngestError, ingest_survey
+from labelapp.services.survey.ingest import IngestError, ingest_survey
 from mlcore.store import STORE_DTYPES
 from mlcore.validation import NAN_POLICIES
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from labelapp.services.campaign import (
+from labelapp.research.simulated_campaign import (
     STRATEGIES,
     CampaignConfig,
     CampaignError,

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.management.progress import ProgressBar
 from labelapp.models import ModelVersion
-from labelapp.services.scoring import score_all
+from labelapp.services.learning.scoring import score_all
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from labelapp.services.gold import seed_gold_from_truth
+from labelapp.services.crowd.gold import seed_gold_from_truth
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.management.progress import ProgressBar
 from labelapp.models import Vote
-from labelapp.services.simulated_volunteers import SimulationError, run_simulated_volunteers
+from labelapp.research.simulated_volunteers import SimulationError, run_simulated_volunteers
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from labelapp.services.training import LABEL_SOURCES, TrainingError, train_model_version
+from labelapp.services.learning.training import LABEL_SOURCES, TrainingError, train_model_version
 from mlcore.cnn.training import KEEP
 
 

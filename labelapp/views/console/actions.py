@@ -1,6 +1,6 @@
 """Console actions: start a round, retrain, score, edit the acquisition settings.
 
-Each one is a POST (CSRF-checked) that calls a service in labelapp.services.steering,
+Each one is a POST (CSRF-checked) that calls a service in labelapp.services.learning.steering,
 which writes the audit event and hands the long work to Celery; the page then shows the
 task's progress row."""
 
@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from labelapp.selectors.models import live_model
-from labelapp.services import steering
+from labelapp.services.learning import steering
 from labelapp.views.console.access import scientist_required
 from mlcore.acquisition import DIVERSITY, STRATEGIES
 

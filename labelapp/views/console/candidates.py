@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 from labelapp.models import Candidate, ModelVersion
 from labelapp.selectors import candidates as sel
 from labelapp.selectors.models import live_model
-from labelapp.services.rendering import spectrum_figure
+from labelapp.services.survey.rendering import spectrum_figure
 from labelapp.views.console.access import scientist_required
 from mlcore.survey import TRUTH_TYPES
 
@@ -65,7 +65,7 @@ def candidate(request, detectid: int):
 @require_GET
 @cache_control(max_age=86400, private=True)  # a model's map of a candidate never changes
 def attribution_png(request, detectid: int, pk: int):
-    from labelapp.services.attribution import attribution_png_path  # torch, lazily
+    from labelapp.services.learning.attribution import attribution_png_path  # torch, lazily
 
     cand = get_object_or_404(Candidate.objects.select_related("batch"), detectid=detectid)
     mv = get_object_or_404(ModelVersion, pk=pk)

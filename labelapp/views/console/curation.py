@@ -1,5 +1,5 @@
 """Console curation: the expert queue, the gold standards, one-click flags. Thin: the rules
-live in ``labelapp.services.curation``; these views parse input and pick the response."""
+live in ``labelapp.services.crowd.curation``; these views parse input and pick the response."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from labelapp.models import GoldStandard
-from labelapp.services import curation
-from labelapp.services.holdout import holdout_summary
-from labelapp.services.volunteers import get_volunteer
+from labelapp.services.crowd import curation
+from labelapp.services.crowd.volunteers import get_volunteer
+from labelapp.services.learning.holdout import holdout_summary
 from labelapp.views.console.access import scientist_required
 from mlcore.survey import TRUTH_TYPES
 

@@ -1,5 +1,5 @@
 """Console downloads: the catalogue (FITS/CSV), the classification records, model cards and
-weights. Thin: the work is in labelapp.services.exports; every download is audited."""
+weights. Thin: the work is in labelapp.services.science.exports; every download is audited."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from django.shortcuts import render
 from labelapp.models import AggregationRun, IngestBatch, ModelVersion
 from labelapp.selectors.campaign import activity
 from labelapp.selectors.models import live_model
-from labelapp.services import exports as svc
-from labelapp.services.audit import record_audit
+from labelapp.services.operations.audit import record_audit
+from labelapp.services.science import exports as svc
 from labelapp.views.console.access import scientist_required
 
 

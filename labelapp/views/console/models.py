@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labelapp.models import ModelVersion
 from labelapp.selectors import models as sel
-from labelapp.services.audit import record_audit
+from labelapp.services.operations.audit import record_audit
 from labelapp.views.console.access import scientist_required
 
 
@@ -44,7 +44,7 @@ def model_detail(request, pk: int):
 def model_promote(request, pk: int):
     """Make this version live (a roll back when it is an earlier one). The promotion gate
     is for new models; a scientist's explicit choice overrides it and is audited."""
-    from labelapp.services.promotion import PromotionError, roll_back_to  # imports torch
+    from labelapp.services.learning.promotion import PromotionError, roll_back_to  # imports torch
 
     mv = get_object_or_404(ModelVersion, pk=pk)
     previous = sel.live_model()

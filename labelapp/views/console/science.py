@@ -5,9 +5,9 @@ from __future__ import annotations
 from django import forms
 from django.shortcuts import render
 
-from labelapp.services import redshift as nz_service
-from labelapp.services.audit import record_audit
-from labelapp.services.external_validation import (
+from labelapp.services.operations.audit import record_audit
+from labelapp.services.science import redshift as nz_service
+from labelapp.services.science.external_validation import (
     MAX_DWAVE,
     RADIUS_ARCSEC,
     ExternalUploadError,

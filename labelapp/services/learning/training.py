@@ -32,8 +32,8 @@ from labelapp.models import (
     ModelVersion,
     Round,
 )
-from labelapp.services.holdout import holdout_ids, holdout_labels
-from labelapp.services.rendering import open_store
+from labelapp.services.learning.holdout import holdout_ids, holdout_labels
+from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.data import spec_windows
 from mlcore.cnn.training import TrainConfig
 from mlcore.train import SPEC_HALF_WIDTH, fit_evaluate_write, make_splits

@@ -9,7 +9,7 @@ from dataclasses import asdict, fields
 from django.db import transaction
 
 from labelapp.models import CampaignSettings, ModelVersion, TaskProgress
-from labelapp.services.audit import record_audit
+from labelapp.services.operations.audit import record_audit
 from mlcore.acquisition import AcquisitionConfig
 
 # What the console form may change; the rest of AcquisitionConfig keeps its defaults.

@@ -32,7 +32,7 @@ from labelapp.models import (
 )
 from labelapp.selectors.models import live_model
 from labelapp.services.bulk import insert_rows, set_column
-from labelapp.services.holdout import QUEUE_OFFSET, holdout_ids
+from labelapp.services.learning.holdout import QUEUE_OFFSET, holdout_ids
 from mlcore.acquisition import AcquisitionConfig, priorities, select_batch
 
 
@@ -42,7 +42,7 @@ class RoundError(Exception):
 
 def acquisition_config(**overrides) -> AcquisitionConfig:
     """The console's saved settings (services.steering) with ``overrides`` on top."""
-    from labelapp.services.steering import acquisition_settings
+    from labelapp.services.learning.steering import acquisition_settings
 
     try:
         return AcquisitionConfig(**(asdict(acquisition_settings()) | overrides))
@@ -101,7 +101,7 @@ def start_round(
     if model_version is not None and scored.any():
         embeddings = None
         if config.diversity == "kcenter":  # torch: only on the worker that opens rounds
-            from labelapp.services.scoring import CandidateEmbeddings
+            from labelapp.services.learning.scoring import CandidateEmbeddings
 
             embeddings = CandidateEmbeddings(model_version=model_version, ids=arr["id"])
         result = select_batch(

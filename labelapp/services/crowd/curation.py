@@ -50,10 +50,10 @@ from labelapp.models import (
     Vote,
 )
 from labelapp.selectors.models import live_model
-from labelapp.services.audit import record_audit
-from labelapp.services.consensus import set_candidate_status, update_consensus
-from labelapp.services.gold import mark_gold
-from labelapp.services.votes import MAX_RESPONSE_MS, count_vote
+from labelapp.services.crowd.consensus import set_candidate_status, update_consensus
+from labelapp.services.crowd.gold import mark_gold
+from labelapp.services.crowd.votes import MAX_RESPONSE_MS, count_vote
+from labelapp.services.operations.audit import record_audit
 from mlcore.survey import LYA_REST, REAL_TYPES, TRUTH_TYPES
 
 FEEDBACK_MAX = 600  # characters of gold feedback: a volunteer reads it on a phone

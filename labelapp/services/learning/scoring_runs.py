@@ -17,8 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from labelapp.models import ModelVersion, ScoreChunk, TaskProgress
-from labelapp.services.progress import start_progress
-from labelapp.services.scoring import CHUNK, score_chunk, score_chunks
+from labelapp.services.learning.scoring import CHUNK, score_chunk, score_chunks
+from labelapp.services.operations.progress import start_progress
 
 SCORING = "score_catalogue"
 

@@ -1,6 +1,6 @@
 """The held-out evaluation sample: expert answers for a random sample never trained on.
 
-The promotion gate judges each new model on it (:mod:`labelapp.services.promotion`), and a
+The promotion gate judges each new model on it (:mod:`labelapp.services.learning.promotion`), and a
 consensus-trained model's card reports its test metrics on it. Gold standards cannot do
 that job: they are the clearest example of each kind, picked to teach, and training uses
 them, so a gate on gold let 2-5 point low-S/N drops through in campaigns

@@ -39,14 +39,18 @@ from labelapp.models import (
     TaskProgress,
     Vote,
 )
-from labelapp.services.aggregation import aggregate_votes
-from labelapp.services.gold import seed_gold_from_truth
-from labelapp.services.holdout import HoldoutError, hold_out_from_truth
-from labelapp.services.promotion import gate_model, live_model
-from labelapp.services.rounds import RoundError, acquisition_config, start_round
-from labelapp.services.scoring import score_all
-from labelapp.services.simulated_volunteers import SimulatedCrowd
-from labelapp.services.training import TrainingError, consensus_targets, train_model_version
+from labelapp.research.simulated_volunteers import SimulatedCrowd
+from labelapp.services.crowd.aggregation import aggregate_votes
+from labelapp.services.crowd.gold import seed_gold_from_truth
+from labelapp.services.learning.holdout import HoldoutError, hold_out_from_truth
+from labelapp.services.learning.promotion import gate_model, live_model
+from labelapp.services.learning.rounds import RoundError, acquisition_config, start_round
+from labelapp.services.learning.scoring import score_all
+from labelapp.services.learning.training import (
+    TrainingError,
+    consensus_targets,
+    train_model_version,
+)
 from mlcore.acquisition import CARRY
 from mlcore.aggregation import regime_index
 from mlcore.cnn.evaluation import balanced_accuracy

@@ -11,7 +11,7 @@ import numpy as np
 from django.conf import settings
 
 from labelapp.models import Candidate, ModelVersion
-from labelapp.services.rendering import candidate_pixels
+from labelapp.services.survey.rendering import candidate_pixels
 
 
 @lru_cache(maxsize=4)

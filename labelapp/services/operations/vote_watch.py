@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from labelapp.models import Vote
-from labelapp.services.ratelimit import hit_rate_limit, window_counts
+from labelapp.services.operations.ratelimit import hit_rate_limit, window_counts
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The live path from a vote to a label: recompute, decide retirement, learn from gold.
 
-After every new vote (``labelapp.services.votes.after_vote``, in the vote's transaction) the
+After every new vote (``labelapp.services.crowd.votes.after_vote``, in the vote's transaction) the
 candidate's posterior is recomputed from *all* its votes with the current skills, under the
 row lock of its ConsensusState row:
 

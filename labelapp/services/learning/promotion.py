@@ -1,7 +1,7 @@
 """The promotion gate: a new model goes live only if it is not worse than the live one.
 
 Both models are scored on the same fixed evaluation set and compared per S/N regime by
-balanced accuracy. The set is the held-out expert sample (:mod:`labelapp.services.holdout`:
+balanced accuracy. The set is the held-out expert sample (:mod:`labelapp.services.learning.holdout`:
 a random sample never trained on) when there is one; else every active gold standard and
 expert-labelled candidate, which training also uses, so that fallback sees regressions on
 easy candidates only. The new model is rejected, with the reason kept on its row, when it
@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from labelapp.models import Candidate, ConsensusState, GoldStandard, IngestBatch, ModelVersion
 from labelapp.selectors.models import live_model
-from labelapp.services.holdout import holdout_labels
-from labelapp.services.rendering import open_store
+from labelapp.services.learning.holdout import holdout_labels
+from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.data import regime_index, spec_windows
 from mlcore.cnn.scoring import load_for_scoring
 from mlcore.train import evaluate_rows

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from labelapp.services.gold import FEEDBACK
+from labelapp.services.crowd.gold import FEEDBACK
 from mlcore.render import RENDER_VERSION, line_column, render_cutout_png, spectrum_window
 from mlcore.survey import REAL_TYPES, SPEC_WAVE, stack_cutouts
 

@@ -21,8 +21,8 @@ from urllib.parse import urljoin, urlparse
 import numpy as np
 
 from labelapp.models import CandidateTruth, Volunteer, Vote
-from labelapp.services.queue import next_candidates
-from labelapp.services.votes import RateLimited, submit_vote
+from labelapp.services.crowd.queue import next_candidates
+from labelapp.services.crowd.votes import RateLimited, submit_vote
 from mlcore.volunteers import VolunteerPopulation
 
 

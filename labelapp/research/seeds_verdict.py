@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labelapp.services.campaign import first_reach, write_plotly_page
+from labelapp.research.simulated_campaign import first_reach, write_plotly_page
 
 COST = "labels_trained"
 # --regime: which held-out figure is judged (the target is about the low-S/N one)

@@ -30,7 +30,7 @@ from labelapp.models import (
     Vote,
 )
 from labelapp.services.bulk import insert_rows, update_rows
-from labelapp.services.consensus import retirement_rule
+from labelapp.services.crowd.consensus import retirement_rule
 from mlcore.aggregation import (
     RETIRED,
     VoteTable,

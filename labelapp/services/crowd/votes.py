@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from labelapp.models import Candidate, GoldStandard, Volunteer, Vote
-from labelapp.services.ratelimit import hit_rate_limit
+from labelapp.services.operations.ratelimit import hit_rate_limit
 
 
 class VoteError(Exception):
@@ -294,7 +294,7 @@ def after_vote(vote: Vote) -> None:
     """Called once per NEW vote (never for repeats), inside the vote's transaction: the
     live consensus is recomputed and the retirement rule applied (services.consensus). If
     it fails, the vote is rolled back with it (the client's retry records both)."""
-    from labelapp.services.consensus import record_vote
+    from labelapp.services.crowd.consensus import record_vote
 
     record_vote(vote=vote)
 
@@ -302,6 +302,6 @@ def after_vote(vote: Vote) -> None:
 def after_undo(vote: Vote) -> None:
     """Called after a vote was taken back (``vote`` is already deleted): the consensus is
     recomputed without it (or its gold learning reversed)."""
-    from labelapp.services.consensus import forget_vote
+    from labelapp.services.crowd.consensus import forget_vote
 
     forget_vote(vote=vote)

@@ -63,7 +63,7 @@ def health_report() -> dict:
     """Web is healthy when database and broker answer; workers and the vote flow (the beat
     task's last check, services.vote_watch) are reported, not required, so a load balancer
     does not take the site down while workers restart."""
-    from labelapp.services.vote_watch import last_vote_flow
+    from labelapp.services.operations.vote_watch import last_vote_flow
 
     report = {
         "database": check_database(),

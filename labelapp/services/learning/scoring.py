@@ -16,7 +16,7 @@ from django.db import transaction
 
 from labelapp.models import Candidate, CandidateScore, IngestBatch, ModelVersion
 from labelapp.services.bulk import insert_rows
-from labelapp.services.rendering import open_store
+from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.scoring import iter_scores, load_for_scoring
 
 LN2 = float(np.log(2.0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from labelapp.models import Vote
-from labelapp.services.votes import MAX_EXCLUDE, MAX_RESPONSE_MS
+from labelapp.services.crowd.votes import MAX_EXCLUDE, MAX_RESPONSE_MS
 
 
 def _error(description: str) -> dict:

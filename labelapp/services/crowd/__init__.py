@@ -1,0 +1,1 @@
+"""The crowd: volunteers, votes, the queue, consensus, gold standards, curation."""

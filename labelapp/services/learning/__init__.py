@@ -1,0 +1,1 @@
+"""Learning: training, scoring, promotion, the held-out sample, rounds, steering."""

@@ -1,0 +1,1 @@
+"""Operations: health, progress of long tasks, the audit log, rate limits."""

@@ -1,0 +1,1 @@
+"""Science outputs: N(z) and spikes, external validation, exports."""

@@ -1,0 +1,1 @@
+"""Survey data in: ingest of survey files, the cutout stores, rendering."""
