@@ -26,6 +26,7 @@ install: $(STAMP)
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 check: install
 	$(PY) manage.py check

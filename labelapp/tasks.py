@@ -102,30 +102,45 @@ def score_catalogue(model_version_id: int) -> None:
     for chunk in chunks:
         score_chunk.delay(chunk.pk)
     if not chunks:  # sent again after every chunk was done: finish an interrupted join
-        loop.finish_run(model_version_id=version.pk, on_complete=start_round.delay)
+        loop.finish_run(model_version_id=version.pk, on_complete=_round_after_scoring)
 
 
 @shared_task(ignore_result=True, **IDEMPOTENT_TASK)
 def score_chunk(chunk_id: int) -> None:
     from labelapp.services.learning import scoring_runs as loop
 
-    loop.run_chunk(chunk_id=chunk_id, on_complete=start_round.delay)
+    loop.run_chunk(chunk_id=chunk_id, on_complete=_round_after_scoring)
+
+
+def _round_after_scoring(model_version_id: int) -> None:
+    # The round is handed the version whose scores were just completed: another model may
+    # have been promoted meanwhile, and it has no scores yet.
+    start_round.delay(model_version_id=model_version_id)
 
 
 # start_round is keyed by its task id (services.rounds.start_round(request_key=...)), so a
 # retry or a redelivery returns the round it already opened: retried on database errors
 # like the scoring tasks, so a round due after a scoring run is not lost to a restart.
 @shared_task(ignore_result=True, **IDEMPOTENT_TASK)
-def start_round(progress_key: str | None = None, **acquisition) -> int:
-    """Open the next round with the console's saved acquisition settings (overridable)."""
+def start_round(
+    model_version_id: int | None = None, progress_key: str | None = None, **acquisition
+) -> int:
+    """Open the next round ordered by ``model_version_id``'s scores (None: no model, low S/N
+    first) with the console's saved acquisition settings (overridable)."""
+    from labelapp.models import ModelVersion
     from labelapp.services.learning import rounds
     from labelapp.services.operations import progress
 
     task_id = start_round.request.id
     key = progress_key or task_id or "direct"
     with progress.tracked(name="start_round", key=key, total=1) as row:
+        version = (
+            None if model_version_id is None else ModelVersion.objects.get(pk=model_version_id)
+        )
         rnd = rounds.start_round(
-            config=rounds.acquisition_config(**acquisition), request_key=task_id
+            config=rounds.acquisition_config(**acquisition),
+            model_version=version,
+            request_key=task_id,
         )
         progress.set_progress(row, done=1, message=f"round {rnd.number}: {rnd.n_queued} queued")
     return rnd.pk

@@ -77,7 +77,7 @@ def test_held_out_candidates_go_to_the_back_of_the_queue():
     lowest = min(c, key=lambda x: x.sn)  # first in the low-S/N-first queue
     hold_out(labels={lowest.pk: True}, source="expert")
     assert Candidate.objects.order_by("-priority").last().pk == lowest.pk
-    start_round()  # a new round keeps them there
+    start_round(model_version=None)  # a new round keeps them there
     assert Candidate.objects.order_by("-priority").last().pk == lowest.pk
 
 

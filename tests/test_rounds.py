@@ -37,7 +37,7 @@ def _fake_scores(cands, version, rng):
 
 def test_without_a_model_the_queue_stays_low_sn_first():
     make_candidates(30)
-    rnd = start_round()
+    rnd = start_round(model_version=None)
     assert rnd.number == 1 and rnd.scored_by is None and rnd.acquisition["fallback"]
     order = list(Candidate.objects.order_by("-priority").values_list("sn", flat=True))
     assert order == sorted(order)
@@ -49,9 +49,10 @@ def test_a_round_puts_the_acquired_batch_first_and_records_it():
     promote_model(model_version=version, reason="test")
     _fake_scores(cands, version, np.random.default_rng(0))
     rnd = start_round(
+        model_version=version,
         config=acquisition_config(
             strategy="bald", batch_size=20, diversity="none", random_fraction=0.1
-        )
+        ),
     )
     queued = list(RoundCandidate.objects.filter(round=rnd).order_by("rank"))
     assert rnd.scored_by == version and rnd.n_queued == len(queued) == 20
@@ -80,16 +81,17 @@ def test_a_round_first_finishes_what_the_open_round_started(settings):
         for v, a in zip(vols, answers, strict=False):
             submit_vote(volunteer=v, detectid=cand.detectid, answer=a)
 
-    start_round(config=config)
+    start_round(model_version=version, config=config)
     early = cands[70]
     vote(early, "yes")  # round 1
-    start_round(config=config)  # round 2 carries it, but nobody votes on it there
+    # round 2 carries it, but nobody votes on it there
+    start_round(model_version=version, config=config)
     two_votes, one_vote, settled = cands[10], cands[20], cands[30]
     vote(two_votes, "yes", "no")
     vote(one_vote, "no")
     vote(settled, "yes", "no")
     set_candidate_status(candidate_id=settled.pk, status="retired")
-    third = start_round(config=config)
+    third = start_round(model_version=version, config=config)
     carried = list(
         RoundCandidate.objects.filter(round=third, reason="carry")
         .order_by("rank")
@@ -101,7 +103,9 @@ def test_a_round_first_finishes_what_the_open_round_started(settings):
     assert RoundCandidate.objects.filter(round=third).count() == 10
     # carrying is off by default: such a round starts afresh
     vote(cands[40], "yes")
-    fourth = start_round(config=acquisition_config(strategy="bald", batch_size=10))
+    fourth = start_round(
+        model_version=version, config=acquisition_config(strategy="bald", batch_size=10)
+    )
     assert not RoundCandidate.objects.filter(round=fourth, reason="carry").exists()
 
 
@@ -113,16 +117,43 @@ def test_a_round_when_every_scored_candidate_is_settled():
     promote_model(model_version=version, reason="test")
     _fake_scores(cands, version, np.random.default_rng(2))
     Candidate.objects.update(status=Candidate.Status.RETIRED)
-    rnd = start_round(config=acquisition_config(strategy="bald", batch_size=3))
+    rnd = start_round(
+        model_version=version, config=acquisition_config(strategy="bald", batch_size=3)
+    )
     assert rnd.number == 1 and rnd.acquisition["fallback"] and rnd.n_queued == 0
+
+
+def test_the_round_after_a_scoring_run_uses_the_version_that_run_scored(monkeypatch):
+    """Model A's scoring run completes after model B was promoted (B has no scores yet): the
+    join hands A's id to the round, which is ordered by A's scores instead of falling back
+    to low-S/N order for B."""
+    from labelapp import tasks
+    from labelapp.services.learning.scoring_runs import SCORING, finish_run
+    from labelapp.services.operations.progress import start_progress
+
+    cands = make_candidates(60)
+    a = ModelVersion.objects.create(label_source="truth", directory="/a")
+    promote_model(model_version=a, reason="test")
+    _fake_scores(cands, a, np.random.default_rng(3))
+    start_progress(name=SCORING, key=f"model-{a.pk}", total=60, message="scoring")
+    b = ModelVersion.objects.create(label_source="truth", directory="/b")
+    promote_model(model_version=b, reason="promoted while A was scoring")
+
+    sent = []
+    monkeypatch.setattr(tasks.start_round, "delay", lambda **kw: sent.append(kw))
+    assert finish_run(model_version_id=a.pk, on_complete=tasks._round_after_scoring)
+    assert sent == [{"model_version_id": a.pk}]
+    rnd = Round.objects.get(pk=tasks.start_round.apply(kwargs=sent[0]).get())
+    assert rnd.scored_by == a and not rnd.acquisition["fallback"]
+    assert rnd.n_queued > 0
 
 
 def test_next_round_closes_the_previous_with_what_it_gained():
     cands = make_candidates(10)
-    first = start_round()
+    first = start_round(model_version=None)
     v = make_volunteer()
     Vote.objects.bulk_create([Vote(volunteer=v, candidate=c, answer="yes") for c in cands[:4]])
-    second = start_round()
+    second = start_round(model_version=None)
     first.refresh_from_db()
     assert (first.status, first.votes_gained, second.number) == ("closed", 4, 2)
     assert Round.objects.filter(status="open").count() == 1
@@ -137,9 +168,9 @@ def test_a_repeated_start_round_request_opens_one_round(monkeypatch):
     from labelapp.services.learning import rounds
 
     make_candidates(5)
-    before = start_round()
-    first = start_round(request_key="task-1")
-    assert start_round(request_key="task-1").pk == first.pk
+    before = start_round(model_version=None)
+    first = start_round(model_version=None, request_key="task-1")
+    assert start_round(model_version=None, request_key="task-1").pk == first.pk
     assert Round.objects.count() == 2 and first.acquisition["request_key"] == "task-1"
 
     real, calls = rounds.start_round, []
@@ -215,6 +246,7 @@ def test_kcenter_round_spreads_the_batch_over_cnn_embeddings(tmp_path, settings)
         np.testing.assert_allclose(got[k], direct[0].numpy(), rtol=1e-4, atol=1e-5)
 
     rnd = start_round(
+        model_version=version,
         config=acquisition_config(
             strategy="bald", diversity="kcenter", batch_size=40, random_fraction=0.0,
             low_sn_weight=1.0, power=None,  # top-k pool: the one checked below

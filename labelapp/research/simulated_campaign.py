@@ -211,7 +211,8 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
     )
     report = CampaignReport(config=replace(config, holdout=holdout))
     crowd = SimulatedCrowd(n_volunteers=config.volunteers, seed=config.seed)
-    start_round()  # round 1: no model yet, low S/N first (the same for every strategy)
+    # round 1: no model yet, low S/N first (the same for every strategy)
+    start_round(model_version=None)
     for k in range(1, config.rounds + 1):
         t0 = time.perf_counter()
         retired0 = _retired_count()
@@ -257,7 +258,7 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
         log(json.dumps(row))
         if k < config.rounds and not (config.executor == "celery" and promoted):
             # (with Celery, a promotion already opened the next round after scoring)
-            start_round(config=acquisition_config(**acq))
+            start_round(model_version=model, config=acquisition_config(**acq))
     return report
 
 

@@ -17,7 +17,7 @@ from labelapp.models import (
     VolunteerSkill,
     Vote,
 )
-from labelapp.services.science.exports import pseudonym
+from labelapp.selectors.volunteers import pseudonym
 from mlcore.survey import SN_LOW_MAX
 
 GALLERY_PER_SECTION = 8

@@ -3,9 +3,12 @@ are, and who looks like a spammer. Volunteers appear by number or username, neve
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 
 import numpy as np
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Q
 
@@ -169,3 +172,10 @@ def _suspected_spammers() -> list[dict]:
                 "why": "; ".join(why),
             }
     return sorted(out.values(), key=lambda r: -r["n_votes"])
+
+
+def pseudonym(volunteer_id: int) -> str:
+    """A stable, non-reversible name for a volunteer in exports (HMAC-SHA256, 16 hex)."""
+    key = (getattr(settings, "EXPORT_PSEUDONYM_KEY", "") or settings.SECRET_KEY).encode()
+    digest = hmac.new(key, f"volunteer:{volunteer_id}".encode(), hashlib.sha256).hexdigest()
+    return f"v{digest[:16]}"

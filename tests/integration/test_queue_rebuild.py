@@ -44,7 +44,10 @@ def test_queue_is_never_empty_during_rebuilds():
     for t in readers:
         t.start()
     for k in range(4):
-        start_round(config=acquisition_config(batch_size=200, seed=k, diversity="none"))
+        start_round(
+            model_version=version,
+            config=acquisition_config(batch_size=200, seed=k, diversity="none"),
+        )
     stop.set()
     for t in readers:
         t.join(60)
@@ -58,8 +61,8 @@ def test_twin_start_round_requests_racing_open_one_round():
     runs) race on PostgreSQL: the open round's row lock serialises them and the second
     returns the round the first opened."""
     make_candidates(500)
-    start_round()  # an open round for both to close
-    results = in_threads(4, lambda i: start_round(request_key="same-task").pk)
+    start_round(model_version=None)  # an open round for both to close
+    results = in_threads(4, lambda i: start_round(model_version=None, request_key="same-task").pk)
     assert errors(results) == [], results
     assert len(set(results)) == 1 and len(results) == 4
     assert Round.objects.count() == 2

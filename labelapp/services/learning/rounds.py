@@ -30,8 +30,8 @@ from labelapp.models import (
     RoundCandidate,
     Vote,
 )
-from labelapp.selectors.models import live_model
 from labelapp.services.bulk import insert_rows, set_column
+from labelapp.services.learning.acquisition_settings import acquisition_settings
 from labelapp.services.learning.holdout import QUEUE_OFFSET, holdout_ids
 from mlcore.acquisition import AcquisitionConfig, priorities, select_batch
 
@@ -41,9 +41,8 @@ class RoundError(Exception):
 
 
 def acquisition_config(**overrides) -> AcquisitionConfig:
-    """The console's saved settings (services.steering) with ``overrides`` on top."""
-    from labelapp.services.learning.steering import acquisition_settings
-
+    """The console's saved settings (services.learning.acquisition_settings) with
+    ``overrides`` on top."""
     try:
         return AcquisitionConfig(**(asdict(acquisition_settings()) | overrides))
     except TypeError as exc:
@@ -81,11 +80,14 @@ def _active_arrays(model_version: ModelVersion | None) -> dict[str, np.ndarray]:
 
 def start_round(
     *,
+    model_version: ModelVersion | None,
     config: AcquisitionConfig | None = None,
-    model_version: ModelVersion | None = None,
     request_key: str | None = None,
 ) -> Round:
-    """Close the open round and open the next one with a freshly ordered queue.
+    """Close the open round and open the next one with a freshly ordered queue, ordered by
+    ``model_version``'s scores (None: no model yet, low S/N first). The caller names the
+    version: a round after a scoring run uses the version that run scored, even if another
+    was promoted in between (it has no scores yet).
 
     ``request_key`` (the Celery task id) makes a repeat of the same request return the
     round it opened instead of opening another: a redelivered message, or a retry after the
@@ -94,7 +96,6 @@ def start_round(
     config = config or AcquisitionConfig()
     if request_key and (done := _round_for(request_key)) is not None:
         return done
-    model_version = model_version or live_model()
     arr = _active_arrays(model_version)
     scored = np.isfinite(arr["prob"]) & ~arr["gold"] & ~arr["holdout"]
     result = None

@@ -43,7 +43,10 @@ def plan_scoring(*, model_version: ModelVersion, chunk: int = CHUNK) -> list[Sco
 
 
 def run_chunk(
-    *, chunk_id: int, n_samples: int | None = None, on_complete: Callable[[], None] | None = None
+    *,
+    chunk_id: int,
+    n_samples: int | None = None,
+    on_complete: Callable[[int], None] | None = None,
 ) -> bool:
     """Score one chunk; True when this call completed the whole run (and ran ``on_complete``,
     the next step, see :func:`finish_run`)."""
@@ -73,10 +76,11 @@ def finish_run(
     *,
     model_version_id: int,
     message: str = "run complete",
-    on_complete: Callable[[], None] | None = None,
+    on_complete: Callable[[int], None] | None = None,
 ) -> bool:
     """The join: once no chunk is undone, exactly one caller moves the run from running to
-    done (compare-and-swap) and runs ``on_complete`` (send the next task) in the same
+    done (compare-and-swap) and runs ``on_complete(model_version_id)`` (send the next task,
+    handed the version this run scored: never "whatever is live" by then) in the same
     transaction, so a failure to send (the broker down) undoes the swap and the next caller
     -- a redelivered chunk, or ``score_catalogue`` sent again -- can still finish the run."""
     if ScoreChunk.objects.filter(model_version_id=model_version_id, done=False).exists():
@@ -86,7 +90,7 @@ def finish_run(
             name=SCORING, key=f"model-{model_version_id}", state=TaskProgress.State.RUNNING
         ).update(state=TaskProgress.State.DONE, message=message)
         if won and on_complete is not None:
-            on_complete()
+            on_complete(model_version_id)
     return bool(won)
 
 

@@ -36,8 +36,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
-import hashlib
-import hmac
 import io
 import json
 import logging
@@ -65,6 +63,7 @@ from labelapp.models import (
     Vote,
 )
 from labelapp.selectors.models import live_model
+from labelapp.selectors.volunteers import pseudonym
 from mlcore.cnn.evaluation import apply_prior_shift
 from mlcore.survey import LYA_REST
 
@@ -438,13 +437,6 @@ def _catalogue_sql() -> str:
 
 
 # ------------------------------------------------------------------- classifications
-
-
-def pseudonym(volunteer_id: int) -> str:
-    """A stable, non-reversible name for a volunteer in exports (HMAC-SHA256, 16 hex)."""
-    key = (getattr(settings, "EXPORT_PSEUDONYM_KEY", "") or settings.SECRET_KEY).encode()
-    digest = hmac.new(key, f"volunteer:{volunteer_id}".encode(), hashlib.sha256).hexdigest()
-    return f"v{digest[:16]}"
 
 
 def open_votes_export(*, chunk_size: int | None = None) -> Export:

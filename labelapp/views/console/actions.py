@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from labelapp.selectors.models import live_model
+from labelapp.services.learning import acquisition_settings as acq_settings
 from labelapp.services.learning import steering
 from labelapp.views.console.access import scientist_required
 from mlcore.acquisition import DIVERSITY, STRATEGIES
@@ -90,12 +91,12 @@ class AcquisitionForm(forms.Form):
 @scientist_required
 @require_http_methods(["GET", "POST"])
 def acquisition_settings(request):
-    current = asdict(steering.acquisition_settings())
+    current = asdict(acq_settings.acquisition_settings())
     form = AcquisitionForm(request.POST or None, initial=current)
     if request.method == "POST" and form.is_valid():
         try:
-            steering.set_acquisition_settings(user=request.user, values=form.cleaned_data)
-        except steering.SteeringError as exc:
+            acq_settings.set_acquisition_settings(user=request.user, values=form.cleaned_data)
+        except acq_settings.SettingsError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, "Saved: the next round uses these settings.")

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from labelapp.models import AuditEvent
 from labelapp.selectors import campaign as sel
-from labelapp.services.learning.steering import acquisition_settings
+from labelapp.services.learning.acquisition_settings import acquisition_settings
 from labelapp.views.console.access import scientist_required
 
 

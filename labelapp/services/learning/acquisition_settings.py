@@ -1,0 +1,62 @@
+"""The acquisition settings scientists save in the console for the next rounds.
+
+Kept apart from :mod:`labelapp.services.learning.steering` (which sends Celery tasks) so that
+rounds, which the tasks run, can read them without importing the task module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+
+from django.db import transaction
+
+from labelapp.models import CampaignSettings
+from labelapp.services.operations.audit import record_audit
+from mlcore.acquisition import AcquisitionConfig
+
+# What the console form may change; the rest of AcquisitionConfig keeps its defaults.
+EDITABLE = (
+    "strategy",
+    "batch_size",
+    "random_fraction",
+    "low_sn_weight",
+    "diversity",
+    "wave_bin_A",
+    "max_bin_fraction",
+    "power",
+    "carry_fraction",
+    "seed",
+)
+
+
+class SettingsError(Exception):
+    pass
+
+
+def acquisition_settings() -> AcquisitionConfig:
+    """The settings the next round uses: the console's saved values over the defaults."""
+    row = CampaignSettings.objects.filter(pk=1).first()
+    saved = row.acquisition if row else {}
+    known = {f.name for f in fields(AcquisitionConfig)}
+    return AcquisitionConfig(**{k: v for k, v in saved.items() if k in known})
+
+
+def set_acquisition_settings(*, user, values: dict) -> AcquisitionConfig:
+    """Validate (AcquisitionConfig checks every value) and save; audited."""
+    unknown = sorted(set(values) - set(EDITABLE))
+    if unknown:
+        raise SettingsError(f"not an editable acquisition setting: {', '.join(unknown)}")
+    current = asdict(acquisition_settings())
+    merged = {k: current[k] for k in EDITABLE} | values
+    try:
+        config = AcquisitionConfig(**merged)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    before = {k: current[k] for k in EDITABLE}
+    with transaction.atomic():
+        CampaignSettings.objects.update_or_create(
+            pk=1, defaults={"acquisition": merged, "updated_by": user.get_username()}
+        )
+        changed = {k: [before[k], merged[k]] for k in EDITABLE if before[k] != merged[k]}
+        record_audit(user=user, action="acquisition_settings", target="campaign", detail=changed)
+    return config
