@@ -40,9 +40,9 @@ from mlcore.acquisition import AcquisitionConfig, select_batch
 from mlcore.cnn.data import regime_index, spec_windows
 from mlcore.cnn.evaluation import balanced_accuracy
 from mlcore.cnn.model import CNNConfig
-from mlcore.cnn.training import TrainConfig, _normalise_rows, predict_logits, train
+from mlcore.cnn.pipeline import SPEC_HALF_WIDTH
+from mlcore.cnn.training import TrainConfig, normalise_rows, predict_logits, train
 from mlcore.survey import stack_cutouts
-from mlcore.train import SPEC_HALF_WIDTH
 
 
 def load(n: int, seed: int, cache: Path | None) -> dict[str, np.ndarray]:
@@ -76,7 +76,7 @@ def bacc(y: np.ndarray, pred: np.ndarray, reg: np.ndarray) -> tuple[float, float
 def run(d: dict, pool: np.ndarray, test: np.ndarray, strategy: str, seed: int, a) -> list[dict]:
     y, sn = d["y"], d["sn"]
     reg_te = regime_index(sn[test])
-    x_te, s_te = _normalise_rows(d["cut"], test), torch.as_tensor(d["spec"][test])
+    x_te, s_te = normalise_rows(d["cut"], test), torch.as_tensor(d["spec"][test])
     labelled = np.random.default_rng(seed).choice(pool, a.init, replace=False)
     rows = []
     for r in range(1, a.rounds + 1):
@@ -86,7 +86,7 @@ def run(d: dict, pool: np.ndarray, test: np.ndarray, strategy: str, seed: int, a
         model = train(
             d["cut"], targets, sn, spec=d["spec"],
             model_config=CNNConfig(spec_len=d["spec"].shape[-1]),
-            config=TrainConfig(epochs=a.epochs, seed=seed * 100 + r, members=a.members), log=None,
+            config=TrainConfig(epochs=a.epochs, seed=seed * 100 + r, members=a.members),
         ).model  # fmt: skip
         train_s = time.perf_counter() - t0
         low, high = bacc(y[test] >= 0.5, predict_logits(model, x_te, s_te) >= 0, reg_te)

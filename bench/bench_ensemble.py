@@ -27,7 +27,7 @@ from bench_uncertainty import load
 from mlcore.cnn.data import regime_index
 from mlcore.cnn.evaluation import balanced_accuracy
 from mlcore.cnn.model import CNNConfig, EnsembleCNN
-from mlcore.cnn.training import TrainConfig, _normalise_rows, predict_logits, train
+from mlcore.cnn.training import TrainConfig, normalise_rows, predict_logits, train
 
 
 def bacc_per_regime(y: np.ndarray, pred: np.ndarray, reg: np.ndarray) -> tuple[float, float]:
@@ -50,7 +50,7 @@ def main() -> None:
     n_test = len(y) // 3
     test, pool = np.sort(perm[:n_test]), perm[n_test:]
     reg, y_te = regime_index(sn[test]), y[test] >= 0.5
-    x_te, s_te = _normalise_rows(cut, test), torch.as_tensor(spec[test])
+    x_te, s_te = normalise_rows(cut, test), torch.as_tensor(spec[test])
     rows = []
     for n in a.sizes:
         for seed in a.seeds:
@@ -60,7 +60,7 @@ def main() -> None:
             t0 = time.perf_counter()
             res = train(
                 cut, targets, sn, spec=spec, model_config=CNNConfig(spec_len=spec.shape[-1]),
-                config=TrainConfig(epochs=a.epochs, seed=seed, members=a.members), log=None,
+                config=TrainConfig(epochs=a.epochs, seed=seed, members=a.members),
             )  # fmt: skip
             wall = time.perf_counter() - t0
             ens = res.model

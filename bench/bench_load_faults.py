@@ -110,7 +110,7 @@ def pg_up() -> bool:
         ) as conn:
             conn.execute("SELECT 1")
         return True
-    except Exception:  # noqa: BLE001 - any failure: not up (yet)
+    except Exception:
         return False
 
 
@@ -119,7 +119,7 @@ def redis_up() -> bool:
         import redis
 
         return bool(redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2).ping())
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -208,7 +208,7 @@ def start_gunicorn(env: dict[str, str], port: int, log: Path, workers: int = 4, 
          "-w", str(workers), "-k", "gthread", "--threads", str(threads), "--timeout", "30",
          "--graceful-timeout", "30", "--keep-alive", "5", "--max-requests", "5000",
          "--max-requests-jitter", "500", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -226,7 +226,7 @@ def start_worker(env: dict[str, str], log: Path, name: str, concurrency: int = 1
         [sys.executable, "-m", "celery", "-A", "labelapp", "worker", "-Q", "cpu",
          "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--loglevel", "INFO",
          "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
 
@@ -660,9 +660,7 @@ def train_tiny_model(log=print):
     from labelapp.services.learning.training import train_model_version
 
     t0 = time.perf_counter()
-    version = train_model_version(
-        label_source="truth", epochs=1, max_train=2000, max_time_s=60, log=lambda m: None
-    )
+    version = train_model_version(label_source="truth", epochs=1, max_train=2000, max_time_s=60)
     promote_model(model_version=version, reason="bench: the first model")
     log(f"model v{version.pk} trained (1 epoch, truth labels) in {time.perf_counter() - t0:.0f} s")
     return version
@@ -704,7 +702,7 @@ def scoring_state(version_pk: int) -> dict:
             "run_done": progress.filter(state="done").exists(),
             "round": Round.objects.filter(scored_by_id=version_pk).exists(),
         }
-    except Exception:  # noqa: BLE001 - the database may be down right now
+    except Exception:
         connections.close_all()
         return {"chunks": 0, "done": 0, "round": False, "db_down": True}
 
@@ -721,7 +719,7 @@ def settle(version_pk: int, redis_url: str, timeout: float, notes: list[str], t_
             return time.time() - t_start
         try:
             b = broker_state(redis_url)
-        except Exception:  # noqa: BLE001 - Redis down right now
+        except Exception:
             b = {"queued": 1, "unacked": 1}
         idle = s.get("chunks") and not s.get("db_down") and not b["queued"] and not b["unacked"]
         if not idle:
@@ -855,7 +853,7 @@ def fault_thread(scenario: str, stack: Stack, args, t_start: float, marks: dict,
             stack.new_worker()
             marks["fault"] = (f0, time.time() - t_start)
             notes.append(f"t={marks['fault'][1]:.1f}s a new cpu worker started")
-    except Exception as exc:  # noqa: BLE001 - reported with the scenario
+    except Exception as exc:
         notes.append(f"fault thread failed: {exc!r}")
         restore_services()
 

@@ -38,10 +38,10 @@ from mlcore.acquisition import bald_from_samples
 from mlcore.cnn.data import regime_index, spec_windows
 from mlcore.cnn.evaluation import balanced_accuracy, roc_auc, sigmoid
 from mlcore.cnn.model import CNNConfig
+from mlcore.cnn.pipeline import SPEC_HALF_WIDTH
 from mlcore.cnn.scoring import score_batch
-from mlcore.cnn.training import TrainConfig, _normalise_rows, predict_logits, train
+from mlcore.cnn.training import TrainConfig, normalise_rows, predict_logits, train
 from mlcore.survey import stack_cutouts
-from mlcore.train import SPEC_HALF_WIDTH
 
 
 def load(n: int, seed: int):
@@ -66,7 +66,7 @@ def fit(data, rows: np.ndarray, seed: int, epochs: int):
     res = train(
         cut, y, sn, spec=spec, train_idx=np.sort(rows[n_val:]), val_idx=np.sort(rows[:n_val]),
         model_config=CNNConfig(spec_len=spec.shape[-1]),
-        config=TrainConfig(epochs=epochs, seed=seed), log=None,
+        config=TrainConfig(epochs=epochs, seed=seed),
     )  # fmt: skip
     return res.model, res.train_time_s
 
@@ -74,7 +74,7 @@ def fit(data, rows: np.ndarray, seed: int, epochs: int):
 def eval_probs(model, data, rows: np.ndarray) -> np.ndarray:
     """Deterministic temperature-scaled P(real) for ``rows``."""
     cut, _, _, spec = data
-    logits = predict_logits(model, _normalise_rows(cut, rows), torch.as_tensor(spec[rows]))
+    logits = predict_logits(model, normalise_rows(cut, rows), torch.as_tensor(spec[rows]))
     return sigmoid(logits / float(model.temperature))
 
 

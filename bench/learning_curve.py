@@ -32,9 +32,9 @@ import torch
 from mlcore.cnn.data import spec_windows
 from mlcore.cnn.evaluation import evaluate
 from mlcore.cnn.model import CNNConfig
-from mlcore.cnn.training import TrainConfig, _normalise_rows, predict_logits, train
+from mlcore.cnn.pipeline import SPEC_HALF_WIDTH, make_splits
+from mlcore.cnn.training import TrainConfig, normalise_rows, predict_logits, train
 from mlcore.survey import stack_cutouts
-from mlcore.train import SPEC_HALF_WIDTH, make_splits
 
 HERE = Path(__file__).resolve().parent
 
@@ -110,7 +110,7 @@ def _train_set_report(res, cut, y, sn, spec, tr, limit: int, seed: int) -> dict 
         [
             predict_logits(
                 res.model,
-                _normalise_rows(cut, idx[a : a + 20_000]),
+                normalise_rows(cut, idx[a : a + 20_000]),
                 None if spec is None else torch.as_tensor(spec[idx[a : a + 20_000]]),
             )
             for a in range(0, len(idx), 20_000)  # bounded memory: 20k rows are 360 MB float32
@@ -324,10 +324,9 @@ def main() -> None:
             val_idx=va,
             model_config=mcfg,
             config=TrainConfig(epochs=a.epochs, patience=a.patience, seed=a.seed),
-            log=None,
         )
         s_te = None if spec is None else torch.as_tensor(spec[te])
-        logits = predict_logits(res.model, _normalise_rows(cut, te), s_te)
+        logits = predict_logits(res.model, normalise_rows(cut, te), s_te)
         rep = evaluate(
             y[te], logits, sn[te], temperature=res.temperature, prior_shift=res.prior_shift
         )

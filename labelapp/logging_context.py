@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import json
 import logging
 import re
 
@@ -71,6 +72,23 @@ class ContextFilter(logging.Filter):
             setattr(record, name, bound.get(name, "-"))
         record.context = " ".join(f"{k}={bound[k]}" for k in FIELDS if k in bound) or "-"
         return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (``LABELAPP_LOG_FORMAT=json``), for log collectors: time,
+    level, logger, message, the bound ids as their own keys, and the traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        out.update({k: v for k in FIELDS if (v := getattr(record, k, "-")) != "-"})
+        if record.exc_info:
+            out["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
 
 
 def task_argument_ids(task, args, kwargs) -> dict[str, object]:

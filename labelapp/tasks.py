@@ -78,7 +78,6 @@ def retrain_model(
             keep=keep,
             members=members,
             max_time_s=max_time_s,
-            log=lambda m: None,
             on_epoch=on_epoch,
         )
         decision = promotion.gate_model(model_version=version)

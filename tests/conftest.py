@@ -98,10 +98,16 @@ def console_model_dir(tmp_path_factory, console_survey_file):
     import numpy as np
 
     from mlcore.cnn.data import spec_windows
+    from mlcore.cnn.pipeline import (
+        SPEC_HALF_WIDTH,
+        FitPlan,
+        LabelledArrays,
+        fit_evaluate_write,
+        make_splits,
+    )
     from mlcore.cnn.training import TrainConfig
     from mlcore.survey import stack_cutouts
     from mlcore.survey_io import read_survey
-    from mlcore.train import SPEC_HALF_WIDTH, fit_evaluate_write, make_splits
 
     s = read_survey(console_survey_file)
     y = s.truth["truth_real"].astype(np.float32)
@@ -109,17 +115,20 @@ def console_model_dir(tmp_path_factory, console_survey_file):
     splits = make_splits(y, sn, test_frac=0.25, val_frac=0.15, max_train=None, seed=0)
     out = tmp_path_factory.mktemp("m") / "v"
     fit_evaluate_write(
-        stack_cutouts(s.im_sum, s.im_array),
-        y,
-        sn,
-        {**s.catalog, "truth_type": s.truth["truth_type"]},
-        splits=splits,
-        out=out,
-        spec=spec_windows(s.spec1d, s.spec1d_err, s.catalog["wave"], SPEC_HALF_WIDTH),
-        label_source="truth",
-        data_hash="test",
-        train_config=TrainConfig(epochs=1, seed=0, max_time_s=30),
-        log=lambda m: None,
+        LabelledArrays(
+            cutouts=stack_cutouts(s.im_sum, s.im_array),
+            targets=y,
+            sn=sn,
+            cols={**s.catalog, "truth_type": s.truth["truth_type"]},
+            spec=spec_windows(s.spec1d, s.spec1d_err, s.catalog["wave"], SPEC_HALF_WIDTH),
+        ),
+        FitPlan(
+            splits=splits,
+            label_source="truth",
+            data_hash="test",
+            train=TrainConfig(epochs=1, seed=0, max_time_s=30),
+        ),
+        out,
     )
     return out
 

@@ -2,8 +2,9 @@ import json
 
 import numpy as np
 
+from mlcore.cnn.pipeline import make_splits
 from mlcore.survey_io import write_external, write_survey
-from mlcore.train import main, make_splits
+from mlcore.train import main
 from tests.factories import make_survey
 
 
@@ -99,3 +100,19 @@ def test_splits_keep_one_test_set_across_training_sizes():
     assert abs(len(tr1) - 500) <= 4 and len(tr2) > 3000
     for a, b in ((tr1, va1), (tr1, te1), (va1, te1)):
         assert len(np.intersect1d(a, b)) == 0
+
+
+def test_bad_labels_raise_a_library_error_and_the_cli_says_so(tmp_path, capsys):
+    """Library code raises (the platform and notebooks catch it); only the CLI exits."""
+    import pytest
+
+    from mlcore.cnn.pipeline import PipelineConfig, run
+    from mlcore.errors import LabelsError
+
+    data = write_survey(tmp_path / "s.fits", make_survey(40, seed=1))
+    missing = str(tmp_path / "missing.npz")
+    with pytest.raises(LabelsError, match="no such file"):
+        run(PipelineConfig(data=str(data), out=str(tmp_path / "m"), labels=missing))
+    rc = main(["--data", str(data), "--out", str(tmp_path / "m"), "--labels", missing])
+    assert rc == 2 and "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

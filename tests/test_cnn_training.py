@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, count_parameters
 from mlcore.cnn.toy import toy_candidates
 from mlcore.cnn.training import (
     TrainConfig,
-    _normalise_rows,
+    normalise_rows,
     predict_logits,
     should_stop,
     train,
@@ -29,10 +31,8 @@ def toy():
 
 def test_training_beats_chance_clearly_in_seconds(toy):
     tr, te = toy
-    res = train(
-        tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=_fast(epochs=4), log=None
-    )
-    logits = predict_logits(res.model, _normalise_rows(te["cutouts"], np.arange(400)))
+    res = train(tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=_fast(epochs=4))
+    logits = predict_logits(res.model, normalise_rows(te["cutouts"], np.arange(400)))
     assert balanced_accuracy(te["real"], logits >= 0) > 0.8
     assert res.train_time_s < 30
     assert 0 <= res.best_epoch < 4 and len(res.history) == 4
@@ -41,9 +41,9 @@ def test_training_beats_chance_clearly_in_seconds(toy):
 def test_same_seed_same_weights_on_cpu(toy):
     tr, _ = toy
     x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
-    a = train(x, y, sn, model_config=TINY, config=_fast(epochs=1), log=None)
-    b = train(x, y, sn, model_config=TINY, config=_fast(epochs=1), log=None)
-    c = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, seed=1), log=None)
+    a = train(x, y, sn, model_config=TINY, config=_fast(epochs=1))
+    b = train(x, y, sn, model_config=TINY, config=_fast(epochs=1))
+    c = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, seed=1))
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k]), k
     assert not torch.equal(a.model.fc2.weight, c.model.fc2.weight)
@@ -54,9 +54,7 @@ def test_soft_volunteer_targets_and_confidence_weights_train(toy):
     tr, _ = toy
     soft = np.where(tr["real"], 0.85, 0.1).astype(np.float32)
     conf = np.linspace(0.2, 1.0, len(soft)).astype(np.float32)
-    res = train(
-        tr["cutouts"], soft, tr["sn"], weights=conf, model_config=TINY, config=_fast(), log=None
-    )
+    res = train(tr["cutouts"], soft, tr["sn"], weights=conf, model_config=TINY, config=_fast())
     assert np.isfinite(res.history[-1]["val_loss"])
     assert res.history[-1]["val_bacc_high"] > 0.7
 
@@ -66,14 +64,14 @@ def test_confidence_weights_change_what_is_learned(toy):
     x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
     w = np.ones(400, np.float32)
     w[:200] = 0.0  # half of the labels carry no weight
-    a = train(x, y, sn, model_config=TINY, config=_fast(epochs=1), log=None)
-    b = train(x, y, sn, weights=w, model_config=TINY, config=_fast(epochs=1), log=None)
+    a = train(x, y, sn, model_config=TINY, config=_fast(epochs=1))
+    b = train(x, y, sn, weights=w, model_config=TINY, config=_fast(epochs=1))
     assert not torch.equal(a.model.fc2.weight, b.model.fc2.weight)
 
 
 def test_temperature_is_fitted_on_validation_and_stored_in_the_model(toy):
     tr, _ = toy
-    res = train(tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=_fast(), log=None)
+    res = train(tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=_fast())
     assert res.temperature != 1.0
     assert float(res.model.temperature) == pytest.approx(res.temperature)
     # fitted together with the per-regime prior shift on the validation labels
@@ -97,7 +95,6 @@ def test_explicit_split_never_reads_other_rows(toy):
         val_idx=np.arange(600, 800),
         model_config=TINY,
         config=_fast(epochs=1),
-        log=None,
     )
     assert res.train_idx.max() < 600 and res.val_idx.max() < 800
 
@@ -107,9 +104,7 @@ def test_unlabelled_rows_are_left_out_and_zero_weights_do_not_give_nan(toy):
     t = tr["real"].astype(np.float32)
     t[::3] = np.nan  # unlabelled
     w = np.zeros(len(t), np.float32)  # no confidence at all: loss must stay finite
-    res = train(
-        tr["cutouts"], t, tr["sn"], weights=w, model_config=TINY, config=_fast(epochs=1), log=None
-    )
+    res = train(tr["cutouts"], t, tr["sn"], weights=w, model_config=TINY, config=_fast(epochs=1))
     used = np.concatenate([res.train_idx, res.val_idx])
     assert not np.isin(np.arange(0, len(t), 3), used).any()
     assert np.isfinite(res.history[0]["train_loss"])
@@ -122,23 +117,20 @@ def test_unlabelled_rows_are_left_out_and_zero_weights_do_not_give_nan(toy):
             val_idx=np.arange(300, 400),
             model_config=TINY,
             config=_fast(epochs=1),
-            log=None,
         )
 
 
 def test_keep_last_holds_the_end_of_the_schedule(toy):
     tr, _ = toy
     x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
-    best = train(x, y, sn, model_config=TINY, config=_fast(epochs=3, patience=9), log=None)
-    last = train(
-        x, y, sn, model_config=TINY, config=_fast(epochs=3, patience=9, keep="last"), log=None
-    )
+    best = train(x, y, sn, model_config=TINY, config=_fast(epochs=3, patience=9))
+    last = train(x, y, sn, model_config=TINY, config=_fast(epochs=3, patience=9, keep="last"))
     assert best.kept_epoch == best.best_epoch and last.kept_epoch == 2
     assert last.best_epoch == best.best_epoch  # the same trajectory, another pick from it
     same = torch.equal(best.model.fc2.weight, last.model.fc2.weight)
     assert same == (best.best_epoch == 2)
     with pytest.raises(ValueError, match="keep must be 'best' or 'last'"):
-        train(x, y, sn, model_config=TINY, config=_fast(keep="final"), log=None)
+        train(x, y, sn, model_config=TINY, config=_fast(keep="final"))
 
 
 def test_ensemble_members_share_one_split_and_average_their_logits(toy):
@@ -146,24 +138,24 @@ def test_ensemble_members_share_one_split_and_average_their_logits(toy):
     x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
     epochs_seen = []
     res = train(
-        x, y, sn, model_config=TINY, config=_fast(members=3, member_tolerance=1.0), log=None,
+        x, y, sn, model_config=TINY, config=_fast(members=3, member_tolerance=1.0),
         on_epoch=lambda rec, total: epochs_seen.append((rec["epoch"], total)),
     )  # fmt: skip
     ens = res.model
     assert isinstance(ens, EnsembleCNN) and len(ens.members) == 3
     # each member is the single model of its seed on the first member's split
     solo = train(x, y, sn, model_config=TINY, config=_fast(seed=1), train_idx=res.train_idx,
-                 val_idx=res.val_idx, log=None)  # fmt: skip
+                 val_idx=res.val_idx)  # fmt: skip
     assert torch.equal(ens.members[1].fc2.weight, solo.model.fc2.weight)
     assert [m["seed"] for m in res.members] == [0, 1, 2] and all(m["kept"] for m in res.members)
     # progress runs over the whole ensemble, 3 members x 2 epochs
     assert epochs_seen == [(k, 6) for k in range(6)]
     assert [h["member"] for h in res.history] == [0, 0, 1, 1, 2, 2]
-    xn = _normalise_rows(te["cutouts"], np.arange(50))
+    xn = normalise_rows(te["cutouts"], np.arange(50))
     member_logits = np.stack([predict_logits(m, xn) for m in ens.members])
     np.testing.assert_allclose(predict_logits(ens, xn), member_logits.mean(0), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(res.val_logits, np.mean(
-        [predict_logits(m, _normalise_rows(x, res.val_idx)) for m in ens.members], 0
+        [predict_logits(m, normalise_rows(x, res.val_idx)) for m in ens.members], 0
     ), rtol=1e-5, atol=1e-5)  # fmt: skip
     assert float(ens.temperature) == pytest.approx(res.temperature)
     t, shift = fit_calibration(res.val_logits, y[res.val_idx], sn[res.val_idx])
@@ -173,7 +165,7 @@ def test_ensemble_members_share_one_split_and_average_their_logits(toy):
     assert res.n_parameters == 3 * count_parameters(ens.members[0])
 
 
-def test_ensemble_drops_a_member_that_failed_to_train(toy, monkeypatch):
+def test_ensemble_drops_a_member_that_failed_to_train(toy, monkeypatch, caplog):
     from mlcore.cnn import training
 
     tr, _ = toy
@@ -188,18 +180,18 @@ def test_ensemble_drops_a_member_that_failed_to_train(toy, monkeypatch):
         return res
 
     monkeypatch.setattr(training, "train_one", one)
-    logs = []
     cfg = _fast(members=3, member_tolerance=0.2)
-    res = training.train(x, y, sn, model_config=TINY, config=cfg, log=logs.append)
+    with caplog.at_level(logging.INFO, logger="mlcore.cnn.training"):
+        res = training.train(x, y, sn, model_config=TINY, config=cfg)
     assert [m["kept"] for m in res.members] == [True, False, True]
     assert len(res.model.members) == 2
-    assert any("member seed 1 dropped" in m for m in logs)
+    assert any("member seed 1 dropped" in r.getMessage() for r in caplog.records)
     # a lone survivor is returned as the plain LineCNN it is (it saves as one, too)
-    res = training.train(x, y, sn, model_config=TINY, config=_fast(members=2, member_tolerance=0.2),
-                         log=None)  # fmt: skip
+    two = _fast(members=2, member_tolerance=0.2)
+    res = training.train(x, y, sn, model_config=TINY, config=two)
     assert type(res.model) is LineCNN and [m["kept"] for m in res.members] == [True, False]
     with pytest.raises(ValueError, match="members must be at least 1"):
-        training.train(x, y, sn, model_config=TINY, config=_fast(members=0), log=None)
+        training.train(x, y, sn, model_config=TINY, config=_fast(members=0))
 
 
 def test_member_drop_rule_allows_for_a_small_validation_set(toy, monkeypatch):
@@ -226,7 +218,7 @@ def test_member_drop_rule_allows_for_a_small_validation_set(toy, monkeypatch):
         return res
 
     monkeypatch.setattr(training, "train_one", one)
-    res = training.train(x, y, sn, model_config=TINY, config=_fast(members=3), log=None)
+    res = training.train(x, y, sn, model_config=TINY, config=_fast(members=3))
     best, b1, b2 = (m["val_bacc"] for m in res.members)
     allowed = 3 * training._bacc_standard_error(best, y[res.val_idx])
     # ~60 validation rows: member 1 is further below the best than the 0.10 tolerance but
@@ -241,7 +233,7 @@ def test_members_are_all_kept_when_validation_cannot_judge_them(toy):
     y = np.zeros(300, np.float32)
     y[:30] = 1.0  # validation rows below: all of one class
     val = np.arange(100, 150)
-    res = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, members=2), log=None,
+    res = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, members=2),
                 train_idx=np.arange(100), val_idx=val)  # fmt: skip
     assert [m["kept"] for m in res.members] == [True, True]
     assert isinstance(res.model, EnsembleCNN) and len(res.model.members) == 2

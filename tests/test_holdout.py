@@ -88,7 +88,7 @@ def test_training_never_sees_the_sample_and_tests_on_it(simulated):
     held = holdout_labels()
     assert ts.holdout.sum() == 200 and set(ts.candidate_id[ts.holdout].tolist()) == set(held)
     assert len(ts.candidate_id) == total  # the other 700 are the training labels
-    version = train_model_version(label_source="truth", epochs=1, max_time_s=30, log=lambda m: None)
+    version = train_model_version(label_source="truth", epochs=1, max_time_s=30)
     card = version.card
     assert card["test_set"] == "held-out expert sample" and card["n_labels"] == total - 200
     assert card["metrics"]["n_test"] == 200
@@ -151,7 +151,7 @@ def test_a_bad_campaign_holdout_fails_before_anything_is_stored(simulated):
     from labelapp.research.simulated_campaign import CampaignConfig, CampaignError, run_campaign
 
     with pytest.raises(CampaignError, match="--holdout must be 0 or more"):
-        run_campaign(config=CampaignConfig(holdout=-1), log=lambda m: None)
+        run_campaign(config=CampaignConfig(holdout=-1))
     assert not HoldoutLabel.objects.exists() and not ModelVersion.objects.exists()
 
 

@@ -163,3 +163,33 @@ def test_a_failing_task_still_unbinds(captured):
 
     failing.apply(args=(9,), task_id="task-0003")  # apply() stores the exception
     assert current_log_context() == {}
+
+
+def test_json_format_puts_each_record_on_one_line_with_its_ids():
+    import json
+
+    from labelapp.logging_context import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(JsonFormatter())
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        bind_log_context(task_id="t-1", model_id=7)
+        log.info("scored %d candidates\nin one chunk", 12)
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("failed")
+    finally:
+        log.removeHandler(handler)
+        reset_log_context()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2  # the newline in a message and the traceback stay inside the JSON
+    first, second = (json.loads(line) for line in lines)
+    assert first["message"] == "scored 12 candidates\nin one chunk"
+    assert (first["task_id"], first["model_id"], first["level"]) == ("t-1", "7", "INFO")
+    assert "request_id" not in first  # unbound ids are left out
+    assert "RuntimeError: boom" in second["exc_info"]

@@ -16,10 +16,16 @@ from labelapp.services.learning.promotion import (
 )
 from labelapp.services.survey.ingest import ingest_survey
 from mlcore.cnn.card import load_checkpoint, save_checkpoint
+from mlcore.cnn.pipeline import (
+    SPEC_HALF_WIDTH,
+    FitPlan,
+    LabelledArrays,
+    fit_evaluate_write,
+    make_splits,
+)
 from mlcore.simulator import simulate_survey
 from mlcore.survey import stack_cutouts
 from mlcore.survey_io import write_survey
-from mlcore.train import SPEC_HALF_WIDTH, fit_evaluate_write, make_splits
 
 pytestmark = pytest.mark.django_db
 
@@ -43,17 +49,20 @@ def good_dir(tmp_path_factory, survey_file):
     spec = spec_windows(s.spec1d, s.spec1d_err, s.catalog["wave"], SPEC_HALF_WIDTH)
     out = tmp_path_factory.mktemp("m") / "good"
     fit_evaluate_write(
-        stack_cutouts(s.im_sum, s.im_array),
-        y,
-        sn,
-        s.catalog,
-        splits=splits,
-        out=out,
-        spec=spec,
-        label_source="truth",
-        data_hash="test",
-        train_config=TrainConfig(epochs=3, seed=0, max_time_s=60),
-        log=lambda m: None,
+        LabelledArrays(
+            cutouts=stack_cutouts(s.im_sum, s.im_array),
+            targets=y,
+            sn=sn,
+            cols=s.catalog,
+            spec=spec,
+        ),
+        FitPlan(
+            splits=splits,
+            label_source="truth",
+            data_hash="test",
+            train=TrainConfig(epochs=3, seed=0, max_time_s=60),
+        ),
+        out,
     )
     return out
 

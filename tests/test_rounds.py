@@ -199,7 +199,7 @@ def test_unknown_acquisition_setting_is_refused():
 def test_scoring_chunks_are_idempotent_and_join_exactly_once(tmp_path, settings):
     settings.MODELS_DIR = tmp_path / "models"
     ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(600, seed=8)))
-    version = train_model_version(label_source="truth", epochs=1, max_time_s=20, log=lambda m: None)
+    version = train_model_version(label_source="truth", epochs=1, max_time_s=20)
     chunks = plan_scoring(model_version=version, chunk=250)
     assert [(c.start, c.stop) for c in chunks] == [(0, 250), (250, 500), (500, 600)]
     assert plan_scoring(model_version=version, chunk=250) == chunks  # planning twice: same
@@ -226,7 +226,7 @@ def test_kcenter_round_spreads_the_batch_over_cnn_embeddings(tmp_path, settings)
 
     settings.MODELS_DIR = tmp_path / "models"
     ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(600, seed=8)))
-    version = train_model_version(label_source="truth", epochs=1, max_time_s=20, log=lambda m: None)
+    version = train_model_version(label_source="truth", epochs=1, max_time_s=20)
     promote_model(model_version=version, reason="test")
     score_all(model_version=version, n_samples=2)
 

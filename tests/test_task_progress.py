@@ -48,7 +48,6 @@ def test_training_reports_each_epoch():
         train_idx=np.arange(48),
         val_idx=np.arange(48, 64),
         config=TrainConfig(epochs=3, patience=10, min_epoch_samples=48, seed=0),
-        log=None,
         on_epoch=lambda rec, total: seen.append((rec["epoch"], total)),
     )
     assert seen == [(0, 3), (1, 3), (2, 3)]

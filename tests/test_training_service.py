@@ -1,6 +1,7 @@
 """Training and scoring through the platform: labels from the database, pixels from stores."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,18 @@ def simulated(tmp_path, settings):
     return survey
 
 
-def test_train_on_truth_registers_a_version_with_weights_and_card(simulated, settings, capsys):
-    call_command("train_model", "--labels", "truth", "--epochs", "2", "--max-time", "60")
+def test_train_on_truth_registers_a_version_with_weights_and_card(
+    simulated, settings, capsys, caplog
+):
+    with caplog.at_level(logging.INFO):
+        call_command("train_model", "--labels", "truth", "--epochs", "2", "--max-time", "60")
     out = capsys.readouterr().out
+    # progress goes through the module loggers (a worker's log keeps it), not print
+    by_logger = {r.name for r in caplog.records}
+    assert {"labelapp.services.learning.training", "mlcore.cnn.training"} <= by_logger
+    assert any("labelled candidates (truth)" in r.getMessage() for r in caplog.records)
+    assert any(r.getMessage().startswith("epoch") or "train /" in r.getMessage()
+               for r in caplog.records if r.name == "mlcore.cnn.training")  # fmt: skip
     version = ModelVersion.objects.get()
     assert version.status == "candidate" and version.label_source == "truth"
     assert f"Model v{version.pk} trained on {version.n_train} labels" in out
@@ -45,7 +55,7 @@ def test_train_on_truth_registers_a_version_with_weights_and_card(simulated, set
 
 
 def test_scores_every_candidate_and_rescoring_replaces(simulated):
-    version = train_model_version(label_source="truth", epochs=1, max_time_s=30, log=lambda m: None)
+    version = train_model_version(label_source="truth", epochs=1, max_time_s=30)
     call_command("score_candidates", "--model", str(version.pk), "--samples", "3", "--no-progress")
     assert CandidateScore.objects.filter(model_version=version).count() == Candidate.objects.count()
     call_command("score_candidates", "--model", str(version.pk), "--samples", "3", "--no-progress")
@@ -75,7 +85,7 @@ def test_an_ensemble_version_trains_scores_and_embeds(simulated, settings):
     emb = CandidateEmbeddings(model_version=version, ids=ids)
     member = load_checkpoint(version.directory).members[0]
     assert emb[np.arange(5)].shape == (5, kept * member.feature_dim) == (5, emb.shape[1])
-    v2 = train_model_version(label_source="truth", epochs=1, max_time_s=30, log=lambda m: None)
+    v2 = train_model_version(label_source="truth", epochs=1, max_time_s=30)
     assert len(v2.card["member_runs"]) == 2  # settings.ENSEMBLE_MEMBERS when not given
     with pytest.raises(TrainingError, match="at least 1 member"):
         train_model_version(label_source="truth", members=0)

@@ -272,7 +272,6 @@ def _learn_inline(config: CampaignConfig, k: int):
             seed=config.seed,
             keep=config.keep,
             members=config.members,
-            log=lambda m: None,
         )
     except TrainingError as exc:
         raise CampaignError(f"round {k}: {exc}") from exc

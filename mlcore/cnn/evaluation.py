@@ -17,7 +17,6 @@ from mlcore.survey import (
     CONTAMINANT_TYPES,
     LYA_REST,
     REAL_TYPES,
-    SN_LOW_MAX,
     SN_THRESHOLD,
     regime_index,
 )
@@ -82,8 +81,8 @@ def regime_masks(sn: np.ndarray) -> dict[str, np.ndarray]:
     sn = np.asarray(sn)
     return {
         "overall": np.ones(len(sn), bool),
-        "high": sn > SN_LOW_MAX,
-        "low": (sn >= SN_THRESHOLD) & (sn <= SN_LOW_MAX),
+        "high": regime_index(sn) == 1,
+        "low": (sn >= SN_THRESHOLD) & (regime_index(sn) == 0),
     }
 
 
@@ -302,7 +301,7 @@ def calibration_report(
 # --- external confirmation catalogue ---------------------------------------------------------
 
 
-def _pairs_within(cand_ra, cand_dec, ext_ra, ext_dec, radius_arcsec: float):
+def pairs_within(cand_ra, cand_dec, ext_ra, ext_dec, radius_arcsec: float):
     """All (external, candidate) pairs closer than the radius -> (i_ext, i_cand, sep arcsec).
 
     Candidates are sorted by Dec and each external source only looks at the Dec window of
@@ -361,7 +360,7 @@ def crossmatch_external(
     n_ext = len(ext_ra)
     best = np.full(n_ext, -1, np.int64)
     if n_ext and len(cand_ra):
-        i_ext, i_cand, sep = _pairs_within(cand_ra, cand_dec, ext_ra, ext_dec, radius_arcsec)
+        i_ext, i_cand, sep = pairs_within(cand_ra, cand_dec, ext_ra, ext_dec, radius_arcsec)
         lya = LYA_REST * (1.0 + np.asarray(ext_z, np.float64))
         ok = np.abs(np.asarray(cand_wave, np.float64)[i_cand] - lya[i_ext]) <= max_dwave
         i_ext, i_cand, sep = i_ext[ok], i_cand[ok], sep[ok]

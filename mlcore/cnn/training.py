@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -29,6 +30,9 @@ from mlcore.cnn.data import (
 )
 from mlcore.cnn.evaluation import balanced_accuracy, fit_calibration
 from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, count_parameters
+
+# Progress goes to this logger (INFO): a worker's log, a command's stderr, or nowhere.
+logger = logging.getLogger(__name__)
 
 KEEP = ("best", "last")  # TrainConfig.keep
 
@@ -99,7 +103,7 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def _normalise_rows(cutouts, idx: np.ndarray, batch: int = 2048) -> torch.Tensor:
+def normalise_rows(cutouts, idx: np.ndarray, batch: int = 2048) -> torch.Tensor:
     """Normalised float16 cache of rows ``idx`` (sorted), read batch by batch from a memmap."""
     out = torch.empty((len(idx), *cutouts.shape[1:]), dtype=torch.float16)
     for a, b in iter_batches(len(idx), batch):
@@ -159,7 +163,6 @@ def train(
     val_idx: np.ndarray | None = None,
     model_config: CNNConfig | None = None,
     config: TrainConfig | None = None,
-    log: Callable[[str], None] | None = print,
     on_epoch: Callable[[dict, int], None] | None = None,
 ) -> TrainResult:
     """Train a LineCNN (``config.members`` > 1: an :class:`EnsembleCNN` of them); see
@@ -170,12 +173,11 @@ def train(
     kw = dict(weights=weights, spec=spec, model_config=model_config)
     if cfg.members == 1:
         return train_one(cutouts, targets, sn, **kw, train_idx=train_idx, val_idx=val_idx,
-                         config=cfg, log=log, on_epoch=on_epoch)  # fmt: skip
-    log = log or (lambda _msg: None)
+                         config=cfg, on_epoch=on_epoch)  # fmt: skip
     total = cfg.members * cfg.epochs
     results: list[TrainResult] = []
     for k in range(cfg.members):
-        log(f"ensemble member {k + 1}/{cfg.members} (seed {cfg.seed + k})")
+        logger.info("ensemble member %d/%d (seed %d)", k + 1, cfg.members, cfg.seed + k)
 
         def member_epoch(rec: dict, _n: int, k: int = k) -> None:
             if on_epoch is not None:  # progress over the whole ensemble
@@ -183,17 +185,15 @@ def train(
 
         res = train_one(
             cutouts, targets, sn, **kw, train_idx=train_idx, val_idx=val_idx,
-            config=dataclasses.replace(cfg, seed=cfg.seed + k, members=1), log=log,
+            config=dataclasses.replace(cfg, seed=cfg.seed + k, members=1),
             on_epoch=member_epoch,
         )  # fmt: skip
         train_idx, val_idx = res.train_idx, res.val_idx  # every member on the first's split
         results.append(res)
-    return _assemble(results, cfg, targets, sn, log)
+    return _assemble(results, cfg, targets, sn)
 
 
-def _assemble(
-    results: list[TrainResult], cfg: TrainConfig, targets, sn, log: Callable[[str], None]
-) -> TrainResult:
+def _assemble(results: list[TrainResult], cfg: TrainConfig, targets, sn) -> TrainResult:
     """Members -> one EnsembleCNN with a temperature fitted on its mean validation logit."""
     first = results[0]
     y = np.asarray(targets, np.float32)[first.val_idx] >= 0.5
@@ -211,8 +211,10 @@ def _assemble(
     ]  # fmt: skip
     for s in summary:
         if not s["kept"]:
-            log(f"member seed {s['seed']} dropped: validation balanced accuracy {s['val_bacc']}"
-                f" is more than {allowed:.3f} below the best member's {best:.4f}")  # fmt: skip
+            logger.warning(
+                "member seed %s dropped: validation balanced accuracy %s is more than %.3f "
+                "below the best member's %.4f", s["seed"], s["val_bacc"], allowed, best,
+            )  # fmt: skip
     kept = [r for r, kk in zip(results, keep, strict=True) if kk]
     if len(kept) == 1:  # one survivor: it is the model, with its own calibration
         model, val_logits = kept[0].model, kept[0].val_logits
@@ -261,7 +263,6 @@ def train_one(
     val_idx: np.ndarray | None = None,
     model_config: CNNConfig | None = None,
     config: TrainConfig | None = None,
-    log: Callable[[str], None] | None = print,
     on_epoch: Callable[[dict, int], None] | None = None,
 ) -> TrainResult:
     """Train a LineCNN; early-stop on validation loss; fit a temperature on validation.
@@ -277,7 +278,6 @@ def train_one(
     if cfg.keep not in KEEP:
         raise ValueError(f"TrainConfig.keep must be 'best' or 'last', not {cfg.keep!r}")
     mcfg = model_config or CNNConfig()
-    log = log or (lambda _msg: None)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     seed_everything(cfg.seed)
@@ -303,7 +303,7 @@ def train_one(
         return torch.as_tensor(w, dtype=torch.float32)
 
     t0 = time.perf_counter()
-    x_tr, x_va = _normalise_rows(cutouts, train_idx), _normalise_rows(cutouts, val_idx)
+    x_tr, x_va = normalise_rows(cutouts, train_idx), normalise_rows(cutouts, val_idx)
     s_tr = s_va = None
     if mcfg.spec_len > 0:
         if spec is None:
@@ -328,7 +328,7 @@ def train_one(
     scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and cfg.amp)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    log(f"training {n_params} params on {device}: {n_tr} train / {len(val_idx)} val")
+    logger.info("training %d params on %s: %d train / %d val", n_params, device, n_tr, len(val_idx))
 
     best = (math.inf, -1, None)
     history = []
@@ -368,18 +368,17 @@ def train_one(
         history.append(rec)
         if on_epoch is not None:  # progress for whoever runs us (the console's task rows)
             on_epoch(rec, cfg.epochs)
-        log(
-            f"epoch {epoch:3d} train {rec['train_loss']:.4f} val {val_loss:.4f} "
-            f"bacc low {rec['val_bacc_low']:.3f} high {rec['val_bacc_high']:.3f} "
-            f"({rec['time_s']:.0f}s)"
-        )
+        logger.info(
+            "epoch %3d train %.4f val %.4f bacc low %.3f high %.3f (%.0fs)", epoch,
+            rec["train_loss"], val_loss, rec["val_bacc_low"], rec["val_bacc_high"], rec["time_s"],
+        )  # fmt: skip
         if val_loss < best[0]:
             best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
         elif should_stop(epoch, best[1], cfg):
-            log(f"early stop: best epoch {best[1]}")
+            logger.info("early stop: best epoch %d", best[1])
             break
         if cfg.max_time_s is not None and time.perf_counter() - t0 > cfg.max_time_s:
-            log("time cap reached")
+            logger.info("time cap reached")
             break
 
     if cfg.keep == "best":

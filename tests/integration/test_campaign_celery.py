@@ -34,7 +34,6 @@ def test_campaign_runs_round_after_round_on_workers(tmp_path, settings, own_cach
                 executor="celery",
                 step_timeout_s=240,
             ),
-            log=lambda m: None,
         )
     except Exception:
         for log in logs:

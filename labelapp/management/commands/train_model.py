@@ -48,7 +48,6 @@ class Command(BaseCommand):
                 seed=opts["seed"],
                 max_train=opts["max_train"],
                 max_time_s=opts["max_time"],
-                log=lambda msg: self.stderr.write(msg),
             )
         except TrainingError as exc:
             raise CommandError(str(exc)) from exc

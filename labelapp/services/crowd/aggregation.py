@@ -11,6 +11,7 @@ includes them.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -39,6 +40,8 @@ from mlcore.aggregation import (
     majority_vote,
     regime_index,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class AggregationError(Exception):
@@ -90,6 +93,10 @@ def aggregate_votes(
         raise
     run.seconds = time.perf_counter() - t0
     AggregationRun.objects.filter(pk=run.pk).update(seconds=run.seconds)
+    logger.info(
+        "aggregation run %s (%s): votes up to id %s, %s candidates, %.1f s",
+        run.pk, run.method, max_vote_id, run.n_candidates, run.seconds,
+    )  # fmt: skip
     return run
 
 

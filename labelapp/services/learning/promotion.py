@@ -14,6 +14,7 @@ again (roll back).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +27,10 @@ from labelapp.selectors.models import live_model
 from labelapp.services.learning.holdout import holdout_labels
 from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.data import regime_index, spec_windows
+from mlcore.cnn.pipeline import evaluate_rows
 from mlcore.cnn.scoring import load_for_scoring
-from mlcore.train import evaluate_rows
+
+logger = logging.getLogger(__name__)
 
 REGIMES = ("low", "high")
 
@@ -186,6 +189,7 @@ def gate_model(*, model_version: ModelVersion, tolerance: float | None = None) -
             status=ModelVersion.Status.REJECTED, status_reason=reason
         )
         model_version.status, model_version.status_reason = ModelVersion.Status.REJECTED, reason
+        logger.info("model v%s %s", model_version.pk, reason)
         return GateDecision(False, reason, new, current)
     summary = (
         ", ".join(f"{r} {_bacc(new, r):.3f}" for r in REGIMES if _bacc(new, r) is not None)
@@ -195,6 +199,7 @@ def gate_model(*, model_version: ModelVersion, tolerance: float | None = None) -
         f"; live was v{current_model.pk})" if current_model else ")"
     )
     promote_model(model_version=model_version, reason=reason)
+    logger.info("model v%s %s", model_version.pk, reason)
     return GateDecision(True, reason, new, current)
 
 

@@ -13,6 +13,7 @@ yet, the queue stays low-S/N first (ingest's ``priority = -sn``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 
 import numpy as np
@@ -34,6 +35,8 @@ from labelapp.services.bulk import insert_rows, set_column
 from labelapp.services.learning.acquisition_settings import acquisition_settings
 from labelapp.services.learning.holdout import QUEUE_OFFSET, holdout_ids
 from mlcore.acquisition import AcquisitionConfig, priorities, select_batch
+
+logger = logging.getLogger(__name__)
 
 
 class RoundError(Exception):
@@ -149,6 +152,10 @@ def start_round(
             )
             rnd.n_queued = len(result.index)
             rnd.save(update_fields=["n_queued"])
+    logger.info(
+        "round %d opened: %d queued, ordered by %s", rnd.number, rnd.n_queued,
+        f"model v{model_version.pk}'s scores" if result is not None else "low S/N first",
+    )  # fmt: skip
     return rnd
 
 

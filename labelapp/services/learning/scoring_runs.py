@@ -11,6 +11,7 @@ own chunk, which the broker redelivers.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 
 from django.db import transaction
@@ -19,6 +20,8 @@ from django.utils import timezone
 from labelapp.models import ModelVersion, ScoreChunk, TaskProgress
 from labelapp.services.learning.scoring import CHUNK, score_chunk, score_chunks
 from labelapp.services.operations.progress import start_progress
+
+logger = logging.getLogger(__name__)
 
 SCORING = "score_catalogue"
 
@@ -39,7 +42,12 @@ def plan_scoring(*, model_version: ModelVersion, chunk: int = CHUNK) -> list[Sco
         start_progress(
             name=SCORING, key=key, total=total, message=f"scoring with model v{model_version.pk}"
         )
-    return list(ScoreChunk.objects.filter(model_version=model_version, done=False))
+    undone = list(ScoreChunk.objects.filter(model_version=model_version, done=False))
+    logger.info(
+        "scoring run of model v%s: %d candidates, %d chunks to score",
+        model_version.pk, total, len(undone),
+    )  # fmt: skip
+    return undone
 
 
 def run_chunk(
@@ -89,6 +97,8 @@ def finish_run(
         won = TaskProgress.objects.filter(
             name=SCORING, key=f"model-{model_version_id}", state=TaskProgress.State.RUNNING
         ).update(state=TaskProgress.State.DONE, message=message)
+        if won:
+            logger.info("scoring run of model v%s complete", model_version_id)
         if won and on_complete is not None:
             on_complete(model_version_id)
     return bool(won)

@@ -3,7 +3,7 @@
 Labels come from the simulator's truth (``truth``) or from the latest aggregation run
 (``consensus``: the posterior as a soft target; gold standards and expert answers as hard
 ones). Pixels come from the cutout stores. The fitting, evaluation and card are
-:func:`mlcore.train.fit_evaluate_write`, the same code the Django-free CLI runs. The model
+:func:`mlcore.cnn.pipeline.fit_evaluate_write`, the same code the Django-free CLI runs. The model
 directory is written under a temporary name and renamed into place before its
 :class:`ModelVersion` row exists, so a crash never leaves a half-written version behind.
 """
@@ -11,6 +11,7 @@ directory is written under a temporary name and renamed into place before its
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import uuid
 from collections.abc import Callable
@@ -35,8 +36,16 @@ from labelapp.models import (
 from labelapp.services.learning.holdout import holdout_ids, holdout_labels
 from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.data import spec_windows
+from mlcore.cnn.pipeline import (
+    SPEC_HALF_WIDTH,
+    FitPlan,
+    LabelledArrays,
+    fit_evaluate_write,
+    make_splits,
+)
 from mlcore.cnn.training import TrainConfig
-from mlcore.train import SPEC_HALF_WIDTH, fit_evaluate_write, make_splits
+
+logger = logging.getLogger(__name__)
 
 LABEL_SOURCES = ("truth", "consensus")
 MIN_LABELS = 50
@@ -167,7 +176,6 @@ def train_model_version(
     members: int | None = None,
     max_train: int | None = None,
     max_time_s: float | None = None,
-    log: Callable[[str], None] = print,
     on_epoch: Callable[[dict, int], None] | None = None,
 ) -> ModelVersion:
     """Train, evaluate on held-out labels and register a new (not yet promoted) version.
@@ -196,10 +204,10 @@ def train_model_version(
         test_set = "random 20% of the labels"
         y_test = None if ts.y_truth is None else ts.y_truth[te]
     n_labels = int((~ts.holdout).sum())
-    log(
-        f"{n_labels} labelled candidates ({label_source}): {len(tr)} train / "
-        f"{len(va)} validation / {len(te)} test ({test_set})"
-    )
+    logger.info(
+        "%d labelled candidates (%s): %d train / %d validation / %d test (%s)",
+        n_labels, label_source, len(tr), len(va), len(te), test_set,
+    )  # fmt: skip
     spec = spec_windows(
         ts.spec[:, 0].astype(np.float32),
         ts.spec[:, 1].astype(np.float32),
@@ -209,25 +217,19 @@ def train_model_version(
     models_dir = Path(settings.MODELS_DIR)
     tmp = models_dir / f".training-{uuid.uuid4().hex[:12]}"
     try:
-        card = fit_evaluate_write(
-            ts.cutouts,
-            ts.targets,
-            sn,
-            ts.cols,
+        data = LabelledArrays(
+            cutouts=ts.cutouts, targets=ts.targets, sn=sn, cols=ts.cols, spec=spec, y_test=y_test
+        )
+        plan = FitPlan(
             splits=(tr, va, te),
-            out=tmp,
-            spec=spec,
-            y_test=y_test,
             label_source=label_source,
             data_hash=ts.data_hash,
-            seed=seed,
-            train_config=TrainConfig(
+            train=TrainConfig(
                 epochs=epochs, seed=seed, keep=keep, members=members, max_time_s=max_time_s
             ),
             extra={"n_labels": n_labels, "test_set": test_set},
-            log=log,
-            on_epoch=on_epoch,
         )
+        card = fit_evaluate_write(data, plan, tmp, on_epoch=on_epoch)
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 label_source=label_source,

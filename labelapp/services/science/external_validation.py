@@ -25,8 +25,8 @@ from django.conf import settings
 
 from labelapp.models import Candidate, CandidateScore
 from labelapp.selectors.models import live_model
-from mlcore.cnn.evaluation import _pairs_within, crossmatch_external
-from mlcore.survey import LYA_REST, SN_LOW_MAX, SN_THRESHOLD
+from mlcore.cnn.evaluation import crossmatch_external, pairs_within
+from mlcore.survey import LYA_REST, SN_LOW_MAX, SN_THRESHOLD, regime_index
 from mlcore.survey_io import FITS_MAGIC, read_external
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -334,7 +334,7 @@ def best_matches(cand: dict, cat: ExternalCatalogue, *, radius_arcsec, max_dwave
     best_sep = np.full(len(cat), np.nan)
     if len(cat) == 0 or len(cand["ra"]) == 0:
         return best, best_sep
-    i_ext, i_cand, sep = _pairs_within(cand["ra"], cand["dec"], cat.ra, cat.dec, radius_arcsec)
+    i_ext, i_cand, sep = pairs_within(cand["ra"], cand["dec"], cat.ra, cat.dec, radius_arcsec)
     lya = LYA_REST * (1.0 + cat.z)
     ok = np.abs(cand["wave"][i_cand] - lya[i_ext]) <= max_dwave
     i_ext, i_cand, sep = i_ext[ok], i_cand[ok], sep[ok]
@@ -367,7 +367,8 @@ def validate_against_external(
     best, sep = best_matches(cand, cat, radius_arcsec=radius_arcsec, max_dwave=max_dwave)
     matched = best >= 0
     sn_best = np.where(matched, cand["sn"][np.maximum(best, 0)] if len(cand["sn"]) else 0, -1.0)
-    masks = {"high": matched & (sn_best > SN_LOW_MAX), "low": matched & (sn_best <= SN_LOW_MAX)}
+    high = regime_index(sn_best) == 1
+    masks = {"high": matched & high, "low": matched & ~high}
     masks["overall"] = matched
     regimes = []
     labels = {
