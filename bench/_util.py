@@ -46,7 +46,7 @@ def postgres_url(dbname: str) -> str | None:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
             conn.execute(f'CREATE DATABASE "{dbname}"')
         return f"postgres://postgres@127.0.0.1:5432/{dbname}"
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
+    except Exception as exc:
         print(f"(PostgreSQL not available: {exc})")
         return None
 
@@ -59,7 +59,7 @@ def drop_database(dbname: str) -> None:
         from django.db import connections
 
         connections.close_all()
-    except Exception:  # noqa: BLE001, S110 - Django not set up in this process: nothing to close
+    except Exception:  # noqa: S110 - Django not set up in this process: nothing to close
         pass
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')

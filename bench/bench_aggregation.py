@@ -30,15 +30,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mlcore.aggregation import (  # noqa: E402
+from mlcore.aggregation import (
     VoteTable,
     dawid_skene,
     expected_information,
     majority_vote,
     regime_index,
 )
-from mlcore.simulator import simulate_survey  # noqa: E402
-from mlcore.volunteers import VolunteerPopulation, simulate_votes  # noqa: E402
+from mlcore.simulator import simulate_survey
+from mlcore.volunteers import VolunteerPopulation, simulate_votes
 
 CROWDKIT_SCRIPT = r"""
 import sys, time, numpy as np, pandas as pd

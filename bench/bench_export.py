@@ -174,7 +174,7 @@ def main() -> None:
         print(f"built {args.n:,} candidates (+scores, labels, rounds) on {db} in "
               f"{time.perf_counter() - t0:.1f} s; chunk {args.chunk:,} rows")  # fmt: skip
         for fmt in ("fits", "csv"):
-            out = subprocess.run(  # noqa: S603 - this script, fixed arguments
+            out = subprocess.run(
                 [sys.executable, __file__, "--chunk", str(args.chunk), "--database-url", url,
                  "--child", fmt, data_dir, str(model_id)],
                 check=True, capture_output=True, text=True, cwd=ROOT,

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mlcore.aggregation import (  # noqa: E402
+from mlcore.aggregation import (
     EXPERT,
     RETIRED,
     OnlineSwap,
@@ -39,8 +39,8 @@ from mlcore.aggregation import (  # noqa: E402
     majority_vote,
     regime_index,
 )
-from mlcore.simulator import simulate_survey  # noqa: E402
-from mlcore.volunteers import VolunteerPopulation  # noqa: E402
+from mlcore.simulator import simulate_survey
+from mlcore.volunteers import VolunteerPopulation
 
 
 def _acc(label: np.ndarray, truth: np.ndarray, reg: np.ndarray, mask: np.ndarray) -> str:

@@ -16,8 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlcore.simulator import simulate_survey  # noqa: E402
-from mlcore.survey import TRUTH_TYPES, regime_of  # noqa: E402
+from mlcore.simulator import simulate_survey
+from mlcore.survey import TRUTH_TYPES, regime_of
 
 
 def _rss_mb() -> float:

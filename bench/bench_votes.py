@@ -162,7 +162,7 @@ def client_thread(port, mode, deadline, votes_per_volunteer, out, seed, rate=0.0
                     body["next"] = 1
                     status, data = v.request("POST", "/api/votes/", body)
                     queue += data.get("next", [])
-            except Exception:  # noqa: BLE001 - counted, reported
+            except Exception:
                 errors += 1
                 break
             dt = time.perf_counter() - t0
@@ -376,7 +376,7 @@ def run_app(label: str, app: str, args, db_url: str, data_dir: str) -> None:
          "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "-k", "gthread",
          "--threads", str(args.server_threads),
          "--keep-alive", "30", "--log-level", "warning"],
-        cwd=ROOT, env=server_env(db_url, data_dir), stdout=open(log, "w"),  # noqa: SIM115
+        cwd=ROOT, env=server_env(db_url, data_dir), stdout=open(log, "w"),
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:

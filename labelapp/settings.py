@@ -11,7 +11,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from labelapp.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
+from labelapp.env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -253,10 +253,15 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"context": {"()": "labelapp.logging_context.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(context)s] %(message)s"}
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(context)s] %(message)s"},
+        "json": {"()": "labelapp.logging_context.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["context"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env_choice("LABELAPP_LOG_FORMAT", "plain", ["plain", "json"]),
+            "filters": ["context"],
+        }
     },
     "root": {"handlers": ["console"], "level": env_str("LABELAPP_LOG_LEVEL", "INFO")},
 }
@@ -311,13 +316,13 @@ CSRF_FAILURE_VIEW = "labelapp.views.api.csrf_failure"
 # --- Aggregation and retirement -----------------------------------------------------------
 # Retire when the live posterior passes a threshold after RETIRE_MIN_VOTES yes/no votes;
 # send to the expert queue when RETIRE_MAX_VOTES are reached and it is still uncertain.
-RETIRE_P_HI = float(env_str("LABELAPP_RETIRE_P_HI", "0.95"))
-RETIRE_P_LO = float(env_str("LABELAPP_RETIRE_P_LO", "0.05"))
+RETIRE_P_HI = env_float("LABELAPP_RETIRE_P_HI", 0.95, low=0.5, high=1.0)
+RETIRE_P_LO = env_float("LABELAPP_RETIRE_P_LO", 0.05, low=0.0, high=0.5)
 RETIRE_MIN_VOTES = env_int("LABELAPP_RETIRE_MIN_VOTES", 2)
 RETIRE_MAX_VOTES = env_int("LABELAPP_RETIRE_MAX_VOTES", 15)
 # Skill assumed for a volunteer before any gold answer or batch run has measured them.
-DEFAULT_SENSITIVITY = float(env_str("LABELAPP_DEFAULT_SENSITIVITY", "0.75"))
-DEFAULT_SPECIFICITY = float(env_str("LABELAPP_DEFAULT_SPECIFICITY", "0.75"))
+DEFAULT_SENSITIVITY = env_float("LABELAPP_DEFAULT_SENSITIVITY", 0.75, low=0.0, high=1.0)
+DEFAULT_SPECIFICITY = env_float("LABELAPP_DEFAULT_SPECIFICITY", 0.75, low=0.0, high=1.0)
 # Users in this group (and staff) are experts: their answer settles a candidate's label.
 EXPERT_GROUP = env_str("LABELAPP_EXPERT_GROUP", "scientists")
 
@@ -330,11 +335,11 @@ SCORE_MC_SAMPLES = env_int("LABELAPP_SCORE_MC_SAMPLES", 10)  # MC-dropout passes
 ENSEMBLE_MEMBERS = env_int("LABELAPP_ENSEMBLE_MEMBERS", 1)
 # A new model may be this much worse (balanced accuracy, per S/N regime) than the live one
 # on the gold + expert evaluation set and still be promoted (noise on a small set).
-PROMOTION_TOLERANCE = float(env_str("LABELAPP_PROMOTION_TOLERANCE", "0.01"))
+PROMOTION_TOLERANCE = env_float("LABELAPP_PROMOTION_TOLERANCE", 0.01, low=0.0, high=1.0)
 RETRAIN_MIN_NEW_LABELS = env_int("LABELAPP_RETRAIN_MIN_NEW_LABELS", 500)
 # Consensus labels a model trains on: at least RETIRE_MIN_VOTES yes/no votes and a posterior
 # this far from undecided (max(P, 1 - P)); gold and expert labels always count.
-TRAIN_MIN_CONFIDENCE = float(env_str("LABELAPP_TRAIN_MIN_CONFIDENCE", "0.9"))
+TRAIN_MIN_CONFIDENCE = env_float("LABELAPP_TRAIN_MIN_CONFIDENCE", 0.9, low=0.5, high=1.0)
 
 # --- Scientist console (labelapp/urls_console.py; README "The scientist console") -----------
 # Largest external confirmation catalogue (FITS or CSV) the console accepts for validation.

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlcore.survey import SN_LOW_MAX, SN_THRESHOLD
+from mlcore.survey import SN_THRESHOLD, regime_index
 
 STRATEGIES = ("bald", "entropy", "margin", "random")
 DIVERSITY = ("wavelength", "kcenter", "none")
@@ -210,7 +210,7 @@ class SelectionResult:
 def low_sn_mask(sn: np.ndarray) -> np.ndarray:
     """True in the low regime, 4.8 <= sn <= 5.5 (as :func:`mlcore.survey.regime_of`)."""
     sn = np.asarray(sn)
-    return (sn >= SN_THRESHOLD) & (sn <= SN_LOW_MAX)
+    return (sn >= SN_THRESHOLD) & (regime_index(sn) == 0)
 
 
 def wavelength_strata(

@@ -93,7 +93,7 @@ class StoreWriter:
             "im_wave": ((n, CUTOUT_COLS), np.dtype(np.float32)),
         }
         for name, (shape, dt) in shapes.items():
-            fh = open(self.tmp / f"{name}.npy", "w+b")  # noqa: SIM115 - closed in commit/abort
+            fh = open(self.tmp / f"{name}.npy", "w+b")
             np.lib.format.write_array_header_2_0(
                 fh,
                 {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape},

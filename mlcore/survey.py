@@ -26,6 +26,7 @@ LINE_COL = 50  # nominal column of the line in a cutout
 # --- S/N regimes (the paper reports metrics per regime) ---------------------------------
 SN_THRESHOLD = 4.8
 SN_LOW_MAX = 5.5  # low regime: 4.8 <= sn <= 5.5; high regime: sn > 5.5
+REGIME_NAMES = ("low", "high")  # index 0, 1 of regime_index
 
 FIELDS = ("cosmos", "goods-n", "dex-spring", "dex-fall")
 
@@ -83,15 +84,22 @@ OII_REST = 3727.09
 def regime_of(sn: np.ndarray) -> np.ndarray:
     """'low' for 4.8 <= sn <= 5.5, 'high' above, 'below' under the threshold."""
     sn = np.asarray(sn)
-    out = np.full(sn.shape, "high", dtype="U5")
-    out[sn <= SN_LOW_MAX] = "low"
+    out = np.array(np.asarray(REGIME_NAMES, dtype="U5")[regime_index(sn)])
     out[sn < SN_THRESHOLD] = "below"
     return out
 
 
 def regime_index(sn: np.ndarray) -> np.ndarray:
-    """0 for the low regime (sn <= 5.5, including anything below 4.8), 1 for high."""
+    """0 for the low regime (sn <= 5.5, including anything below 4.8), 1 for high.
+
+    The one definition of the S/N regimes: every array test in mlcore and every database
+    filter in the platform (``labelapp.selectors.regimes``) follows it."""
     return (np.asarray(sn) > SN_LOW_MAX).astype(np.int64)
+
+
+def regime_name(sn: float) -> str:
+    """'low' or 'high' for one candidate (below 4.8 counts as low, as in regime_index)."""
+    return REGIME_NAMES[int(regime_index(sn))]
 
 
 @dataclass

@@ -20,7 +20,7 @@ def start_celery(kind: str, env: dict[str, str], log: Path, *extra: str) -> subp
         args += ["--pool", "solo", "--without-mingle", "--without-gossip"]
     if kind == "beat":
         args += ["--pidfile", str(log.with_suffix(".pid")), "--max-interval", "1"]
-    fh = open(log, "w")  # noqa: SIM115 - owned by the process
+    fh = open(log, "w")
     return subprocess.Popen(
         args + list(extra),
         cwd=ROOT,

@@ -200,3 +200,19 @@ def test_first_gold_answer_starts_from_the_population_prior_and_undo_reverses_it
     undo_last_vote(volunteer=v)
     skill.refresh_from_db()
     assert (skill.spec_alpha, skill.spec_beta, skill.n_votes) == (prior, 1.0, 0)
+
+
+def test_a_deactivated_scientists_answer_counts_as_an_ordinary_vote():
+    """One definition of 'expert' (labelapp.selectors.volunteers.expert_q): an account that
+    can no longer open the console no longer settles labels either."""
+    from labelapp.views.console.access import is_scientist
+
+    (c,) = make_candidates(1)
+    user = User.objects.create_user("gone", password="x-very-long-pass", is_staff=True)
+    user.groups.add(Group.objects.get_or_create(name="scientists")[0])
+    user.is_active = False
+    user.save()
+    _vote(c, "no", make_volunteer(user=user))
+    state = ConsensusState.objects.get(candidate=c)
+    assert not is_scientist(user)
+    assert state.expert_label is None and state.posterior == pytest.approx(0.25)

@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from labelapp.env import env_bool, env_int, env_list
+from labelapp.env import env_bool, env_float, env_int, env_list
 
 
 def test_env_bool(monkeypatch):
@@ -26,3 +26,30 @@ def test_env_int_and_list(monkeypatch):
         env_int("X_N", 1)
     monkeypatch.setenv("X_HOSTS", "a.org, b.org,")
     assert env_list("X_HOSTS", []) == ["a.org", "b.org"]
+
+
+def test_env_float_names_the_variable_on_a_bad_value(monkeypatch):
+    assert env_float("LABELAPP_X", 0.5) == 0.5
+    monkeypatch.setenv("LABELAPP_X", "0.97")
+    assert env_float("LABELAPP_X", 0.5, low=0.5, high=1.0) == 0.97
+    for bad, why in (("high", "not a number"), ("nan", "not a finite"), ("1.5", "outside")):
+        monkeypatch.setenv("LABELAPP_X", bad)
+        with pytest.raises(ImproperlyConfigured, match=f"LABELAPP_X='{bad}' is {why}"):
+            env_float("LABELAPP_X", 0.5, low=0.0, high=1.0)
+
+
+def test_settings_refuse_a_bad_float_naming_it():
+    """The settings module itself: a bad retirement threshold stops start-up by name."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LABELAPP_RETIRE_P_HI": "0,95"}
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env | {"DJANGO_SETTINGS_MODULE": "labelapp.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0 and "LABELAPP_RETIRE_P_HI='0,95' is not a number" in out.stderr

@@ -19,7 +19,7 @@ def in_threads(n: int, work, *, timeout: float | None = 120) -> list:
         try:
             barrier.wait()
             results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
+        except Exception as exc:
             results[i] = exc
         finally:
             connections.close_all()

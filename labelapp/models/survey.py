@@ -67,9 +67,9 @@ class Candidate(models.Model):
 
     @property
     def regime(self) -> str:
-        from mlcore.survey import SN_LOW_MAX
+        from mlcore.survey import regime_name
 
-        return "low" if self.sn <= SN_LOW_MAX else "high"
+        return regime_name(self.sn)
 
     @property
     def z_lya(self) -> float:

@@ -19,11 +19,12 @@ from labelapp.models import (
     Vote,
 )
 from labelapp.selectors.models import live_model
-from mlcore.survey import SN_LOW_MAX
+from labelapp.selectors.regimes import regime_q
+from mlcore.survey import REGIME_NAMES
 
 SUMMARY_TTL_S = 60  # a full-table COUNT on 2.5M rows costs ~1 s: at most once a minute
 
-REGIME_FILTERS = {"low": Q(sn__lte=SN_LOW_MAX), "high": Q(sn__gt=SN_LOW_MAX)}
+REGIME_FILTERS = {name: regime_q(name) for name in REGIME_NAMES}
 
 
 def candidate_counts() -> dict[str, dict[str, int]]:

@@ -17,8 +17,8 @@ from labelapp.models import (
     VolunteerSkill,
     Vote,
 )
+from labelapp.selectors.regimes import regime_q
 from labelapp.selectors.volunteers import pseudonym
-from mlcore.survey import SN_LOW_MAX
 
 GALLERY_PER_SECTION = 8
 GALLERY_TTL_S = 300
@@ -60,10 +60,8 @@ def gallery(*, model_version_id: int, regime: str = "", n: int = GALLERY_PER_SEC
     if found is not None:
         return found
     qs = CandidateScore.objects.filter(model_version_id=model_version_id)
-    if regime == "low":
-        qs = qs.filter(candidate__sn__lte=SN_LOW_MAX)
-    elif regime == "high":
-        qs = qs.filter(candidate__sn__gt=SN_LOW_MAX)
+    if regime in ("low", "high"):
+        qs = qs.filter(regime_q(regime, "candidate__sn"))
     disagree = (
         qs.filter(candidate__consensus__n_votes__gte=DISAGREE_MIN_VOTES)
         .annotate(gap=_Abs(F("prob") - F("candidate__consensus__posterior")))

@@ -179,3 +179,27 @@ def pseudonym(volunteer_id: int) -> str:
     key = (getattr(settings, "EXPORT_PSEUDONYM_KEY", "") or settings.SECRET_KEY).encode()
     digest = hmac.new(key, f"volunteer:{volunteer_id}".encode(), hashlib.sha256).hexdigest()
     return f"v{digest[:16]}"
+
+
+def expert_q(prefix: str = "") -> Q:
+    """Who is an expert -- a scientist, in the console's words: an active account that is
+    staff or in ``EXPERT_GROUP``. The one definition: console access and the weight of an
+    answer in the consensus (an expert's settles the label) both use it. ``prefix`` is the
+    path to the user (``"user__"`` from a volunteer)."""
+    return Q(**{f"{prefix}is_active": True}) & (
+        Q(**{f"{prefix}is_staff": True}) | Q(**{f"{prefix}groups__name": settings.EXPERT_GROUP})
+    )
+
+
+def expert_user_ids(user_ids) -> set[int]:
+    """Which of these accounts are experts: one query."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.filter(expert_q(), pk__in=list(user_ids))
+    return set(users.values_list("pk", flat=True))
+
+
+def is_expert(user) -> bool:
+    if not getattr(user, "is_authenticated", False) or not user.pk or not user.is_active:
+        return False
+    return user.pk in expert_user_ids([user.pk])

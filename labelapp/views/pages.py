@@ -1,21 +1,21 @@
 """Pages to look at candidates (the volunteer classify pages build on these)."""
 
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from labelapp.models import Candidate, IngestBatch
+from labelapp.selectors.regimes import regime_q
 from labelapp.services.survey.rendering import cutout_png_path, spectrum_figure
-from mlcore.survey import SN_LOW_MAX
 
 
 @require_GET
 def home(request):
     stats = Candidate.objects.aggregate(
         total=Count("id"),
-        low=Count("id", filter=Q(sn__lte=SN_LOW_MAX)),
+        low=Count("id", filter=regime_q("low")),
     )
     examples = Candidate.objects.order_by("sn").values("detectid", "wave", "sn", "field")[:12]
     return render(

@@ -16,21 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlcore.survey import SN_LOW_MAX
+from mlcore.survey import REGIME_NAMES, regime_index  # noqa: F401 - re-exported
 
 NOT_SURE = -1  # label code the site stores for "not sure"; excluded from aggregation
 REAL, NOT_REAL = 1, 0
 REGIME_LOW, REGIME_HIGH = 0, 1
 N_REGIMES = 2
-REGIME_NAMES = ("low", "high")
-
-
-def regime_index(sn: np.ndarray) -> np.ndarray:
-    """Regime index per candidate: 0 for ``sn <= 5.5`` (low), 1 above (high).
-
-    Candidates under the 4.8 threshold (never in the catalogue) fall in the low regime.
-    """
-    return (np.asarray(sn) > SN_LOW_MAX).astype(np.intp)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from tests.factories_console import make_scientist
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOT_COPY = "/tmp/expert_queue.png"  # noqa: S108 - a fixed place to look at it
+SCREENSHOT_COPY = "/tmp/expert_queue.png"
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def test_concurrent_votes_and_aggregation_lose_no_vote(settings):
                 rng.shuffle(order)
                 for c in order:
                     submit_vote(volunteer=v, detectid=c.detectid, answer=rng.choice(["yes", "no"]))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()
@@ -41,7 +41,7 @@ def test_concurrent_votes_and_aggregation_lose_no_vote(settings):
         try:
             while not stop.is_set():
                 aggregate_votes(retire=False)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()

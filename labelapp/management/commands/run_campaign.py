@@ -155,7 +155,7 @@ class Command(BaseCommand):
     def _start_worker(self, config):
         logs = Path(settings.DATA_DIR) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        log = open(logs / "campaign-worker.log", "a")  # noqa: SIM115 - lives as long as the worker
+        log = open(logs / "campaign-worker.log", "a")
         env = {**os.environ, "LABELAPP_SCORE_MC_SAMPLES": str(config.mc_samples)}
         cmd = [sys.executable, "-m", "celery", "-A", "labelapp", "worker", "-Q", "web,cpu,gpu"]
         cmd += ["--pool", "solo", "--hostname", "campaign@%h", "--loglevel", "INFO"]

@@ -69,7 +69,7 @@ class Command(BaseCommand):
         }
         procs = {}
         for name, cmd in commands.items():
-            log = open(logs / f"{name}.log", "a")  # noqa: SIM115 - closed at exit with the process
+            log = open(logs / f"{name}.log", "a")
             procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://{opts['host']}:{opts['port']}/"
         self.stdout.write(f"Demo running at {url}  (health: {url}healthz, admin: {url}admin/)")

@@ -36,6 +36,7 @@ from labelapp.models import (
     VolunteerSkill,
     Vote,
 )
+from labelapp.selectors.volunteers import expert_user_ids
 from mlcore.aggregation import RetirementRule, log_odds_of, posterior_of, skill_update, vote_llr
 from mlcore.aggregation import regime_index as _regime_index
 
@@ -95,14 +96,6 @@ def _prior_skill(pop: Population, regime: int) -> dict[str, float]:
         "spec_alpha": c * m,
         "spec_beta": (1 - c) * m,
     }
-
-
-def is_expert(volunteer: Volunteer) -> bool:
-    """Staff or in EXPERT_GROUP. (update_consensus asks the same in its one SQL statement.)"""
-    user = volunteer.user if volunteer.user_id else None
-    if user is None:
-        return False
-    return user.is_staff or user.groups.filter(name=settings.EXPERT_GROUP).exists()
 
 
 @dataclass(frozen=True)
@@ -244,7 +237,7 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
                 per_vote[vote_id] = (answer, user_id, skill)
         # Only volunteers with an account can be experts: anonymous voters cost no query.
         users = {u for _, u, _ in per_vote.values() if u is not None}
-        experts = _experts(cur, users) if users else set()
+        experts = expert_user_ids(users) if users else set()
         n_unsure, n_binary, expert_label = 0, 0, None
         for vote_id in sorted(per_vote):
             answer, user_id, skill = per_vote[vote_id]
@@ -312,20 +305,13 @@ class _Tables:
     vote: str
     volunteer: str
     run: str
-    user: str
-    user_groups: str
-    group: str
 
 
 @lru_cache(maxsize=1)
 def _tables() -> _Tables:
     """Quoted table names (the hot statements are written in SQL: the ORM's query building
     cost more CPU than the database spent running them)."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-
     q = connection.ops.quote_name
-    user = get_user_model()
     return _Tables(
         state=q(ConsensusState._meta.db_table),
         candidate=q(Candidate._meta.db_table),
@@ -334,14 +320,11 @@ def _tables() -> _Tables:
         vote=q(Vote._meta.db_table),
         volunteer=q(Volunteer._meta.db_table),
         run=q(AggregationRun._meta.db_table),
-        user=q(user._meta.db_table),
-        user_groups=q(user.groups.through._meta.db_table),
-        group=q(Group._meta.db_table),
     )
 
 
 @lru_cache(maxsize=1)
-def _POPULATION_SQL() -> str:  # noqa: N802 - a constant, built once the apps are loaded
+def _POPULATION_SQL() -> str:
     t = _tables()
     return (
         f"SELECT CAST(typical_skill AS TEXT), CAST(class_prior AS TEXT) FROM {t.run} "  # noqa: S608
@@ -350,7 +333,7 @@ def _POPULATION_SQL() -> str:  # noqa: N802 - a constant, built once the apps ar
 
 
 @lru_cache(maxsize=1)
-def _LOCK_SQL() -> str:  # noqa: N802
+def _LOCK_SQL() -> str:
     """Upsert-and-lock of the ConsensusState row, returning the latest done batch run's
     population prior (its two JSON columns as text; NULL without one) on the way.
 
@@ -368,7 +351,7 @@ def _LOCK_SQL() -> str:  # noqa: N802
 
 
 @lru_cache(maxsize=1)
-def _EVIDENCE_SQL() -> str:  # noqa: N802
+def _EVIDENCE_SQL() -> str:
     """Candidate (sn, status) + one row per (vote, skill row of its volunteer), with the
     volunteer's account (for the expert check). Param: candidate id. At most
     RETIRE_MAX_VOTES votes x 2 regimes rows, all through indexes."""
@@ -381,19 +364,6 @@ def _EVIDENCE_SQL() -> str:  # noqa: N802
         f"LEFT JOIN {t.skill} s ON s.volunteer_id = v.volunteer_id "
         "WHERE c.id = %s ORDER BY v.id"
     )
-
-
-def _experts(cur, user_ids: set[int]) -> set[int]:
-    """Which of these accounts are experts (staff, or in EXPERT_GROUP): one query."""
-    t = _tables()
-    ids = sorted(user_ids)
-    cur.execute(
-        f"SELECT u.id FROM {t.user} u WHERE u.id IN ({', '.join(['%s'] * len(ids))}) "  # noqa: S608
-        f"AND (u.is_staff OR EXISTS (SELECT 1 FROM {t.user_groups} ug JOIN {t.group} g "
-        "ON g.id = ug.group_id WHERE ug.user_id = u.id AND g.name = %s))",
-        [*ids, settings.EXPERT_GROUP],
-    )
-    return {row[0] for row in cur.fetchall()}
 
 
 def set_candidate_status(*, candidate_id: int, status: str, user=None) -> RetirementEvent:

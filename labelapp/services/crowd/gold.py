@@ -11,7 +11,8 @@ from django.db import transaction
 from django.db.models import Q
 
 from labelapp.models import Candidate, CandidateTruth, GoldStandard
-from mlcore.survey import REAL_TYPES, SN_LOW_MAX
+from labelapp.selectors.regimes import regime_q
+from mlcore.survey import REAL_TYPES
 
 # What a volunteer is told after answering a gold candidate of each kind.
 FEEDBACK: dict[str, str] = {
@@ -73,7 +74,7 @@ def seed_gold_from_truth(*, per_kind: int = 20) -> int:
     only tops up (idempotent). Returns how many gold candidates exist afterwards.
     """
     kinds = CandidateTruth.objects.values_list("kind", flat=True).distinct()
-    regimes = (Q(candidate__sn__lte=SN_LOW_MAX), Q(candidate__sn__gt=SN_LOW_MAX))
+    regimes = (regime_q("low", "candidate__sn"), regime_q("high", "candidate__sn"))
     for kind in kinds:
         for k, regime in enumerate(regimes):
             want = per_kind // 2 + (per_kind % 2 if k else 0)

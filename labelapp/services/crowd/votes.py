@@ -180,7 +180,7 @@ def _candidate(detectid: int) -> Candidate | None:
 
 
 @lru_cache(maxsize=1)
-def _CANDIDATE_SQL() -> str:  # noqa: N802 - a constant, built once the apps are loaded
+def _CANDIDATE_SQL() -> str:
     q = connection.ops.quote_name
     return (
         f"SELECT c.id, c.status, c.sn, g.is_real, g.kind, g.feedback, g.active "  # noqa: S608
@@ -190,7 +190,7 @@ def _CANDIDATE_SQL() -> str:  # noqa: N802 - a constant, built once the apps are
 
 
 @lru_cache(maxsize=1)
-def _INSERT_VOTE_SQL() -> str:  # noqa: N802
+def _INSERT_VOTE_SQL() -> str:
     q = connection.ops.quote_name
     return (
         f"INSERT INTO {q(Vote._meta.db_table)} (volunteer_id, candidate_id, answer, reason, "  # noqa: S608

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F
 
 from labelapp.models import Candidate, CandidateTruth, GoldStandard, HoldoutLabel
-from mlcore.survey import SN_LOW_MAX
+from mlcore.survey import regime_index, regime_name
 
 # Held-out candidates sit this far below every other one in queue priority (-sn - offset):
 # votes on them would never be trained on. start_round applies the same offset.
@@ -50,7 +50,7 @@ def holdout_summary() -> dict[str, int]:
     rows = HoldoutLabel.objects.values_list("candidate__sn", "is_real")
     out = {"n": 0, "low": 0, "low_real": 0, "high": 0, "high_real": 0}
     for sn, real in rows:
-        regime = "low" if sn <= SN_LOW_MAX else "high"
+        regime = regime_name(sn)
         out["n"] += 1
         out[regime] += 1
         out[f"{regime}_real"] += int(real)
@@ -76,7 +76,7 @@ def draw_sample(*, n: int, low_share: float | None = None, seed: int = 0) -> lis
         .values_list("pk", "sn"),
         dtype=np.float64,
     ).reshape(-1, 2)
-    ids, low = rows[:, 0].astype(np.int64), rows[:, 1] <= SN_LOW_MAX
+    ids, low = rows[:, 0].astype(np.int64), regime_index(rows[:, 1]) == 0
     if n > len(ids):
         raise HoldoutError(f"asked for {n} candidates; only {len(ids)} can be held out")
     rng = np.random.default_rng(seed)

@@ -311,7 +311,7 @@ def _fits_headers(plan: CataloguePlan) -> bytes:
     )
     table = fits.BinTableHDU.from_columns(cols, nrows=0, name="CATALOGUE")
     hdr = table.header
-    assert hdr["NAXIS1"] == CATALOGUE_DTYPE.itemsize  # noqa: S101 - record layout invariant
+    assert hdr["NAXIS1"] == CATALOGUE_DTYPE.itemsize
     hdr["NAXIS2"] = plan.n_rows  # the rows follow as a stream; nothing is allocated here
     for i, c in enumerate(CATALOGUE_COLUMNS, start=1):
         hdr.comments[f"TTYPE{i}"] = c.doc
@@ -534,8 +534,8 @@ def code_version() -> str:
     """'mlcore <version> git:<short commit>' where git knows the checkout."""
     out = f"mlcore {mlcore.__version__}"
     try:
-        proc = subprocess.run(  # noqa: S603 - fixed arguments
-            ["git", "rev-parse", "--short=12", "HEAD"],  # noqa: S607
+        proc = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
             cwd=settings.BASE_DIR,
             capture_output=True,
             text=True,

@@ -21,6 +21,7 @@ from django.db.models.functions import Floor
 
 from labelapp.models import Candidate, CandidateScore
 from labelapp.selectors.models import live_model
+from labelapp.selectors.regimes import regime_q
 from mlcore.nz import SKY_RESIDUAL_WINDOWS_A, find_spikes, overlaps_sky_window, wave_to_z
 from mlcore.survey import SN_LOW_MAX, SN_THRESHOLD, USABLE_WAVE_MAX, USABLE_WAVE_MIN
 
@@ -84,7 +85,7 @@ def selections(*, cut: float, model) -> list[tuple[str, str, QuerySet | None]]:
             sn__gte=SN_THRESHOLD, scores__model_version=model, scores__prob__gte=cut
         )  # one filter() call: the same score row satisfies both conditions
     return [
-        ("high", f"S/N > {SN_LOW_MAX}", base.filter(sn__gt=SN_LOW_MAX)),
+        ("high", f"S/N > {SN_LOW_MAX}", base.filter(regime_q("high"))),
         ("all", f"S/N ≥ {SN_THRESHOLD} (before the CNN cut)", base.filter(sn__gte=SN_THRESHOLD)),
         ("cnn", f"S/N ≥ {SN_THRESHOLD} and CNN p ≥ {cut:g} (after)", cnn),
     ]

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from functools import wraps
 
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
+from labelapp.selectors.volunteers import is_expert
+
 
 def is_scientist(user) -> bool:
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return False
-    if user.is_staff:
-        return True
-    return user.groups.filter(name=settings.EXPERT_GROUP).exists()
+    """A scientist is an expert (:func:`labelapp.selectors.volunteers.is_expert`)."""
+    return is_expert(user)
 
 
 def scientist_required(view):

@@ -88,7 +88,7 @@ def model_weights(request, pk: int):
         detail={"bytes": path.stat().st_size},
     )
     return FileResponse(
-        open(path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        open(path, "rb"),
         as_attachment=True,
         filename=f"hetdex-model-v{pk}.pt",
         content_type="application/octet-stream",
