@@ -3,7 +3,8 @@
 Every task is keyed by what it works on (a model version, a chunk id), so a redelivered
 or duplicated message repeats harmless work at most: training writes a new version only
 once its files are complete, scoring chunks replace their own rows, the join is a
-compare-and-swap (services.loop), a round is opened by exactly the worker that won it.
+compare-and-swap (services.learning.scoring_runs), a round is opened by exactly the worker
+that won it.
 """
 
 from celery import shared_task

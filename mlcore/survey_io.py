@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlcore.errors import DataError
 from mlcore.survey import (
     ARRAY_SHAPES,
     CATALOG_COLUMNS,
@@ -51,7 +52,7 @@ HDF5_NODE = {
 }
 
 
-class SurveyFileError(ValueError):
+class SurveyFileError(DataError):
     """The file cannot be read as a survey; the message says where and what."""
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from labelapp.models import Candidate, Volunteer, Vote
 from labelapp.services.crowd import votes
 from labelapp.services.crowd.votes import submit_vote, undo_last_vote
+from labelapp.views.errors import http_status
 from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
@@ -48,7 +49,7 @@ def test_database_refuses_a_second_vote_row():
 def test_unknown_candidate_is_a_clear_404():
     with pytest.raises(votes.UnknownCandidate, match="no candidate with detectid 42") as exc:
         submit_vote(volunteer=make_volunteer(), detectid=42, answer="yes")
-    assert exc.value.status == 404
+    assert http_status(exc.value) == 404
 
 
 @pytest.mark.parametrize("status", [Candidate.Status.RETIRED, Candidate.Status.EXPERT])
@@ -59,7 +60,7 @@ def test_candidate_out_of_the_queue_is_refused_unless_already_voted(status):
     Candidate.objects.update(status=status)
     with pytest.raises(votes.CandidateNotInQueue, match="no longer in the queue") as exc:
         submit_vote(volunteer=v, detectid=b.detectid, answer="yes")
-    assert exc.value.status == 409
+    assert http_status(exc.value) == 409
     # a retry of a vote that was taken before retirement still succeeds
     assert not submit_vote(volunteer=v, detectid=a.detectid, answer="yes").created
 
@@ -113,7 +114,7 @@ def test_rate_limit_per_volunteer(settings):
         submit_vote(volunteer=v, detectid=c.detectid, answer="yes")
     with pytest.raises(votes.RateLimited, match="at most 3 every 60 s") as exc:
         submit_vote(volunteer=v, detectid=cands[3].detectid, answer="yes")
-    assert exc.value.status == 429 and exc.value.extra["retry_after_s"] > 0
+    assert http_status(exc.value) == 429 and exc.value.extra["retry_after_s"] > 0
     # a retry of a recorded vote is not refused, and other volunteers are not affected
     assert not submit_vote(volunteer=v, detectid=cands[0].detectid, answer="yes").created
     assert submit_vote(volunteer=other, detectid=cands[3].detectid, answer="no").created

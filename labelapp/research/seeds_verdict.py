@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labelapp.errors import InvalidInput
 from labelapp.research.simulated_campaign import first_reach, write_plotly_page
 
 COST = "labels_trained"
@@ -36,7 +37,7 @@ COST = "labels_trained"
 REGIMES = {"low": ("bacc_low_holdout", "4.8-5.5"), "high": ("bacc_high_holdout", "> 5.5")}
 
 
-class SeedSummaryError(Exception):
+class SeedSummaryError(InvalidInput):
     pass
 
 

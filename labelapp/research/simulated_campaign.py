@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labelapp.errors import PlatformError
 from labelapp.models import (
     AggregationRun,
     CampaignSettings,
@@ -60,7 +61,7 @@ STRATEGIES = ("bald", "entropy", "margin", "random")
 HOLDOUT_MAX = 1000
 
 
-class CampaignError(Exception):
+class CampaignError(PlatformError):
     pass
 
 

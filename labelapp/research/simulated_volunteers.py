@@ -20,13 +20,14 @@ from urllib.parse import urljoin, urlparse
 
 import numpy as np
 
+from labelapp.errors import InvalidInput
 from labelapp.models import CandidateTruth, Volunteer, Vote
 from labelapp.services.crowd.queue import next_candidates
 from labelapp.services.crowd.votes import RateLimited, submit_vote
 from mlcore.volunteers import VolunteerPopulation
 
 
-class SimulationError(Exception):
+class SimulationError(InvalidInput):
     pass
 
 

@@ -19,6 +19,7 @@ from django.urls import get_script_prefix, reverse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from labelapp.errors import PlatformError, UnknownCandidate
 from labelapp.models import Candidate, Vote
 from labelapp.services.crowd import queue, votes
 from labelapp.services.crowd.api_schema import openapi_schema
@@ -26,6 +27,7 @@ from labelapp.services.crowd.volunteers import get_volunteer
 from labelapp.services.operations import vote_watch
 from labelapp.services.survey.rendering import spectrum_figure
 from labelapp.views.errors import api_error as error
+from labelapp.views.errors import platform_error_response
 
 MAX_PREFETCH = 3
 INT64 = range(-(2**63), 2**63)  # detectids are 64-bit: anything outside can reach no row
@@ -195,8 +197,8 @@ def vote(request: HttpRequest) -> JsonResponse:
             response_ms=response_ms,
             client=str(data.get("client") or Vote.Client.API),
         )
-    except votes.VoteError as exc:
-        return error(exc.status, exc.code, exc.message, **exc.extra)
+    except PlatformError as exc:
+        return platform_error_response(exc)
     v = result.vote
     body = {
         "created": result.created,
@@ -229,8 +231,8 @@ def undo(request: HttpRequest) -> JsonResponse:
         return error(404, "nothing_to_undo", "you have not answered anything yet")
     try:
         v = votes.undo_last_vote(volunteer=volunteer)
-    except votes.VoteError as exc:
-        return error(exc.status, exc.code, exc.message)
+    except PlatformError as exc:
+        return platform_error_response(exc)
     c = v.candidate
     return JsonResponse(
         {
@@ -247,12 +249,12 @@ def vote_reason(request: HttpRequest) -> JsonResponse:
         data = _body(request)
         detectid = _detectid(data)
         if volunteer is None:
-            raise votes.UnknownCandidate(f"you have no answer for candidate {detectid}")
+            raise UnknownCandidate(f"you have no answer for candidate {detectid}")
         v = votes.set_vote_reason(
             volunteer=volunteer, detectid=detectid, reason=str(data.get("reason", ""))
         )
-    except votes.VoteError as exc:
-        return error(exc.status, exc.code, exc.message)
+    except PlatformError as exc:
+        return platform_error_response(exc)
     return JsonResponse({"vote": {"detectid": detectid, "answer": v.answer, "reason": v.reason}})
 
 

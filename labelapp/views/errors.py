@@ -17,6 +17,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
+from labelapp import errors
+
 RETRY_AFTER_S = 5
 
 
@@ -31,6 +33,28 @@ def _service_unavailable(exc: BaseException | None) -> bool:
     except ImportError:  # the demo without Redis
         return False
     return isinstance(exc, RedisConnectionError | RedisTimeoutError)
+
+
+# The one place a service's kind of failure becomes an HTTP status.
+HTTP_STATUS: dict[type[errors.PlatformError], int] = {
+    errors.InvalidInput: 400,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.RateLimited: 429,
+    errors.Unavailable: 503,
+}
+
+
+def http_status(exc: errors.PlatformError) -> int:
+    """The status of the most specific kind ``exc`` is (400 for a bare PlatformError)."""
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 400
+
+
+def platform_error_response(exc: errors.PlatformError) -> JsonResponse:
+    return api_error(http_status(exc), exc.code, exc.message, **exc.extra)
 
 
 def api_error(status: int, code: str, message: str, **extra) -> JsonResponse:

@@ -18,6 +18,7 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Max
 
+from labelapp.errors import InvalidInput
 from labelapp.models import (
     AggregationRun,
     Candidate,
@@ -44,7 +45,7 @@ from mlcore.aggregation import (
 logger = logging.getLogger(__name__)
 
 
-class AggregationError(Exception):
+class AggregationError(InvalidInput):
     pass
 
 

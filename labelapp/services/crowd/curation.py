@@ -40,6 +40,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast
 
+from labelapp import errors
+from labelapp.errors import UnknownCandidate
 from labelapp.models import (
     Candidate,
     CandidateScore,
@@ -61,31 +63,20 @@ EXPERT_ANSWERS = {Vote.Answer.YES: True, Vote.Answer.NO: False}
 EXCLUDE_MAX = 500  # ids a client may ask to leave out (the ones it holds or skipped)
 
 
-class CurationError(Exception):
-    """An action that cannot be done; ``status`` is the HTTP status a view answers with."""
+class CurationError(errors.PlatformError):
+    """A curation action that cannot be done."""
 
-    status = 400
+
+class InvalidInput(CurationError, errors.InvalidInput):
     code = "invalid"
 
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+
+class NotGold(CurationError, errors.NotFound):
+    code = "not_gold"
 
 
-class InvalidInput(CurationError):
-    status, code = 400, "invalid"
-
-
-class UnknownCandidate(CurationError):
-    status, code = 404, "unknown_candidate"
-
-
-class NotGold(CurationError):
-    status, code = 404, "not_gold"
-
-
-class NotInExpertQueue(CurationError):
-    status, code = 409, "not_in_expert_queue"
+class NotInExpertQueue(CurationError, errors.Conflict):
+    code = "not_in_expert_queue"
 
 
 def _target(detectid: int) -> str:

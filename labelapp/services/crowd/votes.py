@@ -17,40 +17,30 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from labelapp import errors
+from labelapp.errors import UnknownCandidate
 from labelapp.models import Candidate, GoldStandard, Volunteer, Vote
 from labelapp.services.operations.ratelimit import hit_rate_limit
 
 
-class VoteError(Exception):
-    """A vote that cannot be taken; ``status`` is the HTTP status the API answers with."""
+class VoteError(errors.PlatformError):
+    """A vote that cannot be taken."""
 
-    status = 400
+
+class InvalidVote(VoteError, errors.InvalidInput):
     code = "invalid"
 
-    def __init__(self, message: str, **extra):
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
+
+class CandidateNotInQueue(VoteError, errors.Conflict):
+    code = "not_in_queue"
 
 
-class InvalidVote(VoteError):
-    status, code = 400, "invalid"
+class RateLimited(VoteError, errors.RateLimited):
+    code = "rate_limited"
 
 
-class UnknownCandidate(VoteError):
-    status, code = 404, "unknown_candidate"
-
-
-class CandidateNotInQueue(VoteError):
-    status, code = 409, "not_in_queue"
-
-
-class RateLimited(VoteError):
-    status, code = 429, "rate_limited"
-
-
-class NothingToUndo(VoteError):
-    status, code = 404, "nothing_to_undo"
+class NothingToUndo(VoteError, errors.NotFound):
+    code = "nothing_to_undo"
 
 
 @dataclass(frozen=True)

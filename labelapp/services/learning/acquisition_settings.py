@@ -10,6 +10,7 @@ from dataclasses import asdict, fields
 
 from django.db import transaction
 
+from labelapp.errors import InvalidInput
 from labelapp.models import CampaignSettings
 from labelapp.services.operations.audit import record_audit
 from mlcore.acquisition import AcquisitionConfig
@@ -29,7 +30,7 @@ EDITABLE = (
 )
 
 
-class SettingsError(Exception):
+class SettingsError(InvalidInput):
     pass
 
 

@@ -22,6 +22,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 
+from labelapp.errors import InvalidInput
 from labelapp.models import Candidate, CandidateTruth, GoldStandard, HoldoutLabel
 from mlcore.survey import regime_index, regime_name
 
@@ -32,7 +33,7 @@ TRUE_WORDS = {"1", "true", "yes", "real", "y", "t"}
 FALSE_WORDS = {"0", "false", "no", "not real", "n", "f", "artefact", "artifact"}
 
 
-class HoldoutError(Exception):
+class HoldoutError(InvalidInput):
     pass
 
 

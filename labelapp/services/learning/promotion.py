@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from labelapp.errors import Conflict
 from labelapp.models import Candidate, ConsensusState, GoldStandard, IngestBatch, ModelVersion
 from labelapp.selectors.models import live_model
 from labelapp.services.learning.holdout import holdout_labels
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 REGIMES = ("low", "high")
 
 
-class PromotionError(Exception):
+class PromotionError(Conflict):
     pass
 
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
+from labelapp.errors import InvalidInput
 from labelapp.models import (
     Candidate,
     CandidateScore,
@@ -39,7 +40,7 @@ from mlcore.acquisition import AcquisitionConfig, priorities, select_batch
 logger = logging.getLogger(__name__)
 
 
-class RoundError(Exception):
+class RoundError(InvalidInput):
     pass
 
 

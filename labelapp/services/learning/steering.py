@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 from django.db import transaction
 
+from labelapp.errors import InvalidInput
 from labelapp.models import ModelVersion, TaskProgress
 from labelapp.selectors.models import live_model
 from labelapp.services.learning.acquisition_settings import acquisition_settings
@@ -16,7 +17,7 @@ from labelapp.services.operations.audit import record_audit
 from labelapp.services.operations.dispatch import send_after_commit
 
 
-class SteeringError(Exception):
+class SteeringError(InvalidInput):
     pass
 
 

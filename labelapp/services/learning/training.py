@@ -22,6 +22,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from labelapp.errors import InvalidInput
 from labelapp.models import (
     AggregationRun,
     Candidate,
@@ -51,7 +52,7 @@ LABEL_SOURCES = ("truth", "consensus")
 MIN_LABELS = 50
 
 
-class TrainingError(Exception):
+class TrainingError(InvalidInput):
     pass
 
 

@@ -51,6 +51,7 @@ from django.db import connection
 from django.utils import timezone
 
 import mlcore
+from labelapp.errors import InvalidInput
 from labelapp.models import (
     AggregationRun,
     Candidate,
@@ -75,7 +76,7 @@ CATALOGUE_FORMATS = ("fits", "csv")
 CONTENT_TYPES = {"fits": "application/fits", "csv": "text/csv; charset=utf-8"}
 
 
-class ExportError(Exception):
+class ExportError(InvalidInput):
     """Something the user asked for does not exist (unknown model, missing file)."""
 
 

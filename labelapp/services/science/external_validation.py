@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from labelapp.errors import InvalidInput
 from labelapp.models import Candidate, CandidateScore
 from labelapp.selectors.models import live_model
 from mlcore.cnn.evaluation import crossmatch_external, pairs_within
@@ -39,7 +40,7 @@ _SNIFF_BYTES = 64 * 1024
 _CHUNK = 20_000
 
 
-class ExternalUploadError(Exception):
+class ExternalUploadError(InvalidInput):
     """The upload cannot be used; ``problems`` says what is wrong, where."""
 
     def __init__(self, problems: list[str]):

@@ -24,6 +24,7 @@ import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from labelapp.errors import InvalidInput
 from labelapp.models import Candidate, CandidateTruth, IngestBatch
 from labelapp.services.bulk import insert_rows
 from mlcore.store import StoreWriter, remove_store
@@ -36,7 +37,7 @@ MAX_PROBLEMS = 50  # stop scanning a hopeless file after this many problems
 DB_BATCH = 5000
 
 
-class IngestError(Exception):
+class IngestError(InvalidInput):
     """The file was refused. ``problems`` says where and what; nothing was written."""
 
     def __init__(self, path: Path | str, problems: list[Problem]):

@@ -16,19 +16,21 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from labelapp.errors import NotFound, PlatformError
 from labelapp.models import GoldStandard
 from labelapp.services.crowd import curation
 from labelapp.services.crowd.volunteers import get_volunteer
 from labelapp.services.learning.holdout import holdout_summary
 from labelapp.views.console.access import scientist_required
+from labelapp.views.errors import platform_error_response
 from mlcore.survey import TRUTH_TYPES
 
 PRELOAD = 3  # candidates the expert page holds beyond the one on screen
 MAX_NEXT = 10
 
 
-def _error(exc: curation.CurationError) -> JsonResponse:
-    return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status)
+def _error(exc: PlatformError) -> JsonResponse:
+    return platform_error_response(exc)
 
 
 def _with_urls(rows: list[dict]) -> list[dict]:
@@ -53,7 +55,7 @@ def expert_queue(request):
             raw = request.GET.get("exclude", "")
             exclude = _ints(raw.split(",") if raw else [], "exclude")
             count = max(1, min(MAX_NEXT, _int(request.GET.get("count"), "count", PRELOAD)))
-        except curation.CurationError as exc:
+        except PlatformError as exc:
             return _error(exc)
         return JsonResponse(
             {
@@ -120,7 +122,7 @@ def expert_answer(request):
             answer=str(data.get("answer", "")),
             response_ms=_int(data.get("response_ms"), "response_ms", None),
         )
-    except curation.CurationError as exc:
+    except PlatformError as exc:
         return _error(exc)
     body = {
         "created": result.created,
@@ -200,7 +202,7 @@ def gold_edit(request, detectid: int):
     if request.method == "POST" and request.POST.get("action") == "deactivate":
         try:
             changed = curation.deactivate_gold(detectid=detectid, user=request.user)
-        except curation.CurationError as exc:
+        except PlatformError as exc:
             messages.error(request, exc.message)
             return redirect("console-gold")
         if changed:
@@ -218,7 +220,7 @@ def gold_edit(request, detectid: int):
                     active=form.cleaned_data["active"],
                     user=request.user,
                 )
-            except curation.CurationError as exc:
+            except PlatformError as exc:
                 form.add_error("feedback", exc.message)
             else:
                 if changed:
@@ -276,8 +278,8 @@ def candidate_flag(request, detectid: int):
                 messages.info(request, f"Candidate {detectid} already waits in the expert queue.")
         else:
             raise curation.InvalidInput("action must be 'gold' or 'expert'")
-    except curation.CurationError as exc:
-        if exc.status == 404:
+    except PlatformError as exc:
+        if isinstance(exc, NotFound):
             raise Http404(exc.message) from None
         return HttpResponse(
             format_html(
