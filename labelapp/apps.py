@@ -5,3 +5,9 @@ class LabelappConfig(AppConfig):
     name = "labelapp"
     verbose_name = "Dark Energy Explorers labelling"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Before any command touches the SQLite file, a store, the cache or the broker.
+        from labelapp.datadirs import ensure_data_dirs
+
+        ensure_data_dirs()

@@ -1,7 +1,6 @@
 """The Celery application. Configuration lives in Django settings under ``CELERY_*``."""
 
 import os
-from pathlib import Path
 
 from celery import Celery
 
@@ -13,9 +12,11 @@ app.autodiscover_tasks(["labelapp"])
 
 
 @app.on_after_configure.connect
-def _make_embedded_broker_dirs(sender, **kwargs):
-    """kombu's filesystem broker (the demo default) fails if its folders do not exist."""
-    options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "control_folder"):
-        if key in options:
-            Path(options[key]).mkdir(parents=True, exist_ok=True)
+def _make_data_dirs(sender, **kwargs):
+    """kombu's filesystem broker (the demo default) fails if its folders do not exist; a
+    process may reach the broker before Django's app registry is ready (labelapp.apps)."""
+    from django.conf import settings
+
+    from labelapp.datadirs import ensure_data_dirs
+
+    ensure_data_dirs(settings)

@@ -51,6 +51,8 @@ DATA_DIR = Path(env_str("LABELAPP_DATA_DIR", str(BASE_DIR / "var")))
 # Cutout stores must be on storage every worker sees (a shared mount in production).
 STORE_ROOT = Path(env_str("LABELAPP_STORE_ROOT", str(DATA_DIR / "stores")))
 RENDER_CACHE_DIR = Path(env_str("LABELAPP_RENDER_CACHE", str(DATA_DIR / "render-cache")))
+# Logs of the demo's processes (manage.py run_demo) and of in-silico campaign workers.
+LOGS_DIR = DATA_DIR / "logs"
 # float16 halves the store with rounding far below pixel noise (bench/bench_store.py).
 STORE_DTYPE = env_str("LABELAPP_STORE_DTYPE", "float16")
 INGEST_CHUNK = env_int("LABELAPP_INGEST_CHUNK", 2048)

@@ -153,9 +153,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Campaign ({config.strategy}, {config.rounds} rounds) written to {path}")
 
     def _start_worker(self, config):
-        logs = Path(settings.DATA_DIR) / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        log = open(logs / "campaign-worker.log", "a")
+        logs = Path(settings.LOGS_DIR)  # created at start-up (labelapp/datadirs.py)
+        log = open(logs / "campaign-worker.log", "a")  # open as long as the worker lives
         env = {**os.environ, "LABELAPP_SCORE_MC_SAMPLES": str(config.mc_samples)}
         cmd = [sys.executable, "-m", "celery", "-A", "labelapp", "worker", "-Q", "web,cpu,gpu"]
         cmd += ["--pool", "solo", "--hostname", "campaign@%h", "--loglevel", "INFO"]
