@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with Python 3.11+ and make:
 #   make demo   - environment, install, migrate, simulate + ingest a demo survey, simulated
-#                 volunteers' votes + one aggregation, then run web + worker + beat
+#                 volunteers' votes + one aggregation, then run the Procfile's processes
+#                 (web, a worker per queue, beat) and print a console login; PORT=8000
 #   make test   - environment if needed, lint, migration check, security audit, unit tier,
 #                 integration tier
 PYTHON ?= python3
@@ -8,6 +9,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 DEMO_N ?= 5000
+DEMO_VOLUNTEERS ?= 60
+DEMO_VOTES ?= 1500
 DEMO_FILE ?= data/demo_cosmos.fits
 PORT ?= 8000
 # Services for the integration tier (override to point elsewhere).
@@ -70,7 +73,7 @@ demo: install
 	@test -f $(DEMO_FILE) || $(PY) manage.py simulate_survey --n $(DEMO_N) --seed 1 --field cosmos --out $(DEMO_FILE)
 	$(PY) manage.py ingest $(DEMO_FILE)
 	$(PY) manage.py seed_gold
-	$(PY) manage.py simulate_volunteers --volunteers 60 --votes 1500 --if-no-votes
+	$(PY) manage.py simulate_volunteers --volunteers $(DEMO_VOLUNTEERS) --votes $(DEMO_VOTES) --if-no-votes
 	$(PY) manage.py aggregate_votes
 	$(PY) manage.py run_demo --port $(PORT)
 
