@@ -87,13 +87,14 @@ class Client:
     def get_json(self, path):
         return json.loads(self.request(path)[0])
 
-    def post_json(self, path, payload):
+    def post_json(self, path, payload, expect=200):
         headers = {
             "Content-Type": "application/json",
             "X-CSRFToken": self.cookie("csrftoken"),
             "Referer": self.base + "/classify/",
         }
-        return json.loads(self.request(path, json.dumps(payload).encode(), headers)[0])
+        body = json.dumps(payload).encode()
+        return json.loads(self.request(path, body, headers, expect=expect)[0])
 
     def post_form(self, path, fields):
         fields = {**fields, "csrfmiddlewaretoken": self.cookie("csrftoken")}
@@ -156,7 +157,7 @@ def exercise(base: str, output: Path, demo: subprocess.Popen, timeout: float, t0
     if not ctype.startswith("image/"):
         raise Failed(f"{candidate['cutout_url']} is {ctype}, not an image")
     result = volunteer.post_json(
-        "/api/votes/", {"detectid": candidate["detectid"], "answer": "yes", "next": 0}
+        "/api/votes/", {"detectid": candidate["detectid"], "answer": "yes", "next": 0}, expect=201
     )
     if not (result.get("created") and result["vote"]["detectid"] == candidate["detectid"]):
         raise Failed(f"the vote was not stored: {result}")
