@@ -16,6 +16,9 @@ PORT ?= 8000
 # Services for the integration tier (override to point elsewhere).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672//
+# Extra pytest options for the integration tier, e.g. PYTEST_FLAGS="-k 'not faults'".
+PYTEST_FLAGS ?=
 
 .PHONY: install demo test lint check audit unit integration browser bench clean
 
@@ -53,14 +56,20 @@ audit: install
 unit: install
 	$(PY) -m pytest -m "not integration"
 
-# Runs against real PostgreSQL + Redis when they answer; otherwise says so in one line.
-# With REQUIRE_INTEGRATION=1 (CI) a skipped tier is a failure.
+# Runs against real PostgreSQL + Redis (+ RabbitMQ) when they answer; otherwise says so in one
+# line. With REQUIRE_INTEGRATION=1 (CI) a skipped tier is a failure. The broker matrix: every
+# integration test on Redis (broker + cache), then the tests that start Celery workers
+# (marker `broker`) again with RabbitMQ as the broker (CELERY_BROKER_URL; Redis stays the cache).
+INTEGRATION_ENV = DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)"
 integration: install
-	@if $(PY) tests/services_reachable.py "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"; then \
-		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" \
-		$(PY) -m pytest -m integration; \
+	@if $(PY) tests/services_reachable.py "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)" "$(TEST_AMQP_URL)"; then \
+		echo "integration tier, broker: Redis ($(TEST_REDIS_URL))"; \
+		$(INTEGRATION_ENV) $(PY) -m pytest -m integration $(PYTEST_FLAGS) && \
+		echo "integration tier, broker: RabbitMQ ($(TEST_AMQP_URL)), tests marked broker" && \
+		$(INTEGRATION_ENV) CELERY_BROKER_URL="$(TEST_AMQP_URL)" \
+			$(PY) -m pytest -m "integration and broker" $(PYTEST_FLAGS); \
 	else \
-		echo "SKIPPED integration tier: PostgreSQL/Redis not reachable at $(TEST_DATABASE_URL) / $(TEST_REDIS_URL); start them or set TEST_DATABASE_URL and TEST_REDIS_URL."; \
+		echo "SKIPPED integration tier: PostgreSQL/Redis/RabbitMQ not reachable at $(TEST_DATABASE_URL) / $(TEST_REDIS_URL) / $(TEST_AMQP_URL); start them or set TEST_DATABASE_URL, TEST_REDIS_URL and TEST_AMQP_URL."; \
 		test -z "$(REQUIRE_INTEGRATION)" || { echo "REQUIRE_INTEGRATION is set: failing."; exit 1; }; \
 	fi
 

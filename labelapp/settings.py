@@ -2,7 +2,8 @@
 
 With nothing set, the site runs self-contained for a demo: SQLite in ``var/`` and Celery on
 kombu's filesystem broker (see the README for why). Set ``DATABASE_URL`` (PostgreSQL) and
-``REDIS_URL`` (broker + cache) for production and for the integration tests.
+``REDIS_URL`` (cache, and broker unless ``CELERY_BROKER_URL`` names one: ``amqp://`` for
+RabbitMQ) for production and for the integration tests.
 """
 
 from pathlib import Path
@@ -190,15 +191,54 @@ if BEHIND_PROXY:
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # --- Celery ---------------------------------------------------------------------------
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
+# The broker: CELERY_BROKER_URL (amqp:// for RabbitMQ, redis://), else REDIS_URL (Redis is
+# then broker and cache), else the embedded filesystem broker. docs/deploy.md "Choosing the
+# broker" says which to pick and what was measured.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL
+BROKER_KIND = CELERY_BROKER_URL.partition("://")[0] if CELERY_BROKER_URL else "filesystem"
+if BROKER_KIND not in ("filesystem", "redis", "rediss", "amqp", "amqps"):
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL (or REDIS_URL) {BROKER_KIND}://... is not a broker this platform "
+        "runs on: use amqp://user:password@host:5672/vhost (RabbitMQ) or redis://host:6379/0"
+    )
+# Queues: web (light, user-facing), cpu (scoring chunks, any number of workers), gpu
+# (training). A worker serves the queues given by `celery worker -Q ...`.
+TASK_QUEUE_NAMES = ("web", "cpu", "gpu")
+if BROKER_KIND in ("redis", "rediss"):
     # Longer than the longest task (a nightly retrain), or Redis redelivers it mid-run.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("LABELAPP_VISIBILITY_TIMEOUT_S", 6 * 3600)
     }
+elif BROKER_KIND in ("amqp", "amqps"):
+    from kombu import Exchange, Queue
+
+    # Quorum queues (replicated, durable; what RabbitMQ and Celery recommend for acks_late
+    # tasks): a message is acknowledged only when its task ends, and comes back at once when
+    # the worker's connection drops (a SIGKILLed worker), not after a visibility timeout.
+    # Topic exchanges: Celery's native delayed delivery (retry back-off, countdown) needs them
+    # with quorum queues. x-consumer-timeout: RabbitMQ closes the channel of a consumer that
+    # holds an unacknowledged message longer (default 30 min), so it must exceed the longest
+    # task (a nightly retrain).
+    _ACK_TIMEOUT_MS = env_int("LABELAPP_TASK_ACK_TIMEOUT_S", 6 * 3600) * 1000
+    CELERY_TASK_QUEUES = [
+        Queue(
+            name,
+            Exchange(name, type="topic"),
+            routing_key=name,
+            queue_arguments={"x-queue-type": "quorum", "x-consumer-timeout": _ACK_TIMEOUT_MS},
+        )
+        for name in TASK_QUEUE_NAMES
+    ]
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True  # per-consumer QoS: quorum queues refuse global
+    # A publish returns only when RabbitMQ has the message (a vote's follow-up task is not
+    # lost if the broker restarts right then).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 else:
     # Embedded broker: messages are files under var/broker, so a real worker and beat run
-    # with no system service installed. Single machine only; production uses Redis.
+    # with no system service installed. Single machine only; production uses RabbitMQ or
+    # Redis. The folders are created at start-up (labelapp/datadirs.py).
     _BROKER_DIR = DATA_DIR / "broker"
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -207,8 +247,6 @@ else:
         "control_folder": str(_BROKER_DIR / "control"),
     }
 CELERY_RESULT_BACKEND = None  # task state the console needs is kept in our own models
-# Queues: web (light, user-facing), cpu (scoring chunks, any number of workers), gpu
-# (training). A worker serves the queues given by `celery worker -Q ...`.
 CELERY_TASK_ROUTES = {
     "labelapp.tasks.retrain_model": {"queue": "gpu"},
     "labelapp.tasks.score_catalogue": {"queue": "cpu"},

@@ -1,4 +1,5 @@
-"""Exit 0 when the PostgreSQL and Redis URLs given on the command line accept connections."""
+"""Exit 0 when the PostgreSQL and Redis URLs given on the command line (and the RabbitMQ URL,
+when a third is given) accept connections."""
 
 import socket
 import sys
@@ -17,5 +18,5 @@ def reachable(url: str, default_port: int) -> bool:
 
 
 if __name__ == "__main__":
-    db_url, redis_url = sys.argv[1], sys.argv[2]
-    sys.exit(0 if reachable(db_url, 5432) and reachable(redis_url, 6379) else 1)
+    ports = [5432, 6379, 5672]
+    sys.exit(0 if all(reachable(u, p) for u, p in zip(sys.argv[1:], ports, strict=False)) else 1)

@@ -11,7 +11,7 @@ from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.processes import start_celery, stop, worker_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
 def test_campaign_runs_round_after_round_on_workers(tmp_path, settings, own_cache):

@@ -10,7 +10,7 @@ from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.processes import start_celery, stop, wait_for, worker_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_round_runs_end_to_end_on_workers(tmp_path, settings):

@@ -1,9 +1,11 @@
 """Integration tier: real PostgreSQL, real Redis, real Celery worker processes.
 
 Runs under ``make integration`` (part of ``make test``), which sets DATABASE_URL and
-REDIS_URL when the services answer; CI requires it (REQUIRE_INTEGRATION=1).
+REDIS_URL when the services answer; CI requires it (REQUIRE_INTEGRATION=1). The tests marked
+``broker`` run twice: on Redis, then with CELERY_BROKER_URL on RabbitMQ.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,17 +18,20 @@ from tests.factories import make_survey
 from tests.processes import start_celery, stop, wait_for, worker_env
 from tests.threads import errors, in_threads
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
 def test_database_and_broker_are_the_real_services():
     from django.conf import settings
 
     assert connection.vendor == "postgresql"
-    assert settings.CELERY_BROKER_URL.startswith("redis://")
+    expected = os.environ.get("CELERY_BROKER_URL") or os.environ["REDIS_URL"]
+    assert settings.CELERY_BROKER_URL == expected
+    assert settings.BROKER_KIND in ("redis", "amqp")
+    assert settings.CACHES["default"]["LOCATION"] == os.environ["REDIS_URL"]  # cache: Redis
 
 
-def test_worker_on_redis_runs_tasks_and_healthz_sees_it(client, tmp_path):
+def test_worker_on_the_broker_runs_tasks_and_healthz_sees_it(client, tmp_path, settings):
     from labelapp.tasks import record_heartbeat
 
     log = tmp_path / "worker.log"
@@ -43,7 +48,7 @@ def test_worker_on_redis_runs_tasks_and_healthz_sees_it(client, tmp_path):
         report = client.get("/healthz").json()
         assert report["ok"] is True
         assert report["database"]["vendor"] == "postgresql"
-        assert report["broker"]["transport"] == "redis"
+        assert report["broker"]["transport"] == settings.BROKER_KIND
         assert report["workers"]["alive"] >= 1
     finally:
         stop(worker)
@@ -52,12 +57,14 @@ def test_worker_on_redis_runs_tasks_and_healthz_sees_it(client, tmp_path):
 def test_healthz_reports_a_dead_broker_as_503(client, settings):
     from labelapp.celery import app
 
-    old = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    old = app.conf.broker_url, app.conf.broker_write_url
+    # nothing listens on port 1; the same transport as the broker under test
+    dead = {"amqp": "amqp://guest:guest@127.0.0.1:1//", "redis": "redis://127.0.0.1:1/0"}
+    app.conf.broker_url = app.conf.broker_write_url = dead[settings.BROKER_KIND]
     try:
         resp = client.get("/healthz")
     finally:
-        app.conf.broker_url = old
+        app.conf.broker_url, app.conf.broker_write_url = old
     assert resp.status_code == 503
     assert resp.json()["broker"]["ok"] is False
 

@@ -14,7 +14,12 @@ from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.processes import start_celery, stop, wait_for, worker_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.broker,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def test_training_killed_midway_is_redone_and_the_round_completes(tmp_path, settings):
