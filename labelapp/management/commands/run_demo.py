@@ -76,8 +76,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Volunteers: {url}classify/   Scientists: {url}console/")
         if login is not None:
             self.stdout.write(
-                f"Console login (demo only, new password each start): "
-                f"username {login[0]}  password {login[1]}"
+                f"Console login at {url}accounts/login/?next=/console/ (demo only, a new "
+                f"password at each start): username {login[0]}  password {login[1]}"
             )
         self.stdout.write("Press Ctrl-C to stop every process.")
         self.stdout.flush()
