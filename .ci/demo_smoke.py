@@ -8,7 +8,7 @@ real session and CSRF token, the console opens with the login the demo printed. 
 Ctrl-C (SIGINT to the demo's process group) must leave no process of the demo behind.
 Any failure exits non-zero with the demo's output. Figures go to stdout.
 
-    python3 .ci/demo_smoke.py [--port 8123] [--timeout 1800]
+    python3 .ci/demo_smoke.py [--port 8123 (or DEMO_SMOKE_PORT)] [--timeout 1800]
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def exercise(base: str, output: Path, demo: subprocess.Popen, timeout: float, t0
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_SMOKE_PORT", 8123)))
     parser.add_argument("--timeout", type=float, default=1800, help="for make demo to serve")
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
