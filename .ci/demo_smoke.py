@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """CI smoke of `make demo` on this checkout, as a newcomer runs it (stdlib only).
 
-Runs `make demo` on a small survey in its own process group, then checks: /healthz answers,
+Runs `make demo` on a small survey in its own process group, with a data directory that does
+not exist yet (as var/ on a fresh clone), then checks: /healthz answers,
 every Procfile process runs (web, three workers, beat) and a heartbeat sent by beat was run
 by a worker, a classify page and a cutout render, one vote cast through the JSON API with a
 real session and CSRF token, the console opens with the login the demo printed. Then a
@@ -18,6 +19,7 @@ import http.cookiejar
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,8 +189,12 @@ def main() -> int:
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     output = artifacts / "demo-smoke.log"
+    # A data directory that does not exist yet, as var/ on a fresh clone: whatever ran before
+    # in this checkout (make test creates var/) cannot hide a directory the demo fails to make.
+    data_dir = artifacts / "demo-smoke-data"
+    shutil.rmtree(data_dir, ignore_errors=True)
     # A heartbeat every 2 s, so "beat -> broker -> worker" is seen within seconds.
-    env = {**os.environ, "LABELAPP_HEARTBEAT_INTERVAL_S": "2"}
+    env = {**os.environ, "LABELAPP_HEARTBEAT_INTERVAL_S": "2", "LABELAPP_DATA_DIR": str(data_dir)}
     for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_ENV"):
         env.pop(name, None)  # the demo's self-contained defaults, as on a laptop
     t0 = time.monotonic()
