@@ -117,14 +117,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--with-torch", action="store_true", help="also the +torch variant")
     args = parser.parse_args()
-    envs = [e.split("=", 1) for e in args.env] or [["this", sys.executable]]
+    envs = [e.split("=", 1) for e in args.env] or [["this env", sys.executable]]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, python in envs:
             data = Path(tmp) / name
             env = prepare(python, data)
             variants = [("labelapp.wsgi", name)]
-            if args.with_torch:
+            has_torch = subprocess.run([python, "-c", "import torch"], capture_output=True)
+            if args.with_torch and has_torch.returncode == 0:
                 variants.append(("bench._wsgi_with_torch", f"{name} +torch"))
             for app, label in variants:
                 runs = [one_run(python, app, env) for _ in range(args.runs)]
@@ -132,7 +133,8 @@ def main() -> None:
                 rows.append((label, med, site_packages_mib(python)))
     base = rows[0][1]
     print(
-        "| web process | start s | master RSS MiB | worker RSS MiB | vs first row | installed MiB |"
+        "| web process | start s | master RSS MiB | worker RSS MiB | vs first row "
+        "| site-packages MiB |"
     )
     print("|---|---|---|---|---|---|")
     for label, med, disk in rows:
