@@ -35,7 +35,7 @@ def worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen:
         cmd,
         cwd=ROOT,
         env=env,
-        stdout=open(log, "w"),  # noqa: SIM115 - owned by the worker
+        stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )

@@ -15,10 +15,12 @@ import subprocess
 import time
 from pathlib import Path
 
+from labelapp.errors import InvalidInput
+
 _LINE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+):\s*(?P<command>\S.*)$")
 
 
-class ProcfileError(ValueError):
+class ProcfileError(InvalidInput):
     pass
 
 
@@ -52,7 +54,7 @@ def start(
     """Start every process, each logging to ``logs/<name>.log`` (appended)."""
     started = {}
     for name, command in processes.items():
-        log = open(Path(logs) / f"{name}.log", "a")  # noqa: SIM115 - closed when the process ends
+        log = open(Path(logs) / f"{name}.log", "a")
         started[name] = subprocess.Popen(
             shell_command(command), env=env, stdout=log, stderr=subprocess.STDOUT
         )

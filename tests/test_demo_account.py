@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from labelapp.services.demo_account import DemoAccountRefused, reset_demo_scientist
+from labelapp.services.operations.demo_account import DemoAccountRefused, reset_demo_scientist
 
 pytestmark = pytest.mark.django_db
 

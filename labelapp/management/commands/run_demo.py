@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from labelapp import procfile
-from labelapp.services.demo_account import DemoAccountRefused, reset_demo_scientist
+from labelapp.services.operations.demo_account import DemoAccountRefused, reset_demo_scientist
 
 PROCFILE = Path(settings.BASE_DIR) / "Procfile"
 

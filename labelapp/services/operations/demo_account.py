@@ -13,10 +13,12 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from labelapp.errors import Conflict
+
 DEMO_SCIENTIST = "demo-scientist"
 
 
-class DemoAccountRefused(RuntimeError):
+class DemoAccountRefused(Conflict):
     pass
 
 
