@@ -104,9 +104,21 @@ def render_cutout_png(cutouts: np.ndarray, *, line_col: float | None = LINE_COL,
     return buf.getvalue()
 
 
-def line_column(im_wave: np.ndarray, wave: float) -> float:
-    """Fractional column of wavelength ``wave`` in a cutout with column wavelengths ``im_wave``."""
-    return float(np.interp(wave, im_wave, np.arange(len(im_wave))))
+def line_column(im_wave: np.ndarray, wave: float) -> float | None:
+    """Fractional column of wavelength ``wave`` in a cutout with column wavelengths ``im_wave``.
+
+    ``im_wave`` is the native CCD wavelength of each column, 0.0 in columns padded beyond the
+    CCD edge: only the real columns place the line. None when fewer than two columns are real
+    or the line falls outside them (no tick is better than a wrong one).
+    """
+    im_wave = np.asarray(im_wave, np.float64)
+    cols = np.flatnonzero(im_wave > 0)
+    if cols.size < 2:
+        return None
+    w = im_wave[cols]
+    if not (w[0] <= wave <= w[-1]) or np.any(np.diff(w) <= 0):
+        return None
+    return float(np.interp(wave, w, cols.astype(np.float64)))
 
 
 def spectrum_window(

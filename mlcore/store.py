@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,8 @@ import numpy as np
 from mlcore.survey import CUTOUT_COLS, CUTOUT_ROWS, N_FIBERS, N_SPEC
 
 STORE_FORMAT_VERSION = 1
+TMP_MARK = ".tmp-"
+_HOST = re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname()) or "host"
 STORE_DTYPES = ("float16", "float32")
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
@@ -79,9 +84,11 @@ class StoreWriter:
         self.dtype = np.dtype(dtype)
         self.meta = dict(meta or {})
         self.clipped = 0
-        # Unique per writer (process and thread), so concurrent ingests never share a temp dir.
+        # Unique per writer (process and thread), so concurrent ingests never share a temp dir;
+        # host and pid in the name let :func:`find_orphans` tell a killed writer's directory
+        # from a live one.
         self.tmp = self.path.with_name(
-            f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            f".{self.path.name}{TMP_MARK}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         )
         self.tmp.mkdir(parents=True)
         # The .npy headers are written once; chunks then go through plain file writes, not
@@ -158,3 +165,76 @@ class StoreWriter:
 def remove_store(path: str | Path) -> None:
     """Delete a committed batch directory (used to undo a commit whose database step failed)."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A directory under the store root that no live writer or batch owns."""
+
+    path: Path
+    kind: str  # "temporary" (a writer's unfinished batch) | "unreferenced" (no batch row)
+    reason: str
+    bytes: int
+    age_s: float
+
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_blocks * 512  # what the sparse files really take
+        except OSError:
+            pass
+    return total
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def find_orphans(
+    root: str | Path, *, batch_dirs: set[str] | None = None, min_age_s: float = 3600.0
+) -> list[Orphan]:
+    """Directories under ``root`` left by killed ingests.
+
+    A temporary directory (``.<batch>.tmp-<host>-<pid>-<id>``) is an orphan when its writer
+    ran on this host and that process is gone, or, written on another host sharing the
+    storage, when nothing has touched it for ``min_age_s``. With ``batch_dirs`` (the names
+    the database knows), a committed batch directory that no batch row points at is an
+    orphan too once it is ``min_age_s`` old (younger ones may be an ingest about to commit).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    now = time.time()
+    out = []
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir() or entry.is_symlink():
+            continue
+        age = now - entry.stat().st_mtime
+        name = entry.name
+        if name.startswith(".") and TMP_MARK in name:
+            tail = name.rsplit(TMP_MARK, 1)[1]
+            parts = tail.rsplit("-", 2)
+            host, pid = (parts[0], parts[1]) if len(parts) == 3 else ("", "")
+            if len(parts) == 2:  # written before the host was in the name: pid-id
+                host, pid = _HOST, parts[0]
+            if host == _HOST and pid.isdigit() and not _pid_alive(int(pid)):
+                reason = f"its writer (pid {pid} on this host) is gone"
+            elif host != _HOST and age >= min_age_s:
+                reason = f"written on host {host!r}, untouched for {age / 3600:.1f} h"
+            else:
+                continue
+            out.append(Orphan(entry, "temporary", reason, _dir_bytes(entry), age))
+        elif batch_dirs is not None and name not in batch_dirs and age >= min_age_s:
+            if (entry / "manifest.json").exists():
+                why = "no ingest batch points at it"
+                out.append(Orphan(entry, "unreferenced", why, _dir_bytes(entry), age))
+    return out

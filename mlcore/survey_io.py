@@ -10,13 +10,21 @@ FITS layout
     ``IM_SUM``      image (N, 9, 100)       ``IM_ARRAY``    image (N, 4, 9, 100)
     ``IM_WAVE``     image (N, 100)          ``SPEC1D``, ``SPEC1D_ERR``  images (N, 1036)
 
-HDF5 layout (as HETDEX's ``detect_ml_*.h5``)
+    ``IM_DETECTID`` image (N,) int64: the detectid of each row of the image HDUs (written
+                    since issue #22; a file without it is paired by row, with a note)
+
+HDF5 layout (the project's own: one file, tables named as in HETDEX's products)
     ``/Detections``  table (compound dataset) or group of datasets: catalogue columns
     ``/FiberImages`` table or group: ``detectid``, ``im_wave``, ``im_sum``, ``im_array``
-    ``/Spec1D``      table or group: ``detectid`` (optional), ``spec1D``, ``spec1D_err``
+    ``/Spec1D``      table or group: ``detectid``, ``spec1D``, ``spec1D_err``
     root attributes: the same header keys as FITS.
 A "table" is what PyTables writes (one compound row per detection); a group of plain
-datasets is accepted too, so files written by other tools can be read.
+datasets is accepted too, so files written by other tools can be read. HETDEX's real
+three-file products (ML file, catalogue, survey table) are read by :mod:`mlcore.hetdex_io`.
+
+Pixels are joined to catalogue rows by ``detectid`` wherever a table carries ids
+(:mod:`mlcore.join`): rows in another order are read in catalogue order, and a file whose
+tables hold different ids is refused with the rows named.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from mlcore.survey import (
 )
 
 FITS_MAGIC = b"SIMPLE  ="
+FITS_IDS_HDU = "IM_DETECTID"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 # Array name in :class:`Survey` -> extension name in FITS.
@@ -52,17 +61,70 @@ HDF5_NODE = {
 }
 
 
+# Missing-value sentinels of HETDEX's public tables (PDR1: -999 and 'n/a'; ELiXer's
+# elixer.h5: -999.999 and -99999). They become NaN / '' when read, never numbers.
+FLOAT_SENTINELS = (-999.0, -999.999, -99999.0)
+TEXT_SENTINELS = ("n/a", "N/A", "nan", "NaN", "None")
+
+
+def sentinels_to_missing(col: np.ndarray) -> np.ndarray:
+    """A catalogue column with its sentinels replaced: NaN for floats, '' for text."""
+    if col.dtype.kind == "f":
+        hit = np.isin(col, np.asarray(FLOAT_SENTINELS, dtype=col.dtype))
+        if hit.any():
+            col = np.where(hit, np.nan, col).astype(col.dtype)
+    elif col.dtype.kind == "U":
+        hit = np.isin(col, TEXT_SENTINELS)
+        if hit.any():
+            col = np.where(hit, "", col)
+    return col
+
+
 class SurveyFileError(DataError):
     """The file cannot be read as a survey; the message says where and what."""
+
+
+def check_regular_file(path: str | Path) -> int:
+    """The size of ``path`` if it is a non-empty regular file; SurveyFileError otherwise.
+
+    Called before anything opens or hashes the file: reading /dev/zero or a FIFO never ends.
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SurveyFileError(f"{path}: cannot be read: No such file or directory") from None
+    except OSError as exc:
+        raise SurveyFileError(f"{path}: cannot be read: {exc.strerror}") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise SurveyFileError(f"{path}: is a directory, not a survey file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a FIFO (named pipe)"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a character device"
+            if stat.S_ISCHR(st.st_mode)
+            else "a block device"
+            if stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "not a regular file"
+        )
+        raise SurveyFileError(
+            f"{path}: is {kind}, not a regular file; refused without reading it "
+            "(copy the data to a file first)"
+        )
+    if st.st_size == 0:
+        raise SurveyFileError(f"{path}: is empty (0 bytes)")
+    return st.st_size
 
 
 def sniff_format(path: str | Path) -> str:
     """'fits' or 'hdf5' from the file's first bytes (never from its name)."""
     path = Path(path)
-    if not path.exists():
-        raise SurveyFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise SurveyFileError(f"{path}: is a directory, not a survey file")
+    check_regular_file(path)
     with open(path, "rb") as fh:
         head = fh.read(len(FITS_MAGIC))
     if head.startswith(FITS_MAGIC):
@@ -135,6 +197,9 @@ def _write_fits(path: Path, survey: Survey) -> None:
     hdus = [primary, table]
     for name, hdu_name in FITS_HDU.items():
         hdus.append(fits.ImageHDU(np.asarray(getattr(survey, name), np.float32), name=hdu_name))
+    # Image HDUs have no columns: this HDU says which detectid each of their rows belongs to.
+    ids = np.asarray(survey.catalog["detectid"], np.int64)
+    hdus.append(fits.ImageHDU(ids, name=FITS_IDS_HDU))
     fits.HDUList(hdus).writeto(path, overwrite=True)
 
 
@@ -237,6 +302,10 @@ class SurveyReader:
     meta: dict
     columns: dict[str, np.ndarray]
     arrays: dict[str, tuple[tuple[int, ...], np.dtype]]
+    # Rows of a pixel table whose ids do not match the catalogue (validation reports them),
+    # and remarks for the operator (e.g. "paired by row: the file carries no ids").
+    join_problems: list
+    notes: list
 
     def __enter__(self) -> SurveyReader:
         return self
@@ -291,6 +360,14 @@ class _FitsReader(SurveyReader):
             self._hdul.close()
             raise SurveyFileError(f"{path}: file is truncated or corrupted ({truncated[0]})")
         try:
+            names = [h.name for h in self._hdul]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                # astropy would silently hand back the first one of each name.
+                raise SurveyFileError(
+                    f"{path}: HDU name(s) {twice} appear more than once (HDUs: {names}); "
+                    "which one holds the data is ambiguous"
+                )
             self.meta = _meta_from_header(self._hdul[0].header)
             if "CATALOG" not in self._hdul:
                 names = [h.name for h in self._hdul]
@@ -304,7 +381,8 @@ class _FitsReader(SurveyReader):
                 col = np.asarray(data[name])
                 if col.dtype.kind == "S":
                     col = _text(col, f"{path}: HDU CATALOG column {name!r}")
-                self.columns[name.lower() if name.lower() in _KNOWN else name] = col
+                key = name.lower() if name.lower() in _KNOWN else name
+                self.columns[key] = sentinels_to_missing(col) if key in _KNOWN else col
             self.arrays = {}
             for name, hdu_name in FITS_HDU.items():
                 if hdu_name in self._hdul:
@@ -319,6 +397,14 @@ class _FitsReader(SurveyReader):
                         {-32: "f4", -64: "f8", 8: "u1", 16: "i2", 32: "i4"}.get(bitpix, "i8")
                     )
                     self.arrays[name] = (shape, dtype)
+            self._index = None
+            self.join_problems, self.notes = [], []
+            if FITS_IDS_HDU in self._hdul and "detectid" in self.columns:
+                self._join_ids(np.asarray(self._hdul[FITS_IDS_HDU].data))
+            elif self.arrays:
+                self.notes.append(
+                    f"no {FITS_IDS_HDU} HDU: image rows are paired with CATALOG rows by position"
+                )
         except Exception as exc:
             self._hdul.close()
             if isinstance(exc, SurveyFileError):
@@ -326,12 +412,37 @@ class _FitsReader(SurveyReader):
             # A corrupted header or table fails deep in astropy (VerifyError, ValueError, ...)
             raise SurveyFileError(f"{path}: cannot be read as FITS: {exc}") from exc
 
+    def _join_ids(self, image_ids: np.ndarray) -> None:
+        from mlcore.join import align, id_problems
+
+        cat_ids = self.columns["detectid"]
+        where_img = f"HDU {FITS_IDS_HDU}"
+        if id_problems(cat_ids, "HDU CATALOG column 'detectid'"):
+            return  # check_catalog names the catalogue's own id problems
+        self.join_problems = id_problems(image_ids, where_img)
+        if self.join_problems:
+            return
+        self._index, self.join_problems = align(
+            cat_ids, image_ids, ref_where="HDU CATALOG", other_where=where_img
+        )
+
     def location(self, name: str) -> str:
         return f"HDU {FITS_HDU[name]}"
 
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        from mlcore.join import read_rows
+
+        section = self._hdul[FITS_HDU[name]].section
         try:
-            return np.asarray(self._hdul[FITS_HDU[name]].section[start:stop])
+            return np.asarray(
+                read_rows(
+                    lambda a, b: np.asarray(section[a:b]),
+                    lambda idx: np.stack([np.asarray(section[int(i)]) for i in idx]),
+                    self._index,
+                    start,
+                    stop,
+                )
+            )
         except Exception as exc:  # a corrupted data block
             raise SurveyFileError(
                 f"{self.path}: HDU {FITS_HDU[name]} rows {start}-{stop - 1} cannot be read: {exc}"
@@ -376,7 +487,7 @@ class _Hdf5Reader(SurveyReader):
                 arr = np.asarray(col)
                 if arr.dtype.kind in "SO":
                     arr = _text(arr, f"{path}: /Detections column {name!r}")
-                self.columns[name] = arr
+                self.columns[name] = sentinels_to_missing(arr) if name in _KNOWN else arr
             self.arrays = {}
             for name, (node, member) in HDF5_NODE.items():
                 if node in self._h5:
@@ -394,6 +505,10 @@ class _Hdf5Reader(SurveyReader):
                     ):
                         sub_dt = ds.dtype[member]
                         self.arrays[name] = ((ds.shape[0], *sub_dt.shape), sub_dt.base)
+            self._index = {}
+            self.join_problems, self.notes = [], []
+            if "detectid" in self.columns:
+                self._join_ids()
         except Exception as exc:
             self._h5.close()
             if isinstance(exc, SurveyFileError):
@@ -413,6 +528,38 @@ class _Hdf5Reader(SurveyReader):
             return {k: data[k] for k in obj.dtype.names}
         raise SurveyFileError(f"{self.path}: /{node} is neither a table nor a group")
 
+    def _node_ids(self, node: str) -> np.ndarray | None:
+        import h5py
+
+        obj = self._h5[node]
+        if isinstance(obj, h5py.Group):
+            return obj["detectid"][()] if "detectid" in obj else None
+        if obj.dtype.names and "detectid" in obj.dtype.names:
+            return obj.fields("detectid")[()]
+        return None
+
+    def _join_ids(self) -> None:
+        from mlcore.join import align, id_problems
+
+        cat_ids = self.columns["detectid"]
+        if id_problems(cat_ids, "/Detections column 'detectid'"):
+            return  # check_catalog names the catalogue's own id problems
+        for node in dict.fromkeys(node for node, _ in HDF5_NODE.values()):
+            if node not in self._h5:
+                continue  # check_structure names the missing arrays
+            ids = self._node_ids(node)
+            if ids is None:
+                self.notes.append(
+                    f"/{node} has no detectid: its rows are paired with /Detections by position"
+                )
+                continue
+            problems = id_problems(ids, f"/{node} column 'detectid'")
+            if not problems:
+                self._index[node], problems = align(
+                    cat_ids, ids, ref_where="/Detections", other_where=f"/{node}"
+                )
+            self.join_problems += problems
+
     def location(self, name: str) -> str:
         node, member = HDF5_NODE[name]
         return f"/{node}/{member}"
@@ -420,12 +567,19 @@ class _Hdf5Reader(SurveyReader):
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
         import h5py
 
+        from mlcore.join import read_rows
+
         node, member = HDF5_NODE[name]
         try:
             obj = self._h5[node]
-            if isinstance(obj, h5py.Group):
-                return obj[member][start:stop]
-            return obj.fields(member)[start:stop]
+            ds = obj[member] if isinstance(obj, h5py.Group) else obj.fields(member)
+            return read_rows(
+                lambda a, b: ds[a:b],
+                lambda idx: ds[idx],
+                self._index.get(node),
+                start,
+                stop,
+            )
         except Exception as exc:  # a corrupted chunk
             raise SurveyFileError(
                 f"{self.path}: /{node}/{member} rows {start}-{stop - 1} cannot be read: {exc}"

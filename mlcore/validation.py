@@ -24,6 +24,13 @@ from mlcore.survey import (
 
 MAX_ROWS_LISTED = 5  # rows named per problem; the rest are counted
 NAN_POLICIES = ("reject", "zero")
+# Catalogue columns that may be missing (stored as NULL); every other one must have a value.
+NULLABLE_COLUMNS = ("continuum", "apcor")
+# Values that cannot be true of any measured quantity we keep: a negative uncertainty, width,
+# chi2 or S/N, or a magnitude near the float32 limit (3.4e38, a fill value, not a measurement).
+NON_NEGATIVE_COLUMNS = ("sn", "flux_err", "linewidth", "chi2")
+IMPLAUSIBLE_ABS = 1e30
+FIELD_MAX_CHARS = int(CATALOG_COLUMNS["field"].itemsize // 4)
 
 
 @dataclass(frozen=True)
@@ -47,13 +54,16 @@ def _rows(idx: np.ndarray, detectid: np.ndarray | None = None, offset: int = 0) 
     return f"{word} {', '.join(shown)}{more}"
 
 
-def catalog_location(fmt: str) -> str:
+def catalog_location(fmt: str, reader=None) -> str:
+    where = getattr(reader, "catalog_where", None)
+    if where:
+        return where
     return "HDU CATALOG" if fmt == "fits" else "/Detections"
 
 
 def check_structure(reader) -> list[Problem]:
     """Required columns present with usable dtypes; arrays present with the right shapes."""
-    cat = catalog_location(reader.fmt)
+    cat = catalog_location(reader.fmt, reader)
     problems: list[Problem] = []
     cols = reader.columns
     for name in REQUIRED_CATALOG_COLUMNS:
@@ -99,6 +109,8 @@ def check_structure(reader) -> list[Problem]:
             problems.append(Problem(where, f"has dtype {np.dtype(dtype)}; expected float32"))
     if n == 0 and not problems:
         problems.append(Problem(cat, "has no rows: nothing to ingest"))
+    # Pixel tables whose ids disagree with the catalogue (found by the reader's id join).
+    problems += list(getattr(reader, "join_problems", []))
     return problems
 
 
@@ -139,29 +151,66 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
     ``known_detectids``: ids already in the database; a file repeating one is refused.
     Call only when :func:`check_structure` found nothing (columns exist with sane dtypes).
     """
-    cat = catalog_location(reader.fmt)
+    from mlcore.join import id_problems, ids_unusable
+
+    cat = catalog_location(reader.fmt, reader)
     cols = reader.columns
-    problems: list[Problem] = []
+    # Ids first: >= 2**63 would wrap to negative numbers below (and every other message
+    # names rows by their detectid), so such a file gets only that problem.
+    problems: list[Problem] = id_problems(cols["detectid"], f"{cat} column 'detectid'")
+    if ids_unusable(cols["detectid"]):
+        return problems
     detectid = cols["detectid"].astype(np.int64)
     for name in CATALOG_COLUMNS:
         if name in cols and CATALOG_COLUMNS[name].kind == "f":
-            bad = np.flatnonzero(~np.isfinite(cols[name].astype(np.float64)))
+            vals = cols[name].astype(np.float64)
+            bad = np.flatnonzero(np.isinf(vals) | (np.isnan(vals) & (name not in NULLABLE_COLUMNS)))
             if bad.size:
                 problems.append(
                     Problem(
-                        f"{cat} column '{name}' {_rows(bad, detectid)}", "value is NaN or infinite"
+                        f"{cat} column '{name}' {_rows(bad, detectid)}",
+                        "value is NaN or infinite (a missing value -- NaN, or a sentinel "
+                        f"such as -999 -- is allowed only in {', '.join(NULLABLE_COLUMNS)})",
                     )
                 )
-    uniq, counts = np.unique(detectid, return_counts=True)
-    dup = uniq[counts > 1]
-    if dup.size:
-        rows = np.flatnonzero(np.isin(detectid, dup))
-        problems.append(
-            Problem(
-                f"{cat} column 'detectid' {_rows(rows, detectid)}",
-                f"{dup.size} detectid value(s) appear more than once in the file",
+            huge = np.flatnonzero(np.isfinite(vals) & (np.abs(vals) > IMPLAUSIBLE_ABS))
+            if huge.size:
+                problems.append(
+                    Problem(
+                        f"{cat} column '{name}' {_rows(huge, detectid)}",
+                        f"{vals[huge[0]]:.3g} is not a plausible measurement "
+                        f"(|value| > {IMPLAUSIBLE_ABS:g}; a float32 fill value?)",
+                    )
+                )
+            if name in NON_NEGATIVE_COLUMNS:
+                neg = np.flatnonzero(np.isfinite(vals) & (vals < 0))
+                if neg.size:
+                    problems.append(
+                        Problem(
+                            f"{cat} column '{name}' {_rows(neg, detectid)}",
+                            f"{vals[neg[0]]:g} is negative; {name} cannot be",
+                        )
+                    )
+    if "field" in cols:
+        text = cols["field"].astype(str)
+        lengths = np.char.str_len(text)
+        long = np.flatnonzero(lengths > FIELD_MAX_CHARS)
+        if long.size:
+            problems.append(
+                Problem(
+                    f"{cat} column 'field' {_rows(long, detectid)}",
+                    f"{str(text[long[0]])!r} is longer than {FIELD_MAX_CHARS} characters "
+                    "(refused rather than truncated)",
+                )
             )
-        )
+        empty = np.flatnonzero(lengths == 0)
+        if empty.size:
+            problems.append(
+                Problem(
+                    f"{cat} column 'field' {_rows(empty, detectid)}",
+                    "value is missing (empty, or a sentinel such as 'n/a')",
+                )
+            )
     if known_detectids is not None and len(known_detectids):
         seen = np.flatnonzero(np.isin(detectid, known_detectids))
         if seen.size:

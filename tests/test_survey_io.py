@@ -41,7 +41,9 @@ def test_round_trip_keeps_every_column_array_and_truth(tmp_path, suffix):
 def test_fits_layout_has_named_hdus_and_header_metadata(fits_file):
     with fits.open(fits_file) as hdul:
         names = [h.name for h in hdul]
-        assert names[1:] == ["CATALOG", "IM_SUM", "IM_ARRAY", "IM_WAVE", "SPEC1D", "SPEC1D_ERR"]
+        assert names[1:] == [
+            "CATALOG", "IM_SUM", "IM_ARRAY", "IM_WAVE", "SPEC1D", "SPEC1D_ERR", "IM_DETECTID"
+        ]  # fmt: skip
         assert hdul["IM_ARRAY"].data.shape == (40, 4, 9, 100)
         assert hdul[0].header["SIMVERS"] == "test-factory"
         assert json.loads(hdul[0].header["SIMMETA"])["seed"] == 3

@@ -46,10 +46,17 @@ class Candidate(models.Model):
     flux = models.FloatField(help_text="Line flux (1e-17 erg/s/cm2).")
     flux_err = models.FloatField()
     linewidth = models.FloatField(help_text="Gaussian sigma (A).")
-    continuum = models.FloatField()
+    continuum = models.FloatField(null=True, help_text="Null where the file had no value.")
     sn = models.FloatField(db_index=True)
     chi2 = models.FloatField()
-    apcor = models.FloatField(default=1.0)
+    apcor = models.FloatField(
+        null=True, default=1.0, help_text="Null where the file had no value (e.g. -999)."
+    )
+    # What is missing from the cutout (mlcore.cutout_quality bits: 1 no cutout, 2 columns
+    # beyond the CCD edge, 4 fewer than four fibres, 8 no column wavelengths), and how many
+    # columns are padding. A candidate with no cutout is never queued for volunteers.
+    cutout_flags = models.PositiveSmallIntegerField(default=0)
+    padded_cols = models.PositiveSmallIntegerField(default=0)
     # The labelling queue lives on the candidate: volunteers get active candidates in order
     # of priority (index below, so choosing the next one never scans the table). Ingest
     # puts low S/N first (priority = -sn) until the active-learning loop sets priorities.
@@ -64,6 +71,12 @@ class Candidate(models.Model):
 
     def __str__(self) -> str:
         return f"detectid {self.detectid} ({self.wave:.1f} A, S/N {self.sn:.2f})"
+
+    @property
+    def cutout_problems(self) -> list[str]:
+        from mlcore.cutout_quality import describe
+
+        return describe(self.cutout_flags)
 
     @property
     def regime(self) -> str:

@@ -8,12 +8,25 @@ from mlcore.validation import NAN_POLICIES
 
 class Command(BaseCommand):
     help = (
-        "Validate a survey file (FITS or HETDEX-style HDF5) and ingest it atomically: "
-        "Candidate rows plus a packed cutout store. Re-ingesting the same file is a no-op."
+        "Validate a survey file and ingest it atomically: Candidate rows plus a packed cutout "
+        "store. Re-ingesting the same file is a no-op. Either one file in the project's FITS "
+        "or HDF5 layout, or HETDEX's three real files: "
+        "manage.py ingest detect_ml_4.0.0.h5 --catalogue detect_hdr4.h5 --survey survey_hdr4.h5"
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("path", help="survey file (.fits or .h5); the format is sniffed")
+        parser.add_argument(
+            "path",
+            help="survey file (.fits or .h5; the format is sniffed), or with --catalogue and "
+            "--survey HETDEX's machine-learning file detect_ml_*.h5",
+        )
+        parser.add_argument(
+            "--catalogue",
+            help="HETDEX detections catalogue (detect_hdr*.h5, /Detections) for the ML file",
+        )
+        parser.add_argument(
+            "--survey", help="HETDEX survey table (survey_hdr*.h5, /Survey): field by shotid"
+        )
         parser.add_argument("--batch", help="batch name (default: file name + hash prefix)")
         parser.add_argument(
             "--nan-policy",
@@ -33,6 +46,8 @@ class Command(BaseCommand):
         try:
             result = ingest_survey(
                 path=opts["path"],
+                catalogue=opts["catalogue"],
+                survey=opts["survey"],
                 batch_name=opts["batch"],
                 nan_policy=opts["nan_policy"],
                 store_dtype=opts["dtype"],

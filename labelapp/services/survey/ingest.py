@@ -1,7 +1,13 @@
 """Ingest a survey file: validate all of it, then write Candidate rows + a cutout store atomically.
 
+Sources: one survey file (FITS or the project's HDF5 layout, :mod:`mlcore.survey_io`), or
+HETDEX's three real files -- ML file, catalogue, survey table (:mod:`mlcore.hetdex_io`),
+joined on ``detectid`` and ``shotid``.
+
 Order of work, and why:
-1. hash the file: the same bytes ingested twice is a no-op that says so;
+0. every path must be a regular, non-empty file (a FIFO or /dev/zero would never end a
+   hash); temporary store directories of this host's killed ingests are removed;
+1. hash the file(s): the same bytes ingested twice is a no-op that says so;
 2. structure + catalogue checks (cheap, all in memory);
 3. one streaming pass over the pixel arrays that validates each chunk and writes it into a
    *temporary* store directory (memory stays at one chunk of pixels);
@@ -27,10 +33,20 @@ from django.db import IntegrityError, transaction
 from labelapp.errors import InvalidInput
 from labelapp.models import Candidate, CandidateTruth, IngestBatch
 from labelapp.services.bulk import insert_rows
+from labelapp.services.store_orphans import remove_store_orphans
+from mlcore.cutout_quality import NO_CUTOUT, cutout_flags, describe
+from mlcore.join import id_problems, ids_unusable
 from mlcore.store import StoreWriter, remove_store
 from mlcore.survey import CATALOG_COLUMNS
-from mlcore.survey_io import SurveyFileError, open_survey
-from mlcore.validation import Problem, check_catalog, check_chunk, check_structure
+from mlcore.survey_io import SurveyFileError, check_regular_file, open_survey
+from mlcore.validation import (
+    NULLABLE_COLUMNS,
+    Problem,
+    catalog_location,
+    check_catalog,
+    check_chunk,
+    check_structure,
+)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 MAX_PROBLEMS = 50  # stop scanning a hopeless file after this many problems
@@ -99,23 +115,55 @@ def _existing_detectids(detectid: np.ndarray) -> np.ndarray:
     return np.asarray(found, dtype=np.int64)
 
 
+def _open(path: Path, catalogue: Path | None, survey: Path | None):
+    if catalogue is None:
+        return open_survey(path)
+    from mlcore.hetdex_io import open_hetdex
+
+    return open_hetdex(path, catalogue, survey)
+
+
 def ingest_survey(
     *,
     path: str | Path,
+    catalogue: str | Path | None = None,
+    survey: str | Path | None = None,
     batch_name: str | None = None,
     nan_policy: str = "reject",
     store_dtype: str | None = None,
     chunk: int | None = None,
     progress: Progress | None = None,
 ) -> IngestResult:
-    """Ingest the survey file at ``path``. Raises :class:`IngestError` if anything is wrong."""
+    """Ingest the survey file at ``path``. Raises :class:`IngestError` if anything is wrong.
+
+    With ``catalogue`` and ``survey``, ``path`` is HETDEX's ML file (``detect_ml_*.h5``),
+    ``catalogue`` its detections catalogue (``detect_hdr*.h5``) and ``survey`` the survey
+    table (``survey_hdr*.h5``): only the ML file's candidates are ingested, joined by id.
+    """
     t0 = time.perf_counter()
     path = Path(path)
     report = progress or (lambda stage, done, total: None)
+    if (catalogue is None) != (survey is None):
+        raise IngestError(
+            path,
+            [Problem("--catalogue/--survey", "give both (HETDEX's three files) or neither")],
+        )
+    catalogue = Path(catalogue) if catalogue is not None else None
+    survey = Path(survey) if survey is not None else None
+    sources = [p for p in (path, catalogue, survey) if p is not None]
+    for p in sources:
+        try:
+            check_regular_file(p)
+        except SurveyFileError as exc:
+            raise IngestError(path, [_file_problem(p, exc)]) from exc
+    orphans_removed = remove_store_orphans(temporary_only=True)
     try:
-        sha = file_sha256(path)
+        digests = [file_sha256(p) for p in sources]
     except OSError as exc:
         raise IngestError(path, [Problem(str(path), f"cannot be read: {exc.strerror}")]) from exc
+    # One key for the three files together: the same ML file with another catalogue is
+    # another ingest.
+    sha = digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
     existing = IngestBatch.objects.filter(file_sha256=sha).first()
     if existing is not None:
         return IngestResult(batch=existing, created=False)
@@ -145,16 +193,18 @@ def ingest_survey(
         )
 
     try:
-        reader = open_survey(path)
+        reader = _open(path, catalogue, survey)
     except SurveyFileError as exc:
         raise IngestError(path, [_file_problem(path, exc)]) from exc
     with reader:
         problems = check_structure(reader)
         if problems:
             raise IngestError(path, problems)
-        problems = check_catalog(
-            reader, known_detectids=_existing_detectids(reader.columns["detectid"])
-        )
+        ids = reader.columns["detectid"]
+        if ids_unusable(ids):  # before the database sees them: 2**63 does not fit a bigint
+            where = f"{catalog_location(reader.fmt, reader)} column 'detectid'"
+            raise IngestError(path, id_problems(ids, where))
+        problems = check_catalog(reader, known_detectids=_existing_detectids(ids))
         if problems:
             raise IngestError(path, problems)
 
@@ -164,8 +214,13 @@ def ingest_survey(
         writer = StoreWriter(store_path, n, dtype=dtype, meta={"source_sha256": sha, "batch": name})
         detectid = reader.columns["detectid"]
         zeroed = 0
+        flags = np.zeros(n, np.int16)
+        padded = np.zeros(n, np.int16)
         try:
             for start, stop, arrays in reader.iter_chunks(chunk or settings.INGEST_CHUNK):
+                flags[start:stop], padded[start:stop] = cutout_flags(
+                    arrays["im_sum"], arrays["im_array"], arrays["im_wave"]
+                )
                 for arr_name, rows in arrays.items():
                     found, cleaned, nz = check_chunk(
                         arr_name,
@@ -187,7 +242,15 @@ def ingest_survey(
             if problems:
                 raise IngestError(path, problems)
             batch = _write_rows(
-                reader, path=path, sha=sha, name=name, writer=writer, zeroed=zeroed, report=report
+                reader,
+                path=path,
+                sha=sha,
+                name=name,
+                writer=writer,
+                zeroed=zeroed,
+                flags=flags,
+                padded=padded,
+                report=report,
             )
         except SurveyFileError as exc:  # a corrupted block found while streaming pixels
             writer.abort()
@@ -214,6 +277,11 @@ def ingest_survey(
             raise
 
     result = IngestResult(batch=batch, created=True, seconds=time.perf_counter() - t0)
+    result.notes += list(getattr(reader, "notes", []))
+    result.notes += [
+        f"removed an orphaned temporary store: {o.path.name} ({o.reason})" for o in orphans_removed
+    ]
+    result.notes += _flag_notes(flags, padded)
     if zeroed:
         result.notes.append(f"{zeroed} NaN pixels stored as 0 (--nan-policy zero)")
     if writer.clipped:
@@ -241,7 +309,27 @@ CANDIDATE_FIELDS = (
 )
 
 
-def _write_rows(reader, *, path, sha, name, writer: StoreWriter, zeroed, report) -> IngestBatch:
+def _flag_notes(flags: np.ndarray, padded: np.ndarray) -> list[str]:
+    notes = []
+    for bit in (1, 2, 4, 8):
+        k = int(np.count_nonzero(flags & bit))
+        if k:
+            extra = " -- kept out of the volunteers' queue (status expert)" if bit == 1 else ""
+            if bit == 2:
+                extra = f" ({int(padded.sum())} padded columns in all, masked)"
+            notes.append(f"{k} candidate(s): {describe(bit)[0]}{extra}")
+    return notes
+
+
+def _nullable(values: np.ndarray) -> list:
+    """Floats with NaN (a missing value or sentinel in the file) as None (SQL NULL)."""
+    out = values.astype(np.float64)
+    return [None if v != v else v for v in out.tolist()]
+
+
+def _write_rows(
+    reader, *, path, sha, name, writer: StoreWriter, zeroed, flags, padded, report
+) -> IngestBatch:
     cols = reader.columns
     n = reader.n
     # The batch row is inserted first: a concurrent ingest of the same file blocks on its
@@ -267,18 +355,38 @@ def _write_rows(reader, *, path, sha, name, writer: StoreWriter, zeroed, report)
             for start in range(0, n, DB_BATCH):
                 sl = slice(start, min(n, start + DB_BATCH))
                 # .tolist() turns numpy scalars into Python ones in C, fast
-                columns = [values[f][sl].tolist() for f in CANDIDATE_FIELDS]
+                columns = [
+                    _nullable(values[f][sl]) if f in NULLABLE_COLUMNS else values[f][sl].tolist()
+                    for f in CANDIDATE_FIELDS
+                ]
                 k = sl.stop - start
                 priority = (-values["sn"][sl].astype(np.float64)).tolist()  # low S/N first
+                # No picture, nothing for a volunteer to judge: a scientist looks at the
+                # spectrum instead.
+                status = np.where(
+                    flags[sl] & NO_CUTOUT,
+                    Candidate.Status.EXPERT.value,
+                    Candidate.Status.ACTIVE.value,
+                ).tolist()
                 rows = zip(
                     *columns,
                     [batch.pk] * k,
                     range(start, sl.stop),
-                    [Candidate.Status.ACTIVE.value] * k,
+                    status,
                     priority,
+                    flags[sl].tolist(),
+                    padded[sl].tolist(),
                     strict=True,
                 )
-                fields = (*CANDIDATE_FIELDS, "batch", "row", "status", "priority")
+                fields = (
+                    *CANDIDATE_FIELDS,
+                    "batch",
+                    "row",
+                    "status",
+                    "priority",
+                    "cutout_flags",
+                    "padded_cols",
+                )
                 insert_rows(Candidate, fields, rows)
                 report("database", sl.stop, n)
             if "truth_real" in cols and "truth_type" in cols:

@@ -1,0 +1,55 @@
+"""What is missing from a cutout, recorded per candidate instead of passed on as sky.
+
+HETDEX's ML file writes a row even when an extraction failed (hetdex_api
+``hetdex_tools/get_spec2D.py``: each of ``im_wave``, ``im_sum``, ``im_array`` is filled in its
+own ``try``; a failure leaves the row's zeros). A cutout within 50 columns of the CCD edge
+(1032 native pixels) is padded with columns whose ``im_wave`` is 0.0 and whose pixels are 0;
+with fewer than four fibres the missing ``im_array`` planes are 0. Those zeros are not sky:
+ingest records them here, keeps candidates without a picture out of the volunteers' queue,
+and the renderer places the line from the real (non-zero) ``im_wave`` columns only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NO_CUTOUT = 1  # im_sum and im_array are all zero: the extraction failed, nothing to show
+PADDED = 2  # some columns lie beyond the CCD edge (im_wave 0.0, pixels 0)
+MISSING_FIBERS = 4  # one to three im_array planes are all zero (fewer than four fibres)
+NO_WAVE = 8  # im_wave is all zero: the column wavelengths are unknown
+
+FLAG_WORDS = {
+    NO_CUTOUT: "no cutout (extraction failed: all pixels zero)",
+    PADDED: "columns beyond the CCD edge (zero-padded)",
+    MISSING_FIBERS: "fewer than four fibres (zero planes)",
+    NO_WAVE: "no column wavelengths (im_wave all zero)",
+}
+
+
+def cutout_flags(
+    im_sum: np.ndarray, im_array: np.ndarray, im_wave: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(flags, padded column count) per row, for (n, 9, 100), (n, 4, 9, 100), (n, 100)."""
+    n = len(im_sum)
+    sum_zero = ~im_sum.reshape(n, -1).any(axis=1)
+    plane_zero = ~im_array.reshape(n, im_array.shape[1], -1).any(axis=2)  # (n, 4)
+    wave_zero = im_wave == 0
+    n_pad = wave_zero.sum(axis=1)
+    flags = np.zeros(n, np.int16)
+    no_cut = sum_zero & plane_zero.all(axis=1)
+    flags[no_cut] |= NO_CUTOUT
+    flags[~no_cut & plane_zero.any(axis=1)] |= MISSING_FIBERS
+    all_pad = n_pad == im_wave.shape[1]
+    flags[all_pad] |= NO_WAVE
+    flags[(n_pad > 0) & ~all_pad] |= PADDED
+    return flags, np.where(all_pad, 0, n_pad).astype(np.int16)
+
+
+def describe(flags: int) -> list[str]:
+    """Words for a candidate's flags, for the console."""
+    return [word for bit, word in FLAG_WORDS.items() if flags & bit]
+
+
+def servable(flags: int) -> bool:
+    """Whether volunteers can be shown this candidate: there is a picture to look at."""
+    return not flags & NO_CUTOUT
