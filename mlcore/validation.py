@@ -63,6 +63,10 @@ def catalog_location(fmt: str, reader=None) -> str:
 
 def check_structure(reader) -> list[Problem]:
     """Required columns present with usable dtypes; arrays present with the right shapes."""
+    # A join across files that could not be made (mlcore.hetdex_io): nothing else is sound.
+    fatal = list(getattr(reader, "fatal_problems", []))
+    if fatal:
+        return fatal
     cat = catalog_location(reader.fmt, reader)
     problems: list[Problem] = []
     cols = reader.columns
