@@ -53,3 +53,35 @@ def describe(flags: int) -> list[str]:
 def servable(flags: int) -> bool:
     """Whether volunteers can be shown this candidate: there is a picture to look at."""
     return not flags & NO_CUTOUT
+
+
+def mask_missing(
+    im_sum: np.ndarray, im_array: np.ndarray, im_wave: np.ndarray, flags: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(im_sum, im_array, pixels masked) with the missing pixels set to NaN.
+
+    Missing: every pixel of a row with no cutout, the columns beyond the CCD edge (im_wave
+    0.0, unless the whole im_wave is zero: then the column positions are unknown, not
+    padded), and the all-zero fibre planes. Rows without flags are returned untouched.
+    """
+    rows = np.flatnonzero(flags & (NO_CUTOUT | PADDED | MISSING_FIBERS))
+    if rows.size == 0:
+        return im_sum, im_array, 0
+    im_sum = np.array(im_sum, dtype=np.float32, copy=True)
+    im_array = np.array(im_array, dtype=np.float32, copy=True)
+    before = int(np.isnan(im_sum[rows]).sum() + np.isnan(im_array[rows]).sum())
+    for i in rows:
+        if flags[i] & NO_CUTOUT:
+            im_sum[i] = np.nan
+            im_array[i] = np.nan
+            continue
+        # dead planes first: NaN counts as non-zero for .any()
+        dead = ~im_array[i].reshape(im_array.shape[1], -1).any(axis=1)
+        if flags[i] & PADDED:
+            pad = im_wave[i] == 0
+            im_sum[i][:, pad] = np.nan
+            im_array[i][:, :, pad] = np.nan
+        if flags[i] & MISSING_FIBERS:
+            im_array[i][dead] = np.nan
+    after = int(np.isnan(im_sum[rows]).sum() + np.isnan(im_array[rows]).sum())
+    return im_sum, im_array, after - before

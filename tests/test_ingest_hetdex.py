@@ -98,10 +98,13 @@ def test_three_files_ingest_only_the_ml_candidates_joined_by_detectid(tmp_path):
     store = CutoutStore.open(batch.store_path)
     for c in Candidate.objects.filter(batch=batch):
         i, j = ml_row[c.detectid], sv_row[c.detectid]
-        np.testing.assert_allclose(store.cutouts[c.row, 0], fib["im_sum"][i], atol=2e-3, rtol=2e-3)
-        np.testing.assert_allclose(
-            store.cutouts[c.row, 1:], fib["im_array"][i], atol=2e-3, rtol=2e-3
-        )
+        cut = np.asarray(store.cutouts[c.row], np.float32)
+        # masked pixels (NaN in the store) are exactly zeros in the file
+        assert not np.concatenate([fib["im_sum"][i][None], fib["im_array"][i]])[np.isnan(cut)].any()
+        np.testing.assert_allclose(np.nan_to_num(cut[0]), fib["im_sum"][i], atol=2e-3, rtol=2e-3)
+        np.testing.assert_allclose(np.nan_to_num(cut[1:]), fib["im_array"][i], atol=2e-3, rtol=2e-3)
+        if c.cutout_flags == 0:
+            assert not np.isnan(cut).any()
         np.testing.assert_array_equal(store.im_wave[c.row], fib["im_wave"][i])
         # per 2 A bin in the file, per A in the store
         np.testing.assert_allclose(
@@ -129,14 +132,21 @@ def test_the_real_quirks_are_masked_and_recorded_per_candidate(tmp_path):
     queued = set(queue_queryset(volunteer=None).values_list("detectid", flat=True))
     assert not queued & {c.detectid for c in no_cut}
     assert "no cutout" in no_cut[0].cutout_problems[0]
+    store = CutoutStore.open(result.batch.store_path)
+    assert all(np.isnan(store.cutouts[c.row]).all() for c in no_cut)
+    for c in cands:
+        if c.cutout_flags & MISSING_FIBERS:
+            dead = np.isnan(store.cutouts[c.row, 1:]).reshape(4, -1).all(axis=1)
+            assert 1 <= dead.sum() <= 3 and dead[-1]  # the weakest fibres are the missing ones
     assert sum(bool(c.cutout_flags & MISSING_FIBERS) for c in cands) == q["missing_fibers"]
     padded = [c for c in cands if c.cutout_flags & PADDED]
     assert {c.detectid for c in padded} >= {int(d) for d in s.catalog["detectid"][:2]}
-    store = CutoutStore.open(result.batch.store_path)
     for c in padded:
         w = store.im_wave[c.row]
         assert c.padded_cols == int((w == 0).sum()) > 0
-        assert not store.cutouts[c.row][..., w == 0].any()  # padded pixels are zero
+        # padded pixels are masked (NaN), the real columns are not
+        assert np.isnan(store.cutouts[c.row][..., w == 0]).all()
+        assert not np.isnan(store.cutouts[c.row, 0][:, w > 0]).any()
         # the line's tick sits on the real column holding its wavelength, not on the grid
         col = line_column(w, c.wave)
         real = np.flatnonzero(w > 0)

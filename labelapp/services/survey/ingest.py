@@ -34,7 +34,7 @@ from labelapp.errors import InvalidInput
 from labelapp.models import Candidate, CandidateTruth, IngestBatch
 from labelapp.services.bulk import insert_rows
 from labelapp.services.store_orphans import remove_store_orphans
-from mlcore.cutout_quality import NO_CUTOUT, cutout_flags, describe
+from mlcore.cutout_quality import NO_CUTOUT, cutout_flags, describe, mask_missing
 from mlcore.join import id_problems, ids_unusable
 from mlcore.store import StoreWriter, remove_store
 from mlcore.survey import CATALOG_COLUMNS
@@ -216,6 +216,7 @@ def ingest_survey(
         zeroed = 0
         flags = np.zeros(n, np.int16)
         padded = np.zeros(n, np.int16)
+        masked_pixels = 0
         try:
             for start, stop, arrays in reader.iter_chunks(chunk or settings.INGEST_CHUNK):
                 flags[start:stop], padded[start:stop] = cutout_flags(
@@ -237,6 +238,12 @@ def ingest_survey(
                     problems.append(Problem(str(path), f"stopped checking at row {stop} of {n}"))
                     break
                 if not problems:
+                    # Zeros that are not sky (failed extraction, beyond the CCD edge, a
+                    # missing fibre) go into the store as NaN: masked for the CNN and renderer.
+                    arrays["im_sum"], arrays["im_array"], k = mask_missing(
+                        arrays["im_sum"], arrays["im_array"], arrays["im_wave"], flags[start:stop]
+                    )
+                    masked_pixels += k
                     writer.write(start, **arrays)
                 report("validate+store", stop, n)
             if problems:
@@ -282,6 +289,8 @@ def ingest_survey(
         f"removed an orphaned temporary store: {o.path.name} ({o.reason})" for o in orphans_removed
     ]
     result.notes += _flag_notes(flags, padded)
+    if masked_pixels:
+        result.notes.append(f"{masked_pixels} pixels that are not sky stored as NaN (masked)")
     if zeroed:
         result.notes.append(f"{zeroed} NaN pixels stored as 0 (--nan-policy zero)")
     if writer.clipped:
