@@ -10,7 +10,11 @@ class Command(BaseCommand):
     help = (
         "Simulate a HETDEX-like survey (candidates found by a line finder on simulated "
         "noisy data, with ground truth) and write it as FITS or HDF5, plus a DESI-like "
-        "external confirmation catalogue next to it (<out stem>_external.fits)."
+        "external confirmation catalogue next to it (<out stem>_external.fits). "
+        "--format hetdex writes HETDEX's three real files instead: <out stem>_ml.h5 "
+        "(detect_ml layout), <out stem>_detect.h5 (catalogue, --catalogue-factor times the ML "
+        "rows) and <out stem>_survey.h5, with the real quirks; ingest them with "
+        "manage.py ingest <stem>_ml.h5 --catalogue <stem>_detect.h5 --survey <stem>_survey.h5"
     )
 
     def add_arguments(self, parser):
@@ -20,9 +24,16 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help="output file path")
         parser.add_argument(
             "--format",
-            choices=("fits", "hdf5"),
+            choices=("fits", "hdf5", "hetdex"),
             default=None,
-            help="default: from the suffix (.h5/.hdf5 -> hdf5, else fits)",
+            help="default: from the suffix (.h5/.hdf5 -> hdf5, else fits); hetdex: the three "
+            "real HETDEX files",
+        )
+        parser.add_argument(
+            "--catalogue-factor",
+            type=float,
+            default=5.0,
+            help="hetdex only: catalogue rows per ML-file row (the real HDR4 ratio is ~5.8)",
         )
         parser.add_argument("--no-progress", action="store_true")
 
@@ -40,6 +51,27 @@ class Command(BaseCommand):
             field=opts["field"],
             progress=(lambda done, total: bar("simulate", done, total)) if bar else None,
         )
+        if opts["format"] == "hetdex":
+            from mlcore.hetdex_io import write_hetdex
+
+            if opts["catalogue_factor"] < 1:
+                raise CommandError("--catalogue-factor must be at least 1")
+            stem = out.with_suffix("")
+            files = write_hetdex(
+                survey,
+                stem.with_name(f"{stem.name}_ml.h5"),
+                stem.with_name(f"{stem.name}_detect.h5"),
+                stem.with_name(f"{stem.name}_survey.h5"),
+                seed=opts["seed"],
+                catalogue_factor=opts["catalogue_factor"],
+            )
+            quirks = ", ".join(f"{k} {v}" for k, v in files["quirks"].items())
+            self.stdout.write(
+                f"Wrote {len(survey)} candidates ({opts['field']}, seed {opts['seed']}) as "
+                f"HETDEX's three files: {files['ml']} --catalogue {files['catalogue']} "
+                f"--survey {files['survey']} (quirk rows: {quirks})"
+            )
+            return
         path = write_survey(out, survey, fmt=opts["format"])
         msg = f"Wrote {len(survey)} candidates ({opts['field']}, seed {opts['seed']}) to {path}"
         if survey.external is not None:
