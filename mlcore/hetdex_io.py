@@ -88,6 +88,10 @@ class HetdexReader(SurveyReader):
         self.fmt, self.path = "hetdex", Path(ml)
         self.paths = {"ml": Path(ml), "catalogue": Path(catalogue), "survey": Path(survey)}
         self.catalog_where = f"{self.paths['catalogue'].name}:/Detections"
+        self.column_where = {
+            "field": f"{self.paths['survey'].name}:/Survey column 'field' (by shotid) for "
+            f"{self.catalog_where}"
+        }
         self.columns, self.arrays = {}, {}
         self.join_problems, self.notes, self.fatal_problems = [], [], []
         self._index: np.ndarray | None = None

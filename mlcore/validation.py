@@ -42,13 +42,20 @@ class Problem:
         return f"{self.where}: {self.what}"
 
 
-def _rows(idx: np.ndarray, detectid: np.ndarray | None = None, offset: int = 0) -> str:
+def _rows(
+    idx: np.ndarray,
+    detectid: np.ndarray | None = None,
+    offset: int = 0,
+    rowmap: np.ndarray | None = None,
+) -> str:
+    """``rowmap``: the row in the file of each row as read (a catalogue joined to another
+    file's order), so messages name the row where the value really is."""
     idx = np.asarray(idx)
     shown = []
     for i in idx[:MAX_ROWS_LISTED]:
         row = int(i) + offset
         did = f" (detectid {int(detectid[row])})" if detectid is not None else ""
-        shown.append(f"{row}{did}")
+        shown.append(f"{int(rowmap[row]) if rowmap is not None else row}{did}")
     more = f" and {len(idx) - MAX_ROWS_LISTED} more" if len(idx) > MAX_ROWS_LISTED else ""
     word = "row" if len(idx) == 1 else "rows"
     return f"{word} {', '.join(shown)}{more}"
@@ -165,6 +172,7 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
     if ids_unusable(cols["detectid"]):
         return problems
     detectid = cols["detectid"].astype(np.int64)
+    rowmap = getattr(reader, "catalogue_rows", None)
     for name in CATALOG_COLUMNS:
         if name in cols and CATALOG_COLUMNS[name].kind == "f":
             vals = cols[name].astype(np.float64)
@@ -172,7 +180,7 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
             if bad.size:
                 problems.append(
                     Problem(
-                        f"{cat} column '{name}' {_rows(bad, detectid)}",
+                        f"{cat} column '{name}' {_rows(bad, detectid, rowmap=rowmap)}",
                         "value is NaN or infinite (a missing value -- NaN, or a sentinel "
                         f"such as -999 -- is allowed only in {', '.join(NULLABLE_COLUMNS)})",
                     )
@@ -181,7 +189,7 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
             if huge.size:
                 problems.append(
                     Problem(
-                        f"{cat} column '{name}' {_rows(huge, detectid)}",
+                        f"{cat} column '{name}' {_rows(huge, detectid, rowmap=rowmap)}",
                         f"{vals[huge[0]]:.3g} is not a plausible measurement "
                         f"(|value| > {IMPLAUSIBLE_ABS:g}; a float32 fill value?)",
                     )
@@ -191,18 +199,20 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
                 if neg.size:
                     problems.append(
                         Problem(
-                            f"{cat} column '{name}' {_rows(neg, detectid)}",
+                            f"{cat} column '{name}' {_rows(neg, detectid, rowmap=rowmap)}",
                             f"{vals[neg[0]]:g} is negative; {name} cannot be",
                         )
                     )
     if "field" in cols:
+        # ``field`` may come from another table (HETDEX's /Survey, by shotid)
+        fwhere = getattr(reader, "column_where", {}).get("field", f"{cat} column 'field'")
         text = cols["field"].astype(str)
         lengths = np.char.str_len(text)
         long = np.flatnonzero(lengths > FIELD_MAX_CHARS)
         if long.size:
             problems.append(
                 Problem(
-                    f"{cat} column 'field' {_rows(long, detectid)}",
+                    f"{fwhere} {_rows(long, detectid, rowmap=rowmap)}",
                     f"{str(text[long[0]])!r} is longer than {FIELD_MAX_CHARS} characters "
                     "(refused rather than truncated)",
                 )
@@ -211,7 +221,7 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
         if empty.size:
             problems.append(
                 Problem(
-                    f"{cat} column 'field' {_rows(empty, detectid)}",
+                    f"{fwhere} {_rows(empty, detectid, rowmap=rowmap)}",
                     "value is missing (empty, or a sentinel such as 'n/a')",
                 )
             )
@@ -220,7 +230,7 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
         if seen.size:
             problems.append(
                 Problem(
-                    f"{cat} column 'detectid' {_rows(seen, detectid)}",
+                    f"{cat} column 'detectid' {_rows(seen, detectid, rowmap=rowmap)}",
                     f"{seen.size} detectid(s) were already ingested from another file",
                 )
             )
@@ -229,7 +239,7 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
     if out.size:
         problems.append(
             Problem(
-                f"{cat} column 'wave' {_rows(out, detectid)}",
+                f"{cat} column 'wave' {_rows(out, detectid, rowmap=rowmap)}",
                 f"wavelength {wave[out[0]]:.1f} A is outside the instrument range "
                 f"{WAVE_MIN:.0f}-{WAVE_MAX:.0f} A",
             )
@@ -242,7 +252,7 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
         if bad.size:
             problems.append(
                 Problem(
-                    f"{cat} column '{name}' {_rows(bad, detectid)}",
+                    f"{cat} column '{name}' {_rows(bad, detectid, rowmap=rowmap)}",
                     f"{vals[bad[0]]} is outside {lo:g}..{lim:g} deg",
                 )
             )
@@ -251,7 +261,7 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
         if bad.size:
             problems.append(
                 Problem(
-                    f"{cat} column 'truth_type' {_rows(bad, detectid)}",
+                    f"{cat} column 'truth_type' {_rows(bad, detectid, rowmap=rowmap)}",
                     f"unknown type {str(cols['truth_type'][bad[0]])!r}; "
                     f"expected one of {TRUTH_TYPES}",
                 )

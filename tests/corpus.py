@@ -1,7 +1,8 @@
 """A corpus of broken survey files, and how to feed one to ingest and judge the outcome.
 
 Used by ``tests/test_ingest_corpus.py`` (the unit corpus) and ``bench/bench_bad_input.py``
-(the same plus many more truncation offsets and random byte corruptions). Every
+(the same plus many more truncation offsets and random byte corruptions); the HETDEX
+three-file cases are in :mod:`tests.corpus_hetdex`. Every
 :class:`Case` writes one file, from a small valid simulated survey
 (:func:`tests.factories.make_survey`, written with :func:`mlcore.survey_io.write_survey`),
 and breaks it one way. ``expect`` says what ingest must do with it:
@@ -988,7 +989,9 @@ def truncation_sweep(n_per_format: int) -> list[Case]:
 
 def corpus(*, random_per_format: int = 4) -> list[Case]:
     """The unit corpus: every category for both formats, plus a few random corruptions."""
-    cases = _fits_cases() + _hdf5_cases() + _not_survey_cases()
+    from tests.corpus_hetdex import hetdex_cases
+
+    cases = _fits_cases() + _hdf5_cases() + _not_survey_cases() + hetdex_cases()
     cases += random_cases(random_per_format)
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
@@ -1076,10 +1079,13 @@ def run_case(case: Case, work: Path, good: Snapshot) -> Outcome:
     store_root = Path(settings.STORE_ROOT)
     work.mkdir(parents=True, exist_ok=True)
     path = case.build(work)
+    # HETDEX's three files: (ML file, catalogue, survey table)
+    paths = path if isinstance(path, tuple) else (path, None, None)
+    path = paths[0]
     before = _state(store_root)
     status, message, batch = "refused", "", None
     try:
-        batch = ingest_survey(path=path).batch
+        batch = ingest_survey(path=path, catalogue=paths[1], survey=paths[2]).batch
         status = "accepted"
     except IngestError as exc:
         message = str(exc)

@@ -271,7 +271,8 @@ def test_impossible_catalogue_values_are_refused_with_the_row(
     with h5py.File(out["catalogue"], "r") as h5:
         row = int(np.flatnonzero(h5["Detections"].fields("detectid")[()] == target)[0])
     _edit_table(out["catalogue"], "Detections", row, **{column: value})
-    _refused(out, settings, f"column '{column}' row 7 (detectid {target})", words)
+    # the row named is the catalogue's own row, where the value is
+    _refused(out, settings, f"Detections column '{column}' row {row} (detectid {target})", words)
 
 
 def test_detectid_of_2_to_the_63_is_a_listed_refusal(tmp_path, settings):
