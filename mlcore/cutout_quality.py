@@ -58,7 +58,7 @@ def servable(flags: int) -> bool:
 def mask_missing(
     im_sum: np.ndarray, im_array: np.ndarray, im_wave: np.ndarray, flags: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(im_sum, im_array, pixels masked) with the missing pixels set to NaN.
+    """(im_sum, im_array, pixels masked) with the missing pixels set to NaN, in place.
 
     Missing: every pixel of a row with no cutout, the columns beyond the CCD edge (im_wave
     0.0, unless the whole im_wave is zero: then the column positions are unknown, not
@@ -67,8 +67,9 @@ def mask_missing(
     rows = np.flatnonzero(flags & (NO_CUTOUT | PADDED | MISSING_FIBERS))
     if rows.size == 0:
         return im_sum, im_array, 0
-    im_sum = np.array(im_sum, dtype=np.float32, copy=True)
-    im_array = np.array(im_array, dtype=np.float32, copy=True)
+    # in place: the caller's chunk was read for this and is not used elsewhere
+    if im_sum.dtype.kind != "f" or im_array.dtype.kind != "f":
+        im_sum, im_array = im_sum.astype(np.float32), im_array.astype(np.float32)
     before = int(np.isnan(im_sum[rows]).sum() + np.isnan(im_array[rows]).sum())
     for i in rows:
         if flags[i] & NO_CUTOUT:
