@@ -375,3 +375,20 @@ def test_store_orphans_command_lists_then_removes(tmp_path, settings, capsys):
     assert "2 orphan(s) removed" in capsys.readouterr().out
     assert [p.name for p in root.iterdir()] == [Path(batch.store_path).name]
     CutoutStore.open(batch.store_path)  # the live batch is untouched
+
+
+def test_console_candidate_page_shows_what_the_cutout_lacks(tmp_path, client):
+    from django.urls import reverse
+
+    from tests.factories_console import make_scientist
+
+    s, out = _files(tmp_path, n=30)
+    batch = _ingest(out).batch
+    client.force_login(make_scientist())
+    padded = next(c for c in Candidate.objects.filter(batch=batch) if c.cutout_flags & PADDED)
+    html = client.get(reverse("console-candidate", args=[padded.detectid])).content.decode()
+    assert "columns beyond the CCD edge (zero-padded)" in html
+    assert f"({padded.padded_cols} columns)" in html
+    clean = Candidate.objects.filter(batch=batch, cutout_flags=0).first()
+    html = client.get(reverse("console-candidate", args=[clean.detectid])).content.decode()
+    assert 'id="cutout-problems"' not in html
