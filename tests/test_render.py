@@ -101,3 +101,16 @@ def test_rendering_service_caches_png_on_disk(tmp_path, settings):
     fig = spectrum_figure(cand)
     assert [t.get("name") for t in fig["data"]] == [None, "1σ error", "spectrum"]
     assert fig["layout"]["shapes"][0]["x0"] == cand.wave
+
+
+def test_line_column_uses_only_the_real_columns_of_a_padded_cutout():
+    # at the blue CCD edge: 30 padded columns (im_wave 0.0), then the native grid
+    native = 3468.0 + 2.006 * np.arange(70) - 2e-6 * np.arange(70) ** 2
+    blue = np.concatenate([np.zeros(30), native]).astype(np.float32)
+    assert 50.0 < line_column(blue, float(native[20]) + 1.0) < 51.0
+    # at the red edge the padding follows the line: interpolating over it gave column 99
+    native = 5300.0 + 2.006 * np.arange(70)
+    red = np.concatenate([native, np.zeros(30)]).astype(np.float32)
+    assert 50.0 < line_column(red, float(native[50]) + 1.0) < 51.0
+    assert line_column(np.zeros(100), 4000.0) is None  # no wavelengths: no tick
+    assert line_column(blue, 3000.0) is None  # outside the real columns
