@@ -308,4 +308,37 @@ def check_chunk(
         else:
             zeroed = int(nan_mask.sum())
             rows = np.where(np.isnan(rows), 0, rows)
+    if name == "im_wave" and not inf_rows.size and not nan_rows.size:
+        problems += _check_im_wave(rows, start=start, location=location, detectid=detectid)
     return problems, rows, zeroed
+
+
+# Column wavelengths beyond these cannot be a VIRUS cutout (the CCD spans ~3466-5540 A; the
+# project's own files allow 50 columns of 2 A past a line at the catalogue's edges).
+IM_WAVE_RANGE = (3300.0, 5700.0)
+
+
+def _check_im_wave(
+    rows: np.ndarray, *, start: int, location: str, detectid: np.ndarray
+) -> list[Problem]:
+    """The real (non-zero) columns of ``im_wave`` increase, are contiguous and in range;
+    0.0 is the padding beyond the CCD edge, allowed only at either end."""
+    w = np.asarray(rows, np.float64)
+    real = w != 0
+    lo, hi = IM_WAVE_RANGE
+    out = (real & ((w < lo) | (w > hi))).any(axis=1)
+    step = (np.diff(w, axis=1) <= 0) & real[:, 1:] & real[:, :-1]
+    first = np.argmax(real, axis=1)
+    last = w.shape[1] - 1 - np.argmax(real[:, ::-1], axis=1)
+    cols = np.arange(w.shape[1])
+    inside = (cols >= first[:, None]) & (cols <= last[:, None])
+    hole = (inside & ~real).any(axis=1) & real.any(axis=1)
+    problems = []
+    for bad, what in (
+        (out, f"has wavelengths outside {lo:.0f}-{hi:.0f} A"),
+        (step.any(axis=1) | hole, "does not increase column by column (0.0 only as edge padding)"),
+    ):
+        idx = np.flatnonzero(bad)
+        if idx.size:
+            problems.append(Problem(f"{location} {_rows(idx, detectid, start)}", what))
+    return problems

@@ -266,6 +266,18 @@ def hetdex_cases() -> list[Case]:
         r"detectid is 2\*\*63 or more",
     )
     add("ml-inf-pixel", "value", _build(_pixel("im_sum", 5, np.inf)), r"im_sum row 5.*infinite")
+    add(
+        "im-wave-hole",
+        "value",
+        _build(_pixel("im_wave", 6, 0.0)),
+        r"im_wave row 6 .*does not increase column by column",
+    )
+    add(
+        "im-wave-negative",
+        "value",
+        _build(_pixel("im_wave", 1, -5.0)),
+        r"im_wave row 1 .*outside 3300-5700 A",
+    )
     add("ml-nan-pixel", "value", _build(_pixel("im_array", 2, np.nan)), r"im_array row 2.*NaN")
     # structure
     add("ml-no-spec1d", "missing", _build(_delete(0, "Spec1D")), r"detect_ml\.h5:/Spec1D: missing")
