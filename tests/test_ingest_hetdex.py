@@ -392,3 +392,11 @@ def test_console_candidate_page_shows_what_the_cutout_lacks(tmp_path, client):
     clean = Candidate.objects.filter(batch=batch, cutout_flags=0).first()
     html = client.get(reverse("console-candidate", args=[clean.detectid])).content.decode()
     assert 'id="cutout-problems"' not in html
+
+
+def test_a_truncated_catalogue_is_named_as_the_file_at_fault(tmp_path, settings):
+    s, out = _files(tmp_path, n=10)
+    cat = out["catalogue"]
+    cat.write_bytes(cat.read_bytes()[: cat.stat().st_size // 2])
+    msg = _refused(out, settings, f"  - {cat}: cannot be opened as HDF5")
+    assert f"{out['ml']}: {cat}" not in msg

@@ -101,8 +101,13 @@ def _default_batch_name(path: Path, sha: str) -> str:
     return f"{stem[:60]}-{sha[:8]}"
 
 
-def _file_problem(path: Path, exc: SurveyFileError) -> Problem:
-    return Problem(str(path), str(exc).removeprefix(f"{path}: "))
+def _file_problem(path: Path, exc: SurveyFileError, others=()) -> Problem:
+    """The problem, located at whichever of ``path`` and ``others`` the message names."""
+    text = str(exc)
+    for p in (*others, path):
+        if p is not None and text.startswith(f"{p}: "):
+            return Problem(str(p), text.removeprefix(f"{p}: "))
+    return Problem(str(path), text)
 
 
 def _existing_detectids(detectid: np.ndarray) -> np.ndarray:
@@ -195,7 +200,7 @@ def ingest_survey(
     try:
         reader = _open(path, catalogue, survey)
     except SurveyFileError as exc:
-        raise IngestError(path, [_file_problem(path, exc)]) from exc
+        raise IngestError(path, [_file_problem(path, exc, (catalogue, survey))]) from exc
     with reader:
         problems = check_structure(reader)
         if problems:
