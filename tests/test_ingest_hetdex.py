@@ -400,3 +400,18 @@ def test_a_truncated_catalogue_is_named_as_the_file_at_fault(tmp_path, settings)
     cat.write_bytes(cat.read_bytes()[: cat.stat().st_size // 2])
     msg = _refused(out, settings, f"  - {cat}: cannot be opened as HDF5")
     assert f"{out['ml']}: {cat}" not in msg
+
+
+def test_a_candidate_without_a_cutout_cannot_be_put_back_in_the_volunteers_queue(tmp_path):
+    from labelapp.services.crowd.consensus import set_candidate_status
+
+    s, out = _files(tmp_path, n=40, rates={"failed_cutout": 0.2})
+    batch = _ingest(out).batch
+    blank = next(c for c in Candidate.objects.filter(batch=batch) if c.cutout_flags & NO_CUTOUT)
+    with pytest.raises(ValueError, match="has no cutout"):
+        set_candidate_status(candidate_id=blank.pk, status=Candidate.Status.ACTIVE)
+    blank.refresh_from_db()
+    assert blank.status == Candidate.Status.EXPERT
+    clean = Candidate.objects.filter(batch=batch, cutout_flags=0).first()
+    set_candidate_status(candidate_id=clean.pk, status=Candidate.Status.RETIRED)
+    set_candidate_status(candidate_id=clean.pk, status=Candidate.Status.ACTIVE)  # allowed

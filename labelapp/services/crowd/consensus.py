@@ -39,6 +39,7 @@ from labelapp.models import (
 from labelapp.selectors.volunteers import expert_user_ids
 from mlcore.aggregation import RetirementRule, log_odds_of, posterior_of, skill_update, vote_llr
 from mlcore.aggregation import regime_index as _regime_index
+from mlcore.cutout_quality import servable
 
 # Pseudo-counts of the prior a volunteer's skill starts from (the default skill times this).
 PRIOR_PSEUDO_VOTES = 4.0
@@ -372,6 +373,11 @@ def set_candidate_status(*, candidate_id: int, status: str, user=None) -> Retire
         raise ValueError(f"status must be one of {Candidate.Status.values}, not {status!r}")
     with transaction.atomic():
         candidate = Candidate.objects.select_for_update().get(pk=candidate_id)
+        if status == Candidate.Status.ACTIVE and not servable(candidate.cutout_flags):
+            raise ValueError(
+                f"detectid {candidate.detectid} has no cutout (the extraction failed): "
+                "volunteers would have nothing to judge, so it cannot go back to their queue"
+            )
         state = ConsensusState.objects.filter(candidate_id=candidate_id).first()
         event = RetirementEvent.objects.create(
             candidate_id=candidate_id,
