@@ -415,3 +415,16 @@ def test_a_candidate_without_a_cutout_cannot_be_put_back_in_the_volunteers_queue
     clean = Candidate.objects.filter(batch=batch, cutout_flags=0).first()
     set_candidate_status(candidate_id=clean.pk, status=Candidate.Status.RETIRED)
     set_candidate_status(candidate_id=clean.pk, status=Candidate.Status.ACTIVE)  # allowed
+
+
+def test_training_set_leaves_out_candidates_without_a_cutout(tmp_path):
+    from labelapp.services.learning import training
+
+    s, out = _files(tmp_path, n=120, rates={"failed_cutout": 0.1})
+    batch = _ingest(out).batch
+    blank = {c.pk for c in Candidate.objects.filter(batch=batch) if c.cutout_flags & NO_CUTOUT}
+    assert blank
+    ts = training.training_set(label_source="truth")
+    assert not blank & set(ts.candidate_id.tolist())
+    assert len(ts.candidate_id) == len(s) - len(blank)
+    assert not np.isnan(ts.cutouts).all(axis=(1, 2, 3)).any()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from labelapp.errors import InvalidInput
 from labelapp.models import (
@@ -45,6 +46,7 @@ from mlcore.cnn.pipeline import (
     make_splits,
 )
 from mlcore.cnn.training import TrainConfig
+from mlcore.cutout_quality import NO_CUTOUT
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +129,9 @@ def training_set(*, label_source: str) -> TrainingSet:
     fields = ("id", "detectid", "sn", "field", "ra", "dec", "wave", "batch_id", "row")
     rows = list(
         Candidate.objects.filter(pk__in=[*targets, *held])
+        # no cutout (a failed extraction): nothing for the CNN to learn from
+        .alias(no_cutout=F("cutout_flags").bitand(NO_CUTOUT))
+        .exclude(no_cutout=NO_CUTOUT)
         .order_by("batch_id", "row")
         .values_list(*fields)
         .iterator(chunk_size=20000)
