@@ -91,6 +91,7 @@ demo: install
 bench: install
 	$(PY) bench/bench_simulator.py
 	$(PY) bench/bench_ingest.py
+	$(PY) bench/bench_ingest_hetdex.py
 	$(PY) bench/bench_store.py
 	$(PY) bench/bench_votes.py
 
