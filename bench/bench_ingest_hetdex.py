@@ -9,7 +9,7 @@ sensitive than wall time to other work on a shared machine) and that process's p
 ``--baseline`` also ingests the same candidates written in the project's own one-file HDF5
 layout, in the same run, for comparison. Figures are printed, never asserted.
 
-    python bench/bench_ingest_hetdex.py [--sizes 20000 60000] [--factor 5] [--db wt22]
+    python bench/bench_ingest_hetdex.py [--sizes 20000 60000] [--factor 5] [--baseline] [--db NAME]
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[20000, 60000])
     parser.add_argument("--factor", type=float, default=5.0, help="catalogue rows per ML row")
-    parser.add_argument("--db", default="wt22", help="PostgreSQL database (dropped, recreated)")
+    parser.add_argument(
+        "--db", default="labelapp_bench_hetdex", help="PostgreSQL database (dropped, recreated)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--baseline", action="store_true", help="also the one-file layout")
     args = parser.parse_args()
