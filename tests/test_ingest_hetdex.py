@@ -428,3 +428,21 @@ def test_training_set_leaves_out_candidates_without_a_cutout(tmp_path):
     assert not blank & set(ts.candidate_id.tolist())
     assert len(ts.candidate_id) == len(s) - len(blank)
     assert not np.isnan(ts.cutouts).all(axis=(1, 2, 3)).any()
+
+
+def test_the_cnn_sees_padded_columns_as_masked_not_as_sky(tmp_path):
+    import torch
+
+    from mlcore.cnn.data import normalise
+
+    s, out = _files(tmp_path, n=20, rates={"failed_cutout": 0.0, "missing_fibers": 0.0})
+    batch = _ingest(out).batch
+    c = next(c for c in Candidate.objects.filter(batch=batch) if c.cutout_flags & PADDED)
+    cut = np.asarray(CutoutStore.open(batch.store_path).cutouts[c.row : c.row + 1], np.float32)
+    z, masked = normalise(torch.from_numpy(cut))
+    assert float(masked[0]) == pytest.approx(c.padded_cols / 100)
+    pad = np.isnan(cut[0, 0]).all(axis=0)
+    assert (z[0, :, :, pad] == 0).all()  # the background level, carrying no signal
+    # the real columns are normalised exactly as if the padding were not there at all
+    alone, _ = normalise(torch.from_numpy(np.ascontiguousarray(cut[..., ~pad])))
+    torch.testing.assert_close(z[0][..., torch.from_numpy(~pad)], alone[0])
