@@ -164,6 +164,22 @@ def _survey_clash(paths: Paths) -> None:
         h5.create_dataset("Survey", data=np.concatenate([rows, twin]))
 
 
+def _pytables_extras(paths: Paths) -> None:
+    """What PyTables adds around a table: CLASS/FIELD_n_NAME attributes and, for an index on
+    detectid (the real ML file has one per table), a hidden ``/_i_<table>`` group."""
+    import h5py
+
+    for path, tables in ((paths[0], ("FiberImages", "Spec1D")), (paths[1], ("Detections",))):
+        with h5py.File(path, "r+") as h5:
+            for t in tables:
+                h5[t].attrs["CLASS"] = np.bytes_(b"TABLE")
+                h5[t].attrs["VERSION"] = np.bytes_(b"2.7")
+                for i, name in enumerate(h5[t].dtype.names):
+                    h5[t].attrs[f"FIELD_{i}_NAME"] = np.bytes_(name.encode())
+                idx = h5.create_group(f"_i_{t}/detectid")
+                idx.create_dataset("sorted", data=np.sort(h5[t].fields("detectid")[()]))
+
+
 def hetdex_cases() -> list[Case]:
     cases: list[Case] = []
 
@@ -178,6 +194,7 @@ def hetdex_cases() -> list[Case]:
         expect="accept",
     )
     add("spec1d-reversed", "quirk", _build(_reorder_spec), expect="accept")
+    add("pytables-attributes-and-index", "quirk", _build(_pytables_extras), expect="accept")
     add("catalogue-1x", "quirk", _build(factor=1.0), expect="accept")
     add(
         "sentinel-continuum",
