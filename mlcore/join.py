@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlcore.validation import MAX_ROWS_LISTED, Problem
+from mlcore.problems import MAX_ROWS_LISTED, Problem
 
 INT64_MAX = np.iinfo(np.int64).max
 

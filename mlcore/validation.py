@@ -8,10 +8,10 @@ means the part is valid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from mlcore.join import id_problems, ids_unusable
+from mlcore.problems import MAX_ROWS_LISTED, Problem
 from mlcore.survey import (
     ARRAY_SHAPES,
     CATALOG_COLUMNS,
@@ -22,7 +22,6 @@ from mlcore.survey import (
     WAVE_MIN,
 )
 
-MAX_ROWS_LISTED = 5  # rows named per problem; the rest are counted
 NAN_POLICIES = ("reject", "zero")
 # Catalogue columns that may be missing (stored as NULL); every other one must have a value.
 NULLABLE_COLUMNS = ("continuum", "apcor")
@@ -31,15 +30,6 @@ NULLABLE_COLUMNS = ("continuum", "apcor")
 NON_NEGATIVE_COLUMNS = ("sn", "flux_err", "linewidth", "chi2")
 IMPLAUSIBLE_ABS = 1e30
 FIELD_MAX_CHARS = int(CATALOG_COLUMNS["field"].itemsize // 4)
-
-
-@dataclass(frozen=True)
-class Problem:
-    where: str  # HDU / column / row, e.g. "HDU CATALOG column 'wave' rows 3, 9"
-    what: str  # what is wrong and what would be right
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.what}"
 
 
 def _rows(
@@ -162,8 +152,6 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
     ``known_detectids``: ids already in the database; a file repeating one is refused.
     Call only when :func:`check_structure` found nothing (columns exist with sane dtypes).
     """
-    from mlcore.join import id_problems, ids_unusable
-
     cat = catalog_location(reader.fmt, reader)
     cols = reader.columns
     # Ids first: >= 2**63 would wrap to negative numbers below (and every other message

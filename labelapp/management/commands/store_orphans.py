@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from labelapp.services.store_orphans import find_store_orphans, remove_store_orphans
+from labelapp.services.survey.store_orphans import find_store_orphans, remove_store_orphans
 
 
 class Command(BaseCommand):

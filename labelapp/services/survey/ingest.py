@@ -33,7 +33,7 @@ from django.db import IntegrityError, transaction
 from labelapp.errors import InvalidInput
 from labelapp.models import Candidate, CandidateTruth, IngestBatch
 from labelapp.services.bulk import insert_rows
-from labelapp.services.store_orphans import remove_store_orphans
+from labelapp.services.survey.store_orphans import remove_store_orphans
 from mlcore.cutout_quality import NO_CUTOUT, cutout_flags, describe, mask_missing
 from mlcore.join import id_problems, ids_unusable
 from mlcore.store import StoreWriter, remove_store
