@@ -24,6 +24,12 @@ class InvalidInput(PlatformError):
     """The request or file is malformed or out of range."""
 
 
+class Forbidden(PlatformError):
+    """Not allowed for this caller (e.g. a vote on a candidate never served to it)."""
+
+    code = "forbidden"
+
+
 class NotFound(PlatformError):
     code = "not_found"
 

@@ -350,6 +350,21 @@ AUTH_RATE_LOGIN_IP = env_rate("LABELAPP_LOGIN_RATE_IP", "60/600")
 AUTH_RATE_LOGIN_USER = env_rate("LABELAPP_LOGIN_RATE_USER", "20/600")
 AUTH_RATE_PASSWORD_RESET = env_rate("LABELAPP_PASSWORD_RESET_RATE", "10/3600")
 AUTH_LOGIN_LOCKOUT = env_rate("LABELAPP_LOGIN_LOCKOUT", "5/900")
+# Crowd integrity (docs/security.md). A vote is accepted only for a candidate the server
+# served to that session (a signed token, valid this many seconds).
+VOTE_SERVED_TTL_S = env_int("LABELAPP_VOTE_SERVED_TTL_S", 6 * 3600)
+# Per client address (DJANGO_BEHIND_PROXY honoured), COUNT/SECONDS: new anonymous volunteers
+# (a classroom behind one NAT shares it; signing up is limited by AUTH_RATE_SIGNUP), and
+# votes from all of the address's sessions together.
+ANON_VOLUNTEER_RATE_IP = env_rate("LABELAPP_ANON_VOLUNTEER_RATE_IP", "30/3600")
+VOTE_RATE_IP = env_rate("LABELAPP_VOTE_RATE_IP", "600/60")
+# A volunteer is proven once this many yes/no gold answers were given with at least this
+# accuracy (experts always are). Until then their votes on a candidate count together for
+# at most UNPROVEN_MAX_LLR of log-odds, and they cannot retire a candidate without the
+# agreement of proven evidence (see services/consensus.py).
+PROVEN_MIN_GOLD = env_int("LABELAPP_PROVEN_MIN_GOLD", 4)
+PROVEN_MIN_ACCURACY = float(env_str("LABELAPP_PROVEN_MIN_ACCURACY", "0.7"))
+UNPROVEN_MAX_LLR = float(env_str("LABELAPP_UNPROVEN_MAX_LLR", "2.0"))
 # A failed CSRF check on /api/ answers JSON (the page shows its message), HTML elsewhere.
 CSRF_FAILURE_VIEW = "labelapp.views.api.csrf_failure"
 

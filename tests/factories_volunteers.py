@@ -39,3 +39,32 @@ def make_gold(candidate: Candidate, *, is_real: bool, kind: str | None = None) -
 
 def make_volunteer(**kw) -> Volunteer:
     return Volunteer.objects.create(**kw)
+
+
+def make_proven_volunteer(**kw) -> Volunteer:
+    """A volunteer whose gold answers proved them (10 of 10 right): their votes count fully."""
+    return Volunteer.objects.create(**{"n_gold": 10, "n_gold_correct": 10, **kw})
+
+
+def served_token(client, detectid: int) -> str:
+    """The token the server hands out with candidate ``detectid`` to ``client``'s session (as
+    if /api/next/ had served it). Gives the session its nonce first when it has none."""
+    from labelapp.services.vote_guard import NONCE_KEY, session_nonce, sign_served
+
+    session = client.session
+    if NONCE_KEY not in session:
+        session_nonce(session)
+        session.save()
+        from django.conf import settings
+
+        client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
+    return sign_served(nonce=session[NONCE_KEY], detectid=detectid)
+
+
+def with_token(client, body: dict) -> dict:
+    """``body`` plus the served token of its detectid (unless it carries one already)."""
+    if "token" in body or not isinstance(body.get("detectid"), int):
+        return body
+    if isinstance(body["detectid"], bool):
+        return body
+    return {**body, "token": served_token(client, body["detectid"])}

@@ -19,12 +19,14 @@ from tests.factories_volunteers import make_candidates, make_gold, make_voluntee
 pytestmark = pytest.mark.django_db
 
 
-def _campaign(n_cand=60, seed=0):
-    """Candidates with known truth; 8 good volunteers (90%), 2 random clickers."""
+def _campaign(n_cand=60, seed=0, proven=True):
+    """Candidates with known truth; 8 good volunteers (90%; gold-proven unless not
+    ``proven``), 2 random clickers (unproven)."""
     rng = np.random.default_rng(seed)
     cands = make_candidates(n_cand, sn0=4.8)  # S/N 4.8 .. 5.4: low regime
     truth = rng.random(n_cand) < 0.5
-    good = [make_volunteer() for _ in range(8)]
+    gold = {"n_gold": 10, "n_gold_correct": 9} if proven else {}
+    good = [make_volunteer(**gold) for _ in range(8)]
     spam = [make_volunteer() for _ in range(2)]
     votes = []
     for c, real in zip(cands, truth, strict=True):
@@ -88,6 +90,17 @@ def test_confident_candidates_are_retired_by_the_run_and_recorded():
     retired = Candidate.objects.filter(status="retired").count()
     assert retired == run.n_retired > 0
     assert RetirementEvent.objects.filter(run=run, reason="batch").count() == retired
+
+
+def test_the_run_retires_nothing_on_unproven_votes_alone(settings):
+    """Dawid-Skene learns skill from agreement, so ten agreeing unproven accounts look
+    skilled to it: without a gold-proven voter leaning the same way nothing retires."""
+    _campaign(20, proven=False)
+    run = aggregate_votes()
+    assert run.n_retired == 0
+    assert not Candidate.objects.filter(status="retired").exists()
+    settings.PROVEN_MIN_GOLD = 0  # everyone counts as proven: the same votes retire
+    assert aggregate_votes().n_retired > 0
 
 
 def test_live_posterior_refreshed_only_where_no_vote_arrived_since():

@@ -22,7 +22,7 @@ from labelapp.models import (
 from labelapp.services.crowd import curation
 from labelapp.services.crowd.consensus import set_candidate_status, update_consensus
 from tests.factories_console import make_account, make_scientist
-from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
+from tests.factories_volunteers import make_candidates, make_gold, make_volunteer, with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -413,7 +413,8 @@ def test_gold_feedback_reaches_volunteers_as_plain_text(client, cands, own_cache
     make_gold(cands[0], is_real=True)
     GoldStandard.objects.filter(pk=cands[0].pk).update(feedback=HOSTILE)
     resp = client.post(
-        "/api/votes/", json.dumps({"detectid": cands[0].detectid, "answer": "yes"}),
+        "/api/votes/",
+        json.dumps(with_token(client, {"detectid": cands[0].detectid, "answer": "yes"})),
         content_type="application/json",
     )  # fmt: skip
     assert resp.status_code == 201

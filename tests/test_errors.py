@@ -63,7 +63,7 @@ def test_every_mlcore_error_is_in_its_tree():
 )
 def test_http_statuses_come_from_one_table(exc, status):
     assert http_status(exc) == status
-    assert set(HTTP_STATUS.values()) == {400, 404, 409, 429, 503}
+    assert set(HTTP_STATUS.values()) == {400, 403, 404, 409, 429, 503}
 
 
 def test_one_unknown_candidate_for_votes_and_curation():

@@ -38,7 +38,7 @@ from labelapp.services.crowd.api_schema import openapi_schema
 from labelapp.services.survey.ingest import ingest_survey
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
-from tests.factories_volunteers import make_candidates, make_gold
+from tests.factories_volunteers import make_candidates, make_gold, served_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
 
@@ -173,7 +173,12 @@ def _operations(detectid: st.SearchStrategy[int], known: st.SearchStrategy[int])
     schema = openapi_schema()
     components = schema["components"]["schemas"]
     # exclude: the API takes at most 10 (the schema sets no maxItems)
-    overrides = {"detectid": detectid, "exclude": st.lists(known, max_size=10)}
+    # token: the harness puts in the one the candidate was served with (see _as_served)
+    overrides = {
+        "detectid": detectid,
+        "exclude": st.lists(known, max_size=10),
+        "token": st.just(""),
+    }
     ops = {}
     for path, item in schema["paths"].items():
         for method, op in item.items():
@@ -376,6 +381,15 @@ def _query_strings(query: dict, exclude: list[int]) -> dict:
 # --- the harness --------------------------------------------------------------------------
 
 
+def _as_served(client, body: bytes) -> bytes:
+    """A schema-shaped vote with the served token of its detectid (as /api/next/ would have
+    handed it to this session); hostile requests keep whatever token they were drawn with."""
+    data = json.loads(body)
+    if isinstance(data, dict) and type(data.get("detectid")) is int:
+        data["token"] = served_token(client, data["detectid"])
+    return _json(data)
+
+
 def browser() -> Client:
     """A client that enforces CSRF like a browser, holding the csrftoken cookie as the page
     does after GET /api/next/; exceptions become 500 responses (counted, not raised)."""
@@ -413,12 +427,13 @@ class ApiFuzzer:
             headers["X-CSRFToken"] = c.cookies["csrftoken"].value
         elif req.csrf == "wrong":
             headers["X-CSRFToken"] = "x" * 32
+        body = req.body
+        if req.url == "/api/votes/" and req.kind.startswith("schema:"):
+            body = _as_served(c, body)  # the page sends the token its candidate came with
         if req.method == "GET":
             resp = c.get(req.url)
         else:
-            resp = c.generic(
-                "POST", req.url, req.body, content_type=req.content_type, headers=headers
-            )
+            resp = c.generic("POST", req.url, body, content_type=req.content_type, headers=headers)
         status = resp.status_code
         self.counts[(req.kind, f"{status // 100}xx")] += 1
         if status >= 500:
@@ -603,6 +618,6 @@ def test_nan_like_strings_never_become_a_vote(fuzzer, tmp_path):
     ids = make_fuzz_candidates(tmp_path)
     for raw in NAN_LIKE:
         req = Req("nan-like", "POST", "/api/votes/", _json({"detectid": raw, "answer": "yes"}))
-        assert fuzzer.send(req) in (400, 404), raw
+        assert fuzzer.send(req) in (400, 403, 404), raw  # 403: not_served (no token)
     assert not fuzzer.failures and not Vote.objects.exists()
     assert ids  # (the candidates exist: a 404 means the id did not parse to one of them)

@@ -8,7 +8,7 @@ from django.core import mail
 
 from labelapp.models import Volunteer, Vote
 from labelapp.services.crowd.volunteers import merge_volunteers
-from tests.factories_volunteers import make_candidates, make_volunteer
+from tests.factories_volunteers import make_candidates, make_volunteer, with_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
 
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
 def vote(client, detectid, answer="yes"):
     return client.post(
         "/api/votes/",
-        json.dumps({"detectid": detectid, "answer": answer}),
+        json.dumps(with_token(client, {"detectid": detectid, "answer": answer})),
         content_type="application/json",
     )
 

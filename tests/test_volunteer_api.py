@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from labelapp.models import Candidate, Volunteer, Vote
-from tests.factories_volunteers import make_candidates, make_gold
+from tests.factories_volunteers import make_candidates, make_gold, with_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
 
@@ -20,8 +20,12 @@ def browser():
     return c
 
 
-def post(client, url, body, csrf=True):
+def post(client, url, body, csrf=True, served=True):
+    """POST JSON; a vote carries its candidate's served token (as if /api/next/ had served
+    it) unless ``served`` is False or the body has its own."""
     headers = {"X-CSRFToken": client.cookies["csrftoken"].value} if csrf else {}
+    if served and url == "/api/votes/" and isinstance(body, dict):
+        body = with_token(client, body)
     return client.post(url, json.dumps(body), content_type="application/json", headers=headers)
 
 
@@ -191,12 +195,12 @@ def test_candidate_urls_follow_the_script_prefix():
 
     try:
         set_script_prefix("/dex/")
-        payload = candidate_payload({"detectid": 42, "wave": 4000.04})
+        payload = candidate_payload({"detectid": 42, "wave": 4000.04}, "n")
     finally:
         set_script_prefix("/")
     assert payload["cutout_url"] == "/dex/candidates/42/cutout.png"
     assert payload["spectrum_url"] == "/dex/api/candidates/42/spectrum/"
-    assert candidate_payload({"detectid": 7, "wave": 1.0})["cutout_url"] == (
+    assert candidate_payload({"detectid": 7, "wave": 1.0}, "n")["cutout_url"] == (
         "/candidates/7/cutout.png"
     )
 

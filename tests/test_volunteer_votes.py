@@ -125,14 +125,29 @@ def test_undo_takes_back_the_last_vote_and_its_counts():
     make_gold(b, is_real=False)
     v = make_volunteer()
     submit_vote(volunteer=v, detectid=a.detectid, answer="yes")
-    submit_vote(volunteer=v, detectid=b.detectid, answer="no")
+    submit_vote(volunteer=v, detectid=b.detectid, answer="unsure")  # told nothing: undoable
     undone = undo_last_vote(volunteer=v)
     assert undone.candidate.detectid == b.detectid
     assert list(Vote.objects.values_list("candidate_id", flat=True)) == [a.pk]
     v.refresh_from_db()
-    assert (v.n_votes, v.n_gold, v.n_gold_correct) == (1, 0, 0)
+    assert (v.n_votes, v.n_unsure, v.n_gold, v.n_gold_correct) == (1, 0, 0, 0)
     # the candidate can be answered again
     assert submit_vote(volunteer=v, detectid=b.detectid, answer="yes").created
+
+
+@pytest.mark.parametrize("answer", ["yes", "no"])
+def test_a_gold_yes_or_no_is_final_it_cannot_be_undone_and_answered_again(answer):
+    """The gold peek of issue #24: answer, read the explanation, undo, answer right."""
+    (g,) = make_candidates(1)
+    make_gold(g, is_real=True)
+    v = make_volunteer()
+    submit_vote(volunteer=v, detectid=g.detectid, answer=answer)
+    with pytest.raises(votes.NothingToUndo, match="final"):
+        undo_last_vote(volunteer=v)
+    again = submit_vote(volunteer=v, detectid=g.detectid, answer="yes")
+    assert not again.created and again.vote.answer == answer
+    v.refresh_from_db()
+    assert (v.n_gold, v.n_gold_correct) == (1, int(answer == "yes"))
 
 
 def test_undo_only_within_the_window():

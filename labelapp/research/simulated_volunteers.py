@@ -135,6 +135,7 @@ class HttpChannel:
             raise SimulationError(f"--via-http needs an http(s) URL, not {base_url!r}")
         self.base_url = base_url
         self.browsers: list[_Browser | None] = [None] * n_volunteers
+        self.tokens: dict[tuple[int, int], str] = {}  # (volunteer, detectid) -> served token
 
     def _browser(self, j: int) -> _Browser:
         if self.browsers[j] is None:
@@ -151,10 +152,12 @@ class HttpChannel:
         if not data.get("candidates"):
             return None
         detectid = data["candidates"][0]["detectid"]
+        self.tokens[j, detectid] = data["candidates"][0]["token"]
         return detectid, _truth(candidate__detectid=detectid)
 
     def vote(self, j: int, detectid: int, answer: str) -> bool:
-        body = {"detectid": detectid, "answer": answer, "client": "api", "next": 0}
+        token = self.tokens.pop((j, detectid), "")
+        body = {"detectid": detectid, "token": token, "answer": answer, "client": "api", "next": 0}
         status, data = self._browser(j).call("POST", "api/votes/", body)
         if status == 429:
             return False

@@ -8,19 +8,19 @@ with a 4xx status. Every write is a POST under Django's CSRF protection (send th
 from __future__ import annotations
 
 import datetime as dt
-import json
 from functools import lru_cache, wraps
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import render
 from django.urls import get_script_prefix, reverse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from labelapp.errors import PlatformError, UnknownCandidate
+from labelapp.errors import Forbidden, PlatformError, UnknownCandidate
+from labelapp.middleware import client_ip
 from labelapp.models import Candidate, Vote
+from labelapp.services import vote_guard
 from labelapp.services.crowd import queue, votes
 from labelapp.services.crowd.api_schema import openapi_schema
 from labelapp.services.crowd.volunteers import get_volunteer
@@ -28,9 +28,9 @@ from labelapp.services.operations import vote_watch
 from labelapp.services.survey.rendering import spectrum_figure
 from labelapp.views.errors import api_error as error
 from labelapp.views.errors import platform_error_response
+from labelapp.views.json_body import BadJson, json_body, strict_int, strict_int_list
 
 MAX_PREFETCH = 3
-INT64 = range(-(2**63), 2**63)  # detectids are 64-bit: anything outside can reach no row
 
 
 def allow(*methods: str):
@@ -73,7 +73,9 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
     return default(request, reason=reason)
 
 
-def candidate_payload(row: dict) -> dict:
+def candidate_payload(row: dict, nonce: str) -> dict:
+    """A served candidate: its URLs and the token a vote on it must carry (services.vote_guard:
+    bound to this session's ``nonce``)."""
     d = row["detectid"]
     cutout, spectrum = _url_patterns(get_script_prefix())
     return {
@@ -81,6 +83,7 @@ def candidate_payload(row: dict) -> dict:
         "wave": round(row["wave"], 1),
         "cutout_url": cutout.format(d),
         "spectrum_url": spectrum.format(d),
+        "token": vote_guard.sign_served(nonce=nonce, detectid=d),
     }
 
 
@@ -99,18 +102,14 @@ def _url_patterns(script_prefix: str) -> tuple[str, str]:
 
 
 def _ints(raw, name: str, limit: int = votes.MAX_EXCLUDE) -> list[int]:
-    if raw in (None, ""):
-        return []
-    items = raw.split(",") if isinstance(raw, str) else raw
-    if not isinstance(items, list) or len(items) > limit:
-        raise votes.InvalidVote(f"{name} must be a list of at most {limit} detectids")
+    return strict_int_list(raw, name, max_items=limit)
+
+
+def _strict_list(raw, name: str) -> list[int]:
     try:
-        ids = [int(i) for i in items]
-    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON 1e400 is inf
-        raise votes.InvalidVote(f"{name} must be a list of integer detectids") from None
-    if any(i not in INT64 for i in ids):
-        raise votes.InvalidVote(f"{name}: detectids are 64-bit integers")
-    return ids
+        return _ints(raw, name)
+    except BadJson as exc:
+        raise votes.InvalidVote(exc.message) from None
 
 
 def _volunteer_summary(volunteer) -> dict:
@@ -127,56 +126,78 @@ def _volunteer_summary(volunteer) -> dict:
 @ensure_csrf_cookie
 def next_candidate(request: HttpRequest) -> JsonResponse:
     try:
-        count = min(MAX_PREFETCH, max(1, int(request.GET.get("count", 1))))
+        count = strict_int(request.GET.get("count"), "count", low=0, high=10**6, default=1)
+        count = min(MAX_PREFETCH, max(1, count))
         exclude = _ints(request.GET.get("exclude"), "exclude")
-    except (ValueError, votes.InvalidVote) as exc:
-        return error(400, "invalid", str(exc))
+    except BadJson as exc:
+        return error(400, "invalid", exc.message)
     volunteer = get_volunteer(session=request.session, user=request.user)
     rows = queue.next_candidates(volunteer=volunteer, count=count, exclude=exclude)
     vote_watch.note_volunteer_activity()  # volunteers are here: votes should follow
+    nonce = vote_guard.session_nonce(request.session)
     return JsonResponse(
         {
-            "candidates": [candidate_payload(r) for r in rows],
+            "candidates": [candidate_payload(r, nonce) for r in rows],
             "volunteer": _volunteer_summary(volunteer),
         }
     )
 
 
 def _body(request: HttpRequest) -> dict:
+    """The JSON object body (the strict shared parser), or the form fields."""
     if request.content_type == "application/json":
         try:
-            data = json.loads(request.body or b"{}")
-        except RequestDataTooBig:
-            raise votes.InvalidVote("the body is too large") from None
-        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
-            raise votes.InvalidVote("the body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise votes.InvalidVote("the body must be a JSON object")
-        return data
+            return json_body(request)
+        except BadJson as exc:
+            raise votes.InvalidVote(exc.message) from None
     return request.POST.dict()  # too large a form body: CSRF reads it first -> handler400
 
 
+def _strict(value, name: str, **kw) -> int | None:
+    try:
+        return strict_int(value, name, **kw)
+    except BadJson as exc:
+        raise votes.InvalidVote(exc.message) from None
+
+
 def _detectid(data: dict) -> int:
-    try:
-        detectid = int(data["detectid"])
-    except KeyError:
-        raise votes.InvalidVote("detectid is required") from None
-    except (TypeError, ValueError, OverflowError):
-        raise votes.InvalidVote("detectid must be an integer") from None
-    if detectid not in INT64:  # the raw SQL of the vote path would overflow
-        raise votes.InvalidVote("detectid must be a 64-bit integer")
-    return detectid
+    if data.get("detectid") in (None, ""):
+        raise votes.InvalidVote("detectid is required")
+    return _strict(data["detectid"], "detectid")  # 64-bit: the raw SQL would overflow
 
 
-def _int(data: dict, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = data.get(name)
-    if raw in (None, ""):
-        return default
+class NotServedVote(votes.VoteError, Forbidden):
+    code = "not_served"
+
+
+def _guard(request: HttpRequest, detectid: int, token):
+    """The HTTP-only checks before a vote is taken: served to this session (token), the
+    client address's vote limit, and its limit on new anonymous volunteers. Returns the
+    volunteer (created here when new)."""
     try:
-        value = int(raw)
-    except (TypeError, ValueError, OverflowError):
-        raise votes.InvalidVote(f"{name} must be an integer") from None
-    return max(low, min(high, value))
+        vote_guard.check_served(session=request.session, detectid=detectid, token=token)
+    except vote_guard.NotServed as exc:
+        raise NotServedVote(str(exc)) from None
+    ip = client_ip(request)
+    limit = vote_guard.hit_ip_vote_limit(client_ip=ip)
+    if not limit.allowed:
+        raise votes.RateLimited(
+            "too many votes from your network: wait "
+            f"{limit.retry_after_s} s (or sign in: accounts are limited separately)",
+            retry_after_s=limit.retry_after_s,
+        )
+    volunteer = get_volunteer(session=request.session, user=request.user)
+    if volunteer is None and not request.user.is_authenticated:
+        limit = vote_guard.hit_new_volunteer_limit(client_ip=ip)
+        if not limit.allowed:
+            raise votes.RateLimited(
+                "too many new anonymous volunteers from your network: sign up (or log in) "
+                f"to classify, or wait {limit.retry_after_s} s",
+                retry_after_s=limit.retry_after_s,
+            )
+    if volunteer is None:
+        volunteer = get_volunteer(session=request.session, user=request.user, create=True)
+    return volunteer
 
 
 @require_POST
@@ -184,11 +205,12 @@ def vote(request: HttpRequest) -> JsonResponse:
     try:
         data = _body(request)
         detectid = _detectid(data)
-        # clamped just outside the valid range, so submit_vote's check names the field
-        response_ms = _int(data, "response_ms", None, -1, votes.MAX_RESPONSE_MS + 1)
-        want_next = _int(data, "next", 1, 0, MAX_PREFETCH)
-        exclude = _ints(data.get("exclude"), "exclude")
-        volunteer = get_volunteer(session=request.session, user=request.user, create=True)
+        response_ms = _strict(
+            data.get("response_ms"), "response_ms", low=0, high=votes.MAX_RESPONSE_MS
+        )
+        want_next = min(MAX_PREFETCH, _strict(data.get("next"), "next", low=0, default=1))
+        exclude = _strict_list(data.get("exclude"), "exclude")
+        volunteer = _guard(request, detectid, data.get("token"))
         result = votes.submit_vote(
             volunteer=volunteer,
             detectid=detectid,
@@ -199,6 +221,7 @@ def vote(request: HttpRequest) -> JsonResponse:
         )
     except PlatformError as exc:
         return platform_error_response(exc)
+    nonce = vote_guard.session_nonce(request.session)
     v = result.vote
     body = {
         "created": result.created,
@@ -210,17 +233,12 @@ def vote(request: HttpRequest) -> JsonResponse:
         "volunteer": _volunteer_summary(volunteer),
     }
     if result.gold is not None:
-        body["feedback"] = {
-            "correct": result.correct,
-            "is_real": result.gold.is_real,
-            "kind": result.gold.kind,
-            "text": result.gold.feedback,
-        }
+        body["feedback"] = votes.gold_feedback(result)
     if want_next:
         rows = queue.next_candidates(
             volunteer=volunteer, count=want_next, exclude=exclude + [detectid]
         )
-        body["next"] = [candidate_payload(r) for r in rows]
+        body["next"] = [candidate_payload(r, nonce) for r in rows]
     return JsonResponse(body, status=201 if result.created else 200)
 
 
@@ -236,7 +254,10 @@ def undo(request: HttpRequest) -> JsonResponse:
     c = v.candidate
     return JsonResponse(
         {
-            "undone": {"answer": v.answer, **candidate_payload(vars(c))},
+            "undone": {
+                "answer": v.answer,
+                **candidate_payload(vars(c), vote_guard.session_nonce(request.session)),
+            },
             "volunteer": _volunteer_summary(volunteer),
         }
     )

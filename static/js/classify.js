@@ -123,7 +123,7 @@
     root.classList.add("busy");
     const c = current;
     const body = {
-      detectid: c.detectid, answer: value, client: client,
+      detectid: c.detectid, token: c.token, answer: value, client: client,
       response_ms: Math.round(performance.now() - shownAt),
       exclude: queue.map((q) => q.detectid),
       next: queue.length >= 2 ? 0 : 2 - queue.length,
@@ -155,6 +155,7 @@
       startUndo();
       const fb = r.data.feedback;
       if (fb) {
+        stopUndo();  // a teaching example's answer is final once explained
         hideReasons();
         openFeedback(fb, value);
         return; // stay on the gold candidate so the explanation can be read against it
@@ -183,10 +184,9 @@
     say("");
     const verdict = $("feedback-verdict");
     const truth = fb.is_real ? "a real line" : "not a real line";
-    if (value === "unsure") verdict.textContent = `A teaching example: this one is ${truth}.`;
-    else if (fb.correct) verdict.textContent = `Right! This is ${truth}.`;
+    if (fb.correct) verdict.textContent = `Right! This is ${truth}.`;
     else verdict.textContent = `Not quite: this one is ${truth}.`;
-    verdict.className = "verdict " + (value === "unsure" ? "neutral" : fb.correct ? "good" : "bad");
+    verdict.className = "verdict " + (fb.correct ? "good" : "bad");
     $("feedback-text").textContent = fb.text;
     answersEl.hidden = true;
     feedbackEl.hidden = false;

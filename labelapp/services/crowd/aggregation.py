@@ -28,12 +28,14 @@ from labelapp.models import (
     Label,
     ModelVersion,
     RetirementEvent,
+    Volunteer,
     VolunteerSkill,
     Vote,
 )
 from labelapp.services.bulk import insert_rows, update_rows
 from labelapp.services.crowd.consensus import retirement_rule
 from mlcore.aggregation import (
+    ACTIVE,
     RETIRED,
     VoteTable,
     dawid_skene,
@@ -41,6 +43,7 @@ from mlcore.aggregation import (
     majority_vote,
     regime_index,
 )
+from mlcore.aggregation.evidence import is_proven, proven_net_votes
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +159,8 @@ def _run(run: AggregationRun, *, max_vote_id: int, retire: bool) -> None:
             ("candidate", "n_votes"),
             zip(result.posterior.tolist(), cand_ids.tolist(), result.n_votes.tolist(), strict=True),
         )
-        n_retired = _retire_confident(run, cand_ids, result, gold) if retire else 0
+        support = _proven_support(raw, cand_idx, vol_ids, vol_idx, len(cand_ids))
+        n_retired = _retire_confident(run, cand_ids, result, gold, support) if retire else 0
         run.status = AggregationRun.Status.DONE
         run.n_votes, run.n_candidates, run.n_volunteers = (
             len(raw["label"]),
@@ -208,9 +212,42 @@ def _write_skills(run: AggregationRun, vol_ids: np.ndarray, skills) -> None:
     )
 
 
-def _retire_confident(run, cand_ids, result, gold) -> int:
-    """Active, non-gold candidates the run found confident are retired (and recorded)."""
+def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.ndarray:
+    """Per candidate: proven yes votes minus proven no votes (mlcore.aggregation.evidence).
+    Dawid-Skene learns skills from agreement, so a crowd of sybils agreeing with each other
+    would look skilled to it: only gold-proven volunteers (and experts) give support."""
+    from django.conf import settings
+    from django.db.models import Q
+
+    rows = Volunteer.objects.filter(pk__in=vol_ids.tolist()).values_list(
+        "pk", "n_gold", "n_gold_correct"
+    )
+    n_gold = np.zeros(len(vol_ids))
+    n_ok = np.zeros(len(vol_ids))
+    for pk, g, ok in rows.iterator(chunk_size=20000):
+        j = int(np.searchsorted(vol_ids, pk))
+        n_gold[j], n_ok[j] = g, ok
+    proven = is_proven(
+        n_gold,
+        n_ok,
+        min_gold=settings.PROVEN_MIN_GOLD,
+        min_accuracy=settings.PROVEN_MIN_ACCURACY,
+    )
+    experts = Volunteer.objects.filter(pk__in=vol_ids.tolist()).filter(
+        Q(user__is_staff=True) | Q(user__groups__name=settings.EXPERT_GROUP)
+    )
+    for pk in experts.values_list("pk", flat=True):
+        proven[int(np.searchsorted(vol_ids, pk))] = True
+    return proven_net_votes(cand_idx, raw["label"], proven[vol_idx], n_candidates)
+
+
+def _retire_confident(run, cand_ids, result, gold, support=None) -> int:
+    """Active, non-gold candidates the run found confident are retired (and recorded) --
+    only where the proven votes lean the same way (``support``: proven yes minus no)."""
     decision = retirement_rule().decide(result.posterior, result.n_votes)
+    if support is not None:
+        agrees = np.where(result.posterior >= 0.5, support > 0, support < 0)
+        decision = np.where(agrees, decision, ACTIVE)  # unsupported: not retired here
     pick = np.flatnonzero(decision == RETIRED)
     pick = np.array([i for i in pick.tolist() if i not in gold], dtype=np.int64)
     if not len(pick):

@@ -81,7 +81,9 @@ def openapi_schema() -> dict:
                         "One vote per volunteer and candidate: submitting again (two tabs, "
                         "a retry) returns the vote already recorded with status 200 and "
                         "`created: false`. The answer carries the next candidate(s) so the "
-                        f"page needs one round trip per answer. Rate limit: {limit}."
+                        f"page needs one round trip per answer. Rate limit: {limit}, and "
+                        "per client address. A vote needs the `token` that came with its "
+                        "candidate from this session (served candidates only)."
                     ),
                     "security": CSRF,
                     "requestBody": {
@@ -96,7 +98,7 @@ def openapi_schema() -> dict:
                         "201": _ok("vote recorded", "VoteResponse"),
                         "200": _ok("this vote was already recorded (repeat)", "VoteResponse"),
                         "400": _error("invalid answer, reason or field"),
-                        "403": _error("CSRF check failed"),
+                        "403": _error("CSRF check failed, or not_served: no valid token"),
                         "404": _error("no candidate with this detectid"),
                         "409": _error("the candidate is retired or waiting for an expert"),
                         "429": _error("rate limit reached (see Retry-After)"),
@@ -214,12 +216,16 @@ def openapi_schema() -> dict:
                 },
                 "Candidate": {
                     "type": "object",
-                    "required": ["detectid", "wave", "cutout_url", "spectrum_url"],
+                    "required": ["detectid", "wave", "cutout_url", "spectrum_url", "token"],
                     "properties": {
                         "detectid": {"type": "integer"},
                         "wave": {"type": "number", "description": "line wavelength (Å)"},
                         "cutout_url": {"type": "string"},
                         "spectrum_url": {"type": "string"},
+                        "token": {
+                            "type": "string",
+                            "description": "send it back with the vote on this candidate",
+                        },
                     },
                 },
                 "VolunteerSummary": {
@@ -242,9 +248,10 @@ def openapi_schema() -> dict:
                 },
                 "VoteRequest": {
                     "type": "object",
-                    "required": ["detectid", "answer"],
+                    "required": ["detectid", "answer", "token"],
                     "properties": {
                         "detectid": {"type": "integer"},
+                        "token": {"type": "string", "description": "the candidate's token"},
                         "answer": {"enum": Vote.Answer.values},
                         "reason": {"enum": ["", *Vote.Reason.values]},
                         "response_ms": {
@@ -281,7 +288,9 @@ def openapi_schema() -> dict:
                         },
                         "undo_until": {"type": "string", "format": "date-time"},
                         "feedback": {
-                            "description": "only for gold-standard candidates",
+                            "description": (
+                                "only for a yes/no on a gold-standard candidate (then final)"
+                            ),
                             "oneOf": [
                                 {"type": "null"},
                                 {

@@ -11,6 +11,11 @@ at the next vote, an undone vote simply disappears from the sum, and two concurr
 on one candidate are serialised by the lock (the second sees the first). A candidate has
 at most RETIRE_MAX_VOTES votes, so this is a handful of rows per vote.
 
+Sybil resistance (mlcore.aggregation.evidence, docs/security.md): votes of *unproven*
+volunteers (fewer than PROVEN_MIN_GOLD gold answers at PROVEN_MIN_ACCURACY; experts are
+always proven) add at most UNPROVEN_MAX_LLR of log-odds per candidate together, and a
+confident posterior retires a candidate only when the proven votes alone lean the same way.
+
 Gold candidates are never retired by votes (they keep teaching); a vote on one updates the
 volunteer's skill in that regime instead (Beta counts with the known truth). An expert's
 answer (staff or the EXPERT_GROUP) settles the label at once.
@@ -39,6 +44,7 @@ from labelapp.models import (
 from labelapp.selectors.volunteers import expert_user_ids
 from mlcore.aggregation import RetirementRule, log_odds_of, posterior_of, skill_update, vote_llr
 from mlcore.aggregation import regime_index as _regime_index
+from mlcore.aggregation.evidence import capped_log_odds, is_proven, proven_support
 from mlcore.cutout_quality import servable
 
 # Pseudo-counts of the prior a volunteer's skill starts from (the default skill times this).
@@ -230,18 +236,20 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         log_odds = log_odds_of(pop.class_prior[regime])
         # one row per (vote, skill row of its volunteer); skills of the other regime ignored
         per_vote: dict[int, tuple] = {}
-        for _, _, vote_id, answer, user_id, s_regime, sa, sb, ca, cb in rows:
+        for _, _, vote_id, answer, user_id, s_regime, sa, sb, ca, cb, n_g, n_ok in rows:
             if vote_id is None:
                 continue  # no votes (all taken back)
             if vote_id not in per_vote or s_regime == regime:
                 skill = (sa, sb, ca, cb) if s_regime == regime else None
-                per_vote[vote_id] = (answer, user_id, skill)
+                per_vote[vote_id] = (answer, user_id, skill, n_g, n_ok)
         # Only volunteers with an account can be experts: anonymous voters cost no query.
-        users = {u for _, u, _ in per_vote.values() if u is not None}
+        users = {v[1] for v in per_vote.values() if v[1] is not None}
         experts = expert_user_ids(users) if users else set()
         n_unsure, n_binary, expert_label = 0, 0, None
+        proven_llr = unproven_llr = 0.0
+        min_gold, min_acc = settings.PROVEN_MIN_GOLD, settings.PROVEN_MIN_ACCURACY
         for vote_id in sorted(per_vote):
-            answer, user_id, skill = per_vote[vote_id]
+            answer, user_id, skill, n_g, n_ok = per_vote[vote_id]
             expert = user_id in experts
             if answer == Vote.Answer.UNSURE:
                 n_unsure += 1
@@ -255,7 +263,12 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
                 sens, spec = sa / (sa + sb), ca / (ca + cb)
             else:
                 sens, spec = pop.sensitivity[regime], pop.specificity[regime]
-            log_odds += vote_llr(sens, spec, label)
+            llr = vote_llr(sens, spec, label)
+            if expert or is_proven(n_g, n_ok, min_gold=min_gold, min_accuracy=min_acc):
+                proven_llr += llr
+            else:
+                unproven_llr += llr
+        log_odds = capped_log_odds(log_odds, proven_llr, unproven_llr, settings.UNPROVEN_MAX_LLR)
         posterior = posterior_of(log_odds)
         if expert_label is not None:
             posterior = 1.0 if expert_label else 0.0
@@ -268,6 +281,9 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
             new, reason = Candidate.Status.RETIRED, RetirementEvent.Reason.EXPERT
         else:
             new = rule.decide_one(posterior, n_binary)
+            if new == Candidate.Status.RETIRED and not proven_support(posterior, proven_llr):
+                # confident, but not on evidence sybils cannot supply: keep asking
+                new = rule.decide_one(0.5, n_binary)  # 'active', or 'expert' at the cap
             reason = (
                 RetirementEvent.Reason.MAX_VOTES
                 if new == Candidate.Status.EXPERT
@@ -359,7 +375,8 @@ def _EVIDENCE_SQL() -> str:
     t = _tables()
     return (
         "SELECT c.sn, c.status, v.id, v.answer, vol.user_id, s.regime, s.sens_alpha, "  # noqa: S608
-        f"s.sens_beta, s.spec_alpha, s.spec_beta FROM {t.candidate} c "
+        "s.sens_beta, s.spec_alpha, s.spec_beta, vol.n_gold, vol.n_gold_correct "
+        f"FROM {t.candidate} c "
         f"LEFT JOIN {t.vote} v ON v.candidate_id = c.id "
         f"LEFT JOIN {t.volunteer} vol ON vol.id = v.volunteer_id "
         f"LEFT JOIN {t.skill} s ON s.volunteer_id = v.volunteer_id "

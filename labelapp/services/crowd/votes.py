@@ -58,6 +58,21 @@ def gold_answer_correct(*, answer: str, gold: GoldStandard) -> bool:
     return (answer == Vote.Answer.YES) == gold.is_real
 
 
+def gold_feedback(result: VoteResult) -> dict | None:
+    """What a volunteer is told after answering a gold candidate: the answer and why, once
+    their yes/no is final (such answers cannot be undone, see :func:`undo_last_vote`).
+    "Not sure" is told nothing, exactly like "not sure" on any candidate, so it can neither
+    peek at the answer nor tell a gold candidate from the others."""
+    if result.gold is None or result.vote.answer == Vote.Answer.UNSURE:
+        return None
+    return {
+        "correct": result.correct,
+        "is_real": result.gold.is_real,
+        "kind": result.gold.kind,
+        "text": result.gold.feedback,
+    }
+
+
 MAX_RESPONSE_MS = 86_400_000  # a day: anything longer is a clock or client bug
 MAX_EXCLUDE = 10  # detectids a page may ask the queue to skip (it holds a few at most)
 
@@ -233,7 +248,8 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
     """Take back ``volunteer``'s most recent vote if it is younger than ``within_s`` seconds.
 
     Returns the deleted vote (its ``candidate`` still set) so the page can show that
-    candidate again. Raises NothingToUndo otherwise.
+    candidate again. Raises NothingToUndo otherwise, and for a yes/no on a gold candidate
+    (its answer was revealed with the vote: it is final).
     """
     within_s = settings.VOTE_UNDO_WINDOW_S if within_s is None else within_s
     since = timezone.now() - dt.timedelta(seconds=within_s)
@@ -246,6 +262,11 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
         )
         if vote is None or vote.created_at < since:
             raise NothingToUndo(f"no answer of yours from the last {within_s} s to take back")
+        if vote.was_gold and vote.answer != Vote.Answer.UNSURE:
+            # its answer was shown: undoing and answering again would fake a right answer
+            raise NothingToUndo(
+                "the answer to a teaching example is final once its explanation was shown"
+            )
         deleted, _ = Vote.objects.filter(pk=vote.pk).delete()
         if not deleted:  # a concurrent undo took it first
             raise NothingToUndo("that answer was already taken back")

@@ -1,0 +1,310 @@
+"""Issue #24, crowd integrity: the cheap attacks, each as a test that fails without its
+defence (served-only votes, the unproven cap and proven support, per-address limits, gold
+that does not leak, strict types)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from django.test import Client
+
+from labelapp.models import Candidate, ConsensusState, Volunteer, Vote
+from labelapp.services import vote_guard
+from labelapp.services.crowd.votes import submit_vote
+from tests.factories_volunteers import (
+    make_candidates,
+    make_gold,
+    make_proven_volunteer,
+    make_volunteer,
+    served_token,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
+
+
+@pytest.fixture(autouse=True)
+def _rules(settings):
+    settings.RETIRE_P_HI, settings.RETIRE_P_LO = 0.95, 0.05
+    settings.RETIRE_MIN_VOTES, settings.RETIRE_MAX_VOTES = 2, 15
+    settings.DEFAULT_SENSITIVITY = settings.DEFAULT_SPECIFICITY = 0.75
+    settings.PROVEN_MIN_GOLD, settings.PROVEN_MIN_ACCURACY = 4, 0.7
+    settings.UNPROVEN_MAX_LLR = 2.0  # the default: a little under two newcomers' votes
+
+
+def browser() -> Client:
+    c = Client(enforce_csrf_checks=True)
+    c.get("/api/next/")  # csrftoken cookie + the session's nonce
+    return c
+
+
+def vote(client, served: dict, answer: str, **extra):
+    """Vote on a candidate as served (its detectid and token)."""
+    body = {"detectid": served["detectid"], "token": served["token"], "answer": answer}
+    return post(client, "/api/votes/", {**body, **extra})
+
+
+def post(client, url, body):
+    headers = {"X-CSRFToken": client.cookies["csrftoken"].value}
+    raw = body if isinstance(body, str) else json.dumps(body)
+    return client.post(url, raw, content_type="application/json", headers=headers)
+
+
+# --- votes only where the server sent the volunteer --------------------------------------
+
+
+def test_a_vote_needs_the_token_its_candidate_was_served_with():
+    a, b = make_candidates(2)
+    me = browser()
+    served = me.get("/api/next/?count=2").json()["candidates"]
+    by_id = {c["detectid"]: c["token"] for c in served}
+    assert set(by_id) == {a.detectid, b.detectid}
+    # no token, a made-up one, the token of the other candidate: refused, nothing written
+    for token in (None, "", "x" * 40, by_id[b.detectid]):
+        body = {"detectid": a.detectid, "answer": "no"}
+        if token is not None:
+            body["token"] = token
+        r = post(me, "/api/votes/", body)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "not_served", token
+        assert "ask /api/next/" in r.json()["error"]["message"]
+    assert not Vote.objects.exists() and not Volunteer.objects.exists()
+    ok = post(
+        me, "/api/votes/", {"detectid": a.detectid, "answer": "no", "token": by_id[a.detectid]}
+    )
+    assert ok.status_code == 201
+    # a retry (the page's network retry, a second tab) with the same token is harmless
+    again = post(
+        me, "/api/votes/", {"detectid": a.detectid, "answer": "no", "token": by_id[a.detectid]}
+    )
+    assert again.status_code == 200 and again.json()["created"] is False
+
+
+def test_a_token_is_bound_to_its_session():
+    (a,) = make_candidates(1)
+    alice, mallory = browser(), browser()
+    token = alice.get("/api/next/").json()["candidates"][0]["token"]
+    r = post(mallory, "/api/votes/", {"detectid": a.detectid, "answer": "no", "token": token})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_served"
+    assert not Vote.objects.exists()
+
+
+def test_a_token_expires(settings):
+    (a,) = make_candidates(1)
+    me = browser()
+    token = me.get("/api/next/").json()["candidates"][0]["token"]
+    settings.VOTE_SERVED_TTL_S = -1  # every token is now older than the limit
+    r = post(me, "/api/votes/", {"detectid": a.detectid, "answer": "no", "token": token})
+    assert r.status_code == 403 and "expired" in r.json()["error"]["message"]
+
+
+def test_undo_hands_the_candidate_back_with_a_token_that_works():
+    a, _ = make_candidates(2)
+    me = browser()
+    token = served_token(me, a.detectid)
+    assert vote(me, {"detectid": a.detectid, "token": token}, "no").status_code == 201
+    undone = post(me, "/api/votes/undo/", {}).json()["undone"]
+    assert undone["detectid"] == a.detectid
+    r = post(me, "/api/votes/", {"detectid": a.detectid, "answer": "yes", "token": undone["token"]})
+    assert r.status_code == 201 and Vote.objects.get().answer == "yes"
+
+
+def test_next_and_vote_answers_carry_tokens_for_what_they_serve():
+    make_candidates(5)
+    me = browser()
+    first = me.get("/api/next/").json()["candidates"][0]
+    r = vote(me, first, "yes", next=2)
+    nxt = r.json()["next"]
+    assert len(nxt) == 2
+    for c in nxt:  # each is votable as served
+        vote_guard.check_served(session=me.session, detectid=c["detectid"], token=c["token"])
+
+
+# --- sybils: unproven votes are capped and cannot retire alone ---------------------------
+
+
+def _posterior(c) -> float:
+    return ConsensusState.objects.get(candidate=c).posterior
+
+
+@pytest.mark.parametrize("n_sybils", [3, 100])
+def test_fresh_volunteers_voting_no_cannot_retire_a_candidate(settings, n_sybils):
+    """The attack of the issue: three (or a hundred) fresh sessions vote "no" on a real line.
+    Before: retired after 3 votes (posterior 0.036). Now: it stays in the queue (it goes to
+    the experts at the vote cap, never retired as "not real")."""
+    settings.RETIRE_MAX_VOTES = 1000
+    (c,) = make_candidates(1)
+    for _ in range(n_sybils):
+        submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="no")
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.ACTIVE
+    # the cap: n sybils move it no further than UNPROVEN_MAX_LLR in log-odds (0.5 -> 0.119)
+    assert _posterior(c) == pytest.approx(1 / (1 + math.exp(2.0)), rel=1e-6)
+
+
+def test_with_the_cap_and_support_removed_three_sybils_would_retire_it(settings):
+    """The same three votes with the defence off (everyone proven): retired as 'not real'.
+    Shows the test above would fail without the defence."""
+    settings.PROVEN_MIN_GOLD = 0
+    (c,) = make_candidates(1)
+    for _ in range(3):
+        submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="no")
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.RETIRED
+
+
+def test_sybils_cannot_drown_a_proven_volunteer():
+    (c,) = make_candidates(1)
+    submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    for _ in range(12):
+        submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="no")
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.ACTIVE  # leans 'no' but the proven evidence is 'yes'
+    # prior 0.5, proven +log(3), unproven capped at -2.0: 1 / (1 + e^0.90)
+    assert _posterior(c) == pytest.approx(1 / (1 + math.exp(2.0 - math.log(3))), rel=1e-6)
+
+
+def test_honest_newcomers_still_help_a_proven_volunteer_retire():
+    """What it costs newcomers: their votes count (up to the cap), and one proven voter
+    agreeing is enough to retire. Two newcomers + one proven 'yes': retired as real."""
+    (c,) = make_candidates(1)
+    for _ in range(2):
+        submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="yes")
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.ACTIVE  # newcomers alone do not settle it
+    submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.RETIRED and _posterior(c) > 0.95
+
+
+def test_a_volunteer_becomes_proven_by_right_gold_answers():
+    """Four right gold answers make a newcomer's votes count fully (and able to retire)."""
+    gold = make_candidates(4, first_id=6_000_000, sn0=6.0)
+    for g in gold:
+        make_gold(g, is_real=True)
+    (c,) = make_candidates(1)
+    newcomer = make_volunteer()
+    for g in gold:
+        submit_vote(volunteer=newcomer, detectid=g.detectid, answer="yes")
+    submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="no")
+    submit_vote(volunteer=newcomer, detectid=c.detectid, answer="no")
+    submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="no")
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.RETIRED
+
+
+# --- per client address ------------------------------------------------------------------
+
+
+def test_new_anonymous_volunteers_are_limited_per_address(settings):
+    """150 fresh sessions from one address: only ANON_VOLUNTEER_RATE_IP become volunteers
+    (before: 150 of 150 votes accepted, 194 volunteers created)."""
+    settings.ANON_VOLUNTEER_RATE_IP = (5, 3600)
+    cands = make_candidates(3)
+    statuses = []
+    for _ in range(12):
+        s = browser()
+        tok = s.get("/api/next/").json()["candidates"][0]
+        statuses.append(vote(s, tok, "no").status_code)
+    assert statuses.count(201) == 5 and statuses.count(429) == 7
+    assert Volunteer.objects.count() == 5
+    assert all(c.status == "active" for c in Candidate.objects.filter(pk__in=[c.pk for c in cands]))
+
+
+def test_the_limit_follows_the_proxy_setting(settings):
+    settings.ANON_VOLUNTEER_RATE_IP = (2, 3600)
+    settings.BEHIND_PROXY = True
+    make_candidates(3)
+    ok = 0
+    for k in range(4):  # four different client addresses behind the proxy
+        s = Client(enforce_csrf_checks=True, HTTP_X_FORWARDED_FOR=f"10.0.0.{k}")
+        s.get("/api/next/")
+        tok = s.get("/api/next/").json()["candidates"][0]
+        ok += vote(s, tok, "no").status_code == 201
+    assert ok == 4
+
+
+def test_votes_are_limited_per_address_across_sessions(settings):
+    settings.VOTE_RATE_IP = (3, 60)
+    make_candidates(4)
+    codes = []
+    for _ in range(2):
+        s = browser()
+        for c in s.get("/api/next/?count=3").json()["candidates"][:2]:
+            body = {"detectid": c["detectid"], "token": c["token"], "answer": "yes"}
+            codes.append(post(s, "/api/votes/", body).status_code)
+    assert codes == [201, 201, 201, 429]
+    assert Vote.objects.count() == 3
+
+
+# --- gold that teaches without leaking ---------------------------------------------------
+
+
+def test_not_sure_on_gold_reveals_nothing():
+    (g,) = make_candidates(1)
+    make_gold(g, is_real=True)
+    me = browser()
+    body = {"detectid": g.detectid, "token": served_token(me, g.detectid), "answer": "unsure"}
+    data = post(me, "/api/votes/", body).json()
+    assert data["feedback"] is None
+    assert "is_real" not in json.dumps(data) and "lae" not in json.dumps(data)
+
+
+def test_gold_answer_cannot_be_peeked_then_fixed_over_http():
+    (g,) = make_candidates(1)
+    make_gold(g, is_real=True)
+    me = browser()
+    body = {"detectid": g.detectid, "token": served_token(me, g.detectid), "answer": "no"}
+    assert post(me, "/api/votes/", body).json()["feedback"]["is_real"] is True  # taught, final
+    r = post(me, "/api/votes/undo/", {})
+    assert r.status_code == 404 and "final" in r.json()["error"]["message"]
+    fixed = post(me, "/api/votes/", {**body, "answer": "yes"})
+    assert fixed.json()["created"] is False and Vote.objects.get().answer == "no"
+    v = Volunteer.objects.get()
+    assert (v.n_gold, v.n_gold_correct) == (1, 0)
+
+
+def test_served_candidates_look_the_same_gold_or_not():
+    a, b = make_candidates(2)
+    make_gold(b, is_real=True)
+    me = browser()
+    rows = me.get("/api/next/?count=3").json()["candidates"]
+    assert {r["detectid"] for r in rows} == {a.detectid, b.detectid}
+    assert {tuple(sorted(r)) for r in rows} == {
+        ("cutout_url", "detectid", "spectrum_url", "token", "wave")
+    }
+    tokens = {len(r["token"]) for r in rows}
+    assert len(tokens) == 1
+
+
+# --- strict types ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "detectid", [True, False, 1.5, 5000000.0, "1e3", "5000000.0", [5000000], {"a": 1}]
+)
+def test_a_boolean_or_a_float_is_not_a_detectid(detectid):
+    make_candidates(1)
+    me = browser()
+    r = post(me, "/api/votes/", {"detectid": detectid, "answer": "yes", "token": "x"})
+    assert r.status_code == 400, detectid
+    assert "detectid must be an integer" in r.json()["error"]["message"]
+    assert not Vote.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "raw, why",
+    [
+        ('{"detectid": Infinity, "answer": "yes"}', "Infinity"),
+        ('{"detectid": -Infinity, "answer": "yes"}', "-Infinity"),
+        ('{"detectid": NaN, "answer": "yes"}', "NaN"),
+        ("[" * 50_000 + "]" * 50_000, "nested deeper"),
+        ('{"detectid": 99999999999999999999, "answer": "yes"}', "between"),
+        ('{"detectid": 1, "answer": "yes", "response_ms": true}', "response_ms"),
+    ],
+)
+def test_malformed_vote_bodies_are_400_and_say_why(raw, why):
+    make_candidates(1)
+    r = post(browser(), "/api/votes/", raw)
+    assert r.status_code == 400
+    assert why in r.json()["error"]["message"]
