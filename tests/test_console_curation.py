@@ -557,3 +557,26 @@ def test_flag_unknown_candidate_is_404(sci_client):
 
 def test_flag_needs_post(sci_client, cands):
     assert sci_client.get(f"/console/candidates/{cands[0].detectid}/flag/").status_code == 405
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [  # each was a 500 before (issue #24): OverflowError, RecursionError, a bool as an id
+        (b'{"detectid": Infinity, "answer": "yes"}', "Infinity is not a JSON number"),
+        (b'{"detectid": -Infinity, "answer": "yes"}', "-Infinity is not a JSON number"),
+        (b'{"detectid": NaN, "answer": "yes"}', "NaN is not a JSON number"),
+        (b"[" * 50_000 + b"]" * 50_000, "nested deeper than"),
+        (b'{"detectid": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "nested deeper than"),
+        (b'{"detectid": true, "answer": "yes"}', "detectid must be an integer"),
+        (b'{"detectid": 1.5, "answer": "yes"}', "detectid must be an integer"),
+        (b'{"detectid": 99999999999999999999, "answer": "yes"}', "detectid must be between"),
+        (b'{"detectid": 1, "answer": "yes", "exclude": [true]}', "exclude[0] must be an"),
+        (b'{"detectid": 1, "answer": "yes", "response_ms": 1e400}', "response_ms must be"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
+def test_malformed_expert_answers_are_400_with_what_is_wrong(sci_client, raw, message):
+    resp = sci_client.post(ANSWER_URL, raw, content_type="application/json")
+    assert resp.status_code == 400, resp.content[:200]
+    assert message in resp.json()["error"]["message"]
+    assert not Vote.objects.exists()

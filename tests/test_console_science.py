@@ -331,6 +331,9 @@ def test_csv_upload_through_the_page_without_a_live_model(sci_client):
         ("latin.csv", "ra,dec,z,name\n150,2,2.5,caf\xe9\n".encode("latin-1"), "not UTF-8"),
         ("broken.fits", b"SIMPLE  =                    T" + b" " * 99, "be read as a FITS"),
         ("q.csv", b"ra,dec,z,quality\n150,2,2.5,good\n", "column 'quality' row 1"),
+        # was a 500 (OverflowError into int16), issue #24
+        ("big_q.csv", b"ra,dec,z,quality\n150,2,2.5,99999999999999999999\n", "out of range"),
+        ("neg_q.csv", b"ra,dec,z,quality\n150,2,2.5,-40000\n", "column 'quality' row 1: -40000"),
     ],
 )
 def test_bad_uploads_are_refused_with_a_clear_message(sci_client, name, content, message):

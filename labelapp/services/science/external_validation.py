@@ -144,6 +144,9 @@ def _too_big(size: int, limit: int, at_least: bool = False) -> str:
     )
 
 
+QUALITY_MIN, QUALITY_MAX = -(2**15), 2**15 - 1  # quality flags are kept as int16
+
+
 def _read_csv(path: str) -> dict[str, np.ndarray]:
     """Parse a CSV upload into ra, dec, z, quality (+ the row number of each), listing every
     row that cannot be read. The header may name more columns, in any order and case, and
@@ -180,6 +183,13 @@ def _read_csv(path: str) -> dict[str, np.ndarray]:
                             f"column 'quality' row {row_no}: {row[q_col].strip()!r} is not "
                             "an integer (0 = secure, 1 = probable)"
                         )
+                    else:
+                        if not QUALITY_MIN <= quality <= QUALITY_MAX:  # stored as int16
+                            problems.append(
+                                f"column 'quality' row {row_no}: {quality} is out of range "
+                                f"({QUALITY_MIN} to {QUALITY_MAX}; 0 = secure, 1 = probable)"
+                            )
+                            quality = 0
                 if len(parsed) == len(cols):
                     for name, v in parsed.items():
                         values[name].append(v)

@@ -3,8 +3,6 @@ live in ``labelapp.services.crowd.curation``; these views parse input and pick t
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -23,6 +21,7 @@ from labelapp.services.crowd.volunteers import get_volunteer
 from labelapp.services.learning.holdout import holdout_summary
 from labelapp.views.console.access import scientist_required
 from labelapp.views.errors import platform_error_response
+from labelapp.views.json_body import BadJson, json_body, strict_int, strict_int_list
 from mlcore.survey import TRUTH_TYPES
 
 PRELOAD = 3  # candidates the expert page holds beyond the one on screen
@@ -75,25 +74,22 @@ def expert_queue(request):
 
 
 def _ints(raw, name: str) -> list[int]:
-    if raw in (None, ""):
-        return []
-    if not isinstance(raw, list) or len(raw) > curation.EXCLUDE_MAX:
+    """Strict (labelapp.views.json_body): 64-bit integers only, never booleans or floats."""
+    if isinstance(raw, str) and raw:
         raise curation.InvalidInput(
             f"{name} must be a list of at most {curation.EXCLUDE_MAX} detectids"
         )
     try:
-        return [int(i) for i in raw]
-    except (TypeError, ValueError):
-        raise curation.InvalidInput(f"{name} must be a list of integer detectids") from None
+        return strict_int_list(raw, name, max_items=curation.EXCLUDE_MAX)
+    except BadJson as exc:
+        raise curation.InvalidInput(exc.message) from None
 
 
-def _int(raw, name: str, default: int | None) -> int | None:
-    if raw in (None, ""):
-        return default
+def _int(raw, name: str, default: int | None, **bounds) -> int | None:
     try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise curation.InvalidInput(f"{name} must be an integer") from None
+        return strict_int(raw, name, default=default, **bounds)
+    except BadJson as exc:
+        raise curation.InvalidInput(exc.message) from None
 
 
 @scientist_required
@@ -104,15 +100,13 @@ def expert_answer(request):
     (not in ``exclude``) so the page's preloaded queue never runs dry."""
     try:
         try:
-            data = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise curation.InvalidInput("the body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise curation.InvalidInput("the body must be a JSON object")
+            data = json_body(request)  # the strict parser the volunteer API uses
+        except BadJson as exc:
+            raise curation.InvalidInput(exc.message) from None
         detectid = _int(data.get("detectid"), "detectid", None)
         if detectid is None:
             raise curation.InvalidInput("detectid is required")
-        want = max(0, min(MAX_NEXT, _int(data.get("next"), "next", 0)))
+        want = min(MAX_NEXT, _int(data.get("next"), "next", 0, low=0))
         exclude = _ints(data.get("exclude"), "exclude")
         volunteer = get_volunteer(session=request.session, user=request.user, create=True)
         result = curation.answer_expert_candidate(
@@ -120,7 +114,7 @@ def expert_answer(request):
             volunteer=volunteer,
             detectid=detectid,
             answer=str(data.get("answer", "")),
-            response_ms=_int(data.get("response_ms"), "response_ms", None),
+            response_ms=_int(data.get("response_ms"), "response_ms", None, low=0, high=86_400_000),
         )
     except PlatformError as exc:
         return _error(exc)
