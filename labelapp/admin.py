@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.http import HttpResponse
 
+from labelapp.middleware import refused_login_response
 from labelapp.models import Candidate, IngestBatch, WorkerHeartbeat
+from labelapp.services import login_guard
 
 
 @admin.register(IngestBatch)
@@ -79,3 +82,20 @@ class VoteAdmin(admin.ModelAdmin):
     list_filter = ("answer", "reason", "was_gold", "client")
     raw_id_fields = ("volunteer", "candidate")
     show_full_result_count = False  # millions of votes: no COUNT(*) per page
+
+
+# --- The admin's log-in goes through the one log-in limiter (services.login_guard) -------
+_admin_login = admin.site.login
+
+
+def _limited_admin_login(request, extra_context=None) -> HttpResponse:
+    """AdminSite.login behind the same per-username limit and lock-out as /accounts/login/
+    (the backend refuses a locked account as well; per address: AuthRateLimitMiddleware)."""
+    if request.method == "POST":
+        refusal = login_guard.login_refusal(username=request.POST.get("username", ""))
+        if refusal is not None:
+            return refused_login_response(request, refusal.message, refusal.retry_after_s)
+    return _admin_login(request, extra_context)
+
+
+admin.site.login = _limited_admin_login

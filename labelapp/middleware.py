@@ -106,10 +106,14 @@ class AuthRateLimitMiddleware:
         if decision.allowed:
             return None
         log.warning("rate limited %s from %s (%d in %d s)", what, ip, decision.count, window_s)
-        html = _refused_page().render(
-            {"message": refusal_message(what, decision.retry_after_s), "back": request.path},
-            request,
+        return refused_login_response(
+            request, refusal_message(what, decision.retry_after_s), decision.retry_after_s
         )
-        response = HttpResponse(html, status=429)
-        response["Retry-After"] = str(decision.retry_after_s)
-        return response
+
+
+def refused_login_response(request: HttpRequest, message: str, retry_after_s: int) -> HttpResponse:
+    """The 429 page of a refused account-form POST (with Retry-After)."""
+    html = _refused_page().render({"message": message, "back": request.path}, request)
+    response = HttpResponse(html, status=429)
+    response["Retry-After"] = str(retry_after_s)
+    return response

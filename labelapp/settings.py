@@ -139,6 +139,9 @@ else:
         }
     }
 
+# One log-in limiter for every log-in form (services.login_guard): the backend refuses a
+# locked username, and counts every failed authenticate (volunteer log-in, admin, any other).
+AUTHENTICATION_BACKENDS = ["labelapp.auth_backends.LockoutModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

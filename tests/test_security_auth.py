@@ -174,3 +174,66 @@ def test_hostile_username_stored_anyway_is_always_escaped(client, settings):
     assert HOSTILE not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;'s classifications" in html
     assert HOSTILE not in client.get("/").content.decode()  # the header's account link
+
+
+# --- one limiter for every log-in form: the admin's too (issue #24) -----------------------
+
+
+def admin_login(client, username, password=PASSWORD, **extra):
+    return client.post(
+        "/admin/login/?next=/admin/",
+        {"username": username, "password": password, "next": "/admin/"},
+        **extra,
+    )
+
+
+def test_admin_log_in_locks_out_like_the_volunteer_log_in(client, settings):
+    """Before: 7 wrong passwords for a superuser at /admin/login/ were all answered
+    normally. Now the 4th attempt after 3 failures is refused, even with the right password."""
+    settings.AUTH_LOGIN_LOCKOUT = (3, 900)
+    User.objects.create_superuser("root", password=PASSWORD)
+    for _ in range(3):
+        assert admin_login(client, "root", "wrong-password").status_code == 200
+    resp = admin_login(client, "root")
+    assert resp.status_code == 429 and not logged_in(client)
+    assert "Too many failed log-ins for this username" in resp.content.decode()
+    assert int(resp["Retry-After"]) > 800
+    # and the lock is the same one: /accounts/login/ refuses it too
+    assert login(client, "root").status_code == 429 and not logged_in(client)
+
+
+def test_failures_at_either_form_add_up_to_one_lock(client, settings):
+    settings.AUTH_LOGIN_LOCKOUT = (4, 900)
+    User.objects.create_superuser("root", password=PASSWORD)
+    for _ in range(2):
+        admin_login(client, "root", "wrong")
+        login(client, "root", "wrong")
+    assert admin_login(client, "root").status_code == 429
+    assert login(client, "root").status_code == 429
+
+
+def test_a_locked_account_cannot_log_in_through_any_form(client, settings):
+    """Locked at /accounts/login/, the right password at /admin/login/ is refused -- also by
+    the authentication backend itself, for a form that would not ask the limiter."""
+    settings.AUTH_LOGIN_LOCKOUT = (3, 900)
+    User.objects.create_superuser("root", password=PASSWORD)
+    for _ in range(3):
+        login(client, "root", "wrong")
+    assert admin_login(client, "root").status_code == 429 and not logged_in(client)
+    from django.contrib.auth import authenticate
+
+    assert authenticate(None, username="root", password=PASSWORD) is None
+
+
+def test_admin_log_in_attempts_are_limited_per_username(client, settings):
+    settings.AUTH_RATE_LOGIN_USER = (2, 600)
+    User.objects.create_superuser("root", password=PASSWORD)
+    assert admin_login(client, "root", "x").status_code == 200
+    assert admin_login(client, "root", "y").status_code == 200
+    assert admin_login(client, "root").status_code == 429
+
+
+def test_the_admin_still_logs_in_with_the_right_password(client):
+    User.objects.create_superuser("root", password=PASSWORD)
+    resp = admin_login(client, "root")
+    assert resp.status_code == 302 and logged_in(client)

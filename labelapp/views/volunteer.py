@@ -20,6 +20,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labelapp.models import Vote
+from labelapp.services import login_guard
 from labelapp.services.crowd import field_guide as guide
 from labelapp.services.crowd import queue
 from labelapp.services.crowd.volunteers import (
@@ -29,7 +30,6 @@ from labelapp.services.crowd.volunteers import (
     tutorial_done,
     volunteer_stats,
 )
-from labelapp.services.operations import ratelimit
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def signup(request):
         form = SignUpForm(request.POST)
         if form.is_valid():
             user = form.save()
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend="labelapp.auth_backends.LockoutModelBackend")
             attach_session_volunteer(session=request.session, user=user)
             return redirect(_safe_next(request, reverse("me")))
     else:
@@ -164,40 +164,12 @@ class VolunteerLoginView(LoginView):
     (settings AUTH_RATE_LOGIN_USER, AUTH_LOGIN_LOCKOUT; the per-IP limit is middleware)."""
 
     def post(self, request, *args, **kwargs):
-        username = str(request.POST.get("username", ""))[:150]
-        remaining = ratelimit.login_lockout_remaining(username=username)
-        if remaining:
-            return self._refuse(
-                "Too many failed log-ins for this username. Please try again in "
-                f"{_minutes(remaining)}, or reset your password.",
-                remaining,
-            )
-        limit, window_s = settings.AUTH_RATE_LOGIN_USER
-        decision = ratelimit.hit_rate_limit(
-            key=f"auth:login:user:{ratelimit.username_key(username)}",
-            limit=limit,
-            window_s=window_s,
-        )
-        if not decision.allowed:
-            return self._refuse(
-                "Too many log-in attempts for this username. Please try again in "
-                f"{_minutes(decision.retry_after_s)}.",
-                decision.retry_after_s,
-            )
+        # the one limiter of every log-in form (the admin's too); failures are counted by
+        # the authentication backend's signal, whichever form they came from
+        refusal = login_guard.login_refusal(username=request.POST.get("username", ""))
+        if refusal is not None:
+            return self._refuse(refusal.message, refusal.retry_after_s)
         return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form):
-        username = str(self.request.POST.get("username", ""))[:150]
-        if username:
-            max_failures, window_s = settings.AUTH_LOGIN_LOCKOUT
-            locked_s = ratelimit.record_login_failure(
-                username=username, max_failures=max_failures, window_s=window_s
-            )
-            if locked_s:
-                log.warning(
-                    "log-in locked for %d s after failures (username %r)", locked_s, username
-                )
-        return super().form_invalid(form)
 
     def _refuse(self, message: str, retry_after_s: int):
         form = RefusedLoginForm(self.request, data=self.request.POST)
@@ -211,8 +183,3 @@ class VolunteerLoginView(LoginView):
         response = super().form_valid(form)  # login() keeps the session's data
         attach_session_volunteer(session=self.request.session, user=form.get_user())
         return response
-
-
-def _minutes(seconds: int) -> str:
-    minutes = max(1, round(seconds / 60))
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
