@@ -269,10 +269,12 @@ def write_external(path: str | Path, external: dict[str, np.ndarray], meta: dict
     path.parent.mkdir(parents=True, exist_ok=True)
     cols = {k: np.asarray(external[k], dtype=dt) for k, dt in EXTERNAL_COLUMNS.items()}
     if path.suffix.lower() == ".csv":
-        with open(path, "w") as fh:
-            fh.write(",".join(cols) + "\n")
-            for row in zip(*cols.values(), strict=True):
-                fh.write(",".join(str(v) for v in row) + "\n")
+        from mlcore.csv_safe import SafeWriter
+
+        with open(path, "w", newline="") as fh:
+            writer = SafeWriter(fh, lineterminator="\n")  # the platform's one CSV writer
+            writer.writerow(cols)
+            writer.writerows(zip(*cols.values(), strict=True))
         return path
     from astropy.io import fits
 

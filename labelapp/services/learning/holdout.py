@@ -24,6 +24,7 @@ from django.db.models import F
 
 from labelapp.errors import InvalidInput
 from labelapp.models import Candidate, CandidateTruth, GoldStandard, HoldoutLabel
+from mlcore.csv_safe import SafeWriter
 from mlcore.survey import regime_index, regime_name
 
 # Held-out candidates sit this far below every other one in queue priority (-sn - offset):
@@ -147,7 +148,7 @@ def write_sample(ids: list[int], path: Path) -> int:
     ``is_real`` column to fill in."""
     rows = Candidate.objects.filter(pk__in=ids).order_by("detectid")
     with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
+        w = SafeWriter(fh)  # no spreadsheet formulas (mlcore.csv_safe)
         w.writerow(["detectid", "sn", "wave", "field", "is_real"])
         for c in rows.values_list("detectid", "sn", "wave", "field"):
             w.writerow([*c, ""])

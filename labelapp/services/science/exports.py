@@ -33,7 +33,6 @@ addresses are never read by the export queries.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import io
@@ -66,6 +65,7 @@ from labelapp.models import (
 from labelapp.selectors.models import live_model
 from labelapp.selectors.volunteers import pseudonym
 from mlcore.cnn.evaluation import apply_prior_shift
+from mlcore.csv_safe import SafeWriter
 from mlcore.survey import LYA_REST
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ def iter_catalogue_rows(plan: CataloguePlan, *, chunk_size: int | None = None):
 def catalogue_csv(plan: CataloguePlan, *, chunk_size: int | None = None) -> Iterator[bytes]:
     """The catalogue as UTF-8 CSV with a header line, one chunk of rows per yielded piece."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = SafeWriter(buf, lineterminator="\n")  # no formulas (mlcore.csv_safe)
     writer.writerow([c.name for c in CATALOGUE_COLUMNS])
     mv = plan.model_version.pk if plan.model_version else -1
     for rows in iter_catalogue_rows(plan, chunk_size=chunk_size):
@@ -459,7 +459,7 @@ def open_votes_export(*, chunk_size: int | None = None) -> Export:
 def votes_csv(*, max_id: int, chunk_size: int | None = None) -> Iterator[bytes]:
     size = _chunk_size(chunk_size)
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = SafeWriter(buf, lineterminator="\n")  # no formulas (mlcore.csv_safe)
     writer.writerow(VOTE_COLUMNS)
     names: dict[int, str] = {}  # pseudonyms of this export's volunteers, computed once each
     last = 0
