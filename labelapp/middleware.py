@@ -117,3 +117,54 @@ def refused_login_response(request: HttpRequest, message: str, retry_after_s: in
     response = HttpResponse(html, status=429)
     response["Retry-After"] = str(retry_after_s)
     return response
+
+
+# --- Content-Security-Policy and Permissions-Policy on every response ---------------------
+
+# Scripts only from this site (static/, plotly served locally): no inline script, no eval,
+# no inline event handler. Styles may be inline (plotly sets element styles and inserts a
+# <style> of its own); images also from data:/blob: (plotly's PNG download, cutouts are
+# same-origin). Nothing may frame the site, and forms post only to it.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer", "autoplay", "camera", "display-capture", "geolocation", "gyroscope",
+        "magnetometer", "microphone", "midi", "payment", "publickey-credentials-get",
+        "screen-wake-lock", "serial", "usb", "xr-spatial-tracking",
+    )
+)  # fmt: skip
+
+
+class SecurityHeadersMiddleware:
+    """Content-Security-Policy and Permissions-Policy on every response (pages, API, static
+    files, errors). CSP_REPORT_ONLY=1 sends the policy as Content-Security-Policy-Report-Only
+    (to try a change on a live site); the default enforces it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.csp_header = (
+            "Content-Security-Policy-Report-Only"
+            if getattr(settings, "CSP_REPORT_ONLY", False)
+            else "Content-Security-Policy"
+        )
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.setdefault(self.csp_header, CONTENT_SECURITY_POLICY)
+        response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        return response

@@ -72,6 +72,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so every response (redirects and errors too) carries X-Request-ID.
     "labelapp.middleware.RequestIdMiddleware",
+    # Content-Security-Policy + Permissions-Policy on every response (static files too).
+    "labelapp.middleware.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -186,6 +188,8 @@ if PRODUCTION:
 # Behind a TLS-terminating proxy (nginx, a load balancer) that sets X-Forwarded-Proto and
 # appends the client's address to X-Forwarded-For. Never set it without such a proxy: the
 # headers would come from the client.
+# Send the Content-Security-Policy as Report-Only (to try a change); enforced by default.
+CSP_REPORT_ONLY = env_bool("DJANGO_CSP_REPORT_ONLY", False)
 BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -364,10 +368,13 @@ VOTE_RATE_IP = env_rate("LABELAPP_VOTE_RATE_IP", "600/60")
 # A volunteer is proven once this many yes/no gold answers were given with at least this
 # accuracy (experts always are). Until then their votes on a candidate count together for
 # at most UNPROVEN_MAX_LLR of log-odds, and they cannot retire a candidate without the
-# agreement of proven evidence (see services/consensus.py).
+# agreement of proven evidence (see services/consensus.py, docs/security.md).
 PROVEN_MIN_GOLD = env_int("LABELAPP_PROVEN_MIN_GOLD", 4)
 PROVEN_MIN_ACCURACY = float(env_str("LABELAPP_PROVEN_MIN_ACCURACY", "0.7"))
 UNPROVEN_MAX_LLR = float(env_str("LABELAPP_UNPROVEN_MAX_LLR", "2.0"))
+# ... and a candidate retires only when its proven votes alone lean its way by more than this
+# log-odds (more than one default-skill vote, log 3 = 1.1: one honest slip is not enough).
+PROVEN_SUPPORT_LLR = float(env_str("LABELAPP_PROVEN_SUPPORT_LLR", "1.5"))
 # A failed CSRF check on /api/ answers JSON (the page shows its message), HTML elsewhere.
 CSRF_FAILURE_VIEW = "labelapp.views.api.csrf_failure"
 

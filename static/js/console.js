@@ -57,3 +57,17 @@
   }
   setInterval(poll, 4000);
 })();
+
+// A <select data-autosubmit> submits its form when changed (no inline handler: CSP).
+document.querySelectorAll("select[data-autosubmit]").forEach(function (sel) {
+  sel.addEventListener("change", function () { sel.form.submit(); });
+});
+
+// A character counter: <span data-count-for="FIELD_ID" data-max="N"> shows "(len / N)".
+document.querySelectorAll("[data-count-for]").forEach(function (out) {
+  const box = document.getElementById(out.dataset.countFor);
+  if (!box) return;
+  const tick = function () { out.textContent = "(" + box.value.length + " / " + out.dataset.max + ")"; };
+  box.addEventListener("input", tick);
+  tick();
+});

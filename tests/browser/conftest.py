@@ -30,8 +30,54 @@ def chromium():
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        yield browser
+        yield CspWatchingBrowser(browser)
         browser.close()
+
+
+# --- the site's Content-Security-Policy is enforced; any violation fails the test ---------
+
+CSP_VIOLATIONS: list[dict] = []
+_REPORT_JS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspReport({directive: e.violatedDirective, blocked: e.blockedURI,
+                      source: e.sourceFile, line: e.lineNumber, sample: e.sample,
+                      page: document.location.pathname});
+});
+"""
+
+
+def _watch(target) -> None:
+    """Report every securitypolicyviolation event of ``target`` (a context or a page)."""
+    target.expose_binding("__cspReport", lambda source, report: CSP_VIOLATIONS.append(report))
+    target.add_init_script(_REPORT_JS)
+
+
+class CspWatchingBrowser:
+    """The Playwright browser, whose every new context and page reports CSP violations."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, *args, **kwargs):
+        context = self._browser.new_context(*args, **kwargs)
+        _watch(context)
+        return context
+
+    def new_page(self, *args, **kwargs):
+        page = self._browser.new_page(*args, **kwargs)
+        _watch(page)
+        return page
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations():
+    """Every browser test runs under the enforced policy and fails on a violation report."""
+    CSP_VIOLATIONS.clear()
+    yield CSP_VIOLATIONS
+    assert not CSP_VIOLATIONS, f"Content-Security-Policy violations: {CSP_VIOLATIONS}"
 
 
 @pytest.fixture
