@@ -8,9 +8,9 @@ from settling a label on their own:
    ``[-cap, +cap]`` (:func:`capped_log_odds`). A thousand sybils move a posterior no further
    than a couple of honest newcomers.
 2. **Support.** A confident posterior retires a candidate only when the proven evidence
-   alone points the same way (:func:`proven_support`): net positive proven log-odds for
-   "real", net negative for "not real". Otherwise the candidate stays in the queue (or goes
-   to the experts at the vote cap).
+   alone points the same way by more than a margin (:func:`proven_support`): proven
+   log-odds above +min_llr for "real", below -min_llr for "not real". Otherwise the
+   candidate stays in the queue (or goes to the experts at the vote cap).
 
 Pure numpy / floats: used by the live consensus after each vote and by the batch run.
 """
@@ -35,11 +35,14 @@ def capped_log_odds(
     return prior_log_odds + proven_llr + max(-cap, min(cap, unproven_llr))
 
 
-def proven_support(posterior: float, proven_llr: float) -> bool:
-    """Does the proven evidence point the way ``posterior`` leans? (Retirement needs it.)"""
+def proven_support(posterior: float, proven_llr: float, min_llr: float = 0.0) -> bool:
+    """Does the proven evidence alone point the way ``posterior`` leans, by more than
+    ``min_llr`` of log-odds? (Retirement needs it.) With ``min_llr`` above one default vote's
+    log(3) = 1.1, a single proven vote of typical skill is not enough: sybils pushing the
+    posterior cannot turn one honest mistake into a retired label."""
     if posterior >= 0.5:
-        return proven_llr > 0
-    return proven_llr < 0
+        return proven_llr > min_llr
+    return proven_llr < -min_llr
 
 
 def proven_net_votes(

@@ -12,9 +12,11 @@ includes them.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
@@ -216,7 +218,6 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
     """Per candidate: proven yes votes minus proven no votes (mlcore.aggregation.evidence).
     Dawid-Skene learns skills from agreement, so a crowd of sybils agreeing with each other
     would look skilled to it: only gold-proven volunteers (and experts) give support."""
-    from django.conf import settings
     from django.db.models import Q
 
     rows = Volunteer.objects.filter(pk__in=vol_ids.tolist()).values_list(
@@ -246,7 +247,9 @@ def _retire_confident(run, cand_ids, result, gold, support=None) -> int:
     only where the proven votes lean the same way (``support``: proven yes minus no)."""
     decision = retirement_rule().decide(result.posterior, result.n_votes)
     if support is not None:
-        agrees = np.where(result.posterior >= 0.5, support > 0, support < 0)
+        # as many net proven votes as PROVEN_SUPPORT_LLR is worth at the default skill
+        need = max(1, math.ceil(settings.PROVEN_SUPPORT_LLR / math.log(3) - 1e-9))
+        agrees = np.where(result.posterior >= 0.5, support >= need, support <= -need)
         decision = np.where(agrees, decision, ACTIVE)  # unsupported: not retired here
     pick = np.flatnonzero(decision == RETIRED)
     pick = np.array([i for i in pick.tolist() if i not in gold], dtype=np.int64)

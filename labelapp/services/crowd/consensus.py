@@ -14,7 +14,8 @@ at most RETIRE_MAX_VOTES votes, so this is a handful of rows per vote.
 Sybil resistance (mlcore.aggregation.evidence, docs/security.md): votes of *unproven*
 volunteers (fewer than PROVEN_MIN_GOLD gold answers at PROVEN_MIN_ACCURACY; experts are
 always proven) add at most UNPROVEN_MAX_LLR of log-odds per candidate together, and a
-confident posterior retires a candidate only when the proven votes alone lean the same way.
+confident posterior retires a candidate only when the proven votes alone lean the same way by
+more than PROVEN_SUPPORT_LLR.
 
 Gold candidates are never retired by votes (they keep teaching); a vote on one updates the
 volunteer's skill in that regime instead (Beta counts with the known truth). An expert's
@@ -281,7 +282,8 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
             new, reason = Candidate.Status.RETIRED, RetirementEvent.Reason.EXPERT
         else:
             new = rule.decide_one(posterior, n_binary)
-            if new == Candidate.Status.RETIRED and not proven_support(posterior, proven_llr):
+            supported = proven_support(posterior, proven_llr, settings.PROVEN_SUPPORT_LLR)
+            if new == Candidate.Status.RETIRED and not supported:
                 # confident, but not on evidence sybils cannot supply: keep asking
                 new = rule.decide_one(0.5, n_binary)  # 'active', or 'expert' at the cap
             reason = (
