@@ -19,6 +19,9 @@ urlpatterns = [
     path("progress.json", campaign.progress_json, name="console-progress"),
     path("audit/", campaign.audit_log, name="console-audit"),
     path("volunteers/", volunteers.volunteers, name="console-volunteers"),
+    path("volunteers/suspicious/", volunteers.suspicious, name="console-suspicious"),
+    path("volunteers/<int:pk>/void/", volunteers.void_votes, name="console-void-votes"),
+    path("volunteers/block/", volunteers.block_range, name="console-block-range"),
     # models: cards, metrics across rounds, promote / roll back, downloads
     path("models/", models.model_list, name="console-models"),
     path("models/<int:pk>/", models.model_detail, name="console-model"),

@@ -20,7 +20,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from labelapp.errors import Forbidden, PlatformError, UnknownCandidate
 from labelapp.middleware import client_ip
 from labelapp.models import Candidate, Vote
-from labelapp.services import vote_guard
+from labelapp.services import moderation, vote_guard
 from labelapp.services.crowd import queue, votes
 from labelapp.services.crowd.api_schema import openapi_schema
 from labelapp.services.crowd.volunteers import get_volunteer
@@ -170,15 +170,24 @@ class NotServedVote(votes.VoteError, Forbidden):
     code = "not_served"
 
 
+class BlockedVote(votes.VoteError):
+    status, code = 403, "blocked"
+
+
 def _guard(request: HttpRequest, detectid: int, token):
     """The HTTP-only checks before a vote is taken: served to this session (token), the
-    client address's vote limit, and its limit on new anonymous volunteers. Returns the
-    volunteer (created here when new)."""
+    client address not blocked (console), its vote limit, and its limit on new anonymous
+    volunteers. Returns the volunteer (created here when new)."""
     try:
         vote_guard.check_served(session=request.session, detectid=detectid, token=token)
     except vote_guard.NotServed as exc:
         raise NotServedVote(str(exc)) from None
     ip = client_ip(request)
+    if moderation.is_blocked(ip):
+        raise BlockedVote(
+            "votes from your network are not accepted at the moment; if you think this is a "
+            "mistake, write to the project team"
+        )
     limit = vote_guard.hit_ip_vote_limit(client_ip=ip)
     if not limit.allowed:
         raise votes.RateLimited(
