@@ -46,8 +46,9 @@ from pathlib import Path
 
 from _util import ROOT, Volunteer, drop_database, free_port, postgres_url
 
-DB_NAME = "labelapp_bench_votes"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+# Override both on a shared machine so runs of different people never meet.
+DB_NAME = os.environ.get("BENCH_VOTES_DB", "labelapp_bench_votes")
+REDIS_URL = os.environ.get("BENCH_VOTES_REDIS_URL", "redis://127.0.0.1:6379/14")
 N_GOLD = 500
 
 
@@ -61,6 +62,10 @@ def server_env(db_url: str, data_dir: str) -> dict[str, str]:
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LABELAPP_DATA_DIR": data_dir,
         "LABELAPP_VOTE_RATE_LIMIT": "1000000",
+        # one load generator on one address plays thousands of volunteers: the per-address
+        # limits (#24) are raised like the per-volunteer one; their counters still run
+        "LABELAPP_VOTE_RATE_IP": "100000000/60",
+        "LABELAPP_ANON_VOLUNTEER_RATE_IP": "100000000/3600",
         "LABELAPP_LOG_LEVEL": "WARNING",
     }
 
@@ -141,8 +146,10 @@ def client_thread(port, mode, deadline, votes_per_volunteer, out, seed, rate=0.0
             if not queue or time.perf_counter() >= deadline:
                 break
             cand = queue.pop(0)
+            # the served token (#24) goes back with the vote; code before #24 ignores it
             body = {"detectid": cand["detectid"], "answer": rng.choice(["yes", "no", "no"]),
-                    "client": "keyboard", "response_ms": 1500}  # fmt: skip
+                    "client": "keyboard", "response_ms": 1500,
+                    "token": cand.get("token")}  # fmt: skip
             if rate:
                 if due >= deadline:
                     break
@@ -367,8 +374,9 @@ def explain(db_url: str) -> str:
     return f"next-candidate query for a volunteer with {n} votes:\n{plan}"
 
 
-def run_app(label: str, app: str, args, db_url: str, data_dir: str) -> None:
-    """Start gunicorn serving ``app``, run every load phase against it, stop it."""
+def run_app(label: str, app: str, args, db_url: str, data_dir: str, cwd=ROOT) -> None:
+    """Start gunicorn serving ``app`` (from the code in ``cwd``), run every load phase
+    against it, stop it."""
     port = free_port()
     log = Path(data_dir) / f"gunicorn-{label}.log"
     gunicorn = subprocess.Popen(
@@ -376,7 +384,7 @@ def run_app(label: str, app: str, args, db_url: str, data_dir: str) -> None:
          "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "-k", "gthread",
          "--threads", str(args.server_threads),
          "--keep-alive", "30", "--log-level", "warning"],
-        cwd=ROOT, env=server_env(db_url, data_dir), stdout=open(log, "w"),
+        cwd=cwd, env=server_env(db_url, data_dir), stdout=open(log, "w"),
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
@@ -430,8 +438,13 @@ def main() -> None:
         "--open-threads", type=int, default=16, help="client threads per process, open loop"
     )
     parser.add_argument(
-        "--apps", nargs="+", default=["full", "no-hook"], choices=["full", "no-hook"],
-        help="full: as deployed; no-hook: after_vote/after_undo (live consensus) disabled",
+        "--apps", nargs="+", default=["full", "no-hook"], choices=["full", "no-hook", "before"],
+        help="full: as deployed; no-hook: after_vote/after_undo (live consensus) disabled; "
+        "before: the code in --before-tree (e.g. `git archive main`), same database",
+    )  # fmt: skip
+    parser.add_argument(
+        "--before-tree", type=Path,
+        help="a source tree of the code to compare with (the 'before' app runs from it)",
     )  # fmt: skip
     parser.add_argument(
         "--reuse", action="store_true",
@@ -471,10 +484,19 @@ def main() -> None:
     print(f"{'app mode':>17} {'votes':>7} {'409':>5} {'errors':>6} {'votes/s':>8} {'p50 ms':>7} "
           f"{'p95 ms':>7} {'p99 ms':>7} {'mean ms':>8} | {'web':>5} {'db':>5} {'redis':>5} "
           f"{'client':>6} {'other':>5} {'cores':>5}")  # fmt: skip
-    apps = {"full": "labelapp.wsgi:application", "no-hook": "_wsgi_no_hook:application"}
+    apps = {
+        "full": "labelapp.wsgi:application",
+        "no-hook": "_wsgi_no_hook:application",
+        "before": "labelapp.wsgi:application",
+    }
+    if "before" in args.apps and not (
+        args.before_tree and (args.before_tree / "labelapp").is_dir()
+    ):
+        sys.exit("--apps before needs --before-tree DIR holding the code to compare with")
     try:
         for label in args.apps:
-            run_app(label, apps[label], args, db_url, data_dir)
+            cwd = args.before_tree if label == "before" else ROOT
+            run_app(label, apps[label], args, db_url, data_dir, cwd=cwd)
         print(
             "latency = one 'next + vote' cycle as the client sees it (combined: one POST "
             "that returns the next candidate; separate: GET /api/next/ + POST /api/votes/; "

@@ -1,0 +1,323 @@
+"""Attack campaigns (issue #24): attacker populations next to the honest simulated crowd,
+through the real services (queue -> submit_vote -> live consensus and retirement), each run
+with today's defences and with them switched off (every volunteer counted as proven and no
+cap on unproven evidence: the rule before #24), from the same starting database.
+
+Populations (each votes only on what the queue serves it: served-only voting is what the
+API enforces; a script can no longer aim at chosen detectids):
+  * sybils: N fresh anonymous volunteers, each voting against the truth (an oracle attacker:
+    the worst case) on the candidates it is served;
+  * colluders: 10 accounts, up to 50 votes each, against the truth -- "naive" ones lie on
+    gold too, "gold-perfect" ones answer gold right (as if gold leaked) and lie elsewhere;
+  * always-yes and random clickers: 10 accounts x 50 votes.
+The honest crowd is mlcore.volunteers.VolunteerPopulation (skills falling towards low S/N,
+its own random clickers and always-yes), voting in chunks with the attackers in between.
+
+Reported per run: retired candidates, wrong retired labels (all; those an attacker voted
+on; and the flips: those whose honest votes alone lean to the truth, computed by running
+the same consensus code without the attackers' votes), yes/no votes per retired candidate,
+attacker votes recorded, and how many attackers the console's suspicious-volunteer rule flags
+(labelapp.selectors.suspicious) with the votes they had cast when first flagged. Then the
+sybils over HTTP (in-process Django test client, one client address): sessions that got a
+volunteer, votes recorded, votes refused.
+
+    .venv/bin/python bench/bench_attacks.py [--candidates 3000] [--honest-votes 6000]
+        [--volunteers 60] [--sybils 100] [--seed 1]
+
+Figures only. Runs on SQLite in a temporary directory (nothing shared is touched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TMP = Path(tempfile.mkdtemp(prefix="bench-attacks-"))
+(TMP / "data").mkdir()
+os.environ.update(
+    {
+        "LABELAPP_DATA_DIR": str(TMP / "data"),
+        "DJANGO_SETTINGS_MODULE": "labelapp.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_ALLOWED_HOSTS": "testserver,localhost",
+        "LABELAPP_VOTE_RATE_LIMIT": "1000000",
+        "LABELAPP_LOG_LEVEL": "ERROR",
+        "DJANGO_LOG_LEVEL": "ERROR",
+        "DATABASE_URL": "",
+        "REDIS_URL": "",
+    }
+)
+os.environ.pop("DATABASE_URL")
+os.environ.pop("REDIS_URL")
+
+
+def setup_db(n: int, seed: int) -> Path:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from labelapp.services.crowd.gold import seed_gold_from_truth
+    from labelapp.services.survey.ingest import ingest_survey
+    from mlcore.simulator import simulate_survey
+    from mlcore.survey_io import write_survey
+
+    call_command("migrate", verbosity=0)
+    ingest_survey(path=write_survey(TMP / "s.fits", simulate_survey(n, seed=seed)))
+    n_gold = seed_gold_from_truth(per_kind=20)
+    print(f"survey: {n:,} candidates, {n_gold} gold; data in {TMP}")
+    from django.db import connections
+
+    connections.close_all()
+    db = TMP / "data" / "db.sqlite3"
+    template = TMP / "template.sqlite3"
+    shutil.copy(db, template)
+    return template
+
+
+def restore(template: Path) -> None:
+    from django.core.cache import cache
+    from django.db import connections
+
+    connections.close_all()
+    shutil.copy(template, TMP / "data" / "db.sqlite3")
+    cache.clear()
+
+
+class Attacker:
+    """One attacking volunteer: ``kind`` sybil | naive | goldperfect | alwaysyes | random."""
+
+    def __init__(self, kind: str, budget: int, rng: random.Random):
+        from labelapp.models import Volunteer
+
+        self.kind, self.budget, self.rng = kind, budget, rng
+        self.volunteer = Volunteer.objects.create()
+        self.cast = 0
+        self.flagged_at: int | None = None
+
+    def answer(self, is_real: bool, is_gold: bool) -> str:
+        if self.kind == "alwaysyes":
+            return "yes"
+        if self.kind == "random":
+            return self.rng.choice(["yes", "no"])
+        if self.kind == "goldperfect" and is_gold:
+            return "yes" if is_real else "no"
+        return "no" if is_real else "yes"  # against the truth
+
+    def act(self, n: int) -> None:
+        from labelapp.models import CandidateTruth, GoldStandard
+        from labelapp.services.crowd.queue import next_candidates
+        from labelapp.services.crowd.votes import VoteError, submit_vote
+
+        for _ in range(min(n, self.budget - self.cast)):
+            rows = next_candidates(volunteer=self.volunteer, count=1, rng=self.rng)
+            if not rows:
+                return
+            row = rows[0]
+            truth = CandidateTruth.objects.filter(candidate_id=row["id"]).first()
+            if truth is None:
+                return
+            gold = GoldStandard.objects.filter(candidate_id=row["id"], active=True).exists()
+            try:
+                submit_vote(
+                    volunteer=self.volunteer,
+                    detectid=row["detectid"],
+                    answer=self.answer(truth.is_real, gold),
+                )
+            except VoteError:
+                return
+            self.cast += 1
+
+
+def populations(spec: str, n_sybils: int, rng: random.Random) -> list[Attacker]:
+    if spec == "none":
+        return []
+    if spec == "sybils":
+        return [Attacker("sybil", 10, rng) for _ in range(n_sybils)]
+    kind = {"colluders": "naive", "colluders-goldperfect": "goldperfect"}.get(spec, spec)
+    return [Attacker(kind, 50, rng) for _ in range(10)]
+
+
+def run(template: Path, *, spec: str, defended: bool, args) -> dict:
+    from django.conf import settings
+
+    from labelapp.models import Candidate, ConsensusState, GoldStandard, Vote
+    from labelapp.research.simulated_volunteers import SimulatedCrowd
+    from labelapp.selectors.suspicious import flag_reasons
+
+    restore(template)
+    settings.PROVEN_MIN_GOLD = 4 if defended else 0
+    settings.UNPROVEN_MAX_LLR = 2.0 if defended else 1e9
+    settings.PROVEN_SUPPORT_LLR = 1.5 if defended else -1e9  # off: any evidence supports
+    rng = random.Random(args.seed)
+    crowd = SimulatedCrowd(n_volunteers=args.volunteers, seed=args.seed)
+    attackers = populations(spec, args.sybils, rng)
+    chunks = 20
+    t0 = time.perf_counter()
+    for k in range(chunks):
+        crowd.vote(n_votes=args.honest_votes // chunks)
+        for a in attackers:
+            a.act(max(1, a.budget // chunks) if k < chunks - 1 else a.budget)
+            if a.flagged_at is None and a.cast:
+                a.volunteer.refresh_from_db()
+                if flag_reasons(a.volunteer):
+                    a.flagged_at = a.cast
+    seconds = time.perf_counter() - t0
+    gold_ids = set(GoldStandard.objects.values_list("candidate_id", flat=True))
+    attacker_ids = [a.volunteer.pk for a in attackers]
+    attacked = set(
+        Vote.objects.filter(volunteer_id__in=attacker_ids).values_list("candidate_id", flat=True)
+    )
+    retired = Candidate.objects.filter(status="retired").exclude(pk__in=gold_ids)
+    rows = list(retired.values_list("pk", "truth__is_real", "consensus__posterior"))
+    wrong = [pk for pk, real, post in rows if post is not None and (post >= 0.5) != real]
+    truth = {pk: real for pk, real, _ in rows}
+    honest_side = honest_only_sides([pk for pk in wrong if pk in attacked], attacker_ids)
+    states = ConsensusState.objects.filter(candidate__in=retired)
+    honest_votes = Vote.objects.exclude(volunteer_id__in=attacker_ids)
+    n_retired = retired.count()
+    flagged = [a.flagged_at for a in attackers if a.flagged_at is not None]
+    return {
+        "retired": n_retired,
+        "wrong": len(wrong),
+        # wrong, attacked, and the honest votes alone would have it on the true side
+        "flipped": sum(1 for pk, side in honest_side.items() if side == truth[pk]),
+        "wrong_attacked": len(honest_side),
+        "attacked_retired": len([pk for pk, *_ in rows if pk in attacked]),
+        "votes_per_retired": (
+            sum(s.n_votes for s in states) / n_retired if n_retired else float("nan")
+        ),
+        "honest_votes": honest_votes.count(),
+        "attacker_votes": sum(a.cast for a in attackers),
+        "attackers": len(attackers),
+        "flagged": len(flagged),
+        "flag_votes": (sum(flagged) / len(flagged)) if flagged else float("nan"),
+        "expert_queue": Candidate.objects.filter(status="expert").count(),
+        "seconds": seconds,
+    }
+
+
+def honest_only_sides(candidate_ids: list[int], attacker_ids: list[int]) -> dict[int, bool]:
+    """candidate -> P(real) >= 0.5 from its honest votes alone (the attackers' votes taken
+    out, the same consensus code run, everything rolled back)."""
+    from django.db import transaction
+
+    from labelapp.models import Vote
+    from labelapp.services.crowd.consensus import update_consensus
+
+    out = {}
+    for pk in candidate_ids:
+        with transaction.atomic():
+            Vote.objects.filter(candidate_id=pk, volunteer_id__in=attacker_ids).delete()
+            out[pk] = update_consensus(candidate_id=pk).posterior >= 0.5
+            transaction.set_rollback(True)
+    return out
+
+
+def http_sybils(template: Path, n: int) -> dict:
+    """N sybil sessions through the HTTP API from one client address (served tokens and
+    the per-address limits as deployed)."""
+    import json
+
+    from django.test import Client
+
+    from labelapp.models import Volunteer, Vote
+
+    restore(template)
+    accepted = refused = sessions_with_volunteer = 0
+    codes: dict[int, int] = {}
+    for _ in range(n):
+        c = Client(enforce_csrf_checks=True)
+        got = c.get("/api/next/?count=3").json()["candidates"]
+        for cand in got:
+            body = {"detectid": cand["detectid"], "token": cand["token"], "answer": "no"}
+            r = c.post(
+                "/api/votes/",
+                json.dumps(body),
+                content_type="application/json",
+                headers={"X-CSRFToken": c.cookies["csrftoken"].value},
+            )
+            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+            accepted += r.status_code in (200, 201)
+            refused += r.status_code == 429
+        # a vote aimed at a detectid of the attacker's choosing, without a token
+        r = c.post(
+            "/api/votes/",
+            json.dumps({"detectid": 1_000_000, "answer": "no"}),
+            content_type="application/json",
+            headers={"X-CSRFToken": c.cookies["csrftoken"].value},
+        )
+        codes[r.status_code] = codes.get(r.status_code, 0) + 1
+    sessions_with_volunteer = Volunteer.objects.count()
+    return {
+        "sessions": n,
+        "volunteers_created": sessions_with_volunteer,
+        "votes_recorded": Vote.objects.count(),
+        "accepted": accepted,
+        "refused_429": refused,
+        "codes": dict(sorted(codes.items())),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--candidates", type=int, default=3000)
+    p.add_argument("--honest-votes", type=int, default=6000)
+    p.add_argument("--volunteers", type=int, default=60)
+    p.add_argument("--sybils", type=int, default=100)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--attacks",
+        nargs="*",
+        default=["none", "sybils", "colluders", "colluders-goldperfect", "alwaysyes", "random"],
+    )
+    args = p.parse_args()
+    template = setup_db(args.candidates, args.seed)
+    head = (
+        f"{'attack':>22} {'defence':>7} {'retired':>7} {'wrong':>5} {'w.att':>5} {'flipped':>7} "
+        f"{'att.ret':>7} {'v/ret':>5} {'expert':>6} {'att.votes':>9} {'flagged':>9} "
+        f"{'@votes':>6} {'s':>5}"
+    )
+    print(head)
+    for spec in args.attacks:
+        for defended in (False, True):
+            r = run(template, spec=spec, defended=defended, args=args)
+            print(
+                f"{spec:>22} {'on' if defended else 'off':>7} {r['retired']:>7} "
+                f"{r['wrong']:>5} {r['wrong_attacked']:>5} {r['flipped']:>7} "
+                f"{r['attacked_retired']:>7} "
+                f"{r['votes_per_retired']:>5.2f} {r['expert_queue']:>6} "
+                f"{r['attacker_votes']:>9} {r['flagged']:>4}/{r['attackers']:<4} "
+                f"{r['flag_votes']:>6.1f} {r['seconds']:>5.0f}",
+                flush=True,
+            )
+    h = http_sybils(template, args.sybils)
+    print(
+        f"HTTP: {h['sessions']} sybil sessions from one address -> {h['volunteers_created']} "
+        f"volunteers, {h['votes_recorded']} votes recorded, {h['refused_429']} refused (429); "
+        f"status counts {h['codes']} (403 = a chosen detectid without a served token)"
+    )
+    print(
+        "retired/wrong: non-gold candidates retired and those whose label is not the truth; "
+        "w.att: wrong ones an attacker voted on; flipped: of those, the ones whose honest "
+        "votes alone lean to the truth (the attackers made them wrong); att.ret: retired "
+        "candidates an "
+        "attacker voted on; v/ret: yes/no votes per retired candidate; expert: candidates "
+        "sent to the expert queue; flagged: attackers the suspicious-volunteer rule flags, "
+        "@votes: their mean votes cast when first flagged. defence off = every volunteer "
+        "proven and no cap (the rule before #24)."
+    )
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
