@@ -332,3 +332,16 @@ def test_malformed_vote_bodies_are_400_and_say_why(raw, why):
     r = post(browser(), "/api/votes/", raw)
     assert r.status_code == 400
     assert why in r.json()["error"]["message"]
+
+
+def test_the_personal_page_does_not_reveal_a_gold_answer_after_not_sure():
+    """Another peek: 'not sure' on gold, then look for it among "real lines you saw"."""
+    (g,) = make_candidates(1)
+    make_gold(g, is_real=True)
+    me = browser()
+    body = {"detectid": g.detectid, "token": served_token(me, g.detectid), "answer": "unsure"}
+    assert post(me, "/api/votes/", body).status_code == 201
+    assert str(g.detectid) not in me.get("/me/").content.decode()
+    assert post(me, "/api/votes/undo/", {}).status_code == 200  # told nothing: may change
+    assert post(me, "/api/votes/", {**body, "answer": "yes"}).status_code == 201
+    assert str(g.detectid) in me.get("/me/").content.decode()  # final now: shown

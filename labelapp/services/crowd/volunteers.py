@@ -238,8 +238,13 @@ def confirmed_real_seen(*, volunteer: Volunteer, limit: int = 24) -> list[dict]:
     standard says so, an expert answered "real", or the candidate was retired with a
     skill-weighted consensus posterior >= 0.5."""
     seen = Vote.objects.filter(volunteer=volunteer)
+    # gold only where this volunteer's yes/no is in (final, its answer shown): a 'not sure'
+    # must not reveal a gold answer here either (it could be undone and answered again)
     gold_real = GoldStandard.objects.filter(
-        active=True, is_real=True, candidate__votes__volunteer=volunteer
+        active=True,
+        is_real=True,
+        candidate__votes__volunteer=volunteer,
+        candidate__votes__answer__in=(Vote.Answer.YES, Vote.Answer.NO),
     ).values_list("candidate_id", flat=True)
     settled = seen.filter(_settled()).values_list(
         "candidate_id", "candidate__consensus__posterior", "candidate__consensus__expert_label"
