@@ -367,7 +367,7 @@ ANON_VOLUNTEER_RATE_IP = env_rate("LABELAPP_ANON_VOLUNTEER_RATE_IP", "30/3600")
 VOTE_RATE_IP = env_rate("LABELAPP_VOTE_RATE_IP", "600/60")
 # A volunteer is proven once this many yes/no gold answers were given with at least this
 # accuracy (experts always are). Until then their votes on a candidate count together for
-# at most UNPROVEN_MAX_LLR of log-odds, and they cannot retire a candidate without the
+# at most UNPROVEN_MAX_LLR of log-odds in each direction, and cannot retire one without the
 # agreement of proven evidence (see services/consensus.py, docs/security.md).
 PROVEN_MIN_GOLD = env_int("LABELAPP_PROVEN_MIN_GOLD", 4)
 PROVEN_MIN_ACCURACY = float(env_str("LABELAPP_PROVEN_MIN_ACCURACY", "0.7"))

@@ -10,7 +10,7 @@ import math
 import pytest
 from django.test import Client
 
-from labelapp.models import Candidate, ConsensusState, Volunteer, Vote
+from labelapp.models import Candidate, ConsensusState, Volunteer, VolunteerSkill, Vote
 from labelapp.services import vote_guard
 from labelapp.services.crowd.votes import submit_vote
 from tests.factories_volunteers import (
@@ -162,6 +162,26 @@ def test_sybils_cannot_drown_a_proven_volunteer():
     assert c.status == Candidate.Status.ACTIVE  # leans 'no' but the proven evidence is 'yes'
     # prior 0.5, proven +log(3), unproven capped at -2.0: 1 / (1 + e^0.90)
     assert _posterior(c) == pytest.approx(1 / (1 + math.exp(2.0 - math.log(3))), rel=1e-6)
+
+
+def test_sybils_cannot_cancel_honest_newcomers():
+    """The cap is per direction: a flood of sybil 'no' adds at most the cap, and the honest
+    newcomers' 'yes' still counts. A proven slip (-1.73) + two newcomers 'yes' + ten sybils
+    'no': with one cap on the net sum it retired as 'not real' (-1.73 + max(-2, 2.2 - 11)
+    = -3.7); with a cap per direction it stays open (-1.73 + 2.0 - 2.0)."""
+    (c,) = make_candidates(1)
+    slip = make_proven_volunteer()
+    VolunteerSkill.objects.create(
+        volunteer=slip, regime=0, sens_alpha=85, sens_beta=15, spec_alpha=85, spec_beta=15
+    )
+    for _ in range(2):
+        submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="yes")
+    submit_vote(volunteer=slip, detectid=c.detectid, answer="no")
+    for _ in range(10):
+        submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="no")
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.ACTIVE
+    assert _posterior(c) == pytest.approx(1 / (1 + math.exp(-math.log(0.15 / 0.85))), rel=1e-6)
 
 
 def test_honest_newcomers_still_help_proven_volunteers_retire():

@@ -4,9 +4,10 @@ A voter is *proven* once gold answers measured their skill (:func:`is_proven`; e
 always are). Two rules keep unproven voters -- new or anonymous, so free to create in bulk --
 from settling a label on their own:
 
-1. **Cap.** The log-odds the unproven votes on one candidate add *together* is clipped to
-   ``[-cap, +cap]`` (:func:`capped_log_odds`). A thousand sybils move a posterior no further
-   than a couple of honest newcomers.
+1. **Cap.** The log-odds the unproven votes on one candidate add *together* in each
+   direction is capped at ``cap`` (:func:`capped_log_odds`). A thousand sybils move a
+   posterior no further than a couple of honest newcomers, and cannot cancel the honest
+   newcomers voting the other way.
 2. **Support.** A confident posterior retires a candidate only when the proven evidence
    alone points the same way by more than a margin (:func:`proven_support`): proven
    log-odds above +min_llr for "real", below -min_llr for "not real". Otherwise the
@@ -29,10 +30,22 @@ def is_proven(n_gold, n_gold_correct, *, min_gold: int, min_accuracy: float):
 
 
 def capped_log_odds(
-    prior_log_odds: float, proven_llr: float, unproven_llr: float, cap: float
+    prior_log_odds: float,
+    proven_llr: float,
+    unproven_for: float,
+    unproven_against: float,
+    cap: float,
 ) -> float:
-    """Posterior log-odds: prior + proven LLRs + the unproven LLRs' sum clipped to +-cap."""
-    return prior_log_odds + proven_llr + max(-cap, min(cap, unproven_llr))
+    """Posterior log-odds: prior + proven LLRs + the unproven evidence *for* "real" (the sum
+    of their positive LLRs) capped at +cap + the unproven evidence *against* (the sum of
+    their negative LLRs) capped at -cap.
+
+    Capping each direction on its own (not the net sum) is what stops a flood of sybils from
+    cancelling honest newcomers: sybils add at most ``cap`` their way, and the newcomers'
+    votes the other way still count. With ``cap`` below the retirement threshold's log-odds
+    (logit 0.95 = 2.94), sybils can then never move a candidate whose honest votes lean to
+    one side into being retired on the other."""  # fmt: skip
+    return prior_log_odds + proven_llr + min(cap, unproven_for) + max(-cap, unproven_against)
 
 
 def proven_support(posterior: float, proven_llr: float, min_llr: float = 0.0) -> bool:

@@ -13,7 +13,8 @@ at most RETIRE_MAX_VOTES votes, so this is a handful of rows per vote.
 
 Sybil resistance (mlcore.aggregation.evidence, docs/security.md): votes of *unproven*
 volunteers (fewer than PROVEN_MIN_GOLD gold answers at PROVEN_MIN_ACCURACY; experts are
-always proven) add at most UNPROVEN_MAX_LLR of log-odds per candidate together, and a
+always proven) add at most UNPROVEN_MAX_LLR of log-odds per candidate together in each
+direction (for / against "real"), and a
 confident posterior retires a candidate only when the proven votes alone lean the same way by
 more than PROVEN_SUPPORT_LLR.
 
@@ -247,7 +248,7 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         users = {v[1] for v in per_vote.values() if v[1] is not None}
         experts = expert_user_ids(users) if users else set()
         n_unsure, n_binary, expert_label = 0, 0, None
-        proven_llr = unproven_llr = 0.0
+        proven_llr = unproven_for = unproven_against = 0.0
         min_gold, min_acc = settings.PROVEN_MIN_GOLD, settings.PROVEN_MIN_ACCURACY
         for vote_id in sorted(per_vote):
             answer, user_id, skill, n_g, n_ok = per_vote[vote_id]
@@ -267,9 +268,13 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
             llr = vote_llr(sens, spec, label)
             if expert or is_proven(n_g, n_ok, min_gold=min_gold, min_accuracy=min_acc):
                 proven_llr += llr
+            elif llr > 0:
+                unproven_for += llr
             else:
-                unproven_llr += llr
-        log_odds = capped_log_odds(log_odds, proven_llr, unproven_llr, settings.UNPROVEN_MAX_LLR)
+                unproven_against += llr
+        log_odds = capped_log_odds(
+            log_odds, proven_llr, unproven_for, unproven_against, settings.UNPROVEN_MAX_LLR
+        )
         posterior = posterior_of(log_odds)
         if expert_label is not None:
             posterior = 1.0 if expert_label else 0.0
