@@ -362,7 +362,7 @@ AUTH_LOGIN_LOCKOUT = env_rate("LABELAPP_LOGIN_LOCKOUT", "5/900")
 VOTE_SERVED_TTL_S = env_int("LABELAPP_VOTE_SERVED_TTL_S", 6 * 3600)
 # Per client address (DJANGO_BEHIND_PROXY honoured), COUNT/SECONDS: new anonymous volunteers
 # (a classroom behind one NAT shares it; signing up is limited by AUTH_RATE_SIGNUP), and
-# votes from all of the address's sessions together.
+# anonymous votes from all of the address's sessions together.
 ANON_VOLUNTEER_RATE_IP = env_rate("LABELAPP_ANON_VOLUNTEER_RATE_IP", "30/3600")
 VOTE_RATE_IP = env_rate("LABELAPP_VOTE_RATE_IP", "600/60")
 # A volunteer is proven once this many yes/no gold answers were given with at least this

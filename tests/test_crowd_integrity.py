@@ -365,3 +365,20 @@ def test_the_personal_page_does_not_reveal_a_gold_answer_after_not_sure():
     assert post(me, "/api/votes/undo/", {}).status_code == 200  # told nothing: may change
     assert post(me, "/api/votes/", {**body, "answer": "yes"}).status_code == 201
     assert str(g.detectid) in me.get("/me/").content.decode()  # final now: shown
+
+
+def test_signed_in_volunteers_are_not_limited_per_address(settings):
+    """A class signed in behind one address: the per-address vote limit is for anonymous
+    sessions (accounts are limited per volunteer and their sign-ups per address)."""
+    from tests.factories_console import make_account
+
+    settings.VOTE_RATE_IP = (1, 60)
+    make_candidates(4)
+    codes = []
+    for k in range(3):
+        s = Client(enforce_csrf_checks=True)
+        s.force_login(make_account(username=f"pupil{k}"))
+        s.get("/api/next/")
+        tok = s.get("/api/next/").json()["candidates"][0]
+        codes.append(vote(s, tok, "yes").status_code)
+    assert codes == [201, 201, 201]

@@ -8,8 +8,9 @@
   can vote only on what the queue chose to show it. No server-side storage: a token costs
   one HMAC to make and one to check. Retries and undo re-send the same token.
 * **Per-address limits.** New anonymous volunteers per client address (ANON_VOLUNTEER_RATE_IP)
-  and votes from all of one address's sessions (VOTE_RATE_IP), on top of the per-volunteer
-  limit, so a fresh session per vote gains nothing.
+  and anonymous votes from all of one address's sessions (VOTE_RATE_IP), on top of the
+  per-volunteer limit, so a fresh session per vote gains nothing. Accounts are limited per
+  volunteer, and their sign-ups per address (AUTH_RATE_SIGNUP).
 """
 
 from __future__ import annotations

@@ -176,8 +176,8 @@ class BlockedVote(votes.VoteError):
 
 def _guard(request: HttpRequest, detectid: int, token):
     """The HTTP-only checks before a vote is taken: served to this session (token), the
-    client address not blocked (console), its vote limit, and its limit on new anonymous
-    volunteers. Returns the volunteer (created here when new)."""
+    client address not blocked (console), and for anonymous votes the address's vote limit
+    and its limit on new anonymous volunteers. Returns the volunteer (created when new)."""
     try:
         vote_guard.check_served(session=request.session, detectid=detectid, token=token)
     except vote_guard.NotServed as exc:
@@ -188,15 +188,17 @@ def _guard(request: HttpRequest, detectid: int, token):
             "votes from your network are not accepted at the moment; if you think this is a "
             "mistake, write to the project team"
         )
-    limit = vote_guard.hit_ip_vote_limit(client_ip=ip)
-    if not limit.allowed:
-        raise votes.RateLimited(
-            "too many votes from your network: wait "
-            f"{limit.retry_after_s} s (or sign in: accounts are limited separately)",
-            retry_after_s=limit.retry_after_s,
-        )
+    anonymous = not request.user.is_authenticated
+    if anonymous:  # accounts: per volunteer (and sign-ups per address) limit them
+        limit = vote_guard.hit_ip_vote_limit(client_ip=ip)
+        if not limit.allowed:
+            raise votes.RateLimited(
+                "too many anonymous votes from your network: wait "
+                f"{limit.retry_after_s} s, or sign up (accounts are not limited per network)",
+                retry_after_s=limit.retry_after_s,
+            )
     volunteer = get_volunteer(session=request.session, user=request.user)
-    if volunteer is None and not request.user.is_authenticated:
+    if volunteer is None and anonymous:
         limit = vote_guard.hit_new_volunteer_limit(client_ip=ip)
         if not limit.allowed:
             raise votes.RateLimited(
