@@ -202,7 +202,53 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
         "flagged": len(flagged),
         "flag_votes": (sum(flagged) / len(flagged)) if flagged else float("nan"),
         "expert_queue": Candidate.objects.filter(status="expert").count(),
+        "newcomers": newcomer_cost(attacker_ids) if spec == "none" else None,
         "seconds": seconds,
+    }
+
+
+def newcomer_cost(attacker_ids: list[int]) -> dict:
+    """The honest crowd's votes replayed in order: how many votes each volunteer had cast
+    when its gold answers made it proven (PROVEN_MIN_GOLD at PROVEN_MIN_ACCURACY), and the
+    share of honest yes/no votes cast while unproven."""
+    from django.conf import settings
+
+    from labelapp.models import Vote
+    from mlcore.aggregation.evidence import is_proven
+
+    rows = (
+        Vote.objects.exclude(volunteer_id__in=attacker_ids)
+        .order_by("pk")
+        .values_list("volunteer_id", "answer", "was_gold", "candidate__gold__is_real")
+    )
+    state: dict[int, list[int]] = {}  # volunteer -> [votes, gold, gold right, proven at]
+    unproven_binary = binary = 0
+    for vid, answer, was_gold, real in rows.iterator(chunk_size=5000):
+        st = state.setdefault(vid, [0, 0, 0, 0])
+        proven = is_proven(
+            st[1],
+            st[2],
+            min_gold=settings.PROVEN_MIN_GOLD,
+            min_accuracy=settings.PROVEN_MIN_ACCURACY,
+        )
+        if answer != "unsure" and not was_gold:
+            binary += 1
+            unproven_binary += not proven
+        st[0] += 1
+        if was_gold:
+            st[1] += 1
+            st[2] += answer != "unsure" and (answer == "yes") == bool(real)
+        if not proven and not st[3] and is_proven(
+            st[1], st[2], min_gold=settings.PROVEN_MIN_GOLD,
+            min_accuracy=settings.PROVEN_MIN_ACCURACY,
+        ):  # fmt: skip
+            st[3] = st[0]
+    at = sorted(v[3] for v in state.values() if v[3])
+    return {
+        "volunteers": len(state),
+        "proven": len(at),
+        "median_votes_to_proven": at[len(at) // 2] if at else float("nan"),
+        "unproven_share": unproven_binary / binary if binary else float("nan"),
     }
 
 
@@ -300,6 +346,15 @@ def main() -> None:
                 f"{r['flag_votes']:>6.1f} {r['seconds']:>5.0f}",
                 flush=True,
             )
+            if r["newcomers"] and defended:
+                n = r["newcomers"]
+                print(
+                    f"{'':>22} honest crowd: {n['proven']} of {n['volunteers']} volunteers "
+                    f"became proven, after {n['median_votes_to_proven']} votes (median); "
+                    f"{n['unproven_share']:.1%} of honest non-gold yes/no votes were cast "
+                    "while unproven",
+                    flush=True,
+                )
     h = http_sybils(template, args.sybils)
     print(
         f"HTTP: {h['sessions']} sybil sessions from one address -> {h['volunteers_created']} "
