@@ -3,7 +3,7 @@ from django.http import HttpResponse
 
 from labelapp.middleware import refused_login_response
 from labelapp.models import Candidate, IngestBatch, WorkerHeartbeat
-from labelapp.services import login_guard
+from labelapp.services.operations import login_guard
 
 
 @admin.register(IngestBatch)

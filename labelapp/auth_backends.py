@@ -11,7 +11,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
 
-from labelapp.services import login_guard
+from labelapp.services.operations import login_guard
 
 
 class LockoutModelBackend(ModelBackend):

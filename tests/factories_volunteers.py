@@ -49,7 +49,7 @@ def make_proven_volunteer(**kw) -> Volunteer:
 def served_token(client, detectid: int) -> str:
     """The token the server hands out with candidate ``detectid`` to ``client``'s session (as
     if /api/next/ had served it). Gives the session its nonce first when it has none."""
-    from labelapp.services.vote_guard import NONCE_KEY, session_nonce, sign_served
+    from labelapp.services.crowd.vote_guard import NONCE_KEY, session_nonce, sign_served
 
     session = client.session
     if NONCE_KEY not in session:

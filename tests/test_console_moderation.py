@@ -10,7 +10,7 @@ from django.test import Client
 
 from labelapp.models import AuditEvent, Candidate, ConsensusState, Volunteer, VolunteerSkill, Vote
 from labelapp.selectors.suspicious import flag_reasons, suspicious_volunteers
-from labelapp.services import moderation
+from labelapp.services.crowd import moderation
 from labelapp.services.crowd.votes import submit_vote
 from tests.factories_console import make_scientist
 from tests.factories_volunteers import (

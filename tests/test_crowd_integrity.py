@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from labelapp.models import Candidate, ConsensusState, Volunteer, VolunteerSkill, Vote
-from labelapp.services import vote_guard
+from labelapp.services.crowd import vote_guard
 from labelapp.services.crowd.votes import submit_vote
 from tests.factories_volunteers import (
     make_candidates,

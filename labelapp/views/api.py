@@ -20,8 +20,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from labelapp.errors import Forbidden, PlatformError, UnknownCandidate
 from labelapp.middleware import client_ip
 from labelapp.models import Candidate, Vote
-from labelapp.services import moderation, vote_guard
-from labelapp.services.crowd import queue, votes
+from labelapp.services.crowd import moderation, queue, vote_guard, votes
 from labelapp.services.crowd.api_schema import openapi_schema
 from labelapp.services.crowd.volunteers import get_volunteer
 from labelapp.services.operations import vote_watch

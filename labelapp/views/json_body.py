@@ -17,12 +17,14 @@ import re
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
+from labelapp.errors import InvalidInput
+
 MAX_DEPTH = 20
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _INT_TEXT = re.compile(r"-?[0-9]{1,19}")
 
 
-class BadJson(ValueError):
+class BadJson(InvalidInput, ValueError):
     """A body or field the API refuses (answered with a 400)."""
 
     def __init__(self, message: str):

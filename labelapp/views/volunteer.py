@@ -20,7 +20,6 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labelapp.models import Vote
-from labelapp.services import login_guard
 from labelapp.services.crowd import field_guide as guide
 from labelapp.services.crowd import queue
 from labelapp.services.crowd.volunteers import (
@@ -30,6 +29,7 @@ from labelapp.services.crowd.volunteers import (
     tutorial_done,
     volunteer_stats,
 )
+from labelapp.services.operations import login_guard
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labelapp.selectors import volunteers as sel
-from labelapp.services import moderation
+from labelapp.services.crowd import moderation
 from labelapp.views.console.access import scientist_required
 
 

@@ -21,13 +21,14 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
 
+from labelapp.errors import Forbidden
 from labelapp.services.operations.ratelimit import RateDecision, hit_rate_limit
 
 NONCE_KEY = "vote_nonce"
 _SALT = "labelapp.vote.served"
 
 
-class NotServed(Exception):
+class NotServed(Forbidden):
     """The vote's candidate was not served to this session (or its token expired)."""
 
 

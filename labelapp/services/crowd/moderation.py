@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from labelapp.errors import InvalidInput
 from labelapp.models import AuditEvent, Candidate, ConsensusState, RetirementEvent, Volunteer, Vote
 from labelapp.services.crowd.consensus import forget_vote, update_consensus
 from labelapp.services.crowd.volunteers import refresh_counters
@@ -30,7 +31,7 @@ BLOCK_REFRESH_S = 30.0
 MIN_PREFIX = {4: 16, 6: 32}  # the broadest range one block may cover
 
 
-class ModerationError(Exception):
+class ModerationError(InvalidInput):
     pass
 
 
