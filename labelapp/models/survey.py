@@ -55,8 +55,10 @@ class Candidate(models.Model):
     # What is missing from the cutout (mlcore.cutout_quality bits: 1 no cutout, 2 columns
     # beyond the CCD edge, 4 fewer than four fibres, 8 no column wavelengths), and how many
     # columns are padding. A candidate with no cutout is never queued for volunteers.
-    cutout_flags = models.PositiveSmallIntegerField(default=0)
-    padded_cols = models.PositiveSmallIntegerField(default=0)
+    # db_default too: bulk COPY writers (benchmarks, tests, older tools) that do not name the
+    # columns get a clean cutout rather than a NOT NULL error.
+    cutout_flags = models.PositiveSmallIntegerField(default=0, db_default=0)
+    padded_cols = models.PositiveSmallIntegerField(default=0, db_default=0)
     # The labelling queue lives on the candidate: volunteers get active candidates in order
     # of priority (index below, so choosing the next one never scans the table). Ingest
     # puts low S/N first (priority = -sn) until the active-learning loop sets priorities.
