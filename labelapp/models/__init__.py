@@ -12,6 +12,12 @@ from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
 from labelapp.models.ml import CandidateScore, ModelVersion
 from labelapp.models.survey import Candidate, CandidateTruth, IngestBatch, WorkerHeartbeat
 from labelapp.models.volunteers import GoldStandard, HoldoutLabel, Volunteer, Vote
+from labelapp.models.zooniverse import (
+    ZooniverseClassification,
+    ZooniverseImport,
+    ZooniverseSubject,
+    ZooniverseVolunteer,
+)
 
 __all__ = [
     "AggregationRun",
@@ -35,4 +41,8 @@ __all__ = [
     "VolunteerSkill",
     "Vote",
     "WorkerHeartbeat",
+    "ZooniverseClassification",
+    "ZooniverseImport",
+    "ZooniverseSubject",
+    "ZooniverseVolunteer",
 ]

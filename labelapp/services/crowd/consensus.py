@@ -42,6 +42,7 @@ from labelapp.models import (
     Volunteer,
     VolunteerSkill,
     Vote,
+    ZooniverseClassification,
 )
 from labelapp.selectors.volunteers import expert_user_ids
 from mlcore.aggregation import RetirementRule, log_odds_of, posterior_of, skill_update, vote_llr
@@ -238,12 +239,12 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         log_odds = log_odds_of(pop.class_prior[regime])
         # one row per (vote, skill row of its volunteer); skills of the other regime ignored
         per_vote: dict[int, tuple] = {}
-        for _, _, vote_id, answer, user_id, s_regime, sa, sb, ca, cb, n_g, n_ok in rows:
+        for _, _, vote_id, answer, user_id, s_regime, sa, sb, ca, cb, n_g, n_ok, z_expert in rows:
             if vote_id is None:
                 continue  # no votes (all taken back)
             if vote_id not in per_vote or s_regime == regime:
                 skill = (sa, sb, ca, cb) if s_regime == regime else None
-                per_vote[vote_id] = (answer, user_id, skill, n_g, n_ok)
+                per_vote[vote_id] = (answer, user_id, skill, n_g, n_ok, bool(z_expert))
         # Only volunteers with an account can be experts: anonymous voters cost no query.
         users = {v[1] for v in per_vote.values() if v[1] is not None}
         experts = expert_user_ids(users) if users else set()
@@ -251,8 +252,8 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         proven_llr = unproven_for = unproven_against = 0.0
         min_gold, min_acc = settings.PROVEN_MIN_GOLD, settings.PROVEN_MIN_ACCURACY
         for vote_id in sorted(per_vote):
-            answer, user_id, skill, n_g, n_ok = per_vote[vote_id]
-            expert = user_id in experts
+            answer, user_id, skill, n_g, n_ok, z_expert = per_vote[vote_id]
+            expert = user_id in experts or z_expert  # z_expert: Zooniverse's expert column
             if answer == Vote.Answer.UNSURE:
                 n_unsure += 1
                 continue
@@ -329,6 +330,7 @@ class _Tables:
     vote: str
     volunteer: str
     run: str
+    zooniverse: str
 
 
 @lru_cache(maxsize=1)
@@ -344,6 +346,7 @@ def _tables() -> _Tables:
         vote=q(Vote._meta.db_table),
         volunteer=q(Volunteer._meta.db_table),
         run=q(AggregationRun._meta.db_table),
+        zooniverse=q(ZooniverseClassification._meta.db_table),
     )
 
 
@@ -377,16 +380,18 @@ def _LOCK_SQL() -> str:
 @lru_cache(maxsize=1)
 def _EVIDENCE_SQL() -> str:
     """Candidate (sn, status) + one row per (vote, skill row of its volunteer), with the
-    volunteer's account (for the expert check). Param: candidate id. At most
+    volunteer's account (for the expert check) and whether the vote is an imported
+    Zooniverse classification made in expert mode. Param: candidate id. At most
     RETIRE_MAX_VOTES votes x 2 regimes rows, all through indexes."""
     t = _tables()
     return (
         "SELECT c.sn, c.status, v.id, v.answer, vol.user_id, s.regime, s.sens_alpha, "  # noqa: S608
-        "s.sens_beta, s.spec_alpha, s.spec_beta, vol.n_gold, vol.n_gold_correct "
+        "s.sens_beta, s.spec_alpha, s.spec_beta, vol.n_gold, vol.n_gold_correct, z.expert "
         f"FROM {t.candidate} c "
         f"LEFT JOIN {t.vote} v ON v.candidate_id = c.id "
         f"LEFT JOIN {t.volunteer} vol ON vol.id = v.volunteer_id "
         f"LEFT JOIN {t.skill} s ON s.volunteer_id = v.volunteer_id "
+        f"LEFT JOIN {t.zooniverse} z ON z.vote_id = v.id "
         "WHERE c.id = %s ORDER BY v.id"
     )
 

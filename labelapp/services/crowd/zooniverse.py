@@ -1,0 +1,662 @@
+"""Zooniverse in and out: the platform as the brain behind an existing Zooniverse project.
+
+**In** (:func:`import_zooniverse`): a classification export, with the subject export (subject
+-> candidate through a metadata key, ``detectid`` by default, hidden ``#``/``!`` keys
+included) and the workflow export (what each answer means). Every classification of the
+chosen workflow (and version range) becomes at most one vote:
+
+* one vote per volunteer per candidate: the first classification (by ``created_at``, then
+  classification id), as Zooniverse's reducers count a volunteer once; later ones counted;
+* logged-in classifiers are volunteers keyed by ``user_id``; each ``not-logged-in-<hash>``
+  is its own anonymous volunteer (``ZooniverseVolunteer.anonymous``), with no account and
+  so no more weight than any unproven volunteer;
+* ``gold_standard`` rows (the project's known answers, classified in gold-standard mode)
+  make the candidate a gold standard instead of a vote; ``expert`` rows are votes marked
+  ``expert`` in their provenance, which the live consensus treats as an expert's answer;
+* provenance per vote (:class:`ZooniverseClassification`: classification id, subject,
+  workflow id and version, created_at, the import run).
+
+It streams the file once, validating every row and staging the good ones in a temporary
+table; if any row is bad, the whole import is refused and every bad line is named (nothing
+is written: one transaction). Then set-based SQL writes volunteers, votes and provenance
+(``ON CONFLICT DO NOTHING`` on the one-vote-per-volunteer-per-candidate index, so importing
+the same export twice, or a newer export that contains the older one, adds only what is new),
+refreshes volunteer counters, and recomputes the live consensus of every candidate that got
+votes.
+
+**Out**: :func:`export_manifest` writes a round's batch as a subject manifest (hidden
+metadata, priority order, PNGs beside it) for ``panoptes subject-set upload-subjects``;
+:func:`retired_subjects` lists the subjects whose candidates the platform has settled, with
+Panoptes' retirement reasons, for ``POST /workflows/{id}/retired_subjects``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from django.db import connection, transaction
+
+from labelapp import errors
+from labelapp.models import (
+    Candidate,
+    GoldStandard,
+    RetirementEvent,
+    Round,
+    RoundCandidate,
+    Volunteer,
+    Vote,
+    ZooniverseClassification,
+    ZooniverseImport,
+    ZooniverseSubject,
+    ZooniverseVolunteer,
+)
+from labelapp.services.crowd.consensus import update_consensus
+from labelapp.services.crowd.gold import feedback_for
+from labelapp.services.survey.rendering import cutout_png_path
+from mlcore.zooniverse import (
+    MANIFEST_COLUMNS,
+    AnswerMap,
+    Classification,
+    LineProblem,
+    Skipped,
+    SubjectRow,
+    VersionRange,
+    ZooniverseFormatError,
+    manifest_row,
+    parse_answer_map,
+    read_classifications,
+    read_subjects,
+    read_workflow,
+    retired_payloads,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_PROBLEMS = 10_000  # bad lines kept with their reason (all are counted)
+STAGE_BATCH = 5_000
+PROGRESS_EVERY = 100_000
+
+
+class ZooniverseError(errors.PlatformError):
+    """Zooniverse exports or batches that cannot be used."""
+
+
+class ZooniverseImportError(ZooniverseError, errors.InvalidInput):
+    """A refused export: ``problems`` (also in ``extra``) names every bad line."""
+
+    code = "zooniverse_import"
+
+    def __init__(self, message: str, problems: list[LineProblem] | None = None, **extra):
+        super().__init__(message, problems=problems or [], **extra)
+        self.problems = problems or []
+
+
+class ZooniverseExportError(ZooniverseError, errors.InvalidInput):
+    code = "zooniverse_export"
+
+
+@dataclass
+class ImportResult:
+    run: ZooniverseImport
+    counts: dict[str, int]
+    unknown_subject_ids: list[int] = field(default_factory=list)
+
+
+def _refuse(message: str, problems: list[LineProblem], n_problems: int | None = None):
+    n = n_problems if n_problems is not None else len(problems)
+    shown = "\n".join(f"  {p}" for p in problems[:50])
+    more = f"\n  ... and {n - 50} more" if n > 50 else ""
+    raise ZooniverseImportError(
+        f"{message}: {n} bad line(s), nothing imported; fix them and run again:\n{shown}{more}",
+        problems=problems,
+        n_problems=n,
+    )
+
+
+def import_zooniverse(
+    *,
+    classifications: str | Path,
+    subjects: str | Path,
+    workflows: str | Path,
+    workflow_id: int | None = None,
+    versions: str | None = None,
+    subject_key: str = "detectid",
+    answer_map: str | None = None,
+    task: str | None = None,
+    refresh_consensus: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import a Zooniverse classification export (see the module docstring). Raises
+    ZooniverseImportError (nothing written) when any file or row cannot be used."""
+    try:
+        workflow = read_workflow(workflows, workflow_id=workflow_id, task=task)
+        answers = AnswerMap.build(workflow, parse_answer_map(answer_map) if answer_map else None)
+        version_range = VersionRange.parse(versions)
+    except ZooniverseFormatError as exc:
+        if exc.problems:
+            _refuse(f"{workflows}", exc.problems)
+        raise ZooniverseImportError(str(exc)) from exc
+    except OSError as exc:
+        raise ZooniverseImportError(f"cannot read {workflows}: {exc}") from exc
+    subject_map, retired_at, unknown_keys = _subject_map(subjects, subject_key, workflow)
+
+    counts = dict.fromkeys(
+        ("rows", "classifications", "skipped_other_workflow", "skipped_version",
+         "skipped_multi_subject", "unknown_subject_rows", "gold_rows", "gold_created",
+         "gold_unusable", "staged", "already_imported", "duplicates", "votes_new",
+         "expert_votes_new", "volunteers_new", "anonymous_volunteers_new",
+         "candidates_with_new_votes", "subjects_mapped", "retired_by_consensus"),
+        0,
+    )  # fmt: skip
+    unknown_subjects: set[int] = set()
+    problems: list[LineProblem] = []
+    n_problems = 0
+    people: dict[str, tuple[int | None, str]] = {}
+    gold_rows: list[tuple[int, str]] = []
+
+    with transaction.atomic():
+        run = ZooniverseImport.objects.create(
+            workflow_id=workflow.workflow_id,
+            versions=str(version_range),
+            classifications_path=str(classifications),
+            subjects_path=str(subjects),
+            workflows_path=str(workflows),
+        )
+        with connection.cursor() as cur:
+            _create_stage(cur)
+            stage = _StageWriter(cur)
+            try:
+                items = read_classifications(
+                    classifications,
+                    workflow_id=workflow.workflow_id,
+                    answers=answers,
+                    versions=version_range,
+                )
+                for item in items:
+                    counts["rows"] += 1
+                    if progress and counts["rows"] % PROGRESS_EVERY == 0:
+                        progress(counts["rows"])
+                    if type(item) is Classification:
+                        counts["classifications"] += 1
+                        candidate_id = subject_map.get(item.subject_id)
+                        if candidate_id is None:
+                            counts["unknown_subject_rows"] += 1
+                            unknown_subjects.add(item.subject_id)
+                            continue
+                        if item.gold_standard:
+                            counts["gold_rows"] += 1
+                            gold_rows.append((candidate_id, item.answer))
+                            continue
+                        people.setdefault(item.user_key, (item.user_id, item.user_name))
+                        stage.add(item, candidate_id)
+                    elif type(item) is Skipped:
+                        counts[f"skipped_{item.reason}"] += 1
+                    else:
+                        n_problems += 1
+                        if len(problems) < MAX_PROBLEMS:
+                            problems.append(item)
+                stage.flush()
+            except ZooniverseFormatError as exc:  # a missing column: the whole file
+                stage.abort(exc)
+                raise ZooniverseImportError(str(exc), problems=exc.problems) from exc
+            except OSError as exc:
+                stage.abort(exc)
+                raise ZooniverseImportError(f"cannot read {classifications}: {exc}") from exc
+            except BaseException as exc:
+                stage.abort(exc)
+                raise
+            if n_problems:
+                _refuse(str(classifications), problems, n_problems)
+            counts["staged"] = stage.n
+            counts["unknown_subjects"] = len(unknown_subjects)
+            counts["subjects_mapped"] = _save_subjects(subject_map, retired_at)
+            new_people = _save_volunteers(people)
+            counts["volunteers_new"] = len(new_people)
+            counts["anonymous_volunteers_new"] = sum(k.startswith("anon:") for k in new_people)
+            counts.update(_write_votes(cur, run, workflow.workflow_id))
+            counts["duplicates"] = (
+                counts["staged"] - counts["votes_new"] - counts["already_imported"]
+            )
+            _refresh_volunteer_counters(cur, run)
+            counts.update(_apply_gold(gold_rows))
+            touched = _touched_candidates(cur, run)
+            counts["candidates_with_new_votes"] = len(touched)
+            _drop_stage(cur)
+        if refresh_consensus:
+            counts["retired_by_consensus"] = _refresh_consensus(touched)
+        counts["unknown_subject_keys"] = unknown_keys
+        run.counts = counts
+        run.save(update_fields=["counts"])
+    logger.info("zooniverse import %s: %s", run.pk, counts)
+    return ImportResult(run=run, counts=counts, unknown_subject_ids=sorted(unknown_subjects))
+
+
+# -- subjects ----------------------------------------------------------------------------
+
+
+def _subject_map(path, key: str, workflow) -> tuple[dict[int, int], dict[int, str], int]:
+    """subject id -> candidate id for every subject whose key names a known candidate; the
+    Zooniverse retirement time (for this workflow) of those; the number without a usable key.
+    Raises ZooniverseImportError naming every bad row."""
+    keys: dict[int, int | None] = {}
+    retired: dict[int, str] = {}
+    problems: list[LineProblem] = []
+    try:
+        for row in read_subjects(path, key=key):
+            if isinstance(row, LineProblem):
+                problems.append(row)
+                continue
+            assert isinstance(row, SubjectRow)
+            value = _as_int(row.key_value)
+            previous = keys.get(row.subject_id, value)
+            if previous != value:
+                problems.append(
+                    LineProblem(
+                        str(path), row.line,
+                        f"subject {row.subject_id} has {key} {value}, another row says {previous}",
+                    )
+                )  # fmt: skip
+                continue
+            keys[row.subject_id] = value
+            if row.workflow_id == workflow.workflow_id and row.retired_at:
+                retired[row.subject_id] = row.retired_at
+    except ZooniverseFormatError as exc:
+        raise ZooniverseImportError(str(exc), problems=exc.problems) from exc
+    except OSError as exc:
+        raise ZooniverseImportError(f"cannot read {path}: {exc}") from exc
+    if problems:
+        _refuse(str(path), problems)
+    detectids = sorted({v for v in keys.values() if v is not None})
+    pk_of: dict[int, int] = {}
+    for i in range(0, len(detectids), 20_000):
+        chunk = detectids[i : i + 20_000]
+        pk_of.update(
+            Candidate.objects.filter(detectid__in=chunk).values_list("detectid", "pk").iterator()
+        )
+    mapping = {s: pk_of[d] for s, d in keys.items() if d is not None and d in pk_of}
+    no_key = sum(v is None for v in keys.values())
+    return mapping, {s: t for s, t in retired.items() if s in mapping}, no_key
+
+
+def _as_int(value) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if f.is_integer() else None
+
+
+def _save_subjects(mapping: dict[int, int], retired: dict[int, str]) -> int:
+    objs = (
+        ZooniverseSubject(subject_id=s, candidate_id=c, retired_at=retired.get(s, "")[:40])
+        for s, c in mapping.items()
+    )
+    batch: list[ZooniverseSubject] = []
+    for obj in objs:
+        batch.append(obj)
+        if len(batch) >= STAGE_BATCH:
+            _upsert_subjects(batch)
+            batch = []
+    _upsert_subjects(batch)
+    return len(mapping)
+
+
+def _upsert_subjects(batch: list[ZooniverseSubject]) -> None:
+    if batch:
+        ZooniverseSubject.objects.bulk_create(
+            batch,
+            update_conflicts=True,
+            unique_fields=["subject_id"],
+            update_fields=["candidate", "retired_at"],
+        )
+
+
+# -- staging -----------------------------------------------------------------------------
+
+_STAGE_COLUMNS = (
+    "classification_id", "vkey", "candidate_id", "subject_id", "answer", "created_at",
+    "workflow_version", "expert",
+)  # fmt: skip
+
+
+def _create_stage(cur) -> None:
+    _drop_stage(cur)
+    ts = "timestamptz" if connection.vendor == "postgresql" else "datetime"
+    cur.execute(
+        "CREATE TEMP TABLE zv_stage (classification_id bigint, vkey varchar(100), "
+        f"candidate_id bigint, subject_id bigint, answer varchar(6), created_at {ts}, "
+        "workflow_version varchar(20), expert boolean)"
+    )
+
+
+def _drop_stage(cur) -> None:
+    cur.execute("DROP TABLE IF EXISTS zv_first")
+    cur.execute("DROP TABLE IF EXISTS zv_stage")
+
+
+class _StageWriter:
+    """Rows into the staging table: COPY on PostgreSQL (one stream), batches elsewhere."""
+
+    def __init__(self, cur):
+        self.cur, self.n, self.rows = cur, 0, []
+        self.pg = connection.vendor == "postgresql"
+        self.copy = None
+        if self.pg:
+            columns = ", ".join(_STAGE_COLUMNS)
+            self._copy_cm = cur.cursor.copy(f"COPY zv_stage ({columns}) FROM STDIN")
+            self.copy = self._copy_cm.__enter__()
+
+    def add(self, c: Classification, candidate_id: int) -> None:
+        self.n += 1
+        if self.pg:
+            self.copy.write_row(
+                (c.classification_id, c.user_key, candidate_id, c.subject_id, c.answer,
+                 c.created_at, c.workflow_version, c.expert)
+            )  # fmt: skip
+            return
+        self.rows.append(
+            (c.classification_id, c.user_key, candidate_id, c.subject_id, c.answer,
+             connection.ops.adapt_datetimefield_value(c.created_at), c.workflow_version,
+             c.expert)
+        )  # fmt: skip
+        if len(self.rows) >= STAGE_BATCH:
+            self._insert()
+
+    def _insert(self) -> None:
+        params = ", ".join(["%s"] * len(_STAGE_COLUMNS))
+        self.cur.executemany(
+            f"INSERT INTO zv_stage ({', '.join(_STAGE_COLUMNS)}) VALUES ({params})",  # noqa: S608
+            self.rows,
+        )
+        self.rows = []
+
+    def abort(self, exc: BaseException) -> None:
+        """End an open COPY with an error, so the connection can roll back."""
+        if self.pg and self.copy is not None:
+            self.copy = None
+            try:
+                self._copy_cm.__exit__(type(exc), exc, exc.__traceback__)
+            except Exception:  # noqa: S110 - the caller re-raises the original error
+                pass
+
+    def flush(self) -> None:
+        if self.pg and self.copy is not None:
+            self._copy_cm.__exit__(None, None, None)
+            self.copy = None
+        elif self.rows:
+            self._insert()
+
+
+# -- writes ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _t() -> dict[str, str]:
+    q = connection.ops.quote_name
+    return {
+        "vote": q(Vote._meta.db_table),
+        "vol": q(Volunteer._meta.db_table),
+        "zvol": q(ZooniverseVolunteer._meta.db_table),
+        "zcls": q(ZooniverseClassification._meta.db_table),
+        "gold": q(GoldStandard._meta.db_table),
+    }
+
+
+def _save_volunteers(people: dict[str, tuple[int | None, str]]) -> list[str]:
+    """Volunteers for the classifiers not seen before; returns their keys."""
+    keys = list(people)
+    known: set[str] = set()
+    for i in range(0, len(keys), 20_000):
+        known.update(
+            ZooniverseVolunteer.objects.filter(key__in=keys[i : i + 20_000]).values_list(
+                "key", flat=True
+            )
+        )
+    new = [k for k in keys if k not in known]
+    for i in range(0, len(new), STAGE_BATCH):
+        chunk = new[i : i + STAGE_BATCH]
+        vols = Volunteer.objects.bulk_create([Volunteer(tutorial_done=True) for _ in chunk])
+        ZooniverseVolunteer.objects.bulk_create(
+            [
+                ZooniverseVolunteer(
+                    volunteer_id=v.pk,
+                    key=k,
+                    zooniverse_user_id=people[k][0],
+                    user_name=people[k][1],
+                    anonymous=k.startswith("anon:"),
+                )
+                for v, k in zip(vols, chunk, strict=True)
+            ]
+        )
+    return new
+
+
+def _write_votes(cur, run: ZooniverseImport, workflow_id: int) -> dict[str, int]:
+    t = _t()
+    cur.execute(
+        "SELECT COUNT(*) FROM zv_stage s WHERE EXISTS (SELECT 1 FROM "  # noqa: S608
+        f"{t['zcls']} z WHERE z.classification_id = s.classification_id)"
+    )
+    already = cur.fetchone()[0]
+    # The first classification of each volunteer and candidate.
+    cur.execute(
+        "CREATE TEMP TABLE zv_first AS SELECT classification_id, vkey, candidate_id, "
+        "subject_id, answer, created_at, workflow_version, expert FROM (SELECT s.*, "
+        "ROW_NUMBER() OVER (PARTITION BY vkey, candidate_id ORDER BY created_at, "
+        "classification_id) AS rn FROM zv_stage s) ranked WHERE rn = 1"
+    )
+    cur.execute(
+        f"INSERT INTO {t['vote']} (volunteer_id, candidate_id, answer, reason, created_at, "  # noqa: S608
+        "was_gold, response_ms, client) SELECT zv.volunteer_id, f.candidate_id, f.answer, '', "
+        "f.created_at, g.candidate_id IS NOT NULL, NULL, %s FROM zv_first f "
+        f"JOIN {t['zvol']} zv ON zv.key = f.vkey LEFT JOIN {t['gold']} g "
+        "ON g.candidate_id = f.candidate_id AND g.active WHERE 1 = 1 "
+        "ON CONFLICT (volunteer_id, candidate_id) DO NOTHING",
+        [Vote.Client.API],
+    )
+    cur.execute(
+        f"INSERT INTO {t['zcls']} (classification_id, vote_id, source, subject_id, "  # noqa: S608
+        "workflow_id, workflow_version, created_at, expert, import_run_id) SELECT "
+        "f.classification_id, v.id, 'zooniverse', f.subject_id, %s, f.workflow_version, "
+        f"f.created_at, f.expert, %s FROM zv_first f JOIN {t['zvol']} zv ON zv.key = f.vkey "
+        f"JOIN {t['vote']} v ON v.volunteer_id = zv.volunteer_id AND v.candidate_id = "
+        f"f.candidate_id WHERE NOT EXISTS (SELECT 1 FROM {t['zcls']} z WHERE z.vote_id = v.id)",
+        [workflow_id, run.pk],
+    )
+    new = cur.rowcount
+    cur.execute(
+        f"SELECT COUNT(*) FROM {t['zcls']} WHERE import_run_id = %s AND expert",  # noqa: S608
+        [run.pk],
+    )
+    experts = cur.fetchone()[0]
+    return {"already_imported": already, "votes_new": new, "expert_votes_new": experts}
+
+
+def _refresh_volunteer_counters(cur, run: ZooniverseImport) -> None:
+    """Counters of the volunteers who got votes, recomputed from their votes."""
+    t = _t()
+    vol, vote = t["vol"], t["vote"]
+    mine = f"FROM {vote} v WHERE v.volunteer_id = {vol}.id"
+    cur.execute(
+        f"UPDATE {vol} SET n_votes = (SELECT COUNT(*) {mine}), "  # noqa: S608
+        f"n_unsure = (SELECT COUNT(*) {mine} AND v.answer = 'unsure'), "
+        f"n_gold = (SELECT COUNT(*) {mine} AND v.was_gold), "
+        f"n_gold_correct = (SELECT COUNT(*) FROM {vote} v JOIN {t['gold']} g ON "
+        f"g.candidate_id = v.candidate_id WHERE v.volunteer_id = {vol}.id AND v.was_gold AND "
+        "((v.answer = 'yes' AND g.is_real) OR (v.answer = 'no' AND NOT g.is_real))), "
+        f"last_vote_at = (SELECT MAX(v.created_at) {mine}) "
+        f"WHERE id IN (SELECT v.volunteer_id FROM {t['zcls']} z JOIN {vote} v "
+        "ON v.id = z.vote_id WHERE z.import_run_id = %s)",
+        [run.pk],
+    )
+
+
+def _apply_gold(rows: list[tuple[int, str]]) -> dict[str, int]:
+    """Gold-standard classifications: the first yes/no answer per candidate becomes its gold
+    standard where it has none (an existing one is left as it is)."""
+    created, unusable, seen = 0, 0, set()
+    existing = set(
+        GoldStandard.objects.filter(candidate_id__in=[c for c, _ in rows]).values_list(
+            "candidate_id", flat=True
+        )
+    )
+    for candidate_id, answer in rows:
+        if answer == Vote.Answer.UNSURE:
+            unusable += 1
+            continue
+        if candidate_id in existing or candidate_id in seen:
+            continue
+        seen.add(candidate_id)
+        kind = "lae" if answer == Vote.Answer.YES else "noise"
+        GoldStandard.objects.create(
+            candidate_id=candidate_id,
+            is_real=answer == Vote.Answer.YES,
+            kind=kind,
+            feedback=feedback_for(kind),
+        )
+        created += 1
+    return {"gold_created": created, "gold_unusable": unusable}
+
+
+def _touched_candidates(cur, run: ZooniverseImport) -> list[int]:
+    t = _t()
+    cur.execute(
+        f"SELECT DISTINCT v.candidate_id FROM {t['zcls']} z JOIN {t['vote']} v "  # noqa: S608
+        "ON v.id = z.vote_id WHERE z.import_run_id = %s ORDER BY v.candidate_id",
+        [run.pk],
+    )
+    return [r[0] for r in cur.fetchall()]
+
+
+def _refresh_consensus(candidate_ids: list[int]) -> int:
+    """The live posterior (and retirement rule) of every candidate that got votes; gold
+    candidates keep teaching and are left alone, as a native vote leaves them."""
+    gold = set(
+        GoldStandard.objects.filter(active=True, candidate_id__in=candidate_ids).values_list(
+            "candidate_id", flat=True
+        )
+    )
+    retired = 0
+    for candidate_id in candidate_ids:
+        if candidate_id in gold:
+            continue
+        update = update_consensus(candidate_id=candidate_id)
+        retired += int(update.changed_status)
+    return retired
+
+
+# -- out: subject manifest ---------------------------------------------------------------
+
+
+@dataclass
+class ManifestResult:
+    path: Path
+    n_subjects: int
+    n_images_rendered: int
+
+
+def export_manifest(
+    *, round_number: int, out_dir: str | Path, render: Callable[[Candidate], Path] | None = None
+) -> ManifestResult:
+    """Round ``round_number``'s batch as ``out_dir/manifest.csv`` plus one PNG per candidate
+    beside it, in rank order (``#priority`` 1, 2, ... for a prioritized workflow). Only the
+    image is visible to volunteers; detectid, priority, S/N and wavelength are hidden
+    (``#``) columns. Candidates that left the queue since the round opened are left out."""
+    render = render or cutout_png_path
+    rnd = Round.objects.filter(number=round_number).first()
+    if rnd is None:
+        raise ZooniverseExportError(f"there is no round {round_number}")
+    queued = (
+        RoundCandidate.objects.filter(round=rnd, candidate__status=Candidate.Status.ACTIVE)
+        .select_related("candidate", "candidate__batch")
+        .order_by("rank")
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "manifest.csv"
+    tmp = out / ".manifest.csv.partial"
+    n = 0
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        for rc in queued.iterator(chunk_size=2000):
+            c = rc.candidate
+            image = f"{c.detectid}.png"
+            shutil.copyfile(render(c), out / image)
+            n += 1
+            writer.writerow(
+                manifest_row(
+                    image=image, detectid=c.detectid, priority=n, sn=c.sn, wave=c.wave,
+                    round_number=rnd.number,
+                )
+            )  # fmt: skip
+    tmp.replace(path)
+    if n == 0:
+        raise ZooniverseExportError(
+            f"round {round_number} has no candidates still in the queue: nothing to upload"
+        )
+    return ManifestResult(path=path, n_subjects=n, n_images_rendered=n)
+
+
+# -- out: retirement ---------------------------------------------------------------------
+
+# Why the platform took a candidate out of the queue -> Panoptes' retirement reason.
+RETIREMENT_REASON = {
+    RetirementEvent.Reason.CONFIDENT: "consensus",
+    RetirementEvent.Reason.BATCH: "consensus",
+    RetirementEvent.Reason.EXPERT: "consensus",
+    RetirementEvent.Reason.MAX_VOTES: "classification_count",
+    RetirementEvent.Reason.MANUAL: "other",
+}
+
+
+def retired_subjects(*, include_retired_on_zooniverse: bool = False) -> Iterator[tuple[int, str]]:
+    """(subject id, retirement reason) for every Zooniverse subject whose candidate the
+    platform has taken out of the queue (retired, or sent to the experts), by the reason of
+    its latest status change; subjects Zooniverse already retired are left out."""
+    subjects = ZooniverseSubject.objects.exclude(candidate__status=Candidate.Status.ACTIVE)
+    if not include_retired_on_zooniverse:
+        subjects = subjects.filter(retired_at="")
+    rows = list(subjects.order_by("subject_id").values_list("subject_id", "candidate_id"))
+    latest: dict[int, str] = {}
+    cand_ids = sorted({c for _, c in rows})
+    for i in range(0, len(cand_ids), 20_000):
+        events = (
+            RetirementEvent.objects.filter(candidate_id__in=cand_ids[i : i + 20_000])
+            .order_by("candidate_id", "pk")
+            .values_list("candidate_id", "reason")
+        )
+        for cid, reason in events.iterator():
+            latest[cid] = reason
+    for subject_id, candidate_id in rows:
+        yield subject_id, RETIREMENT_REASON.get(latest.get(candidate_id, ""), "other")
+
+
+def write_retired(*, out: str | Path, workflow_id: int) -> dict[str, int]:
+    """``out`` (CSV: subject_id, retirement_reason) and ``out`` with ``.json`` (the request
+    bodies for ``POST /workflows/{workflow_id}/retired_subjects``). Returns counts by reason."""
+    import json
+
+    rows = list(retired_subjects())
+    out = Path(out)
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["subject_id", "retirement_reason"])
+        writer.writerows(rows)
+    bodies = [
+        {"path": f"/workflows/{workflow_id}/retired_subjects", "body": b}
+        for b in retired_payloads(rows)
+    ]
+    out.with_suffix(".json").write_text(json.dumps(bodies, indent=1) + "\n")
+    counts: dict[str, int] = {}
+    for _, reason in rows:
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
