@@ -1,0 +1,38 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from labelapp.services.crowd.zooniverse import ZooniverseError, export_manifest, write_retired
+
+
+class Command(BaseCommand):
+    help = (
+        "Zooniverse out. 'manifest': a round's batch as a subject manifest with its PNGs, "
+        "for `panoptes subject-set upload-subjects SET DIR/manifest.csv`. 'retired': the "
+        "subjects whose candidates the platform settled, with Panoptes' retirement reasons "
+        "(CSV, and the JSON bodies for POST /workflows/{id}/retired_subjects)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("what", choices=["manifest", "retired"])
+        parser.add_argument("--round", type=int, help="round number (manifest)")
+        parser.add_argument("--workflow-id", type=int, help="Zooniverse workflow (retired)")
+        parser.add_argument("--out", required=True, help="directory (manifest) or CSV (retired)")
+
+    def handle(self, *args, **opts):
+        try:
+            if opts["what"] == "manifest":
+                if opts["round"] is None:
+                    raise CommandError("--round is required for a manifest")
+                result = export_manifest(round_number=opts["round"], out_dir=opts["out"])
+                self.stdout.write(
+                    f"Wrote {result.path} ({result.n_subjects} subjects, PNGs beside it). "
+                    f"Upload: panoptes subject-set upload-subjects SUBJECT_SET_ID {result.path}"
+                )
+            else:
+                if opts["workflow_id"] is None:
+                    raise CommandError("--workflow-id is required for the retired list")
+                counts = write_retired(out=opts["out"], workflow_id=opts["workflow_id"])
+                total = sum(counts.values())
+                by = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"
+                self.stdout.write(f"Wrote {opts['out']}: {total} subjects to retire ({by})")
+        except ZooniverseError as exc:
+            raise CommandError(exc.message) from exc

@@ -1,0 +1,144 @@
+"""Zooniverse out: a round's batch as a subject manifest (and back), the retired list."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from labelapp.models import Candidate, Round, RoundCandidate, Vote, ZooniverseSubject
+from labelapp.services.crowd.consensus import set_candidate_status
+from labelapp.services.crowd.zooniverse import (
+    ZooniverseExportError,
+    export_manifest,
+    import_zooniverse,
+    retired_subjects,
+    write_retired,
+)
+from labelapp.services.survey.ingest import ingest_survey
+from mlcore.survey_io import write_survey
+from mlcore.zooniverse import CLASSIFICATION_COLUMNS, SUBJECT_COLUMNS, manifest_metadata
+from tests.factories import make_survey
+
+pytestmark = pytest.mark.django_db
+
+FIX = Path(__file__).parent / "fixtures" / "zooniverse"
+
+
+@pytest.fixture
+def round_of_four(tmp_path):
+    ingest_survey(path=write_survey(tmp_path / "s.fits", make_survey(8, seed=4)))
+    cands = list(Candidate.objects.order_by("detectid"))
+    rnd = Round.objects.create(number=3)
+    order = [cands[5], cands[1], cands[7], cands[2]]  # rank order, not detectid order
+    RoundCandidate.objects.bulk_create(
+        RoundCandidate(round=rnd, candidate=c, rank=k, reason="exploit", score=1.0 - k / 10)
+        for k, c in enumerate(order)
+    )
+    return order
+
+
+def _read(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    return rows[0], rows[1:]
+
+
+def test_manifest_rows_in_priority_order_with_hidden_metadata_and_pngs(round_of_four, tmp_path):
+    result = export_manifest(round_number=3, out_dir=tmp_path / "batch")
+    header, rows = _read(result.path)
+    assert header == ["image", "#detectid", "#priority", "#sn", "#wave", "#round"]
+    # nothing but the image is visible: S/N and wavelength are hidden columns
+    assert [h for h in header if not h.startswith("#")] == ["image"]
+    assert [int(r[1]) for r in rows] == [c.detectid for c in round_of_four]
+    assert [int(r[2]) for r in rows] == [1, 2, 3, 4]
+    for row, cand in zip(rows, round_of_four, strict=True):
+        png = result.path.parent / row[0]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the file panoptes-cli uploads
+        assert float(row[3]) == pytest.approx(cand.sn, abs=1e-3)
+        assert float(row[4]) == pytest.approx(cand.wave, abs=1e-2)
+
+
+def test_candidates_that_left_the_queue_are_not_exported(round_of_four, tmp_path):
+    set_candidate_status(candidate_id=round_of_four[1].pk, status="retired")
+    result = export_manifest(round_number=3, out_dir=tmp_path / "batch")
+    _, rows = _read(result.path)
+    assert int(rows[1][1]) == round_of_four[2].detectid and len(rows) == 3
+    with pytest.raises(ZooniverseExportError, match="no round 9"):
+        export_manifest(round_number=9, out_dir=tmp_path / "x")
+
+
+def test_manifest_round_trip_its_subjects_import_back_to_the_same_candidates(
+    round_of_four, tmp_path
+):
+    """Upload emulated as Panoptes does it (every manifest column becomes subject metadata),
+    then a subject export and classifications of those subjects are imported."""
+    manifest = export_manifest(round_number=3, out_dir=tmp_path / "batch").path
+    header, rows = _read(manifest)
+    subjects, classifications = tmp_path / "subjects.csv", tmp_path / "classifications.csv"
+    with open(subjects, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(SUBJECT_COLUMNS)
+        for k, row in enumerate(rows):
+            meta = json.dumps(manifest_metadata(header, row))
+            w.writerow([90000000 + k, 7332, 10880, 95000, meta, "{}", 0, "", "", "x", "x"])
+    with open(classifications, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(CLASSIFICATION_COLUMNS)
+        for k in range(len(rows)):
+            ann = json.dumps([{"task": "T0", "task_label": "Line?", "value": "Yes"}])
+            w.writerow([
+                500 + k, "alice", 1001, "ip", 10880, "DEE", "13.4", "2024-01-02 03:04:05 UTC",
+                "", "", "{}", ann, "{}", 90000000 + k,
+            ])  # fmt: skip
+    result = import_zooniverse(
+        classifications=classifications, subjects=subjects, workflows=FIX / "workflows.csv",
+        workflow_id=10880,
+    )  # fmt: skip
+    assert result.unknown_subject_ids == [] and result.counts["votes_new"] == 4
+    mapped = dict(ZooniverseSubject.objects.values_list("subject_id", "candidate_id"))
+    assert mapped == {90000000 + k: c.pk for k, c in enumerate(round_of_four)}
+    voted = Vote.objects.order_by("zooniverse__subject_id").values_list("candidate_id", flat=True)
+    assert list(voted) == [c.pk for c in round_of_four]
+
+
+def test_retired_list_names_settled_subjects_with_panoptes_reasons(tmp_path):
+    from tests.factories_volunteers import make_candidates
+
+    cands = {c.detectid: c for c in make_candidates(6, first_id=5_000_000)}
+    import_zooniverse(
+        classifications=FIX / "classifications.csv", subjects=FIX / "subjects.csv",
+        workflows=FIX / "workflows.csv", workflow_id=10880,
+    )  # fmt: skip
+    set_candidate_status(candidate_id=cands[5000001].pk, status="expert")
+    set_candidate_status(candidate_id=cands[5000005].pk, status="retired")  # retired there too
+    listed = dict(retired_subjects())
+    settled = dict(
+        ZooniverseSubject.objects.exclude(candidate__status="active").values_list(
+            "subject_id", "candidate__status"
+        )
+    )
+    # the expert's answer retired 80000004 (consensus); the scientist's 'expert' -> other
+    assert listed[80000004] == "consensus" and listed[80000002] == "other"
+    assert 80000006 not in listed  # already retired on Zooniverse (subject export)
+    assert set(listed) == set(settled) - {80000006}
+    out = tmp_path / "retired.csv"
+    counts = write_retired(out=out, workflow_id=10880)
+    assert sum(counts.values()) == len(listed)
+    bodies = json.loads(out.with_suffix(".json").read_text())
+    assert {b["path"] for b in bodies} == {"/workflows/10880/retired_subjects"}
+    ids = sorted(i for b in bodies for i in b["body"]["subject_ids"])
+    assert ids == sorted(listed)
+    assert all(b["body"]["retirement_reason"] in ("consensus", "other") for b in bodies)
+
+
+def test_the_commands_write_both_files(round_of_four, tmp_path, capsys):
+    call_command("export_zooniverse", "manifest", "--round", "3", "--out", str(tmp_path / "b"))
+    assert "4 subjects" in capsys.readouterr().out
+    call_command(
+        "export_zooniverse", "retired", "--workflow-id", "10880", "--out", str(tmp_path / "r.csv")
+    )
+    assert "0 subjects to retire" in capsys.readouterr().out
