@@ -308,6 +308,7 @@ class AnswerMap:
 
     by_label: dict[str, str]
     workflow: Workflow
+    _seen: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, workflow: Workflow, explicit: Mapping[str, str] | None = None) -> AnswerMap:
@@ -331,14 +332,15 @@ class AnswerMap:
         return cls(by_label=by_label, workflow=workflow)
 
     def of_label(self, label) -> str | None:
-        return self.by_label.get(normalise_label(label))
+        found = self._seen.get(label) if isinstance(label, str) else None
+        if found is None:
+            found = self.by_label.get(normalise_label(label))
+            if isinstance(label, str) and found is not None and len(self._seen) < 10_000:
+                self._seen[label] = found  # exports repeat a handful of labels millions of times
+        return found
 
     def of_index(self, version: tuple[int, int], index: int, *, shortcut: bool) -> str | None:
-        task = self.workflow.versions.get(version) or next(
-            (t for (m, _), t in sorted(self.workflow.versions.items()) if m == version[0]), None
-        )
-        if task is None:
-            return None
+        task = _task_of(self, version)
         labels = task.shortcut_labels if shortcut else task.labels
         return self.of_label(labels[index]) if 0 <= index < len(labels) else None
 
@@ -522,13 +524,18 @@ def _classification(row, line: int, answers: AnswerMap, versions: VersionRange):
     )
 
 
+def _task_of(answers: AnswerMap, version: tuple[int, int]) -> TaskAnswers:
+    """The task definition of ``version``; else of the same major version; else the latest
+    version in the export (a classification newer than the workflow export)."""
+    versions = answers.workflow.versions
+    if version in versions:
+        return versions[version]
+    same_major = [t for (m, _), t in sorted(versions.items()) if m == version[0]]
+    return same_major[-1] if same_major else versions[max(versions)]
+
+
 def _answer(annotations: list, answers: AnswerMap, version: tuple[int, int]) -> str:
-    task = answers.workflow.versions.get(version) or next(
-        iter(t for (m, _), t in sorted(answers.workflow.versions.items()) if m == version[0]),
-        None,
-    )
-    if task is None:  # version in range but absent from the workflow export
-        task = next(iter(answers.workflow.versions.values()))
+    task = _task_of(answers, version)
     by_task = {a.get("task"): a.get("value") for a in annotations if isinstance(a, dict)}
     shortcut = by_task.get(task.shortcut) if task.shortcut else None
     if shortcut not in (None, [], ""):  # a shortcut ("not sure", ...) overrides the question

@@ -35,6 +35,7 @@ from __future__ import annotations
 import csv
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -144,6 +145,7 @@ def import_zooniverse(
         raise ZooniverseImportError(str(exc)) from exc
     except OSError as exc:
         raise ZooniverseImportError(f"cannot read {workflows}: {exc}") from exc
+    t0 = time.perf_counter()
     subject_map, retired_at, unknown_keys = _subject_map(subjects, subject_key, workflow)
 
     counts = dict.fromkeys(
@@ -214,6 +216,7 @@ def import_zooniverse(
             if n_problems:
                 _refuse(str(classifications), problems, n_problems)
             counts["staged"] = stage.n
+            counts["seconds_read"] = round(time.perf_counter() - t0, 2)
             counts["unknown_subjects"] = len(unknown_subjects)
             counts["subjects_mapped"] = _save_subjects(subject_map, retired_at)
             new_people = _save_volunteers(people)
@@ -228,6 +231,7 @@ def import_zooniverse(
             touched = _touched_candidates(cur, run)
             counts["candidates_with_new_votes"] = len(touched)
             _drop_stage(cur)
+            counts["seconds_write"] = round(time.perf_counter() - t0 - counts["seconds_read"], 2)
         if refresh_consensus:
             counts["retired_by_consensus"] = _refresh_consensus(touched)
         counts["unknown_subject_keys"] = unknown_keys

@@ -1,0 +1,121 @@
+"""Zooniverse import throughput and memory on PostgreSQL.
+
+Target (issue #23): at least 20,000 classification rows/s, memory flat in the file size.
+Synthetic exports in Panoptes' formats (a ~1 kB metadata cell and a subject_data cell per row,
+like the real ones), 20,000 candidates/subjects, 4,000 volunteers (a quarter not logged in),
+about 5 % repeat classifications. Each import runs as its own ``manage.py
+import_zooniverse`` process (start-up included) so its peak RSS is its own; the live
+consensus refresh is timed apart (``--no-consensus`` first, then a re-import with it, which
+adds no votes, so it times the idempotent path, not the consensus refresh, which is
+per-candidate and not measured here). Figures are printed, never asserted.
+
+    python bench/bench_zooniverse_import.py [--sizes 100000 300000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from _util import ROOT, drop_database, postgres_url, run_measured
+
+N_CAND = 20_000
+FIRST_ID = 7_000_000
+WF = 10880
+
+MAKE_CANDIDATES = f"""
+from labelapp.models import Candidate, IngestBatch
+from labelapp.services.bulk import insert_rows
+from django.db import transaction
+with transaction.atomic():
+    b = IngestBatch.objects.create(name="zv", file_sha256="0" * 64, source_path="-",
+        file_format="fits", n_candidates={N_CAND}, store_path="-", store_dtype="float16")
+    insert_rows(Candidate, ("detectid", "batch", "row", "shotid", "field", "ra", "dec", "wave",
+        "flux", "flux_err", "linewidth", "continuum", "sn", "chi2", "apcor", "status",
+        "priority"), ((i + {FIRST_ID}, b.pk, i, 1, "cosmos", 150.0, 2.2, 4000.0, 10.0, 2.0, 3.0,
+        0.0, 5.0 + (i % 100) / 50, 1.0, 1.0, "active", -5.0) for i in range({N_CAND})))
+"""
+
+
+def write_exports(work: Path, n_rows: int) -> Path:
+    rng = random.Random(n_rows)
+    subjects = work / "subjects.csv"
+    if not subjects.exists():
+        with open(subjects, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["subject_id", "project_id", "workflow_id", "subject_set_id", "metadata",
+                        "locations", "classifications_count", "retired_at",
+                        "retirement_reason", "created_at", "updated_at"])  # fmt: skip
+            for i in range(N_CAND):
+                md = json.dumps({"image": f"{FIRST_ID + i}.png", "#detectid": FIRST_ID + i})
+                w.writerow([80_000_000 + i, 7332, WF, 91001, md, "{}", 0, "", "", "x", "x"])
+    path = work / f"classifications-{n_rows}.csv"
+    meta = json.dumps({"source": "api", "session": "ab" * 32, "viewport": {"width": 390,
+        "height": 844}, "started_at": "2021-03-01T09:15:00.000Z", "user_agent": "Mozilla/5.0 "
+        "(iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.2 Mobile/15E148 Safari/604.1", "utc_offset": "-21600",
+        "finished_at": "2021-03-01T09:15:04.000Z", "live_project": True, "user_language": "en",
+        "subject_dimensions": [{"clientWidth": 360, "clientHeight": 360, "naturalWidth": 600,
+        "naturalHeight": 600}], "subject_selection_state": {"retired": False, "selected_at":
+        "2021-03-01T09:15:00.000Z", "already_seen": False, "selection_state": "normal",
+        "finished_workflow": False, "user_has_finished_workflow": False}})  # fmt: skip
+    q = "Is there a real emission line at the centre of the image?"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["classification_id", "user_name", "user_id", "user_ip", "workflow_id",
+                    "workflow_name", "workflow_version", "created_at", "gold_standard",
+                    "expert", "metadata", "annotations", "subject_data",
+                    "subject_ids"])  # fmt: skip
+        for k in range(n_rows):
+            v = rng.randrange(4000)
+            user = (f"not-logged-in-{v:020x}", "") if v < 1000 else (f"user{v}", str(v))
+            s = rng.randrange(N_CAND)
+            ans = json.dumps([{"task": "T0", "task_label": q, "value": rng.choice(["Yes", "No"])}])
+            sd = json.dumps({str(80_000_000 + s): {"retired": None, "#detectid": FIRST_ID + s}})
+            t = f"2021-03-{1 + k * 27 // n_rows:02d} {k % 24:02d}:{k % 60:02d}:{k % 59:02d} UTC"
+            w.writerow([600_000_000 + k, user[0], user[1], "ab12", WF, "DEE", "13.4", t, "", "",
+                        meta, ans, sd, 80_000_000 + s])  # fmt: skip
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000])
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-zv-"))
+    workflows = ROOT / "tests" / "fixtures" / "zooniverse" / "workflows.csv"
+    py = sys.executable
+    try:
+        for n in args.sizes:
+            url = postgres_url("bench_zooniverse")
+            if url is None:
+                return
+            env = {"DATABASE_URL": url}
+            run_measured([py, "manage.py", "migrate", "-v", "0"], env)
+            run_measured([py, "manage.py", "shell", "-c", MAKE_CANDIDATES], env)
+            cls = write_exports(work, n)
+            size_mb = cls.stat().st_size / 2**20
+            base = [py, "manage.py", "import_zooniverse", str(cls), "--subjects",
+                    str(work / "subjects.csv"), "--workflow", str(workflows), "--workflow-id",
+                    str(WF), "--no-progress"]  # fmt: skip
+            s1, rss1, out1 = run_measured([*base, "--no-consensus"], env)
+            s2, rss2, out2 = run_measured(base, env)
+            added = out1.split("votes added: ")[1].split(" ")[0]
+            print(
+                f"{n:>9,} rows ({size_mb:,.0f} MB): first import {s1:6.1f} s = {n / s1:8,.0f} "
+                f"rows/s, peak RSS {rss1:5.0f} MiB, votes added {added}; re-import (adds nothing) "
+                f"{s2:6.1f} s = {n / s2:8,.0f} rows/s, RSS {rss2:5.0f} MiB"
+            )
+            drop_database("bench_zooniverse")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
