@@ -41,25 +41,30 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from django.db import connection, transaction
 
 from labelapp import errors
 from labelapp.models import (
+    AggregationRun,
     Candidate,
     GoldStandard,
+    Label,
     RetirementEvent,
     Round,
     RoundCandidate,
     Volunteer,
+    VolunteerSkill,
     Vote,
     ZooniverseClassification,
     ZooniverseImport,
     ZooniverseSubject,
     ZooniverseVolunteer,
 )
-from labelapp.services.crowd.consensus import update_consensus
+from labelapp.services.crowd.consensus import retirement_rule, update_consensus
 from labelapp.services.crowd.gold import feedback_for
 from labelapp.services.survey.rendering import cutout_png_path
+from mlcore.aggregation import log_odds_of, posterior_of, regime_index, vote_llr
 from mlcore.zooniverse import (
     MANIFEST_COLUMNS,
     AnswerMap,
@@ -664,3 +669,93 @@ def write_retired(*, out: str | Path, workflow_id: int) -> dict[str, int]:
     for _, reason in rows:
         counts[reason] = counts.get(reason, 0) + 1
     return counts
+
+
+# -- report: skill-weighted labels against DEE's fixed-count rule ------------------------
+
+
+@dataclass
+class RuleComparison:
+    n_candidates: int  # candidates with imported votes
+    fixed_votes: int
+    settled_fixed: int  # >= fixed_votes yes/no votes and no tie among the first fixed_votes
+    settled_platform: int  # past the retirement thresholds with the run's skills
+    settled_both: int
+    agree: int  # same label, among those settled by both
+    votes_needed_platform: list[int]  # per platform-settled candidate, in vote time order
+
+    def lines(self) -> list[str]:
+        both = self.settled_both
+        agreement = f"{self.agree / both:.1%}" if both else "not measured (none settled by both)"
+        need = np.asarray(self.votes_needed_platform or [0])
+        return [
+            f"candidates with Zooniverse votes: {self.n_candidates:,}",
+            f"settled by the fixed {self.fixed_votes}-vote majority: {self.settled_fixed:,}; "
+            f"by the skill-weighted posterior: {self.settled_platform:,}; by both: {both:,}",
+            f"agreement where both settled: {agreement} ({self.agree:,} of {both:,})",
+            f"votes each needed: fixed rule {self.fixed_votes}; skill-weighted mean "
+            f"{need.mean():.1f}, median {np.median(need):.0f}"
+            + ("" if self.votes_needed_platform else " (none settled)"),
+        ]
+
+
+def compare_with_fixed_rule(*, run: AggregationRun, fixed_votes: int = 10) -> RuleComparison:
+    """On the candidates with imported votes: the labels of aggregation ``run`` (skill-
+    weighted) against DEE's rule (majority of the first ``fixed_votes`` yes/no votes), and how
+    many votes, in the order they were cast, the skill-weighted posterior needed to pass the
+    retirement thresholds with that run's skills."""
+    rule = retirement_rule()
+    t = _t()
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT v.candidate_id, v.volunteer_id, v.answer, c.sn FROM {t['vote']} v "  # noqa: S608
+            f"JOIN {connection.ops.quote_name(Candidate._meta.db_table)} c ON c.id = "
+            "v.candidate_id WHERE v.answer <> 'unsure' AND v.id <= %s AND v.candidate_id IN "
+            f"(SELECT v2.candidate_id FROM {t['zcls']} z JOIN {t['vote']} v2 ON v2.id = "
+            "z.vote_id) ORDER BY v.candidate_id, v.created_at, v.id",
+            [run.max_vote_id],
+        )
+        rows = cur.fetchall()
+    skills = {
+        (s.volunteer_id, s.regime): (s.sensitivity, s.specificity)
+        for s in VolunteerSkill.objects.filter(volunteer_id__in={r[1] for r in rows})
+    }
+    labels = dict(Label.objects.filter(run=run).values_list("candidate_id", "posterior"))
+    typical = run.typical_skill or {}
+    sens_t = typical.get("sensitivity", [0.75, 0.75])
+    spec_t = typical.get("specificity", [0.75, 0.75])
+    prior = run.class_prior or [0.5, 0.5]
+    out = RuleComparison(0, fixed_votes, 0, 0, 0, 0, [])
+    i = 0
+    while i < len(rows):
+        j = i
+        while j < len(rows) and rows[j][0] == rows[i][0]:
+            j += 1
+        votes = rows[i:j]
+        cid, regime = votes[0][0], int(regime_index([votes[0][3]])[0])
+        out.n_candidates += 1
+        fixed = None
+        if len(votes) >= fixed_votes:
+            yes = sum(v[2] == Vote.Answer.YES for v in votes[:fixed_votes])
+            if 2 * yes != fixed_votes:
+                fixed = 2 * yes > fixed_votes
+                out.settled_fixed += 1
+        log_odds, needed = log_odds_of(prior[min(regime, len(prior) - 1)]), None
+        for n, (_, vol, answer, _) in enumerate(votes, start=1):
+            s, c = skills.get((vol, regime), (sens_t[regime], spec_t[regime]))
+            log_odds += vote_llr(s, c, 1 if answer == Vote.Answer.YES else 0)
+            if rule.decide_one(posterior_of(log_odds), n) == Candidate.Status.RETIRED:
+                needed = n
+                break
+        posterior = labels.get(cid)
+        platform = None
+        if posterior is not None and rule.decide_one(posterior, len(votes)) == "retired":
+            platform = posterior > 0.5
+            out.settled_platform += 1
+            if needed is not None:
+                out.votes_needed_platform.append(needed)
+        if fixed is not None and platform is not None:
+            out.settled_both += 1
+            out.agree += int(fixed == platform)
+        i = j
+    return out
