@@ -142,3 +142,20 @@ def test_the_commands_write_both_files(round_of_four, tmp_path, capsys):
         "export_zooniverse", "retired", "--workflow-id", "10880", "--out", str(tmp_path / "r.csv")
     )
     assert "0 subjects to retire" in capsys.readouterr().out
+
+
+def test_direct_upload_without_panoptes_client_says_what_to_do(tmp_path, monkeypatch):
+    import builtins
+
+    from labelapp.services.crowd.zooniverse import ZooniverseUnavailable, upload_manifest
+
+    real_import = builtins.__import__
+
+    def no_client(name, *args, **kw):
+        if name.startswith("panoptes_client"):
+            raise ImportError(name)
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_client)
+    with pytest.raises(ZooniverseUnavailable, match="upload-subjects 42"):
+        upload_manifest(manifest=tmp_path / "manifest.csv", subject_set_id=42)

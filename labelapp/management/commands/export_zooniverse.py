@@ -1,6 +1,11 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from labelapp.services.crowd.zooniverse import ZooniverseError, export_manifest, write_retired
+from labelapp.services.crowd.zooniverse import (
+    ZooniverseError,
+    export_manifest,
+    upload_manifest,
+    write_retired,
+)
 
 
 class Command(BaseCommand):
@@ -16,6 +21,14 @@ class Command(BaseCommand):
         parser.add_argument("--round", type=int, help="round number (manifest)")
         parser.add_argument("--workflow-id", type=int, help="Zooniverse workflow (retired)")
         parser.add_argument("--out", required=True, help="directory (manifest) or CSV (retired)")
+        parser.add_argument(
+            "--upload-to",
+            type=int,
+            default=None,
+            metavar="SUBJECT_SET_ID",
+            help="also upload the manifest with panoptes-client (optional; needs the network "
+            "and PANOPTES_USERNAME / PANOPTES_PASSWORD)",
+        )
 
     def handle(self, *args, **opts):
         try:
@@ -27,6 +40,9 @@ class Command(BaseCommand):
                     f"Wrote {result.path} ({result.n_subjects} subjects, PNGs beside it). "
                     f"Upload: panoptes subject-set upload-subjects SUBJECT_SET_ID {result.path}"
                 )
+                if opts["upload_to"] is not None:
+                    n = upload_manifest(manifest=result.path, subject_set_id=opts["upload_to"])
+                    self.stdout.write(f"Uploaded {n} subjects to subject set {opts['upload_to']}")
             else:
                 if opts["workflow_id"] is None:
                     raise CommandError("--workflow-id is required for the retired list")

@@ -615,6 +615,41 @@ def export_manifest(
     return ManifestResult(path=path, n_subjects=n, n_images_rendered=n)
 
 
+class ZooniverseUnavailable(ZooniverseError, errors.Unavailable):
+    code = "zooniverse_unavailable"
+
+
+def upload_manifest(*, manifest: str | Path, subject_set_id: int) -> int:
+    """Upload a manifest written by :func:`export_manifest` with panoptes-client, when it is
+    installed (an optional dependency) and Zooniverse is reachable. Thin on purpose and not
+    exercised against the network by the tests (no network here); the manifest plus
+    ``panoptes subject-set upload-subjects`` is the tested path. Credentials come from
+    panoptes-client's own configuration (``PANOPTES_USERNAME`` / ``PANOPTES_PASSWORD``).
+    Returns the number of subjects linked to the set."""
+    try:
+        from panoptes_client import Panoptes, Subject, SubjectSet
+    except ImportError as exc:
+        raise ZooniverseUnavailable(
+            "panoptes-client is not installed: `pip install panoptes-client`, or upload the "
+            f"manifest with `panoptes subject-set upload-subjects {subject_set_id} {manifest}`"
+        ) from exc
+    manifest = Path(manifest)
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    Panoptes.connect()  # reads PANOPTES_USERNAME / PANOPTES_PASSWORD
+    subject_set = SubjectSet.find(subject_set_id)
+    subjects = []
+    for row in rows:
+        subject = Subject()
+        subject.links.project = subject_set.links.project
+        subject.add_location(str(manifest.parent / row[MANIFEST_COLUMNS[0]]))
+        subject.metadata.update(row)
+        subject.save()
+        subjects.append(subject)
+    subject_set.add(subjects)
+    return len(subjects)
+
+
 # -- out: retirement ---------------------------------------------------------------------
 
 # Why the platform took a candidate out of the queue -> Panoptes' retirement reason.
