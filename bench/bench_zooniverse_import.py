@@ -4,10 +4,10 @@ Target (issue #23): at least 20,000 classification rows/s, memory flat in the fi
 Synthetic exports in Panoptes' formats (a ~1 kB metadata cell and a subject_data cell per row,
 like the real ones), 20,000 candidates/subjects, 4,000 volunteers (a quarter not logged in),
 random volunteer and subject per row (~0.1 % repeat classifications). Each import runs as
-its own ``manage.py import_zooniverse`` process (start-up included) so its peak RSS is its own; the live
-consensus refresh is timed apart (``--no-consensus`` first, then a re-import with it, which
-adds no votes, so it times the idempotent path, not the consensus refresh, which is
-per-candidate and not measured here). Figures are printed, never asserted.
+its own ``manage.py import_zooniverse`` process (start-up included) so its peak RSS is its
+own: first with ``--no-consensus``, then a re-import with the consensus refresh on, which adds
+no votes, so it times the idempotent path (the per-candidate consensus refresh after a first
+import is not measured here). Figures are printed, never asserted.
 
     python bench/bench_zooniverse_import.py [--sizes 100000 300000]
 """
