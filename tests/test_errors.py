@@ -68,3 +68,14 @@ def test_http_statuses_come_from_one_table(exc, status):
 
 def test_one_unknown_candidate_for_votes_and_curation():
     assert votes.UnknownCandidate is curation.UnknownCandidate is errors.UnknownCandidate
+
+
+def test_no_error_carries_its_own_http_status():
+    """The mapping lives in one table: an error class with a ``status`` of its own would
+    silently bypass it (two did before the tree)."""
+    carriers = [
+        f"{c.__module__}.{c.__qualname__}"
+        for c in _defined_exceptions(labelapp)
+        if any("status" in vars(k) for k in c.__mro__ if k is not Exception)
+    ]
+    assert carriers == []

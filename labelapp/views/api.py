@@ -169,8 +169,8 @@ class NotServedVote(votes.VoteError, Forbidden):
     code = "not_served"
 
 
-class BlockedVote(votes.VoteError):
-    status, code = 403, "blocked"
+class BlockedVote(votes.VoteError, Forbidden):
+    code = "blocked"
 
 
 def _guard(request: HttpRequest, detectid: int, token):

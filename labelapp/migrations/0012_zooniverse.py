@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labelapp', '0009_score_prob_help'),
+        ('labelapp', '0011_cutout_flags_db_default'),
     ]
 
     operations = [
