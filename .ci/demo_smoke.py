@@ -158,9 +158,9 @@ def exercise(base: str, output: Path, demo: subprocess.Popen, timeout: float, t0
     _, ctype = volunteer.request(candidate["cutout_url"])
     if not ctype.startswith("image/"):
         raise Failed(f"{candidate['cutout_url']} is {ctype}, not an image")
-    result = volunteer.post_json(
-        "/api/votes/", {"detectid": candidate["detectid"], "answer": "yes", "next": 0}, expect=201
-    )
+    # As the page does: the vote carries the token /api/next/ served with the candidate.
+    vote = {"detectid": candidate["detectid"], "token": candidate["token"], "answer": "yes"}
+    result = volunteer.post_json("/api/votes/", {**vote, "next": 0}, expect=201)
     if not (result.get("created") and result["vote"]["detectid"] == candidate["detectid"]):
         raise Failed(f"the vote was not stored: {result}")
     print(f"demo smoke: vote on candidate {candidate['detectid']} stored: {result['vote']}")
