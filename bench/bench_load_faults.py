@@ -195,6 +195,10 @@ def stack_env(db_url: str, redis_url: str, data_dir: str, **extra: str) -> dict[
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LABELAPP_DATA_DIR": data_dir,
         "LABELAPP_VOTE_RATE_LIMIT": "1000000",  # a load generator answers faster than people
+        # ... from one address, as many anonymous volunteers as a large classroom (per-address
+        # limits are the crowd-integrity defence, not what this load measures)
+        "LABELAPP_ANON_VOLUNTEER_RATE_IP": "1000000/60",
+        "LABELAPP_VOTE_RATE_IP": "1000000/60",
         "LABELAPP_LOG_LEVEL": "WARNING",
         "OMP_NUM_THREADS": "1",
         **extra,
@@ -307,7 +311,8 @@ def _volunteer(vid: int, port: int, t_start: float, deadline: float, sem, rec: R
                     time.sleep(0.5)
                     continue
             cand = queue.pop(0)
-            body = {"detectid": cand["detectid"], "answer": rng.choice(ANSWERS),
+            body = {"detectid": cand["detectid"], "token": cand.get("token"),
+                    "answer": rng.choice(ANSWERS),
                     "client": "keyboard", "response_ms": 1500, "next": 1,
                     "exclude": [c["detectid"] for c in queue]}  # fmt: skip
             while time.time() < deadline:
