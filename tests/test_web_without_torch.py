@@ -51,7 +51,7 @@ codes["cutout"] = call("GET", cand["cutout_url"])[0]
 codes["spectrum"] = call("GET", cand["spectrum_url"])[0]
 def post(path, **data):
     return call("POST", path, json.dumps({"detectid": cand["detectid"], **data}).encode())[0]
-codes["vote"] = post("/api/votes/", answer="no")
+codes["vote"] = post("/api/votes/", answer="no", token=cand["token"])
 codes["reason"] = post("/api/votes/reason/", reason="sky")
 codes["undo"] = post("/api/votes/undo/")
 codes["detail"] = call("GET", f"/candidates/{cand['detectid']}/")[0]
