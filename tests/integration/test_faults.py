@@ -280,7 +280,7 @@ def test_a_join_that_cannot_send_the_next_task_is_finished_by_score_catalogue_se
     chunks = plan_scoring(model_version=live_model, chunk=250)
     assert run_chunk(chunk_id=chunks[0].pk, n_samples=2) is False
 
-    def broker_down():
+    def broker_down(model_version_id: int):
         raise BrokerDown("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     with pytest.raises(BrokerDown):
@@ -289,11 +289,13 @@ def test_a_join_that_cannot_send_the_next_task_is_finished_by_score_catalogue_se
     assert progress.state == TaskProgress.State.RUNNING  # not 'done' with no round to follow
 
     sent = []
-    monkeypatch.setattr(start_round, "delay", lambda *a, **k: sent.append(1))
+    monkeypatch.setattr(start_round, "delay", lambda *a, **k: sent.append(k))
     score_catalogue.apply(args=[live_model.pk])  # what an operator (or the bench) re-sends
     score_catalogue.apply(args=[live_model.pk])  # twice: still one start_round
     progress.refresh_from_db()
-    assert progress.state == TaskProgress.State.DONE and sent == [1]
+    # one round, handed the version this run scored
+    assert progress.state == TaskProgress.State.DONE
+    assert sent == [{"model_version_id": live_model.pk}]
 
 
 # --- disk full while writing a model -------------------------------------------------------------
