@@ -171,3 +171,12 @@ def console_campaign(console_survey_file, console_model_dir, own_cache):
             submit_vote(volunteer=vol, detectid=c.detectid, answer="yes" if k % 2 else "no")
     aggregate_votes()
     return {"live": mv, "old": old, "voted": cands}
+
+
+@pytest.fixture
+def default_retirement_rules(settings):
+    """The retirement rule and default skills as shipped, whatever the environment says:
+    tests of the crowd's defences measure against these."""
+    settings.RETIRE_P_HI, settings.RETIRE_P_LO = 0.95, 0.05
+    settings.RETIRE_MIN_VOTES, settings.RETIRE_MAX_VOTES = 2, 15
+    settings.DEFAULT_SENSITIVITY = settings.DEFAULT_SPECIFICITY = 0.75

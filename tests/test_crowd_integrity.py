@@ -25,10 +25,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
 
 
 @pytest.fixture(autouse=True)
-def _rules(settings):
-    settings.RETIRE_P_HI, settings.RETIRE_P_LO = 0.95, 0.05
-    settings.RETIRE_MIN_VOTES, settings.RETIRE_MAX_VOTES = 2, 15
-    settings.DEFAULT_SENSITIVITY = settings.DEFAULT_SPECIFICITY = 0.75
+def _rules(settings, default_retirement_rules):
     settings.PROVEN_MIN_GOLD, settings.PROVEN_MIN_ACCURACY = 4, 0.7
     settings.UNPROVEN_MAX_LLR = 2.0  # the default: a little under two newcomers' votes
 
