@@ -158,6 +158,7 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
     settings.PROVEN_MIN_GOLD = 4 if defended else 0
     settings.UNPROVEN_MAX_LLR = 2.0 if defended else 1e9
     settings.PROVEN_SUPPORT_LLR = 1.5 if defended else -1e9  # off: any evidence supports
+    settings.PEER_MIN_COMPARISONS = 10 if defended else 10**9  # off: no peer rule
     rng = random.Random(args.seed)
     crowd = SimulatedCrowd(n_volunteers=args.volunteers, seed=args.seed)
     attackers = populations(spec, args.sybils, rng)
@@ -202,9 +203,20 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
         "flagged": len(flagged),
         "flag_votes": (sum(flagged) / len(flagged)) if flagged else float("nan"),
         "expert_queue": Candidate.objects.filter(status="expert").count(),
+        # volunteers who lost proven status by disagreeing with proven peers (the audit record)
+        "peer_demoted": _peer_demoted(attacker_ids),
         "newcomers": newcomer_cost(attacker_ids) if spec == "none" else None,
         "seconds": seconds,
     }
+
+
+def _peer_demoted(attacker_ids: list[int]) -> tuple[int, int]:
+    """(honest, attacker) volunteers the peer-agreement rule took proven status from."""
+    from labelapp.models import AuditEvent
+
+    targets = AuditEvent.objects.filter(action="peer_demotion").values_list("target", flat=True)
+    ids = {int(t.split(":")[1]) for t in targets}
+    return len(ids - set(attacker_ids)), len(ids & set(attacker_ids))
 
 
 def newcomer_cost(attacker_ids: list[int]) -> dict:
@@ -331,7 +343,7 @@ def main() -> None:
     head = (
         f"{'attack':>22} {'defence':>7} {'retired':>7} {'wrong':>5} {'w.att':>5} {'flipped':>7} "
         f"{'att.ret':>7} {'v/ret':>5} {'expert':>6} {'att.votes':>9} {'flagged':>9} "
-        f"{'@votes':>6} {'s':>5}"
+        f"{'@votes':>6} {'demoted h/a':>11} {'s':>5}"
     )
     print(head)
     for spec in args.attacks:
@@ -343,7 +355,8 @@ def main() -> None:
                 f"{r['attacked_retired']:>7} "
                 f"{r['votes_per_retired']:>5.2f} {r['expert_queue']:>6} "
                 f"{r['attacker_votes']:>9} {r['flagged']:>4}/{r['attackers']:<4} "
-                f"{r['flag_votes']:>6.1f} {r['seconds']:>5.0f}",
+                f"{r['flag_votes']:>6.1f} {'/'.join(map(str, r['peer_demoted'])):>11} "
+                f"{r['seconds']:>5.0f}",
                 flush=True,
             )
             if r["newcomers"] and defended:
@@ -368,8 +381,9 @@ def main() -> None:
         "candidates an "
         "attacker voted on; v/ret: yes/no votes per retired candidate; expert: candidates "
         "sent to the expert queue; flagged: attackers the suspicious-volunteer rule flags, "
-        "@votes: their mean votes cast when first flagged. defence off = every volunteer "
-        "proven and no cap (the rule before #24)."
+        "@votes: their mean votes cast when first flagged; demoted h/a: honest volunteers and "
+        "attackers who lost proven status by disagreeing with proven peers. defence off = "
+        "every volunteer proven and no cap (the rule before #24)."
     )
     shutil.rmtree(TMP, ignore_errors=True)
 

@@ -375,6 +375,12 @@ UNPROVEN_MAX_LLR = float(env_str("LABELAPP_UNPROVEN_MAX_LLR", "2.0"))
 # ... and a candidate retires only when its proven votes alone lean its way by more than this
 # log-odds (more than one default-skill vote, log 3 = 1.1: one honest slip is not enough).
 PROVEN_SUPPORT_LLR = float(env_str("LABELAPP_PROVEN_SUPPORT_LLR", "1.5"))
+# A proven volunteer stops being proven when, over at least PEER_MIN_COMPARISONS yes/no
+# answers compared with other proven volunteers' on the same candidates, they agree less
+# often than chance by more than PEER_Z standard errors (colluders who pass gold; see
+# mlcore/aggregation/evidence.py peer_disagrees).
+PEER_MIN_COMPARISONS = env_int("LABELAPP_PEER_MIN_COMPARISONS", 10)
+PEER_Z = env_float("LABELAPP_PEER_Z", 2.33)
 # A failed CSRF check on /api/ answers JSON (the page shows its message), HTML elsewhere.
 CSRF_FAILURE_VIEW = "labelapp.views.api.csrf_failure"
 

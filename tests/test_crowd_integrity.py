@@ -181,17 +181,41 @@ def test_sybils_cannot_cancel_honest_newcomers():
     assert _posterior(c) == pytest.approx(1 / (1 + math.exp(-math.log(0.15 / 0.85))), rel=1e-6)
 
 
-def test_honest_newcomers_still_help_proven_volunteers_retire():
-    """What it costs newcomers: their votes count (up to the cap), but proven evidence
-    worth more than one default vote must agree. A newcomer + two proven 'yes': retired."""
+def test_newcomers_can_hold_a_retirement_back_but_never_hasten_it():
+    """What it costs newcomers: their votes move the posterior (and the queue's order) but a
+    retirement is decided without the unproven votes that agree with it. A newcomer + two
+    proven 'yes' (posterior past 0.95): still active; a third proven 'yes': retired. A
+    newcomer's 'no' against three proven 'yes' holds the retirement back."""
     (c,) = make_candidates(1)
     submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="yes")
-    submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    for _ in range(2):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
     c.refresh_from_db()
-    assert c.status == Candidate.Status.ACTIVE  # 0.9: not confident yet
+    assert _posterior(c) > 0.95 and c.status == Candidate.Status.ACTIVE
     submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
     c.refresh_from_db()
     assert c.status == Candidate.Status.RETIRED and _posterior(c) > 0.95
+
+    (d,) = make_candidates(1, first_id=6_000_000)
+    submit_vote(volunteer=make_volunteer(), detectid=d.detectid, answer="no")
+    for _ in range(3):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=d.detectid, answer="yes")
+    d.refresh_from_db()
+    assert d.status == Candidate.Status.ACTIVE  # 3 x log 3 - log 3 = 2.2 < logit 0.95
+
+
+def test_sybils_agreeing_with_a_slight_wrong_lean_cannot_tip_it_into_a_label():
+    """The two flips the attack campaign measured before rule 3: two proven voters lean the
+    wrong way (2 x log 3 = 2.2 of log-odds, under the 2.94 a retirement needs) and a flood
+    of sybils adds its capped 2.0 the same way. Without rule 3 that retires it; with it the
+    candidate stays open for more proven votes."""
+    (c,) = make_candidates(1)
+    for _ in range(2):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="no")
+    for _ in range(10):
+        submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="no")
+    c.refresh_from_db()
+    assert _posterior(c) < 0.05 and c.status == Candidate.Status.ACTIVE
 
 
 def test_sybils_cannot_turn_one_proven_slip_into_a_retired_label():
@@ -225,8 +249,8 @@ def test_a_volunteer_becomes_proven_by_right_gold_answers():
     # under the margin; its proven 'yes' on a new candidate with two proven others retires
     (d,) = make_candidates(1, first_id=7_000_000, sn0=6.0)
     submit_vote(volunteer=newcomer, detectid=d.detectid, answer="yes")
-    submit_vote(volunteer=make_proven_volunteer(), detectid=d.detectid, answer="yes")
-    submit_vote(volunteer=make_volunteer(), detectid=d.detectid, answer="yes")
+    for _ in range(2):  # two proven others: 2 x log 3 = 2.2 alone, 3.45 with the newcomer
+        submit_vote(volunteer=make_proven_volunteer(), detectid=d.detectid, answer="yes")
     d.refresh_from_db()
     assert d.status == Candidate.Status.RETIRED
 

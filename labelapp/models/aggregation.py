@@ -129,6 +129,7 @@ class RetirementEvent(models.Model):
         EXPERT = "expert", "an expert answered"
         BATCH = "batch", "confident after a batch aggregation run"
         MANUAL = "manual", "changed by a scientist"
+        PEER_RECHECK = "recheck", "re-opened: a voter who settled it lost proven status"
 
     candidate = models.ForeignKey(
         Candidate, on_delete=models.CASCADE, related_name="retirement_events"

@@ -28,6 +28,10 @@ class Volunteer(models.Model):
     n_unsure = models.PositiveIntegerField(default=0)
     n_gold = models.PositiveIntegerField(default=0)
     n_gold_correct = models.PositiveIntegerField(default=0)
+    # Yes/no answers compared with a proven volunteer's on the same candidate, and how many
+    # agreed (mlcore.aggregation.evidence.peer_disagrees; each vote's share is on the Vote).
+    n_peer = models.PositiveIntegerField(default=0, db_default=0)
+    n_peer_agree = models.PositiveIntegerField(default=0, db_default=0)
     last_vote_at = models.DateTimeField(null=True, blank=True)
     # Streak: consecutive UTC days with at least one vote.
     streak_days = models.PositiveIntegerField(default=0)
@@ -70,6 +74,13 @@ class Vote(models.Model):
     was_gold = models.BooleanField(default=False)
     response_ms = models.PositiveIntegerField(null=True, blank=True)
     client = models.CharField(max_length=8, choices=Client.choices, default=Client.API)
+    # The comparisons this vote added to its volunteer's n_peer / n_peer_agree when it was
+    # cast (proven voters before it on the candidate), so an undo takes back exactly those.
+    peer_n = models.PositiveSmallIntegerField(default=0, db_default=0)
+    peer_agree = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # [[volunteer_id, agreed], ...]: the earlier voters on the candidate this (proven) vote was
+    # a peer for, credited after commit; undo and void take exactly these back.
+    peer_credits = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -6,7 +6,11 @@ Rules (each one line of "why"; any one flags a volunteer):
   * one answer: at least ``ONE_ANSWER_MIN_VOTES`` yes/no votes and one answer ``ONE_ANSWER_SHARE``
     of the time (always-yes / always-no scripts);
   * against the consensus: at least ``CONSENSUS_MIN`` answers on settled candidates (retired
-    or answered by an expert) and under ``CONSENSUS_MAX_AGREEMENT`` agreeing with them.
+    or answered by an expert) and under ``CONSENSUS_MAX_AGREEMENT`` agreeing with them;
+  * against proven peers: agreeing with other proven volunteers on the same candidates
+    significantly less often than chance (mlcore.aggregation.evidence.peer_disagrees, the
+    rule that also takes proven status away: it catches colluders who pass gold and settle
+    the labels they vote on, which the consensus rule cannot see).
 
 :func:`flag_reasons` asks about one volunteer (a few indexed queries, used by the attack
 benchmark after each batch of votes); :func:`suspicious_volunteers` lists them for the page.
@@ -14,9 +18,11 @@ benchmark after each batch of votes); :func:`suspicious_volunteers` lists them f
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import Count, Q
 
 from labelapp.models import Candidate, Volunteer, Vote
+from mlcore.aggregation.evidence import peer_disagrees
 
 GOLD_MIN = 4
 GOLD_MAX_ACCURACY = 0.5
@@ -68,6 +74,12 @@ def _consensus_reason(n: int, agree: int) -> str | None:
     return None
 
 
+def _peer_reason(n_peer: int, n_agree: int) -> str | None:
+    if peer_disagrees(n_peer, n_agree, min_peer=settings.PEER_MIN_COMPARISONS, z=settings.PEER_Z):
+        return f"agrees with proven volunteers {n_agree} of {n_peer} times (not proven)"
+    return None
+
+
 def flag_reasons(volunteer: Volunteer) -> list[str]:
     """Why ``volunteer`` looks suspicious (empty: it does not)."""
     why = [_gold_reason(volunteer.n_gold, volunteer.n_gold_correct)]
@@ -78,6 +90,7 @@ def flag_reasons(volunteer: Volunteer) -> list[str]:
     why.append(_one_answer_reason(counts["yes"], counts["no"]))
     n, agree = _settled_agreement([volunteer.pk]).get(volunteer.pk, (0, 0))
     why.append(_consensus_reason(n, agree))
+    why.append(_peer_reason(volunteer.n_peer, volunteer.n_peer_agree))
     return [w for w in why if w]
 
 
@@ -89,7 +102,17 @@ def suspicious_volunteers(*, limit: int = PAGE_LIMIT) -> list[dict]:
             yes=Count("votes", filter=Q(votes__answer=Vote.Answer.YES)),
             no=Count("votes", filter=Q(votes__answer=Vote.Answer.NO)),
         )
-        .values("pk", "user__username", "n_votes", "n_gold", "n_gold_correct", "yes", "no")
+        .values(
+            "pk",
+            "user__username",
+            "n_votes",
+            "n_gold",
+            "n_gold_correct",
+            "n_peer",
+            "n_peer_agree",
+            "yes",
+            "no",
+        )
         .order_by("-n_votes")
     )
     rows = list(candidates[: limit * 20])
@@ -100,6 +123,7 @@ def suspicious_volunteers(*, limit: int = PAGE_LIMIT) -> list[dict]:
             _gold_reason(r["n_gold"], r["n_gold_correct"]),
             _one_answer_reason(r["yes"], r["no"]),
             _consensus_reason(*agreement.get(r["pk"], (0, 0))),
+            _peer_reason(r["n_peer"], r["n_peer_agree"]),
         ]
         why = [w for w in why if w]
         if why:

@@ -12,6 +12,18 @@ from settling a label on their own:
    alone points the same way by more than a margin (:func:`proven_support`): proven
    log-odds above +min_llr for "real", below -min_llr for "not real". Otherwise the
    candidate stays in the queue (or goes to the experts at the vote cap).
+3. **Delay, never cause.** The retirement decision itself is taken on
+   :func:`retirement_log_odds`: the unproven evidence on the side the posterior leans is
+   left out, the unproven evidence against it kept. Unproven votes move the posterior (and
+   the queue's order), and can hold a retirement back, but can never hasten one: sybils
+   agreeing with a slight wrong lean of the honest votes cannot tip it into a label.
+
+And one rule that gold alone cannot enforce: a *proven* voter who agrees with other proven
+voters on the same candidates significantly less often than chance (:func:`peer_disagrees`)
+is not proven any more. Honest volunteers agree with each other more often than not, even
+at low S/N; accounts that pass gold and then vote against the truth (colluders, or gold
+leaked to them) agree with the honest proven crowd far less often, and this catches them
+after a few dozen comparisons.
 
 Pure numpy / floats: used by the live consensus after each vote and by the batch run.
 """
@@ -21,12 +33,40 @@ from __future__ import annotations
 import numpy as np
 
 
-def is_proven(n_gold, n_gold_correct, *, min_gold: int, min_accuracy: float):
+def is_proven(
+    n_gold,
+    n_gold_correct,
+    *,
+    min_gold: int,
+    min_accuracy: float,
+    n_peer=0,
+    n_peer_agree=0,
+    min_peer: int = 10,
+    peer_z: float = 2.33,
+):
     """True where at least ``min_gold`` gold answers were given, ``min_accuracy`` of them
-    right ('not sure' counts as an answer that is not right). Scalars or arrays."""
+    right ('not sure' counts as an answer that is not right), and the voter's agreement with
+    other proven voters is not significantly below chance (:func:`peer_disagrees`; with no
+    comparisons yet it is not). Scalars or arrays."""
     n_gold = np.asarray(n_gold)
     ok = (n_gold >= min_gold) & (np.asarray(n_gold_correct) >= min_accuracy * n_gold)
+    ok = ok & ~peer_disagrees(n_peer, n_peer_agree, min_peer=min_peer, z=peer_z)
     return bool(ok) if ok.ndim == 0 else ok
+
+
+def peer_disagrees(n_peer, n_peer_agree, *, min_peer: int = 10, z: float = 2.33):
+    """Does a voter agree with other proven voters significantly less often than chance?
+
+    ``n_peer``: yes/no answers of the voter compared with a proven voter's yes/no answer on
+    the same (non-gold) candidate; ``n_peer_agree``: how many of them agreed. True where at
+    least ``min_peer`` comparisons were made and the agreement is below one half by more
+    than ``z`` standard errors of a fair coin (z = 2.33: one-sided 1 %). Honest voters, even
+    near chance at low S/N, agree at least half the time; a voter who answers against the
+    truth agrees with an honest voter of accuracy a only 1 - a of the time."""
+    n = np.asarray(n_peer, dtype=np.float64)
+    k = np.asarray(n_peer_agree, dtype=np.float64)
+    out = (n >= min_peer) & (k < 0.5 * n - z * 0.5 * np.sqrt(n))
+    return bool(out) if out.ndim == 0 else out
 
 
 def capped_log_odds(
@@ -46,6 +86,22 @@ def capped_log_odds(
     (logit 0.95 = 2.94), sybils can then never move a candidate whose honest votes lean to
     one side into being retired on the other."""  # fmt: skip
     return prior_log_odds + proven_llr + min(cap, unproven_for) + max(-cap, unproven_against)
+
+
+def retirement_log_odds(
+    prior_log_odds: float,
+    proven_llr: float,
+    unproven_for: float,
+    unproven_against: float,
+    cap: float,
+) -> float:
+    """The log-odds a retirement is decided on: as :func:`capped_log_odds`, without the
+    unproven evidence on the side the posterior leans (rule 3). Unproven votes against the
+    lean still count, so they can hold a retirement back."""
+    full = capped_log_odds(prior_log_odds, proven_llr, unproven_for, unproven_against, cap)
+    if full >= 0:
+        return full - min(cap, unproven_for)
+    return full - max(-cap, unproven_against)
 
 
 def proven_support(posterior: float, proven_llr: float, min_llr: float = 0.0) -> bool:

@@ -221,18 +221,20 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
     from django.db.models import Q
 
     rows = Volunteer.objects.filter(pk__in=vol_ids.tolist()).values_list(
-        "pk", "n_gold", "n_gold_correct"
+        "pk", "n_gold", "n_gold_correct", "n_peer", "n_peer_agree"
     )
-    n_gold = np.zeros(len(vol_ids))
-    n_ok = np.zeros(len(vol_ids))
-    for pk, g, ok in rows.iterator(chunk_size=20000):
-        j = int(np.searchsorted(vol_ids, pk))
-        n_gold[j], n_ok[j] = g, ok
+    counts = np.zeros((4, len(vol_ids)))  # gold, gold right, peer comparisons, agreed
+    for pk, *c in rows.iterator(chunk_size=20000):
+        counts[:, int(np.searchsorted(vol_ids, pk))] = c
     proven = is_proven(
-        n_gold,
-        n_ok,
+        counts[0],
+        counts[1],
         min_gold=settings.PROVEN_MIN_GOLD,
         min_accuracy=settings.PROVEN_MIN_ACCURACY,
+        n_peer=counts[2],
+        n_peer_agree=counts[3],
+        min_peer=settings.PEER_MIN_COMPARISONS,
+        peer_z=settings.PEER_Z,
     )
     experts = Volunteer.objects.filter(pk__in=vol_ids.tolist()).filter(
         Q(user__is_staff=True) | Q(user__groups__name=settings.EXPERT_GROUP)

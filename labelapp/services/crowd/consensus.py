@@ -14,9 +14,13 @@ at most RETIRE_MAX_VOTES votes, so this is a handful of rows per vote.
 Sybil resistance (mlcore.aggregation.evidence, docs/security.md): votes of *unproven*
 volunteers (fewer than PROVEN_MIN_GOLD gold answers at PROVEN_MIN_ACCURACY; experts are
 always proven) add at most UNPROVEN_MAX_LLR of log-odds per candidate together in each
-direction (for / against "real"), and a
-confident posterior retires a candidate only when the proven votes alone lean the same way by
-more than PROVEN_SUPPORT_LLR.
+direction (for / against "real"); a confident posterior retires a candidate only when the
+proven votes alone lean the same way by more than PROVEN_SUPPORT_LLR, and only on the
+evidence without the unproven votes that agree with it (they can hold a retirement back,
+never hasten one). Each new yes/no vote is compared with the proven votes already on its
+candidate (the volunteer's n_peer / n_peer_agree, and the vote's peer_n / peer_agree): a
+volunteer who agrees with proven peers significantly less often than chance stops being
+proven, and the candidates they helped settle are re-checked (services.crowd.votes).
 
 Gold candidates are never retired by votes (they keep teaching); a vote on one updates the
 volunteer's skill in that regime instead (Beta counts with the known truth). An expert's
@@ -26,7 +30,7 @@ answer (staff or the EXPERT_GROUP) settles the label at once.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from django.conf import settings
@@ -47,7 +51,12 @@ from labelapp.models import (
 from labelapp.selectors.volunteers import expert_user_ids
 from mlcore.aggregation import RetirementRule, log_odds_of, posterior_of, skill_update, vote_llr
 from mlcore.aggregation import regime_index as _regime_index
-from mlcore.aggregation.evidence import capped_log_odds, is_proven, proven_support
+from mlcore.aggregation.evidence import (
+    capped_log_odds,
+    is_proven,
+    proven_support,
+    retirement_log_odds,
+)
 from mlcore.cutout_quality import servable
 
 # Pseudo-counts of the prior a volunteer's skill starts from (the default skill times this).
@@ -114,6 +123,12 @@ class ConsensusUpdate:
     n_votes: int
     status: str
     changed_status: bool
+    # The triggering vote's comparison with the proven votes before it made its volunteer
+    # lose proven status (votes.after_vote then re-checks what they settled).
+    voter_demoted: bool = False
+    # [[volunteer_id, agreed], ...]: earlier voters compared with the (proven) new voter,
+    # to apply after commit (votes.credit_peers)
+    peer_credits: list = field(default_factory=list)
 
 
 def _gold_of(candidate: Candidate) -> GoldStandard | None:
@@ -239,20 +254,26 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         log_odds = log_odds_of(pop.class_prior[regime])
         # one row per (vote, skill row of its volunteer); skills of the other regime ignored
         per_vote: dict[int, tuple] = {}
-        for _, _, vote_id, answer, user_id, s_regime, sa, sb, ca, cb, n_g, n_ok, z_expert in rows:
+        for row in rows:
+            _, _, vote_id, answer, user_id, s_regime, sa, sb, ca, cb, *counts = row
             if vote_id is None:
                 continue  # no votes (all taken back)
             if vote_id not in per_vote or s_regime == regime:
                 skill = (sa, sb, ca, cb) if s_regime == regime else None
-                per_vote[vote_id] = (answer, user_id, skill, n_g, n_ok, bool(z_expert))
+                per_vote[vote_id] = (answer, user_id, skill, *counts)
         # Only volunteers with an account can be experts: anonymous voters cost no query.
         users = {v[1] for v in per_vote.values() if v[1] is not None}
         experts = expert_user_ids(users) if users else set()
+        proven = {
+            vote_id: _is_proven(v, experts) for vote_id, v in per_vote.items()
+        }  # vote -> its volunteer counts as proven
+        demoted, credits = False, []
+        if trigger is not None and trigger.pk in per_vote:
+            demoted, credits = _compare_with_peers(cur, t, trigger.pk, per_vote, proven, experts)
         n_unsure, n_binary, expert_label = 0, 0, None
         proven_llr = unproven_for = unproven_against = 0.0
-        min_gold, min_acc = settings.PROVEN_MIN_GOLD, settings.PROVEN_MIN_ACCURACY
         for vote_id in sorted(per_vote):
-            answer, user_id, skill, n_g, n_ok, z_expert = per_vote[vote_id]
+            answer, user_id, skill, _, _, z_expert, *_ = per_vote[vote_id]
             expert = user_id in experts or z_expert  # z_expert: Zooniverse's expert column
             if answer == Vote.Answer.UNSURE:
                 n_unsure += 1
@@ -267,15 +288,14 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
             else:
                 sens, spec = pop.sensitivity[regime], pop.specificity[regime]
             llr = vote_llr(sens, spec, label)
-            if expert or is_proven(n_g, n_ok, min_gold=min_gold, min_accuracy=min_acc):
+            if proven[vote_id]:
                 proven_llr += llr
             elif llr > 0:
                 unproven_for += llr
             else:
                 unproven_against += llr
-        log_odds = capped_log_odds(
-            log_odds, proven_llr, unproven_for, unproven_against, settings.UNPROVEN_MAX_LLR
-        )
+        evidence = (log_odds, proven_llr, unproven_for, unproven_against, settings.UNPROVEN_MAX_LLR)
+        log_odds = capped_log_odds(*evidence)
         posterior = posterior_of(log_odds)
         if expert_label is not None:
             posterior = 1.0 if expert_label else 0.0
@@ -287,7 +307,9 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         if expert_label is not None:
             new, reason = Candidate.Status.RETIRED, RetirementEvent.Reason.EXPERT
         else:
-            new = rule.decide_one(posterior, n_binary)
+            # decided without the unproven votes that agree with the lean: they can hold a
+            # retirement back, never hasten one (sybils tipping a slight wrong lean)
+            new = rule.decide_one(posterior_of(retirement_log_odds(*evidence)), n_binary)
             supported = proven_support(posterior, proven_llr, settings.PROVEN_SUPPORT_LLR)
             if new == Candidate.Status.RETIRED and not supported:
                 # confident, but not on evidence sybils cannot supply: keep asking
@@ -318,7 +340,66 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         n_votes=n_binary,
         status=new if changed else old,
         changed_status=changed,
+        voter_demoted=demoted,
+        peer_credits=credits,
     )
+
+
+def _is_proven(vote: tuple, experts: set) -> bool:
+    """Does the volunteer of one per-vote evidence tuple count as proven?"""
+    _, user_id, _, n_g, n_ok, z_expert, _, n_peer, n_agree = vote
+    return bool(user_id in experts or z_expert) or is_proven(
+        n_g,
+        n_ok,
+        min_gold=settings.PROVEN_MIN_GOLD,
+        min_accuracy=settings.PROVEN_MIN_ACCURACY,
+        n_peer=n_peer,
+        n_peer_agree=n_agree,
+        min_peer=settings.PEER_MIN_COMPARISONS,
+        peer_z=settings.PEER_Z,
+    )
+
+
+def _compare_with_peers(
+    cur, t, vote_id: int, per_vote: dict, proven: dict, experts
+) -> tuple[bool, list]:
+    """Compare the new yes/no vote ``vote_id`` with the yes/no votes already on its candidate.
+
+    Both sides of each pair learn something: the new voter is compared with every *proven*
+    earlier voter (added to its Volunteer counters now, and recorded on the vote as
+    peer_n / peer_agree); if the new voter is proven, every earlier voter is compared with it
+    -- those credits ``[[volunteer_id, agreed], ...]`` are returned, recorded on the vote
+    (peer_credits, so an undo or a void takes back exactly them) and applied by the caller
+    after commit, one row at a time (services.crowd.votes.credit_peers): locking another
+    volunteer's row here, under this candidate's lock, could deadlock with that volunteer's
+    own vote. Returns (the new voter was proven and is not any more, the credits)."""
+    answer, _, _, _, _, _, volunteer_id, n_peer, n_agree = per_vote[vote_id]
+    if answer == Vote.Answer.UNSURE:
+        return False, []
+    earlier = [
+        (other, v) for other, v in sorted(per_vote.items())
+        if other != vote_id and v[6] != volunteer_id and v[0] != Vote.Answer.UNSURE
+    ]  # fmt: skip
+    peers = [v[0] for other, v in earlier if proven[other]]
+    was = proven[vote_id]
+    credits = [[v[6], int(v[0] == answer)] for _, v in earlier] if was else []
+    n, k = len(peers), sum(a == answer for a in peers)
+    if not n and not credits:
+        return False, []
+    if n:
+        cur.execute(
+            f"UPDATE {t.volunteer} SET n_peer = n_peer + %s, "  # noqa: S608
+            "n_peer_agree = n_peer_agree + %s WHERE id = %s",
+            [n, k, volunteer_id],
+        )
+    cur.execute(
+        f"UPDATE {t.vote} SET peer_n = %s, peer_agree = %s, peer_credits = %s "  # noqa: S608
+        "WHERE id = %s",
+        [n, k, json.dumps(credits) if credits else None, vote_id],
+    )
+    per_vote[vote_id] = (*per_vote[vote_id][:7], n_peer + n, n_agree + k)
+    proven[vote_id] = _is_proven(per_vote[vote_id], experts)
+    return was and not proven[vote_id], credits
 
 
 @dataclass(frozen=True)
@@ -386,7 +467,8 @@ def _EVIDENCE_SQL() -> str:
     t = _tables()
     return (
         "SELECT c.sn, c.status, v.id, v.answer, vol.user_id, s.regime, s.sens_alpha, "  # noqa: S608
-        "s.sens_beta, s.spec_alpha, s.spec_beta, vol.n_gold, vol.n_gold_correct, z.expert "
+        "s.sens_beta, s.spec_alpha, s.spec_beta, vol.n_gold, vol.n_gold_correct, z.expert, "
+        "v.volunteer_id, vol.n_peer, vol.n_peer_agree "
         f"FROM {t.candidate} c "
         f"LEFT JOIN {t.vote} v ON v.candidate_id = c.id "
         f"LEFT JOIN {t.volunteer} vol ON vol.id = v.volunteer_id "

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from labelapp.errors import InvalidInput
-from labelapp.models import AuditEvent, Candidate, ConsensusState, RetirementEvent, Volunteer, Vote
-from labelapp.services.crowd.consensus import forget_vote, update_consensus
+from labelapp.models import AuditEvent, Candidate, Volunteer, Vote
+from labelapp.services.crowd.consensus import forget_vote
+from labelapp.services.crowd.peers import credit_peers, reopen_if_unsettled
 from labelapp.services.crowd.volunteers import refresh_counters
 from labelapp.services.operations.audit import record_audit
 
@@ -53,6 +54,10 @@ def void_volunteer_votes(*, volunteer_id: int, user, reason: str = "") -> VoidRe
             Vote.objects.filter(volunteer=volunteer).select_related("candidate").order_by("pk")
         )
         Vote.objects.filter(pk__in=[v.pk for v in votes]).delete()
+        # the peer comparisons their votes gave others go too (after commit, as given)
+        credits = [c for v in votes for c in (v.peer_credits or [])]
+        if credits:
+            transaction.on_commit(lambda: credit_peers(credits, sign=-1))
         regular: set[int] = set()
         for v in votes:
             if v.was_gold:
@@ -61,7 +66,7 @@ def void_volunteer_votes(*, volunteer_id: int, user, reason: str = "") -> VoidRe
                 regular.add(v.candidate_id)
         reopened = []
         for cid in sorted(regular):
-            if _reopen_if_unsettled(candidate_id=cid, user=user):
+            if reopen_if_unsettled(candidate_id=cid, user=user):
                 reopened.append(cid)
         refresh_counters(volunteer=volunteer)
         detectids = dict(Candidate.objects.filter(pk__in=reopened).values_list("pk", "detectid"))
@@ -86,34 +91,6 @@ def void_volunteer_votes(*, volunteer_id: int, user, reason: str = "") -> VoidRe
         n_candidates=len({v.candidate_id for v in votes}),
         reopened=[detectids[c] for c in reopened],
     )
-
-
-def _reopen_if_unsettled(*, candidate_id: int, user) -> bool:
-    """Recompute the candidate; re-open it if it was retired by votes and the remaining
-    votes no longer retire it. True when re-opened."""
-    state = ConsensusState.objects.filter(candidate_id=candidate_id).first()
-    status = Candidate.objects.filter(pk=candidate_id).values_list("status", flat=True).first()
-    if status != Candidate.Status.RETIRED or (state and state.expert_label is not None):
-        update_consensus(candidate_id=candidate_id)  # active/expert: just the new posterior
-        return False
-    sid = transaction.savepoint()
-    Candidate.objects.filter(pk=candidate_id).update(status=Candidate.Status.ACTIVE)
-    result = update_consensus(candidate_id=candidate_id)
-    if result.status == Candidate.Status.RETIRED:
-        transaction.savepoint_rollback(sid)  # still settled without the voided votes: keep
-        update_consensus(candidate_id=candidate_id)  # its retirement, with the new posterior
-        return False
-    transaction.savepoint_commit(sid)
-    RetirementEvent.objects.create(
-        candidate_id=candidate_id,
-        from_status=Candidate.Status.RETIRED,
-        to_status=Candidate.Status.ACTIVE,
-        reason=RetirementEvent.Reason.MANUAL,
-        user=user if getattr(user, "is_authenticated", False) else None,
-        posterior=result.posterior,
-        n_votes=result.n_votes,
-    )
-    return True
 
 
 # --- blocked client address ranges --------------------------------------------------------

@@ -13,7 +13,7 @@ from functools import lru_cache
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 
 from labelapp.models import Candidate, GoldStandard, Volunteer, Vote
 
@@ -148,6 +148,8 @@ def refresh_counters(*, volunteer: Volunteer) -> None:
                 | Q(answer=Vote.Answer.NO, candidate__gold__is_real=False)
             ),
         ),
+        peer_n=Sum("peer_n"),
+        peer_agree=Sum("peer_agree"),
     )
     days = sorted({d.date() for d in votes.values_list("created_at", flat=True)})
     best = run = 0
@@ -157,6 +159,7 @@ def refresh_counters(*, volunteer: Volunteer) -> None:
     last = votes.order_by("-created_at").values_list("created_at", flat=True).first()
     volunteer.n_votes, volunteer.n_unsure = agg["n"], agg["unsure"]
     volunteer.n_gold, volunteer.n_gold_correct = agg["gold"], agg["gold_ok"]
+    volunteer.n_peer, volunteer.n_peer_agree = agg["peer_n"] or 0, agg["peer_agree"] or 0
     volunteer.last_vote_at = last
     volunteer.last_active_day = days[-1] if days else None
     volunteer.streak_days, volunteer.best_streak_days = run, max(best, volunteer.best_streak_days)

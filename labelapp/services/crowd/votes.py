@@ -281,7 +281,15 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
             changes["n_gold"] = F("n_gold") - 1
             if correct:
                 changes["n_gold_correct"] = F("n_gold_correct") - 1
+        if vote.peer_n:  # the comparisons with proven peers this vote added
+            changes["n_peer"] = F("n_peer") - vote.peer_n
+            changes["n_peer_agree"] = F("n_peer_agree") - vote.peer_agree
         Volunteer.objects.filter(pk=volunteer.pk).update(**changes)
+        if vote.peer_credits:  # ... and those it gave the earlier voters
+            from labelapp.services.crowd.peers import credit_peers
+
+            credits = vote.peer_credits
+            transaction.on_commit(lambda: credit_peers(credits, sign=-1))
     volunteer.refresh_from_db()
     after_undo(vote)
     return vote
@@ -306,8 +314,17 @@ def after_vote(vote: Vote) -> None:
     live consensus is recomputed and the retirement rule applied (services.consensus). If
     it fails, the vote is rolled back with it (the client's retry records both)."""
     from labelapp.services.crowd.consensus import record_vote
+    from labelapp.services.crowd.peers import credit_peers, recheck_settled_by
 
-    record_vote(vote=vote)
+    update = record_vote(vote=vote)
+    if update is None:
+        return
+    if update.voter_demoted:
+        # they just lost proven status: what they helped settle may not be settled without it
+        recheck_settled_by(volunteer_id=vote.volunteer_id)
+    if update.peer_credits:
+        credits = update.peer_credits
+        transaction.on_commit(lambda: credit_peers(credits, sign=+1))
 
 
 def after_undo(vote: Vote) -> None:

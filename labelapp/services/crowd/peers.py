@@ -1,0 +1,114 @@
+"""Proven status from agreement with peers, and re-checking what a voter settled.
+
+A proven volunteer who agrees with other proven volunteers far less often than chance
+(mlcore.aggregation.evidence.peer_disagrees) is not proven any more: colluders who pass gold
+and lie elsewhere. Live consensus (services.crowd.consensus) counts the comparisons of each
+new vote; :func:`credit_peers` gives the earlier voters theirs after commit; when a voter
+loses proven status, :func:`recheck_settled_by` re-opens what is no longer settled without
+it. Voiding a volunteer's votes (services.crowd.moderation) re-opens with the same
+:func:`reopen_if_unsettled`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from labelapp.models import Candidate, ConsensusState, RetirementEvent, Volunteer, Vote
+from labelapp.services.crowd.consensus import update_consensus
+from labelapp.services.operations.audit import record_audit
+from mlcore.aggregation.evidence import is_proven
+
+
+def credit_peers(credits: list, *, sign: int) -> None:
+    """Add (sign=+1) or take back (-1) peer comparisons ``[[volunteer_id, agreed], ...]``
+    that a proven vote gave the earlier voters on its candidate. After the vote's commit,
+    one row per statement in its own transaction, so no vote's transaction ever holds
+    another volunteer's row. A voter this makes disagree with proven peers significantly
+    (mlcore.aggregation.evidence.peer_disagrees) loses proven status, and what they settled
+    is re-checked (services.crowd.moderation.recheck_settled_by)."""
+
+    def proven(row) -> bool:
+        return is_proven(
+            row[0], row[1], min_gold=settings.PROVEN_MIN_GOLD,
+            min_accuracy=settings.PROVEN_MIN_ACCURACY, n_peer=row[2], n_peer_agree=row[3],
+            min_peer=settings.PEER_MIN_COMPARISONS, peer_z=settings.PEER_Z,
+        )  # fmt: skip
+
+    table = connection.ops.quote_name(Volunteer._meta.db_table)
+    for volunteer_id, agreed in credits:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(
+                f"UPDATE {table} SET n_peer = n_peer + %s, "  # noqa: S608
+                "n_peer_agree = n_peer_agree + %s WHERE id = %s "
+                "RETURNING n_gold, n_gold_correct, n_peer, n_peer_agree",
+                [sign, sign * agreed, volunteer_id],
+            )
+            after = cur.fetchone()
+            if after is None:  # the volunteer is gone
+                continue
+            before = (after[0], after[1], after[2] - sign, after[3] - sign * agreed)
+            if sign > 0 and proven(before) and not proven(after):
+                recheck_settled_by(volunteer_id=volunteer_id)
+
+
+def recheck_settled_by(*, volunteer_id: int) -> list[int]:
+    """The volunteer just lost proven status (they disagree with proven peers far more
+    often than chance: mlcore.aggregation.evidence.peer_disagrees). Every non-gold candidate
+    they voted on that votes retired is recomputed without their proof and re-opened where
+    it is no longer settled (reason ``recheck``); one audit record names them. Returns the
+    re-opened detectids. Runs in the caller's transaction (the vote that demoted them)."""
+    retired = list(
+        Vote.objects.filter(
+            volunteer_id=volunteer_id,
+            was_gold=False,
+            candidate__status=Candidate.Status.RETIRED,
+        )
+        .order_by("candidate_id")
+        .values_list("candidate_id", flat=True)
+    )
+    reopened = [
+        cid
+        for cid in retired
+        if reopen_if_unsettled(
+            candidate_id=cid, user=None, reason=RetirementEvent.Reason.PEER_RECHECK
+        )
+    ]
+    detectids = dict(Candidate.objects.filter(pk__in=reopened).values_list("pk", "detectid"))
+    record_audit(
+        user=None,
+        action="peer_demotion",
+        target=f"volunteer:{volunteer_id}",
+        detail={"rechecked": len(retired), "reopened": [detectids[c] for c in reopened]},
+    )
+    return [detectids[c] for c in reopened]
+
+
+def reopen_if_unsettled(
+    *, candidate_id: int, user, reason: str = RetirementEvent.Reason.MANUAL
+) -> bool:
+    """Recompute the candidate; re-open it if it was retired by votes and the remaining
+    votes no longer retire it. True when re-opened."""
+    state = ConsensusState.objects.filter(candidate_id=candidate_id).first()
+    status = Candidate.objects.filter(pk=candidate_id).values_list("status", flat=True).first()
+    if status != Candidate.Status.RETIRED or (state and state.expert_label is not None):
+        update_consensus(candidate_id=candidate_id)  # active/expert: just the new posterior
+        return False
+    sid = transaction.savepoint()
+    Candidate.objects.filter(pk=candidate_id).update(status=Candidate.Status.ACTIVE)
+    result = update_consensus(candidate_id=candidate_id)
+    if result.status == Candidate.Status.RETIRED:
+        transaction.savepoint_rollback(sid)  # still settled without the voided votes: keep
+        update_consensus(candidate_id=candidate_id)  # its retirement, with the new posterior
+        return False
+    transaction.savepoint_commit(sid)
+    RetirementEvent.objects.create(
+        candidate_id=candidate_id,
+        from_status=Candidate.Status.RETIRED,
+        to_status=Candidate.Status.ACTIVE,
+        reason=reason,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        posterior=result.posterior,
+        n_votes=result.n_votes,
+    )
+    return True

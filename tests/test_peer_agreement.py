@@ -1,0 +1,169 @@
+"""Issue #24, colluders who pass gold: a proven volunteer who agrees with other proven
+volunteers far less often than chance loses proven status, and what they settled is
+re-checked; the comparisons are exact under undo (mlcore.aggregation.evidence)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labelapp.models import AuditEvent, Candidate, RetirementEvent, Volunteer, Vote
+from labelapp.selectors.suspicious import flag_reasons
+from labelapp.services.crowd.votes import submit_vote, undo_last_vote
+from mlcore.aggregation.evidence import is_proven, peer_disagrees, retirement_log_odds
+from tests.factories_volunteers import make_candidates, make_proven_volunteer, make_volunteer
+
+# --- the rule itself ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "agree", "disagrees"),
+    [
+        (9, 0, False),  # under the minimum number of comparisons: no verdict
+        (10, 1, True),  # 1 of 10: 5 - 2.33 x 0.5 x sqrt(10) = 1.32
+        (10, 2, False),
+        (100, 38, True),  # 50 - 11.65 = 38.35
+        (100, 39, False),
+        (1000, 520, False),  # an honest volunteer near chance at low S/N
+        (1000, 300, True),
+    ],
+)
+def test_peer_disagreement_is_significantly_below_chance(n, agree, disagrees):
+    assert peer_disagrees(n, agree, min_peer=10, z=2.33) is disagrees
+
+
+def test_peer_rule_vectorises_and_feeds_is_proven():
+    got = peer_disagrees(np.array([0, 10, 10]), np.array([0, 0, 9]), min_peer=10, z=2.33)
+    assert got.tolist() == [False, True, False]
+    proven = is_proven(
+        np.array([10, 10, 10]),
+        np.array([10, 10, 10]),
+        min_gold=4,
+        min_accuracy=0.7,
+        n_peer=np.array([0, 10, 10]),
+        n_peer_agree=np.array([0, 0, 9]),
+    )
+    assert proven.tolist() == [True, False, True]
+    # without peer counts, gold alone decides (as before)
+    assert is_proven(4, 3, min_gold=4, min_accuracy=0.7) is True
+
+
+def test_retirement_log_odds_drops_only_the_unproven_evidence_on_the_lean():
+    # leaning real: the unproven 'for' evidence (capped at 2) is dropped, 'against' kept
+    assert retirement_log_odds(0.0, 2.2, 3.0, -0.5, 2.0) == pytest.approx(2.2 - 0.5)
+    # leaning not real: the unproven 'against' evidence is dropped
+    assert retirement_log_odds(0.0, -2.2, 0.4, -5.0, 2.0) == pytest.approx(-2.2 + 0.4)
+    # no unproven votes: unchanged
+    assert retirement_log_odds(0.3, 3.0, 0.0, 0.0, 2.0) == pytest.approx(3.3)
+
+
+# --- in the live consensus ----------------------------------------------------------------
+
+
+@pytest.fixture
+def rules(settings, default_retirement_rules):
+    settings.PROVEN_MIN_GOLD, settings.PROVEN_MIN_ACCURACY = 4, 0.7
+    settings.UNPROVEN_MAX_LLR = 2.0
+    settings.PEER_MIN_COMPARISONS, settings.PEER_Z = 10, 2.33
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rules", "own_cache")
+def test_a_colluder_who_passes_gold_is_demoted_and_what_they_settled_reopens():
+    (settled,) = make_candidates(1, first_id=7_000_000)
+    others = make_candidates(5, first_id=7_100_000)
+    a, b, c = (make_proven_volunteer() for _ in range(3))  # three colluders, gold right
+    for v in (a, b, c):
+        submit_vote(volunteer=v, detectid=settled.detectid, answer="no")
+    settled.refresh_from_db()
+    assert settled.status == Candidate.Status.RETIRED  # three proven 'no': settled
+
+    # ... and colluder a lies where two honest proven volunteers already said 'yes'
+    honest = [make_proven_volunteer() for _ in range(2)]
+    for k, cand in enumerate(others):
+        for h in honest:
+            submit_vote(volunteer=h, detectid=cand.detectid, answer="yes")
+        submit_vote(volunteer=a, detectid=cand.detectid, answer="no")
+        a.refresh_from_db()
+        assert (a.n_peer, a.n_peer_agree) == (2 * (k + 1), 0)
+    # 10 comparisons, none agreeing: not proven any more, and flagged on the console
+    assert not is_proven(
+        a.n_gold, a.n_gold_correct, min_gold=4, min_accuracy=0.7,
+        n_peer=a.n_peer, n_peer_agree=a.n_peer_agree,
+    )  # fmt: skip
+    assert any("agrees with proven volunteers 0 of 10 times" in r for r in flag_reasons(a))
+    # the candidate the three settled: without a's proof, b and c alone (2.2) do not retire it
+    settled.refresh_from_db()
+    assert settled.status == Candidate.Status.ACTIVE
+    event = RetirementEvent.objects.filter(candidate=settled).latest("pk")
+    assert (event.from_status, event.to_status, event.reason) == ("retired", "active", "recheck")
+    audit = AuditEvent.objects.get(action="peer_demotion")
+    assert audit.target == f"volunteer:{a.pk}"
+    assert audit.detail["reopened"] == [settled.detectid]
+    # the honest volunteers compared themselves only with proven votes before theirs
+    for h in honest:
+        h.refresh_from_db()
+        assert h.n_peer_agree == h.n_peer
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rules", "own_cache")
+def test_only_proven_peers_count_and_undo_takes_back_exactly_the_comparisons(
+    django_capture_on_commit_callbacks,
+):
+    (cand,) = make_candidates(1, first_id=7_200_000)
+    earlier = [make_volunteer(), make_proven_volunteer(), make_proven_volunteer()]
+    with django_capture_on_commit_callbacks(execute=True):
+        for v, answer in zip(earlier, ["no", "yes", "no"], strict=True):
+            submit_vote(volunteer=v, detectid=cand.detectid, answer=answer)  # 1st: unproven
+    me = make_proven_volunteer()
+    with django_capture_on_commit_callbacks(execute=True):
+        submit_vote(volunteer=me, detectid=cand.detectid, answer="yes")
+    me.refresh_from_db()
+    vote = Vote.objects.get(volunteer=me)
+    # me against the two proven earlier votes; each earlier voter against me (proven)
+    assert (me.n_peer, me.n_peer_agree) == (2, 1) == (vote.peer_n, vote.peer_agree)
+    assert vote.peer_credits == [[earlier[0].pk, 0], [earlier[1].pk, 1], [earlier[2].pk, 0]]
+
+    def counts():
+        return [
+            (v.n_peer, v.n_peer_agree) for v in (Volunteer.objects.get(pk=e.pk) for e in earlier)
+        ]
+
+    # every voter is compared with the proven votes after it, and (its own) before it; the
+    # unproven first voter is measured too, it just is not anyone's peer
+    assert counts() == [(3, 1), (2, 1), (2, 0)]
+    # undo (and vote the other way) cannot farm agreement: the counters go back exactly
+    with django_capture_on_commit_callbacks(execute=True):
+        undo_last_vote(volunteer=me)
+    me.refresh_from_db()
+    assert (me.n_peer, me.n_peer_agree) == (0, 0)
+    assert counts() == [(2, 1), (1, 0), (1, 0)]
+    with django_capture_on_commit_callbacks(execute=True):
+        submit_vote(volunteer=me, detectid=cand.detectid, answer="no")
+    me.refresh_from_db()
+    assert (me.n_peer, me.n_peer_agree) == (2, 1)
+    assert counts() == [(3, 2), (2, 0), (2, 1)]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rules", "own_cache")
+def test_a_colluder_who_votes_first_is_caught_by_the_honest_votes_after_it(
+    django_capture_on_commit_callbacks,
+):
+    """Voting first on a candidate gives a colluder no comparison of its own; the proven
+    votes after it compare it (after commit) all the same."""
+    cands = make_candidates(5, first_id=7_300_000)
+    colluder = make_proven_volunteer()
+    honest = [make_proven_volunteer() for _ in range(2)]
+    with django_capture_on_commit_callbacks(execute=True):
+        for cand in cands:
+            submit_vote(volunteer=colluder, detectid=cand.detectid, answer="no")
+            for h in honest:
+                submit_vote(volunteer=h, detectid=cand.detectid, answer="yes")
+    colluder.refresh_from_db()
+    assert (colluder.n_peer, colluder.n_peer_agree) == (10, 0)
+    assert any("0 of 10 times" in r for r in flag_reasons(colluder))
+    assert AuditEvent.objects.filter(
+        action="peer_demotion", target=f"volunteer:{colluder.pk}"
+    ).exists()
