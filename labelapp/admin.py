@@ -84,6 +84,76 @@ class VoteAdmin(admin.ModelAdmin):
     show_full_result_count = False  # millions of votes: no COUNT(*) per page
 
 
+# --- Models, rounds, labels: read-only ---------------------------------------------------
+# Their state changes only through services (the promotion gate, rounds, aggregation runs),
+# each of which records what it did; an edit here would bypass that, so the admin shows them.
+from labelapp.models import (  # noqa: E402
+    AggregationRun,
+    ConsensusState,
+    Label,
+    ModelVersion,
+    Round,
+    RoundCandidate,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "status", "label_source", "n_train", "created_at", "status_reason")
+    list_filter = ("status", "label_source")
+
+
+@admin.register(Round)
+class RoundAdmin(ReadOnlyAdmin):
+    list_display = (
+        "number", "status", "scored_by", "n_queued", "votes_gained", "labels_gained",
+        "trained_model", "started_at", "closed_at",
+    )  # fmt: skip
+    list_filter = ("status",)
+
+
+@admin.register(RoundCandidate)
+class RoundCandidateAdmin(ReadOnlyAdmin):
+    list_display = ("round", "rank", "candidate", "reason", "score")
+    list_filter = ("reason",)
+    raw_id_fields = ("round", "candidate")
+    search_fields = ("=candidate__detectid",)
+
+
+@admin.register(AggregationRun)
+class AggregationRunAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "method", "status", "n_votes", "n_candidates", "n_retired")
+    list_filter = ("method", "status")
+
+
+@admin.register(Label)
+class LabelAdmin(ReadOnlyAdmin):
+    list_display = ("candidate", "run", "is_real", "posterior", "confidence", "n_votes")
+    list_filter = ("is_real",)
+    raw_id_fields = ("run", "candidate")
+    search_fields = ("=candidate__detectid",)
+
+
+@admin.register(ConsensusState)
+class ConsensusStateAdmin(ReadOnlyAdmin):
+    list_display = ("candidate", "posterior", "n_votes", "n_unsure", "expert_label", "updated_at")
+    raw_id_fields = ("candidate",)
+    search_fields = ("=candidate__detectid",)
+
+
 # --- The admin's log-in goes through the one log-in limiter (services.login_guard) -------
 _admin_login = admin.site.login
 

@@ -297,3 +297,27 @@ def test_training_history_figure_draws_one_pair_of_curves_per_ensemble_member():
     assert fig["data"][2]["x"] == [0, 1, 2]  # each member's epochs from 0
     assert fig["layout"]["title"]["text"] == "Training of 2 members"  # not member 0's epoch
     assert history_figure({}) is None
+
+
+def test_a_round_before_any_model_or_scores_is_refused_and_says_what_to_do(
+    sci, own_cache, django_capture_on_commit_callbacks
+):
+    """No model: a round would only rebuild the low-S/N order the queue already has (it used
+    to report success with 'round 1: 0 queued'). The button is disabled, with why; a live
+    model that has not scored yet is refused too."""
+    from labelapp.models import ModelVersion
+
+    page = sci.get(reverse("console-campaign")).content.decode()
+    assert 'aria-describedby="round-needs-model"' in page and "No model yet" in page
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        resp = sci.post(reverse("console-start-round"), follow=True)
+    assert "No round started: there is no live model yet" in resp.content.decode()
+    assert not callbacks and not Round.objects.exists()
+    assert not TaskProgress.objects.filter(name="start_round").exists()
+    assert not AuditEvent.objects.filter(action="start_round").exists()
+    mv = ModelVersion.objects.create(
+        label_source="truth", directory="/nonexistent", card={}, status="promoted"
+    )
+    resp = sci.post(reverse("console-start-round"), follow=True)
+    assert f"the live model v{mv.pk} has not scored the catalogue yet" in resp.content.decode()
+    assert not Round.objects.exists()

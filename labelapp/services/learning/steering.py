@@ -10,7 +10,7 @@ from dataclasses import asdict
 from django.db import transaction
 
 from labelapp.errors import InvalidInput
-from labelapp.models import ModelVersion, TaskProgress
+from labelapp.models import CandidateScore, ModelVersion, TaskProgress
 from labelapp.selectors.models import live_model
 from labelapp.services.learning.acquisition_settings import acquisition_settings
 from labelapp.services.operations.audit import record_audit
@@ -25,6 +25,18 @@ def request_round(*, user) -> TaskProgress:
     """Queue ``start_round`` with the saved settings (the task reads them itself), ordered by
     the model that is live now: its id travels with the task."""
     model = live_model()
+    if model is None:
+        # a round without a model would only rebuild the low-S/N-first order it already has
+        raise SteeringError(
+            "there is no live model yet, so a round has nothing to choose by (the queue "
+            "already serves the lowest S/N first): retrain, promote a model and score the "
+            "catalogue, then start a round"
+        )
+    if not CandidateScore.objects.filter(model_version=model).exists():
+        raise SteeringError(
+            f"the live model v{model.pk} has not scored the catalogue yet: score it first "
+            "(a round orders the queue by its scores)"
+        )
     config = acquisition_settings()
     with transaction.atomic():
         progress = _queued("start_round", f"queued by {user.get_username()}")

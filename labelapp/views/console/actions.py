@@ -21,8 +21,12 @@ from mlcore.acquisition import DIVERSITY, STRATEGIES
 @scientist_required
 @require_POST
 def start_round(request):
-    steering.request_round(user=request.user)
-    messages.success(request, "A new round was queued; its progress shows below.")
+    try:
+        steering.request_round(user=request.user)
+    except steering.SteeringError as exc:
+        messages.error(request, f"No round started: {exc}.")
+    else:
+        messages.success(request, "A new round was queued; its progress shows below.")
     return redirect("console-campaign")
 
 
