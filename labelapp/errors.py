@@ -24,6 +24,12 @@ class InvalidInput(PlatformError):
     """The request or file is malformed or out of range."""
 
 
+class Unauthenticated(PlatformError):
+    """No credentials, or credentials that do not work (unknown or revoked API token)."""
+
+    code = "unauthenticated"
+
+
 class Forbidden(PlatformError):
     """Not allowed for this caller (e.g. a vote on a candidate never served to it)."""
 

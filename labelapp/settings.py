@@ -357,6 +357,9 @@ AUTH_RATE_LOGIN_IP = env_rate("LABELAPP_LOGIN_RATE_IP", "60/600")
 AUTH_RATE_LOGIN_USER = env_rate("LABELAPP_LOGIN_RATE_USER", "20/600")
 AUTH_RATE_PASSWORD_RESET = env_rate("LABELAPP_PASSWORD_RESET_RATE", "10/3600")
 AUTH_LOGIN_LOCKOUT = env_rate("LABELAPP_LOGIN_LOCKOUT", "5/900")
+# Requests per science-API token (docs/api.md): a notebook paging the catalogue at 1,000
+# rows a request reads 2.5 M rows in a few minutes within it.
+SCIENCE_API_RATE = env_rate("LABELAPP_SCIENCE_API_RATE", "600/60")
 # Crowd integrity (docs/security.md). A vote is accepted only for a candidate the server
 # served to that session (a signed token, valid this many seconds).
 VOTE_SERVED_TTL_S = env_int("LABELAPP_VOTE_SERVED_TTL_S", 6 * 3600)

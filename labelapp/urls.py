@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from labelapp.views import health, pages
+from labelapp.views.science_api import api as science_api
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -9,6 +10,7 @@ urlpatterns = [
     path("candidates/<int:detectid>/cutout.png", pages.candidate_cutout, name="candidate-cutout"),
     path("healthz", health.healthz, name="healthz"),
     path("console/", include("labelapp.urls_console")),
+    path("api/science/v1/", science_api.urls),
     path("admin/", admin.site.urls),
     path("", include("labelapp.urls_volunteer")),
 ]

@@ -10,6 +10,7 @@ from labelapp.views.console import (
     exports,
     models,
     science,
+    tokens,
     volunteers,
 )
 
@@ -54,4 +55,7 @@ urlpatterns = [
     path("exports/", exports.exports, name="console-exports"),
     path("exports/catalogue.<str:fmt>", exports.export_catalogue, name="console-export-catalogue"),
     path("exports/classifications.csv", exports.export_votes, name="console-export-votes"),
+    # tokens for the science API (/api/science/v1/)
+    path("tokens/", tokens.token_list, name="console-tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="console-token-revoke"),
 ]

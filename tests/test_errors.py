@@ -58,12 +58,13 @@ def test_every_mlcore_error_is_in_its_tree():
         (curation.NotGold("x"), 404),
         (curation.NotInExpertQueue("x"), 409),
         (errors.Unavailable("x"), 503),
+        (errors.Unauthenticated("x"), 401),
         (errors.PlatformError("x"), 400),
     ],
 )
 def test_http_statuses_come_from_one_table(exc, status):
     assert http_status(exc) == status
-    assert set(HTTP_STATUS.values()) == {400, 403, 404, 409, 429, 503}
+    assert set(HTTP_STATUS.values()) == {400, 401, 403, 404, 409, 429, 503}
 
 
 def test_one_unknown_candidate_for_votes_and_curation():

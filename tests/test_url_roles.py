@@ -22,6 +22,7 @@ OPEN = (200, 200, 200, 200)
 CONSOLE = (302, 403, 200, 200)
 CONSOLE_POST = (302, 403, 405, 405)
 ACCOUNT_ONLY = (302, 200, 200, 200)
+NO_TOKEN = (401, 401, 401, 401)
 
 EXPECTED = {
     # public pages and the volunteer site
@@ -83,6 +84,18 @@ EXPECTED = {
     "console-exports": CONSOLE,
     "console-export-catalogue": CONSOLE,
     "console-export-votes": CONSOLE,
+    "console-tokens": CONSOLE,
+    "console-token-revoke": CONSOLE_POST,
+    # the science API: a bearer token or nothing (a session is no token); its schema is open
+    "science-api:openapi-json": OPEN,
+    "science-api:api-root": (404, 404, 404, 404),
+    "science-api:catalogue": NO_TOKEN,
+    "science-api:votes": NO_TOKEN,
+    "science-api:models": NO_TOKEN,
+    "science-api:model": NO_TOKEN,
+    "science-api:cutout_npy": NO_TOKEN,
+    "science-api:spectrum_npy": NO_TOKEN,
+    "science-api:cutout_png": NO_TOKEN,
 }
 ADMIN = (302, 302, 302, 200)  # Django admin: staff only; others go to its log-in page
 

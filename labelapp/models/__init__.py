@@ -7,7 +7,7 @@ from labelapp.models.aggregation import (
     RetirementEvent,
     VolunteerSkill,
 )
-from labelapp.models.console import AuditEvent, CampaignSettings
+from labelapp.models.console import AuditEvent, CampaignSettings, ScienceToken
 from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
 from labelapp.models.ml import CandidateScore, ModelVersion
 from labelapp.models.survey import Candidate, CandidateTruth, IngestBatch, WorkerHeartbeat
@@ -35,6 +35,7 @@ __all__ = [
     "RetirementEvent",
     "Round",
     "RoundCandidate",
+    "ScienceToken",
     "ScoreChunk",
     "TaskProgress",
     "Volunteer",

@@ -32,3 +32,27 @@ class CampaignSettings(models.Model):
     acquisition = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=150, blank=True)
+
+
+class ScienceToken(models.Model):
+    """A scientist's key to the read-only science API (/api/science/v1/). Only the SHA-256
+    of the secret is stored: the secret is shown once, when the token is created. A revoked
+    token stays (its uses stay in the audit log) but no longer authenticates."""
+
+    name = models.CharField(max_length=80, help_text="What the scientist calls it.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="science_tokens"
+    )
+    prefix = models.CharField(max_length=16, help_text="First characters, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True, help_text="sha256 of the secret")
+    scopes = models.JSONField(default=list, help_text="e.g. catalogue:read, votes:read")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "active"
+        return f"token {self.prefix}… {self.name} ({state})"

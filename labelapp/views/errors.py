@@ -38,6 +38,7 @@ def _service_unavailable(exc: BaseException | None) -> bool:
 # The one place a service's kind of failure becomes an HTTP status.
 HTTP_STATUS: dict[type[errors.PlatformError], int] = {
     errors.InvalidInput: 400,
+    errors.Unauthenticated: 401,
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
