@@ -182,6 +182,15 @@ def test_the_rate_limit_answers_429_with_retry_after(client, cat, settings):
     assert _get(client, "/models", other.secret).status_code == 200  # per token
 
 
+def test_refused_requests_count_against_the_limit_too(client, cat, settings):
+    settings.SCIENCE_API_RATE = (2, 60)
+    narrow = make_token(["models:read"])
+    codes = [_get(client, "/votes", narrow.secret).status_code for _ in range(3)]
+    assert codes == [403, 403, 429]
+    assert _get(client, "/models", narrow.secret).status_code == 429
+    assert AuditEvent.objects.filter(action="api.denied").count() == 2
+
+
 # --- what it answers ---------------------------------------------------------------------
 
 

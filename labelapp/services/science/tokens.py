@@ -122,8 +122,17 @@ def authenticate_token(secret: str | None) -> ScienceToken:
 
 
 def authorize_request(*, token: ScienceToken, scope: str, path: str, query: str = "") -> None:
-    """Check ``scope``, count the request against the token's rate limit, and audit it.
-    Raises Forbidden (scope missing) or RateLimited (with ``retry_after_s``)."""
+    """Count the request against the token's rate limit (refused ones too, so a script
+    hammering a forbidden endpoint is slowed like any other), check ``scope``, and audit
+    it. Raises RateLimited (with ``retry_after_s``) or Forbidden (scope missing)."""
+    limit, window_s = settings.SCIENCE_API_RATE
+    decision = hit_rate_limit(key=f"sci:{token.pk}", limit=limit, window_s=window_s)
+    if not decision.allowed:
+        raise RateLimited(
+            f"Token {token.prefix}… made more than {limit} requests in {window_s} s: "
+            f"wait {decision.retry_after_s} s.",
+            retry_after_s=decision.retry_after_s,
+        )
     if scope not in token.scopes:
         record_audit(
             user=token.user,
@@ -134,14 +143,6 @@ def authorize_request(*, token: ScienceToken, scope: str, path: str, query: str 
         raise Forbidden(
             f"Token {token.prefix}… lacks the scope {scope!r} (it has "
             f"{', '.join(token.scopes)}): create a token with it in the console."
-        )
-    limit, window_s = settings.SCIENCE_API_RATE
-    decision = hit_rate_limit(key=f"sci:{token.pk}", limit=limit, window_s=window_s)
-    if not decision.allowed:
-        raise RateLimited(
-            f"Token {token.prefix}… made more than {limit} requests in {window_s} s: "
-            f"wait {decision.retry_after_s} s.",
-            retry_after_s=decision.retry_after_s,
         )
     now = timezone.now()
     with transaction.atomic():
