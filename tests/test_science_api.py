@@ -274,6 +274,10 @@ def test_unknown_model_and_candidate_are_404(client, cat):
     assert _get(client, "/models/999", secret).status_code == 404
     resp = _get(client, "/candidates/42/cutout.npy", secret)
     assert resp.status_code == 404 and "42" in resp.json()["error"]["message"]
+    for path in ("/nowhere", "/"):
+        resp = _get(client, path, secret)
+        assert resp.status_code == 404
+        assert resp.json()["error"]["message"].endswith("see /api/science/v1/openapi.json")
 
 
 def test_keyset_pages_cover_the_catalogue_once(client, cat):

@@ -99,7 +99,10 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
-        return api_error(
-            404, "not_found", f"no API endpoint at {request.path}: see /api/openapi.json"
+        schema = (
+            "/api/science/v1/openapi.json"
+            if request.path.startswith("/api/science/")
+            else "/api/openapi.json"
         )
+        return api_error(404, "not_found", f"no API endpoint at {request.path}: see {schema}")
     return defaults.page_not_found(request, exception)
