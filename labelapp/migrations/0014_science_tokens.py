@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labelapp', '0012_zooniverse'),
+        ('labelapp', '0013_peer_agreement'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
