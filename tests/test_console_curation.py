@@ -580,3 +580,17 @@ def test_malformed_expert_answers_are_400_with_what_is_wrong(sci_client, raw, me
     assert resp.status_code == 400, resp.content[:200]
     assert message in resp.json()["error"]["message"]
     assert not Vote.objects.exists()
+
+
+def test_gold_list_pages_of_forty_with_a_thumbnail_each(sci_client, cands):
+    from tests.factories_volunteers import make_candidates
+
+    more = make_candidates(45, first_id=8_000_000)
+    for c in more:
+        make_gold(c, is_real=True)
+    first = sci_client.get("/console/gold/").content.decode()
+    assert first.count('class="thumb"') == 40 and "page 1 of 2" in first
+    assert f'src="/candidates/{more[0].detectid}/cutout.png"' in first
+    assert f'src="/candidates/{more[44].detectid}/cutout.png"' not in first
+    second = sci_client.get("/console/gold/", {"page": 2}).content.decode()
+    assert second.count('class="thumb"') == 5

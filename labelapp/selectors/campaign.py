@@ -97,12 +97,28 @@ def activity_figure(act: dict) -> dict:
         ],
         "layout": {
             "title": {"text": "Votes and active volunteers per day (UTC)"},
-            "xaxis": {"type": "date", "tickformat": "%b %d"},
-            "yaxis": {"title": {"text": "votes"}},
-            "yaxis2": {"title": {"text": "volunteers"}, "overlaying": "y", "side": "right"},
-            "legend": {"orientation": "h", "y": -0.2},
+            # one tick a day while that is readable (plotly's own ticks repeat a date when
+            # there are only a few days); automargin keeps the axis titles off the ticks
+            "xaxis": {
+                "type": "date",
+                "tickformat": "%b %d",
+                "automargin": True,
+                **({"dtick": DAY_MS} if len(act["days"]) <= 14 else {}),
+            },
+            "yaxis": {"title": {"text": "votes"}, "automargin": True, "rangemode": "tozero"},
+            "yaxis2": {
+                "title": {"text": "volunteers"},
+                "overlaying": "y",
+                "side": "right",
+                "automargin": True,
+                "rangemode": "tozero",
+            },
+            "legend": {"orientation": "h", "y": -0.25},
         },
     }
+
+
+DAY_MS = 86_400_000
 
 
 def current_round() -> dict | None:

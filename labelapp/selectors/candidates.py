@@ -140,8 +140,8 @@ def posterior_figure(dossier: dict) -> dict | None:
         x.append(cs.updated_at.isoformat())
         y.append(cs.posterior)
         text.append(f"live, {cs.n_votes} votes")
-    if not x:
-        return None
+    if len(x) < 2:
+        return None  # one value is a sentence (the page says it), not a time series
     return {
         "data": [
             {
@@ -155,6 +155,7 @@ def posterior_figure(dossier: dict) -> dict | None:
         ],
         "layout": {
             "title": {"text": "Crowd posterior over time"},
-            "yaxis": {"title": {"text": "P(real)"}, "range": [-0.02, 1.02]},
+            "xaxis": {"type": "date", "tickformat": "%b %d %H:%M", "nticks": 6, "automargin": True},
+            "yaxis": {"title": {"text": "P(real)"}, "range": [-0.02, 1.02], "automargin": True},
         },
     }

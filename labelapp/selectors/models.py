@@ -74,12 +74,27 @@ def metrics_figure(rows: list[dict], source: str = "test") -> dict:
         }
         for reg, y in (("high", 0.94), ("low", 0.85))
     ]
+    notes = [
+        {
+            "xref": "paper",
+            "x": 1,
+            "xanchor": "right",
+            "y": y,
+            "yanchor": "bottom",
+            "text": f"paper's target, {REGIME_NAMES[reg]}: {y:.2f}",
+            "showarrow": False,
+            "font": {"size": 11, "color": colours[reg]},
+        }
+        for reg, y in (("high", 0.94), ("low", 0.85))
+    ]
     return {
         "data": data,
         "layout": {
             "title": {"text": f"Balanced accuracy per S/N regime ({where})"},
             "yaxis": {"title": {"text": "balanced accuracy"}, "range": [0.4, 1.0]},
+            "xaxis": {"type": "category", "automargin": True},
             "shapes": shapes,
+            "annotations": notes,
             "legend": {"orientation": "h", "y": -0.25},
         },
     }
@@ -89,6 +104,11 @@ def confusion(metrics: dict) -> dict | None:
     if not metrics or metrics.get("tp") is None:
         return None
     return {k: metrics.get(k) for k in ("tp", "fp", "fn", "tn", "n", "n_real", "n_false")}
+
+
+# A bin of a handful of candidates swings between 0 and 1 and makes the curve zig-zag: such
+# bins say nothing about calibration, so they are left out (their counts are in the card).
+RELIABILITY_MIN_BIN = 10
 
 
 def reliability_figure(card: dict) -> dict | None:
@@ -126,7 +146,7 @@ def reliability_figure(card: dict) -> dict | None:
                 curve.get("count", []),
                 strict=False,
             )
-            if m is not None and f is not None and c
+            if m is not None and f is not None and c and c >= RELIABILITY_MIN_BIN
         ]
         data.append(
             {
@@ -140,7 +160,7 @@ def reliability_figure(card: dict) -> dict | None:
             }
         )
     ece_c, ece_u = cal.get("ece_calibrated"), cal.get("ece_uncalibrated")
-    title = "Reliability (held-out test)"
+    title = f"Reliability (held-out test, bins of {RELIABILITY_MIN_BIN}+ candidates)"
     if ece_c is not None and ece_u is not None:
         title += f": ECE {ece_u:.3f} → {ece_c:.3f}"
         if cal.get("ece_prior_corrected") is not None:
@@ -151,14 +171,8 @@ def reliability_figure(card: dict) -> dict | None:
             "title": {"text": title},
             "xaxis": {"title": {"text": "predicted P(real)"}, "range": [0, 1]},
             "yaxis": {"title": {"text": "fraction real"}, "range": [0, 1]},
-            # lower right, off the diagonal the curves follow
-            "legend": {
-                "x": 0.98,
-                "xanchor": "right",
-                "y": 0.02,
-                "yanchor": "bottom",
-                "bgcolor": "rgba(255,255,255,0.8)",
-            },
+            # below the plot: inside it, the legend sat on the curves it names
+            "legend": {"orientation": "h", "y": -0.22},
         },
     }
 

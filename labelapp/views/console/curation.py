@@ -148,7 +148,7 @@ def gold_list(request):
     order = request.GET.get("order", "detectid")
     if order not in curation.GOLD_ORDERS:
         order = "detectid"
-    page = Paginator(curation.gold_standards(active=GOLD_FILTERS[show], order=order), 100).get_page(
+    page = Paginator(curation.gold_standards(active=GOLD_FILTERS[show], order=order), 40).get_page(
         request.GET.get("page")
     )
     return render(
