@@ -63,3 +63,13 @@ def test_strongest_attribution_is_drawn_in_the_strongest_colour():
     img = np.asarray(render_attribution(x, attr, scale=(1, 1), blend=1.0))
     red = np.array([int(TOL_BURD[-1][i : i + 2], 16) for i in (1, 3, 5)])
     assert (np.abs(img.astype(int) - red).sum(axis=2) == 0).sum() == 1
+
+
+def test_labels_are_drawn_large_enough_to_read_at_half_size():
+    """The console shows the map at about half size: a channel label must stay >= 5 px tall
+    there, so >= 10 px here (PIL's bitmap font gave 4 px on screen)."""
+    img = np.asarray(render_attribution(np.zeros((5, 9, 100)), np.zeros((5, 9, 100))))
+    y0 = 52 + 2 * 54 + 12  # the second channel's rows: its label is "fiber 1"
+    label = img[y0 : y0 + 2 * 54 + 12, :80].min(axis=2) < 100  # dark ink left of the strips
+    rows = np.flatnonzero(label.any(axis=1))
+    assert rows.size and rows.max() - rows.min() + 1 >= 14

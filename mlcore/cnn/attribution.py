@@ -85,6 +85,17 @@ def _diverging(v: np.ndarray) -> np.ndarray:
     return (pal[lo] * (1 - f) + pal[lo + 1] * f).round().astype(np.uint8)
 
 
+def _font(size: int):
+    """PIL's default font at ``size`` px (a scalable one since Pillow 10.1; the fixed bitmap
+    font where FreeType is missing)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):
+        return ImageFont.load_default()
+
+
 def render_attribution(
     x_norm: np.ndarray,
     attr: np.ndarray,
@@ -103,14 +114,17 @@ def render_attribution(
 
     sx, sy = scale
     n_ch, rows, cols = x_norm.shape
-    pad, label_w, top = 4, 52, 28
+    # The console shows the picture at about half size: labels are drawn at 20 px so they
+    # read at ~10 px there (PIL's 11 px bitmap font came out about 4 px tall).
+    font, small = _font(20), _font(17)
+    pad, label_w, top = 4, 84, 52
     strip_h = rows * sy
     width = label_w + cols * sx + pad
     height = top + n_ch * (2 * strip_h + 3 * pad)
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
-    draw.text((pad, 2), title, fill="black")
-    draw.text((pad, 14), "attribution: red = towards real line, blue = against", fill="black")
+    draw.text((pad, 2), title, fill="black", font=font)
+    draw.text((pad, 28), "red: towards a real line, blue: against", fill="black", font=small)
     amax = float(np.abs(attr).max()) or 1.0
     for c in range(n_ch):
         g = np.clip((x_norm[c] + 3.0) / 9.0, 0, 1)  # -3..+6 sigma-ish -> black..white
@@ -122,7 +136,8 @@ def render_attribution(
         for k, arr in enumerate((grey_rgb, over)):
             tile = Image.fromarray(arr, "RGB").resize((cols * sx, strip_h), Image.NEAREST)
             img.paste(tile, (label_w, y0 + k * (strip_h + pad)))
-        draw.text((pad, y0 + strip_h // 2), CHANNEL_NAMES[c] if c < 5 else str(c), fill="black")
+        name = CHANNEL_NAMES[c] if c < 5 else str(c)
+        draw.text((pad, y0 + strip_h - 12), name, fill="black", font=font)
         xt = label_w + LINE_COL * sx + sx // 2
         draw.line([(xt, y0 - 2), (xt, y0)], fill="black")
     return img

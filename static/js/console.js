@@ -71,3 +71,17 @@ document.querySelectorAll("[data-count-for]").forEach(function (out) {
   box.addEventListener("input", tick);
   tick();
 });
+
+// Gallery tiles: the note over a map stays until its image arrives (maps are drawn on first
+// view, seconds each), and says so if it could not be drawn.
+document.querySelectorAll("[data-tile]").forEach(function (tile) {
+  const img = tile.querySelector("img");
+  const note = tile.querySelector(".tile-note");
+  const done = function () { tile.classList.remove("loading"); };
+  if (img.complete && img.naturalWidth) { done(); return; }
+  img.addEventListener("load", done);
+  img.addEventListener("error", function () {
+    tile.classList.remove("loading"); tile.classList.add("failed");
+    note.textContent = "The attribution map could not be drawn.";
+  });
+});
