@@ -46,14 +46,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlcore.acquisition import SKY_RESIDUAL_WINDOWS_A
-from mlcore.survey import LYA_REST
+from mlcore.survey import LYA_REST, OII_REST
 
 __all__ = [
+    "LINE_REST_A",
     "LYA_REST",
     "SKY_RESIDUAL_WINDOWS_A",
     "SpikeReport",
     "find_spikes",
     "in_sky_window",
+    "line_redshifts",
     "overlaps_sky_window",
     "poisson_sf",
     "wave_to_z",
@@ -70,6 +72,32 @@ MAX_ITER = 10
 def wave_to_z(wave):
     """Lya redshift of an observed line wavelength (A): z = wave / 1215.67 - 1."""
     return np.asarray(wave, np.float64) / LYA_REST - 1.0
+
+
+# The two lines an untargeted survey's single emission line can be (HETDEX: Lya emitters at
+# 1.9 < z < 3.5, [OII] 3727 emitters at z < 0.5), by the truth type that names them.
+LINE_REST_A: dict[str, tuple[str, float]] = {
+    "lae": ("Lyα", LYA_REST),
+    "oii": ("[OII]", OII_REST),
+}
+
+
+def line_redshifts(wave: float, kind: str | None = None) -> list[dict]:
+    """The redshift of an observed line at ``wave`` (A) under each line hypothesis.
+
+    ``kind`` is the line's type where it is known ("lae" or "oii", e.g. from a gold
+    standard): then only that hypothesis is returned. Unknown (None, or an artefact type):
+    both, Lya first. Each item: ``{"kind", "line", "rest", "z"}``; a hypothesis that would
+    give z < 0 (a line bluer than its rest wavelength) is left out.
+    """
+    kinds = [kind] if kind in LINE_REST_A else list(LINE_REST_A)
+    out = []
+    for k in kinds:
+        name, rest = LINE_REST_A[k]
+        z = float(wave) / rest - 1.0
+        if z >= 0:
+            out.append({"kind": k, "line": name, "rest": rest, "z": z})
+    return out
 
 
 def z_to_wave(z):

@@ -15,7 +15,8 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, Sum
 
-from labelapp.models import Candidate, GoldStandard, Volunteer, Vote
+from labelapp.models import Candidate, CandidateTruth, GoldStandard, Volunteer, Vote
+from mlcore.nz import LINE_REST_A, line_redshifts
 
 SESSION_KEY = "volunteer_id"
 TUTORIAL_KEY = "tutorial_done"
@@ -253,18 +254,40 @@ def confirmed_real_seen(*, volunteer: Volunteer, limit: int = 24) -> list[dict]:
         "candidate_id", "candidate__consensus__posterior", "candidate__consensus__expert_label"
     )[:RECENT_LIMIT]
     real = {c for c, post, expert in settled if _consensus_real(post, expert)} | set(gold_real)
-    rows = (
+    rows = list(
         seen.filter(candidate_id__in=real)
         .select_related("candidate")
         .order_by("-created_at")[:limit]
     )
+    kinds = line_kinds(candidate_ids=[v.candidate_id for v in rows])
     return [
         {
             "detectid": v.candidate.detectid,
             "wave": v.candidate.wave,
-            "z": v.candidate.z_lya,
+            # the line's redshift under each hypothesis (Lya, [OII]) while its type is not
+            # known; the one hypothesis that holds where a gold standard or truth says
+            "redshifts": line_redshifts(v.candidate.wave, kinds.get(v.candidate_id)),
+            "line_known": v.candidate_id in kinds,
             "your_answer": v.answer,
             "when": v.created_at,
         }
         for v in rows
     ]
+
+
+def line_kinds(*, candidate_ids: list[int]) -> dict[int, str]:
+    """The known line type ("lae" or "oii") of those candidates that have one: a scientist's
+    gold standard says so, or else the survey's truth table (simulated surveys carry one).
+    Candidates with no known type are absent."""
+    real_kinds = tuple(LINE_REST_A)
+    known = dict(
+        CandidateTruth.objects.filter(
+            candidate_id__in=candidate_ids, is_real=True, kind__in=real_kinds
+        ).values_list("candidate_id", "kind")
+    )
+    known.update(
+        GoldStandard.objects.filter(
+            candidate_id__in=candidate_ids, is_real=True, kind__in=real_kinds
+        ).values_list("candidate_id", "kind")
+    )  # a scientist's word wins over a table
+    return known
