@@ -190,7 +190,19 @@
     $("feedback-text").textContent = fb.text;
     answersEl.hidden = true;
     feedbackEl.hidden = false;
-    $("feedback-continue").focus();
+    $("feedback-continue").focus({preventScroll: true});
+    keepPictureInView();
+  }
+
+  // Bring the feedback into view without pushing the picture it explains off the screen:
+  // scroll down only as far as the feedback needs, and never past the picture's top
+  // (scroll up to it where it is already above the screen).
+  function keepPictureInView() {
+    const margin = 6;
+    const boxTop = box.getBoundingClientRect().top;
+    const overflow = feedbackEl.getBoundingClientRect().bottom + margin - window.innerHeight;
+    const delta = Math.min(Math.max(overflow, 0), boxTop - margin);
+    if (Math.abs(delta) >= 1) window.scrollBy({top: delta, behavior: "instant"});
   }
 
   function closeFeedback() {
