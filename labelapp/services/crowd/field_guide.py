@@ -1,9 +1,13 @@
 """The field guide: one simulated example of each kind of candidate, rendered once.
 
 Examples come from the simulator (``mlcore.simulator``), so the guide needs no ingested
-data and shows exactly the artefacts the pipeline produces. Rendered PNGs and the spectra
-go under ``RENDER_CACHE_DIR/field-guide/v<RENDER_VERSION>``; ``guide.json`` is written last,
-so a half-built guide is never read.
+data and shows exactly the artefacts the pipeline produces. Each example is one whose
+rendered picture shows what its text says (``mlcore.teaching.teaching_check``: the cosmic
+ray in exactly one fiber, the sky stripe in every fiber, the [OII] galaxy a blob rather
+than a continuum band); a kind the main simulated survey has no such example of is drawn
+from a small survey of bright examples of that kind. Rendered PNGs and the spectra go
+under ``RENDER_CACHE_DIR/field-guide/v<RENDER_VERSION>.<GUIDE_VERSION>``; ``guide.json``
+is written last, so a half-built guide is never read.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from django.conf import settings
 from labelapp.services.crowd.gold import FEEDBACK
 from mlcore.render import RENDER_VERSION, line_column, render_cutout_png, spectrum_window
 from mlcore.survey import REAL_TYPES, SPEC_WAVE, stack_cutouts
+from mlcore.teaching import teaching_check
 
 GUIDE_SEED = 7
+GUIDE_VERSION = 2  # bump when the choice of examples changes: a new cache directory
 GUIDE_N = 400
+BRIGHT_N = 60  # examples in the bright-artefact survey of a kind the main one cannot show
+BRIGHT_NU = (25.0, 60.0)  # their amplitude range (the simulator's art_nu; default 2.8-80)
 # (kind, title, the reason a volunteer picks for it after 'No')
 KINDS: tuple[tuple[str, str, str], ...] = (
     ("lae", "Real line: a distant galaxy (Lyman-alpha)", ""),
@@ -38,18 +46,44 @@ TUTORIAL_KINDS = ("lae", "cosmic", "sky", "noise")
 
 
 def guide_dir() -> Path:
-    return Path(settings.RENDER_CACHE_DIR) / "field-guide" / f"v{RENDER_VERSION}"
+    return Path(settings.RENDER_CACHE_DIR) / "field-guide" / f"v{RENDER_VERSION}.{GUIDE_VERSION}"
 
 
-def _pick(kinds: np.ndarray, sn: np.ndarray, kind: str) -> int | None:
-    idx = np.nonzero(kinds == kind)[0]
-    if len(idx) == 0:
+def _pick(checks: list[tuple[int, float]], kind: str) -> int | None:
+    """Among ``(index, clarity)`` of the examples whose picture shows what the kind's text
+    says, a clear one but not the most extreme: a high percentile of clarity (higher for
+    real lines, so the first thing a newcomer sees is unmistakable)."""
+    if not checks:
         return None
-    # A clear example, but not the most extreme one: a high percentile of S/N (higher for
-    # real lines, so the first thing a newcomer sees is unmistakable).
-    order = idx[np.argsort(sn[idx])]
-    q = 0.98 if kind in REAL_TYPES else 0.75
-    return int(order[int(q * (len(order) - 1))])
+    order = [i for i, _ in sorted(checks, key=lambda t: t[1])]
+    q = 0.9 if kind in REAL_TYPES else 0.75
+    return order[int(q * (len(order) - 1))]
+
+
+def _showing(survey, kind: str) -> list[tuple[int, float]]:
+    """(index, clarity) of the examples of ``kind`` whose cutout shows its text."""
+    kinds = survey.truth["truth_type"].astype(str)
+    cutouts = stack_cutouts(survey.im_sum, survey.im_array)
+    out = []
+    for i in np.nonzero(kinds == kind)[0]:
+        col = line_column(survey.im_wave[i], float(survey.catalog["wave"][i]))
+        check = teaching_check(kind, cutouts[i], col, strict=True)
+        if check.shows:
+            out.append((int(i), check.clarity))
+    return out
+
+
+def _bright_examples(kind: str):
+    """A small simulated survey of ``kind`` only, with artefacts bright enough to show
+    what the text describes (a sky residual near the detection threshold is spread over
+    every fiber, a few tenths of a sigma per pixel: too faint to teach with)."""
+    from mlcore.simulator import simulate_survey
+    from mlcore.simulator.params import SimParams
+
+    params = SimParams(
+        real_fraction=0.0, mix={kind: 1.0}, art_nu_min=BRIGHT_NU[0], art_nu_max=BRIGHT_NU[1]
+    )
+    return simulate_survey(BRIGHT_N, seed=GUIDE_SEED, field="cosmos", params=params)
 
 
 def build_field_guide() -> list[dict]:
@@ -59,20 +93,24 @@ def build_field_guide() -> list[dict]:
     out = guide_dir()
     out.mkdir(parents=True, exist_ok=True)
     survey = simulate_survey(GUIDE_N, seed=GUIDE_SEED, field="cosmos")
-    kinds = survey.truth["truth_type"].astype(str)
-    sn = survey.catalog["sn"]
-    cutouts = stack_cutouts(survey.im_sum, survey.im_array)
     entries = []
     for kind, title, reason in KINDS:
-        i = _pick(kinds, sn, kind)
+        source = survey
+        i = _pick(_showing(source, kind), kind)
+        if i is None and kind not in REAL_TYPES:
+            source = _bright_examples(kind)
+            i = _pick(_showing(source, kind), kind)
         if i is None:
             continue
-        wave = float(survey.catalog["wave"][i])
-        png = render_cutout_png(cutouts[i], line_col=line_column(survey.im_wave[i], wave))
+        wave = float(source.catalog["wave"][i])
+        cutout = stack_cutouts(source.im_sum[i : i + 1], source.im_array[i : i + 1])[0]
+        col = line_column(source.im_wave[i], wave)
+        png = render_cutout_png(cutout, line_col=col)
+        check = teaching_check(kind, cutout, col, strict=True)
         tmp = out / f".{kind}.png.{os.getpid()}"
         tmp.write_bytes(png)
         os.replace(tmp, out / f"{kind}.png")
-        spec = spectrum_window(SPEC_WAVE, survey.spec1d[i], survey.spec1d_err[i], wave, 80)
+        spec = spectrum_window(SPEC_WAVE, source.spec1d[i], source.spec1d_err[i], wave, 80)
         entries.append(
             {
                 "kind": kind,
@@ -81,7 +119,9 @@ def build_field_guide() -> list[dict]:
                 "is_real": kind in REAL_TYPES,
                 "text": FEEDBACK[kind],
                 "wave": round(wave, 1),
-                "sn": round(float(sn[i]), 2),
+                "sn": round(float(source.catalog["sn"][i]), 2),
+                "shows": check.why,  # what the picture was measured to show
+                "measured": check.numbers,
                 "spectrum": spec,
             }
         )

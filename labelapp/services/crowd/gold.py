@@ -12,7 +12,10 @@ from django.db.models import Q
 
 from labelapp.models import Candidate, CandidateTruth, GoldStandard
 from labelapp.selectors.regimes import regime_q
+from labelapp.services.survey.rendering import candidate_pixels
+from mlcore.render import line_column
 from mlcore.survey import REAL_TYPES
+from mlcore.teaching import teaching_check
 
 # What a volunteer is told after answering a gold candidate of each kind.
 FEEDBACK: dict[str, str] = {
@@ -65,13 +68,17 @@ def mark_gold(
 
 
 def seed_gold_from_truth(*, per_kind: int = 20) -> int:
-    """Demo/simulation helper: make sure ``per_kind`` candidates of each truth kind are gold,
-    half from each S/N regime where the kind has both.
+    """Demo/simulation helper: make sure up to ``per_kind`` candidates of each truth kind
+    are gold, half from each S/N regime where the kind has clear examples in both.
 
-    Within a regime it picks the clearest examples (highest S/N) so gold teaches rather than
-    confuses; the low-S/N half matters because gold is also the promotion gate's evaluation
-    set, which must be able to judge the regime the campaign is about. Running it again
-    only tops up (idempotent). Returns how many gold candidates exist afterwards.
+    Gold teaches, so a candidate becomes gold only where its picture shows what its
+    feedback text says (:func:`clear_examples`: measured on the cutout volunteers see, e.g.
+    a cosmic ray's dot in exactly one fiber); within a regime the clearest come first. A
+    regime with too few clear examples of a kind gets fewer (its place is taken by clear
+    examples of the other regime), never an example that contradicts its text: near the
+    threshold (S/N <= 5.5) real lines are seldom clear, while many artefacts are. The
+    promotion gate judges models on held-out expert labels (HoldoutLabel), not on gold.
+    Running it again only tops up (idempotent). Returns how many gold candidates exist.
     """
     kinds = CandidateTruth.objects.values_list("kind", flat=True).distinct()
     regimes = (regime_q("low", "candidate__sn"), regime_q("high", "candidate__sn"))
@@ -80,19 +87,43 @@ def seed_gold_from_truth(*, per_kind: int = 20) -> int:
             want = per_kind // 2 + (per_kind % 2 if k else 0)
             have = GoldStandard.objects.filter(regime, kind=kind, active=True).count()
             _top_up(kind, regime, want - have)
-        # a kind found in one regime only: fill up from whatever is left
+        # a kind with too few clear examples in one regime: fill up from the other
         _top_up(kind, Q(), per_kind - GoldStandard.objects.filter(kind=kind, active=True).count())
     return GoldStandard.objects.filter(active=True).count()
+
+
+POOL = 300  # candidates per kind and regime whose pictures are measured (highest S/N first)
+
+
+def clear_examples(
+    kind: str, where: Q | None = None, *, pool: int = POOL
+) -> list[tuple[float, Candidate]]:
+    """(clarity, candidate) of the active, not-yet-gold candidates of truth ``kind`` whose
+    cutout shows what the kind's feedback says, clearest first. Candidates without a
+    cutout cannot teach and are left out."""
+    rows = (
+        CandidateTruth.objects.filter(where, kind=kind, candidate__status=Candidate.Status.ACTIVE)
+        .exclude(candidate__gold__isnull=False)
+        .exclude(candidate__cutout_flags__gt=0)
+        .select_related("candidate", "candidate__batch")
+        .order_by("-candidate__sn")[:pool]
+    )
+    found = []
+    for truth in rows:
+        c = truth.candidate
+        try:
+            pixels = candidate_pixels(c)
+        except (OSError, ValueError, IndexError):  # a store that is gone or unreadable
+            continue
+        check = teaching_check(kind, pixels["cutouts"], line_column(pixels["im_wave"], c.wave))
+        if check.shows:
+            found.append((check.clarity, c))
+    found.sort(key=lambda t: (-t[0], t[1].pk))
+    return found
 
 
 def _top_up(kind: str, where: Q, missing: int) -> None:
     if missing <= 0:
         return
-    rows = (
-        CandidateTruth.objects.filter(where, kind=kind, candidate__status=Candidate.Status.ACTIVE)
-        .exclude(candidate__gold__isnull=False)
-        .select_related("candidate")
-        .order_by("-candidate__sn")[:missing]
-    )
-    for truth in rows:
-        mark_gold(candidate=truth.candidate, is_real=truth.kind in REAL_TYPES, kind=kind)
+    for _, candidate in clear_examples(kind, where)[:missing]:
+        mark_gold(candidate=candidate, is_real=kind in REAL_TYPES, kind=kind)
