@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from labelapp.views import api, volunteer
+from labelapp.views import api, collections, volunteer
 
 urlpatterns = [
     path("classify/", volunteer.classify, name="classify"),
@@ -11,6 +11,16 @@ urlpatterns = [
     path("field-guide/", volunteer.field_guide, name="field-guide"),
     path("field-guide/<slug:kind>.png", volunteer.field_guide_png, name="field-guide-png"),
     path("me/", volunteer.me, name="me"),
+    path("collections/", collections.collections_home, name="collections"),
+    path("collections/new/", collections.collection_create, name="collection-create"),
+    path("collections/add/", collections.collection_items, name="collection-add"),
+    path("collections/<str:token>/", collections.collection_detail, name="collection"),
+    path("collections/<str:token>/edit/", collections.collection_edit, name="collection-edit"),
+    path(
+        "collections/<str:token>/delete/", collections.collection_delete, name="collection-delete"
+    ),
+    path("collections/<str:token>/items/", collections.collection_items, name="collection-items"),
+    path("favourites/", collections.favourite_set, name="favourite-set"),
     path("accounts/signup/", volunteer.signup, name="signup"),
     path("accounts/login/", volunteer.VolunteerLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),

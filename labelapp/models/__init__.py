@@ -7,6 +7,7 @@ from labelapp.models.aggregation import (
     RetirementEvent,
     VolunteerSkill,
 )
+from labelapp.models.collections import Collection, CollectionItem, Favourite
 from labelapp.models.console import AuditEvent, CampaignSettings, ScienceToken
 from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
 from labelapp.models.ml import CandidateScore, ModelVersion
@@ -26,7 +27,10 @@ __all__ = [
     "Candidate",
     "CandidateScore",
     "CandidateTruth",
+    "Collection",
+    "CollectionItem",
     "ConsensusState",
+    "Favourite",
     "GoldStandard",
     "HoldoutLabel",
     "IngestBatch",

@@ -20,8 +20,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labelapp.models import Vote
+from labelapp.services.crowd import collections, queue
 from labelapp.services.crowd import field_guide as guide
-from labelapp.services.crowd import queue
 from labelapp.services.crowd.volunteers import (
     attach_session_volunteer,
     get_volunteer,
@@ -118,7 +118,20 @@ def field_guide_png(request, kind: str):
 def me(request):
     volunteer = get_volunteer(session=request.session, user=request.user)
     stats = volunteer_stats(volunteer=volunteer) if volunteer else None
-    return render(request, "volunteer/me.html", {"volunteer": volunteer, "stats": stats})
+    signed_in = request.user.is_authenticated and volunteer is not None
+    shown = [d["detectid"] for d in stats.discoveries] if stats else []
+    return render(
+        request,
+        "volunteer/me.html",
+        {
+            "volunteer": volunteer,
+            "stats": stats,
+            "favs": collections.favourite_detectids(volunteer=volunteer, detectids=shown)
+            if signed_in else set(),
+            "collections": collections.list_collections(volunteer=volunteer)
+            if signed_in else [],
+        },
+    )  # fmt: skip
 
 
 class SignUpForm(UserCreationForm):

@@ -95,6 +95,7 @@
     img.alt = `Candidate ${c.detectid} at ${c.wave} Å: 2D cutouts, the sum of the fibers on top ` +
       "and the 4 closest fibers below, white marks at the line position";
     root.dataset.detectid = c.detectid;
+    showFavourite(c);
     drawSpectrum(c);
     shownAt = performance.now();
     if (queue[0]) preload(queue[0]);
@@ -263,6 +264,41 @@
     say(`Answer taken back: candidate ${v.cand.detectid} is back.`);
   }
 
+  // --- favourite ------------------------------------------------------------------
+  // One tap toggles; the request says the state wanted (idempotent), the answer the state
+  // kept. Only signed-in volunteers have the button.
+  const favBtn = $("fav");
+  const favourites = new Set();  // detectids made favourites on this page
+  function showFavourite(c) {
+    if (!favBtn) return;
+    const on = !!c && favourites.has(c.detectid);
+    favBtn.setAttribute("aria-pressed", on ? "true" : "false");
+    $("fav-icon").textContent = on ? "♥" : "♡";
+    favBtn.disabled = !c;
+  }
+  async function toggleFavourite() {
+    if (!favBtn || !current) return;
+    const c = current;
+    const want = favBtn.getAttribute("aria-pressed") !== "true";
+    const body = new URLSearchParams({detectid: String(c.detectid), favourite: want ? "1" : "0"});
+    let r;
+    try {
+      const resp = await fetch(cfg.favourite, {
+        method: "POST", credentials: "same-origin", body: body,
+        headers: {"Accept": "application/json", "X-CSRFToken": csrfToken()},
+      });
+      r = {ok: resp.ok, data: await resp.json().catch(() => ({}))};
+    } catch (err) {
+      say("No connection: the favourite was not saved.");
+      return;
+    }
+    if (!r.ok) { say((r.data.error && r.data.error.message) || "Could not save the favourite."); return; }
+    if (r.data.favourite) favourites.add(c.detectid); else favourites.delete(c.detectid);
+    if (current === c) showFavourite(c);
+    say(r.data.favourite ? "Saved in your favourites." : "Removed from your favourites.");
+  }
+  if (favBtn) favBtn.addEventListener("click", toggleFavourite);
+
   // --- zoom -----------------------------------------------------------------------
   function setZoom(on) {
     box.classList.toggle("zoomed", on);
@@ -351,6 +387,7 @@
     else if (k === "ArrowDown" || k === "?") answer("unsure", "keyboard");
     else if (k === "u" || k === "U" || k === "Backspace") undo();
     else if (k === "z" || k === "Z") setZoom(!box.classList.contains("zoomed"));
+    else if ((k === "f" || k === "F") && favBtn) toggleFavourite();
     else if (REASON_KEYS[k] && reasonFor !== null) giveReason(REASON_KEYS[k]);
     else handled = false;
     if (handled) e.preventDefault();
