@@ -1,4 +1,4 @@
-"""axe-core (Deque, MPL-2.0) in the page under test: ``violations(page)`` runs the WCAG 2.x
+"""Accessibility checks in the page under test. axe-core (Deque, MPL-2.0): ``violations(page)`` runs the WCAG 2.x
 A/AA rules and returns what it found. The script is vendored next to this file
 (tests/browser/vendor/axe.min.js, axe-core 4.10.3 from the npm registry) so the tests run
 offline; it is evaluated through the DevTools protocol, which the site's
@@ -23,3 +23,21 @@ def violations(page, *, impacts=("serious", "critical")) -> list[dict]:
         TAGS,
     )
     return [v for v in found if v["impact"] in impacts]
+
+
+SMALL_TARGETS_JS = """() => [...document.querySelectorAll('a, button, input, select, textarea')]
+  .filter(e => e.offsetParent !== null && e.type !== 'hidden')
+  .map(e => {
+    // a checkbox or radio inside its label is tapped through the label
+    const t = (e.type === 'checkbox' || e.type === 'radio') && e.closest('label')
+      ? e.closest('label') : e;
+    const r = t.getBoundingClientRect();
+    return {text: (e.textContent || e.name || e.id || '').trim().slice(0, 30),
+            w: Math.round(r.width), h: Math.round(r.height)};
+  })
+  .filter(t => t.h < 44 || t.w < 44)"""
+
+
+def small_targets(page) -> list[dict]:
+    """Visible links, buttons and form fields under 44 x 44 css px (WCAG 2.5.5)."""
+    return page.evaluate(SMALL_TARGETS_JS)

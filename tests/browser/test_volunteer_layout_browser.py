@@ -94,14 +94,7 @@ def test_volunteer_pages_tap_targets_and_accessibility(chromium, site, shot, scr
     for path in VOLUNTEER_PAGES:
         page.goto(site + path)
         page.wait_for_load_state("networkidle")
-        small = page.evaluate(
-            """() => [...document.querySelectorAll('a, button, input, select, textarea')]
-                 .filter(e => e.offsetParent !== null && e.type !== 'hidden')
-                 .map(e => { const r = e.getBoundingClientRect();
-                             return {text: (e.textContent || e.name || '').trim().slice(0, 30),
-                                     w: Math.round(r.width), h: Math.round(r.height)}; })
-                 .filter(t => t.h < 44 || t.w < 44)"""
-        )
+        small = axe.small_targets(page)
         assert not small, f"{screen} {path}: tap targets under 44 px: {small}"
         found = axe.violations(page)
         assert not found, f"{screen} {path}: axe-core: {found}"
