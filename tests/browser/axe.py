@@ -1,8 +1,10 @@
-"""Accessibility checks in the page under test. axe-core (Deque, MPL-2.0): ``violations(page)`` runs the WCAG 2.x
-A/AA rules and returns what it found. The script is vendored next to this file
-(tests/browser/vendor/axe.min.js, axe-core 4.10.3 from the npm registry) so the tests run
-offline; it is evaluated through the DevTools protocol, which the site's
-Content-Security-Policy does not apply to (no inline script is added to the page)."""
+"""Accessibility checks in the page under test.
+
+``violations(page)`` runs axe-core's (Deque, MPL-2.0) WCAG 2.x A/AA rules and returns what
+it found. The script is vendored next to this file (tests/browser/vendor/axe.min.js,
+axe-core 4.10.3 from the npm registry) so the tests run offline; it is evaluated through
+the DevTools protocol, which the site's Content-Security-Policy does not apply to (no inline
+script is added to the page). ``small_targets(page)`` lists tap targets under 44 px."""
 
 from __future__ import annotations
 
