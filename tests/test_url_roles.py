@@ -36,6 +36,15 @@ EXPECTED = {
     "field-guide": OPEN,
     "field-guide-png": OPEN,
     "me": OPEN,
+    # favourites and collections: saving needs an account; writes are POST only
+    "collections": ACCOUNT_ONLY,
+    "collection": (404, 404, 404, 404),  # no collection has this token
+    "collection-create": (405, 405, 405, 405),
+    "collection-add": (405, 405, 405, 405),
+    "collection-edit": (405, 405, 405, 405),
+    "collection-delete": (405, 405, 405, 405),
+    "collection-items": (405, 405, 405, 405),
+    "favourite-set": (405, 405, 405, 405),
     # accounts
     "signup": OPEN,
     "login": OPEN,
