@@ -120,3 +120,25 @@ def test_answer_buttons_fit_a_1280x800_screen(chromium, site):
         assert box["y"] >= 0 and box["y"] + box["height"] <= 800, (answer, box)
     assert _visible_fraction(page, "#cutout-box") == 1.0
     page.close()
+
+
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+def test_a_volunteer_opening_the_console_gets_the_styled_403(chromium, site, shot, screen):
+    from tests.factories_console import make_account
+
+    user = make_account(f"amateur-{screen}")
+    context = chromium.new_context(**SCREENS[screen])
+    page = context.new_page()
+    page.goto(site + "/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", "pw-Console-1")
+    page.click("form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    resp = page.goto(site + "/console/")
+    assert resp.status == 403
+    assert page.locator("header.topbar").is_visible()  # the site's own layout
+    assert page.get_by_role("link", name="Keep classifying").is_visible()
+    assert page.evaluate("() => getComputedStyle(document.body).fontFamily").startswith("system-ui")
+    assert not axe.small_targets(page) and not axe.violations(page)
+    shot(page, f"layout-{screen}-403")
+    context.close()
