@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.http import HttpResponse
 
 from labelapp.middleware import refused_login_response
-from labelapp.models import Candidate, IngestBatch, WorkerHeartbeat
+from labelapp.models import Candidate, Collection, IngestBatch, WorkerHeartbeat
 from labelapp.services.operations import login_guard
 
 
@@ -169,3 +169,15 @@ def _limited_admin_login(request, extra_context=None) -> HttpResponse:
 
 
 admin.site.login = _limited_admin_login
+
+
+@admin.register(Collection)
+class CollectionAdmin(admin.ModelAdmin):
+    """Moderation: a collection's name and description are volunteers' own words."""
+
+    list_display = ("name", "owner", "public", "updated_at")
+    list_filter = ("public",)
+    search_fields = ("name", "description")
+    raw_id_fields = ("owner",)
+    readonly_fields = ("token",)
+    show_full_result_count = False

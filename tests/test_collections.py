@@ -227,3 +227,10 @@ def test_thumbnails_are_listed_for_anonymous_readers_of_a_public_collection(clie
     html = Client().get(f"/collections/{c.token}/").content.decode()
     assert html.count('width="500" height="318"') == 4
     assert "4 candidates" in html
+
+
+def test_admin_lists_collections_for_moderation(admin_client):
+    v = make_volunteer()
+    coll.create_collection(volunteer=v, name=XSS_NAME, description=XSS_DESC, public=True)
+    html = admin_client.get("/admin/labelapp/collection/").content.decode()
+    assert "&lt;script&gt;alert" in html and "<script>alert" not in html
