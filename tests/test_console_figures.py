@@ -71,3 +71,11 @@ def test_reliability_leaves_out_sparse_bins_and_puts_the_legend_below():
     kept = [t for t in fig["data"] if t["name"].startswith("T =")][0]
     assert kept["x"] == [0.05, 0.25] and kept["y"] == [0.02, 0.3]
     assert fig["layout"]["legend"]["orientation"] == "h" and fig["layout"]["legend"]["y"] < 0
+
+
+def test_no_votes_draws_no_chart_and_one_day_is_a_day_wide_bar():
+    assert activity_figure({"days": [], "votes": [], "volunteers": []}) is None
+    one = activity_figure(_act(1))["layout"]
+    lo, hi = (dt.datetime.fromisoformat(x) for x in one["xaxis"]["range"])
+    assert (hi - lo).days >= 7  # a week of axis: the one bar is a day wide
+    assert one["yaxis2"]["dtick"] == 1 and one["yaxis2"]["tickformat"] == "d"

@@ -13,6 +13,7 @@ from labelapp.models import (
     TaskProgress,
     Vote,
 )
+from labelapp.selectors.models import RELIABILITY_MIN_BIN
 from labelapp.services.crowd.aggregation import aggregate_votes
 from labelapp.services.crowd.votes import submit_vote
 from tests.factories_console import make_account, make_scientist
@@ -101,7 +102,7 @@ def test_models_page_table_and_detail_with_confusion_and_reliability(sci, consol
     cal = live.card["metrics"]["calibration"]
     assert fig["data"][3]["name"].startswith("+ prior shift (low ")
     counts = cal["reliability_prior_corrected"]["count"]
-    assert len(fig["data"][3]["x"]) == sum(1 for c in counts if c)
+    assert len(fig["data"][3]["x"]) == sum(1 for c in counts if c and c >= RELIABILITY_MIN_BIN)
     assert f"→ {cal['ece_prior_corrected']:.3f}" in fig["layout"]["title"]["text"]
     assert "Per type" in html and "Per field" in html
     assert "ensemble-members" not in html  # a single CNN

@@ -82,10 +82,30 @@ def _activity(days: int) -> dict:
     }
 
 
-def activity_figure(act: dict) -> dict:
+def activity_figure(act: dict) -> dict | None:
+    """Votes (bars) and active volunteers (line) per day; None before the first vote (the
+    page says what to do instead of drawing empty axes)."""
+    if not act["days"] or not sum(act["votes"]):
+        return None
+    short = len(act["days"]) <= 14
+    first = dt.datetime.fromisoformat(str(act["days"][0])[:10])  # midnight UTC
+    last = dt.datetime.fromisoformat(str(act["days"][-1])[:10])
+    # a week at least, so one or two days are day-wide bars, not the whole plot
+    x_range = [
+        (first - dt.timedelta(hours=12)).isoformat(),
+        (max(last, first + dt.timedelta(days=6)) + dt.timedelta(hours=12)).isoformat(),
+    ]
+    few = max(act["volunteers"] or [0]) <= 8  # whole volunteers on the right axis
     return {
         "data": [
-            {"type": "bar", "x": act["days"], "y": act["votes"], "name": "votes"},
+            {
+                "type": "bar",
+                "x": act["days"],
+                "y": act["votes"],
+                "name": "votes",
+                # a lone bar would otherwise be drawn a hairline wide on a date axis
+                **({"width": 0.8 * DAY_MS} if short else {}),
+            },
             {
                 "type": "scatter",
                 "mode": "lines+markers",
@@ -103,7 +123,7 @@ def activity_figure(act: dict) -> dict:
                 "type": "date",
                 "tickformat": "%b %d",
                 "automargin": True,
-                **({"dtick": DAY_MS} if len(act["days"]) <= 14 else {}),
+                **({"dtick": DAY_MS, "range": x_range} if short else {}),
             },
             "yaxis": {"title": {"text": "votes"}, "automargin": True, "rangemode": "tozero"},
             "yaxis2": {
@@ -112,6 +132,9 @@ def activity_figure(act: dict) -> dict:
                 "side": "right",
                 "automargin": True,
                 "rangemode": "tozero",
+                "tickformat": "d",
+                **({"dtick": 1} if few else {}),
+                "showgrid": False,
             },
             "legend": {"orientation": "h", "y": -0.25},
         },

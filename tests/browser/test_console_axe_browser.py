@@ -1,0 +1,82 @@
+"""Every console page at 0 serious or critical axe-core violations (WCAG 2.1 A/AA), on a
+campaign with a live model and on a fresh project with none; a screenshot of each page goes
+to test-artifacts/browser/ (issue #27: the console reads well from day one)."""
+
+from __future__ import annotations
+
+import pytest
+
+from labelapp.models import Candidate, GoldStandard
+from tests.browser.axe import violations
+from tests.factories_console import make_scientist
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PAGES = [
+    "/console/",
+    "/console/audit/",
+    "/console/volunteers/",
+    "/console/volunteers/suspicious/",
+    "/console/models/",
+    "/console/redshift/",
+    "/console/external/",
+    "/console/gallery/",
+    "/console/expert/",
+    "/console/gold/",
+    "/console/settings/acquisition/",
+    "/console/exports/",
+    "/console/tokens/",
+]
+
+
+def _login(chromium, live_server):
+    make_scientist(username="astro")
+    ctx = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", "astro")
+    page.fill("input[name=password]", "pw-Console-1")
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/classify/**")
+    return ctx, page, errors
+
+
+def _audit(page, live_server, shot, paths, tag) -> dict[str, list]:
+    found = {}
+    for path in paths:
+        page.goto(live_server.url + path)
+        page.wait_for_load_state("networkidle")
+        if page.locator("[data-plot]").count():
+            page.wait_for_selector("[data-plot] .main-svg")
+        bad = violations(page)
+        if bad:
+            found[path] = [(v["id"], v["nodes"]) for v in bad]
+        shot(page, f"axe-{tag}-" + (path.strip("/").replace("/", "-") or "home"))
+    return found
+
+
+def test_every_console_page_with_a_live_model(chromium, live_server, shot, console_campaign):
+    ctx, page, errors = _login(chromium, live_server)
+    cand = Candidate.objects.filter(gold__isnull=True).order_by("detectid").first()
+    gold = GoldStandard.objects.select_related("candidate").first()
+    extra = [
+        f"/console/models/{console_campaign['live'].pk}/",
+        f"/console/candidates/{cand.detectid}/",
+        f"/console/gold/{gold.candidate.detectid}/",
+    ]
+    assert _audit(page, live_server, shot, PAGES + extra, "live") == {}
+    assert errors == []
+    ctx.close()
+
+
+def test_every_console_page_on_a_fresh_project(chromium, live_server, shot):
+    """No survey, no model, no votes: every page still renders, says what to do next and
+    passes axe."""
+    ctx, page, errors = _login(chromium, live_server)
+    assert _audit(page, live_server, shot, PAGES, "fresh") == {}
+    page.goto(live_server.url + "/console/")
+    assert "No model yet" in page.content()
+    assert errors == []
+    ctx.close()
