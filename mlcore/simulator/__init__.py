@@ -6,9 +6,13 @@
 
 from mlcore.simulator.core import SIMULATOR_VERSION, simulate_survey, type_quotas
 from mlcore.simulator.params import FIELD_PARAMS, FieldParams, SimParams
+from mlcore.simulator.scenarios import HELD_BACK, SCENARIOS, apply_scenario
 
 __all__ = [
     "FIELD_PARAMS",
+    "HELD_BACK",
+    "SCENARIOS",
+    "apply_scenario",
     "SIMULATOR_VERSION",
     "FieldParams",
     "SimParams",

@@ -11,6 +11,7 @@ import numpy as np
 from mlcore.simulator.detect import Measurement, measure, passes_cuts
 from mlcore.simulator.params import FIELD_PARAMS, FieldParams, SimParams
 from mlcore.simulator.pixels import render
+from mlcore.simulator.scenarios import apply_scenario
 from mlcore.simulator.sources import make_context, make_trials
 from mlcore.survey import (
     ARRAY_SHAPES,
@@ -59,6 +60,7 @@ def make_shots(n: int, seed: int, fp: FieldParams, p: SimParams) -> dict[str, np
     shotid = np.unique(shotid)  # sorted; at most a few collide, drop duplicates
     ns = len(shotid)
     seeing = np.clip(rng.normal(fp.seeing_mean, fp.seeing_sd, ns), p.seeing_min, p.seeing_max)
+    seeing = seeing * p.seeing_scale
     noise = np.exp(p.shot_noise_sd * rng.standard_normal(ns))
     dec = fp.dec0 + rng.uniform(-fp.dec_half, fp.dec_half, ns)
     ra = (fp.ra0 + rng.uniform(-fp.ra_half, fp.ra_half, ns) / np.cos(np.radians(dec))) % 360
@@ -76,13 +78,19 @@ def simulate_survey(
     field: str = "cosmos",
     params: SimParams | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scenario: str | None = None,
 ) -> Survey:
-    """Simulate ``n`` HETDEX-like candidates (those passing detection + catalogue cuts)."""
+    """Simulate ``n`` HETDEX-like candidates (those passing detection + catalogue cuts).
+
+    ``scenario``: the name of a shifted instrument state from
+    :data:`mlcore.simulator.scenarios.SCENARIOS` (applied on top of ``params``); None or
+    ``"none"`` is the default instrument.
+    """
     if field not in FIELD_PARAMS:
         raise ValueError(f"unknown field {field!r}: use one of {', '.join(FIELDS)}")
     if n < 0:
         raise ValueError("n must be >= 0")
-    p = params or SimParams()
+    p = apply_scenario(params or SimParams(), scenario)
     fp = FIELD_PARAMS[field]
     shots = make_shots(n, seed, fp, p)
     ctx = make_context(p, fp, shots)
@@ -164,6 +172,7 @@ def simulate_survey(
         "field": field,
         "n": int(n),
         "n_shots": int(len(shots["shotid"])),
+        "scenario": scenario or "none",
     }
     meta.update({f"field.{k}": v for k, v in vars(fp).items()})
     meta.update(p.flat())

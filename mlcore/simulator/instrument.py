@@ -120,3 +120,42 @@ def footprint(n: int, seeing: np.ndarray, rng: np.random.Generator, p: SimParams
     w2 = (w**2).sum(axis=1)
     apcor = np.clip(w.sum(axis=1), 0.0, 1.0)
     return Footprint(w, dith_of[order], r, w2, apcor)
+
+
+def _corr_kernel(sigma_px: float) -> np.ndarray:
+    """Gaussian smoothing kernel normalised so white unit-variance noise keeps unit variance."""
+    half = max(1, int(np.ceil(3.0 * sigma_px)))
+    x = np.arange(-half, half + 1)
+    k = np.exp(-0.5 * (x / sigma_px) ** 2)
+    return k / np.sqrt((k * k).sum())
+
+
+def correlate_noise(x: np.ndarray, sigma_px: float, axis: int) -> np.ndarray:
+    """Correlate white noise ``x`` along ``axis`` (per-pixel variance kept); 0 = unchanged."""
+    if sigma_px <= 0:
+        return x
+    k = _corr_kernel(sigma_px).astype(x.dtype)
+    half = len(k) // 2
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (half, half)
+    xp = np.pad(x, pad, mode="reflect")
+    out = np.zeros_like(x)
+    n = x.shape[axis]
+    for j, kj in enumerate(k):
+        out += kj * np.take(xp, np.arange(j, j + n), axis=axis)
+    return out
+
+
+def shape_pixel_noise(x: np.ndarray, rng: np.random.Generator, p: SimParams) -> np.ndarray:
+    """White unit pixel noise (..., rows, cols) -> the instrument's: correlated along
+    wavelength and across rows, and heavy-tailed (a Gaussian scale mixture with the
+    variance of a Student t of ``noise_tail_df`` dof, rescaled to unit variance).
+    With the default parameters ``x`` is returned untouched and no random numbers are
+    drawn, so the default simulation is unchanged."""
+    x = correlate_noise(x, p.noise_corr_wave_px, axis=-1)
+    x = correlate_noise(x, p.noise_corr_rows_px, axis=-2)
+    if p.noise_tail_df > 2:
+        df = p.noise_tail_df
+        scale = np.sqrt((df - 2.0) / rng.chisquare(df, x.shape)).astype(x.dtype)
+        x = x * scale
+    return x

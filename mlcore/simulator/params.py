@@ -69,6 +69,16 @@ class SimParams:
     fiber_pitch: float = 2.54  # arcsec between fiber centres in one dither
     trace_sigma_px: float = 1.5  # spatial profile of a fiber trace across the 9 rows [E]
     candidates_per_shot: int = 250  # sets how many shots a run spans [E]
+    # Instrument states other than the default (used by the shift scenarios in
+    # ``scenarios.py``; the defaults leave the simulation unchanged):
+    seeing_scale: float = 1.0  # multiplies every shot's drawn seeing (focus, guiding)
+    # Gaussian kernel sigma (px) correlating the noise along wavelength (sky subtraction
+    # and resampling correlate neighbouring columns), applied to the 1D noise the line
+    # finder sees and to the pixel noise of the cutouts; 0 = white
+    noise_corr_wave_px: float = 0.0
+    noise_corr_rows_px: float = 0.0  # the same across the 9 rows of a fibre trace
+    # Student-t degrees of freedom of the pixel noise (heavy tails); 0 = Gaussian
+    noise_tail_df: float = 0.0
 
     # --- real lines ---------------------------------------------------------------------
     lae_z_min: float = 1.9

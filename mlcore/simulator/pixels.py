@@ -1,7 +1,9 @@
 """2D cutouts and the full 1D spectrum of the kept candidates, consistent with the 1D data
 the line finder measured.
 
-Pixel noise is iid Gaussian per fiber pixel. The 1D spectrum is the optimal extraction
+Pixel noise is iid Gaussian per fiber pixel in the default instrument (a shift scenario can
+correlate it and give it heavy tails: ``instrument.shape_pixel_noise``). The 1D spectrum is
+the optimal extraction
 ``e = sum_r tau_r * im_sum_r / sum(tau^2)`` of ``im_sum = sum_k w_k P_k / sum(w^2)``, so
 a fresh pixel-noise draw is conditioned on the 1D noise the detection step already saw
 (Gaussian conditioning on a linear functional: exact and one pass).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlcore.simulator.instrument import correlate_noise, shape_pixel_noise
 from mlcore.simulator.params import SimParams
 from mlcore.simulator.sources import Trials, sigma_1d
 from mlcore.survey import N_SPEC, SPEC_DWAVE, SPEC_WAVE, SPEC_WAVE0
@@ -30,9 +33,9 @@ def render(
 
     # pixel noise: sigma_pix such that the extraction has sigma_1d
     spix = (tr.sigma * np.sqrt(t2 * w2)[:, None]).astype(np.float32)  # (N, 100)
-    fibers = rng.standard_normal((n, 4, 9, 100), dtype=np.float32)
+    fibers = shape_pixel_noise(rng.standard_normal((n, 4, 9, 100), dtype=np.float32), rng, p)
     fibers *= spix[:, None, None, :]
-    rest = rng.standard_normal((n, 9, 100), dtype=np.float32)
+    rest = shape_pixel_noise(rng.standard_normal((n, 9, 100), dtype=np.float32), rng, p)
     rest *= (spix * np.sqrt(w2_rest)[:, None].astype(np.float32))[:, None, :]
 
     single = tr.single_fiber >= 0
@@ -70,7 +73,8 @@ def render(
     full = np.broadcast_to(SPEC_WAVE.astype(np.float64), (n, N_SPEC))
     err = sigma_1d(full, tr.noise_scale, p)
     # localised signals live inside the cutout window, which is overwritten below
-    spec = tr.signal(full, tau, nonlocal_only=True) + err * rng.standard_normal((n, N_SPEC))
+    white = correlate_noise(rng.standard_normal((n, N_SPEC)), p.noise_corr_wave_px, axis=-1)
+    spec = tr.signal(full, tau, nonlocal_only=True) + err * white
     data = tr.signal(wave, tau) + tr.eps
     k = np.round((wave - SPEC_WAVE0) / SPEC_DWAVE).astype(np.int64)
     inside = (k >= 0) & (k < N_SPEC)

@@ -17,6 +17,7 @@ import numpy as np
 from mlcore.simulator.detect import measure
 from mlcore.simulator.instrument import (
     Footprint,
+    correlate_noise,
     footprint,
     moffat_weights,
     noise_profile,
@@ -321,12 +322,10 @@ def make_trials(ttype: str, m: int, rng: np.random.Generator, ctx: Context) -> T
     elif ttype == "cosmic":
         wave0 = uniform_wave()
         j = _pick_fiber(rng, fp)
-        length = rng.choice(
-            np.arange(1, p.cosmic_len_max + 1),
-            size=m,
-            p=np.array([0.35, 0.3, 0.2, 0.15])[: p.cosmic_len_max]
-            / np.array([0.35, 0.3, 0.2, 0.15])[: p.cosmic_len_max].sum(),
-        )
+        # 1-4 px hits [S]; longer tracks (a shift scenario) get a share of 0.1 each
+        w_len = np.array([0.35, 0.3, 0.2, 0.15] + [0.1] * max(0, p.cosmic_len_max - 4))
+        w_len = w_len[: p.cosmic_len_max]
+        length = rng.choice(np.arange(1, p.cosmic_len_max + 1), size=m, p=w_len / w_len.sum())
         lo = wave0 + SPEC_DWAVE * rng.integers(-2, 2, m)
         hi = lo + SPEC_DWAVE * (length - 1)
         r0 = rng.integers(1, CUTOUT_ROWS - 1, m)
@@ -433,7 +432,7 @@ def make_trials(ttype: str, m: int, rng: np.random.Generator, ctx: Context) -> T
         f = np.where(tr.valid, art_nu / np.where(tr.valid, sn1, 1.0), 0.0)
         for c in comps:
             c.scale(f)
-    z = rng.standard_normal(wave.shape)
+    z = correlate_noise(rng.standard_normal(wave.shape), p.noise_corr_wave_px, axis=-1)
     tr.excess = np.zeros(wave.shape)
     if ttype == "noise":
         tr.excess = _condition_noise(rng, z, wave, tr.sigma, p)

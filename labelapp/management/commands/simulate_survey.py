@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.management.progress import ProgressBar
+from mlcore.simulator.scenarios import SCENARIOS
 from mlcore.survey import FIELDS
 
 
@@ -22,6 +23,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--field", choices=FIELDS, default="cosmos")
         parser.add_argument("--out", required=True, help="output file path")
+        parser.add_argument(
+            "--scenario",
+            choices=("none", *SCENARIOS),
+            default="none",
+            help="a shifted instrument/sky state (docs/shift.md); default: none. Use another "
+            "--seed than an unshifted survey of the same field: detectids come from field+seed",
+        )
         parser.add_argument(
             "--format",
             choices=("fits", "hdf5", "hetdex"),
@@ -49,6 +57,7 @@ class Command(BaseCommand):
             opts["n"],
             opts["seed"],
             field=opts["field"],
+            scenario=opts["scenario"],
             progress=(lambda done, total: bar("simulate", done, total)) if bar else None,
         )
         if opts["format"] == "hetdex":
