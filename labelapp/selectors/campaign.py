@@ -18,7 +18,7 @@ from labelapp.models import (
     Volunteer,
     Vote,
 )
-from labelapp.selectors.models import live_model
+from labelapp.selectors.models import headline, live_model
 from labelapp.selectors.regimes import regime_q
 from mlcore.survey import REGIME_NAMES
 
@@ -200,7 +200,8 @@ def campaign_overview() -> dict:
         "activity": activity(),
         "round": current_round(),
         "tasks": task_rows(),
-        "live_model": live_model(),
+        "live_model": (live := live_model()),
+        "live_headline": headline(live.card if live else None),
         "last_aggregation": AggregationRun.objects.first(),
         "rounds": list(Round.objects.select_related("scored_by", "trained_model")[:12]),
     }

@@ -21,6 +21,44 @@ def _regimes(card: dict, source: str) -> dict:
     return (card.get("metrics") or {}).get("regimes") or {}
 
 
+HEADLINE_REGIMES = ("low", "high")
+NOT_MEASURED_NO_SAMPLE = (
+    "not measured: no held-out expert sample was there when this model was judged (gold "
+    "standards and expert answers are trained on, so they give no figure)"
+)
+
+
+def _cell(m: dict | None) -> dict:
+    """One headline cell: a held-out figure with its interval, or why it is not measured."""
+    m = m or {}
+    if m.get("balanced_accuracy") is None:
+        why = "no held-out candidates" if not m.get("n") else "held-out sample has one class"
+        return {"measured": False, "why": why, "n": m.get("n") or 0}
+    return {"measured": True, **m}
+
+
+def headline(card: dict | None) -> dict:
+    """The console's headline figure for a model: balanced accuracy on the held-out expert
+    sample with its 95% interval, per S/N regime and per field -- never a number from data
+    the model trained on. ``measured`` False (and ``why``) where no held-out sample was."""
+    held = (card or {}).get("heldout")
+    if not held:
+        return {"measured": False, "why": NOT_MEASURED_NO_SAMPLE, "regimes": {}, "fields": []}
+    regs = held.get("regimes") or {}
+    fields = [
+        {"field": f, "cells": [_cell(cells.get(r)) for r in HEADLINE_REGIMES]}
+        for f, cells in sorted((held.get("fields") or {}).items())
+    ]
+    return {
+        "measured": True,
+        "level": held.get("level", 0.95),
+        "n_labels": held.get("n_labels"),
+        "evaluated_utc": held.get("evaluated_utc"),
+        "regimes": {r: _cell(regs.get(r)) for r in HEADLINE_REGIMES},
+        "fields": fields,
+    }
+
+
 def model_table() -> list[dict]:
     """One row per model version, newest first: status, provenance, metrics per regime on
     its card's test set and on the promotion gate's fixed evaluation set."""
@@ -38,16 +76,24 @@ def model_table() -> list[dict]:
                 "test": {r: _regimes(card, "test").get(r) or {} for r in REGIMES},
                 "gate": {r: _regimes(card, "gate").get(r) or {} for r in REGIMES},
                 "gate_n": (card.get("gate") or {}).get("n_labels"),
+                "headline": headline(card),
                 "evaluated_against": (card.get("metrics") or {}).get("evaluated_against"),
             }
         )
     return rows
 
 
+def _gate_measured(row: dict) -> bool:
+    return bool(row.get("headline", {}).get("measured"))
+
+
 def metrics_figure(rows: list[dict], source: str = "test") -> dict:
     """Balanced accuracy per regime across model versions (oldest first), the paper's
-    targets (94% at S/N > 5.5, 85% at 4.8-5.5) as dotted lines."""
+    targets (94% at S/N > 5.5, 85% at 4.8-5.5) as dotted lines. On the gate's set only the
+    models judged on a held-out expert sample get a point (gold is trained on)."""
     rows = list(reversed(rows))
+    if source == "gate":
+        rows = [r if _gate_measured(r) else {**r, "gate": {k: {} for k in REGIMES}} for r in rows]
     x = [f"v{r['mv'].pk}" + (f" (round {r['round']})" if r["round"] else "") for r in rows]
     colours = {"overall": "#555", "low": "#d95f02", "high": "#1b9e77"}
     data = [
@@ -237,6 +283,7 @@ def model_detail(mv: ModelVersion) -> dict:
         "card": card,
         "confusion": {r: confusion(regimes.get(r) or {}) for r in REGIMES},
         "gate": card.get("gate"),
+        "headline": headline(card),
         "reliability_fig": reliability_figure(card),
         "history_fig": history_figure(card),
         "types": type_rows(card),

@@ -419,3 +419,51 @@ def evaluate(
     if truth_type is not None:
         rep["types"] = type_report(truth_type, p, sn, threshold)
     return rep
+
+
+def balanced_accuracy_interval(
+    y: np.ndarray, pred: np.ndarray, level: float = 0.95, draws: int = 4000, seed: int = 0
+) -> tuple[float | None, float | None, float | None]:
+    """(balanced accuracy, lower, upper): a ``level`` interval from Jeffreys posteriors,
+    Beta(k + 1/2, n - k + 1/2), of the true-positive and true-negative rates, sampled and
+    averaged (well-behaved at 0 and 1 errors, where a bootstrap collapses to a point).
+    (None, None, None) without both classes."""
+    y, pred = np.asarray(y, bool), np.asarray(pred, bool)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return None, None, None
+    k1, k0 = int((pred & y).sum()), int((~pred & ~y).sum())
+    rng = np.random.default_rng(seed)
+    tpr = rng.beta(k1 + 0.5, n1 - k1 + 0.5, draws)
+    tnr = rng.beta(k0 + 0.5, n0 - k0 + 0.5, draws)
+    b = 0.5 * (tpr + tnr)
+    a = (1.0 - level) / 2.0
+    return 0.5 * (k1 / n1 + k0 / n0), float(np.quantile(b, a)), float(np.quantile(b, 1 - a))
+
+
+def heldout_report(y, pred, sn, field=None, level: float = 0.95) -> dict:
+    """Balanced accuracy with its interval per S/N regime ('low', 'high') and, with
+    ``field``, per field and regime, on a held-out expert sample. A cell without both
+    classes has ``balanced_accuracy`` None: not measured."""
+    y, pred, sn = np.asarray(y, bool), np.asarray(pred, bool), np.asarray(sn)
+
+    def cells(m: np.ndarray) -> dict:
+        out = {}
+        for reg, rm in regime_masks(sn).items():
+            mm = m & rm
+            b, lo, hi = balanced_accuracy_interval(y[mm], pred[mm], level)
+            out[reg] = {
+                "n": int(mm.sum()),
+                "n_real": int((y & mm).sum()),
+                "n_false": int((~y & mm).sum()),
+                "balanced_accuracy": b,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        return out
+
+    report = {"level": level, "regimes": cells(np.ones(len(y), bool))}
+    if field is not None:
+        field = np.asarray(field).astype(str)
+        report["fields"] = {str(f): cells(field == f) for f in np.unique(field)}
+    return report
