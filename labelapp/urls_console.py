@@ -10,6 +10,7 @@ from labelapp.views.console import (
     exports,
     models,
     science,
+    shift,
     tokens,
     volunteers,
 )
@@ -26,6 +27,7 @@ urlpatterns = [
     # models: cards, metrics across rounds, promote / roll back, downloads
     path("models/", models.model_list, name="console-models"),
     path("models/<int:pk>/", models.model_detail, name="console-model"),
+    path("models/shift/", shift.shift, name="console-shift"),
     path("models/<int:pk>/promote/", models.model_promote, name="console-model-promote"),
     path("models/<int:pk>/card.json", exports.model_card, name="console-model-card"),
     path("models/<int:pk>/weights.pt", exports.model_weights, name="console-model-weights"),

@@ -10,7 +10,7 @@ from labelapp.models.aggregation import (
 from labelapp.models.collections import Collection, CollectionItem, Favourite
 from labelapp.models.console import AuditEvent, CampaignSettings, ScienceToken
 from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
-from labelapp.models.ml import CandidateScore, ModelVersion
+from labelapp.models.ml import CandidateScore, ModelVersion, ShiftReport
 from labelapp.models.survey import Candidate, CandidateTruth, IngestBatch, WorkerHeartbeat
 from labelapp.models.volunteers import GoldStandard, HoldoutLabel, Volunteer, Vote
 from labelapp.models.zooniverse import (
@@ -41,6 +41,7 @@ __all__ = [
     "RoundCandidate",
     "ScienceToken",
     "ScoreChunk",
+    "ShiftReport",
     "TaskProgress",
     "Volunteer",
     "VolunteerSkill",

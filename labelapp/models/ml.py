@@ -52,3 +52,43 @@ class CandidateScore(models.Model):
             models.Index(fields=["model_version", "prob"], name="score_model_prob"),
             models.Index(fields=["model_version", "bald"], name="score_model_bald"),
         ]
+
+
+class ShiftReport(models.Model):
+    """Is a sample of the catalogue (an ingest batch, a field of it) like the data the
+    model was trained on? Input statistics, the model's representation and its scores
+    against a reference sample of its training data, and a verdict
+    (:mod:`mlcore.shift`, :mod:`labelapp.services.learning.shift`)."""
+
+    class Verdict(models.TextChoices):
+        IN_DISTRIBUTION = "in distribution"
+        SHIFTED = "shifted"
+        FAR = "far"
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="shift_reports"
+    )
+    batch = models.ForeignKey(
+        "labelapp.IngestBatch",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="shift_reports",
+        help_text="None: every batch (a field across the catalogue).",
+    )
+    field = models.CharField(max_length=32, blank=True, help_text="blank: every field")
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    n_new = models.PositiveIntegerField()
+    n_ref = models.PositiveIntegerField()
+    report = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["model_version", "batch", "field"], name="shift_mv_batch_field")
+        ]
+
+    def __str__(self) -> str:
+        where = f"batch {self.batch_id}" if self.batch_id else "all batches"
+        return f"shift of {where}{f' / {self.field}' if self.field else ''}: {self.verdict}"

@@ -1,0 +1,69 @@
+"""Shift reports for the console: the newest verdict per batch and field for the live
+model, and the batches nobody has checked. Reads only (no torch)."""
+
+from __future__ import annotations
+
+from labelapp.models import Candidate, IngestBatch, ModelVersion, ShiftReport
+
+VERDICT_CLASS = {"in distribution": "ok", "shifted": "shifted", "far": "far"}
+
+
+def shift_overview(model_version: ModelVersion | None) -> dict:
+    """Rows per ingest batch: its whole-batch report and its per-field ones (newest each),
+    or None where the batch was never checked against this model."""
+    if model_version is None:
+        return {"model": None, "batches": [], "fields": [], "n_reports": 0}
+    latest: dict[tuple[int | None, str], ShiftReport] = {}
+    qs = ShiftReport.objects.filter(model_version=model_version).select_related("batch")
+    for r in qs:
+        latest.setdefault((r.batch_id, r.field), r)
+    batches = []
+    for b in IngestBatch.objects.order_by("pk"):
+        fields = sorted(
+            Candidate.objects.filter(batch=b).values_list("field", flat=True).distinct()
+        )
+        batches.append(
+            {
+                "batch": b,
+                "fields": fields,
+                "report": _row(latest.get((b.pk, ""))),
+                "per_field": [
+                    {"field": f, "report": _row(latest.get((b.pk, f)))}
+                    for f in fields
+                    if (b.pk, f) in latest
+                ],
+            }
+        )
+    across = [
+        {"field": f, "report": _row(r)}
+        for (bid, f), r in sorted(latest.items(), key=str)
+        if bid is None
+    ]
+    return {
+        "model": model_version,
+        "batches": batches,
+        "fields": across,
+        "n_reports": len(latest),
+        "thresholds_source": next(
+            (r.report.get("thresholds", {}).get("source") for r in latest.values()), None
+        ),
+    }
+
+
+def _row(r: ShiftReport | None) -> dict | None:
+    if r is None:
+        return None
+    rep = r.report
+    inputs = rep.get("inputs", {})
+    return {
+        "id": r.pk,
+        "verdict": r.verdict,
+        "css": VERDICT_CLASS.get(r.verdict, ""),
+        "reasons": rep.get("reasons", []),
+        "n_new": r.n_new,
+        "n_ref": r.n_ref,
+        "created_at": r.created_at,
+        "inputs": [{"name": k, **v, "over": v["ks"] >= v["threshold"]} for k, v in inputs.items()],
+        "rep": rep.get("representation", {}),
+        "scores": rep.get("scores", {}),
+    }

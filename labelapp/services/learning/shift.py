@@ -1,0 +1,237 @@
+"""Where is the model out of its depth? Shift reports per ingest batch and per field.
+
+A report compares a sample of new candidates (a batch, a field of it, or a field across
+the catalogue) with a *reference* sample of the model's training data -- candidates that
+had a training label when the model was made (simulator truth, or the consensus / gold /
+expert labels of the last aggregation before it), never the held-out sample -- with
+:func:`mlcore.shift.compare`: input statistics, the model's embeddings and its scores, and
+a verdict ("in distribution" / "shifted" / "far") with the thresholds measured by
+``bench/bench_shift.py``. Reports are stored (:class:`ShiftReport`); the latest verdicts of
+a model also go on its card (``card["shift"]``), so the card says where it was not
+checked, or failed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from django.db import transaction
+from django.db.models import F
+
+from labelapp.errors import InvalidInput, NotFound
+from labelapp.models import (
+    AggregationRun,
+    Candidate,
+    CandidateTruth,
+    ConsensusState,
+    GoldStandard,
+    IngestBatch,
+    Label,
+    ModelVersion,
+    ShiftReport,
+)
+from labelapp.selectors.models import live_model
+from labelapp.services.learning.holdout import holdout_ids
+from labelapp.services.survey.rendering import open_store
+from mlcore.cnn.data import spec_windows
+from mlcore.cutout_quality import NO_CUTOUT
+from mlcore.errors import DataError
+from mlcore.shift import MIN_SAMPLE, compare, describe
+
+logger = logging.getLogger(__name__)
+
+N_REF = 2000
+N_NEW = 2000
+
+
+class ShiftReportError(InvalidInput):
+    pass
+
+
+def training_candidate_ids(model_version: ModelVersion) -> list[int]:
+    """Candidates that had a training label when ``model_version`` was made (its
+    reference sample is drawn from them); the held-out sample is never among them."""
+    made = model_version.created_at
+    if model_version.label_source == "truth":
+        ids = set(
+            CandidateTruth.objects.filter(candidate__batch__created_at__lte=made).values_list(
+                "candidate_id", flat=True
+            )
+        )
+    else:
+        run = (
+            AggregationRun.objects.filter(status=AggregationRun.Status.DONE, created_at__lte=made)
+            .order_by("-created_at")
+            .first()
+        )
+        ids = set()
+        if run is not None:
+            ids |= set(Label.objects.filter(run=run).values_list("candidate_id", flat=True))
+        ids |= set(
+            ConsensusState.objects.filter(expert_label__isnull=False).values_list(
+                "candidate_id", flat=True
+            )
+        )
+        ids |= set(GoldStandard.objects.filter(active=True).values_list("candidate_id", flat=True))
+    return sorted(ids - holdout_ids())
+
+
+def _with_cutouts(qs):
+    return qs.alias(no_cutout=F("cutout_flags").bitand(NO_CUTOUT)).exclude(no_cutout=NO_CUTOUT)
+
+
+def _pixels(ids: list[int], spec_len: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw (N, 5, 9, 100) cutouts (+ the model's 1D windows) of candidates ``ids``, read
+    from their batches' stores; rows joined by candidate id."""
+    rows = list(
+        Candidate.objects.filter(pk__in=ids)
+        .order_by("batch_id", "row")
+        .values_list("pk", "batch_id", "row", "wave")
+    )
+    cut, spec, wave = [], [], []
+    for batch_id in sorted({r[1] for r in rows}):
+        mine = [r for r in rows if r[1] == batch_id]
+        store = open_store(IngestBatch.objects.get(pk=batch_id).store_path)
+        sel = np.asarray([r[2] for r in mine])
+        cut.append(np.asarray(store.cutouts[sel], np.float32))
+        if spec_len:
+            spec.append(np.asarray(store.spec[sel], np.float32))
+        wave.extend(r[3] for r in mine)
+    x = np.concatenate(cut) if cut else np.zeros((0, 5, 9, 100), np.float32)
+    if not spec_len or not spec:
+        return x, None
+    s = np.concatenate(spec)
+    return x, spec_windows(s[:, 0], s[:, 1], np.asarray(wave), spec_len // 2)
+
+
+def _sample_ids(ids: list[int], n: int, seed: int) -> list[int]:
+    if len(ids) <= n:
+        return list(ids)
+    return sorted(np.random.default_rng(seed).choice(ids, n, replace=False).tolist())
+
+
+def build_shift_report(
+    *,
+    model_version: ModelVersion | None = None,
+    batch: IngestBatch | None = None,
+    field: str = "",
+    n_new: int = N_NEW,
+    n_ref: int = N_REF,
+    seed: int = 0,
+) -> ShiftReport:
+    """Compare a batch (or every batch), optionally one field of it, with the reference
+    sample of ``model_version`` (default: the live model); store and return the report."""
+    from mlcore.cnn.scoring import load_for_scoring  # torch: not at import time
+
+    mv = model_version or live_model()
+    if mv is None:
+        raise ShiftReportError("no live model: train and promote one before a shift report")
+    new_qs = _with_cutouts(Candidate.objects.all())
+    if batch is not None:
+        new_qs = new_qs.filter(batch=batch)
+    if field:
+        new_qs = new_qs.filter(field=field)
+    new_ids = list(new_qs.order_by("pk").values_list("pk", flat=True))
+    where = f"batch {batch.pk}" if batch else "the catalogue"
+    if field:
+        where += f", field {field!r}"
+    if len(new_ids) < MIN_SAMPLE:
+        raise ShiftReportError(
+            f"{where} has {len(new_ids)} candidates with cutouts; a shift report needs at "
+            f"least {MIN_SAMPLE}"
+        )
+    ref_ids = list(
+        _with_cutouts(Candidate.objects.filter(pk__in=training_candidate_ids(mv)))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if len(ref_ids) < MIN_SAMPLE:
+        raise ShiftReportError(
+            f"model v{mv.pk} has {len(ref_ids)} training candidates with cutouts left in the "
+            f"database; a shift report needs at least {MIN_SAMPLE} as its reference"
+        )
+    model = load_for_scoring(mv.directory, device="cpu")
+    spec_len = int(model.config.spec_len)
+    ref_sample = _sample_ids(ref_ids, n_ref, seed)
+    new_sample = _sample_ids(new_ids, n_new, seed + 1)
+    try:
+        x, w = _pixels(ref_sample, spec_len)
+        ref = describe(model, x, spec=w)
+        x, w = _pixels(new_sample, spec_len)
+        new = describe(model, x, spec=w)
+        report = compare(ref, new, seed=seed)
+    except DataError as exc:
+        raise ShiftReportError(f"shift report of {where}: {exc}") from exc
+    report |= {
+        "where": where,
+        "model_version": mv.pk,
+        "n_candidates": len(new_ids),
+        "reference": f"{len(ref_sample)} of the {len(ref_ids)} candidates v{mv.pk} trained on",
+    }
+    with transaction.atomic():
+        row = ShiftReport.objects.create(
+            model_version=mv,
+            batch=batch,
+            field=field,
+            verdict=report["verdict"],
+            n_new=report["n_new"],
+            n_ref=report["n_ref"],
+            report=report,
+        )
+        _put_on_card(mv)
+    logger.info("shift report %s of %s against v%s: %s", row.pk, where, mv.pk, row.verdict)
+    return row
+
+
+def build_batch_reports(
+    *, batch: IngestBatch, model_version: ModelVersion | None = None, seed: int = 0
+) -> list[ShiftReport]:
+    """The report of a whole batch, then one per field of it that has enough candidates."""
+    out = [build_shift_report(model_version=model_version, batch=batch, seed=seed)]
+    fields = Candidate.objects.filter(batch=batch).values_list("field", flat=True).distinct()
+    for f in sorted(fields):
+        if Candidate.objects.filter(batch=batch, field=f).count() >= MIN_SAMPLE and len(fields) > 1:
+            out.append(
+                build_shift_report(model_version=model_version, batch=batch, field=f, seed=seed)
+            )
+    return out
+
+
+def latest_reports(model_version: ModelVersion) -> list[ShiftReport]:
+    """The newest report per (batch, field) for ``model_version``."""
+    seen, out = set(), []
+    for r in ShiftReport.objects.filter(model_version=model_version).select_related("batch"):
+        key = (r.batch_id, r.field)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def _put_on_card(mv: ModelVersion) -> None:
+    summary = [
+        {
+            "batch": r.batch_id,
+            "batch_name": r.batch.name if r.batch_id else None,
+            "field": r.field or None,
+            "verdict": r.verdict,
+            "reasons": r.report.get("reasons", []),
+            "n_new": r.n_new,
+            "report_id": r.pk,
+            "created_utc": r.created_at.isoformat(timespec="seconds"),
+        }
+        for r in latest_reports(mv)
+    ]
+    card = dict(ModelVersion.objects.get(pk=mv.pk).card) | {"shift": summary}
+    ModelVersion.objects.filter(pk=mv.pk).update(card=card)
+    mv.card = card
+
+
+def get_batch(batch_id: int) -> IngestBatch:
+    try:
+        return IngestBatch.objects.get(pk=batch_id)
+    except IngestBatch.DoesNotExist as exc:
+        raise NotFound(
+            f"no ingest batch {batch_id}: see the console's exports page for the batches"
+        ) from exc
