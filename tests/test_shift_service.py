@@ -76,9 +76,7 @@ def test_command_prints_the_report(console_campaign, shifted_batch):
     assert "verdict: " in out.getvalue()
 
 
-def test_console_page_shows_verdicts_and_unchecked_batches(
-    console_campaign, shifted_batch, client
-):
+def test_console_page_shows_verdicts_and_unchecked_batches(console_campaign, shifted_batch, client):
     build_batch_reports(batch=shifted_batch)
     client.force_login(make_scientist())
     html = client.get(reverse("console-shift")).content.decode()
