@@ -85,7 +85,7 @@ def test_on_gold_only_the_headline_is_not_measured(site, good_dir, tmp_path, cli
     # the reason quotes no accuracy measured on labels the model trained on
     assert not re.search(r"0\.\d{3}", v1.status_reason), v1.status_reason
     h = headline(v1.card)
-    assert h["measured"] is False and "not measured" in h["why"]
+    assert h["measured"] is False and "no held-out expert sample" in h["why"]
     html = _page(client, "console-campaign")
     assert 'data-headline="not-measured"' in html and "Accuracy: not measured" in html
     detail = _page(client, "console-model", pk=v1.pk)

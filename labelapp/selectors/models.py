@@ -23,8 +23,8 @@ def _regimes(card: dict, source: str) -> dict:
 
 HEADLINE_REGIMES = ("low", "high")
 NOT_MEASURED_NO_SAMPLE = (
-    "not measured: no held-out expert sample was there when this model was judged (gold "
-    "standards and expert answers are trained on, so they give no figure)"
+    "no held-out expert sample was there when this model was judged (gold standards and "
+    "expert answers are trained on, so they give no figure)"
 )
 
 
