@@ -1,6 +1,6 @@
 """Measure the shift report's thresholds, false-alarm rate and detection rate.
 
-    .venv/bin/python bench/bench_shift.py [--calib 20] [--evaluate 20] [--per-scenario 5]
+    .venv/bin/python bench/bench_shift.py [--calib 80] [--evaluate 40] [--per-scenario 5]
         [--n-new 1000] [--n-ref 2000] [--threads 1] [--out bench/shift.json]
 
 1. Train a LineCNN (images only) on 6,000 simulated COSMOS candidates for a few epochs on
@@ -131,15 +131,21 @@ def rejudge(rep: dict, th: Thresholds) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--calib", type=int, default=20)
-    ap.add_argument("--evaluate", type=int, default=20)
+    ap.add_argument("--calib", type=int, default=80)
+    ap.add_argument("--evaluate", type=int, default=40)
     ap.add_argument("--per-scenario", type=int, default=5)
     ap.add_argument("--n-new", type=int, default=1000)
     ap.add_argument("--n-ref", type=int, default=2000)
     ap.add_argument("--n-train", type=int, default=6000)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--margin", type=float, default=1.15)
+    ap.add_argument("--margin", type=float, default=1.5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--eval-seed",
+        type=int,
+        default=40_000,
+        help="first seed of the false-alarm draws (never used for calibration)",
+    )
     ap.add_argument("--out", default=str(ROOT / "bench" / "shift.json"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -163,7 +169,7 @@ def main() -> None:
     def verdicts(reps):
         return [rejudge(r, th) for r in reps]
 
-    null = [draw(model, ref, 20_000 + i, a.n_new, None, th) for i in range(a.evaluate)]
+    null = [draw(model, ref, a.eval_seed + i, a.n_new, None, th) for i in range(a.evaluate)]
     v_null = verdicts(null)
     fa = sum(v != "in distribution" for v in v_null) / len(v_null)
     p_auc = np.array([r["representation"]["domain_auc_p"] for r in null + calib])
@@ -220,6 +226,11 @@ def main() -> None:
             "p_auc_below_0.05": float((p_auc < 0.05).mean()),
             "p_mmd_below_0.05": float((p_mmd < 0.05).mean()),
             "verdicts": v_null,
+            "alarms": [
+                {"draw": i, "verdict": v, "effects": effect_sizes(r)}
+                for i, (v, r) in enumerate(zip(v_null, null, strict=True))
+                if v != "in distribution"
+            ],
         },
         "scenarios": scen,
         "held_back": HELD_BACK,
