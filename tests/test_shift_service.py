@@ -85,3 +85,18 @@ def test_console_page_shows_verdicts_and_unchecked_batches(console_campaign, shi
     assert 'data-verdict="far"' in html or 'data-verdict="shifted"' in html
     detail = client.get(reverse("console-model", kwargs={"pk": console_campaign["live"].pk}))
     assert "Out of its depth?" in detail.content.decode()
+
+
+def test_simulate_survey_command_writes_a_scenario(tmp_path):
+    from mlcore.survey_io import read_survey
+
+    out = io.StringIO()
+    path = tmp_path / "psf.fits"
+    call_command(
+        "simulate_survey", "--n", "120", "--seed", "9", "--scenario", "psf_seeing",
+        "--out", str(path), "--no-progress", stdout=out,
+    )  # fmt: skip
+    s = read_survey(path)
+    assert len(s) == 120 and s.meta["scenario"] == "psf_seeing"
+    with pytest.raises(Exception, match="invalid choice"):
+        call_command("simulate_survey", "--n", "10", "--scenario", "fog", "--out", str(path))
