@@ -123,3 +123,23 @@ def test_with_a_heldout_sample_the_headline_is_the_heldout_figure(
     assert f"{low['balanced_accuracy']:.3f}" in html and f"{low['ci_low']:.3f}" in html
     models = _page(client, "console-models")
     assert f"{low['ci_high']:.3f}" in models
+
+
+def test_heldout_sample_can_be_stratified_by_field(tmp_path):
+    from labelapp.services.learning.holdout import draw_sample, holdout_summary
+    from labelapp.services.survey.ingest import ingest_survey
+    from mlcore.simulator import simulate_survey
+    from mlcore.survey_io import write_survey
+
+    ingest_survey(path=write_survey(tmp_path / "c.fits", simulate_survey(200, seed=3)))
+    ingest_survey(
+        path=write_survey(tmp_path / "g.fits", simulate_survey(40, seed=3, field="goods-n"))
+    )
+    plain = draw_sample(n=60, seed=0)
+    assert len(plain) == 60
+    assert hold_out_from_truth(n=50, low_share=0.5, seed=0, per_field=True) == 90
+    h = holdout_summary()
+    assert h["fields"]["cosmos"]["n"] == 50 and h["fields"]["goods-n"]["n"] == 40  # all it has
+    assert h["fields"]["cosmos"]["low"] == 25
+    with pytest.raises(Exception, match="at least 1"):
+        draw_sample(n=0, per_field=True)

@@ -36,6 +36,11 @@ class Command(BaseCommand):
             default=None,
             help="share of the sample with 4.8 <= S/N <= 5.5 (default: as in the catalogue)",
         )
+        parser.add_argument(
+            "--per-field",
+            action="store_true",
+            help="N from every survey field (a held-out accuracy per field on the console)",
+        )
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, **opts):
@@ -43,7 +48,12 @@ class Command(BaseCommand):
             if opts["draw"] is not None:
                 if not opts["out"]:
                     raise CommandError("--draw needs --out FILE.csv")
-                ids = draw_sample(n=opts["draw"], low_share=opts["low_share"], seed=opts["seed"])
+                ids = draw_sample(
+                    n=opts["draw"],
+                    low_share=opts["low_share"],
+                    seed=opts["seed"],
+                    per_field=opts["per_field"],
+                )
                 write_sample(ids, Path(opts["out"]))
                 self.stdout.write(
                     f"Wrote {len(ids)} candidates to {opts['out']}: fill in is_real, then "
@@ -55,7 +65,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"Loaded {len(answers)} answers ({new} new)")
             elif opts["from_truth"] is not None:
                 hold_out_from_truth(
-                    n=opts["from_truth"], low_share=opts["low_share"], seed=opts["seed"]
+                    n=opts["from_truth"],
+                    low_share=opts["low_share"],
+                    seed=opts["seed"],
+                    per_field=opts["per_field"],
                 )
         except HoldoutError as exc:
             raise CommandError(str(exc)) from exc
@@ -64,3 +77,5 @@ class Command(BaseCommand):
             f"Held out: {h['n']} candidates; 4.8-5.5: {h['low']} ({h['low_real']} real), "
             f"> 5.5: {h['high']} ({h['high_real']} real)"
         )
+        for field, c in sorted(h["fields"].items()):
+            self.stdout.write(f"  {field}: {c['n']} (4.8-5.5: {c['low']}, > 5.5: {c['high']})")

@@ -47,44 +47,77 @@ def holdout_ids() -> set[int]:
     return set(HoldoutLabel.objects.values_list("candidate_id", flat=True))
 
 
-def holdout_summary() -> dict[str, int]:
-    """Size of the held-out sample per S/N regime and how many of each are real."""
-    rows = HoldoutLabel.objects.values_list("candidate__sn", "is_real")
-    out = {"n": 0, "low": 0, "low_real": 0, "high": 0, "high_real": 0}
-    for sn, real in rows:
+def holdout_summary() -> dict:
+    """Size of the held-out sample per S/N regime and how many of each are real; and the
+    same per survey field (``fields``)."""
+    rows = HoldoutLabel.objects.values_list("candidate__sn", "is_real", "candidate__field")
+    out = {"n": 0, "low": 0, "low_real": 0, "high": 0, "high_real": 0, "fields": {}}
+    for sn, real, field in rows:
         regime = regime_name(sn)
-        out["n"] += 1
-        out[regime] += 1
+        f = out["fields"].setdefault(field, {"n": 0, "low": 0, "high": 0})
+        for d in (out, f):
+            d["n"] += 1
+            d[regime] += 1
         out[f"{regime}_real"] += int(real)
     return out
 
 
-def draw_sample(*, n: int, low_share: float | None = None, seed: int = 0) -> list[int]:
+def draw_sample(
+    *, n: int, low_share: float | None = None, seed: int = 0, per_field: bool = False
+) -> list[int]:
     """Candidate ids of a random sample of ``n`` not yet held out and not gold.
 
     ``low_share`` (0-1) fixes the share with 4.8 <= S/N <= 5.5 (the regime the campaign is
     about; the gate compares each regime on its own); None draws in proportion to the
     catalogue. Candidates already waiting for an expert are left out too (they are the
-    crowd's hard cases, not a representative draw).
+    crowd's hard cases, not a representative draw). ``per_field``: ``n`` from every survey
+    field (all of a field's candidates where it has fewer), so the console can give each
+    field its own held-out accuracy.
     """
+    if per_field:
+        if n < 1:
+            raise HoldoutError(f"the sample size must be at least 1, not {n}")
+        fields = (
+            Candidate.objects.exclude(status=Candidate.Status.EXPERT)
+            .filter(holdout__isnull=True, gold__isnull=True)
+            .values_list("field", flat=True)
+            .distinct()
+        )
+        out: list[int] = []
+        for k, f in enumerate(sorted(set(fields))):
+            out += _draw(n=n, low_share=low_share, seed=seed + k, field=f, at_most=True)
+        return sorted(out)
+    return _draw(n=n, low_share=low_share, seed=seed)
+
+
+def _draw(
+    *, n: int, low_share: float | None, seed: int, field: str | None = None, at_most=False
+) -> list[int]:
     if n < 1:
         raise HoldoutError(f"the sample size must be at least 1, not {n}")
     if low_share is not None and not 0.0 <= low_share <= 1.0:
         raise HoldoutError(f"the low-S/N share must be between 0 and 1, not {low_share}")
+    qs = Candidate.objects.exclude(status=Candidate.Status.EXPERT).filter(
+        holdout__isnull=True, gold__isnull=True
+    )
+    if field is not None:
+        qs = qs.filter(field=field)
     rows = np.asarray(
-        Candidate.objects.exclude(status=Candidate.Status.EXPERT)
-        .filter(holdout__isnull=True, gold__isnull=True)
-        .order_by("pk")
-        .values_list("pk", "sn"),
+        qs.order_by("pk").values_list("pk", "sn"),
         dtype=np.float64,
     ).reshape(-1, 2)
     ids, low = rows[:, 0].astype(np.int64), regime_index(rows[:, 1]) == 0
+    if at_most:
+        n = min(n, len(ids))
     if n > len(ids):
         raise HoldoutError(f"asked for {n} candidates; only {len(ids)} can be held out")
     rng = np.random.default_rng(seed)
     if low_share is None:
         return sorted(rng.choice(ids, n, replace=False).tolist())
     want_low = int(round(n * low_share))
+    if at_most:  # a small field: as close to the share as its regimes allow
+        want_low = min(want_low, int(low.sum()))
+        want_low = max(want_low, n - int((~low).sum()))
     pools = ((ids[low], want_low), (ids[~low], n - want_low))
     for pool, want in pools:
         if want > len(pool):
@@ -127,10 +160,12 @@ def hold_out(
     return n_new
 
 
-def hold_out_from_truth(*, n: int, low_share: float | None = None, seed: int = 0) -> int:
+def hold_out_from_truth(
+    *, n: int, low_share: float | None = None, seed: int = 0, per_field: bool = False
+) -> int:
     """Simulations: draw a sample and answer it from the simulator's truth, as experts would.
     Returns the size of the held-out set afterwards."""
-    ids = draw_sample(n=n, low_share=low_share, seed=seed)
+    ids = draw_sample(n=n, low_share=low_share, seed=seed, per_field=per_field)
     truth = dict(CandidateTruth.objects.filter(candidate_id__in=ids).values_list(
         "candidate_id", "is_real"
     ))  # fmt: skip
