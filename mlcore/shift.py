@@ -317,10 +317,12 @@ class Thresholds:
         f = math.sqrt((1 / n_new + 1 / n_ref) / (1 / self.n_new + 1 / self.n_ref))
         f = max(f, 1.0)  # never tighter than measured
         return Thresholds(
-            ks_input={k: v * f for k, v in self.ks_input.items()},
-            auc=0.5 + (self.auc - 0.5) * f,
+            # a KS distance or an AUC cannot pass 1: at small samples a statistic whose
+            # null scatter is that wide flags only complete separation
+            ks_input={k: min(v * f, 1.0) for k, v in self.ks_input.items()},
+            auc=min(0.5 + (self.auc - 0.5) * f, 1.0),
             mmd=self.mmd * f * f,  # MMD^2 noise scales as 1/n
-            score_ks=self.score_ks * f,
+            score_ks=min(self.score_ks * f, 1.0),
             real_frac=self.real_frac * f,
             alpha=self.alpha,
             auc_far=max(self.auc_far, 0.5 + (self.auc - 0.5) * f),

@@ -184,6 +184,9 @@ def test_verdicts_in_distribution_shifted_and_far():
 def test_thresholds_widen_for_smaller_samples_never_tighten():
     small = TH.scaled(100, 800)
     assert small.auc > TH.auc and small.ks_input["noise_level"] > 0.15
+    tiny = Thresholds(ks_input={"noise_level": 0.6}, auc=0.6, n_new=1000, n_ref=2000)
+    assert tiny.scaled(100, 100).ks_input["noise_level"] == 1.0  # a KS cannot pass 1
+    assert tiny.scaled(100, 100).auc <= 1.0
     big = TH.scaled(10_000, 10_000)
     assert big.auc == pytest.approx(TH.auc) and big.mmd == pytest.approx(TH.mmd)
 
