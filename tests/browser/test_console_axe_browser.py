@@ -18,6 +18,7 @@ PAGES = [
     "/console/volunteers/",
     "/console/volunteers/suspicious/",
     "/console/models/",
+    "/console/models/shift/",
     "/console/redshift/",
     "/console/external/",
     "/console/gallery/",

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labelapp', '0012_zooniverse'),
+        ('labelapp', '0015_collections_and_favourites'),
     ]
 
     operations = [
