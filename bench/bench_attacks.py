@@ -75,6 +75,7 @@ def setup_db(n: int, seed: int) -> Path:
     ingest_survey(path=write_survey(TMP / "s.fits", simulate_survey(n, seed=seed)))
     n_gold = seed_gold_from_truth(per_kind=20)
     print(f"survey: {n:,} candidates, {n_gold} gold; data in {TMP}")
+    simulated_live_model(seed)
     from django.db import connections
 
     connections.close_all()
@@ -82,6 +83,39 @@ def setup_db(n: int, seed: int) -> Path:
     template = TMP / "template.sqlite3"
     shutil.copy(db, template)
     return template
+
+
+def simulated_live_model(seed: int) -> None:
+    """A live model's scores, simulated like the volunteers are: P(real) = sigmoid(+-s + noise)
+    around the truth, s = 2 at S/N <= 5.5 and 3.5 above, noise sd 1.5 (its ROC AUC per
+    regime is printed). The crowd defences compare votes with its confident calls."""
+    import numpy as np
+
+    from labelapp.models import Candidate, CandidateScore, ModelVersion
+
+    rng = np.random.default_rng(seed)
+    rows = list(Candidate.objects.values_list("pk", "sn", "truth__is_real"))
+    real = np.array([bool(r) for _, _, r in rows])
+    sn = np.array([x for _, x, _ in rows])
+    logit = np.where(sn > 5.5, 3.5, 2.0) * np.where(real, 1, -1) + rng.normal(0, 1.5, len(rows))
+    prob = 1 / (1 + np.exp(-logit))
+    mv = ModelVersion.objects.create(
+        label_source="truth", directory="/simulated", status=ModelVersion.Status.PROMOTED
+    )
+    CandidateScore.objects.bulk_create(
+        CandidateScore(model_version=mv, candidate_id=pk, prob=float(p), entropy=0.0, bald=0.0)
+        for (pk, _, _), p in zip(rows, prob, strict=True)
+    )
+    conf = (prob >= 0.9) | (prob <= 0.1)
+    right = (prob >= 0.5) == real
+    from mlcore.cnn.evaluation import roc_auc
+
+    low = sn <= 5.5
+    print(
+        f"simulated live model: ROC AUC {roc_auc(real[low], prob[low]):.3f} at S/N <= 5.5, "
+        f"{roc_auc(real[~low], prob[~low]):.3f} above; {conf.mean():.0%} of candidates called "
+        f"confidently, {right[conf].mean():.1%} of those calls right"
+    )
 
 
 def restore(template: Path) -> None:
@@ -158,7 +192,7 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
     settings.PROVEN_MIN_GOLD = 4 if defended else 0
     settings.UNPROVEN_MAX_LLR = 2.0 if defended else 1e9
     settings.PROVEN_SUPPORT_LLR = 1.5 if defended else -1e9  # off: any evidence supports
-    settings.PEER_MIN_COMPARISONS = 10 if defended else 10**9  # off: no peer rule
+    settings.PEER_MIN_COMPARISONS = 10 if defended else 10**9  # off: no peer/model rule
     rng = random.Random(args.seed)
     crowd = SimulatedCrowd(n_volunteers=args.volunteers, seed=args.seed)
     attackers = populations(spec, args.sybils, rng)

@@ -384,6 +384,9 @@ PROVEN_SUPPORT_LLR = float(env_str("LABELAPP_PROVEN_SUPPORT_LLR", "1.5"))
 # mlcore/aggregation/evidence.py peer_disagrees).
 PEER_MIN_COMPARISONS = env_int("LABELAPP_PEER_MIN_COMPARISONS", 10)
 PEER_Z = env_float("LABELAPP_PEER_Z", 2.33)
+# The same test against the live model's confident calls (P >= MODEL_CONFIDENT or <= 1 - it):
+# a group of colluders agrees with itself, never with an independent model.
+MODEL_CONFIDENT = env_float("LABELAPP_MODEL_CONFIDENT", 0.9)
 # A failed CSRF check on /api/ answers JSON (the page shows its message), HTML elsewhere.
 CSRF_FAILURE_VIEW = "labelapp.views.api.csrf_failure"
 

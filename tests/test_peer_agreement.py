@@ -167,3 +167,52 @@ def test_a_colluder_who_votes_first_is_caught_by_the_honest_votes_after_it(
     assert AuditEvent.objects.filter(
         action="peer_demotion", target=f"volunteer:{colluder.pk}"
     ).exists()
+
+
+# --- against the live model's confident calls ---------------------------------------------
+
+
+def _live_model_scoring(cands, probs):
+    from labelapp.models import CandidateScore, ModelVersion
+
+    mv = ModelVersion.objects.create(label_source="truth", directory="/m", status="promoted")
+    for c, p in zip(cands, probs, strict=True):
+        CandidateScore.objects.create(model_version=mv, candidate=c, prob=p, entropy=0, bald=0)
+    return mv
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rules", "own_cache")
+def test_a_clique_that_agrees_with_itself_still_disagrees_with_the_model():
+    """Colluders who pass gold and pile onto the same candidates agree with each other, so
+    peer agreement cannot see them; the model's confident calls are an independent voter."""
+    cands = make_candidates(12, first_id=7_400_000)
+    _live_model_scoring(cands, [0.97] * 10 + [0.5, 0.02])
+    ring = [make_proven_volunteer() for _ in range(3)]
+    for c in cands[:10]:  # confident 'real' calls: the ring says 'no' together
+        for v in ring:
+            submit_vote(volunteer=v, detectid=c.detectid, answer="no")
+    for v in ring:
+        v.refresh_from_db()
+    first, last = ring[0], ring[2]
+    # each agreed with the others every time (peer agreement high; on the tenth candidate the
+    # first two were no longer proven, so no longer anyone's peers) ...
+    assert first.n_peer == 0 and last.n_peer_agree == last.n_peer == 18
+    # ... and with the model never: not proven, flagged, and the ring's labels re-opened
+    assert (first.n_model, first.n_model_agree) == (10, 0)
+    assert not is_proven(
+        first.n_gold, first.n_gold_correct, min_gold=4, min_accuracy=0.7,
+        n_model=first.n_model, n_model_agree=first.n_model_agree,
+    )  # fmt: skip
+    assert any("model's confident calls 0 of 10" in r for r in flag_reasons(first))
+    assert not Candidate.objects.filter(pk__in=[c.pk for c in cands], status="retired").exists()
+    # an unconfident call is no comparison; a confident one agreed with is
+    me = make_proven_volunteer()
+    submit_vote(volunteer=me, detectid=cands[10].detectid, answer="yes")
+    submit_vote(volunteer=me, detectid=cands[11].detectid, answer="no")
+    me.refresh_from_db()
+    assert (me.n_model, me.n_model_agree) == (1, 1)
+    assert Vote.objects.get(volunteer=me, candidate=cands[10]).model_agree is None
+    undo_last_vote(volunteer=me)
+    me.refresh_from_db()
+    assert (me.n_model, me.n_model_agree) == (0, 0)

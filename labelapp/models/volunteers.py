@@ -32,6 +32,11 @@ class Volunteer(models.Model):
     # agreed (mlcore.aggregation.evidence.peer_disagrees; each vote's share is on the Vote).
     n_peer = models.PositiveIntegerField(default=0, db_default=0)
     n_peer_agree = models.PositiveIntegerField(default=0, db_default=0)
+    # Yes/no answers on candidates the live model called confidently (P >= MODEL_CONFIDENT or
+    # <= 1 - MODEL_CONFIDENT), and how many agreed with it: an independent voter that a group
+    # of accounts cannot outvote (each vote's share is its model_agree).
+    n_model = models.PositiveIntegerField(default=0, db_default=0)
+    n_model_agree = models.PositiveIntegerField(default=0, db_default=0)
     last_vote_at = models.DateTimeField(null=True, blank=True)
     # Streak: consecutive UTC days with at least one vote.
     streak_days = models.PositiveIntegerField(default=0)
@@ -81,6 +86,8 @@ class Vote(models.Model):
     # [[volunteer_id, agreed], ...]: the earlier voters on the candidate this (proven) vote was
     # a peer for, credited after commit; undo and void take exactly these back.
     peer_credits = models.JSONField(null=True, blank=True)
+    # Agreed with the live model's confident call on the candidate (None: no confident call).
+    model_agree = models.BooleanField(null=True, blank=True)
 
     class Meta:
         constraints = [

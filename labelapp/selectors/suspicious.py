@@ -80,6 +80,12 @@ def _peer_reason(n_peer: int, n_agree: int) -> str | None:
     return None
 
 
+def _model_reason(n_model: int, n_agree: int) -> str | None:
+    if peer_disagrees(n_model, n_agree, min_peer=settings.PEER_MIN_COMPARISONS, z=settings.PEER_Z):
+        return f"agrees with the model's confident calls {n_agree} of {n_model} times (not proven)"
+    return None
+
+
 def flag_reasons(volunteer: Volunteer) -> list[str]:
     """Why ``volunteer`` looks suspicious (empty: it does not)."""
     why = [_gold_reason(volunteer.n_gold, volunteer.n_gold_correct)]
@@ -91,6 +97,7 @@ def flag_reasons(volunteer: Volunteer) -> list[str]:
     n, agree = _settled_agreement([volunteer.pk]).get(volunteer.pk, (0, 0))
     why.append(_consensus_reason(n, agree))
     why.append(_peer_reason(volunteer.n_peer, volunteer.n_peer_agree))
+    why.append(_model_reason(volunteer.n_model, volunteer.n_model_agree))
     return [w for w in why if w]
 
 
@@ -110,6 +117,8 @@ def suspicious_volunteers(*, limit: int = PAGE_LIMIT) -> list[dict]:
             "n_gold_correct",
             "n_peer",
             "n_peer_agree",
+            "n_model",
+            "n_model_agree",
             "yes",
             "no",
         )
@@ -124,6 +133,7 @@ def suspicious_volunteers(*, limit: int = PAGE_LIMIT) -> list[dict]:
             _one_answer_reason(r["yes"], r["no"]),
             _consensus_reason(*agreement.get(r["pk"], (0, 0))),
             _peer_reason(r["n_peer"], r["n_peer_agree"]),
+            _model_reason(r["n_model"], r["n_model_agree"]),
         ]
         why = [w for w in why if w]
         if why:

@@ -20,10 +20,11 @@ from settling a label on their own:
 
 And one rule that gold alone cannot enforce: a *proven* voter who agrees with other proven
 voters on the same candidates significantly less often than chance (:func:`peer_disagrees`)
-is not proven any more. Honest volunteers agree with each other more often than not, even
-at low S/N; accounts that pass gold and then vote against the truth (colluders, or gold
-leaked to them) agree with the honest proven crowd far less often, and this catches them
-after a few dozen comparisons.
+is not proven any more; nor one who agrees that rarely with the live model's confident calls
+(a group of accounts voting together agrees with itself, never with an independent model).
+Honest volunteers agree with each other more often than not, even at low S/N; accounts that
+pass gold and then vote against the truth (colluders, or gold leaked to them) agree with the
+honest proven crowd, and with the model, far less often.
 
 Pure numpy / floats: used by the live consensus after each vote and by the batch run.
 """
@@ -41,16 +42,20 @@ def is_proven(
     min_accuracy: float,
     n_peer=0,
     n_peer_agree=0,
+    n_model=0,
+    n_model_agree=0,
     min_peer: int = 10,
     peer_z: float = 2.33,
 ):
     """True where at least ``min_gold`` gold answers were given, ``min_accuracy`` of them
     right ('not sure' counts as an answer that is not right), and the voter's agreement with
-    other proven voters is not significantly below chance (:func:`peer_disagrees`; with no
-    comparisons yet it is not). Scalars or arrays."""
+    other proven voters, and with the live model's confident calls, is not significantly
+    below chance (:func:`peer_disagrees`; with no comparisons yet it is not). Scalars or
+    arrays."""
     n_gold = np.asarray(n_gold)
     ok = (n_gold >= min_gold) & (np.asarray(n_gold_correct) >= min_accuracy * n_gold)
     ok = ok & ~peer_disagrees(n_peer, n_peer_agree, min_peer=min_peer, z=peer_z)
+    ok = ok & ~peer_disagrees(n_model, n_model_agree, min_peer=min_peer, z=peer_z)
     return bool(ok) if ok.ndim == 0 else ok
 
 

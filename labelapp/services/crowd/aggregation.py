@@ -221,9 +221,9 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
     from django.db.models import Q
 
     rows = Volunteer.objects.filter(pk__in=vol_ids.tolist()).values_list(
-        "pk", "n_gold", "n_gold_correct", "n_peer", "n_peer_agree"
+        "pk", "n_gold", "n_gold_correct", "n_peer", "n_peer_agree", "n_model", "n_model_agree"
     )
-    counts = np.zeros((4, len(vol_ids)))  # gold, gold right, peer comparisons, agreed
+    counts = np.zeros((6, len(vol_ids)))  # gold, right; peer comparisons, agreed; model, agreed
     for pk, *c in rows.iterator(chunk_size=20000):
         counts[:, int(np.searchsorted(vol_ids, pk))] = c
     proven = is_proven(
@@ -233,6 +233,8 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
         min_accuracy=settings.PROVEN_MIN_ACCURACY,
         n_peer=counts[2],
         n_peer_agree=counts[3],
+        n_model=counts[4],
+        n_model_agree=counts[5],
         min_peer=settings.PEER_MIN_COMPARISONS,
         peer_z=settings.PEER_Z,
     )

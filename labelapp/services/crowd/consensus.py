@@ -40,8 +40,10 @@ from django.utils import timezone
 from labelapp.models import (
     AggregationRun,
     Candidate,
+    CandidateScore,
     ConsensusState,
     GoldStandard,
+    ModelVersion,
     RetirementEvent,
     Volunteer,
     VolunteerSkill,
@@ -255,7 +257,7 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         # one row per (vote, skill row of its volunteer); skills of the other regime ignored
         per_vote: dict[int, tuple] = {}
         for row in rows:
-            _, _, vote_id, answer, user_id, s_regime, sa, sb, ca, cb, *counts = row
+            _, _, vote_id, answer, user_id, s_regime, sa, sb, ca, cb, *counts, _ = row
             if vote_id is None:
                 continue  # no votes (all taken back)
             if vote_id not in per_vote or s_regime == regime:
@@ -269,7 +271,10 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         }  # vote -> its volunteer counts as proven
         demoted, credits = False, []
         if trigger is not None and trigger.pk in per_vote:
-            demoted, credits = _compare_with_peers(cur, t, trigger.pk, per_vote, proven, experts)
+            live_prob = rows[0][-1]  # the live model's score of this candidate, or None
+            demoted, credits = _compare_with_peers(
+                cur, t, trigger.pk, per_vote, proven, experts, live_prob
+            )
         n_unsure, n_binary, expert_label = 0, 0, None
         proven_llr = unproven_for = unproven_against = 0.0
         for vote_id in sorted(per_vote):
@@ -345,9 +350,14 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
     )
 
 
+# Per-vote evidence tuple: (answer, user_id, skill, n_gold, n_gold_correct, z_expert,
+# volunteer_id, n_peer, n_peer_agree, n_model, n_model_agree).
+_PEER, _MODEL = 7, 9  # where the volunteer's peer and model counters start in it
+
+
 def _is_proven(vote: tuple, experts: set) -> bool:
     """Does the volunteer of one per-vote evidence tuple count as proven?"""
-    _, user_id, _, n_g, n_ok, z_expert, _, n_peer, n_agree = vote
+    _, user_id, _, n_g, n_ok, z_expert, _, n_peer, n_agree, n_model, n_model_agree = vote
     return bool(user_id in experts or z_expert) or is_proven(
         n_g,
         n_ok,
@@ -355,25 +365,30 @@ def _is_proven(vote: tuple, experts: set) -> bool:
         min_accuracy=settings.PROVEN_MIN_ACCURACY,
         n_peer=n_peer,
         n_peer_agree=n_agree,
+        n_model=n_model,
+        n_model_agree=n_model_agree,
         min_peer=settings.PEER_MIN_COMPARISONS,
         peer_z=settings.PEER_Z,
     )
 
 
 def _compare_with_peers(
-    cur, t, vote_id: int, per_vote: dict, proven: dict, experts
+    cur, t, vote_id: int, per_vote: dict, proven: dict, experts, live_prob: float | None
 ) -> tuple[bool, list]:
-    """Compare the new yes/no vote ``vote_id`` with the yes/no votes already on its candidate.
+    """Compare the new yes/no vote ``vote_id`` with the yes/no votes already on its candidate
+    and with the live model's call on it.
 
     Both sides of each pair learn something: the new voter is compared with every *proven*
     earlier voter (added to its Volunteer counters now, and recorded on the vote as
     peer_n / peer_agree); if the new voter is proven, every earlier voter is compared with it
     -- those credits ``[[volunteer_id, agreed], ...]`` are returned, recorded on the vote
     (peer_credits, so an undo or a void takes back exactly them) and applied by the caller
-    after commit, one row at a time (services.crowd.votes.credit_peers): locking another
+    after commit, one row at a time (services.crowd.peers.credit_peers): locking another
     volunteer's row here, under this candidate's lock, could deadlock with that volunteer's
-    own vote. Returns (the new voter was proven and is not any more, the credits)."""
-    answer, _, _, _, _, _, volunteer_id, n_peer, n_agree = per_vote[vote_id]
+    own vote. Where the live model's probability ``live_prob`` is confident (MODEL_CONFIDENT
+    either way), the vote is compared with that call too (n_model / n_model_agree, and the
+    vote's model_agree). Returns (the new voter was proven and is not any more, credits)."""
+    answer, _, _, _, _, _, volunteer_id, *_ = per_vote[vote_id]
     if answer == Vote.Answer.UNSURE:
         return False, []
     earlier = [
@@ -384,20 +399,31 @@ def _compare_with_peers(
     was = proven[vote_id]
     credits = [[v[6], int(v[0] == answer)] for _, v in earlier] if was else []
     n, k = len(peers), sum(a == answer for a in peers)
-    if not n and not credits:
+    conf = settings.MODEL_CONFIDENT
+    model_agree = None
+    if live_prob is not None and (live_prob >= conf or live_prob <= 1 - conf):
+        model_agree = (answer == Vote.Answer.YES) == (live_prob >= 0.5)
+    if not n and not credits and model_agree is None:
         return False, []
-    if n:
+    m, mk = (0, 0) if model_agree is None else (1, int(model_agree))
+    if n or m:
         cur.execute(
             f"UPDATE {t.volunteer} SET n_peer = n_peer + %s, "  # noqa: S608
-            "n_peer_agree = n_peer_agree + %s WHERE id = %s",
-            [n, k, volunteer_id],
+            "n_peer_agree = n_peer_agree + %s, n_model = n_model + %s, "
+            "n_model_agree = n_model_agree + %s WHERE id = %s",
+            [n, k, m, mk, volunteer_id],
         )
     cur.execute(
-        f"UPDATE {t.vote} SET peer_n = %s, peer_agree = %s, peer_credits = %s "  # noqa: S608
-        "WHERE id = %s",
-        [n, k, json.dumps(credits) if credits else None, vote_id],
+        f"UPDATE {t.vote} SET peer_n = %s, peer_agree = %s, peer_credits = %s, "  # noqa: S608
+        "model_agree = %s WHERE id = %s",
+        [n, k, json.dumps(credits) if credits else None, model_agree, vote_id],
     )
-    per_vote[vote_id] = (*per_vote[vote_id][:7], n_peer + n, n_agree + k)
+    v = list(per_vote[vote_id])
+    v[_PEER] += n
+    v[_PEER + 1] += k
+    v[_MODEL] += m
+    v[_MODEL + 1] += mk
+    per_vote[vote_id] = tuple(v)
     proven[vote_id] = _is_proven(per_vote[vote_id], experts)
     return was and not proven[vote_id], credits
 
@@ -412,6 +438,8 @@ class _Tables:
     volunteer: str
     run: str
     zooniverse: str
+    score: str
+    model: str
 
 
 @lru_cache(maxsize=1)
@@ -428,6 +456,8 @@ def _tables() -> _Tables:
         volunteer=q(Volunteer._meta.db_table),
         run=q(AggregationRun._meta.db_table),
         zooniverse=q(ZooniverseClassification._meta.db_table),
+        score=q(CandidateScore._meta.db_table),
+        model=q(ModelVersion._meta.db_table),
     )
 
 
@@ -465,10 +495,15 @@ def _EVIDENCE_SQL() -> str:
     Zooniverse classification made in expert mode. Param: candidate id. At most
     RETIRE_MAX_VOTES votes x 2 regimes rows, all through indexes."""
     t = _tables()
+    live = ModelVersion.Status.PROMOTED.value  # a constant of ours, not input
     return (
         "SELECT c.sn, c.status, v.id, v.answer, vol.user_id, s.regime, s.sens_alpha, "  # noqa: S608
         "s.sens_beta, s.spec_alpha, s.spec_beta, vol.n_gold, vol.n_gold_correct, z.expert, "
-        "v.volunteer_id, vol.n_peer, vol.n_peer_agree "
+        "v.volunteer_id, vol.n_peer, vol.n_peer_agree, vol.n_model, vol.n_model_agree, "
+        # the live model's score of the candidate (the promoted version; None without one)
+        f"(SELECT cs.prob FROM {t.score} cs WHERE cs.candidate_id = c.id AND "
+        f"cs.model_version_id = (SELECT mv.id FROM {t.model} mv WHERE mv.status = '{live}' "
+        "ORDER BY mv.id DESC LIMIT 1)) "
         f"FROM {t.candidate} c "
         f"LEFT JOIN {t.vote} v ON v.candidate_id = c.id "
         f"LEFT JOIN {t.volunteer} vol ON vol.id = v.volunteer_id "

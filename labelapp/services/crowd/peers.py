@@ -32,6 +32,7 @@ def credit_peers(credits: list, *, sign: int) -> None:
         return is_proven(
             row[0], row[1], min_gold=settings.PROVEN_MIN_GOLD,
             min_accuracy=settings.PROVEN_MIN_ACCURACY, n_peer=row[2], n_peer_agree=row[3],
+            n_model=row[4], n_model_agree=row[5],
             min_peer=settings.PEER_MIN_COMPARISONS, peer_z=settings.PEER_Z,
         )  # fmt: skip
 
@@ -41,13 +42,13 @@ def credit_peers(credits: list, *, sign: int) -> None:
             cur.execute(
                 f"UPDATE {table} SET n_peer = n_peer + %s, "  # noqa: S608
                 "n_peer_agree = n_peer_agree + %s WHERE id = %s "
-                "RETURNING n_gold, n_gold_correct, n_peer, n_peer_agree",
+                "RETURNING n_gold, n_gold_correct, n_peer, n_peer_agree, n_model, n_model_agree",
                 [sign, sign * agreed, volunteer_id],
             )
             after = cur.fetchone()
             if after is None:  # the volunteer is gone
                 continue
-            before = (after[0], after[1], after[2] - sign, after[3] - sign * agreed)
+            before = (after[0], after[1], after[2] - sign, after[3] - sign * agreed, *after[4:])
             if sign > 0 and proven(before) and not proven(after):
                 recheck_settled_by(volunteer_id=volunteer_id)
 

@@ -151,6 +151,8 @@ def refresh_counters(*, volunteer: Volunteer) -> None:
         ),
         peer_n=Sum("peer_n"),
         peer_agree=Sum("peer_agree"),
+        model_n=Count("pk", filter=Q(model_agree__isnull=False)),
+        model_agree=Count("pk", filter=Q(model_agree=True)),
     )
     days = sorted({d.date() for d in votes.values_list("created_at", flat=True)})
     best = run = 0
@@ -161,6 +163,7 @@ def refresh_counters(*, volunteer: Volunteer) -> None:
     volunteer.n_votes, volunteer.n_unsure = agg["n"], agg["unsure"]
     volunteer.n_gold, volunteer.n_gold_correct = agg["gold"], agg["gold_ok"]
     volunteer.n_peer, volunteer.n_peer_agree = agg["peer_n"] or 0, agg["peer_agree"] or 0
+    volunteer.n_model, volunteer.n_model_agree = agg["model_n"], agg["model_agree"]
     volunteer.last_vote_at = last
     volunteer.last_active_day = days[-1] if days else None
     volunteer.streak_days, volunteer.best_streak_days = run, max(best, volunteer.best_streak_days)

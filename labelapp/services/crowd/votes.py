@@ -284,6 +284,9 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
         if vote.peer_n:  # the comparisons with proven peers this vote added
             changes["n_peer"] = F("n_peer") - vote.peer_n
             changes["n_peer_agree"] = F("n_peer_agree") - vote.peer_agree
+        if vote.model_agree is not None:  # ... and with the live model's call
+            changes["n_model"] = F("n_model") - 1
+            changes["n_model_agree"] = F("n_model_agree") - int(vote.model_agree)
         Volunteer.objects.filter(pk=volunteer.pk).update(**changes)
         if vote.peer_credits:  # ... and those it gave the earlier voters
             from labelapp.services.crowd.peers import credit_peers
