@@ -8,12 +8,17 @@ cutouts, float32 spectrum + error), then times :func:`mlcore.cnn.scoring.score` 
 including the reads, the float32 cast, the normalisation, the 1D windows (models with the
 1D branch) and T MC-dropout samples (per member, for an ensemble: ``--members K`` builds an
 untrained EnsembleCNN of K default nets).
-Also times normalisation and the network alone. Prints figures; never passes or fails.
+Each T is timed twice in the same run: the baseline (``score_batch_reference``: torch
+normalisation with a per-candidate ``nanmedian``, ``model.forward_mc`` on the whole batch,
+i.e. the code before issue #27) and the current path (numpy selection normalisation,
+BatchNorm-folded channels_last trunk in chunks), with the ratio. Also times normalisation
+and the network alone, both ways. Prints figures; never passes or fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -21,10 +26,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import mlcore.cnn.scoring as scoring
 from mlcore.cnn.card import load_checkpoint
-from mlcore.cnn.data import normalise, spec_windows
+from mlcore.cnn.data import normalise_numpy, normalise_torch, spec_windows
 from mlcore.cnn.model import EnsembleCNN, LineCNN, count_parameters
 from mlcore.cnn.scoring import score
+
+
+@contextlib.contextmanager
+def baseline_path():
+    """``score`` with every batch through ``score_batch_reference`` (today's code before
+    issue #27), however ``iter_scores`` reaches it."""
+    fast = scoring.score_batch
+    scoring.score_batch = scoring.score_batch_reference
+    try:
+        yield
+    finally:
+        scoring.score_batch = fast
 
 
 def make_store(tmp: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,15 +97,31 @@ def main() -> None:
             **({"spec": spec[: a.batch], "wave": wave[: a.batch]} if kw else {}),
         )  # warm-up
         for T in a.T:
+            rate = {}
+            for name, ctx in (("baseline", baseline_path), ("current", contextlib.nullcontext)):
+                with ctx():
+                    t0 = time.perf_counter()
+                    score(model, mm, n_samples=T, batch_size=a.batch, **kw)
+                    dt = time.perf_counter() - t0
+                rate[name] = a.n / dt
+                print(
+                    f"end to end  T={T:3d} {name:8s}: {rate[name]:9.0f} candidates/s"
+                    f" ({dt:.2f} s for {a.n})"
+                )
+            ratio = rate["current"] / rate["baseline"]
+            print(f"end to end  T={T:3d} current / baseline: {ratio:.2f}x")
+        raw = np.asarray(mm[: a.batch])
+        x = torch.from_numpy(raw.astype(np.float32)).to(device)
+        for name, fn in (("torch nanmedian", lambda: normalise_torch(x)), ("numpy", None)):
+            if fn is None:
+                if device != "cpu":
+                    continue
+                fn = lambda: normalise_numpy(raw)  # noqa: E731
             t0 = time.perf_counter()
-            score(model, mm, n_samples=T, batch_size=a.batch, **kw)
-            dt = time.perf_counter() - t0
-            print(f"end to end  T={T:3d}: {a.n / dt:9.0f} candidates/s ({dt:.2f} s for {a.n})")
-        x = torch.from_numpy(np.asarray(mm[: a.batch], np.float32)).to(device)
-        t0 = time.perf_counter()
-        for _ in range(3):
-            z, _ = normalise(x)
-        t_norm = (time.perf_counter() - t0) / 3
+            for _ in range(3):
+                fn()
+            print(f"normalise alone, {name}: {3 * a.batch / (time.perf_counter() - t0):9.0f}/s")
+        z, _ = normalise_torch(x)
         sw = None
         if model.config.spec_len:
             t0 = time.perf_counter()
@@ -95,17 +129,19 @@ def main() -> None:
             sw = spec_windows(sp[:, 0], sp[:, 1], wave[: a.batch], model.config.spec_len // 2)
             print(f"1D windows alone: {a.batch / (time.perf_counter() - t0):9.0f}/s")
             sw = torch.from_numpy(sw).to(device)
+        nets = [("forward_mc", lambda: model.forward_mc(z, sw, n_samples=10))]
+        if device == "cpu":
+            nets.append(("folded chunks", lambda: scoring._logits_cpu(model, z, sw, 10, None)))
         with torch.inference_mode():
-            t0 = time.perf_counter()
-            for _ in range(3):
-                model.forward_mc(z, sw, n_samples=10)
-            t_net = (time.perf_counter() - t0) / 3
-        if device == "cuda":
-            torch.cuda.synchronize()
-        print(
-            f"normalise alone: {a.batch / t_norm:9.0f}/s; network alone T=10: "
-            f"{a.batch / t_net:9.0f}/s"
-        )
+            for name, fn in nets:
+                fn()
+                t0 = time.perf_counter()
+                for _ in range(3):
+                    fn()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                t_net = (time.perf_counter() - t0) / 3
+                print(f"network alone T=10, {name}: {a.batch / t_net:9.0f}/s")
 
 
 if __name__ == "__main__":

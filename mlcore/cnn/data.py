@@ -42,10 +42,12 @@ def _robust_center_scale(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return med, sigma
 
 
-def normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 5, 9, 100) raw float -> (normalised (B, 5, 9, 100) float32, masked_frac (B,)).
+def normalise_torch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recipe in torch ops (per-candidate ``torch.nanmedian``): runs on any device.
 
-    See the module docstring for the recipe and the NaN policy.
+    :func:`normalise` uses it for tensors on a GPU (or that need gradients); on the CPU it
+    takes the numpy path, which gives the same result to float rounding and is ~10x faster.
+    Kept as the reference the fast path is tested and benchmarked against.
     """
     x = x.float()
     finite = torch.isfinite(x)
@@ -60,6 +62,97 @@ def normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     z = ASINH_SOFT * torch.asinh(z / ASINH_SOFT)
     z = torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
     return z, masked_frac
+
+
+def _lower_median_rows(a: np.ndarray, n_finite: np.ndarray | None) -> np.ndarray:
+    """(B, M) float32 -> (B,) the lower median of each row's finite values, NaN if none.
+
+    ``torch.nanmedian``'s definition (the ((n-1)//2)-th smallest of the n finite values),
+    by selection (``np.partition``, O(M)) instead of a sort. ``n_finite`` is None when every
+    value is finite (one partition for the whole batch); else non-finite values must already
+    be +inf, so they sort last, and rows are partitioned in groups of equal finite count.
+    """
+    B, M = a.shape
+    if n_finite is None:
+        k = (M - 1) // 2
+        return np.partition(a, k, axis=1)[:, k]
+    out = np.full(B, np.nan, np.float32)
+    for n in np.unique(n_finite):
+        if n == 0:
+            continue
+        rows = np.flatnonzero(n_finite == n)
+        k = (int(n) - 1) // 2
+        sub = a if len(rows) == B else a[rows]
+        out[rows] = np.partition(sub, k, axis=1)[:, k]
+    return out
+
+
+def _center_scale_numpy(a: np.ndarray, n_finite: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """(B, M) -> median (B,), sigma (B,) as :func:`_robust_center_scale` computes them."""
+    med = _lower_median_rows(a, n_finite)
+    with np.errstate(invalid="ignore", over="ignore"):
+        dev = np.abs(a - med[:, None])  # +inf stays +inf (after the finite values)
+        if n_finite is not None:
+            dev[np.isnan(dev)] = np.inf  # rows with no finite value: med is NaN
+        mad = _lower_median_rows(dev, n_finite)
+        sigma = np.float32(MAD_TO_SIGMA) * mad
+    sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, np.float32(1.0))
+    med = np.where(np.isfinite(med), med, np.float32(0.0))
+    return med.astype(np.float32), sigma.astype(np.float32)
+
+
+def normalise_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`normalise` on a numpy (B, 5, 9, 100) array -> (z float32, masked_frac (B,)).
+
+    Medians by ``np.partition`` on the rows (one call per batch when nothing is masked;
+    masked rows are grouped by their count of finite pixels) and numpy's vectorised
+    ``arcsinh``: the same values as :func:`normalise_torch` to float rounding (the medians
+    and MADs exactly; the asinh to an ulp or so).
+    """
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        x = x.astype(np.float32)
+    B, C = x.shape[:2]
+    flat = x.reshape(B, C, -1)
+    finite = np.isfinite(flat)
+    n_fin_s = np.count_nonzero(finite[:, 0], axis=1)
+    n_fin_f = np.count_nonzero(finite[:, 1:].reshape(B, -1), axis=1)
+    n_pix = flat.shape[1] * flat.shape[2]
+    n_bad = n_pix - n_fin_s - n_fin_f
+    masked_frac = n_bad.astype(np.float32) / np.float32(n_pix)
+    any_bad = bool(n_bad.any())
+    src = np.where(finite, flat, np.float32(np.inf)) if any_bad else flat
+    s = src[:, 0]
+    f = src[:, 1:].reshape(B, -1)
+    s_med, s_sig = _center_scale_numpy(s, n_fin_s if any_bad else None)
+    f_med, f_sig = _center_scale_numpy(f, n_fin_f if any_bad else None)
+    med = np.empty((B, C, 1), np.float32)
+    sig = np.empty((B, C, 1), np.float32)
+    med[:, 0, 0], med[:, 1:, 0] = s_med, f_med[:, None]
+    sig[:, 0, 0], sig[:, 1:, 0] = s_sig, f_sig[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = flat - med
+        z /= sig
+        z /= np.float32(ASINH_SOFT)
+        np.arcsinh(z, out=z)
+        z *= np.float32(ASINH_SOFT)
+    if any_bad or not np.isfinite(z).all():
+        z[~np.isfinite(z)] = 0.0  # masked pixels -> background (and any overflow, as before)
+    return z.reshape(x.shape), masked_frac
+
+
+def normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 5, 9, 100) raw float -> (normalised (B, 5, 9, 100) float32, masked_frac (B,)).
+
+    See the module docstring for the recipe and the NaN policy. CPU tensors go through
+    :func:`normalise_numpy`, others (GPU) through :func:`normalise_torch`.
+    """
+    if x.device.type == "cpu" and not x.requires_grad:
+        if x.dtype not in (torch.float16, torch.float32, torch.float64):
+            x = x.float()
+        z, m = normalise_numpy(x.numpy())
+        return torch.from_numpy(z), torch.from_numpy(m)
+    return normalise_torch(x)
 
 
 def spec_windows(

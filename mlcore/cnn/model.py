@@ -133,7 +133,13 @@ class LineCNN(nn.Module):
         Masks come from ``generator`` so scores are reproducible for a seed. With T=1 or
         dropout 0 this is the deterministic forward pass.
         """
-        f = self.features(x, spec)  # (B, F)
+        return self.mc_from_features(self.features(x, spec), n_samples, generator)
+
+    @torch.no_grad()
+    def mc_from_features(
+        self, f: torch.Tensor, n_samples: int = 10, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """(B, n_feat) features -> (T, B) logits: the head under T dropout masks."""
         p = self.config.dropout
         if n_samples <= 1 or p == 0.0:
             return self.head(f, masks=(torch.ones_like(f[:1]), 1.0)).unsqueeze(0)
@@ -195,6 +201,53 @@ class EnsembleCNN(nn.Module):
         if n_samples <= 1:
             return self.forward(x, spec).unsqueeze(0)
         return torch.cat([m.forward_mc(x, spec, n_samples, generator) for m in self.members])
+
+    @torch.no_grad()
+    def mc_from_features(
+        self, f: torch.Tensor, n_samples: int = 10, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """(B, sum of n_feat) ``features`` -> what ``forward_mc`` gives, same RNG order."""
+        parts = torch.split(f, [m.feature_dim for m in self.members], dim=1)
+        if n_samples <= 1:
+            return torch.stack(
+                [m.head(fk) for m, fk in zip(self.members, parts, strict=True)]
+            ).mean(0)[None]
+        return torch.cat(
+            [
+                m.mc_from_features(fk, n_samples, generator)
+                for m, fk in zip(self.members, parts, strict=True)
+            ]
+        )
+
+
+def _fold_bn(conv: nn.Module, bn: nn.Module) -> nn.Module:
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    return fuse_conv_bn_eval(conv, bn)
+
+
+def inference_copy(model: nn.Module) -> nn.Module:
+    """A copy of a LineCNN or EnsembleCNN for fast CPU inference, same outputs to float
+    rounding: every eval-mode BatchNorm folded into the convolution before it, weights in
+    channels_last (oneDNN's fast layout; NCHW max-pooling is several times slower on CPU).
+    ``features`` and the heads are the original's; feed it channels_last input.
+    """
+    import copy
+
+    fast = copy.deepcopy(model).eval()
+    nets = fast.members if isinstance(fast, EnsembleCNN) else [fast]
+    for net in nets:
+        for seq in net.trunk:
+            if isinstance(seq, nn.Sequential) and isinstance(seq[1], nn.BatchNorm2d):
+                seq[0] = _fold_bn(seq[0], seq[1])
+                seq[1] = nn.Identity()
+        if net.spec_trunk is not None:
+            st = net.spec_trunk
+            for i in range(len(st) - 1):
+                if isinstance(st[i], nn.Conv1d) and isinstance(st[i + 1], nn.BatchNorm1d):
+                    st[i] = _fold_bn(st[i], st[i + 1])
+                    st[i + 1] = nn.Identity()
+    return fast.to(memory_format=torch.channels_last)
 
 
 def count_parameters(model: nn.Module) -> int:

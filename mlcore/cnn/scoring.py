@@ -16,18 +16,23 @@ bounded by ``batch_size`` whatever N is. Per candidate it returns, all float32:
 
 Dropout masks come from a seeded generator, so scores are reproducible. The trunk runs once
 per batch and only the head is sampled T times (see model.py), which is why T=10 costs
-little more than T=1.
+little more than T=1. On the CPU the normalisation runs in numpy (selection instead of
+``nanmedian``) and the trunk through a BatchNorm-folded channels_last copy in chunks of 256
+rows (``bench/bench_scoring.py``: several times faster); ``score_batch_reference`` keeps the
+plain torch path (used on GPUs), which gives the same scores to float rounding.
 """
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 
-from mlcore.cnn.data import iter_batches, normalise, spec_windows
-from mlcore.cnn.model import LineCNN
+from mlcore.cnn.data import iter_batches, normalise, normalise_numpy, normalise_torch, spec_windows
+from mlcore.cnn.model import EnsembleCNN, LineCNN, inference_copy
 from mlcore.cnn.training import pick_device
 from mlcore.survey import LINE_COL
 
@@ -37,6 +42,74 @@ SCORE_FIELDS = ("prob", "entropy", "expected_entropy", "bald", "std", "masked_fr
 def _binary_entropy(p: torch.Tensor) -> torch.Tensor:
     p = p.clamp(1e-7, 1 - 1e-7)
     return -(p * p.log() + (1 - p) * (1 - p).log())
+
+
+_CPU_CHUNK = 256  # rows per trunk call on the CPU: the activations stay in cache
+_FAST_CPU: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(model: torch.nn.Module) -> tuple:
+    """Changes whenever any weight or buffer is replaced or modified in place (None for
+    inference-mode tensors, which have no version counter: then no caching)."""
+    try:
+        return tuple(
+            (t.data_ptr(), t._version) for t in itertools.chain(model.parameters(), model.buffers())
+        )
+    except RuntimeError:
+        return None
+
+
+def fast_cpu_model(model: torch.nn.Module) -> torch.nn.Module:
+    """``model.inference_copy`` (BatchNorm folded, channels_last), cached per model until
+    its weights change."""
+    key = _fingerprint(model)
+    hit = _FAST_CPU.get(model)
+    if hit is None or key is None or hit[0] != key:
+        hit = (key, inference_copy(model))
+        _FAST_CPU[model] = hit
+    return hit[1]
+
+
+def _logits_cpu(model, x, s, n_samples, generator) -> torch.Tensor:
+    """(T, B) logits on the CPU: the trunk in chunks of ``_CPU_CHUNK`` rows through the
+    folded channels_last copy, then the head's T dropout samples for the whole batch at
+    once, so the generator is drawn exactly as ``model.forward_mc`` draws it."""
+    fast = fast_cpu_model(model)
+    feats = [
+        fast.features(
+            x[a : a + _CPU_CHUNK].contiguous(memory_format=torch.channels_last),
+            None if s is None else s[a : a + _CPU_CHUNK],
+        )
+        for a in range(0, len(x), _CPU_CHUNK)
+    ]
+    f = torch.cat(feats) if feats else model.features(x, s)
+    if n_samples <= 1 or model.config.dropout == 0.0:
+        return model.mc_from_features(f, n_samples=n_samples, generator=generator)
+    nets = model.members if isinstance(model, EnsembleCNN) else [model]
+    parts = torch.split(f, [m.feature_dim for m in nets], dim=1)
+    return torch.cat(
+        [_mc_head(m, fk, n_samples, generator) for m, fk in zip(nets, parts, strict=True)]
+    )
+
+
+def _mc_head(net: LineCNN, f: torch.Tensor, n_samples: int, generator) -> torch.Tensor:
+    """``net.mc_from_features`` with the same draws from ``generator`` and the same values
+    (up to the sign of zeros), cheaper: the uniforms are drawn one sample at a time (the
+    same stream: a CPU generator fills a tensor in order) and a dropped unit is selected
+    away instead of multiplied by a 0/1 mask, so no (T, B, n_feat) tensors are made."""
+    B, n_f = f.shape
+    keep = 1.0 - net.config.dropout
+    scale = torch.ones((), dtype=torch.bool) / keep  # the kept units' factor, as masks have it
+    fs = f * scale
+    zero = torch.zeros((), dtype=f.dtype)
+    h = torch.empty(n_samples, B, net.config.hidden, dtype=f.dtype)
+    for t in range(n_samples):
+        r = torch.rand(B, n_f, generator=generator)
+        h[t] = net.fc1(torch.where(r < keep, fs, zero))
+    h.relu_()
+    r2 = torch.rand(n_samples, B, net.config.hidden, generator=generator)
+    h = torch.where(r2 < keep, h * scale, zero)
+    return net.fc2(h).squeeze(-1)
 
 
 @torch.inference_mode()
@@ -49,24 +122,29 @@ def score_batch(
     generator: torch.Generator | None = None,
     calibrated: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Score one batch of raw (B, 5, 9, 100) cutouts (any float dtype, NaNs allowed)."""
+    """Score one batch of raw (B, 5, 9, 100) cutouts (any float dtype, NaNs allowed).
+
+    On the CPU the cutouts are normalised in numpy (:func:`mlcore.cnn.data.normalise_numpy`)
+    and the network runs as :func:`fast_cpu_model`; the values equal
+    :func:`score_batch_reference`'s to float rounding, with the same dropout masks.
+    """
     device = next(model.parameters()).device
-    on_cuda = device.type == "cuda"
+    if device.type != "cpu":
+        return score_batch_reference(
+            model, raw, spec=spec, n_samples=n_samples, generator=generator, calibrated=calibrated
+        )
     model.eval()
-    if not torch.is_tensor(raw):
-        raw = np.asarray(raw)
-        if raw.dtype not in (np.float16, np.float32):
-            raw = raw.astype(np.float32)
-        raw = torch.from_numpy(np.array(raw, copy=True))  # own, writable copy of the batch
-    # float16 batches travel as float16 (half the host->GPU bytes); the cast to float32
-    # happens on the device inside normalise()
-    x, masked = normalise(raw.to(device, non_blocking=True))  # (B, 5, 9, 100) float32
-    if on_cuda:
-        x = x.contiguous(memory_format=torch.channels_last)
-    s = None if spec is None else torch.as_tensor(np.asarray(spec, np.float32)).to(device)
-    temp = model.temperature.float() if calibrated else torch.ones((), device=device)
-    with torch.autocast(device.type, enabled=on_cuda):
-        logits = model.forward_mc(x, s, n_samples=n_samples, generator=generator)  # (T, B)
+    if torch.is_tensor(raw):
+        raw = raw.detach().cpu().numpy() if raw.dtype != torch.bfloat16 else raw.float().numpy()
+    z, masked = normalise_numpy(np.asarray(raw))
+    x = torch.from_numpy(z)
+    s = None if spec is None else torch.as_tensor(np.asarray(spec, np.float32))
+    temp = model.temperature.float() if calibrated else torch.ones(())
+    logits = _logits_cpu(model, x, s, n_samples, generator)  # (T, B)
+    return _summarise(logits, temp, torch.from_numpy(masked))
+
+
+def _summarise(logits: torch.Tensor, temp: torch.Tensor, masked: torch.Tensor) -> dict:
     p_t = torch.sigmoid(logits.float() / temp)  # (T, B)
     prob = p_t.mean(0)
     ent = _binary_entropy(prob)
@@ -80,6 +158,38 @@ def score_batch(
         "masked_frac": masked,
     }
     return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+
+@torch.inference_mode()
+def score_batch_reference(
+    model: LineCNN,
+    raw: np.ndarray | torch.Tensor,
+    *,
+    spec: np.ndarray | torch.Tensor | None = None,
+    n_samples: int = 10,
+    generator: torch.Generator | None = None,
+    calibrated: bool = True,
+) -> dict[str, np.ndarray]:
+    """The straightforward path, used on GPUs and as the reference on the CPU: torch
+    normalisation (``nanmedian``) on the model's device, then ``model.forward_mc``."""
+    device = next(model.parameters()).device
+    on_cuda = device.type == "cuda"
+    model.eval()
+    if not torch.is_tensor(raw):
+        raw = np.asarray(raw)
+        if raw.dtype not in (np.float16, np.float32):
+            raw = raw.astype(np.float32)
+        raw = torch.from_numpy(np.array(raw, copy=True))  # own, writable copy of the batch
+    # float16 batches travel as float16 (half the host->GPU bytes); the cast to float32
+    # happens on the device inside normalise_torch()
+    x, masked = normalise_torch(raw.to(device, non_blocking=True))  # (B, 5, 9, 100) float32
+    if on_cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+    s = None if spec is None else torch.as_tensor(np.asarray(spec, np.float32)).to(device)
+    temp = model.temperature.float() if calibrated else torch.ones((), device=device)
+    with torch.autocast(device.type, enabled=on_cuda):
+        logits = model.forward_mc(x, s, n_samples=n_samples, generator=generator)  # (T, B)
+    return _summarise(logits, temp, masked)
 
 
 @torch.inference_mode()
