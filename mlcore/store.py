@@ -6,7 +6,12 @@ opens them from a notebook or a GPU box) and a manifest:
     cutouts.npy   (N, 5, 9, 100)  summed image then the 4 fiber images (the CNN input)
     spec.npy      (N, 2, 1036)    spectrum and its error on the rectified grid
     im_wave.npy   (N, 100)        float32 wavelengths of the cutout columns
-    manifest.json n, dtype, source file hash, format version
+    detectid.npy  (N,)            int64 detectid of each row (stores written since issue #27)
+    manifest.json n, dtype, source file hash, format version, batch name, and for stores
+                  with ids ``detectid``: {file, n, min, max}
+
+With the ids the store is joinable without the database: :func:`lookup` (or
+:meth:`CutoutStore.rows_of`) finds candidates by detectid in one batch or under a store root.
 
 The image dtype is float16 by default. ``bench/bench_store.py`` measured on 20,000
 simulated candidates: rounding error 2e-4 of the per-pixel noise (max 2e-3), half the disk
@@ -27,17 +32,26 @@ import shutil
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mlcore.errors import DataError
 from mlcore.survey import CUTOUT_COLS, CUTOUT_ROWS, N_FIBERS, N_SPEC
 
 STORE_FORMAT_VERSION = 1
 TMP_MARK = ".tmp-"
 _HOST = re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname()) or "host"
 STORE_DTYPES = ("float16", "float32")
+IDS_FILE = "detectid.npy"
+UNKNOWN_LISTED = 5  # unknown detectids named in an error; the rest are counted
+
+
+class StoreLookupError(DataError):
+    """Detectids that are not in the store(s) searched, or a store that carries no ids."""
+
+
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -50,6 +64,8 @@ class CutoutStore:
     spec: np.ndarray
     im_wave: np.ndarray
     manifest: dict
+    detectid: np.ndarray | None = None  # (N,) int64, None for stores from before issue #27
+    _sorted: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> CutoutStore:
@@ -65,20 +81,69 @@ class CutoutStore:
             name: np.load(path / f"{name}.npy", mmap_mode="r")
             for name in ("cutouts", "spec", "im_wave")
         }
-        return cls(path=path, manifest=manifest, **arrays)
+        ids = np.load(path / IDS_FILE) if (path / IDS_FILE).exists() else None
+        return cls(path=path, manifest=manifest, detectid=ids, **arrays)
 
     def __len__(self) -> int:
         return self.cutouts.shape[0]
+
+    @property
+    def batch(self) -> str:
+        return str(self.manifest.get("batch", self.path.name))
+
+    def _index(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.detectid is None:
+            raise StoreLookupError(
+                f"{self.path}: this store carries no detectids (written before they were "
+                f"stored, issue #27: no {IDS_FILE}); look its rows up in the platform's "
+                "database, or ingest the file again"
+            )
+        if self._sorted is None:
+            order = np.argsort(self.detectid, kind="stable")
+            self._sorted = (self.detectid[order], order)
+        return self._sorted
+
+    def find_rows(self, detectids) -> tuple[np.ndarray, np.ndarray]:
+        """-> (rows, found): the store row of each detectid (-1 where absent) and a mask."""
+        ids = np.asarray(detectids, dtype=np.int64).reshape(-1)
+        s_ids, order = self._index()
+        if len(s_ids) == 0:
+            return np.full(len(ids), -1, np.int64), np.zeros(len(ids), bool)
+        pos = np.minimum(np.searchsorted(s_ids, ids), len(s_ids) - 1)
+        found = s_ids[pos] == ids
+        return np.where(found, order[pos], -1).astype(np.int64), found
+
+    def rows_of(self, detectids) -> np.ndarray:
+        """Store rows of ``detectids``, in their order; :class:`StoreLookupError` naming
+        unknown ones."""
+        rows, found = self.find_rows(detectids)
+        if not found.all():
+            raise StoreLookupError(_unknown(np.asarray(detectids).reshape(-1)[~found], self.path))
+        return rows
 
 
 class StoreWriter:
     """Write a batch chunk by chunk, then :meth:`commit` (atomic rename) or :meth:`abort`."""
 
     def __init__(
-        self, path: str | Path, n: int, *, dtype: str = "float16", meta: dict | None = None
+        self,
+        path: str | Path,
+        n: int,
+        *,
+        dtype: str = "float16",
+        meta: dict | None = None,
+        detectid: np.ndarray | None = None,
     ):
         if dtype not in STORE_DTYPES:
             raise ValueError(f"store dtype must be one of {STORE_DTYPES}, not {dtype!r}")
+        if detectid is not None:
+            detectid = np.asarray(detectid)
+            if detectid.shape != (n,) or detectid.dtype.kind not in "iu":
+                raise ValueError(
+                    f"detectid must be ({n},) integers, not {detectid.shape} {detectid.dtype}"
+                )
+            detectid = detectid.astype(np.int64)
+        self.detectid = detectid
         self.path = Path(path)
         self.n = n
         self.dtype = np.dtype(dtype)
@@ -147,6 +212,18 @@ class StoreWriter:
             "clipped_pixels": self.clipped,
             **self.meta,
         }
+        if self.detectid is not None:
+            with open(self.tmp / IDS_FILE, "wb") as fh:
+                np.save(fh, self.detectid)
+                fh.flush()
+                os.fsync(fh.fileno())
+            ids = self.detectid
+            manifest["detectid"] = {
+                "file": IDS_FILE,
+                "n": int(len(ids)),
+                "min": int(ids.min()) if len(ids) else None,
+                "max": int(ids.max()) if len(ids) else None,
+            }
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if self.path.exists():
             # Only an orphan from a crashed ingest can be here (the database has no batch
@@ -160,6 +237,68 @@ class StoreWriter:
         for fh, *_ in self._files.values():
             fh.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _unknown(ids: np.ndarray, where) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:UNKNOWN_LISTED])
+    more = f" and {len(ids) - UNKNOWN_LISTED} more" if len(ids) > UNKNOWN_LISTED else ""
+    return f"{where}: {len(ids)} detectid(s) not found: {shown}{more}"
+
+
+def open_stores(path: str | Path) -> list[CutoutStore]:
+    """One batch directory (it has a manifest) or every committed batch under a store root."""
+    path = Path(path)
+    if (path / "manifest.json").exists():
+        return [CutoutStore.open(path)]
+    if not path.is_dir():
+        raise StoreLookupError(f"{path}: no such directory")
+    dirs = sorted(
+        d for d in path.iterdir() if not d.name.startswith(".") and (d / "manifest.json").exists()
+    )
+    if not dirs:
+        raise StoreLookupError(
+            f"{path}: neither a cutout store (no manifest.json) nor a root holding any"
+        )
+    return [CutoutStore.open(d) for d in dirs]
+
+
+def lookup(stores: str | Path | list[CutoutStore], detectids) -> dict[str, np.ndarray]:
+    """Cutouts of candidates by detectid, without the database.
+
+    ``stores``: a batch directory, a store root (all its batches are searched) or opened
+    :class:`CutoutStore` objects. Returns arrays in the order of ``detectids``:
+    ``detectid``, ``batch`` (batch name), ``row`` (row in that batch), ``cutouts``
+    (K, 5, 9, 100) float32, ``spec`` (K, 2, 1036) float32, ``im_wave`` (K, 100). Raises
+    :class:`StoreLookupError` naming the first few unknown detectids (or a store without ids).
+    """
+    opened = stores if isinstance(stores, list) else open_stores(stores)
+    ids = np.asarray(detectids, dtype=np.int64).reshape(-1)
+    which = np.full(len(ids), -1, np.int64)
+    rows = np.full(len(ids), -1, np.int64)
+    for k, st in enumerate(opened):
+        left = np.flatnonzero(which < 0)
+        if not len(left):
+            break
+        r, found = st.find_rows(ids[left])
+        which[left[found]], rows[left[found]] = k, r[found]
+    if (which < 0).any():
+        where = opened[0].path if len(opened) == 1 else f"{len(opened)} stores"
+        raise StoreLookupError(_unknown(ids[which < 0], where))
+    out = {
+        "detectid": ids,
+        "batch": np.array([opened[k].batch for k in which], dtype=object),
+        "row": rows,
+        "cutouts": np.empty((len(ids), 1 + N_FIBERS, CUTOUT_ROWS, CUTOUT_COLS), np.float32),
+        "spec": np.empty((len(ids), 2, N_SPEC), np.float32),
+        "im_wave": np.empty((len(ids), CUTOUT_COLS), np.float32),
+    }
+    for k in np.unique(which):
+        sel = np.flatnonzero(which == k)
+        r = rows[sel]
+        order = np.argsort(r)  # memmaps read fastest in row order
+        for name in ("cutouts", "spec", "im_wave"):
+            out[name][sel[order]] = getattr(opened[k], name)[r[order]]
+    return out
 
 
 def remove_store(path: str | Path) -> None:

@@ -69,6 +69,9 @@ def test_ingest_writes_rows_truth_and_store(request, settings, survey, fixture):
     np.testing.assert_allclose(store.spec[17, 1], survey.spec1d_err[17], rtol=2e-3)
     np.testing.assert_array_equal(store.im_wave[17], survey.im_wave[17])
     assert batch.header_meta["simulator_version"] == "test-factory"
+    # the store is joinable by id without the database: its rows are the candidates' rows
+    np.testing.assert_array_equal(store.detectid, survey.catalog["detectid"])
+    assert store.rows_of([cand.detectid])[0] == cand.row
 
 
 def test_reingesting_the_same_file_changes_nothing_and_says_so(fits_file):

@@ -204,6 +204,12 @@ def embed_batch(model: LineCNN, raw: np.ndarray, *, spec: np.ndarray | None = No
     return model.features(x, s).float().cpu().numpy()
 
 
+def batch_generator(device, seed: int, start: int) -> torch.Generator:
+    """The dropout generator of the batch that starts at catalogue row ``start``: anything
+    that scores a catalogue in the same batches with this gets :func:`score`'s values."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
+
+
 def iter_scores(
     model: LineCNN,
     cutouts,
@@ -242,7 +248,7 @@ def iter_scores(
             else:
                 flux, err = spec1d[a:b], spec1d_err[a:b]
             win = spec_windows(flux, err, np.asarray(wave[a:b]), half)
-        gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + a)
+        gen = batch_generator(device, seed, a)
         yield (
             a,
             b,

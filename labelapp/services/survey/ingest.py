@@ -216,8 +216,14 @@ def ingest_survey(
         n = reader.n
         dtype = store_dtype or settings.STORE_DTYPE
         store_path = Path(settings.STORE_ROOT) / name
-        writer = StoreWriter(store_path, n, dtype=dtype, meta={"source_sha256": sha, "batch": name})
         detectid = reader.columns["detectid"]
+        writer = StoreWriter(
+            store_path,
+            n,
+            dtype=dtype,
+            meta={"source_sha256": sha, "batch": name},
+            detectid=detectid,  # the store is joinable by id without the database
+        )
         zeroed = 0
         flags = np.zeros(n, np.int16)
         padded = np.zeros(n, np.int16)
