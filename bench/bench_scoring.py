@@ -112,11 +112,19 @@ def main() -> None:
             print(f"end to end  T={T:3d} current / baseline: {ratio:.2f}x")
         raw = np.asarray(mm[: a.batch])
         x = torch.from_numpy(raw.astype(np.float32)).to(device)
-        for name, fn in (("torch nanmedian", lambda: normalise_torch(x)), ("numpy", None)):
-            if fn is None:
-                if device != "cpu":
-                    continue
-                fn = lambda: normalise_numpy(raw)  # noqa: E731
+        norms = [("torch nanmedian", lambda: normalise_torch(x))]
+        if device == "cpu":
+            norms.append(("numpy, whole batch", lambda: normalise_numpy(raw)))
+            chunk = scoring._CPU_CHUNK
+            norms.append(
+                (
+                    f"numpy, {chunk}-row chunks",
+                    lambda: [
+                        normalise_numpy(raw[i : i + chunk]) for i in range(0, len(raw), chunk)
+                    ],
+                )
+            )
+        for name, fn in norms:
             t0 = time.perf_counter()
             for _ in range(3):
                 fn()
@@ -129,9 +137,14 @@ def main() -> None:
             sw = spec_windows(sp[:, 0], sp[:, 1], wave[: a.batch], model.config.spec_len // 2)
             print(f"1D windows alone: {a.batch / (time.perf_counter() - t0):9.0f}/s")
             sw = torch.from_numpy(sw).to(device)
-        nets = [("forward_mc", lambda: model.forward_mc(z, sw, n_samples=10))]
+        nets = [("network alone (baseline forward_mc)", lambda: model.forward_mc(z, sw, 10))]
         if device == "cpu":
-            nets.append(("folded chunks", lambda: scoring._logits_cpu(model, z, sw, 10, None)))
+            nets.append(
+                (
+                    "normalise + network (current, chunked)",
+                    lambda: scoring._logits_cpu(model, raw, sw, 10, None),
+                )
+            )
         with torch.inference_mode():
             for name, fn in nets:
                 fn()
@@ -141,7 +154,7 @@ def main() -> None:
                 if device == "cuda":
                     torch.cuda.synchronize()
                 t_net = (time.perf_counter() - t0) / 3
-                print(f"network alone T=10, {name}: {a.batch / t_net:9.0f}/s")
+                print(f"{name} T=10: {a.batch / t_net:9.0f}/s")
 
 
 if __name__ == "__main__":

@@ -70,26 +70,28 @@ def fast_cpu_model(model: torch.nn.Module) -> torch.nn.Module:
     return hit[1]
 
 
-def _logits_cpu(model, x, s, n_samples, generator) -> torch.Tensor:
-    """(T, B) logits on the CPU: the trunk in chunks of ``_CPU_CHUNK`` rows through the
-    folded channels_last copy, then the head's T dropout samples for the whole batch at
-    once, so the generator is drawn exactly as ``model.forward_mc`` draws it."""
+def _logits_cpu(model, raw: np.ndarray, s, n_samples, generator):
+    """-> ((T, B) logits, (B,) masked_frac) on the CPU. Normalisation and trunk run in
+    chunks of ``_CPU_CHUNK`` rows (numpy selection, then the folded channels_last copy), so
+    a chunk's pixels and activations stay in cache; then the head's T dropout samples run
+    for the whole batch at once, so the generator is drawn exactly as ``forward_mc`` does."""
     fast = fast_cpu_model(model)
-    feats = [
-        fast.features(
-            x[a : a + _CPU_CHUNK].contiguous(memory_format=torch.channels_last),
-            None if s is None else s[a : a + _CPU_CHUNK],
-        )
-        for a in range(0, len(x), _CPU_CHUNK)
-    ]
-    f = torch.cat(feats) if feats else model.features(x, s)
+    feats, masked = [], []
+    for a in range(0, len(raw), _CPU_CHUNK):
+        z, m = normalise_numpy(raw[a : a + _CPU_CHUNK])
+        x = torch.from_numpy(z).contiguous(memory_format=torch.channels_last)
+        feats.append(fast.features(x, None if s is None else s[a : a + _CPU_CHUNK]))
+        masked.append(torch.from_numpy(m))
+    if not feats:  # an empty batch
+        z, m = normalise_numpy(raw)
+        feats, masked = [model.features(torch.from_numpy(z), s)], [torch.from_numpy(m)]
+    f, masked_frac = torch.cat(feats), torch.cat(masked)
     if n_samples <= 1 or model.config.dropout == 0.0:
-        return model.mc_from_features(f, n_samples=n_samples, generator=generator)
+        return model.mc_from_features(f, n_samples, generator), masked_frac
     nets = model.members if isinstance(model, EnsembleCNN) else [model]
     parts = torch.split(f, [m.feature_dim for m in nets], dim=1)
-    return torch.cat(
-        [_mc_head(m, fk, n_samples, generator) for m, fk in zip(nets, parts, strict=True)]
-    )
+    logits = [_mc_head(m, fk, n_samples, generator) for m, fk in zip(nets, parts, strict=True)]
+    return torch.cat(logits), masked_frac
 
 
 def _mc_head(net: LineCNN, f: torch.Tensor, n_samples: int, generator) -> torch.Tensor:
@@ -136,12 +138,10 @@ def score_batch(
     model.eval()
     if torch.is_tensor(raw):
         raw = raw.detach().cpu().numpy() if raw.dtype != torch.bfloat16 else raw.float().numpy()
-    z, masked = normalise_numpy(np.asarray(raw))
-    x = torch.from_numpy(z)
     s = None if spec is None else torch.as_tensor(np.asarray(spec, np.float32))
     temp = model.temperature.float() if calibrated else torch.ones(())
-    logits = _logits_cpu(model, x, s, n_samples, generator)  # (T, B)
-    return _summarise(logits, temp, torch.from_numpy(masked))
+    logits, masked = _logits_cpu(model, np.asarray(raw), s, n_samples, generator)  # (T, B)
+    return _summarise(logits, temp, masked)
 
 
 def _summarise(logits: torch.Tensor, temp: torch.Tensor, masked: torch.Tensor) -> dict:
