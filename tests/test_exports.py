@@ -380,3 +380,112 @@ def test_model_card_and_weights(sci_client, catalogue):
         "version": 1
     }
     assert sci_client.get("/console/models/999/weights.pt").status_code == 404
+
+
+# ------------------------------------------------------- ECSV and VOTable (issue #27)
+
+UCDS = {
+    "detectid": "meta.id;meta.main",
+    "ra": "pos.eq.ra;meta.main",
+    "dec": "pos.eq.dec;meta.main",
+    "wave": "em.wl",
+    "sn": "stat.snr",
+    "cnn_prob": "stat.probability",
+    "posterior": "stat.probability",
+    "batch": "meta.dataset",
+}
+ASTROPY_FORMAT = {"ecsv": "ascii.ecsv", "vot": "votable"}
+
+
+def _missing(v) -> bool:
+    """Masked, or a NaN float (astropy masks NaN when it reads FITS, not when it reads ECSV)."""
+    return np.ma.is_masked(v) or (isinstance(v, float | np.floating) and np.isnan(v))
+
+
+def _same(a, b) -> bool:
+    """Equal values, or missing in both."""
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
+    return a == b
+
+
+@pytest.mark.parametrize("fmt", ["ecsv", "vot"])
+def test_astronomy_formats_round_trip_with_units_and_ucds(catalogue, fmt):
+    import warnings
+
+    from astropy.units import UnitsWarning
+
+    export = svc.open_catalogue_export(fmt=fmt, chunk_size=3)
+    data = _bytes(export)
+    assert export.filename.endswith(f".{fmt}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnitsWarning)
+        t = Table.read(io.BytesIO(data), format=ASTROPY_FORMAT[fmt])
+    ref = Table.read(io.BytesIO(_bytes(svc.open_catalogue_export(fmt="fits"))), format="fits")
+    assert len(t) == 10 and t.colnames == [c.name for c in svc.CATALOGUE_COLUMNS]
+    assert str(t["ra"].unit) == "deg" and str(t["wave"].unit) == "Angstrom"
+    assert str(t["cnn_entropy"].unit) == "bit" and t["sn"].unit is None
+    for name, ucd in UCDS.items():
+        assert t[name].meta["ucd"] == ucd, name
+    assert "wavelength" in t["wave"].description
+    # joined by detectid (not by position) with the FITS export of the same catalogue
+    by_id = {int(r["detectid"]): r for r in ref}
+    assert set(by_id) == {int(d) for d in t["detectid"]}
+    for row in t:
+        other = by_id[int(row["detectid"])]
+        for name in t.colnames:
+            assert _same(row[name], other[name]), (name, row[name], other[name])
+    scored = [r for r in t if not _missing(r["cnn_prob"])]
+    assert len(scored) == 6 and {round(float(r["cnn_prob"]), 2) for r in scored} == {
+        0.05, 0.15, 0.25, 0.35, 0.45, 0.55
+    }  # fmt: skip
+    assert t["label"].mask.tolist() == [False] * 4 + [True] * 6  # -1 -> masked
+    if fmt == "ecsv":
+        assert t.meta["MODELVER"] == catalogue["live"].pk and t.meta["NROWS"] == 10
+    else:
+        from astropy.io.votable import parse
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnitsWarning)
+            vot = parse(io.BytesIO(data), verify="exception")  # schema-level problems raise
+        infos = {i.name: i.value for i in vot.get_first_table().infos}
+        assert infos["MODELVER"] == str(catalogue["live"].pk) and infos["NROWS"] == "10"
+
+
+@pytest.mark.parametrize("fmt", ["fits", "csv", "ecsv", "vot"])
+def test_every_export_carries_batch_and_row(catalogue, fmt):
+    data = _bytes(svc.open_catalogue_export(fmt=fmt, chunk_size=4))
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(data.decode())))
+        got = {int(r["detectid"]): (r["batch"], int(r["row"])) for r in rows}
+    else:
+        t = Table.read(io.BytesIO(data), format={"fits": "fits", **ASTROPY_FORMAT}[fmt])
+        got = {int(r["detectid"]): (str(r["batch"]), int(r["row"])) for r in t}
+    want = {c.detectid: (c.batch.name, c.row) for c in Candidate.objects.select_related("batch")}
+    assert got == want and len({b for b, _ in want.values()}) == 1
+    assert sorted(r for _, r in want.values()) == list(range(10))
+
+
+@pytest.mark.parametrize("fmt", ["ecsv", "vot"])
+def test_empty_catalogue_in_astronomy_formats_is_a_valid_file(fmt):
+    data = _bytes(svc.open_catalogue_export(fmt=fmt))
+    t = Table.read(io.BytesIO(data), format=ASTROPY_FORMAT[fmt])
+    assert len(t) == 0 and "detectid" in t.colnames
+
+
+@pytest.mark.parametrize("fmt", ["ecsv", "vot"])
+def test_astronomy_formats_stream_one_query_per_chunk(catalogue, fmt):
+    export = svc.open_catalogue_export(fmt=fmt, chunk_size=3)
+    with CaptureQueriesContext(connection) as ctx:
+        pieces = list(export.chunks)
+    assert len(ctx.captured_queries) == 4 and len([p for p in pieces if p]) >= 5
+
+
+def test_scientist_downloads_a_votable_and_it_is_audited(sci_client, catalogue):
+    resp = sci_client.get("/console/exports/catalogue.vot")
+    assert resp.status_code == 200 and resp["Content-Type"] == "application/x-votable+xml"
+    data = b"".join(resp.streaming_content)
+    assert len(Table.read(io.BytesIO(data), format="votable")) == 10
+    assert AuditEvent.objects.get(action="export").target == "catalogue.vot"
+    html = sci_client.get("/console/exports/").content.decode()
+    assert "/console/exports/catalogue.ecsv" in html and "/console/exports/catalogue.vot" in html

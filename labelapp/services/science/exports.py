@@ -1,4 +1,4 @@
-"""Exports for scientists: the labelled and scored catalogue (FITS or CSV), the
+"""Exports for scientists: the labelled and scored catalogue (FITS, CSV, ECSV or VOTable), the
 classification records (CSV, one row per vote), and any model version's card and weights.
 
 Everything is streamed: the database is read in chunks by keyset pagination on the primary
@@ -24,6 +24,13 @@ Catalogue columns (CSV and FITS alike): missing values are -1 for integer column
   i.e. those of the latest succeeded aggregation run (``aggregation_run`` in the header).
 * ``expert_label``: an expert's answer from the live consensus, if any.
 * ``round``: number of the latest labelling round that put the candidate in the queue.
+* ``batch``, ``row``: the ingest batch (its cutout store's directory name) and the row in it,
+  so cutouts are found without the database (``mlcore.store.lookup`` finds them by detectid).
+
+ECSV and VOTable (TABLEDATA) carry each column's unit, description and UCD (IVOA UCD1+), and
+the FITS header's cards as table metadata (ECSV ``meta``, VOTable ``INFO``); missing integers
+are masked (empty), missing floats NaN. Both stream like the others: the header is made once
+by astropy, the rows chunk by chunk.
 
 Volunteers appear in the classification export only as a pseudonym: an HMAC-SHA256 of
 their id keyed with ``EXPORT_PSEUDONYM_KEY`` (default: ``SECRET_KEY``), so pseudonyms stay
@@ -39,9 +46,11 @@ import io
 import json
 import logging
 import subprocess
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import escape as xml_escape
 
 import numpy as np
 from astropy.io import fits
@@ -56,6 +65,7 @@ from labelapp.models import (
     Candidate,
     CandidateScore,
     ConsensusState,
+    IngestBatch,
     Label,
     ModelVersion,
     Round,
@@ -72,8 +82,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 10_000
 FITS_BLOCK = 2880
-CATALOGUE_FORMATS = ("fits", "csv")
-CONTENT_TYPES = {"fits": "application/fits", "csv": "text/csv; charset=utf-8"}
+CATALOGUE_FORMATS = ("fits", "csv", "ecsv", "vot")
+CONTENT_TYPES = {
+    "fits": "application/fits",
+    "csv": "text/csv; charset=utf-8",
+    "ecsv": "text/x-ecsv; charset=utf-8",
+    "vot": "application/x-votable+xml",
+}
 
 
 class ExportError(InvalidInput):
@@ -88,29 +103,49 @@ class Col:
     unit: str = ""
     null: int | None = None  # TNULLn of integer columns
     doc: str = ""
+    ucd: str = ""  # IVOA UCD1+, written to ECSV and VOTable
 
 
 CATALOGUE_COLUMNS: tuple[Col, ...] = (
-    Col("detectid", "K", ">i8", doc="HETDEX detection id"),
-    Col("ra", "D", ">f8", "deg", doc="right ascension (J2000)"),
-    Col("dec", "D", ">f8", "deg", doc="declination (J2000)"),
-    Col("wave", "D", ">f8", "Angstrom", doc="observed line wavelength"),
-    Col("z", "D", ">f8", doc="redshift if Lyman-alpha: wave / LYAREST - 1"),
-    Col("sn", "D", ">f8", doc="line signal-to-noise"),
-    Col("field", "16A", "S16", doc="survey field"),
-    Col("status", "8A", "S8", doc="queue status: active, retired, expert"),
-    Col("cnn_prob", "D", ">f8", doc="CNN P(real line) at even odds: decide at >= 0.5"),
-    Col("cnn_p_real", "D", ">f8", doc="CNN P(real line) at the labels' class mix"),
-    Col("cnn_entropy", "D", ">f8", "bit", doc="CNN predictive entropy"),
-    Col("cnn_bald", "D", ">f8", "bit", doc="CNN mutual information (BALD)"),
-    Col("label", "I", ">i2", null=-1, doc="consensus label: 1 real, 0 not real, -1 none"),
-    Col("posterior", "D", ">f8", doc="consensus P(real line)"),
-    Col("n_votes", "J", ">i4", doc="votes behind the consensus label"),
-    Col("expert_label", "I", ">i2", null=-1, doc="expert answer: 1 real, 0 not real, -1 none"),
-    Col("model_version", "J", ">i4", null=-1, doc="CNN model version of cnn_* (-1 none)"),
-    Col("round", "J", ">i4", null=-1, doc="latest labelling round that queued it (-1 none)"),
-)
-CATALOGUE_DTYPE = np.dtype([(c.name, c.dtype) for c in CATALOGUE_COLUMNS])
+    Col("detectid", "K", ">i8", doc="HETDEX detection id", ucd="meta.id;meta.main"),
+    Col("ra", "D", ">f8", "deg", doc="right ascension (J2000)", ucd="pos.eq.ra;meta.main"),
+    Col("dec", "D", ">f8", "deg", doc="declination (J2000)", ucd="pos.eq.dec;meta.main"),
+    Col("wave", "D", ">f8", "Angstrom", doc="observed line wavelength", ucd="em.wl"),
+    Col("z", "D", ">f8", doc="redshift if Lyman-alpha: wave / LYAREST - 1", ucd="src.redshift"),
+    Col("sn", "D", ">f8", doc="line signal-to-noise", ucd="stat.snr"),
+    Col("field", "16A", "S16", doc="survey field", ucd="meta.id;obs.field"),
+    Col("status", "8A", "S8", doc="queue status: active, retired, expert", ucd="meta.code.status"),
+    Col("cnn_prob", "D", ">f8", doc="CNN P(real line) at even odds: decide at >= 0.5",
+        ucd="stat.probability"),
+    Col("cnn_p_real", "D", ">f8", doc="CNN P(real line) at the labels' class mix",
+        ucd="stat.probability"),
+    Col("cnn_entropy", "D", ">f8", "bit", doc="CNN predictive entropy", ucd="stat.value"),
+    Col("cnn_bald", "D", ">f8", "bit", doc="CNN mutual information (BALD)", ucd="stat.value"),
+    Col("label", "I", ">i2", null=-1, doc="consensus label: 1 real, 0 not real, -1 none",
+        ucd="meta.code.class"),
+    Col("posterior", "D", ">f8", doc="consensus P(real line)", ucd="stat.probability"),
+    Col("n_votes", "J", ">i4", doc="votes behind the consensus label", ucd="meta.number"),
+    Col("expert_label", "I", ">i2", null=-1, doc="expert answer: 1 real, 0 not real, -1 none",
+        ucd="meta.code.class"),
+    Col("model_version", "J", ">i4", null=-1, doc="CNN model version of cnn_* (-1 none)",
+        ucd="meta.version"),
+    Col("round", "J", ">i4", null=-1, doc="latest labelling round that queued it (-1 none)",
+        ucd="meta.number"),
+    # width set per export to the longest batch name (Col.tform/dtype "A"/"S" unsized here)
+    Col("batch", "A", "S", doc="ingest batch: the cutout store directory", ucd="meta.dataset"),
+    Col("row", "J", ">i4", null=-1, doc="row of the candidate in its batch store",
+        ucd="meta.record"),
+)  # fmt: skip
+
+
+def catalogue_columns(batch_width: int) -> tuple[Col, ...]:
+    """:data:`CATALOGUE_COLUMNS` with the batch column ``batch_width`` characters wide."""
+    w = max(1, batch_width)
+    return tuple(
+        Col(c.name, f"{w}A", f"S{w}", c.unit, c.null, c.doc, c.ucd) if c.name == "batch" else c
+        for c in CATALOGUE_COLUMNS
+    )
+
 
 VOTE_COLUMNS = (
     "vote_id",
@@ -147,6 +182,16 @@ class CataloguePlan:
     n_rows: int
     max_id: int
     exported_at: dt.datetime
+    batch_names: dict = field(default_factory=dict)  # IngestBatch pk -> name (few batches)
+
+    @property
+    def columns(self) -> tuple[Col, ...]:
+        width = max((len(n.encode()) for n in self.batch_names.values()), default=1)
+        return catalogue_columns(width)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype([(c.name, c.dtype) for c in self.columns])
 
     @property
     def prior_shift(self) -> np.ndarray | None:
@@ -192,23 +237,31 @@ def plan_catalogue(*, model_version_id: int | None = None) -> CataloguePlan:
         n_rows=int(n_rows),
         max_id=int(max_id or 0),
         exported_at=timezone.now(),
+        batch_names=dict(IngestBatch.objects.values_list("pk", "name")),
     )
 
 
 def open_catalogue_export(
     *, fmt: str, model_version_id: int | None = None, chunk_size: int | None = None
 ) -> Export:
-    """The catalogue as ``fmt`` ('fits' or 'csv'), planned now, streamed when iterated."""
+    """The catalogue as ``fmt`` ('fits', 'csv', 'ecsv' or 'vot'), planned now, streamed
+    when iterated."""
     if fmt not in CATALOGUE_FORMATS:
         raise ExportError(
-            f"unknown catalogue format {fmt!r}: ask for catalogue.fits or catalogue.csv"
+            f"unknown catalogue format {fmt!r}: ask for catalogue.fits or catalogue.csv "
+            "(or catalogue.ecsv, catalogue.vot)"
         )
     plan = plan_catalogue(model_version_id=model_version_id)
     mv = plan.model_version
     version = f"v{mv.pk}" if mv else "nomodel"
     filename = f"hetdex-catalogue-{version}-{plan.exported_at:%Y%m%d}.{fmt}"
     size = fits_catalogue_size(plan) if fmt == "fits" else None
-    stream = catalogue_fits if fmt == "fits" else catalogue_csv
+    stream = {
+        "fits": catalogue_fits,
+        "csv": catalogue_csv,
+        "ecsv": catalogue_ecsv,
+        "vot": catalogue_votable,
+    }[fmt]
     return Export(
         filename=filename,
         content_type=CONTENT_TYPES[fmt],
@@ -229,7 +282,8 @@ def open_catalogue_export(
 def iter_catalogue_rows(plan: CataloguePlan, *, chunk_size: int | None = None):
     """Lists of rows, one database query per list. Each row is a tuple:
     (id, detectid, ra, dec, wave, sn, field, status, prob, entropy, bald, label,
-    posterior, n_votes, expert_label, round); NULLs of the left joins come as None."""
+    posterior, n_votes, expert_label, round, batch id, row); NULLs of the left joins come
+    as None."""
     size = _chunk_size(chunk_size)
     sql = _catalogue_sql()
     mv_id = plan.model_version.pk if plan.model_version else None
@@ -252,8 +306,9 @@ def catalogue_csv(plan: CataloguePlan, *, chunk_size: int | None = None) -> Iter
     """The catalogue as UTF-8 CSV with a header line, one chunk of rows per yielded piece."""
     buf = io.StringIO()
     writer = SafeWriter(buf, lineterminator="\n")  # no formulas (mlcore.csv_safe)
-    writer.writerow([c.name for c in CATALOGUE_COLUMNS])
+    writer.writerow([c.name for c in plan.columns])
     mv = plan.model_version.pk if plan.model_version else -1
+    names = plan.batch_names
     for rows in iter_catalogue_rows(plan, chunk_size=chunk_size):
         p_real = [None if np.isnan(v) else float(v) for v in _p_real(plan, rows)]
         for r, pr in zip(rows, p_real, strict=True):
@@ -261,7 +316,8 @@ def catalogue_csv(plan: CataloguePlan, *, chunk_size: int | None = None) -> Iter
             #  n_votes, expert, round) -> the CATALOGUE_COLUMNS order; None writes as ''.
             writer.writerow(
                 (r[1], r[2], r[3], r[4], r[4] / LYA_REST - 1, r[5], r[6], r[7], r[8], pr, r[9],
-                 r[10], r[11], r[12], r[13], r[14], mv, -1 if r[15] is None else r[15])
+                 r[10], r[11], r[12], r[13], r[14], mv, -1 if r[15] is None else r[15],
+                 names.get(r[16], ""), r[17])
             )  # fmt: skip
         yield buf.getvalue().encode()
         buf.seek(0)
@@ -284,38 +340,48 @@ def catalogue_fits(plan: CataloguePlan, *, chunk_size: int | None = None) -> Ite
     if written < plan.n_rows:  # rows deleted since the count: filler keeps the file valid
         missing = plan.n_rows - written
         log.warning("catalogue export: %d candidates deleted while exporting", missing)
-        filler = np.zeros(missing, dtype=CATALOGUE_DTYPE)
-        for c in CATALOGUE_COLUMNS:
+        filler = np.zeros(missing, dtype=plan.dtype)
+        for c in plan.columns:
             if c.dtype.startswith(">f"):
                 filler[c.name] = np.nan
             elif c.null is not None or c.name == "detectid":
                 filler[c.name] = -1
         filler["status"] = b"deleted"
         yield filler.tobytes()
-    pad = -(plan.n_rows * CATALOGUE_DTYPE.itemsize) % FITS_BLOCK
+    pad = -(plan.n_rows * plan.dtype.itemsize) % FITS_BLOCK
     if pad:
         yield b"\0" * pad
 
 
 def fits_catalogue_size(plan: CataloguePlan) -> int:
-    data = plan.n_rows * CATALOGUE_DTYPE.itemsize
+    data = plan.n_rows * plan.dtype.itemsize
     return len(_fits_headers(plan)) + data + (-data % FITS_BLOCK)
 
 
 def _fits_headers(plan: CataloguePlan) -> bytes:
-    mv, run = plan.model_version, plan.run
     cols = fits.ColDefs(
         [
             fits.Column(name=c.name, format=c.tform, unit=c.unit or None, null=c.null)
-            for c in CATALOGUE_COLUMNS
+            for c in plan.columns
         ]
     )
     table = fits.BinTableHDU.from_columns(cols, nrows=0, name="CATALOGUE")
     hdr = table.header
-    assert hdr["NAXIS1"] == CATALOGUE_DTYPE.itemsize
+    assert hdr["NAXIS1"] == plan.dtype.itemsize
     hdr["NAXIS2"] = plan.n_rows  # the rows follow as a stream; nothing is allocated here
-    for i, c in enumerate(CATALOGUE_COLUMNS, start=1):
+    for i, c in enumerate(plan.columns, start=1):
         hdr.comments[f"TTYPE{i}"] = c.doc
+    primary = fits.PrimaryHDU()
+    for key, value, comment in _header_cards(plan):
+        primary.header[key] = (value, comment)
+        hdr[key] = (value, comment)
+    return primary.header.tostring().encode("ascii") + hdr.tostring().encode("ascii")
+
+
+def _header_cards(plan: CataloguePlan) -> list[tuple[str, object, str]]:
+    """(keyword, value, comment) describing the export: FITS header cards, ECSV ``meta``
+    and VOTable ``INFO`` alike."""
+    mv, run = plan.model_version, plan.run
     when = plan.exported_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     cards = [
         ("ORIGIN", "Dark Energy Explorers labelapp", "exporting software"),
@@ -336,16 +402,12 @@ def _fits_headers(plan: CataloguePlan) -> bytes:
             ("PSHIFTLO", float(lo), "cnn_p_real logit shift, S/N <= 5.5"),
             ("PSHIFTHI", float(hi), "cnn_p_real logit shift, S/N > 5.5"),
         ]
-    primary = fits.PrimaryHDU()
-    for key, value, comment in cards:
-        primary.header[key] = (value, comment)
-        hdr[key] = (value, comment)
-    return primary.header.tostring().encode("ascii") + hdr.tostring().encode("ascii")
+    return cards
 
 
 def _fits_records(rows: list[tuple], plan: CataloguePlan) -> np.ndarray:
     cols = list(zip(*rows, strict=True))
-    out = np.empty(len(rows), dtype=CATALOGUE_DTYPE)
+    out = np.empty(len(rows), dtype=plan.dtype)
     out["detectid"] = cols[1]
     for name, i in (("ra", 2), ("dec", 3), ("wave", 4), ("sn", 5)):
         out[name] = cols[i]
@@ -360,7 +422,103 @@ def _fits_records(rows: list[tuple], plan: CataloguePlan) -> np.ndarray:
     out["expert_label"] = cols[14]
     out["model_version"] = plan.model_version.pk if plan.model_version else -1
     out["round"] = [-1 if v is None else v for v in cols[15]]
+    out["batch"] = [plan.batch_names.get(b, "").encode() for b in cols[16]]
+    out["row"] = cols[17]
     return out
+
+
+# ------------------------------------------------------------- ECSV and VOTable (astropy)
+
+
+def _astropy_table(plan: CataloguePlan, records: np.ndarray):
+    """A chunk of records as an astropy Table with units, descriptions and UCDs; integer
+    columns with a null value masked where they hold it; text as str."""
+    from astropy.table import MaskedColumn, Table
+
+    t = Table()
+    for c in plan.columns:
+        v = records[c.name]
+        if c.dtype.startswith("S"):
+            v = np.char.decode(v, "utf-8") if len(v) else np.array([], dtype="U1")
+        elif v.dtype.byteorder == ">":
+            v = v.astype(v.dtype.newbyteorder("="))
+        t[c.name] = MaskedColumn(v, mask=v == c.null) if c.null is not None else v
+        t[c.name].unit = c.unit or None
+        t[c.name].description = c.doc
+        t[c.name].meta["ucd"] = c.ucd
+    for key, value, _ in _header_cards(plan):
+        t.meta[key] = value
+    return t
+
+
+def catalogue_ecsv(plan: CataloguePlan, *, chunk_size: int | None = None) -> Iterator[bytes]:
+    """The catalogue as ECSV: astropy writes the YAML header (units, descriptions, UCDs,
+    the export's metadata) once, then each chunk's data lines (its header dropped)."""
+    buf = io.StringIO()
+    _astropy_table(plan, np.zeros(0, plan.dtype)).write(buf, format="ascii.ecsv")
+    yield buf.getvalue().encode()
+    for rows in iter_catalogue_rows(plan, chunk_size=chunk_size):
+        buf = io.StringIO()
+        _astropy_table(plan, _fits_records(rows, plan)).write(buf, format="ascii.ecsv")
+        lines = buf.getvalue().splitlines(keepends=True)
+        yield "".join([ln for ln in lines if not ln.startswith("#")][1:]).encode()
+
+
+def _votable_frame(plan: CataloguePlan) -> tuple[bytes, bytes]:
+    """(everything up to <TABLEDATA>, everything from </TABLEDATA>) of the VOTable, made by
+    astropy from a one-row table, with variable-length text fields and INFO metadata."""
+    from astropy.io.votable import from_table
+    from astropy.io.votable.tree import Info
+    from astropy.units import UnitsWarning
+
+    one = np.zeros(1, plan.dtype)
+    for c in plan.columns:
+        if c.dtype.startswith("S"):
+            one[c.name] = b"x"
+    with warnings.catch_warnings():
+        # VOUnit deprecates 'Angstrom' (it suggests 0.1nm) but it is still valid VOUnit
+        warnings.simplefilter("ignore", UnitsWarning)
+        vot = from_table(_astropy_table(plan, one))
+        table = vot.get_first_table()
+        for fld in table.fields:
+            if fld.datatype in ("char", "unicodeChar"):
+                fld.arraysize = "*"
+        for key, value, comment in _header_cards(plan):
+            info = Info(name=key, value=str(value))
+            info.content = comment
+            table.infos.append(info)
+        buf = io.BytesIO()
+        vot.to_xml(buf, tabledata_format="tabledata")
+    xml = buf.getvalue()
+    head = xml[: xml.index(b"<TABLEDATA>") + len(b"<TABLEDATA>")] + b"\n"
+    tail = xml[xml.index(b"</TABLEDATA>") :]
+    return head, b"     " + tail
+
+
+def _td(value, null) -> str:
+    if null is not None and value == null:
+        return "<TD/>"
+    if isinstance(value, bytes):
+        return f"<TD>{xml_escape(value.decode('utf-8'))}</TD>"
+    if isinstance(value, float | np.floating):
+        return "<TD>NaN</TD>" if np.isnan(value) else f"<TD>{float(value)!r}</TD>"
+    return f"<TD>{int(value)}</TD>"
+
+
+def catalogue_votable(plan: CataloguePlan, *, chunk_size: int | None = None) -> Iterator[bytes]:
+    """The catalogue as a VOTable 1.4 (TABLEDATA): the frame from astropy, the rows as
+    <TR> elements chunk by chunk. Floats are written with ``repr`` (exact round trip)."""
+    head, tail = _votable_frame(plan)
+    yield head
+    cols = [(c.name, c.null) for c in plan.columns]
+    for rows in iter_catalogue_rows(plan, chunk_size=chunk_size):
+        recs = _fits_records(rows, plan)
+        out = []
+        for rec in recs:
+            tds = "".join(_td(rec[name], null) for name, null in cols)
+            out.append(f"     <TR>{tds}</TR>\n")
+        yield "".join(out).encode()
+    yield tail
 
 
 # One chunk of the catalogue. ``chunk.hi`` is the id of the chunk's last candidate (an
@@ -384,7 +542,8 @@ SELECT c.{id}, c.{detectid}, c.{ra}, c.{dec}, c.{wave}, c.{sn}, c.{field}, c.{st
        l.{posterior}, COALESCE(l.{n_votes}, 0),
        CASE WHEN cs.{expert_label} IS NULL THEN -1 WHEN cs.{expert_label} THEN 1 ELSE 0 END,
        (SELECT MAX(r.{number}) FROM {roundcandidate} rc JOIN {round} r ON r.{id} = rc.{rc_round}
-        WHERE rc.{rc_candidate} = c.{id})
+        WHERE rc.{rc_candidate} = c.{id}),
+       c.{batch}, c.{row}
 FROM {candidate} c
 {joins}
 WHERE c.{id} > %(last)s AND c.{id} <= (SELECT hi FROM chunk)
@@ -413,7 +572,7 @@ def _catalogue_sql() -> str:
         return q(model._meta.get_field(name).column)
 
     names = {f: col(Candidate, f) for f in ("id", "detectid", "ra", "dec", "wave", "sn")}
-    names |= {f: col(Candidate, f) for f in ("field", "status")}
+    names |= {f: col(Candidate, f) for f in ("field", "status", "batch", "row")}
     names |= {f: col(CandidateScore, f) for f in ("prob", "entropy", "bald")}
     names |= {f: col(Label, f) for f in ("is_real", "posterior", "n_votes")}
     names |= {

@@ -37,7 +37,7 @@ def exports(request):
 def export_catalogue(request, fmt: str):
     if fmt not in svc.CATALOGUE_FORMATS:
         raise Http404(
-            f"Unknown catalogue format '{fmt}': download catalogue.fits or catalogue.csv."
+            f"Unknown catalogue format '{fmt}': download catalogue.fits, .csv, .ecsv or .vot."
         )
     model_id = request.GET.get("model") or None
     if model_id is not None and not model_id.isdigit():
