@@ -79,3 +79,11 @@ def test_gold_page_shows_the_held_out_sample(page, live_server, shot):
     assert summary.is_visible() and "40 candidates" in summary.inner_text()
     shot(page, "console-gold")
     assert page.errors == []
+
+
+def test_exports_page_offers_the_astronomy_formats(page, live_server, shot):
+    page.goto(live_server.url + "/console/exports/")
+    for label in ("FITS", "CSV", "ECSV", "VOTable"):
+        assert page.get_by_role("button", name=label, exact=True).count() == 1, label
+    shot(page, "console-exports")
+    assert page.errors == []
