@@ -12,7 +12,9 @@ Each T is timed twice in the same run: the baseline (``score_batch_reference``: 
 normalisation with a per-candidate ``nanmedian``, ``model.forward_mc`` on the whole batch,
 i.e. the code before issue #27) and the current path (numpy selection normalisation,
 BatchNorm-folded channels_last trunk in chunks), with the ratio. Also times normalisation
-and the network alone, both ways. Prints figures; never passes or fails.
+and the network alone, both ways. Rates are given per wall second and per CPU-second of the
+process (with one thread, the per-core figure that holds on a machine shared with other
+work). Prints figures; never passes or fails.
 """
 
 from __future__ import annotations
@@ -97,19 +99,23 @@ def main() -> None:
             **({"spec": spec[: a.batch], "wave": wave[: a.batch]} if kw else {}),
         )  # warm-up
         for T in a.T:
-            rate = {}
+            rate, cpu_rate = {}, {}
             for name, ctx in (("baseline", baseline_path), ("current", contextlib.nullcontext)):
                 with ctx():
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     score(model, mm, n_samples=T, batch_size=a.batch, **kw)
-                    dt = time.perf_counter() - t0
-                rate[name] = a.n / dt
+                    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+                rate[name], cpu_rate[name] = a.n / dt, a.n / cpu
                 print(
-                    f"end to end  T={T:3d} {name:8s}: {rate[name]:9.0f} candidates/s"
-                    f" ({dt:.2f} s for {a.n})"
+                    f"end to end  T={T:3d} {name:8s}: {rate[name]:9.0f} candidates/s wall"
+                    f" ({dt:.2f} s for {a.n}), {cpu_rate[name]:9.0f} per CPU-second"
                 )
             ratio = rate["current"] / rate["baseline"]
-            print(f"end to end  T={T:3d} current / baseline: {ratio:.2f}x")
+            cpu_ratio = cpu_rate["current"] / cpu_rate["baseline"]
+            print(
+                f"end to end  T={T:3d} current / baseline: {ratio:.2f}x wall, "
+                f"{cpu_ratio:.2f}x per CPU-second"
+            )
         raw = np.asarray(mm[: a.batch])
         x = torch.from_numpy(raw.astype(np.float32)).to(device)
         norms = [("torch nanmedian", lambda: normalise_torch(x))]

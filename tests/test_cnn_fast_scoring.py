@@ -138,3 +138,30 @@ def test_cached_fast_copy_follows_weight_changes():
     ref = score_batch_reference(m, x, n_samples=1)["prob"]
     assert np.abs(after - before).max() > 1e-3
     np.testing.assert_allclose(after, ref, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("m", [900, 3600, 8, 7, 2, 1])
+def test_float16_radix_centre_and_scale_equal_selection_exactly(m):
+    from mlcore.cnn.data import _center_scale_float16, _center_scale_numpy
+
+    rng = np.random.default_rng(m)
+    for scale in (0.01, 1.0, 300.0):
+        h = (rng.normal(size=(40, m)) * scale).astype(np.float16)
+        h[1] = np.round(h[1])  # many ties
+        h[2] = 3.0  # constant: MAD 0 -> sigma 1
+        h[3] = -np.abs(h[3])  # all negative
+        med, sig = _center_scale_float16(h)
+        ref_med, ref_sig = _center_scale_numpy(h.astype(np.float32), None)
+        np.testing.assert_array_equal(med, ref_med)
+        np.testing.assert_array_equal(sig, ref_sig)
+    assert sig[2] == 1.0
+
+
+def test_float16_batches_with_some_masked_rows_take_both_paths():
+    cut = toy_candidates(32, seed=6)["cutouts"].astype(np.float16)
+    cut[3, 1, 2, 5:9] = np.nan  # masked rows go through np.partition, the rest radix
+    cut[7] = np.nan
+    ref, ref_m = normalise_torch(torch.from_numpy(cut))
+    z, m = normalise_numpy(cut)
+    np.testing.assert_array_equal(m, ref_m.numpy())
+    np.testing.assert_allclose(z, ref.numpy(), rtol=1e-6, atol=1e-6)
