@@ -183,9 +183,7 @@ def normalise_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     else:
         src = np.where(finite, flat, np.float32(np.inf)) if any_bad else flat
         s_med, s_sig = _center_scale_numpy(src[:, 0], n_fin_s if any_bad else None)
-        f_med, f_sig = _center_scale_numpy(
-            src[:, 1:].reshape(B, -1), n_fin_f if any_bad else None
-        )
+        f_med, f_sig = _center_scale_numpy(src[:, 1:].reshape(B, -1), n_fin_f if any_bad else None)
     med = np.empty((B, C, 1), np.float32)
     sig = np.empty((B, C, 1), np.float32)
     med[:, 0, 0], med[:, 1:, 0] = s_med, f_med[:, None]
