@@ -17,7 +17,7 @@ bounded by ``batch_size`` whatever N is. Per candidate it returns, all float32:
 Dropout masks come from a seeded generator, so scores are reproducible. The trunk runs once
 per batch and only the head is sampled T times (see model.py), which is why T=10 costs
 little more than T=1. On the CPU the normalisation runs in numpy (selection instead of
-``nanmedian``) and the trunk through a BatchNorm-folded channels_last copy in chunks of 256
+``nanmedian``) and the trunk through a BatchNorm-folded channels_last copy in chunks of 128
 rows (``bench/bench_scoring.py``: several times faster); ``score_batch_reference`` keeps the
 plain torch path (used on GPUs), which gives the same scores to float rounding.
 """
@@ -44,7 +44,7 @@ def _binary_entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * p.log() + (1 - p) * (1 - p).log())
 
 
-_CPU_CHUNK = 256  # rows per trunk call on the CPU: the activations stay in cache
+_CPU_CHUNK = 128  # rows per normalise + trunk call on the CPU: they stay in cache
 _FAST_CPU: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
