@@ -93,14 +93,15 @@ def test_folded_copy_gives_the_same_features():
         torch.testing.assert_close(a, m.features(x, s), rtol=1e-5, atol=1e-5)
 
 
-def test_fast_head_draws_the_same_masks_as_forward_mc():
+@pytest.mark.parametrize("n", [300, 4096])  # chunks of 128 with a short last one; a batch
+def test_fast_head_draws_the_same_masks_as_forward_mc(n):
     m = _model("plain")
-    f = torch.randn(300, m.feature_dim)
+    f = torch.randn(n, m.feature_dim)
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     with torch.no_grad():
         a = _mc_head(m, f, 10, g1)
         b = m.mc_from_features(f, 10, g2)
-    assert a.shape == (10, 300)
+    assert a.shape == (10, n)
     torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
     # both consumed exactly the same numbers from their generators
     assert torch.equal(torch.rand(5, generator=g1), torch.rand(5, generator=g2))
