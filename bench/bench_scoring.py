@@ -1,7 +1,7 @@
 """Scoring throughput, end to end: memmap float16 cutouts -> prob, entropy, BALD, std.
 
-    python bench/bench_scoring.py [--model DIR | --members K] [--n 20000] [--T 1 10]
-        [--batch 4096] [--threads 1] [--device cpu|cuda]
+    python bench/bench_scoring.py [--model DIR | --members K] [--spec-len 100] [--n 20000]
+        [--T 1 10] [--batch 4096] [--threads 1] [--device cpu|cuda]
 
 Writes N simulated candidates to ``.npy`` memmaps laid out like the cutout store's (float16
 cutouts, float32 spectrum + error), then times :func:`mlcore.cnn.scoring.score` over them,
@@ -31,7 +31,7 @@ import torch
 import mlcore.cnn.scoring as scoring
 from mlcore.cnn.card import load_checkpoint
 from mlcore.cnn.data import normalise_numpy, normalise_torch, spec_windows
-from mlcore.cnn.model import EnsembleCNN, LineCNN, count_parameters
+from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, count_parameters
 from mlcore.cnn.scoring import score
 
 
@@ -75,15 +75,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default=None)
     ap.add_argument("--members", type=int, default=1, help="without --model: an ensemble of K")
+    ap.add_argument(
+        "--spec-len", type=int, default=0, help="without --model: a 1D branch (trained: 100)"
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if a.model:
         model = load_checkpoint(a.model, device)
     elif a.members > 1:
-        model = EnsembleCNN([LineCNN() for _ in range(a.members)]).to(device).eval()
+        cfg = CNNConfig(spec_len=a.spec_len)
+        model = EnsembleCNN([LineCNN(cfg) for _ in range(a.members)]).to(device).eval()
     else:
-        model = LineCNN().to(device).eval()
+        model = LineCNN(CNNConfig(spec_len=a.spec_len)).to(device).eval()
     print(
         f"device {device}, threads {a.threads}, {count_parameters(model)} params, batch {a.batch}"
         f", {type(model).__name__}"
