@@ -93,7 +93,7 @@ class StoreSource(Source):
         st = self.store
         for a in range(0, self.n, size):
             b = min(a + size, self.n)
-            sp = np.asarray(st.spec[a:b], np.float32)
+            sp = np.asarray(st.spec[a:b])  # spec_windows widens only the window
             yield a, b, st.cutouts[a:b], sp[:, 0], sp[:, 1]
 
 

@@ -101,48 +101,56 @@ def _center_scale_numpy(a: np.ndarray, n_finite: np.ndarray | None) -> tuple[np.
     return med.astype(np.float32), sigma.astype(np.float32)
 
 
-def _kth_of_two_sorted(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
-    """(R, p), (R, q) rows each sorted ascending -> (R,) the k-th smallest (0-based) of each
-    row's union, by a binary search (vectorised over rows) on how many come from ``a``."""
-    R, p = a.shape
-    q = b.shape[1]
-    rows = np.arange(R)
-    lo = np.full(R, max(0, k + 1 - q))
-    hi = np.full(R, min(k + 1, p))
+def _kth_of_two_sorted(a_at, b_at, p: int, q: int, k: int, n_rows: int) -> np.ndarray:
+    """The k-th smallest (0-based) of the union of two ascending runs per row, of lengths p
+    and q, read only where probed: ``a_at(i)``/``b_at(j)`` give each row's i-th/j-th
+    element for (n_rows,) index arrays. A binary search (vectorised over rows, O(log p)
+    probes) on how many of the k + 1 smallest come from ``a``."""
+    lo = np.full(n_rows, max(0, k + 1 - q))
+    hi = np.full(n_rows, min(k + 1, p))
     while (lo < hi).any():
-        mid = (lo + hi) // 2
         live = lo < hi
-        m = np.where(live, mid, 0)
-        j = np.clip(k - m, 0, max(q - 1, 0))  # index of the last one taken from b
-        take_fewer = a[rows, m] >= b[rows, j] if q else np.ones(R, bool)
+        mid = np.where(live, (lo + hi) // 2, 0)
+        if q:
+            take_fewer = a_at(mid) >= b_at(np.clip(k - mid, 0, q - 1))
+        else:
+            take_fewer = np.ones(n_rows, bool)
         hi = np.where(live & take_fewer, mid, hi)
         lo = np.where(live & ~take_fewer, mid + 1, lo)
     i, j = lo, k + 1 - lo  # i from a, j from b
-    from_a = np.where(i > 0, a[rows, np.maximum(i - 1, 0)], -np.inf)
-    from_b = np.where(j > 0, b[rows, np.clip(j - 1, 0, max(q - 1, 0))], -np.inf) if q else -np.inf
-    return np.maximum(from_a, from_b).astype(a.dtype)
+    from_a = np.where(i > 0, a_at(np.maximum(i - 1, 0)), -np.inf)
+    from_b = np.where(j > 0, b_at(np.clip(j - 1, 0, max(q - 1, 0))), -np.inf) if q else -np.inf
+    return np.maximum(from_a, from_b).astype(np.float32)
 
 
 def _center_scale_float16(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(R, M) float16 rows, all finite -> median (R,), sigma (R,) as
     :func:`_center_scale_numpy` gives them, faster: a float16 row sorts by a radix sort of
     its bit patterns (numpy's stable sort of 16-bit keys), the median is the middle element
-    and the MAD the k-th smallest of the two sorted runs of distances either side of it."""
+    and the MAD the k-th smallest of the two sorted runs of distances |x - med| either side
+    of it, found by probing a few of them (each computed in float32, as the selection
+    computes them all)."""
     u = np.ascontiguousarray(h).view(np.uint16)
     keys = u ^ (((u >> 15) * np.uint16(0x7FFF)) | np.uint16(0x8000))  # order-preserving
     keys = np.sort(keys, axis=1, kind="stable")
     bits = keys ^ ((((keys >> 15) ^ np.uint16(1)) * np.uint16(0x7FFF)) | np.uint16(0x8000))
-    v = bits.view(np.float16).astype(np.float32)  # each row sorted ascending
-    M = v.shape[1]
+    v = bits.view(np.float16)  # each row sorted ascending
+    R, M = v.shape
     k = (M - 1) // 2
-    med = v[:, k].copy()
-    left = med[:, None] - v[:, k::-1]  # |x - med| of x <= med, ascending (0 first)
-    right = v[:, k + 1 :] - med[:, None]  # of x >= med, ascending
-    mad = _kth_of_two_sorted(left, right, k)
+    rows = np.arange(R)
+    med = v[:, k].astype(np.float32)
+
+    def left(i):  # distances of x <= med, ascending: med - v[k], med - v[k-1], ...
+        return med - v[rows, k - i].astype(np.float32)
+
+    def right(j):  # of x >= med after it: v[k+1] - med, ...
+        return v[rows, k + 1 + j].astype(np.float32) - med
+
+    mad = _kth_of_two_sorted(left, right, k + 1, M - k - 1, k, R)
     with np.errstate(invalid="ignore", over="ignore"):
         sigma = np.float32(MAD_TO_SIGMA) * mad
     sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, np.float32(1.0))
-    return med.astype(np.float32), sigma.astype(np.float32)
+    return med, sigma.astype(np.float32)
 
 
 def normalise_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -222,8 +230,8 @@ def spec_windows(
     channel 0 is S/N per pixel (flux / err), channel 1 the flux over its robust sigma in the
     window. Both go through the same asinh compression as the images; NaN -> 0.
     """
-    spec1d = np.asarray(spec1d, dtype=np.float32)
-    spec1d_err = np.asarray(spec1d_err, dtype=np.float32)
+    spec1d = np.asarray(spec1d)  # float16 from the store: only the window is widened
+    spec1d_err = np.asarray(spec1d_err)
     n, n_spec = spec1d.shape
     centre = np.rint((np.asarray(wave, dtype=np.float64) - SPEC_WAVE0) / SPEC_DWAVE).astype(int)
     offs = np.arange(-half_width, half_width)
@@ -231,8 +239,8 @@ def spec_windows(
     inside = (idx >= 0) & (idx < n_spec)
     idx = np.clip(idx, 0, n_spec - 1)
     rows = np.arange(n)[:, None]
-    flux = np.where(inside, spec1d[rows, idx], np.nan)
-    err = np.where(inside, spec1d_err[rows, idx], np.nan)
+    flux = np.where(inside, spec1d[rows, idx].astype(np.float32), np.float32(np.nan))
+    err = np.where(inside, spec1d_err[rows, idx].astype(np.float32), np.float32(np.nan))
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = flux / np.where(err > 0, err, np.nan)
         med = np.nanmedian(flux, axis=1, keepdims=True)

@@ -249,7 +249,7 @@ def iter_scores(
             if wave is None or (spec is None and (spec1d is None or spec1d_err is None)):
                 raise ValueError("this model has a 1D branch: pass wave and spec (or spec1d+err)")
             if spec is not None:
-                sp = np.asarray(spec[a:b], np.float32)
+                sp = np.asarray(spec[a:b])  # float16 stays: spec_windows widens the window only
                 flux, err = sp[:, 0], sp[:, 1]
             else:
                 flux, err = spec1d[a:b], spec1d_err[a:b]
