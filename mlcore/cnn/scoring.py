@@ -94,12 +94,14 @@ def _logits_cpu(model, raw: np.ndarray, s, n_samples, generator):
     return torch.cat(logits), masked_frac
 
 
+@torch.no_grad()
 def _mc_head(net: LineCNN, f: torch.Tensor, n_samples: int, generator) -> torch.Tensor:
     """``net.mc_from_features`` with the same draws from ``generator`` and the same values
     (up to the sign of zeros), cheaper: the uniforms are drawn sample by sample and
-    ``_CPU_CHUNK`` rows at a time (the same stream: a CPU generator fills tensors element
-    by element, in order), so each piece stays in cache, and a dropped unit is selected
-    away instead of multiplied by a 0/1 mask; no (T, B, n_feat) tensor is ever made."""
+    ``_CPU_CHUNK`` rows at a time into reused buffers (the same stream: a CPU generator
+    fills tensors element by element, in order), so each piece stays in cache and nothing
+    is allocated per piece, and a dropped unit is selected away instead of multiplied by a
+    0/1 mask; no (T, B, n_feat) tensor is ever made."""
     B, n_f = f.shape
     hidden = net.config.hidden
     keep = 1.0 - net.config.dropout
@@ -107,16 +109,24 @@ def _mc_head(net: LineCNN, f: torch.Tensor, n_samples: int, generator) -> torch.
     fs = f * scale
     zero = torch.zeros((), dtype=f.dtype)
     h = torch.empty(n_samples, B, hidden, dtype=f.dtype)
+    c = min(_CPU_CHUNK, B)
+    r, kept, x = torch.empty(c, n_f), torch.empty(c, n_f, dtype=torch.bool), torch.empty(c, n_f)
+    w1t, b1 = net.fc1.weight.t(), net.fc1.bias
     for t in range(n_samples):  # the order forward_mc draws m1 in: sample, row, unit
         for a in range(0, B, _CPU_CHUNK):
-            r = torch.rand(min(_CPU_CHUNK, B - a), n_f, generator=generator)
-            h[t, a : a + _CPU_CHUNK] = net.fc1(torch.where(r < keep, fs[a : a + _CPU_CHUNK], zero))
+            n = min(_CPU_CHUNK, B - a)
+            r[:n].uniform_(generator=generator)
+            torch.lt(r[:n], keep, out=kept[:n])
+            torch.where(kept[:n], fs[a : a + n], zero, out=x[:n])
+            torch.addmm(b1, x[:n], w1t, out=h[t, a : a + n])  # fc1
     h.relu_()
+    r2, kept2 = torch.empty(c, hidden), torch.empty(c, hidden, dtype=torch.bool)
     for t in range(n_samples):  # then m2, in the same order
         for a in range(0, B, _CPU_CHUNK):
-            r = torch.rand(min(_CPU_CHUNK, B - a), hidden, generator=generator)
-            ht = h[t, a : a + _CPU_CHUNK]
-            h[t, a : a + _CPU_CHUNK] = torch.where(r < keep, ht * scale, zero)
+            n = min(_CPU_CHUNK, B - a)
+            r2[:n].uniform_(generator=generator)
+            torch.ge(r2[:n], keep, out=kept2[:n])  # dropped
+            h[t, a : a + n].mul_(scale).masked_fill_(kept2[:n], 0.0)
     return net.fc2(h).squeeze(-1)
 
 
