@@ -386,7 +386,11 @@ PEER_MIN_COMPARISONS = env_int("LABELAPP_PEER_MIN_COMPARISONS", 10)
 PEER_Z = env_float("LABELAPP_PEER_Z", 2.33)
 # The same test against the live model's confident calls (P >= MODEL_CONFIDENT or <= 1 - it):
 # a group of colluders agrees with itself, never with an independent model.
-MODEL_CONFIDENT = env_float("LABELAPP_MODEL_CONFIDENT", 0.9)
+MODEL_CONFIDENT = env_float("LABELAPP_MODEL_CONFIDENT", 0.8)
+# A confident call is right far more often than a peer, so fewer comparisons decide: with
+# PEER_Z = 2.33, 6 comparisons none agreeing is the first verdict (an honest volunteer right
+# 80 % of the time gets there once in 15,000).
+MODEL_MIN_COMPARISONS = env_int("LABELAPP_MODEL_MIN_COMPARISONS", 6)
 # A failed CSRF check on /api/ answers JSON (the page shows its message), HTML elsewhere.
 CSRF_FAILURE_VIEW = "labelapp.views.api.csrf_failure"
 

@@ -48,6 +48,14 @@ def test_peer_rule_vectorises_and_feeds_is_proven():
     assert is_proven(4, 3, min_gold=4, min_accuracy=0.7) is True
 
 
+def test_model_comparisons_decide_after_six():
+    def proven(n, k):
+        return is_proven(10, 10, min_gold=4, min_accuracy=0.7, n_model=n, n_model_agree=k)
+
+    # 6 of 6 against the model's confident calls: the first verdict (3 - 2.33 x 0.5 x 2.45)
+    assert proven(5, 0) and not proven(6, 0) and proven(6, 1) and not proven(20, 4)
+
+
 def test_retirement_log_odds_drops_only_the_unproven_evidence_on_the_lean():
     # leaning real: the unproven 'for' evidence (capped at 2) is dropped, 'against' kept
     assert retirement_log_odds(0.0, 2.2, 3.0, -0.5, 2.0) == pytest.approx(2.2 - 0.5)
@@ -195,9 +203,9 @@ def test_a_clique_that_agrees_with_itself_still_disagrees_with_the_model():
     for v in ring:
         v.refresh_from_db()
     first, last = ring[0], ring[2]
-    # each agreed with the others every time (peer agreement high; on the tenth candidate the
-    # first two were no longer proven, so no longer anyone's peers) ...
-    assert first.n_peer == 0 and last.n_peer_agree == last.n_peer == 18
+    # each agreed with the others every time (peer agreement high; from the sixth candidate,
+    # six model comparisons in, the first two were no longer proven, nor anyone's peers) ...
+    assert first.n_peer == 0 and last.n_peer_agree == last.n_peer == 10
     # ... and with the model never: not proven, flagged, and the ring's labels re-opened
     assert (first.n_model, first.n_model_agree) == (10, 0)
     assert not is_proven(

@@ -81,7 +81,7 @@ def _peer_reason(n_peer: int, n_agree: int) -> str | None:
 
 
 def _model_reason(n_model: int, n_agree: int) -> str | None:
-    if peer_disagrees(n_model, n_agree, min_peer=settings.PEER_MIN_COMPARISONS, z=settings.PEER_Z):
+    if peer_disagrees(n_model, n_agree, min_peer=settings.MODEL_MIN_COMPARISONS, z=settings.PEER_Z):
         return f"agrees with the model's confident calls {n_agree} of {n_model} times (not proven)"
     return None
 

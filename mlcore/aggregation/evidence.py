@@ -46,6 +46,7 @@ def is_proven(
     n_model_agree=0,
     min_peer: int = 10,
     peer_z: float = 2.33,
+    min_model: int = 6,
 ):
     """True where at least ``min_gold`` gold answers were given, ``min_accuracy`` of them
     right ('not sure' counts as an answer that is not right), and the voter's agreement with
@@ -55,7 +56,7 @@ def is_proven(
     n_gold = np.asarray(n_gold)
     ok = (n_gold >= min_gold) & (np.asarray(n_gold_correct) >= min_accuracy * n_gold)
     ok = ok & ~peer_disagrees(n_peer, n_peer_agree, min_peer=min_peer, z=peer_z)
-    ok = ok & ~peer_disagrees(n_model, n_model_agree, min_peer=min_peer, z=peer_z)
+    ok = ok & ~peer_disagrees(n_model, n_model_agree, min_peer=min_model, z=peer_z)
     return bool(ok) if ok.ndim == 0 else ok
 
 

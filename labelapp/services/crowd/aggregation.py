@@ -236,6 +236,7 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
         n_model=counts[4],
         n_model_agree=counts[5],
         min_peer=settings.PEER_MIN_COMPARISONS,
+        min_model=settings.MODEL_MIN_COMPARISONS,
         peer_z=settings.PEER_Z,
     )
     experts = Volunteer.objects.filter(pk__in=vol_ids.tolist()).filter(

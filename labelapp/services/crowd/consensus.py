@@ -368,6 +368,7 @@ def _is_proven(vote: tuple, experts: set) -> bool:
         n_model=n_model,
         n_model_agree=n_model_agree,
         min_peer=settings.PEER_MIN_COMPARISONS,
+        min_model=settings.MODEL_MIN_COMPARISONS,
         peer_z=settings.PEER_Z,
     )
 

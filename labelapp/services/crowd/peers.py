@@ -26,14 +26,15 @@ def credit_peers(credits: list, *, sign: int) -> None:
     one row per statement in its own transaction, so no vote's transaction ever holds
     another volunteer's row. A voter this makes disagree with proven peers significantly
     (mlcore.aggregation.evidence.peer_disagrees) loses proven status, and what they settled
-    is re-checked (services.crowd.moderation.recheck_settled_by)."""
+    is re-checked (:func:`recheck_settled_by`)."""
 
     def proven(row) -> bool:
         return is_proven(
             row[0], row[1], min_gold=settings.PROVEN_MIN_GOLD,
             min_accuracy=settings.PROVEN_MIN_ACCURACY, n_peer=row[2], n_peer_agree=row[3],
             n_model=row[4], n_model_agree=row[5],
-            min_peer=settings.PEER_MIN_COMPARISONS, peer_z=settings.PEER_Z,
+            min_peer=settings.PEER_MIN_COMPARISONS, min_model=settings.MODEL_MIN_COMPARISONS,
+            peer_z=settings.PEER_Z,
         )  # fmt: skip
 
     table = connection.ops.quote_name(Volunteer._meta.db_table)
