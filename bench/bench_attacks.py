@@ -107,7 +107,10 @@ def simulated_live_model(seed: int) -> None:
         CandidateScore(model_version=mv, candidate_id=pk, prob=float(p), entropy=0.0, bald=0.0)
         for (pk, _, _), p in zip(rows, prob, strict=True)
     )
-    conf = (prob >= 0.9) | (prob <= 0.1)
+    from django.conf import settings
+
+    c = settings.MODEL_CONFIDENT
+    conf = (prob >= c) | (prob <= 1 - c)
     right = (prob >= 0.5) == real
     from mlcore.cnn.evaluation import roc_auc
 
@@ -115,7 +118,7 @@ def simulated_live_model(seed: int) -> None:
     print(
         f"simulated live model: ROC AUC {roc_auc(real[low], prob[low]):.3f} at S/N <= 5.5, "
         f"{roc_auc(real[~low], prob[~low]):.3f} above; {conf.mean():.0%} of candidates called "
-        f"confidently, {right[conf].mean():.1%} of those calls right"
+        f"confidently (P >= {c} or <= {1 - c:.1f}), {right[conf].mean():.1%} of those right"
     )
 
 
