@@ -72,6 +72,7 @@ EXPECTED = {
     "console-void-votes": CONSOLE_POST,
     "console-block-range": CONSOLE_POST,
     "console-models": CONSOLE,
+    "console-shift": CONSOLE,
     "console-model": CONSOLE,
     "console-model-promote": CONSOLE_POST,
     "console-model-card": (302, 403, 404, 404),  # this model version has no card yet
