@@ -224,3 +224,26 @@ def test_a_clique_that_agrees_with_itself_still_disagrees_with_the_model():
     undo_last_vote(volunteer=me)
     me.refresh_from_db()
     assert (me.n_model, me.n_model_agree) == (0, 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rules", "own_cache")
+def test_a_failing_credit_after_commit_does_not_fail_the_vote(
+    django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    """The vote is committed before the earlier voters are credited: a failure there is
+    logged, and the volunteer still gets their answer recorded (no 500 for a stored vote)."""
+    from labelapp.services.crowd import peers
+
+    def broken(credits, *, sign):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(peers, "credit_peers", broken)
+    (cand,) = make_candidates(1, first_id=7_500_000)
+    submit_vote(volunteer=make_proven_volunteer(), detectid=cand.detectid, answer="yes")
+    me = make_proven_volunteer()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        result = submit_vote(volunteer=me, detectid=cand.detectid, answer="yes")
+    assert result.created and len(callbacks) == 1
+    assert Vote.objects.filter(volunteer=me, candidate=cand).exists()
+    assert "database went away" in caplog.text

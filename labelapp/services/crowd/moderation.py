@@ -57,7 +57,7 @@ def void_volunteer_votes(*, volunteer_id: int, user, reason: str = "") -> VoidRe
         # the peer comparisons their votes gave others go too (after commit, as given)
         credits = [c for v in votes for c in (v.peer_credits or [])]
         if credits:
-            transaction.on_commit(lambda: credit_peers(credits, sign=-1))
+            transaction.on_commit(lambda: credit_peers(credits, sign=-1), robust=True)
         regular: set[int] = set()
         for v in votes:
             if v.was_gold:

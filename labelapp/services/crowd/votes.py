@@ -292,7 +292,7 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
             from labelapp.services.crowd.peers import credit_peers
 
             credits = vote.peer_credits
-            transaction.on_commit(lambda: credit_peers(credits, sign=-1))
+            transaction.on_commit(lambda: credit_peers(credits, sign=-1), robust=True)
     volunteer.refresh_from_db()
     after_undo(vote)
     return vote
@@ -327,7 +327,8 @@ def after_vote(vote: Vote) -> None:
         recheck_settled_by(volunteer_id=vote.volunteer_id)
     if update.peer_credits:
         credits = update.peer_credits
-        transaction.on_commit(lambda: credit_peers(credits, sign=+1))
+        # robust: the vote is committed by then; a failed credit is logged, not a 500
+        transaction.on_commit(lambda: credit_peers(credits, sign=+1), robust=True)
 
 
 def after_undo(vote: Vote) -> None:
