@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -255,16 +256,16 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         regime = regime_of(sn)
         log_odds = log_odds_of(pop.class_prior[regime])
         # one row per (vote, skill row of its volunteer); skills of the other regime ignored
-        per_vote: dict[int, tuple] = {}
+        per_vote: dict[int, _VoteEvidence] = {}
         for row in rows:
             _, _, vote_id, answer, user_id, s_regime, sa, sb, ca, cb, *counts, _ = row
             if vote_id is None:
                 continue  # no votes (all taken back)
             if vote_id not in per_vote or s_regime == regime:
                 skill = (sa, sb, ca, cb) if s_regime == regime else None
-                per_vote[vote_id] = (answer, user_id, skill, *counts)
+                per_vote[vote_id] = _VoteEvidence(answer, user_id, skill, *counts)
         # Only volunteers with an account can be experts: anonymous voters cost no query.
-        users = {v[1] for v in per_vote.values() if v[1] is not None}
+        users = {v.user_id for v in per_vote.values() if v.user_id is not None}
         experts = expert_user_ids(users) if users else set()
         proven = {
             vote_id: _is_proven(v, experts) for vote_id, v in per_vote.items()
@@ -278,8 +279,9 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         n_unsure, n_binary, expert_label = 0, 0, None
         proven_llr = unproven_for = unproven_against = 0.0
         for vote_id in sorted(per_vote):
-            answer, user_id, skill, _, _, z_expert, *_ = per_vote[vote_id]
-            expert = user_id in experts or z_expert  # z_expert: Zooniverse's expert column
+            v = per_vote[vote_id]
+            answer, skill = v.answer, v.skill
+            expert = v.user_id in experts or v.z_expert
             if answer == Vote.Answer.UNSURE:
                 n_unsure += 1
                 continue
@@ -350,23 +352,34 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
     )
 
 
-# Per-vote evidence tuple: (answer, user_id, skill, n_gold, n_gold_correct, z_expert,
-# volunteer_id, n_peer, n_peer_agree, n_model, n_model_agree).
-_PEER, _MODEL = 7, 9  # where the volunteer's peer and model counters start in it
+class _VoteEvidence(NamedTuple):
+    """One vote on the candidate with what its volunteer's proof rests on (the columns of
+    :func:`_EVIDENCE_SQL` after the skill row, in that order)."""
+
+    answer: str
+    user_id: int | None
+    skill: tuple | None  # (sens_alpha, sens_beta, spec_alpha, spec_beta) in this regime
+    n_gold: int
+    n_gold_correct: int
+    z_expert: bool | None  # an imported Zooniverse classification made in expert mode
+    volunteer_id: int
+    n_peer: int
+    n_peer_agree: int
+    n_model: int
+    n_model_agree: int
 
 
-def _is_proven(vote: tuple, experts: set) -> bool:
-    """Does the volunteer of one per-vote evidence tuple count as proven?"""
-    _, user_id, _, n_g, n_ok, z_expert, _, n_peer, n_agree, n_model, n_model_agree = vote
-    return bool(user_id in experts or z_expert) or is_proven(
-        n_g,
-        n_ok,
+def _is_proven(vote: _VoteEvidence, experts: set) -> bool:
+    """Does the volunteer of one vote count as proven?"""
+    return bool(vote.user_id in experts or vote.z_expert) or is_proven(
+        vote.n_gold,
+        vote.n_gold_correct,
         min_gold=settings.PROVEN_MIN_GOLD,
         min_accuracy=settings.PROVEN_MIN_ACCURACY,
-        n_peer=n_peer,
-        n_peer_agree=n_agree,
-        n_model=n_model,
-        n_model_agree=n_model_agree,
+        n_peer=vote.n_peer,
+        n_peer_agree=vote.n_peer_agree,
+        n_model=vote.n_model,
+        n_model_agree=vote.n_model_agree,
         min_peer=settings.PEER_MIN_COMPARISONS,
         min_model=settings.MODEL_MIN_COMPARISONS,
         peer_z=settings.PEER_Z,
@@ -389,16 +402,17 @@ def _compare_with_peers(
     own vote. Where the live model's probability ``live_prob`` is confident (MODEL_CONFIDENT
     either way), the vote is compared with that call too (n_model / n_model_agree, and the
     vote's model_agree). Returns (the new voter was proven and is not any more, credits)."""
-    answer, _, _, _, _, _, volunteer_id, *_ = per_vote[vote_id]
+    mine = per_vote[vote_id]
+    answer, volunteer_id = mine.answer, mine.volunteer_id
     if answer == Vote.Answer.UNSURE:
         return False, []
     earlier = [
         (other, v) for other, v in sorted(per_vote.items())
-        if other != vote_id and v[6] != volunteer_id and v[0] != Vote.Answer.UNSURE
+        if other != vote_id and v.volunteer_id != volunteer_id and v.answer != Vote.Answer.UNSURE
     ]  # fmt: skip
-    peers = [v[0] for other, v in earlier if proven[other]]
+    peers = [v.answer for other, v in earlier if proven[other]]
     was = proven[vote_id]
-    credits = [[v[6], int(v[0] == answer)] for _, v in earlier] if was else []
+    credits = [[v.volunteer_id, int(v.answer == answer)] for _, v in earlier] if was else []
     n, k = len(peers), sum(a == answer for a in peers)
     conf = settings.MODEL_CONFIDENT
     model_agree = None
@@ -419,12 +433,12 @@ def _compare_with_peers(
         "model_agree = %s WHERE id = %s",
         [n, k, json.dumps(credits) if credits else None, model_agree, vote_id],
     )
-    v = list(per_vote[vote_id])
-    v[_PEER] += n
-    v[_PEER + 1] += k
-    v[_MODEL] += m
-    v[_MODEL + 1] += mk
-    per_vote[vote_id] = tuple(v)
+    per_vote[vote_id] = mine._replace(
+        n_peer=mine.n_peer + n,
+        n_peer_agree=mine.n_peer_agree + k,
+        n_model=mine.n_model + m,
+        n_model_agree=mine.n_model_agree + mk,
+    )
     proven[vote_id] = _is_proven(per_vote[vote_id], experts)
     return was and not proven[vote_id], credits
 
