@@ -102,24 +102,39 @@ def main() -> None:
             batch_size=a.batch,
             **({"spec": spec[: a.batch], "wave": wave[: a.batch]} if kw else {}),
         )  # warm-up
+        bf16 = device == "cpu" and scoring.cpu_bfloat16_native()
+        runs = [
+            ("baseline", baseline_path, "float32"),
+            ("current", contextlib.nullcontext, "float32"),
+        ]
+        if bf16:  # the opt-in bfloat16 trunks (AMX / AVX512-BF16 CPUs)
+            runs.append(("bfloat16", contextlib.nullcontext, "bfloat16"))
         for T in a.T:
-            rate, cpu_rate = {}, {}
-            for name, ctx in (("baseline", baseline_path), ("current", contextlib.nullcontext)):
+            rate, cpu_rate, probs = {}, {}, {}
+            for name, ctx, precision in runs:
                 with ctx():
                     t0, c0 = time.perf_counter(), time.process_time()
-                    score(model, mm, n_samples=T, batch_size=a.batch, **kw)
+                    res = score(
+                        model, mm, n_samples=T, batch_size=a.batch, precision=precision, **kw
+                    )
                     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-                rate[name], cpu_rate[name] = a.n / dt, a.n / cpu
+                rate[name], cpu_rate[name], probs[name] = a.n / dt, a.n / cpu, res["prob"]
                 print(
                     f"end to end  T={T:3d} {name:8s}: {rate[name]:9.0f} candidates/s wall"
                     f" ({dt:.2f} s for {a.n}), {cpu_rate[name]:9.0f} per CPU-second"
                 )
-            ratio = rate["current"] / rate["baseline"]
-            cpu_ratio = cpu_rate["current"] / cpu_rate["baseline"]
-            print(
-                f"end to end  T={T:3d} current / baseline: {ratio:.2f}x wall, "
-                f"{cpu_ratio:.2f}x per CPU-second"
-            )
+            for name in [r[0] for r in runs[1:]]:
+                print(
+                    f"end to end  T={T:3d} {name} / baseline: "
+                    f"{rate[name] / rate['baseline']:.2f}x wall, "
+                    f"{cpu_rate[name] / cpu_rate['baseline']:.2f}x per CPU-second"
+                )
+            if bf16:
+                d = np.abs(probs["bfloat16"] - probs["current"])
+                print(
+                    f"end to end  T={T:3d} bfloat16 vs float32 prob: max |diff| {d.max():.2e},"
+                    f" 99th percentile {np.percentile(d, 99):.2e}"
+                )
         raw = np.asarray(mm[: a.batch])
         x = torch.from_numpy(raw.astype(np.float32)).to(device)
         norms = [("torch nanmedian", lambda: normalise_torch(x))]

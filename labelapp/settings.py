@@ -411,6 +411,9 @@ EXPERT_GROUP = env_str("LABELAPP_EXPERT_GROUP", "scientists")
 # Weights and cards of every model version (shared storage, like the cutout stores).
 MODELS_DIR = Path(env_str("LABELAPP_MODELS_DIR", str(DATA_DIR / "models")))
 SCORE_MC_SAMPLES = env_int("LABELAPP_SCORE_MC_SAMPLES", 10)  # MC-dropout passes per candidate
+# CPU scoring workers on AMX / AVX512-BF16 machines may run the CNN trunks in bfloat16
+# (~1.4x faster, probabilities within ~1e-3); a CPU without native bfloat16 refuses it.
+SCORE_PRECISION = env_choice("LABELAPP_SCORE_PRECISION", "float32", ["float32", "bfloat16"])
 # Members of each retrained model (a deep ensemble on one split; 1 = a single CNN). Training
 # costs this many times more; scoring runs every member's trunk.
 ENSEMBLE_MEMBERS = env_int("LABELAPP_ENSEMBLE_MEMBERS", 1)

@@ -2,6 +2,7 @@
 
     python -m mlcore.score --model DIR (--store DIR | --data FILE [--catalogue CAT --survey S])
         --out scores.fits [--T 10] [--batch 4096] [--threads N] [--device cpu|cuda] [--seed 0]
+        [--precision float32|bfloat16]
 
 ``--store``: one cutout-store batch directory (``mlcore.store``: ``cutouts.npy``, ``spec.npy``,
 ``im_wave.npy``, ``manifest.json`` and, since issue #27, ``detectid.npy``). ``--data``: a
@@ -16,7 +17,9 @@ masked input pixels); the header says which model, T, seed and source. ``.fits``
 ``.fits.gz``) writes a FITS table, ``.ecsv`` an ECSV file; astropy is needed for either (it is
 imported here only, so ``import mlcore`` needs numpy and torch alone). The file appears only
 when complete. Values equal :func:`mlcore.cnn.scoring.score` with the same ``--batch`` and
-``--seed``. Progress goes to stderr; bad input exits with status 2 and says what is wrong.
+``--seed`` (and ``--precision``: bfloat16 trunks, on CPUs that run them natively, move the
+probabilities by about 1e-3 for a ~1.4x speed-up). Progress goes to stderr; bad input exits
+with status 2 and says what is wrong.
 """
 
 from __future__ import annotations
@@ -163,6 +166,7 @@ def score_source(
     batch_size: int = 4096,
     seed: int = 0,
     progress=None,
+    precision: str = "float32",
 ) -> dict[str, np.ndarray]:
     """{field: (N,) float32} for :data:`OUT_FIELDS`, batch by batch as ``score`` does."""
     import torch
@@ -184,6 +188,7 @@ def score_source(
                 spec=win,
                 n_samples=n_samples,
                 generator=batch_generator(device, seed, a),
+                precision=precision,
             )
             for k in OUT_FIELDS:
                 out[k][a:b] = res[k]
@@ -251,6 +256,12 @@ def run(a: argparse.Namespace) -> dict:
         version = str(json.loads(card_path.read_text()).get("version", ""))
     if a.T < 1 or a.batch < 1:
         raise DataError("--T and --batch must be at least 1")
+    from mlcore.cnn.scoring import check_precision
+
+    try:
+        check_precision(a.precision, next(model.parameters()).device)
+    except ValueError as exc:
+        raise DataError(f"--precision {a.precision}: {exc}") from exc
     source = (
         StoreSource(Path(a.store))
         if a.store
@@ -265,7 +276,13 @@ def run(a: argparse.Namespace) -> dict:
             print(f"note: {note}", file=sys.stderr)
         t0 = time.perf_counter()
         scores = score_source(
-            model, source, n_samples=a.T, batch_size=a.batch, seed=a.seed, progress=_Progress()
+            model,
+            source,
+            n_samples=a.T,
+            batch_size=a.batch,
+            seed=a.seed,
+            progress=_Progress(),
+            precision=a.precision,
         )
         seconds = time.perf_counter() - t0
         columns = {} if source.detectid is None else {"detectid": source.detectid}
@@ -279,6 +296,7 @@ def run(a: argparse.Namespace) -> dict:
             "BATCH": a.batch,
             "SOURCE": str(Path(source.name).resolve()),
             "DEVICE": str(next(model.parameters()).device),
+            "PRECISN": a.precision,
         }
         if a.store and getattr(source, "store", None) is not None:
             meta["STBATCH"] = source.store.batch
@@ -308,6 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="dropout seed (default 0)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    ap.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="CPU trunk precision (default float32; bfloat16 about 1.4x faster end to end "
+        "on CPUs with AMX / AVX512-BF16, probabilities within about 1e-3)",
+    )
     ap.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     a = ap.parse_args(argv)
     if a.store and (a.catalogue or a.survey):

@@ -5,10 +5,19 @@ import pytest
 import torch
 
 from mlcore.cnn.data import normalise, normalise_numpy, normalise_torch
-from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN, inference_copy
+from mlcore.cnn.model import (
+    CNNConfig,
+    EnsembleCNN,
+    LineCNN,
+    _BinMaxPool1d,
+    _SliceMaxPool2d,
+    inference_copy,
+)
 from mlcore.cnn.scoring import (
     SCORE_FIELDS,
     _mc_head,
+    check_precision,
+    cpu_bfloat16_native,
     fast_cpu_model,
     score,
     score_batch,
@@ -88,6 +97,10 @@ def test_folded_copy_gives_the_same_features():
     s = torch.randn(16, 2, 100)
     fast = inference_copy(m)
     assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in fast.modules())
+    # max-pooling replaced by the strided-view maxima, so the equality below covers them
+    assert not any(isinstance(mod, torch.nn.MaxPool2d) for mod in fast.modules())
+    assert any(isinstance(mod, _SliceMaxPool2d) for mod in fast.modules())
+    assert any(isinstance(mod, _BinMaxPool1d) for mod in fast.modules())
     with torch.no_grad():
         a = fast.features(x.contiguous(memory_format=torch.channels_last), s)
         torch.testing.assert_close(a, m.features(x, s), rtol=1e-5, atol=1e-5)
@@ -166,3 +179,59 @@ def test_float16_batches_with_some_masked_rows_take_both_paths():
     z, m = normalise_numpy(cut)
     np.testing.assert_array_equal(m, ref_m.numpy())
     np.testing.assert_allclose(z, ref.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 9, 100), (2, 3, 9, 50), (2, 3, 7, 11), (1, 2, 1, 3)])
+@pytest.mark.parametrize("kernel", [(1, 2), (2, 2), (3, 2)])
+def test_strided_view_max_pool_equals_max_pool2d_exactly(shape, kernel):
+    x = torch.randn(*shape).contiguous(memory_format=torch.channels_last)
+    if shape[2] < kernel[0] or shape[3] < kernel[1]:
+        pytest.skip("kernel larger than the input")
+    want = torch.nn.functional.max_pool2d(x, kernel)
+    got = _SliceMaxPool2d(kernel)(x)
+    assert got.shape == want.shape  # odd sizes floor, as MaxPool2d does
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("length", [50, 20, 23, 5, 7])
+def test_bin_max_pool_equals_adaptive_max_pool1d(length):
+    x = torch.randn(4, 3, length)
+    want = torch.nn.functional.adaptive_max_pool1d(x, 5)
+    assert torch.equal(_BinMaxPool1d(5)(x), want)  # even blocks, or the fallback
+
+
+def test_unknown_precision_is_refused_with_the_choices():
+    m = _model("plain")
+    x = toy_candidates(8, seed=1)["cutouts"]
+    with pytest.raises(ValueError, match="float32, bfloat16"):
+        score_batch(m, x, precision="float16")
+    with pytest.raises(ValueError, match="float32, bfloat16"):
+        check_precision("fp8")
+
+
+@pytest.mark.skipif(cpu_bfloat16_native(), reason="this CPU runs bfloat16 natively")
+def test_bfloat16_is_refused_on_a_cpu_without_native_support():
+    with pytest.raises(ValueError, match="no native bfloat16"):
+        check_precision("bfloat16")
+
+
+@pytest.mark.skipif(not cpu_bfloat16_native(), reason="no native bfloat16 on this CPU")
+@pytest.mark.parametrize("kind", ["plain", "spec", "ensemble"])
+def test_bfloat16_trunks_stay_close_to_float32_with_the_same_masks(kind):
+    m = _model(kind)
+    x = np.concatenate([toy_candidates(300, seed=4)["cutouts"], _awkward_batch().numpy()])
+    spec = None
+    if kind == "spec":
+        spec = np.random.default_rng(0).normal(size=(len(x), 2, 100)).astype(np.float32)
+    a = score_batch(m, x, spec=spec, generator=torch.Generator().manual_seed(3))
+    b = score_batch(
+        m, x, spec=spec, generator=torch.Generator().manual_seed(3), precision="bfloat16"
+    )
+    d = np.abs(a["prob"] - b["prob"])
+    assert d.max() < 5e-3  # only the features are rounded
+    assert d.max() > 0  # and they are: the bfloat16 path really ran
+    np.testing.assert_array_equal(a["masked_frac"], b["masked_frac"])
+    ref = score_batch_reference(
+        m, x, spec=spec, generator=torch.Generator().manual_seed(3), precision="bfloat16"
+    )
+    assert np.abs(ref["prob"] - a["prob"]).max() < 5e-3  # the reference's autocast too

@@ -11,7 +11,7 @@ from astropy.table import Table
 
 from mlcore.cnn.card import save_checkpoint
 from mlcore.cnn.model import CNNConfig, LineCNN
-from mlcore.cnn.scoring import score, score_store
+from mlcore.cnn.scoring import cpu_bfloat16_native, score, score_store
 from mlcore.score import main
 from mlcore.simulator import simulate_survey
 from mlcore.store import CutoutStore, StoreWriter
@@ -74,6 +74,19 @@ def test_store_scores_equal_score_called_directly(model_dir, store_dir, survey, 
         np.testing.assert_array_equal(np.asarray(t[k]), ref[k], err_msg=k)
     assert t["bald"].max() > 0  # real MC spread
     assert t.meta["NSAMPLES"] == T and t.meta["STBATCH"] == "batch-a"
+    assert t.meta["PRECISN"] == "float32"
+
+
+@pytest.mark.skipif(not cpu_bfloat16_native(), reason="no native bfloat16 on this CPU")
+def test_bfloat16_store_scores_stay_close_and_say_so(model_dir, store_dir, tmp_path):
+    d, m = model_dir
+    out = tmp_path / "bf16.fits"
+    assert main(_args(d, out, "--store", str(store_dir), "--precision", "bfloat16")) == 0
+    t = Table.read(out)
+    ref = score_store(m, CutoutStore.open(store_dir), n_samples=T, batch_size=BATCH)
+    d_prob = np.abs(np.asarray(t["prob"]) - ref["prob"])
+    assert 0 < d_prob.max() < 5e-3
+    assert t.meta["PRECISN"] == "bfloat16"
 
 
 def test_fits_file_scores_equal_score_called_directly(model_dir, survey, tmp_path):
@@ -148,6 +161,9 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(
     assert main(_args(d, out, "--data", str(bad))) == 2
     assert "bad.fits" in capsys.readouterr().err
     assert not out.exists()
+    with pytest.raises(SystemExit):  # argparse names the choices
+        main(_args(d, out, "--store", str(store_dir), "--precision", "float16"))
+    assert "float32" in capsys.readouterr().err and not out.exists()
     out.write_text("keep me")
     assert main(_args(d, out, "--store", str(store_dir))) == 2
     assert "--overwrite" in capsys.readouterr().err and out.read_text() == "keep me"

@@ -220,6 +220,54 @@ class EnsembleCNN(nn.Module):
         )
 
 
+class _SliceMaxPool2d(nn.Module):
+    """``MaxPool2d(k)`` with stride = kernel and no padding, as the maximum of k_h * k_w
+    strided views: the same values (a maximum is exact), several times faster than
+    oneDNN's channels_last max-pooling for these small kernels (bench_scoring.py)."""
+
+    def __init__(self, kernel: tuple[int, int]) -> None:
+        super().__init__()
+        self.kh, self.kw = kernel
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kh, self.kw
+        H, W = h.shape[2] // kh * kh, h.shape[3] // kw * kw  # floor, as MaxPool2d does
+        out = h[:, :, 0:H:kh, 0:W:kw]
+        for i in range(kh):
+            for j in range(kw):
+                if i or j:
+                    out = torch.maximum(out, h[:, :, i:H:kh, j:W:kw])
+        return out
+
+
+class _BinMaxPool1d(nn.Module):
+    """``AdaptiveMaxPool1d(bins)`` as a reshape and a max when the length divides evenly
+    (then the adaptive windows are exactly equal blocks); otherwise the adaptive op."""
+
+    def __init__(self, bins: int) -> None:
+        super().__init__()
+        self.bins = bins
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        B, C, L = h.shape
+        if L % self.bins:
+            return F.adaptive_max_pool1d(h, self.bins)
+        return h.reshape(B, C, self.bins, L // self.bins).amax(-1)
+
+
+def _fast_pool(m: nn.Module) -> nn.Module:
+    """The exact, faster equivalent of a pooling layer, or the layer itself."""
+    if isinstance(m, nn.MaxPool2d):
+        k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 2
+        st = m.stride if isinstance(m.stride, tuple) else (m.stride,) * 2
+        if k == st and m.padding in (0, (0, 0)) and m.dilation in (1, (1, 1)) and not m.ceil_mode:
+            return _SliceMaxPool2d(k)
+    if isinstance(m, nn.AdaptiveMaxPool1d) and isinstance(m.output_size, int):
+        if not m.return_indices:
+            return _BinMaxPool1d(m.output_size)
+    return m
+
+
 def _fold_bn(conv: nn.Module, bn: nn.Module) -> nn.Module:
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -229,24 +277,29 @@ def _fold_bn(conv: nn.Module, bn: nn.Module) -> nn.Module:
 def inference_copy(model: nn.Module) -> nn.Module:
     """A copy of a LineCNN or EnsembleCNN for fast CPU inference, same outputs to float
     rounding: every eval-mode BatchNorm folded into the convolution before it, weights in
-    channels_last (oneDNN's fast layout; NCHW max-pooling is several times slower on CPU).
-    ``features`` and the heads are the original's; feed it channels_last input.
+    channels_last (oneDNN's fast layout; NCHW max-pooling is several times slower on CPU),
+    and max-pooling done as maxima of strided views (exact). ``features`` and the heads are
+    the original's; feed it channels_last input.
     """
     import copy
 
     fast = copy.deepcopy(model).eval()
     nets = fast.members if isinstance(fast, EnsembleCNN) else [fast]
     for net in nets:
-        for seq in net.trunk:
+        for k, seq in enumerate(net.trunk):
             if isinstance(seq, nn.Sequential) and isinstance(seq[1], nn.BatchNorm2d):
                 seq[0] = _fold_bn(seq[0], seq[1])
                 seq[1] = nn.Identity()
+            else:
+                net.trunk[k] = _fast_pool(seq)
         if net.spec_trunk is not None:
             st = net.spec_trunk
             for i in range(len(st) - 1):
                 if isinstance(st[i], nn.Conv1d) and isinstance(st[i + 1], nn.BatchNorm1d):
                     st[i] = _fold_bn(st[i], st[i + 1])
                     st[i + 1] = nn.Identity()
+            for i in range(len(st)):
+                st[i] = _fast_pool(st[i])
     return fast.to(memory_format=torch.channels_last)
 
 

@@ -58,6 +58,7 @@ def score_chunk(
         n_samples=n_samples or settings.SCORE_MC_SAMPLES,
         start=start,
         stop=stop,
+        precision=settings.SCORE_PRECISION,
     ):
         for k, r in enumerate(range(a, b)):
             rows.append(
