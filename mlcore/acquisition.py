@@ -64,7 +64,7 @@ from mlcore.survey import SN_THRESHOLD, regime_index
 
 STRATEGIES = ("bald", "entropy", "margin", "random")
 DIVERSITY = ("wavelength", "kcenter", "none")
-EXPLOIT, RANDOM, CARRY = "exploit", "random", "carry"
+EXPLOIT, RANDOM, CARRY, SHIFT = "exploit", "random", "carry", "shift"
 
 # Wavelengths (A) where sky-subtraction residuals pile up in HETDEX-like data; the same
 # windows as the simulator's ``SimParams.sky_windows``.
@@ -132,6 +132,9 @@ class AcquisitionConfig:
     pool_factor: float = 5.0  # k-center pool = pool_factor * batch_size top-scoring
     power: float | None = 1.0  # exploit share drawn with P ~ score**power; None: top-k
     carry_fraction: float = 0.0  # most of the batch for the last round's unsettled ones
+    # Share of the batch spent where the model is out of its depth: the best-scoring
+    # candidates of the groups (batch / field) whose shift report says shifted or far.
+    shift_fraction: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -145,6 +148,8 @@ class AcquisitionConfig:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction}")
         if not 0.0 <= self.carry_fraction <= 1.0:
             raise ValueError(f"carry_fraction must be in [0, 1], got {self.carry_fraction}")
+        if not 0.0 <= self.shift_fraction <= 1.0:
+            raise ValueError(f"shift_fraction must be in [0, 1], got {self.shift_fraction}")
         if not (math.isfinite(self.low_sn_weight) and self.low_sn_weight > 0):
             raise ValueError(f"low_sn_weight must be finite and > 0, got {self.low_sn_weight}")
         if not (math.isfinite(self.wave_bin_A) and self.wave_bin_A > 0):
@@ -341,6 +346,7 @@ def select_batch(
     embeddings: np.ndarray | None = None,
     eligible: np.ndarray | None = None,
     carry: np.ndarray | None = None,
+    shifted: np.ndarray | None = None,
     config: AcquisitionConfig | None = None,
 ) -> SelectionResult:
     """Pick the next labelling batch over N candidates.
@@ -351,8 +357,11 @@ def select_batch(
     ignored otherwise. eligible: (N,) bool, False for retired / labelled / otherwise
     excluded candidates. carry: row indices of candidates started but not settled, in the
     order to serve them; the first ``carry_fraction * batch_size`` eligible ones lead the
-    batch (ineligible or repeated rows are skipped). When fewer than ``batch_size`` are
-    eligible, all of them are returned.
+    batch (ineligible or repeated rows are skipped). shifted: (N,) bool, True where the
+    candidate's group is out of the model's training distribution (a shift report's
+    verdict); ``shift_fraction`` of what carry leaves goes to the best-ranked eligible
+    shifted candidates (reason ``shift``), right after the carried ones. When fewer than
+    ``batch_size`` are eligible, all of them are returned.
     """
     cfg = config or AcquisitionConfig()
     prob = _as_1d("prob", prob, None)
@@ -407,7 +416,19 @@ def select_batch(
         rank = np.full(n, -np.inf)
         rank[cand] = cfg.power * np.log(np.maximum(score[cand], 1e-12)) + rng.gumbel(size=len(cand))
 
-    n_exploit, n_random = cfg.split(len(cand), int(cfg.batch_size) - len(carried))
+    room = int(cfg.batch_size) - len(carried)
+    from_shift = np.empty(0, np.int64)
+    if shifted is not None and cfg.shift_fraction > 0 and room > 0:
+        sh = _as_1d("shifted", shifted, n)
+        if sh.dtype != bool:
+            raise ValueError(f"shifted must be a boolean mask, got dtype {sh.dtype}")
+        pool = cand[sh[cand]]
+        n_shift = min(len(pool), int(math.floor(cfg.shift_fraction * room + 0.5)))
+        if n_shift:
+            from_shift = _top(rank, pool, n_shift)
+            cand = np.setdiff1d(cand, from_shift, assume_unique=True)
+            room -= n_shift
+    n_exploit, n_random = cfg.split(len(cand), room)
     cap, relaxed = None, False
     if n_exploit == 0:
         exploit = np.empty(0, np.int64)
@@ -443,13 +464,14 @@ def select_batch(
         left = elig.copy()
         left[exploit] = False
         left[carried] = False
+        left[from_shift] = False
         rand = rng.choice(np.flatnonzero(left), size=n_random, replace=False)
     else:
         rand = np.empty(0, np.int64)
     index, is_random = _interleave(exploit, rand)
     reason = np.where(is_random, RANDOM, EXPLOIT)
-    index = np.concatenate([carried, index])
-    reason = np.concatenate([np.full(len(carried), CARRY), reason])
+    index = np.concatenate([carried, from_shift, index])
+    reason = np.concatenate([np.full(len(carried), CARRY), np.full(len(from_shift), SHIFT), reason])
     k = len(index)
     return SelectionResult(
         index=index,

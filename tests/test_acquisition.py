@@ -189,6 +189,55 @@ def test_bad_carry_says_what_is_wrong():
         select_batch(**c, carry=np.array([0.5]), config=cfg())
 
 
+# --- shift share (field-aware acquisition, issue #25) --------------------------------------
+
+
+@pytest.mark.parametrize("diversity", ["none", "wavelength"])
+def test_shift_share_goes_to_the_best_ranked_shifted_candidates(diversity):
+    c = catalogue(n=2000)
+    shifted = np.zeros(2000, bool)
+    shifted[1500:] = True  # one field the model has not seen
+    config = cfg(batch_size=100, random_fraction=0.1, shift_fraction=0.3, diversity=diversity)
+    res = select_batch(**c, shifted=shifted, config=config)
+    lead = res.index[:30]
+    assert (res.reason[:30] == "shift").all() and not (res.reason[30:] == "shift").any()
+    assert shifted[lead].all()
+    # the best of the shifted field by the same acquisition score (power sampling is off)
+    pool = np.flatnonzero(shifted)
+    best = pool[np.argsort(-res.all_scores[pool], kind="stable")[:30]]
+    assert sorted(lead.tolist()) == sorted(best.tolist())
+    assert len(res.index) == 100 and len(set(res.index.tolist())) == 100
+    assert (res.n_random, res.n_exploit) == (7, 63)  # the shares split the 70 left
+    assert np.all(np.diff(priorities(res)[res.index]) < 0)  # served right after any carry
+    without = select_batch(**c, config=cfg(batch_size=100, random_fraction=0.1))
+    assert np.count_nonzero(shifted[without.index]) < 30  # the share is what put them there
+
+
+def test_shift_share_after_carry_capped_by_the_shifted_pool_and_off_by_default():
+    c = catalogue(n=1000)
+    shifted = np.zeros(1000, bool)
+    shifted[[3, 500, 501]] = True
+    carry = np.array([3, 8])
+    res = select_batch(
+        **c, carry=carry, shifted=shifted,
+        config=cfg(batch_size=20, carry_fraction=0.5, shift_fraction=0.5),
+    )  # fmt: skip
+    assert res.index[:2].tolist() == [3, 8]  # carried first, and 3 is not picked twice
+    assert sorted(res.index[2:4].tolist()) == [500, 501]  # only two shifted left
+    assert (res.reason[2:4] == "shift").all() and len(res.index) == 20
+    off = select_batch(**c, shifted=shifted, config=cfg(batch_size=20))
+    assert not (off.reason == "shift").any()
+    assert off.index.tolist() == select_batch(**c, config=cfg(batch_size=20)).index.tolist()
+
+
+def test_bad_shift_input_says_what_is_wrong():
+    c = catalogue(n=50)
+    with pytest.raises(ValueError, match="shift_fraction must be in"):
+        AcquisitionConfig(shift_fraction=-0.1)
+    with pytest.raises(ValueError, match="shifted must be a boolean mask"):
+        select_batch(**c, shifted=np.zeros(50), config=cfg(shift_fraction=0.5))
+
+
 # --- random share --------------------------------------------------------------------------
 
 

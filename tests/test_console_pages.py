@@ -183,6 +183,7 @@ def test_acquisition_settings_validate_save_and_audit(sci, console_campaign):
         "wave_bin_A": 20,
         "max_bin_fraction": 0.05,
         "carry_fraction": 0.25,
+        "shift_fraction": 0.2,
         "seed": 1,
     }
     bad = sci.post(url, good | {"random_fraction": 1.5, "strategy": "oracle"})
@@ -191,12 +192,14 @@ def test_acquisition_settings_validate_save_and_audit(sci, console_campaign):
     assert sci.post(url, good).status_code == 302
     saved = CampaignSettings.objects.get(pk=1).acquisition
     assert saved["strategy"] == "entropy" and saved["batch_size"] == 300
+    assert saved["shift_fraction"] == 0.2
     event = AuditEvent.objects.get(action="acquisition_settings")
     assert event.detail["strategy"] == ["bald", "entropy"]
     # the next round uses them
     from labelapp.services.learning.rounds import acquisition_config
 
     assert acquisition_config().strategy == "entropy"
+    assert acquisition_config().shift_fraction == 0.2
     assert acquisition_config(strategy="random").strategy == "random"
     # sampling power: blank (no "power" in the form) is the strict top-k, a value is kept
     assert acquisition_config().power is None

@@ -10,6 +10,7 @@ from labelapp.models import (
     Round,
     RoundCandidate,
     ScoreChunk,
+    ShiftReport,
     TaskProgress,
     Vote,
 )
@@ -59,6 +60,35 @@ def test_a_round_puts_the_acquired_batch_first_and_records_it():
     assert sum(q.reason == "random" for q in queued) == 2
     top = list(Candidate.objects.order_by("-priority").values_list("pk", flat=True)[:20])
     assert set(top) == {q.candidate_id for q in queued}
+
+
+def test_a_round_spends_its_shift_share_where_the_shift_report_says_shifted():
+    cosmos = make_candidates(150)
+    egs = make_candidates(50, first_id=6_000_000)
+    Candidate.objects.filter(pk__in=[c.pk for c in egs]).update(field="egs")
+    version = ModelVersion.objects.create(label_source="truth", directory="/x")
+    promote_model(model_version=version, reason="test")
+    _fake_scores(cosmos + egs, version, np.random.default_rng(1))
+    report = dict(model_version=version, n_new=50, n_ref=50, report={})
+    ShiftReport.objects.create(**report, field="egs", verdict=ShiftReport.Verdict.FAR)
+    ShiftReport.objects.create(**report, field="cosmos", verdict="in distribution")
+    config = acquisition_config(
+        strategy="bald", batch_size=20, diversity="none", random_fraction=0.0, shift_fraction=0.5
+    )
+    rnd = start_round(model_version=version, config=config)
+    queued = list(RoundCandidate.objects.filter(round=rnd).select_related("candidate"))
+    for_shift = [q for q in queued if q.reason == "shift"]
+    assert len(for_shift) == 10 and all(q.candidate.field == "egs" for q in for_shift)
+    assert rnd.acquisition["shift_fraction"] == 0.5
+    assert rnd.acquisition["shifted_groups"] == [
+        {"report": ShiftReport.objects.get(field="egs").pk, "batch": None, "field": "egs",
+         "verdict": "far", "n_active": 50}
+    ]  # fmt: skip
+    # a newer in-distribution report of that field takes it out of the share
+    ShiftReport.objects.create(**report, field="egs", verdict="in distribution")
+    again = start_round(model_version=version, config=config)
+    assert not RoundCandidate.objects.filter(round=again, reason="shift").exists()
+    assert again.acquisition["shifted_groups"] == []
 
 
 def test_a_round_first_finishes_what_the_open_round_started(settings):

@@ -159,6 +159,7 @@ def current_round() -> dict | None:
         "votes": Vote.objects.filter(pk__gt=rnd.max_vote_id_start).count(),
         "queued_done": done,
         "carried": RoundCandidate.objects.filter(round=rnd, reason="carry").count(),
+        "for_shift": RoundCandidate.objects.filter(round=rnd, reason="shift").count(),
         "fraction": done / rnd.n_queued if rnd.n_queued else 0.0,
     }
 

@@ -67,3 +67,14 @@ def _row(r: ShiftReport | None) -> dict | None:
         "rep": rep.get("representation", {}),
         "scores": rep.get("scores", {}),
     }
+
+
+def latest_reports(model_version: ModelVersion) -> list[ShiftReport]:
+    """The newest report per (batch, field) for ``model_version``."""
+    seen, out = set(), []
+    for r in ShiftReport.objects.filter(model_version=model_version).select_related("batch"):
+        key = (r.batch_id, r.field)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out

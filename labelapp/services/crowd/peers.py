@@ -11,6 +11,8 @@ it. Voiding a volunteer's votes (services.crowd.moderation) re-opens with the sa
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -38,20 +40,41 @@ def credit_peers(credits: list, *, sign: int) -> None:
         )  # fmt: skip
 
     table = connection.ops.quote_name(Volunteer._meta.db_table)
-    for volunteer_id, agreed in credits:
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(
-                f"UPDATE {table} SET n_peer = n_peer + %s, "  # noqa: S608
-                "n_peer_agree = n_peer_agree + %s WHERE id = %s "
-                "RETURNING n_gold, n_gold_correct, n_peer, n_peer_agree, n_model, n_model_agree",
-                [sign, sign * agreed, volunteer_id],
-            )
-            after = cur.fetchone()
-            if after is None:  # the volunteer is gone
-                continue
-            before = (after[0], after[1], after[2] - sign, after[3] - sign * agreed, *after[4:])
-            if sign > 0 and proven(before) and not proven(after):
-                recheck_settled_by(volunteer_id=volunteer_id)
+    with _fast_commits():
+        for volunteer_id, agreed in credits:
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute(
+                    f"UPDATE {table} SET n_peer = n_peer + %s, "  # noqa: S608
+                    "n_peer_agree = n_peer_agree + %s WHERE id = %s RETURNING n_gold, "
+                    "n_gold_correct, n_peer, n_peer_agree, n_model, n_model_agree",
+                    [sign, sign * agreed, volunteer_id],
+                )
+                after = cur.fetchone()
+                if after is None:  # the volunteer is gone
+                    continue
+                before = (after[0], after[1], after[2] - sign, after[3] - sign * agreed, *after[4:])
+                if sign > 0 and proven(before) and not proven(after):
+                    recheck_settled_by(volunteer_id=volunteer_id)
+
+
+@contextmanager
+def _fast_commits():
+    """On PostgreSQL, the credits' one-row commits do not wait for the WAL flush
+    (``synchronous_commit = off`` for this session, then back): a vote credits up to a
+    dozen earlier voters, and a flush per credit was most of a vote's latency
+    (bench/bench_votes.py). A crash can lose the last credits of a fraction of a second:
+    counters, not votes (the vote's own commit stays synchronous), and never inconsistent
+    ones. Not while an outer transaction is open: then the caller's commit decides."""
+    pg = connection.vendor == "postgresql" and not connection.in_atomic_block
+    if pg:
+        with connection.cursor() as cur:
+            cur.execute("SET synchronous_commit = off")
+    try:
+        yield
+    finally:
+        if pg:
+            with connection.cursor() as cur:
+                cur.execute("RESET synchronous_commit")
 
 
 def recheck_settled_by(*, volunteer_id: int) -> list[int]:

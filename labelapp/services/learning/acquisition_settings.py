@@ -26,6 +26,7 @@ EDITABLE = (
     "max_bin_fraction",
     "power",
     "carry_fraction",
+    "shift_fraction",
     "seed",
 )
 

@@ -5,7 +5,9 @@ opens the next: the live model's scores go through :func:`mlcore.acquisition.sel
 (BALD / entropy / margin / random, a random share, low-S/N weight, wavelength diversity),
 optionally led by the candidates that took votes in the open round but did not settle
 (``carry_fraction`` of the batch at most, most votes first; 0 by default, see
-bench/RESULTS.md), and every active candidate's queue priority is rewritten in ONE
+bench/RESULTS.md), then, with ``shift_fraction`` > 0, by the best-ranked candidates of the
+groups whose newest shift report says the model is out of its depth there (the groups are
+recorded in the round), and every active candidate's queue priority is rewritten in ONE
 transaction, so volunteers keep being served from the old order until the new one is
 complete. With no scored model
 yet, the queue stays low-S/N first (ingest's ``priority = -sn``).
@@ -30,8 +32,10 @@ from labelapp.models import (
     RetirementEvent,
     Round,
     RoundCandidate,
+    ShiftReport,
     Vote,
 )
+from labelapp.selectors.shift import latest_reports
 from labelapp.services.bulk import insert_rows, set_column
 from labelapp.services.learning.acquisition_settings import acquisition_settings
 from labelapp.services.learning.holdout import QUEUE_OFFSET, holdout_ids
@@ -57,7 +61,7 @@ def _active_arrays(model_version: ModelVersion | None) -> dict[str, np.ndarray]:
     rows = list(
         Candidate.objects.filter(status=Candidate.Status.ACTIVE)
         .order_by("pk")
-        .values_list("pk", "sn", "wave")
+        .values_list("pk", "sn", "wave", "batch_id", "field")
         .iterator(chunk_size=50000)
     )
     ids = np.asarray([r[0] for r in rows], np.int64)
@@ -65,6 +69,8 @@ def _active_arrays(model_version: ModelVersion | None) -> dict[str, np.ndarray]:
         "id": ids,
         "sn": np.asarray([r[1] for r in rows]),
         "wave": np.asarray([r[2] for r in rows]),
+        "batch": np.asarray([r[3] for r in rows], np.int64),
+        "field": np.asarray([r[4] for r in rows], dtype=object),
     }
     prob = np.full(len(ids), np.nan)
     bald = np.full(len(ids), np.nan)
@@ -103,6 +109,9 @@ def start_round(
     arr = _active_arrays(model_version)
     scored = np.isfinite(arr["prob"]) & ~arr["gold"] & ~arr["holdout"]
     result = None
+    shifted, shifted_groups = None, []
+    if model_version is not None and config.shift_fraction > 0:
+        shifted, shifted_groups = shifted_mask(model_version, arr["batch"], arr["field"])
     if model_version is not None and scored.any():
         embeddings = None
         if config.diversity == "kcenter":  # torch: only on the worker that opens rounds
@@ -117,6 +126,7 @@ def start_round(
             embeddings=embeddings,
             eligible=scored,
             carry=_unsettled_rows(arr["id"]) if config.carry_fraction > 0 else None,
+            shifted=shifted,
             config=config,
         )
         prio = priorities(result)
@@ -138,6 +148,7 @@ def start_round(
             scored_by=model_version if result is not None else None,
             acquisition=asdict(config)
             | {"fallback": result is None}
+            | ({"shifted_groups": shifted_groups} if config.shift_fraction > 0 else {})
             | ({"request_key": request_key} if request_key else {}),
             max_vote_id_start=Vote.objects.aggregate(m=Max("pk"))["m"] or 0,
         )
@@ -158,6 +169,31 @@ def start_round(
         f"model v{model_version.pk}'s scores" if result is not None else "low S/N first",
     )  # fmt: skip
     return rnd
+
+
+def shifted_mask(
+    model_version: ModelVersion, batch: np.ndarray, field: np.ndarray
+) -> tuple[np.ndarray, list[dict]]:
+    """(N,) True where the candidate's (batch, field) group is out of ``model_version``'s
+    training distribution by the newest shift report of that group (verdict shifted or
+    far; services.learning.shift), and the groups as recorded in the round. A report
+    without a batch covers the field in every batch; one without a field, the whole batch."""
+    mask = np.zeros(len(batch), bool)
+    groups = []
+    for r in latest_reports(model_version):
+        if r.verdict == ShiftReport.Verdict.IN_DISTRIBUTION:
+            continue
+        hit = np.ones(len(batch), bool)
+        if r.batch_id is not None:
+            hit &= batch == r.batch_id
+        if r.field:
+            hit &= field == r.field
+        mask |= hit
+        groups.append(
+            {"report": r.pk, "batch": r.batch_id, "field": r.field or None,
+             "verdict": r.verdict, "n_active": int(hit.sum())}
+        )  # fmt: skip
+    return mask, groups
 
 
 def _rows_of(ids: np.ndarray, cid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

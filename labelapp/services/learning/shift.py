@@ -32,6 +32,7 @@ from labelapp.models import (
     ShiftReport,
 )
 from labelapp.selectors.models import live_model
+from labelapp.selectors.shift import latest_reports
 from labelapp.services.learning.holdout import holdout_ids
 from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.data import spec_windows
@@ -195,17 +196,6 @@ def build_batch_reports(
             out.append(
                 build_shift_report(model_version=model_version, batch=batch, field=f, seed=seed)
             )
-    return out
-
-
-def latest_reports(model_version: ModelVersion) -> list[ShiftReport]:
-    """The newest report per (batch, field) for ``model_version``."""
-    seen, out = set(), []
-    for r in ShiftReport.objects.filter(model_version=model_version).select_related("batch"):
-        key = (r.batch_id, r.field)
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
     return out
 
 

@@ -89,6 +89,14 @@ class AcquisitionForm(forms.Form):
         help_text="At most this share of a batch finishes the last round's candidates that "
         "took votes but did not settle (0 by default: start afresh each round).",
     )
+    shift_fraction = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        label="Shift share",
+        help_text="This share of a batch goes to the best-ranked candidates of the batches and "
+        "fields whose newest shift report says the live model is out of its depth there "
+        "(0 by default; see Models > Shift).",
+    )
     seed = forms.IntegerField(min_value=0)
 
 
