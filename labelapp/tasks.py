@@ -55,9 +55,11 @@ def retrain_model(
     seed: int = 0,
     keep: str = "best",
     members: int | None = None,
+    fine_tune: bool = False,
 ) -> int | None:
-    """gpu queue: train, gate, and on promotion score the catalogue. A redelivery after a
-    crash trains again from scratch (the half-trained files were never registered)."""
+    """gpu queue: train (``fine_tune``: from the live model's weights), gate, and on
+    promotion score the catalogue. A redelivery after a crash trains again from the start
+    (the half-trained files were never registered)."""
     from labelapp.services.learning import promotion, training
     from labelapp.services.operations import progress
 
@@ -80,6 +82,7 @@ def retrain_model(
             members=members,
             max_time_s=max_time_s,
             on_epoch=on_epoch,
+            fine_tune=fine_tune,
         )
         decision = promotion.gate_model(model_version=version)
         # total too: an ensemble reported members x epochs, and early stopping fewer

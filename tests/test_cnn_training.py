@@ -249,3 +249,35 @@ def test_early_stopping_waits_for_the_second_half_of_the_schedule():
     # an early best epoch: the midpoint (5 of 10) is where patience starts
     assert not should_stop(6, 0, TrainConfig(epochs=10, patience=2))
     assert should_stop(7, 0, TrainConfig(epochs=10, patience=2))
+
+
+# --- fine-tuning from a model (issue #25: recover with few labels) ----------------------------
+
+
+def test_fine_tuning_starts_from_the_given_weights(toy):
+    tr, te = toy
+    x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
+    base = train(x, y, sn, model_config=TINY, config=_fast(epochs=3)).model
+    # a learning rate too small to move anything: what comes out is where it started
+    still = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, lr=1e-12), init=base)
+    fresh = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, lr=1e-12))
+    for name in ("trunk.0.0.weight", "fc1.weight", "fc2.weight"):
+        got = still.model.state_dict()[name]
+        torch.testing.assert_close(got, base.state_dict()[name], rtol=0, atol=1e-6)
+        assert (got - fresh.model.state_dict()[name]).abs().max() > 1e-3, name
+    # so it predicts like its start, where a fresh start at that rate is still at chance
+    xt = normalise_rows(te["cutouts"], np.arange(400))
+    assert balanced_accuracy(te["real"], predict_logits(still.model, xt) >= 0) > 0.75
+    assert balanced_accuracy(te["real"], predict_logits(fresh.model, xt) >= 0) < 0.7
+    assert still.model is not base  # a copy: the live model is never trained in place
+
+
+def test_fine_tuning_refuses_another_architecture_and_too_few_members(toy):
+    tr, _ = toy
+    x, y, sn = tr["cutouts"][:200], tr["real"][:200], tr["sn"][:200]
+    other = LineCNN(CNNConfig(width=8, hidden=16))
+    with pytest.raises(ValueError, match="architecture"):
+        train(x, y, sn, model_config=TINY, config=_fast(epochs=1), init=other)
+    pair = EnsembleCNN([LineCNN(TINY), LineCNN(TINY)])
+    with pytest.raises(ValueError, match="ensemble of 2"):
+        train(x, y, sn, model_config=TINY, config=_fast(epochs=1, members=3), init=pair)

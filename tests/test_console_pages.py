@@ -248,11 +248,21 @@ def test_retrain_request_is_queued_with_progress_and_audit(
     assert AuditEvent.objects.get(action="retrain").detail == {
         "label_source": "consensus",
         "epochs": 3,
+        "fine_tune": False,
     }
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         sci.post(reverse("console-retrain"), {"label_source": "oracle", "epochs": 3})
         sci.post(reverse("console-retrain"), {"label_source": "consensus", "epochs": "x"})
     assert not callbacks and AuditEvent.objects.filter(action="retrain").count() == 1
+    # the fine-tune box: from the live model, said in the queued row and the audit record
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        sci.post(
+            reverse("console-retrain"), {"label_source": "truth", "epochs": 2, "fine_tune": "1"}
+        )
+    assert len(callbacks) == 1
+    tuned = AuditEvent.objects.filter(action="retrain").order_by("pk").last()
+    assert tuned.detail["fine_tune"] is True
+    assert "fine-tuned from the live model" in TaskProgress.objects.latest("pk").message
 
 
 def test_scoring_without_a_live_model_says_what_to_do(sci, db):

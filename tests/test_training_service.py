@@ -136,3 +136,23 @@ def test_consensus_training_uses_only_settled_labels(db, settings):
     targets = consensus_targets()
     # c1: one vote; c2: undecided crowd but a gold standard (hard label); c4: an expert
     assert targets == {c[0].pk: 0.97, c[2].pk: 1.0, c[3].pk: 0.02, c[4].pk: 0.0}
+
+
+def test_fine_tuning_from_the_live_model_is_recorded_on_the_card(simulated, django_user_model):
+    from labelapp.services.learning import steering
+    from labelapp.services.learning.promotion import promote_model
+
+    user = django_user_model.objects.create_user("sci")
+    with pytest.raises(TrainingError, match="no live model to fine-tune from"):
+        train_model_version(label_source="truth", epochs=1, max_time_s=20, fine_tune=True)
+    with pytest.raises(steering.SteeringError, match="no live model to fine-tune from"):
+        steering.request_retrain(user=user, label_source="truth", epochs=1, fine_tune=True)
+    first = train_model_version(label_source="truth", epochs=1, max_time_s=20)
+    assert "fine_tuned_from" not in first.card
+    promote_model(model_version=first, reason="test")
+    tuned = train_model_version(label_source="truth", epochs=1, max_time_s=20, fine_tune=True)
+    assert tuned.card["fine_tuned_from"] == first.pk
+    assert (
+        json.loads((Path(tuned.directory) / "model_card.json").read_text())["fine_tuned_from"]
+        == first.pk
+    )

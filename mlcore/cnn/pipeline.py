@@ -79,6 +79,7 @@ class FitPlan:
     external: dict | None = None  # ra, dec, z arrays of an external catalogue
     attributions: int = 0
     extra: dict | None = None  # more provenance for the card
+    init: object | None = None  # a LineCNN / EnsembleCNN to fine-tune from (None: fresh)
 
 
 def load_labels(spec: str, detectid: np.ndarray, truth_real: np.ndarray | None):
@@ -305,6 +306,7 @@ def fit_evaluate_write(
         model_config=mcfg,
         config=tcfg,
         on_epoch=on_epoch,
+        init=plan.init,
     )
     model = res.model
     # held-out evaluation (deterministic forward pass; MC scoring is for acquisition)

@@ -164,16 +164,20 @@ def train(
     model_config: CNNConfig | None = None,
     config: TrainConfig | None = None,
     on_epoch: Callable[[dict, int], None] | None = None,
+    init: LineCNN | EnsembleCNN | None = None,
 ) -> TrainResult:
     """Train a LineCNN (``config.members`` > 1: an :class:`EnsembleCNN` of them); see
-    :func:`train_one` for the arguments."""
+    :func:`train_one` for the arguments. ``init``: fine-tune from this model's weights
+    instead of a fresh start (each ensemble member from the matching member of an
+    ensemble with at least as many, or every member from a single net)."""
     cfg = config or TrainConfig()
     if cfg.members < 1:
         raise ValueError(f"TrainConfig.members must be at least 1, not {cfg.members}")
+    inits = _member_inits(init, cfg.members)
     kw = dict(weights=weights, spec=spec, model_config=model_config)
     if cfg.members == 1:
         return train_one(cutouts, targets, sn, **kw, train_idx=train_idx, val_idx=val_idx,
-                         config=cfg, on_epoch=on_epoch)  # fmt: skip
+                         config=cfg, on_epoch=on_epoch, init=inits[0])  # fmt: skip
     total = cfg.members * cfg.epochs
     results: list[TrainResult] = []
     for k in range(cfg.members):
@@ -186,11 +190,24 @@ def train(
         res = train_one(
             cutouts, targets, sn, **kw, train_idx=train_idx, val_idx=val_idx,
             config=dataclasses.replace(cfg, seed=cfg.seed + k, members=1),
-            on_epoch=member_epoch,
+            on_epoch=member_epoch, init=inits[k],
         )  # fmt: skip
         train_idx, val_idx = res.train_idx, res.val_idx  # every member on the first's split
         results.append(res)
     return _assemble(results, cfg, targets, sn)
+
+
+def _member_inits(init, members: int) -> list:
+    if init is None:
+        return [None] * members
+    if isinstance(init, EnsembleCNN):
+        if len(init.members) < members:
+            raise ValueError(
+                f"cannot fine-tune {members} ensemble members from an ensemble of "
+                f"{len(init.members)}: train from scratch, or with at most that many members"
+            )
+        return list(init.members[:members])
+    return [init] * members
 
 
 def _assemble(results: list[TrainResult], cfg: TrainConfig, targets, sn) -> TrainResult:
@@ -264,6 +281,7 @@ def train_one(
     model_config: CNNConfig | None = None,
     config: TrainConfig | None = None,
     on_epoch: Callable[[dict, int], None] | None = None,
+    init: LineCNN | None = None,
 ) -> TrainResult:
     """Train a LineCNN; early-stop on validation loss; fit a temperature on validation.
 
@@ -273,6 +291,8 @@ def train_one(
     :func:`mlcore.cnn.data.spec_windows` (needs ``model_config.spec_len == L``).
     Rows outside ``train_idx`` and ``val_idx`` are never read, so a test set can live in the
     same array. Without indices the rows are split stratified by regime and class.
+    ``init``: start from this net's weights (fine-tuning; same architecture), with the same
+    schedule; its temperature and prior shift are fitted again at the end.
     """
     cfg = config or TrainConfig()
     if cfg.keep not in KEEP:
@@ -316,7 +336,15 @@ def train_one(
     w_tr, w_va = sample_weights(train_idx), sample_weights(val_idx)
     reg_va = regime_index(sn[val_idx])
 
-    model = LineCNN(mcfg).to(device).to(memory_format=cl)
+    model = LineCNN(mcfg)
+    if init is not None:
+        if init.config.to_dict() != mcfg.to_dict():
+            raise ValueError(
+                "cannot fine-tune: the starting model's architecture "
+                f"{init.config.to_dict()} differs from this training's {mcfg.to_dict()}"
+            )
+        model.load_state_dict({k: v.detach().cpu() for k, v in init.state_dict().items()})
+    model = model.to(device).to(memory_format=cl)
     n_params = count_parameters(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_tr = len(train_idx)

@@ -48,22 +48,29 @@ def request_round(*, user) -> TaskProgress:
     return progress
 
 
-def request_retrain(*, user, label_source: str, epochs: int) -> TaskProgress:
+def request_retrain(
+    *, user, label_source: str, epochs: int, fine_tune: bool = False
+) -> TaskProgress:
+    """Queue a retrain; ``fine_tune`` starts from the live model's weights."""
     if label_source not in ("consensus", "truth"):
         raise SteeringError(f"label source must be 'consensus' or 'truth', not {label_source!r}")
     if not 1 <= epochs <= 200:
         raise SteeringError(f"epochs must be between 1 and 200, got {epochs}")
+    if fine_tune and live_model() is None:
+        raise SteeringError("there is no live model to fine-tune from: retrain afresh first")
+    how = ", fine-tuned from the live model" if fine_tune else ""
     with transaction.atomic():
-        progress = _queued("retrain_model", f"{label_source} labels, {epochs} epochs")
+        progress = _queued("retrain_model", f"{label_source} labels, {epochs} epochs{how}")
         record_audit(
             user=user,
             action="retrain",
             target="model:new",
-            detail={"label_source": label_source, "epochs": epochs},
+            detail={"label_source": label_source, "epochs": epochs, "fine_tune": fine_tune},
         )
         send_after_commit(
-            "retrain_model", label_source=label_source, epochs=epochs, progress_key=progress.key
-        )
+            "retrain_model", label_source=label_source, epochs=epochs,
+            progress_key=progress.key, fine_tune=fine_tune,
+        )  # fmt: skip
     return progress
 
 

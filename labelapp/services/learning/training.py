@@ -35,6 +35,7 @@ from labelapp.models import (
     ModelVersion,
     Round,
 )
+from labelapp.selectors.models import live_model
 from labelapp.services.learning.holdout import holdout_ids, holdout_labels
 from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.data import spec_windows
@@ -183,16 +184,21 @@ def train_model_version(
     max_train: int | None = None,
     max_time_s: float | None = None,
     on_epoch: Callable[[dict, int], None] | None = None,
+    fine_tune: bool = False,
 ) -> ModelVersion:
     """Train, evaluate on held-out labels and register a new (not yet promoted) version.
 
     The test set is the held-out expert sample when there is one (every other label then
     goes to training and validation), else a random 20% of the labels. ``members`` > 1
-    trains a deep ensemble (default ``settings.ENSEMBLE_MEMBERS``).
+    trains a deep ensemble (default ``settings.ENSEMBLE_MEMBERS``). ``fine_tune``: start
+    from the live model's weights instead of afresh (its card says which version).
     """
     members = settings.ENSEMBLE_MEMBERS if members is None else members
     if members < 1:
         raise TrainingError(f"an ensemble needs at least 1 member, not {members}")
+    init, extra = None, {}
+    if fine_tune:
+        init, extra = _live_weights(), {"fine_tuned_from": live_model().pk}
     ts = training_set(label_source=label_source)
     sn = ts.cols["sn"].astype(np.float32)
     if ts.holdout.any():
@@ -233,9 +239,15 @@ def train_model_version(
             train=TrainConfig(
                 epochs=epochs, seed=seed, keep=keep, members=members, max_time_s=max_time_s
             ),
-            extra={"n_labels": n_labels, "test_set": test_set},
+            extra={"n_labels": n_labels, "test_set": test_set, **extra},
+            init=init,
         )
-        card = fit_evaluate_write(data, plan, tmp, on_epoch=on_epoch)
+        try:
+            card = fit_evaluate_write(data, plan, tmp, on_epoch=on_epoch)
+        except ValueError as exc:
+            if init is None:
+                raise
+            raise TrainingError(f"cannot fine-tune from the live model: {exc}") from exc
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 label_source=label_source,
@@ -262,6 +274,21 @@ def train_model_version(
             ) from exc
         raise
     return version
+
+
+def _live_weights():
+    """The live model, loaded on the CPU, to fine-tune from."""
+    from mlcore.cnn.card import load_checkpoint
+
+    live = live_model()
+    if live is None:
+        raise TrainingError("there is no live model to fine-tune from: train one afresh first")
+    try:
+        return load_checkpoint(live.directory)
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise TrainingError(
+            f"cannot read the live model v{live.pk} to fine-tune from: {exc}"
+        ) from exc
 
 
 LOW_DISK_BYTES = 64 * 2**20  # below this, a failed write is reported as a full disk

@@ -39,6 +39,7 @@ def trigger_retrain(request):
             user=request.user,
             label_source=request.POST.get("label_source", "consensus"),
             epochs=epochs,
+            fine_tune=request.POST.get("fine_tune") == "1",
         )
     except ValueError:
         messages.error(request, "Epochs must be a whole number.")
