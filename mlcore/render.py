@@ -5,8 +5,11 @@ Intensity scaling (fixed, so every candidate looks the same way):
   * the summed image gets its own zscale interval (IRAF's zscale, via astropy);
   * the 4 fibers share ONE zscale interval computed over all four together, so a fiber
     that is offset high or low (a bad fiber) stands out instead of being rescaled away;
-  * values are clipped to the interval and mapped linearly onto viridis, a perceptually
-    uniform map that stays readable for the common forms of colour blindness and in grey.
+  * values are clipped to the interval, stretched (``linear`` by default; ``asinh``, ``log``
+    or ``sqrt`` lift faint features, as DS9 and astropy's stretches do) and mapped onto a
+    colour map: viridis by default, a perceptually uniform map that stays readable for the
+    common forms of colour blindness and in grey; ``cividis`` (designed for red-green colour
+    blindness: blue to yellow, near-identical for deuteranopes) or ``grey`` on request.
 The line position is marked with white ticks (black-edged) above and below each panel.
 """
 
@@ -37,6 +40,68 @@ _t = np.linspace(0, 1, 256)
 VIRIDIS_LUT = np.stack([np.interp(_t, _x, _VIRIDIS_ANCHORS[:, c]) for c in range(3)], axis=1)
 VIRIDIS_LUT = (VIRIDIS_LUT * 255).round().astype(np.uint8)
 
+# cividis (Nunez, Anderton & Renslow 2018) as matplotlib publishes it, sampled at every 16th
+# of its 256 entries (position, r, g, b); interpolated linearly.
+_CIVIDIS_ANCHORS = np.array(
+    [
+        [0.0000, 0.0000, 0.1351, 0.3048],
+        [0.0627, 0.0000, 0.1788, 0.4148],
+        [0.1255, 0.1034, 0.2204, 0.4358],
+        [0.1882, 0.1951, 0.2644, 0.4259],
+        [0.2510, 0.2637, 0.3078, 0.4228],
+        [0.3137, 0.3242, 0.3513, 0.4263],
+        [0.3765, 0.3808, 0.3952, 0.4357],
+        [0.4392, 0.4352, 0.4398, 0.4511],
+        [0.5020, 0.4887, 0.4853, 0.4710],
+        [0.5647, 0.5478, 0.5319, 0.4717],
+        [0.6275, 0.6091, 0.5798, 0.4636],
+        [0.6902, 0.6720, 0.6293, 0.4480],
+        [0.7529, 0.7365, 0.6806, 0.4240],
+        [0.8157, 0.8027, 0.7340, 0.3902],
+        [0.8784, 0.8707, 0.7896, 0.3433],
+        [0.9412, 0.9411, 0.8475, 0.2758],
+        [1.0000, 0.9957, 0.9093, 0.2178],
+    ]
+)
+CIVIDIS_LUT = np.stack(
+    [np.interp(_t, _CIVIDIS_ANCHORS[:, 0], _CIVIDIS_ANCHORS[:, c + 1]) for c in range(3)], axis=1
+)
+CIVIDIS_LUT = (CIVIDIS_LUT * 255).round().astype(np.uint8)
+GREY_LUT = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+
+COLOUR_MAPS: dict[str, np.ndarray] = {
+    "viridis": VIRIDIS_LUT,
+    "cividis": CIVIDIS_LUT,
+    "grey": GREY_LUT,
+}
+STRETCHES = ("linear", "asinh", "log", "sqrt")
+DEFAULT_STRETCH, DEFAULT_CMAP = "linear", "viridis"
+# How hard the non-linear stretches lift faint values (astropy's defaults: AsinhStretch
+# a=0.1, LogStretch a=1000).
+_ASINH_A, _LOG_A = 0.1, 1000.0
+
+
+def check_view(stretch: str, cmap: str) -> None:
+    """Raise ValueError (saying what is allowed) unless ``stretch`` and ``cmap`` are known."""
+    if stretch not in STRETCHES:
+        raise ValueError(f"stretch must be one of {', '.join(STRETCHES)}, not {stretch!r}")
+    if cmap not in COLOUR_MAPS:
+        raise ValueError(f"cmap must be one of {', '.join(COLOUR_MAPS)}, not {cmap!r}")
+
+
+def apply_stretch(x: np.ndarray, stretch: str) -> np.ndarray:
+    """Values in [0, 1] -> [0, 1] through ``stretch`` (monotonic, 0 -> 0 and 1 -> 1)."""
+    if stretch == "linear":
+        return x
+    if stretch == "sqrt":
+        return np.sqrt(x)
+    if stretch == "asinh":
+        return np.arcsinh(x / _ASINH_A) / np.arcsinh(1.0 / _ASINH_A)
+    if stretch == "log":
+        return np.log1p(_LOG_A * x) / np.log1p(_LOG_A)
+    raise ValueError(f"stretch must be one of {', '.join(STRETCHES)}, not {stretch!r}")
+
+
 RENDER_VERSION = 1  # bump when the look changes, so on-disk caches are rebuilt
 
 
@@ -55,11 +120,19 @@ def zscale_limits(pixels: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def colourise(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """(H, W) values -> (H, W, 3) uint8 viridis between ``lo`` and ``hi``."""
+def colourise(
+    image: np.ndarray,
+    lo: float,
+    hi: float,
+    *,
+    stretch: str = DEFAULT_STRETCH,
+    cmap: str = DEFAULT_CMAP,
+) -> np.ndarray:
+    """(H, W) values -> (H, W, 3) uint8: clipped to ``lo``..``hi``, stretched, colour-mapped."""
+    check_view(stretch, cmap)
     img = np.nan_to_num(image.astype(np.float32), nan=0.0)
-    idx = np.clip((img - lo) / (hi - lo), 0, 1) * 255
-    return VIRIDIS_LUT[idx.round().astype(np.int32)]
+    idx = apply_stretch(np.clip((img - lo) / (hi - lo), 0, 1), stretch) * 255
+    return COLOUR_MAPS[cmap][idx.round().astype(np.int32)]
 
 
 def cutout_rgb(
@@ -69,8 +142,14 @@ def cutout_rgb(
     px_col: int = 5,
     px_row: int = 6,
     gap: int = 8,
+    stretch: str = DEFAULT_STRETCH,
+    cmap: str = DEFAULT_CMAP,
 ) -> np.ndarray:
-    """(5, 9, 100) cutouts -> an RGB image: summed panel, then the 4 fibers, ticks at the line."""
+    """(5, 9, 100) cutouts -> an RGB image: summed panel, then the 4 fibers, ticks at the line.
+
+    ``stretch`` and ``cmap`` (see :data:`STRETCHES`, :data:`COLOUR_MAPS`) change the look
+    only: the zscale intervals are the same for every view."""
+    check_view(stretch, cmap)
     cutouts = np.nan_to_num(np.asarray(cutouts, dtype=np.float32), nan=0.0)
     if cutouts.shape[1:] != (CUTOUT_ROWS, CUTOUT_COLS):
         raise ValueError(f"expected cutouts of shape (5, 9, 100), got {cutouts.shape}")
@@ -80,7 +159,7 @@ def cutout_rgb(
     height = len(cutouts) * panel_h + (len(cutouts) + 1) * gap
     canvas = np.full((height, width, 3), 24, dtype=np.uint8)  # dark grey background
     for k, (panel, (lo, hi)) in enumerate(zip(cutouts, limits, strict=True)):
-        rgb = colourise(panel, lo, hi)
+        rgb = colourise(panel, lo, hi, stretch=stretch, cmap=cmap)
         rgb = rgb.repeat(px_row, axis=0).repeat(px_col, axis=1)  # crisp nearest-neighbour
         top = gap + k * (panel_h + gap)
         canvas[top : top + panel_h] = rgb

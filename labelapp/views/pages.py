@@ -1,14 +1,16 @@
 """Pages to look at candidates (the volunteer classify pages build on these)."""
 
 from django.db.models import Count
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
+from labelapp.errors import InvalidInput
 from labelapp.models import Candidate, IngestBatch
 from labelapp.selectors.regimes import regime_q
-from labelapp.services.survey.rendering import cutout_png_path, spectrum_figure
+from labelapp.services.survey.rendering import check_cutout_view, cutout_png_path, spectrum_figure
+from mlcore.render import DEFAULT_CMAP, DEFAULT_STRETCH
 
 
 @require_GET
@@ -45,5 +47,14 @@ def candidate_detail(request, detectid: int):
 @require_GET
 @cache_control(max_age=86400, public=True)  # a rendering never changes for a render version
 def candidate_cutout(request, detectid: int):
+    """The cutout PNG; ``?stretch=linear|asinh|log|sqrt&cmap=viridis|cividis|grey`` (the
+    classify page's image tools) pick another view, rendered once and cached on disk."""
+    stretch = request.GET.get("stretch", DEFAULT_STRETCH)
+    cmap = request.GET.get("cmap", DEFAULT_CMAP)
+    try:
+        check_cutout_view(stretch=stretch, cmap=cmap)
+    except InvalidInput as exc:
+        return HttpResponseBadRequest(exc.message, content_type="text/plain; charset=utf-8")
     candidate = get_object_or_404(Candidate.objects.select_related("batch"), detectid=detectid)
-    return FileResponse(open(cutout_png_path(candidate), "rb"), content_type="image/png")
+    path = cutout_png_path(candidate, stretch=stretch, cmap=cmap)
+    return FileResponse(open(path, "rb"), content_type="image/png")

@@ -9,8 +9,17 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from labelapp.errors import InvalidInput
 from labelapp.models import Candidate
-from mlcore.render import RENDER_VERSION, line_column, render_cutout_png, spectrum_window
+from mlcore.render import (
+    DEFAULT_CMAP,
+    DEFAULT_STRETCH,
+    RENDER_VERSION,
+    check_view,
+    line_column,
+    render_cutout_png,
+    spectrum_window,
+)
 from mlcore.store import CutoutStore
 from mlcore.survey import SPEC_WAVE
 
@@ -30,14 +39,34 @@ def candidate_pixels(candidate: Candidate) -> dict[str, np.ndarray]:
     }
 
 
-def cutout_png_path(candidate: Candidate) -> Path:
-    """Path of the candidate's rendered PNG, rendering it first if it is not cached."""
-    target = Path(settings.RENDER_CACHE_DIR) / f"v{RENDER_VERSION}" / f"{candidate.detectid}.png"
+def check_cutout_view(*, stretch: str, cmap: str) -> None:
+    """Raise InvalidInput (a 400 over HTTP, with the allowed values) for an unknown view."""
+    try:
+        check_view(stretch, cmap)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def cutout_png_path(
+    candidate: Candidate, *, stretch: str = DEFAULT_STRETCH, cmap: str = DEFAULT_CMAP
+) -> Path:
+    """Path of the candidate's rendered PNG, rendering it first if it is not cached.
+
+    The default view (linear stretch, viridis) is ``<detectid>.png``; every other view the
+    volunteer's image tools ask for is cached beside it as ``<detectid>.<stretch>.<cmap>.png``
+    (4 stretches x 3 maps at most per candidate)."""
+    check_cutout_view(stretch=stretch, cmap=cmap)
+    default = (stretch, cmap) == (DEFAULT_STRETCH, DEFAULT_CMAP)
+    name = f"{candidate.detectid}.png" if default else f"{candidate.detectid}.{stretch}.{cmap}.png"
+    target = Path(settings.RENDER_CACHE_DIR) / f"v{RENDER_VERSION}" / name
     if target.exists():
         return target
     pixels = candidate_pixels(candidate)
     png = render_cutout_png(
-        pixels["cutouts"], line_col=line_column(pixels["im_wave"], candidate.wave)
+        pixels["cutouts"],
+        line_col=line_column(pixels["im_wave"], candidate.wave),
+        stretch=stretch,
+        cmap=cmap,
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}")
