@@ -10,6 +10,7 @@ urlpatterns = [
     path("tutorial/done/", volunteer.tutorial_finish, name="tutorial-done"),
     path("field-guide/", volunteer.field_guide, name="field-guide"),
     path("field-guide/<slug:kind>.png", volunteer.field_guide_png, name="field-guide-png"),
+    path("field-guide/drawer/", volunteer.field_guide_drawer, name="field-guide-drawer"),
     path("me/", volunteer.me, name="me"),
     path("collections/", collections.collections_home, name="collections"),
     path("collections/new/", collections.collection_create, name="collection-create"),

@@ -77,8 +77,8 @@ COLOUR_MAPS: dict[str, np.ndarray] = {
 STRETCHES = ("linear", "asinh", "log", "sqrt")
 DEFAULT_STRETCH, DEFAULT_CMAP = "linear", "viridis"
 # How hard the non-linear stretches lift faint values (astropy's defaults: AsinhStretch
-# a=0.1, LogStretch a=1000).
-_ASINH_A, _LOG_A = 0.1, 1000.0
+# a=0.1; a gentler log than its a=1000, which turns all the sky noise bright).
+_ASINH_A, _LOG_A = 0.1, 100.0
 
 
 def check_view(stretch: str, cmap: str) -> None:
@@ -120,6 +120,24 @@ def zscale_limits(pixels: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def view_limits(pixels: np.ndarray, stretch: str = DEFAULT_STRETCH) -> tuple[float, float]:
+    """The interval a stretch maps onto the colour map.
+
+    ``linear``: IRAF zscale (the noise fills the range; anything brighter is clipped). The
+    non-linear stretches run from the sky level (the median) to the brightest pixel, as
+    asinh and log are used on sky images: the sky dark, faint excesses lifted out of it,
+    and what linear clips (a cosmic ray's sharp core against a line's soft blob) keeping
+    its shape."""
+    lo, hi = zscale_limits(pixels)
+    if stretch == "linear":
+        return lo, hi
+    finite = pixels[np.isfinite(pixels)]
+    if finite.size == 0:
+        return lo, hi
+    sky, top = float(np.median(finite)), float(finite.max())
+    return (sky, top) if top > sky else (lo, hi)
+
+
 def colourise(
     image: np.ndarray,
     lo: float,
@@ -153,7 +171,9 @@ def cutout_rgb(
     cutouts = np.nan_to_num(np.asarray(cutouts, dtype=np.float32), nan=0.0)
     if cutouts.shape[1:] != (CUTOUT_ROWS, CUTOUT_COLS):
         raise ValueError(f"expected cutouts of shape (5, 9, 100), got {cutouts.shape}")
-    limits = [zscale_limits(cutouts[0])] + [zscale_limits(cutouts[1:])] * (len(cutouts) - 1)
+    limits = [view_limits(cutouts[0], stretch)] + [view_limits(cutouts[1:], stretch)] * (
+        len(cutouts) - 1
+    )
     width = CUTOUT_COLS * px_col
     panel_h = CUTOUT_ROWS * px_row
     height = len(cutouts) * panel_h + (len(cutouts) + 1) * gap

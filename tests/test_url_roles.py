@@ -35,6 +35,7 @@ EXPECTED = {
     "tutorial-done": (405, 405, 405, 405),
     "field-guide": OPEN,
     "field-guide-png": OPEN,
+    "field-guide-drawer": OPEN,
     "me": OPEN,
     # favourites and collections: saving needs an account; writes are POST only
     "collections": ACCOUNT_ONLY,

@@ -30,6 +30,7 @@ from labelapp.services.crowd.volunteers import (
     volunteer_stats,
 )
 from labelapp.services.operations import login_guard
+from mlcore.render import COLOUR_MAPS, STRETCHES
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,20 @@ REASONS = [
     ("other", "Other", "7"),
 ]
 assert [r for r, _, _ in REASONS] == Vote.Reason.values
+# The classify page's image tools (the cutout URL's ?stretch= and ?cmap=, mlcore.render).
+STRETCH_CHOICES = [
+    ("linear", "Linear"),
+    ("asinh", "Asinh: sky dark, faint lifted"),
+    ("sqrt", "Square root: gentler"),
+    ("log", "Log: faintest lifted most"),
+]
+CMAP_CHOICES = [
+    ("viridis", "Viridis"),
+    ("cividis", "Cividis (red-green colour blindness)"),
+    ("grey", "Grey"),
+]
+assert {v for v, _ in STRETCH_CHOICES} == set(STRETCHES)
+assert {v for v, _ in CMAP_CHOICES} == set(COLOUR_MAPS)
 
 
 def _safe_next(request, default: str) -> str:
@@ -70,6 +85,8 @@ def classify(request):
             "reasons": REASONS,
             "gold_rate": queue.gold_rate(volunteer.n_votes if volunteer else 0),
             "undo_s": settings.VOTE_UNDO_WINDOW_S,
+            "stretches": STRETCH_CHOICES,
+            "cmaps": CMAP_CHOICES,
         },
     )
 
@@ -103,6 +120,15 @@ def field_guide(request):
         e["figure"] = guide.spectrum_figure_from_window(e["spectrum"], e["wave"])
         del e["spectrum"]
     return render(request, "volunteer/field_guide.html", {"entries": entries})
+
+
+@require_GET
+def field_guide_drawer(request):
+    """The field guide as an HTML fragment (pictures and text, no spectra) for the drawer
+    beside the classify page's picture; the page fetches it the first time it is opened."""
+    return render(
+        request, "volunteer/_field_guide_drawer.html", {"entries": guide.field_guide_entries()}
+    )
 
 
 @require_GET

@@ -50,11 +50,89 @@
 
   function say(text) { statusEl.textContent = text; }
 
+  // --- picture view: contrast stretch and colour map, remembered in this browser ----
+  // The server renders each view (cutout URL ?stretch=&cmap=, cached on disk); the default
+  // view keeps the plain URL, so it shares the cache every other page uses.
+  const VIEW_KEY = "dex.cutoutView";
+  const DEFAULT_VIEW = {stretch: "linear", cmap: "viridis"};
+  const stretchSel = $("view-stretch"), cmapSel = $("view-cmap");
+  const allowed = (sel) => Array.from(sel.options).map((o) => o.value);
+  function loadView() {
+    let v = {};
+    try { v = JSON.parse(window.localStorage.getItem(VIEW_KEY) || "{}") || {}; } catch (e) { v = {}; }
+    return {
+      stretch: allowed(stretchSel).includes(v.stretch) ? v.stretch : DEFAULT_VIEW.stretch,
+      cmap: allowed(cmapSel).includes(v.cmap) ? v.cmap : DEFAULT_VIEW.cmap,
+    };
+  }
+  let view = loadView();
+  stretchSel.value = view.stretch;
+  cmapSel.value = view.cmap;
+  function cutoutUrl(c) {
+    if (view.stretch === DEFAULT_VIEW.stretch && view.cmap === DEFAULT_VIEW.cmap) return c.cutout_url;
+    const q = new URLSearchParams({stretch: view.stretch, cmap: view.cmap});
+    return c.cutout_url + (c.cutout_url.includes("?") ? "&" : "?") + q.toString();
+  }
+  function setView() {
+    view = {stretch: stretchSel.value, cmap: cmapSel.value};
+    try { window.localStorage.setItem(VIEW_KEY, JSON.stringify(view)); } catch (e) { /* private mode */ }
+    queue.forEach((c) => { c._img = null; });
+    if (current) {
+      img.src = cutoutUrl(current);
+      if (queue[0]) preload(queue[0]);
+    }
+    root.dataset.view = `${view.stretch} ${view.cmap}`;
+  }
+  root.dataset.view = `${view.stretch} ${view.cmap}`;
+  stretchSel.addEventListener("change", setView);
+  cmapSel.addEventListener("change", setView);
+  const viewToggle = $("view-toggle"), toolsEl = $("image-tools");
+  function toggleTools(open) {
+    const on = open === undefined ? toolsEl.hidden : open;
+    toolsEl.hidden = !on;
+    viewToggle.setAttribute("aria-expanded", on ? "true" : "false");
+    if (on) stretchSel.focus({preventScroll: true});
+  }
+  viewToggle.addEventListener("click", () => toggleTools());
+
+  // --- field guide drawer: beside the picture (a bottom sheet on narrow screens) ------
+  const drawer = $("guide-drawer"), guideOpen = $("guide-open"), guideBody = $("guide-drawer-body");
+  let guideLoaded = false, drawerOpener = null;
+  async function loadGuide() {
+    if (guideLoaded) return;
+    try {
+      const resp = await fetch(drawer.dataset.src, {credentials: "same-origin"});
+      if (!resp.ok) throw new Error(String(resp.status));
+      guideBody.innerHTML = await resp.text();  // the site's own template: no scripts in it
+      guideLoaded = true;
+    } catch (err) {
+      guideBody.textContent = "The field guide could not be loaded: check the connection and open it again.";
+    }
+  }
+  function openDrawer() {
+    drawerOpener = document.activeElement;
+    drawer.hidden = false;
+    document.body.classList.add("drawer-open");
+    guideOpen.setAttribute("aria-expanded", "true");
+    drawer.focus({preventScroll: true});
+    loadGuide();
+  }
+  function closeDrawer() {
+    if (drawer.hidden) return;
+    drawer.hidden = true;
+    document.body.classList.remove("drawer-open");
+    guideOpen.setAttribute("aria-expanded", "false");
+    const back = drawerOpener && document.contains(drawerOpener) ? drawerOpener : guideOpen;
+    back.focus({preventScroll: true});
+  }
+  guideOpen.addEventListener("click", () => (drawer.hidden ? openDrawer() : closeDrawer()));
+  $("guide-close").addEventListener("click", closeDrawer);
+
   function preload(c) {
     if (c._img) return c;
     c._img = new Image();
     c._img.decoding = "async";
-    c._img.src = c.cutout_url;
+    c._img.src = cutoutUrl(c);
     c._spec = fetch(c.spectrum_url, {credentials: "same-origin"})
       .then((r) => (r.ok ? r.json() : null)).catch(() => null);
     return c;
@@ -91,7 +169,7 @@
     if (stage.getBoundingClientRect().top < 0) window.scrollTo(0, 0);
     answersEl.querySelectorAll("button").forEach((b) => (b.disabled = false));
     preload(c);
-    img.src = c.cutout_url;
+    img.src = cutoutUrl(c);
     img.alt = `Candidate ${c.detectid} at ${c.wave} Å: 2D cutouts, the sum of the fibers on top ` +
       "and the 4 closest fibers below, white marks at the line position";
     root.dataset.detectid = c.detectid;
@@ -369,8 +447,17 @@
   document.addEventListener("keydown", (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey) return;
     const t = e.target;
-    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable)) return;
     const k = e.key;
+    if (k === "Escape") {
+      if (!drawer.hidden) { e.preventDefault(); closeDrawer(); return; }
+      if (!toolsEl.hidden) { e.preventDefault(); toggleTools(false); viewToggle.focus(); return; }
+    }
+    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
+              t.isContentEditable)) return;
+    // Inside the open drawer the keys read it (arrows scroll, Enter follows a link).
+    if (t && t.closest && t.closest("#guide-drawer")) return;
+    if (k === "g" || k === "G") { e.preventDefault(); if (drawer.hidden) openDrawer(); else closeDrawer(); return; }
+    if (k === "c" || k === "C") { e.preventDefault(); toggleTools(); return; }
     if (feedbackOpen) {
       if (k === "Enter" || k === " " || k === "ArrowRight" || k === "ArrowLeft") {
         e.preventDefault();
