@@ -374,6 +374,17 @@ VOTE_RATE_IP = env_rate("LABELAPP_VOTE_RATE_IP", "600/60")
 # agreement of proven evidence (see services/consensus.py, docs/security.md).
 PROVEN_MIN_GOLD = env_int("LABELAPP_PROVEN_MIN_GOLD", 4)
 PROVEN_MIN_ACCURACY = float(env_str("LABELAPP_PROVEN_MIN_ACCURACY", "0.7"))
+# Levels by shown skill (services.crowd.levels, mlcore.aggregation.levels): promotion when
+# the lower credible bound (LEVEL_CREDIBLE) of both sensitivity and specificity on gold in a
+# regime reaches LEVEL_SKILL, over at least LEVEL_MIN_GOLD yes/no gold answers there. Levels
+# are in force only while the site has LEVELS_SITE_MIN_GOLD active gold standards of each
+# class (real, not real) in each S/N regime; until then every volunteer is served every
+# regime (a new site serves work), and volunteers cannot be promoted anyway.
+LEVELS_ENABLED = env_bool("LABELAPP_LEVELS_ENABLED", True)
+LEVEL_SKILL = env_float("LABELAPP_LEVEL_SKILL", 0.7, low=0.5, high=0.99)
+LEVEL_CREDIBLE = env_float("LABELAPP_LEVEL_CREDIBLE", 0.9, low=0.5, high=0.99)
+LEVEL_MIN_GOLD = env_int("LABELAPP_LEVEL_MIN_GOLD", 10)
+LEVELS_SITE_MIN_GOLD = env_int("LABELAPP_LEVELS_SITE_MIN_GOLD", 5)
 UNPROVEN_MAX_LLR = float(env_str("LABELAPP_UNPROVEN_MAX_LLR", "2.0"))
 # ... and a candidate retires only when its proven votes alone lean its way by more than this
 # log-odds (more than one default-skill vote, log 3 = 1.1: one honest slip is not enough).

@@ -9,6 +9,7 @@ from labelapp.models.aggregation import (
 )
 from labelapp.models.collections import Collection, CollectionItem, Favourite
 from labelapp.models.console import AuditEvent, CampaignSettings, ScienceToken
+from labelapp.models.levels import ArtefactAnswer
 from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
 from labelapp.models.ml import CandidateScore, ModelVersion, ShiftReport
 from labelapp.models.survey import Candidate, CandidateTruth, IngestBatch, WorkerHeartbeat
@@ -22,6 +23,7 @@ from labelapp.models.zooniverse import (
 
 __all__ = [
     "AggregationRun",
+    "ArtefactAnswer",
     "AuditEvent",
     "CampaignSettings",
     "Candidate",

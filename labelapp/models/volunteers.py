@@ -42,6 +42,11 @@ class Volunteer(models.Model):
     streak_days = models.PositiveIntegerField(default=0)
     best_streak_days = models.PositiveIntegerField(default=0)
     last_active_day = models.DateField(null=True, blank=True)
+    # Level by shown skill (services.crowd.levels, mlcore.aggregation.levels): 1 high-S/N
+    # candidates only, 2 low S/N unlocked, 3 the artefact-type follow-up. Read by the queue
+    # with the row it already has; recomputed after each gold answer.
+    level = models.PositiveSmallIntegerField(default=1, db_default=1)
+    level_changed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         who = self.user.get_username() if self.user_id else "anonymous"

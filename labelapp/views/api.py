@@ -20,7 +20,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from labelapp.errors import Forbidden, PlatformError, UnknownCandidate
 from labelapp.middleware import client_ip
 from labelapp.models import Candidate, Vote
-from labelapp.services.crowd import moderation, queue, vote_guard, votes
+from labelapp.services.crowd import levels, moderation, queue, vote_guard, votes
 from labelapp.services.crowd.api_schema import openapi_schema
 from labelapp.services.crowd.volunteers import get_volunteer
 from labelapp.services.operations import vote_watch
@@ -118,6 +118,7 @@ def _volunteer_summary(volunteer) -> dict:
         "n_votes": volunteer.n_votes,
         "gold_rate": queue.gold_rate(volunteer.n_votes),
         "streak_days": volunteer.streak_days,
+        "level": volunteer.level,
     }
 
 
@@ -131,7 +132,12 @@ def next_candidate(request: HttpRequest) -> JsonResponse:
     except BadJson as exc:
         return error(400, "invalid", exc.message)
     volunteer = get_volunteer(session=request.session, user=request.user)
-    rows = queue.next_candidates(volunteer=volunteer, count=count, exclude=exclude)
+    rows = queue.next_candidates(
+        volunteer=volunteer,
+        count=count,
+        exclude=exclude,
+        level=levels.serving_level(volunteer=volunteer),
+    )
     vote_watch.note_volunteer_activity()  # volunteers are here: votes should follow
     nonce = vote_guard.session_nonce(request.session)
     return JsonResponse(
@@ -231,6 +237,10 @@ def vote(request: HttpRequest) -> JsonResponse:
         )
     except PlatformError as exc:
         return platform_error_response(exc)
+    # a new gold answer: the skill it shows may move the level (before the summary below)
+    change = None
+    if result.gold is not None and result.created:
+        change = levels.refresh_level(volunteer=volunteer)
     nonce = vote_guard.session_nonce(request.session)
     v = result.vote
     body = {
@@ -244,9 +254,14 @@ def vote(request: HttpRequest) -> JsonResponse:
     }
     if result.gold is not None:
         body["feedback"] = votes.gold_feedback(result)
+    if change is not None:
+        body["level_change"] = change.as_dict()
     if want_next:
         rows = queue.next_candidates(
-            volunteer=volunteer, count=want_next, exclude=exclude + [detectid]
+            volunteer=volunteer,
+            count=want_next,
+            exclude=exclude + [detectid],
+            level=levels.serving_level(volunteer=volunteer),
         )
         body["next"] = [candidate_payload(r, nonce) for r in rows]
     return JsonResponse(body, status=201 if result.created else 200)
@@ -284,9 +299,18 @@ def vote_reason(request: HttpRequest) -> JsonResponse:
         v = votes.set_vote_reason(
             volunteer=volunteer, detectid=detectid, reason=str(data.get("reason", ""))
         )
+        # level 3: the reason is the follow-up task's answer, kept as a training target
+        artefact = levels.asks_artefact_type(volunteer=volunteer)
+        if artefact:
+            levels.record_artefact_answer(volunteer=volunteer, vote=v, kind=v.reason)
     except PlatformError as exc:
         return platform_error_response(exc)
-    return JsonResponse({"vote": {"detectid": detectid, "answer": v.answer, "reason": v.reason}})
+    return JsonResponse(
+        {
+            "vote": {"detectid": detectid, "answer": v.answer, "reason": v.reason},
+            "artefact_recorded": artefact,
+        }
+    )
 
 
 @require_GET

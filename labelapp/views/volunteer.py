@@ -20,7 +20,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labelapp.models import Vote
-from labelapp.services.crowd import collections, queue
+from labelapp.services.crowd import collections, levels, queue
 from labelapp.services.crowd import field_guide as guide
 from labelapp.services.crowd.volunteers import (
     attach_session_volunteer,
@@ -85,6 +85,7 @@ def classify(request):
             "reasons": REASONS,
             "gold_rate": queue.gold_rate(volunteer.n_votes if volunteer else 0),
             "undo_s": settings.VOTE_UNDO_WINDOW_S,
+            "asks_artefact": levels.asks_artefact_type(volunteer=volunteer),
             "stretches": STRETCH_CHOICES,
             "cmaps": CMAP_CHOICES,
         },
@@ -156,6 +157,7 @@ def me(request):
             if signed_in else set(),
             "collections": collections.list_collections(volunteer=volunteer)
             if signed_in else [],
+            "level": levels.level_progress(volunteer=volunteer),
         },
     )  # fmt: skip
 

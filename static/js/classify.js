@@ -228,6 +228,7 @@
     }
     if (r.ok) {
       updateCount(r.data.volunteer);
+      if (r.data.level_change) showLevelChange(r.data.level_change);
       const fresh = (r.data.next || []).filter((n) => !held().includes(n.detectid));
       queue = queue.concat(fresh);
       lastVote = {cand: c, answer: value};
@@ -257,6 +258,16 @@
     }
     if (queue.length < 1) fill();
   }
+
+  // A promotion (or a step back) after a gold answer: said once, in words, with a link to
+  // the rules on the personal page.
+  const levelBanner = $("level-banner");
+  function showLevelChange(change) {
+    $("level-message").textContent = change.message;
+    levelBanner.classList.toggle("promoted", !!change.promoted);
+    levelBanner.hidden = false;
+  }
+  $("level-close").addEventListener("click", () => { levelBanner.hidden = true; });
 
   function openFeedback(fb, value) {
     feedbackOpen = true;

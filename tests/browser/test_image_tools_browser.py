@@ -63,9 +63,7 @@ def _visible_fraction(page, selector: str, bottom: float | None = None) -> float
 
 
 @pytest.mark.parametrize("screen", list(SCREENS))
-def test_stretch_and_colour_map_change_the_picture_and_are_remembered(
-    chromium, site, shot, screen
-):
+def test_stretch_and_colour_map_change_the_picture_and_are_remembered(chromium, site, shot, screen):
     context = chromium.new_context(**SCREENS[screen])
     page = context.new_page()
     page.goto(site + "/classify/?skip=1")

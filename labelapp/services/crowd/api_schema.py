@@ -138,7 +138,13 @@ def openapi_schema() -> dict:
                         },
                     },
                     "responses": {
-                        "200": {"description": "reason saved"},
+                        "200": {
+                            "description": (
+                                "reason saved; at level 3 it is also the follow-up task's "
+                                "answer (artefact_recorded: true), kept per candidate as a "
+                                "training target"
+                            )
+                        },
                         "400": _error("invalid reason, or the answer was not 'no'"),
                         "403": _error("CSRF check failed"),
                         "404": _error("you have no answer for this candidate"),
@@ -234,6 +240,10 @@ def openapi_schema() -> dict:
                         "n_votes": {"type": "integer"},
                         "gold_rate": {"type": "number"},
                         "streak_days": {"type": "integer"},
+                        "level": {
+                            "type": "integer",
+                            "description": "level by shown skill (1-3), see /me/",
+                        },
                     },
                 },
                 "NextResponse": {
@@ -287,6 +297,18 @@ def openapi_schema() -> dict:
                             },
                         },
                         "undo_until": {"type": "string", "format": "date-time"},
+                        "level_change": {
+                            "description": (
+                                "only when this gold answer moved the volunteer's level"
+                            ),
+                            "type": "object",
+                            "properties": {
+                                "from": {"type": "integer"},
+                                "to": {"type": "integer"},
+                                "promoted": {"type": "boolean"},
+                                "message": {"type": "string"},
+                            },
+                        },
                         "feedback": {
                             "description": (
                                 "only for a yes/no on a gold-standard candidate (then final)"

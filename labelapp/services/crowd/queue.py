@@ -11,6 +11,9 @@
 * Gold-standard candidates are mixed in at a rate that falls with experience
   (:func:`gold_rate`), like Zooniverse's subject selector; they are kept out of the regular
   path so the rate is what the schedule says.
+* Levels (``services.crowd.levels``): at ``level=1`` only high-S/N candidates and high-S/N
+  gold are served (the low-S/N ones unlock at level 2); ``level=None`` serves every regime
+  (levels not in force, or a caller without levels such as the research harness).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
 
 from labelapp.models import Candidate, GoldStandard, Volunteer, Vote
+from mlcore.survey import SN_LOW_MAX
 
 # (classifications made so far < n) -> fraction of gold; 10% after the last step.
 GOLD_SCHEDULE: tuple[tuple[int, float], ...] = ((20, 0.40), (40, 0.30), (60, 0.20))
@@ -46,9 +50,18 @@ def _unseen(qs: QuerySet, volunteer: Volunteer | None, field: str) -> QuerySet:
     return qs.filter(~Exists(seen))
 
 
-def queue_queryset(*, volunteer: Volunteer | None, exclude: Sequence[int] = ()) -> QuerySet:
+def _high_only(level: int | None) -> bool:
+    """Whether ``level`` is served high-S/N candidates only (level 1)."""
+    return level is not None and level < 2
+
+
+def queue_queryset(
+    *, volunteer: Volunteer | None, exclude: Sequence[int] = (), level: int | None = None
+) -> QuerySet:
     """Active, unseen, non-gold candidates in queue order (the query EXPLAIN checks)."""
     qs = Candidate.objects.filter(status=Candidate.Status.ACTIVE)
+    if _high_only(level):
+        qs = qs.filter(sn__gt=SN_LOW_MAX)
     qs = _unseen(qs, volunteer, "pk")
     qs = qs.filter(~Exists(GoldStandard.objects.filter(candidate_id=OuterRef("pk"), active=True)))
     if exclude:
@@ -56,11 +69,15 @@ def queue_queryset(*, volunteer: Volunteer | None, exclude: Sequence[int] = ()) 
     return qs.order_by("-priority")
 
 
-def _gold_queryset(*, volunteer: Volunteer | None, exclude: Sequence[int] = ()) -> QuerySet:
+def _gold_queryset(
+    *, volunteer: Volunteer | None, exclude: Sequence[int] = (), level: int | None = None
+) -> QuerySet:
     """Active gold candidates this volunteer has not answered, in random order."""
     # The gold set is small (hundreds to a few thousand), so a random pick over the unseen
     # ones is cheap; it is still an index anti-join, never a scan of the candidate table.
     qs = GoldStandard.objects.filter(active=True, candidate__status=Candidate.Status.ACTIVE)
+    if _high_only(level):
+        qs = qs.filter(candidate__sn__gt=SN_LOW_MAX)
     qs = _unseen(qs, volunteer, "candidate_id")
     if exclude:
         qs = qs.exclude(candidate__detectid__in=list(exclude))
@@ -83,7 +100,9 @@ _EXCLUDE_MARK = -8_000_000_000_000
 
 
 @lru_cache(maxsize=64)
-def _compiled(kind: str, alias: str, with_volunteer: bool, n_exclude: int, top_k: int):
+def _compiled(
+    kind: str, alias: str, with_volunteer: bool, n_exclude: int, top_k: int, high_only: bool
+):
     """SQL + parameter recipe of the queue (``kind`` 'regular') or gold query, per shape.
 
     Building and compiling these querysets (two NOT EXISTS subqueries) cost more CPU than
@@ -94,10 +113,12 @@ def _compiled(kind: str, alias: str, with_volunteer: bool, n_exclude: int, top_k
     """
     volunteer = _Someone(_VOLUNTEER_MARK) if with_volunteer else None
     marks = [_EXCLUDE_MARK - k for k in range(n_exclude)]
+    level = 1 if high_only else None
     if kind == "regular":
-        qs = queue_queryset(volunteer=volunteer, exclude=marks).values(*QUEUE_FIELDS)[:top_k]
+        qs = queue_queryset(volunteer=volunteer, exclude=marks, level=level)
+        qs = qs.values(*QUEUE_FIELDS)[:top_k]
     else:
-        qs = _gold_queryset(volunteer=volunteer, exclude=marks)[:1]
+        qs = _gold_queryset(volunteer=volunteer, exclude=marks, level=level)[:1]
     sql, params = qs.query.get_compiler(using=alias).as_sql()
     recipe = []
     for p in params:
@@ -111,10 +132,14 @@ def _compiled(kind: str, alias: str, with_volunteer: bool, n_exclude: int, top_k
     return sql, tuple(recipe)
 
 
-def _run(kind: str, volunteer: Volunteer | None, exclude: Sequence[int]) -> list[tuple]:
+def _run(
+    kind: str, volunteer: Volunteer | None, exclude: Sequence[int], level: int | None = None
+) -> list[tuple]:
     exclude = list(dict.fromkeys(exclude))  # the IN list holds each detectid once
     with_volunteer = volunteer is not None and volunteer.pk is not None
-    sql, recipe = _compiled(kind, connection.alias, with_volunteer, len(exclude), TOP_K)
+    sql, recipe = _compiled(
+        kind, connection.alias, with_volunteer, len(exclude), TOP_K, _high_only(level)
+    )
     vid = volunteer.pk if with_volunteer else None
     params = [vid if r == "v" else r[1] if isinstance(r, tuple) else exclude[r] for r in recipe]
     with connection.cursor() as cur:
@@ -122,15 +147,18 @@ def _run(kind: str, volunteer: Volunteer | None, exclude: Sequence[int]) -> list
         return cur.fetchall()
 
 
-def _regular(volunteer, exclude, count, rng) -> list[dict]:
-    rows = [dict(zip(QUEUE_FIELDS, r, strict=True)) for r in _run("regular", volunteer, exclude)]
+def _regular(volunteer, exclude, count, rng, level=None) -> list[dict]:
+    found = _run("regular", volunteer, exclude, level)
+    rows = [dict(zip(QUEUE_FIELDS, r, strict=True)) for r in found]
     return rng.sample(rows, min(count, len(rows)))
 
 
-def _gold_seeded(volunteer, exclude, rng: random.Random) -> dict | None:
+def _gold_seeded(volunteer, exclude, rng: random.Random, level=None) -> dict | None:
     """A gold pick drawn with ``rng`` (reproducible; for simulations): the unseen active gold
     in id order, one chosen by the caller's generator instead of the database's random()."""
-    rows = list(_gold_queryset(volunteer=volunteer, exclude=exclude).order_by("candidate_id"))
+    rows = list(
+        _gold_queryset(volunteer=volunteer, exclude=exclude, level=level).order_by("candidate_id")
+    )
     if not rows:
         return None
     row = rng.choice(rows)
@@ -138,10 +166,10 @@ def _gold_seeded(volunteer, exclude, rng: random.Random) -> dict | None:
     return dict(zip(QUEUE_FIELDS, (row[k] for k in values), strict=True))
 
 
-def _gold(volunteer, exclude) -> dict | None:
-    rows = _gold_sample(volunteer, exclude)
+def _gold(volunteer, exclude, level=None) -> dict | None:
+    rows = _gold_sample(volunteer, exclude, level)
     if not rows:  # none of the sample is left for this volunteer: ask over all the gold
-        rows = _run("gold", volunteer, exclude)
+        rows = _run("gold", volunteer, exclude, level)
     if not rows:
         return None
     return dict(zip(QUEUE_FIELDS, rows[0], strict=True))
@@ -150,7 +178,7 @@ def _gold(volunteer, exclude) -> dict | None:
 GOLD_SAMPLE = 32
 
 
-def _gold_sample(volunteer, exclude) -> list[tuple]:
+def _gold_sample(volunteer, exclude, level=None) -> list[tuple]:
     """A uniform random pick among the unseen, active gold of a random sample of GOLD_SAMPLE
     gold rows (so uniform over all unseen gold whenever the sample holds one).
 
@@ -169,6 +197,9 @@ def _gold_sample(volunteer, exclude) -> list[tuple]:
         f"JOIN {qn(Candidate._meta.db_table)} c ON c.id = g.candidate_id WHERE c.status = %s"
     )
     params.append(Candidate.Status.ACTIVE)
+    if _high_only(level):
+        sql += " AND c.sn > %s"
+        params.append(SN_LOW_MAX)
     if volunteer is not None and volunteer.pk is not None:
         sql += (
             f" AND NOT EXISTS (SELECT 1 FROM {qn(Vote._meta.db_table)} u "  # noqa: S608
@@ -190,6 +221,7 @@ def next_candidates(
     count: int = 1,
     exclude: Sequence[int] = (),
     rng: random.Random | None = None,
+    level: int | None = None,
 ) -> list[dict]:
     """Up to ``count`` candidates for ``volunteer`` (None: someone with no votes yet).
 
@@ -198,6 +230,8 @@ def next_candidates(
     empty list when nothing is left for this volunteer. With ``rng`` every random choice
     (gold or not, which gold, which of the top few) comes from it, so a simulation with a
     seeded generator is reproducible; without, the fast database-side gold sample is used.
+    ``level`` (``services.crowd.levels.serving_level``): 1 serves high-S/N candidates and
+    gold only; None or 2+ every regime.
     """
     seeded = rng is not None
     rng = rng or random
@@ -206,18 +240,20 @@ def next_candidates(
     picked: list[dict] = []
     n_gold = sum(rng.random() < gold_rate(n_votes + k) for k in range(count))
     for _ in range(n_gold):
-        row = _gold_seeded(volunteer, held, rng) if seeded else _gold(volunteer, held)
+        row = _gold_seeded(volunteer, held, rng, level) if seeded else _gold(volunteer, held, level)
         if row is None:
             break
         picked.append(row)
         held.append(row["detectid"])
     if len(picked) < count:
-        picked += _regular(volunteer, held, count - len(picked), rng)
+        picked += _regular(volunteer, held, count - len(picked), rng, level)
     rng.shuffle(picked)
     return picked
 
 
-def next_candidate(*, volunteer: Volunteer | None, exclude: Sequence[int] = ()) -> dict | None:
+def next_candidate(
+    *, volunteer: Volunteer | None, exclude: Sequence[int] = (), level: int | None = None
+) -> dict | None:
     """The single next candidate for ``volunteer``, or None when the queue is empty for them."""
-    rows = next_candidates(volunteer=volunteer, count=1, exclude=exclude)
+    rows = next_candidates(volunteer=volunteer, count=1, exclude=exclude, level=level)
     return rows[0] if rows else None

@@ -1,0 +1,292 @@
+"""Levels by shown skill: the glue between the gold answers in the database and the maths in
+:mod:`mlcore.aggregation.levels`.
+
+* :func:`refresh_level` recomputes a volunteer's level from their gold answers (after each
+  gold answer; one indexed query over their gold votes) and stores it on the Volunteer row,
+  which every queue request already reads: serving by level costs no extra query.
+* :func:`serving_level` is the level the queue serves: the stored one while levels are in
+  force, or None (every regime) while the site has too few gold standards to measure skill
+  (``LEVELS_SITE_MIN_GOLD`` of each class in each regime). A new site therefore serves work
+  to everyone. The gold is counted (one aggregate over the gold table, hundreds of rows)
+  only for level-1 volunteers: from level 2 on every regime is served either way. Not
+  cached on purpose: a stale "in force" would starve a site whose gold was just removed.
+* :func:`level_progress` says on /me/ what level, what the next needs, and what was measured.
+* :func:`record_artefact_answer` keeps a level-3 volunteer's answer to the follow-up task
+  (which artefact a 'no' was); :func:`artefact_targets` makes one training target per
+  candidate from them.
+
+How this meets the crowd-integrity checks (``services.crowd.vote_guard``): the queue serves a
+level-1 volunteer high-S/N candidates and gold only, and a vote needs the served token of its
+candidate, so a level-1 session cannot vote on a low-S/N candidate it was never shown. A
+volunteer demoted between being served a candidate and answering it may still answer it
+(it was served); the next ones follow the new level.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from labelapp.errors import Forbidden, InvalidInput
+from labelapp.models import ArtefactAnswer, Candidate, GoldStandard, Volunteer, Vote
+from mlcore.aggregation.levels import (
+    HIGH,
+    LEVEL_REGIMES,
+    LOW,
+    MAX_LEVEL,
+    LevelRule,
+    RegimeSkill,
+    keeps_skill,
+    level_for,
+    regime_skills,
+    shows_skill,
+)
+from mlcore.survey import SN_LOW_MAX
+
+LEVEL_NAMES = {
+    1: "Level 1: clear candidates",
+    2: "Level 2: faint candidates unlocked",
+    3: "Level 3: artefact spotter",
+}
+LEVEL_UNLOCKS = {
+    1: "candidates with S/N above 5.5, where a line (or its absence) is clear",
+    2: "the faint candidates, S/N 4.8-5.5: the ones the science needs most",
+    3: "a follow-up question after a 'no': which artefact it is (your answers train the network)",
+}
+REGIME_LABELS = {HIGH: "clear candidates (S/N above 5.5)", LOW: "faint candidates (S/N 4.8-5.5)"}
+
+
+def level_rule() -> LevelRule:
+    return LevelRule(
+        skill=settings.LEVEL_SKILL,
+        credible=settings.LEVEL_CREDIBLE,
+        min_gold=settings.LEVEL_MIN_GOLD,
+    )
+
+
+def levels_in_force() -> bool:
+    """Levels apply when enabled and the site has enough gold to measure skill with: at least
+    ``LEVELS_SITE_MIN_GOLD`` active gold standards of each class in each S/N regime."""
+    if not settings.LEVELS_ENABLED:
+        return False
+    low = Q(candidate__sn__lte=SN_LOW_MAX)
+    counts = GoldStandard.objects.filter(active=True).aggregate(
+        low_real=Count("pk", filter=low & Q(is_real=True)),
+        low_fake=Count("pk", filter=low & Q(is_real=False)),
+        high_real=Count("pk", filter=~low & Q(is_real=True)),
+        high_fake=Count("pk", filter=~low & Q(is_real=False)),
+    )
+    return min(counts.values()) >= settings.LEVELS_SITE_MIN_GOLD
+
+
+def serving_level(*, volunteer: Volunteer | None) -> int | None:
+    """The level the queue serves ``volunteer`` at: None (every regime) while levels are not
+    in force; otherwise their stored level (1 for someone with no answers yet)."""
+    level = volunteer.level if volunteer is not None and volunteer.pk is not None else 1
+    if level >= 2:
+        return level  # every regime is served from level 2 on: no need to count the gold
+    return 1 if levels_in_force() else None
+
+
+def gold_skills(*, volunteer: Volunteer, rule: LevelRule | None = None) -> dict[int, RegimeSkill]:
+    """Skill per regime from the volunteer's yes/no answers on gold standards."""
+    rows = list(
+        Vote.objects.filter(
+            volunteer=volunteer,
+            was_gold=True,
+            answer__in=(Vote.Answer.YES, Vote.Answer.NO),
+            candidate__gold__isnull=False,
+        ).values_list("answer", "candidate__gold__is_real", "candidate__sn")
+    )
+    said_yes = np.array([a == Vote.Answer.YES for a, _, _ in rows], bool)
+    is_real = np.array([bool(r) for _, r, _ in rows], bool)
+    regime = np.array([int(sn > SN_LOW_MAX) for _, _, sn in rows], np.int64)
+    return regime_skills(said_yes, is_real, regime, rule or level_rule())
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    old: int
+    new: int
+
+    @property
+    def promoted(self) -> bool:
+        return self.new > self.old
+
+    def message(self) -> str:
+        if self.promoted:
+            return (
+                f"Promoted to {LEVEL_NAMES[self.new].lower()}! Your answers on the teaching "
+                f"examples show skill, so you now get {LEVEL_UNLOCKS[self.new]}."
+            )
+        return (
+            f"Back to {LEVEL_NAMES[self.new].lower()} for now: your recent teaching examples "
+            "went less well. Keep going; the level comes back when your answers do."
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "from": self.old,
+            "to": self.new,
+            "promoted": self.promoted,
+            "message": self.message(),
+        }
+
+
+def refresh_level(*, volunteer: Volunteer) -> LevelChange | None:
+    """Recompute and store the volunteer's level; the change, or None when it stays.
+
+    Levels move only while they are in force (a site without enough gold measures nobody).
+    """
+    if volunteer.pk is None or not levels_in_force():
+        return None
+    rule = level_rule()
+    new = level_for(gold_skills(volunteer=volunteer, rule=rule), volunteer.level, rule)
+    if new == volunteer.level:
+        return None
+    change = LevelChange(volunteer.level, new)
+    now = timezone.now()
+    Volunteer.objects.filter(pk=volunteer.pk).update(level=new, level_changed_at=now)
+    volunteer.level, volunteer.level_changed_at = new, now
+    return change
+
+
+@dataclass
+class RegimeProgress:
+    regime: str
+    label: str
+    n_gold: int
+    n_right: int
+    sens_mean: float
+    spec_mean: float
+    lower: float  # the weaker lower credible bound
+    shown: bool  # meets the promotion test
+    kept: bool  # meets the keeping test
+    gold_needed: int  # yes/no gold answers still missing for the minimum
+
+
+@dataclass
+class LevelProgress:
+    level: int
+    name: str
+    unlocks: str
+    in_force: bool
+    next_level: int | None
+    next_name: str | None
+    next_unlocks: str | None
+    needs: list[RegimeProgress]  # the regimes the next level needs
+    regimes: list[RegimeProgress]  # both regimes, high S/N first
+    skill: float
+    credible_pct: int
+    min_gold: int
+    changed_at: object
+
+
+def level_progress(*, volunteer: Volunteer | None) -> LevelProgress:
+    """What /me/ shows: the level, the rules, and how far the volunteer is towards the next."""
+    rule = level_rule()
+    level = volunteer.level if volunteer is not None else 1
+    if volunteer is not None and volunteer.pk is not None:
+        skills = gold_skills(volunteer=volunteer, rule=rule)
+    else:
+        skills = regime_skills(np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, int), rule)
+    regimes = {}
+    for r in (HIGH, LOW):
+        s = skills[r]
+        regimes[r] = RegimeProgress(
+            regime="high" if r == HIGH else "low",
+            label=REGIME_LABELS[r],
+            n_gold=s.n_gold,
+            n_right=s.n_real_right + s.n_fake_right,
+            sens_mean=s.sens_mean,
+            spec_mean=s.spec_mean,
+            lower=s.lower,
+            shown=shows_skill(s, rule),
+            kept=keeps_skill(s, rule),
+            gold_needed=max(0, rule.min_gold - s.n_gold),
+        )
+    nxt = level + 1 if level < MAX_LEVEL else None
+    return LevelProgress(
+        level=level,
+        name=LEVEL_NAMES[level],
+        unlocks=LEVEL_UNLOCKS[level],
+        in_force=levels_in_force(),
+        next_level=nxt,
+        next_name=LEVEL_NAMES[nxt] if nxt else None,
+        next_unlocks=LEVEL_UNLOCKS[nxt] if nxt else None,
+        needs=[regimes[r] for r in LEVEL_REGIMES[nxt]] if nxt else [],
+        regimes=[regimes[HIGH], regimes[LOW]],
+        skill=rule.skill,
+        credible_pct=round(rule.credible * 100),
+        min_gold=rule.min_gold,
+        changed_at=volunteer.level_changed_at if volunteer is not None else None,
+    )
+
+
+# --- level 3: which artefact is it? -------------------------------------------------------
+
+
+class NotLevelThree(Forbidden):
+    code = "level_required"
+
+
+def asks_artefact_type(*, volunteer: Volunteer | None) -> bool:
+    """Whether the classify page asks this volunteer the follow-up task after a 'no'."""
+    return volunteer is not None and volunteer.level >= 3 and levels_in_force()
+
+
+def record_artefact_answer(*, volunteer: Volunteer, vote: Vote, kind: str) -> ArtefactAnswer:
+    """Keep a level-3 volunteer's answer to "which artefact is it?" for their 'no' ``vote``
+    (a second answer on the same vote replaces the first)."""
+    if kind not in ArtefactAnswer.Kind.values:
+        raise InvalidInput(
+            f"kind must be one of {', '.join(ArtefactAnswer.Kind.values)}, not {kind!r}"
+        )
+    if vote.volunteer_id != volunteer.pk or vote.answer != Vote.Answer.NO:
+        raise InvalidInput("the artefact type goes with your own 'no' answer only")
+    if not asks_artefact_type(volunteer=volunteer):
+        raise NotLevelThree("naming the artefact type is the level-3 task")
+    answer, _ = ArtefactAnswer.objects.update_or_create(
+        vote=vote,
+        defaults={
+            "candidate_id": vote.candidate_id,
+            "volunteer": volunteer,
+            "kind": kind,
+            "level": volunteer.level,
+        },
+    )
+    return answer
+
+
+@dataclass(frozen=True)
+class ArtefactTarget:
+    candidate_id: int
+    detectid: int
+    kind: str  # the most named kind (ties: the first in ArtefactAnswer.Kind's order)
+    share: float  # the fraction of the candidate's answers naming it
+    n_answers: int
+    counts: dict[str, int]
+
+
+def artefact_targets(*, min_answers: int = 1) -> list[ArtefactTarget]:
+    """One target per candidate with at least ``min_answers`` level-3 answers, in detectid
+    order: the most named artefact type and its share (a CNN can train on the kind, weighted
+    by the share). Joined by candidate id, never by position."""
+    order = {k: i for i, k in enumerate(ArtefactAnswer.Kind.values)}
+    per: dict[int, Counter] = {}
+    for cid, kind in ArtefactAnswer.objects.values_list("candidate_id", "kind"):
+        per.setdefault(cid, Counter())[kind] += 1
+    detectids = dict(Candidate.objects.filter(pk__in=per).values_list("pk", "detectid"))
+    out = []
+    for cid, counts in per.items():
+        n = sum(counts.values())
+        if n < min_answers or cid not in detectids:
+            continue
+        kind = min(counts, key=lambda k: (-counts[k], order[k]))
+        out.append(ArtefactTarget(cid, detectids[cid], kind, counts[kind] / n, n, dict(counts)))
+    return sorted(out, key=lambda t: t.detectid)
