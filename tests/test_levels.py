@@ -391,3 +391,14 @@ def test_me_says_when_levels_are_not_in_force(client, db):
     _as(client, v)
     html = client.get("/me/").content.decode()
     assert 'id="levels-off"' in html and "Your level" in html
+
+
+def test_merging_an_anonymous_volunteer_recomputes_the_level(site):
+    from labelapp.services.crowd.volunteers import merge_volunteers
+
+    anonymous, account = Volunteer.objects.create(), Volunteer.objects.create()
+    _gold_votes(anonymous, site["gold"]["high"], 6, 0, real=True)
+    _gold_votes(anonymous, site["gold"]["high"], 6, 0, real=False)
+    merge_volunteers(source=anonymous, target=account)
+    account.refresh_from_db()
+    assert account.level == 2

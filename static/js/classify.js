@@ -259,15 +259,14 @@
     if (queue.length < 1) fill();
   }
 
-  // A promotion (or a step back) after a gold answer: said once, in words, with a link to
-  // the rules on the personal page.
+  // A promotion (or a step back) after a gold answer: said in the feedback that explains the
+  // answer (read out with it: the feedback is a live region), with a link to the rules.
   const levelBanner = $("level-banner");
   function showLevelChange(change) {
     $("level-message").textContent = change.message;
     levelBanner.classList.toggle("promoted", !!change.promoted);
     levelBanner.hidden = false;
   }
-  $("level-close").addEventListener("click", () => { levelBanner.hidden = true; });
 
   function openFeedback(fb, value) {
     feedbackOpen = true;
@@ -299,6 +298,7 @@
     if (!feedbackOpen) return;
     feedbackOpen = false;
     feedbackEl.hidden = true;
+    levelBanner.hidden = true;
     answersEl.hidden = false;
     advance();
   }

@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, Sum
 
 from labelapp.models import Candidate, CandidateTruth, GoldStandard, Volunteer, Vote
+from labelapp.services.crowd.levels import refresh_level
 from mlcore.nz import LINE_REST_A, line_redshifts
 
 SESSION_KEY = "volunteer_id"
@@ -112,6 +113,7 @@ def merge_volunteers(*, source: Volunteer, target: Volunteer) -> int:
         target.save(update_fields=["tutorial_done"])
     source.delete()  # cascades to the duplicate votes left behind
     refresh_counters(volunteer=target)
+    refresh_level(volunteer=target)  # the gold answers moved in may show (or undo) skill
     return moved
 
 
