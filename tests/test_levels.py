@@ -402,3 +402,11 @@ def test_merging_an_anonymous_volunteer_recomputes_the_level(site):
     merge_volunteers(source=anonymous, target=account)
     account.refresh_from_db()
     assert account.level == 2
+
+
+def test_classify_page_tells_a_level_one_volunteer_where_the_faint_ones_are(client, site):
+    v = Volunteer.objects.create(tutorial_done=True)
+    _as(client, v)
+    assert 'id="empty-level"' in client.get("/classify/").content.decode()
+    Volunteer.objects.filter(pk=v.pk).update(level=2)
+    assert 'id="empty-level"' not in client.get("/classify/").content.decode()

@@ -86,6 +86,7 @@ def classify(request):
             "gold_rate": queue.gold_rate(volunteer.n_votes if volunteer else 0),
             "undo_s": settings.VOTE_UNDO_WINDOW_S,
             "asks_artefact": levels.asks_artefact_type(volunteer=volunteer),
+            "high_sn_only": levels.serving_level(volunteer=volunteer) == 1,
             "stretches": STRETCH_CHOICES,
             "cmaps": CMAP_CHOICES,
         },
