@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "labelapp.context_processors.console",
+                "labelapp.context_processors.talk",
             ],
         },
     },
@@ -417,6 +418,12 @@ DEFAULT_SENSITIVITY = env_float("LABELAPP_DEFAULT_SENSITIVITY", 0.75, low=0.0, h
 DEFAULT_SPECIFICITY = env_float("LABELAPP_DEFAULT_SPECIFICITY", 0.75, low=0.0, high=1.0)
 # Users in this group (and staff) are experts: their answer settles a candidate's label.
 EXPERT_GROUP = env_str("LABELAPP_EXPERT_GROUP", "scientists")
+# Talk (docs/volunteers.md): posts (comments, threads, flags) and reports per account,
+# COUNT/SECONDS (moderators are not limited); members of this group (and the science team)
+# moderate: hide comments, suspend accounts from Talk.
+TALK_POST_RATE = env_rate("LABELAPP_TALK_POST_RATE", "10/300")
+TALK_REPORT_RATE = env_rate("LABELAPP_TALK_REPORT_RATE", "20/3600")
+TALK_MODERATOR_GROUP = env_str("LABELAPP_TALK_MODERATOR_GROUP", "talk-moderators")
 
 # --- Models -------------------------------------------------------------------------------
 # Weights and cards of every model version (shared storage, like the cutout stores).
