@@ -11,6 +11,7 @@ from labelapp.views.console import (
     models,
     science,
     shift,
+    talk,
     tokens,
     volunteers,
 )
@@ -48,6 +49,13 @@ urlpatterns = [
     path("expert/answer/", curation.expert_answer, name="console-expert-answer"),
     path("gold/", curation.gold_list, name="console-gold"),
     path("gold/<int:detectid>/", curation.gold_edit, name="console-gold-edit"),
+    # Talk: open flags, hashtag counts, gold / expert from a discussion
+    path("talk/", talk.talk_console, name="console-talk"),
+    path(
+        "talk/candidates/<int:detectid>/",
+        talk.talk_candidate_action,
+        name="console-talk-action",
+    ),
     # steering: rounds, acquisition settings, retrain and scoring
     path("actions/round/", actions.start_round, name="console-start-round"),
     path("actions/retrain/", actions.trigger_retrain, name="console-retrain"),

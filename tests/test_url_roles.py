@@ -10,6 +10,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from labelapp.models import Candidate, ModelVersion
+from labelapp.services.community.talk import create_thread
 from labelapp.services.survey.ingest import ingest_survey
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
@@ -46,6 +47,24 @@ EXPECTED = {
     "collection-delete": (405, 405, 405, 405),
     "collection-items": (405, 405, 405, 405),
     "favourite-set": (405, 405, 405, 405),
+    # Talk: reading is open (a candidate's thread says "classify it first" until one has);
+    # writes are POST only; moderation is for moderators and the science team
+    "talk": OPEN,
+    "talk-board": OPEN,
+    "talk-thread-new": (405, 405, 405, 405),
+    "talk-thread": OPEN,
+    "talk-comment": (405, 405, 405, 405),
+    "talk-candidate": OPEN,
+    "talk-candidate-comment": (405, 405, 405, 405),
+    "talk-flag": (405, 405, 405, 405),
+    "talk-tag": OPEN,
+    "talk-report": (405, 405, 405, 405),
+    "talk-hide": (405, 405, 405, 405),
+    "talk-suspend": (405, 405, 405, 405),
+    "talk-moderation": CONSOLE,
+    "talk-report-dismiss": (405, 405, 405, 405),
+    "talk-lift": (405, 405, 405, 405),
+    "talk-notifications": ACCOUNT_ONLY,
     # accounts
     "signup": OPEN,
     "login": OPEN,
@@ -88,6 +107,8 @@ EXPECTED = {
     "console-expert-answer": CONSOLE_POST,
     "console-gold": CONSOLE,
     "console-gold-edit": (302, 403, 404, 404),  # the candidate is not a gold standard
+    "console-talk": CONSOLE,
+    "console-talk-action": CONSOLE_POST,
     "console-start-round": CONSOLE_POST,
     "console-retrain": CONSOLE_POST,
     "console-score": CONSOLE_POST,
@@ -124,7 +145,14 @@ def kwargs(tmp_path):
     ingest_survey(path=write_survey(tmp_path / "s.fits", make_survey(4)))
     cand = Candidate.objects.first()
     mv = ModelVersion.objects.create(label_source="truth", directory=str(tmp_path / "none"))
+    thread = create_thread(
+        user=make_account(username="poster"), board_slug="general", title="Hi", body="#sky"
+    )
     return {
+        "board": "general",
+        "thread_id": thread.pk,
+        "comment_id": thread.comments.get().pk,
+        "tag": "sky",
         "detectid": cand.detectid,
         "pk": mv.pk,
         "fmt": "csv",

@@ -232,6 +232,7 @@
       const fresh = (r.data.next || []).filter((n) => !held().includes(n.detectid));
       queue = queue.concat(fresh);
       lastVote = {cand: c, answer: value};
+      talkLinks(c);
       startUndo();
       const fb = r.data.feedback;
       if (fb) {
@@ -266,6 +267,15 @@
     $("level-message").textContent = change.message;
     levelBanner.classList.toggle("promoted", !!change.promoted);
     levelBanner.hidden = false;
+  }
+
+  // Talk: the answered candidate's discussion (it opens to a volunteer once they answered).
+  function talkLinks(c) {
+    if (!cfg.talk) return;
+    const url = cfg.talk.replace(/\/0\/$/, `/${c.detectid}/`);
+    const last = $("talk-last"), fbLink = $("feedback-talk");
+    if (last) { last.href = url; last.hidden = false; }
+    if (fbLink) fbLink.href = url;
   }
 
   function openFeedback(fb, value) {
@@ -351,6 +361,7 @@
     if (current && current !== v.cand) queue.unshift(current);
     show(v.cand);
     say(`Answer taken back: candidate ${v.cand.detectid} is back.`);
+    if ($("talk-last")) $("talk-last").hidden = true;
   }
 
   // --- favourite ------------------------------------------------------------------
