@@ -428,7 +428,7 @@ def test_replies_notify_the_others_and_science_replies_say_so():
 
     client = _client(vera)
     home = client.get("/talk/").content.decode()
-    assert "2 unread Talk notifications" in home  # the nav's count
+    assert "Talk: 2 unread notifications" in home  # the nav's count
     page = client.get("/talk/notifications/").content.decode()
     assert "sci (science team) answered in" in page and "bob answered in" in page
     # the flag's comment shows the badge; the scientist's reply carries "science team"
@@ -442,7 +442,7 @@ def test_replies_notify_the_others_and_science_replies_say_so():
     assert Notification.objects.filter(recipient=vera, read_at__isnull=True).count() == 1
     client.get(f"/talk/candidates/{cand.detectid}/")
     assert not Notification.objects.filter(recipient=vera, read_at__isnull=True).exists()
-    assert "unread Talk notification" not in client.get("/talk/").content.decode()
+    assert "unread notification" not in client.get("/talk/").content.decode()
     # mark all read for bob
     assert _client(bob).post("/talk/notifications/").status_code == 302
     assert not Notification.objects.filter(read_at__isnull=True).exists()

@@ -24,6 +24,7 @@ PAGES = [
     "/console/gallery/",
     "/console/expert/",
     "/console/gold/",
+    "/console/talk/",
     "/console/settings/acquisition/",
     "/console/exports/",
     "/console/tokens/",

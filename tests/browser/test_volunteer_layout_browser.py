@@ -37,6 +37,7 @@ VOLUNTEER_PAGES = [
     "/tutorial/",
     "/field-guide/",
     "/me/",
+    "/talk/",
     "/accounts/login/",
     "/accounts/signup/",
 ]
