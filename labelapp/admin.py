@@ -181,3 +181,44 @@ class CollectionAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner",)
     readonly_fields = ("token",)
     show_full_result_count = False
+
+
+# --- Talk ---------------------------------------------------------------------------------
+from labelapp.models import Board, Comment, Suspension  # noqa: E402
+
+
+@admin.register(Board)
+class BoardAdmin(admin.ModelAdmin):
+    """Talk's boards: add, rename or reorder them here (the four defaults are made on first use)."""
+
+    list_display = ("name", "slug", "position", "description")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Written only by services.community.talk (hiding and suspending are audited there, at
+    /talk/ and /talk/moderation/); listed here to search."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Comment)
+class CommentAdmin(_ReadOnly):
+    list_display = ("pk", "author", "thread", "science_team", "created_at", "hidden_at")
+    list_filter = ("science_team",)
+    search_fields = ("body", "author__username")
+
+
+@admin.register(Suspension)
+class SuspensionAdmin(_ReadOnly):
+    list_display = ("user", "reason", "until", "created_by", "created_at", "lifted_at")
+    search_fields = ("user__username", "reason")
