@@ -164,6 +164,8 @@ def test_candidate_thread_opens_only_after_classifying_it():
     assert b"1 more comment with this tag is about candidates you have not classified" in (
         tag_page.content
     )
+    assert str(cand.detectid).encode() not in tag_page.content  # nor which candidate
+    assert str(cand.detectid).encode() in _client(sci).get("/talk/tags/peek/").content
 
 
 def test_suspended_account_cannot_post_until_lifted():

@@ -331,21 +331,22 @@ def hashtag(request, tag: str):
     volunteer = _viewer(request)
     comments, candidates, n_closed = [], [], 0
     if the_tag is not None:
-        readable = {}
-        shown = []
-        for c in reads.hashtag_comments(the_tag):
-            cand = c.thread.candidate
-            if cand is not None:
-                if cand.pk not in readable:
-                    readable[cand.pk] = talk.can_read_candidate(
-                        candidate=cand, user=request.user, volunteer=volunteer
-                    )
-                if not readable[cand.pk]:
-                    n_closed += 1
-                    continue
-            shown.append(c)
+        tagged = list(reads.hashtag_comments(the_tag))
+        tagged_candidates = reads.hashtag_candidates(the_tag)
+        # a tag on a candidate the viewer has not classified says too much (#cosmic-ray on
+        # a gold standard): those threads' comments and rows are left out, and counted
+        readable = talk.readable_candidates(
+            candidate_ids={c.thread.candidate_id for c in tagged if c.thread.candidate_id}
+            | {r["candidate_id"] for r in tagged_candidates},
+            user=request.user,
+            volunteer=volunteer,
+        )
+        shown = [
+            c for c in tagged if c.thread.candidate_id is None or c.thread.candidate_id in readable
+        ]
+        n_closed = len(tagged) - len(shown)
         comments = _comment_rows(request, shown)
-        candidates = reads.hashtag_candidates(the_tag)
+        candidates = [r for r in tagged_candidates if r["candidate_id"] in readable]
     return render(
         request,
         "talk/hashtag.html",

@@ -127,22 +127,44 @@ def check_moderator(user) -> None:
 
 def can_read_candidate(*, candidate: Candidate, user, volunteer: Volunteer | None) -> bool:
     """May this viewer read the candidate's thread? See the module docstring."""
-    if is_moderator(user):
-        return True
-    in_play = (
-        candidate.status == Candidate.Status.ACTIVE
-        or GoldStandard.objects.filter(candidate=candidate, active=True).exists()
+    return candidate.pk in readable_candidates(
+        candidate_ids=[candidate.pk], user=user, volunteer=volunteer
+    )
+
+
+def readable_candidates(*, candidate_ids, user, volunteer: Volunteer | None) -> set[int]:
+    """Which of these candidates (primary keys) the viewer may read the threads of, in three
+    queries whatever their number: moderators read all; a candidate in the queue or an active
+    gold standard only once the viewer (session or account) has classified it."""
+    ids = set(candidate_ids)
+    if not ids or is_moderator(user):
+        return ids
+    in_play = set(
+        Candidate.objects.filter(pk__in=ids, status=Candidate.Status.ACTIVE).values_list(
+            "pk", flat=True
+        )
+    ) | set(
+        GoldStandard.objects.filter(candidate_id__in=ids, active=True).values_list(
+            "candidate_id", flat=True
+        )
     )
     if not in_play:
-        return True
+        return ids
     who = Q()
     if volunteer is not None:
         who |= Q(volunteer=volunteer)
     if getattr(user, "is_authenticated", False):
         who |= Q(volunteer__user_id=user.pk)  # the account's volunteer, however found
-    if not who:
-        return False
-    return Vote.objects.filter(who, candidate=candidate).exists()
+    voted = (
+        set(
+            Vote.objects.filter(who, candidate_id__in=in_play).values_list(
+                "candidate_id", flat=True
+            )
+        )
+        if who
+        else set()
+    )
+    return ids - (in_play - voted)
 
 
 # --- text -------------------------------------------------------------------------------
