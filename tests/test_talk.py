@@ -605,3 +605,23 @@ def test_pages_render_for_every_role():
     # entry points: /me/ links Talk, the classify page carries the thread URL pattern
     assert b'href="/talk/"' in _client(vera).get("/me/").content
     assert b'"talk": "/talk/candidates/0/"' in _client(vera).get("/classify/?skip=1").content
+
+
+def test_out_of_range_ids_are_refused_not_crashes():
+    client = _client(make_scientist("sci"))
+    big = "9" * 25
+    for url in (f"/talk/threads/{big}/", f"/talk/candidates/{big}/"):
+        assert client.get(url).status_code == 404, url
+    posts = [
+        f"/talk/threads/{big}/comment/",
+        f"/talk/candidates/{big}/comment/",
+        f"/talk/comments/{big}/hide/",
+        f"/talk/comments/{big}/report/",
+        f"/talk/comments/{big}/suspend/",
+        f"/talk/reports/{big}/dismiss/",
+        f"/talk/suspensions/{big}/lift/",
+        f"/console/talk/candidates/{big}/",
+    ]
+    for url in posts:
+        response = client.post(url, {"body": "x", "reason": "r", "action": "close"})
+        assert response.status_code < 500, (url, response.status_code)
