@@ -24,7 +24,7 @@ def seed_boards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labelapp', '0017_model_agreement'),
+        ('labelapp', '0018_volunteer_levels'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
