@@ -254,6 +254,8 @@ def test_retrain_request_is_queued_with_progress_and_audit(
         sci.post(reverse("console-retrain"), {"label_source": "oracle", "epochs": 3})
         sci.post(reverse("console-retrain"), {"label_source": "consensus", "epochs": "x"})
     assert not callbacks and AuditEvent.objects.filter(action="retrain").count() == 1
+    page = sci.post(reverse("console-retrain"), {"epochs": "999"}, follow=True).content.decode()
+    assert page.count("got 999") == 1  # the message once, below the console's nav
     # the fine-tune box: from the live model, said in the queued row and the audit record
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         sci.post(
