@@ -46,11 +46,7 @@ urlpatterns = [
     path("accounts/signup/", volunteer.signup, name="signup"),
     path("accounts/login/", volunteer.VolunteerLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
+    # the JSON API (django-ninja, labelapp/views/api.py): /api/ is its page, then the routes
     path("api/", api.docs, name="api-docs"),
-    path("api/openapi.json", api.schema, name="api-schema"),
-    path("api/next/", api.next_candidate, name="api-next"),
-    path("api/votes/", api.vote, name="api-vote"),
-    path("api/votes/undo/", api.undo, name="api-undo"),
-    path("api/votes/reason/", api.vote_reason, name="api-reason"),
-    path("api/candidates/<int:detectid>/spectrum/", api.spectrum, name="api-spectrum"),
+    path("api/", api.urls()),
 ]

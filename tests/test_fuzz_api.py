@@ -1,7 +1,8 @@
 """Fuzz the volunteer JSON API with hypothesis: schema-shaped and hostile requests.
 
-Requests are generated from the OpenAPI schema the site serves (``openapi_schema()``: the
-vote and reason bodies, the next-candidate query, the spectrum path) and from hostile
+Requests are generated from the OpenAPI schema the site serves (django-ninja's, built from
+labelapp/views/api.py: the vote and reason bodies, the next-candidate query, the spectrum
+path) and from hostile
 variants of them: wrong types, missing and extra fields, huge and unicode strings, nested
 junk, NaN-like strings, numbers beyond 64 bits, bodies that are not JSON objects or not
 JSON at all, other content types, missing or wrong CSRF tokens. Two volunteers (two
@@ -34,8 +35,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labelapp.models import Candidate, Volunteer, Vote
-from labelapp.services.crowd.api_schema import openapi_schema
 from labelapp.services.survey.ingest import ingest_survey
+from labelapp.views.api import api as volunteer_api
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
 from tests.factories_volunteers import make_candidates, make_gold, served_token
@@ -140,9 +141,13 @@ def from_schema(schema: dict, components: dict, overrides: dict, name: str = "")
     if name in overrides:
         return overrides[name]
     schema = _resolve(schema, components)
+    if "anyOf" in schema:  # optional fields: a value, or null (= not given)
+        return st.one_of(*(from_schema(s, components, overrides, name) for s in schema["anyOf"]))
     if "enum" in schema:
         return st.sampled_from(schema["enum"])
     kind = schema.get("type")
+    if kind == "null":
+        return st.none()
     if kind == "integer":
         return st.integers(min_value=schema.get("minimum"), max_value=schema.get("maximum"))
     if kind == "string":
@@ -170,9 +175,9 @@ def from_schema(schema: dict, components: dict, overrides: dict, name: str = "")
 def _operations(detectid: st.SearchStrategy[int], known: st.SearchStrategy[int]) -> dict:
     """operationId -> (method, path, body strategy or None, query strategy or None), from
     the served schema; ``detectid`` draws the bodies' detectid, ``known`` existing ones."""
-    schema = openapi_schema()
+    schema = volunteer_api.get_openapi_schema()  # what /api/openapi.json serves
     components = schema["components"]["schemas"]
-    # exclude: the API takes at most 10 (the schema sets no maxItems)
+    # exclude: known detectids (at most 10, the maxItems the schema publishes)
     # token: the harness puts in the one the candidate was served with (see _as_served)
     overrides = {
         "detectid": detectid,

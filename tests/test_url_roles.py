@@ -75,14 +75,15 @@ EXPECTED = {
     "password_reset_done": OPEN,
     "password_reset_confirm": OPEN,  # an invalid link says so
     "password_reset_complete": OPEN,
-    # JSON API used by the classify page
+    # JSON API used by the classify page (django-ninja); its root is the api-docs page
     "api-docs": OPEN,
-    "api-schema": OPEN,
-    "api-next": OPEN,
-    "api-vote": (405, 405, 405, 405),
-    "api-undo": (405, 405, 405, 405),
-    "api-reason": (405, 405, 405, 405),
-    "api-spectrum": OPEN,
+    "volunteer-api:api-root": OPEN,
+    "volunteer-api:openapi-json": OPEN,
+    "volunteer-api:next": OPEN,
+    "volunteer-api:vote": (405, 405, 405, 405),
+    "volunteer-api:undo": (405, 405, 405, 405),
+    "volunteer-api:reason": (405, 405, 405, 405),
+    "volunteer-api:spectrum": OPEN,
     # the scientist console
     "console-campaign": CONSOLE,
     "console-progress": CONSOLE,

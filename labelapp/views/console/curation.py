@@ -36,7 +36,7 @@ def _with_urls(rows: list[dict]) -> list[dict]:
     for row in rows:
         d = row["detectid"]
         row["cutout_url"] = reverse("candidate-cutout", args=[d])
-        row["spectrum_url"] = reverse("api-spectrum", args=[d])
+        row["spectrum_url"] = reverse("volunteer-api:spectrum", args=[d])
         row["candidate_url"] = reverse("console-candidate", args=[d])
     return rows
 
