@@ -239,3 +239,44 @@ def test_errors_django_answers_itself_are_json_on_the_api(browser, settings):
     )
     assert r.status_code == 400 and r.json()["error"]["message"] == "the body is too large"
     assert not Vote.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b'{"detectid": NaN, "answer": "yes"}', "NaN is not a JSON number"),
+        (b'{"detectid": 5000000, "answer": "yes", "next": Infinity}', "Infinity is not a JSON"),
+        (b"[" * 50_000, "nested deeper than 20 levels"),
+        (b'{"a":' * 50_000, "nested deeper than 20 levels"),
+        (b'{"detectid": true, "answer": "yes"}', "detectid must be an integer, not bool True"),
+        (b'{"detectid": 1.5, "answer": "yes"}', "detectid must be an integer, not float 1.5"),
+        (b'{"detectid": 5000000.0, "answer": "yes"}', "detectid must be an integer, not float"),
+        (b'{"detectid": 99999999999999999999, "answer": "yes"}', "detectid must be between"),
+        (b'{"detectid": 5000000, "answer": "yes", "exclude": [1, false]}', "exclude[1] must be"),
+        (b'{"detectid": 5000000, "answer": "maybe"}', "answer must be one of yes, no, unsure"),
+        (b"[1, 2]", "the body must be a JSON object"),
+        (b"", "the body is empty"),
+    ],
+)
+def test_the_strict_parser_refuses_with_a_clear_message(browser, raw, message):
+    """ninja's parser is the strict reader (views/json_body.py) and the integer fields keep
+    its rules: these are 400 with a message, never a 500 and never a vote."""
+    make_candidates(1)
+    token = {"X-CSRFToken": browser.cookies["csrftoken"].value}
+    r = browser.post("/api/votes/", raw, content_type="application/json", headers=token)
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["code"] == "invalid" and message in r.json()["error"]["message"]
+    assert not Vote.objects.exists()
+
+
+def test_the_schema_is_generated_and_says_how_writes_authenticate(client):
+    schema = client.get("/api/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["CsrfToken"] == {
+        "type": "apiKey", "in": "header", "name": "X-CSRFToken"
+    }  # fmt: skip
+    for path in ("/api/votes/", "/api/votes/undo/", "/api/votes/reason/"):
+        assert schema["paths"][path]["post"]["security"] == [{"CsrfToken": []}]
+    assert "security" not in schema["paths"]["/api/next/"]["get"]
+    # the integers the API takes are 64-bit, as the strict reader enforces
+    detectid = schema["components"]["schemas"]["VoteRequest"]["properties"]["detectid"]
+    assert (detectid["minimum"], detectid["maximum"]) == (-(2**63), 2**63 - 1)

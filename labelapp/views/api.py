@@ -28,7 +28,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 from ninja.security import APIKeyHeader
 from ninja.utils import check_csrf
-from pydantic import BaseModel, BeforeValidator, Field, ValidationInfo, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from labelapp.errors import Forbidden, PlatformError, UnknownCandidate
@@ -118,22 +118,26 @@ def Choice(values: list[str], *, required: bool = False, shown: list[str] | None
 
 DetectId = Int(required=True, description="the candidate's detectid (64-bit)")
 IdList = Annotated[
-    list[int],
+    list[Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]],
     Field(max_length=votes.MAX_EXCLUDE, description="detectids the page holds; never served"),
     BeforeValidator(_id_list),
 ]
-IdText = Annotated[  # the same in a query: comma-separated
-    list[int],
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": r"^-?[0-9]+(,-?[0-9]+)*$",
-            "description": f"comma-separated detectids the page holds (at most "
-            f"{votes.MAX_EXCLUDE}); never served",
-        }
-    ),
-    BeforeValidator(_id_list),
+IdText = Annotated[  # the same in a query: comma-separated (documented in EXCLUDE_PARAM)
+    list[int], Field(json_schema_extra={"include_in_schema": False}), BeforeValidator(_id_list)
 ]
+EXCLUDE_PARAM = {  # ?exclude=1,2,3: an array in OpenAPI's form style, not exploded
+    "in": "query",
+    "name": "exclude",
+    "required": False,
+    "style": "form",
+    "explode": False,
+    "description": "detectids the page already holds, comma-separated; never served",
+    "schema": {
+        "type": "array",
+        "items": {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX},
+        "maxItems": votes.MAX_EXCLUDE,
+    },
+}
 
 
 class NextQuery(Schema):
@@ -142,6 +146,17 @@ class NextQuery(Schema):
 
 
 class VoteRequest(BaseModel):
+    # a reason goes with a 'no' only (services.crowd.votes checks it; 400 otherwise)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "properties": {"reason": {"enum": Vote.Reason.values}},
+                "required": ["reason"],
+            },
+            "then": {"properties": {"answer": {"const": Vote.Answer.NO.value}}},
+        }
+    )
+
     detectid: DetectId
     answer: Choice(Vote.Answer.values, required=True)
     token: str | None = Field(
@@ -486,6 +501,7 @@ def _guard(request: HttpRequest, detectid: int, token):
     "/next/",
     response={200: NextResponse, **_errors(400)},
     operation_id="nextCandidates",
+    openapi_extra={"parameters": [EXCLUDE_PARAM]},
     url_name="next",
     summary="The next candidate(s) to classify",
     exclude_unset=True,
