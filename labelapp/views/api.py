@@ -647,6 +647,46 @@ def spectrum(request: HttpRequest, detectid: int, response: HttpResponse):
     return spectrum_figure(candidate)
 
 
+def _fields(schema: dict, components: dict) -> list[dict]:
+    """A request body's fields for the /api/ page: name, type, required."""
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[1]]
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        alts = [a for a in prop.get("anyOf", [prop]) if a.get("type") != "null"]
+        kind = alts[0] if alts else prop
+        what = kind.get("type", "")
+        if "enum" in kind:
+            what = "one of " + ", ".join(f'"{v}"' for v in kind["enum"])
+        required = name in schema.get("required", ())
+        out.append(
+            {
+                "name": name,
+                "type": what,
+                "required": required,
+                "about": prop.get("description") or kind.get("description"),
+            }
+        )
+    return out
+
+
 def docs(request: HttpRequest):
-    """/api/: the schema as a page (the site's own: ninja's Swagger page needs a CDN)."""
-    return render(request, "volunteer/api_docs.html", {"schema": api.get_openapi_schema()})
+    """/api/: the generated schema as a page (ninja's Swagger page needs a CDN)."""
+    schema = api.get_openapi_schema()
+    components = schema["components"]["schemas"]
+    ops = []
+    for path, item in schema["paths"].items():
+        for method, op in item.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            ops.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "op": op,
+                    "csrf": bool(op.get("security")),
+                    "params": op.get("parameters", []),
+                    "fields": _fields(body["schema"], components) if body else [],
+                    "statuses": sorted(op["responses"]),
+                }
+            )
+    return render(request, "volunteer/api_docs.html", {"schema": schema, "ops": ops})

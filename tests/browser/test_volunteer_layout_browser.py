@@ -40,6 +40,7 @@ VOLUNTEER_PAGES = [
     "/talk/",
     "/accounts/login/",
     "/accounts/signup/",
+    "/api/",  # the volunteer API page (generated from the schema)
 ]
 
 
