@@ -280,3 +280,17 @@ def test_the_schema_is_generated_and_says_how_writes_authenticate(client):
     # the integers the API takes are 64-bit, as the strict reader enforces
     detectid = schema["components"]["schemas"]["VoteRequest"]["properties"]["detectid"]
     assert (detectid["minimum"], detectid["maximum"]) == (-(2**63), 2**63 - 1)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_bodies_django_cannot_read_are_a_json_400_with_debug_on_too(browser, settings, debug):
+    """Too many form fields, a multipart body without boundary: Django refuses to read them
+    while the CSRF check reads the form; ninja would answer a 500 traceback under DEBUG."""
+    settings.DEBUG = debug
+    token = {"X-CSRFToken": browser.cookies["csrftoken"].value}
+    for raw, ctype in [
+        (b"a=1&" * 2000, "application/x-www-form-urlencoded"),
+        (b"junk", "multipart/form-data"),
+    ]:
+        r = browser.generic("POST", "/api/votes/", raw, content_type=ctype, headers=token)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request", r.content

@@ -16,8 +16,9 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import URLPattern, get_script_prefix, reverse
@@ -352,6 +353,15 @@ def _http_error(request, exc: HttpError):
 @api.exception_handler(RequestDataTooBig)
 def _too_big(request, exc):
     return api_error(400, "invalid", "the body is too large")
+
+
+@api.exception_handler(SuspiciousOperation)
+@api.exception_handler(MultiPartParserError)
+def _unreadable(request, exc):
+    """What Django refuses to read (too many fields, a multipart body without boundary):
+    the answer views/errors.bad_request gives, with DEBUG on too (ninja's default there is a
+    500 traceback)."""
+    return api_error(400, "bad_request", "the request could not be read")
 
 
 @api.exception_handler(Http404)
