@@ -1,0 +1,108 @@
+"""Process CPU of one vote through the volunteer API's view, in-process: print figures.
+
+A volunteer session (CSRF cookie and header, as the page) answers ``--votes`` candidates one
+after the other through Django's test client, each vote carrying the served token of the
+candidate the previous answer brought (``next: 1``), then asks ``GET /api/next/?count=2``
+``--nexts`` times. The figure is ``time.process_time()`` around each request: the whole
+request in one process (middleware, django-ninja's parsing and answer validation, the vote
+services and an in-memory SQLite database), no network and no server. To compare two versions of the code, run it on both in the same minutes (the
+machine's load moves the figures). Nothing is timed against a target.
+
+    .venv/bin/python bench/bench_vote_view.py [--votes 400] [--nexts 200] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _setup(work: Path) -> None:
+    (work / "data").mkdir(parents=True)
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="labelapp.settings",
+        LABELAPP_DATA_DIR=str(work / "data"),
+        DATABASE_URL="sqlite://:memory:",  # the request's own CPU, not the disk's
+        REDIS_URL="",
+    )
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message="No directory at")  # no collectstatic here
+
+    import django
+
+    django.setup()
+    logging.disable(logging.WARNING)
+    from django.core.management import call_command
+    from django.test.utils import override_settings, setup_test_environment
+
+    setup_test_environment(debug=False)
+    override_settings(
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        VOTE_RATE_LIMIT=10**6,  # the limits would stop one session voting this fast
+        VOTE_RATE_IP=(10**6, 60),
+        ANON_VOLUNTEER_RATE_IP=(10**6, 60),
+    ).enable()
+    call_command("migrate", verbosity=0)
+
+
+def run_once(n_votes: int, n_nexts: int, first_id: int) -> tuple[list[float], list[float]]:
+    from django.test import Client
+
+    from tests.factories_volunteers import make_candidates
+
+    make_candidates(n_votes + 5, first_id=first_id)
+    c = Client(enforce_csrf_checks=True)
+    cur = c.get("/api/next/").json()["candidates"][0]
+    headers = {"X-CSRFToken": c.cookies["csrftoken"].value}
+    votes, nexts = [], []
+    for _ in range(n_votes):
+        body = {"detectid": cur["detectid"], "token": cur["token"], "answer": "no",
+                "response_ms": 900, "next": 1}  # fmt: skip
+        t0 = time.process_time()
+        resp = c.post("/api/votes/", json.dumps(body), content_type="application/json",
+                      headers=headers)  # fmt: skip
+        votes.append(time.process_time() - t0)
+        assert resp.status_code == 201, resp.content
+        cur = resp.json()["next"][0]
+    for _ in range(n_nexts):
+        t0 = time.process_time()
+        c.get("/api/next/?count=2")
+        nexts.append(time.process_time() - t0)
+    return votes, nexts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--votes", type=int, default=400)
+    parser.add_argument("--nexts", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-vote-view-"))
+    try:
+        _setup(work)
+        print("| run | POST /api/votes/ median ms | p90 ms | GET /api/next/ median ms |")
+        print("|---|---|---|---|")
+        for k in range(args.repeat):
+            votes, nexts = run_once(args.votes, args.nexts, first_id=10_000_000 * (k + 1))
+            warm = sorted(votes[20:])  # the first requests fill caches
+            p90 = warm[int(0.9 * len(warm))]
+            print(f"| {k + 1} | {1000 * statistics.median(warm):.3f} | {1000 * p90:.3f} | "
+                  f"{1000 * statistics.median(nexts):.3f} |")  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
