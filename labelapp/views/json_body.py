@@ -1,5 +1,6 @@
 """One strict reader of JSON request bodies and their integer fields, for every JSON API
-(the volunteer API and the console's). Everything it refuses raises ``BadJson`` with a
+(the volunteer API, where it is django-ninja's body parser and its integer fields' reader:
+labelapp/views/api.py; and the console's). Everything it refuses raises ``BadJson`` with a
 message that says what is wrong; views answer it with a 400.
 
 Refused: bodies that are not UTF-8 JSON, NaN / Infinity / -Infinity (not JSON, though
