@@ -386,9 +386,11 @@ def _with_json_405(view):
         head = request.method == "HEAD"
         if head:
             request.method = "GET"
-        resp = view(request, *args, **kwargs)
-        if head:
-            request.method = "HEAD"
+        try:
+            resp = view(request, *args, **kwargs)
+        finally:
+            if head:
+                request.method = "HEAD"
         if isinstance(resp, HttpResponseNotAllowed):
             allowed = [m.strip() for m in resp["Allow"].split(",")]
             if "GET" in allowed:
