@@ -5,8 +5,9 @@ after the other through Django's test client, each vote carrying the served toke
 candidate the previous answer brought (``next: 1``), then asks ``GET /api/next/?count=2``
 ``--nexts`` times. The figure is ``time.process_time()`` around each request: the whole
 request in one process (middleware, django-ninja's parsing and answer validation, the vote
-services and an in-memory SQLite database), no network and no server. To compare two versions of the code, run it on both in the same minutes (the
-machine's load moves the figures). Nothing is timed against a target.
+services and an in-memory SQLite database), no network and no server. To compare two
+versions of the code, run it on both in the same minutes (the machine's load moves the
+figures). Nothing is timed against a target.
 
     .venv/bin/python bench/bench_vote_view.py [--votes 400] [--nexts 200] [--repeat 3]
 """

@@ -58,6 +58,9 @@ class Volunteer:
     def __init__(self, base: str):
         self.base = base
         self.http = requests.Session()
+        # no keep-alive: a connection the live server closed after the test (its database
+        # gone) raised in the server's thread
+        self.http.headers["Connection"] = "close"
         self.http.get(f"{base}/api/next/", timeout=30).raise_for_status()
         self.headers = {"X-CSRFToken": self.http.cookies["csrftoken"]}
 
@@ -69,8 +72,10 @@ class Volunteer:
 
 
 @pytest.fixture
-def volunteer(live_server) -> Volunteer:
-    return Volunteer(live_server.url)
+def volunteer(live_server):
+    volunteer = Volunteer(live_server.url)
+    yield volunteer
+    volunteer.http.close()
 
 
 def check_every_operation(schema, send, *, examples: int) -> Counter:
