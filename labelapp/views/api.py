@@ -231,7 +231,7 @@ class GoldFeedback(BaseModel):
 
 
 class LevelChange(BaseModel):
-    from_: int = Field(alias="from")
+    from_: int = Field(alias="from")  # a Python keyword: the vote operation dumps by alias
     to: int
     promoted: bool
     message: str
@@ -548,6 +548,7 @@ def next_candidates(request: HttpRequest, params: Query[NextQuery]):
     url_name="vote",
     summary="Answer 'is there a real emission line in the middle?'",
     exclude_unset=True,
+    by_alias=True,
 )
 def vote(request: HttpRequest, body: VoteRequest):
     """One vote per volunteer and candidate: submitting again (two tabs, a retry) returns the
