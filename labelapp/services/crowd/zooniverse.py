@@ -231,9 +231,9 @@ def import_zooniverse(
             counts["duplicates"] = (
                 counts["staged"] - counts["votes_new"] - counts["already_imported"]
             )
-            _refresh_volunteer_counters(cur, run)
+            _refresh_volunteer_counters(cur)
             counts.update(_apply_gold(gold_rows))
-            touched = _touched_candidates(cur, run)
+            touched = _touched_candidates(cur)
             counts["candidates_with_new_votes"] = len(touched)
             _drop_stage(cur)
             counts["seconds_write"] = round(time.perf_counter() - t0 - counts["seconds_read"], 2)
@@ -347,6 +347,7 @@ def _create_stage(cur) -> None:
 
 
 def _drop_stage(cur) -> None:
+    cur.execute("DROP TABLE IF EXISTS zv_new")
     cur.execute("DROP TABLE IF EXISTS zv_first")
     cur.execute("DROP TABLE IF EXISTS zv_stage")
 
@@ -449,62 +450,82 @@ def _save_volunteers(people: dict[str, tuple[int | None, str]]) -> list[str]:
 
 
 def _write_votes(cur, run: ZooniverseImport, workflow_id: int) -> dict[str, int]:
+    """Staged rows -> votes and their provenance, set-based. ``zv_first`` holds the first
+    classification of each volunteer and candidate (with the volunteer's id), ``zv_new`` the
+    votes this run added (id, volunteer, candidate): the counters, the touched candidates and
+    the provenance are written from it instead of joining the whole vote table again."""
     t = _t()
     cur.execute(
         "SELECT COUNT(*) FROM zv_stage s WHERE EXISTS (SELECT 1 FROM "  # noqa: S608
         f"{t['zcls']} z WHERE z.classification_id = s.classification_id)"
     )
     already = cur.fetchone()[0]
-    # The first classification of each volunteer and candidate.
+    # The first classification of each volunteer and candidate, in (volunteer, candidate)
+    # order so the vote indexes are written in order.
     cur.execute(
-        "CREATE TEMP TABLE zv_first AS SELECT classification_id, vkey, candidate_id, "
-        "subject_id, answer, created_at, workflow_version, expert FROM (SELECT s.*, "
-        "ROW_NUMBER() OVER (PARTITION BY vkey, candidate_id ORDER BY created_at, "
-        "classification_id) AS rn FROM zv_stage s) ranked WHERE rn = 1"
+        "CREATE TEMP TABLE zv_first AS SELECT zv.volunteer_id, r.classification_id, "  # noqa: S608
+        "r.candidate_id, r.subject_id, r.answer, r.created_at, r.workflow_version, r.expert "
+        "FROM (SELECT s.*, ROW_NUMBER() OVER (PARTITION BY vkey, candidate_id ORDER BY "
+        "created_at, classification_id) AS rn FROM zv_stage s) r "
+        f"JOIN {t['zvol']} zv ON zv.key = r.vkey WHERE r.rn = 1 "
+        "ORDER BY zv.volunteer_id, r.candidate_id"
     )
-    cur.execute(
+    cur.execute("CREATE TEMP TABLE zv_new (id bigint, volunteer_id bigint, candidate_id bigint)")
+    insert_votes = (
         f"INSERT INTO {t['vote']} (volunteer_id, candidate_id, answer, reason, created_at, "  # noqa: S608
-        "was_gold, response_ms, client) SELECT zv.volunteer_id, f.candidate_id, f.answer, '', "
-        "f.created_at, g.candidate_id IS NOT NULL, NULL, %s FROM zv_first f "
-        f"JOIN {t['zvol']} zv ON zv.key = f.vkey LEFT JOIN {t['gold']} g "
-        "ON g.candidate_id = f.candidate_id AND g.active WHERE 1 = 1 "
-        "ON CONFLICT (volunteer_id, candidate_id) DO NOTHING",
-        [Vote.Client.API],
+        "was_gold, response_ms, client) SELECT f.volunteer_id, f.candidate_id, f.answer, '', "
+        f"f.created_at, g.candidate_id IS NOT NULL, NULL, %s FROM zv_first f LEFT JOIN "
+        f"{t['gold']} g ON g.candidate_id = f.candidate_id AND g.active WHERE 1 = 1 "
+        "ORDER BY f.volunteer_id, f.candidate_id "
+        "ON CONFLICT (volunteer_id, candidate_id) DO NOTHING"
     )
+    if connection.vendor == "postgresql":
+        # The inserted rows come straight back (RETURNING): no join against the vote table.
+        cur.execute(
+            f"WITH ins AS ({insert_votes} RETURNING id, volunteer_id, candidate_id) "  # noqa: S608
+            "INSERT INTO zv_new SELECT id, volunteer_id, candidate_id FROM ins",
+            [Vote.Client.API],
+        )
+    else:  # SQLite: no INSERT inside WITH; a Zooniverse volunteer's vote without provenance
+        # is one this statement just added (imports write both in one transaction).
+        cur.execute(insert_votes, [Vote.Client.API])
+        cur.execute(
+            f"INSERT INTO zv_new SELECT v.id, v.volunteer_id, v.candidate_id FROM zv_first f "  # noqa: S608
+            f"JOIN {t['vote']} v ON v.volunteer_id = f.volunteer_id AND v.candidate_id = "
+            f"f.candidate_id WHERE NOT EXISTS (SELECT 1 FROM {t['zcls']} z WHERE z.vote_id = "
+            "v.id)"
+        )
     cur.execute(
         f"INSERT INTO {t['zcls']} (classification_id, vote_id, source, subject_id, "  # noqa: S608
         "workflow_id, workflow_version, created_at, expert, import_run_id) SELECT "
-        "f.classification_id, v.id, 'zooniverse', f.subject_id, %s, f.workflow_version, "
-        f"f.created_at, f.expert, %s FROM zv_first f JOIN {t['zvol']} zv ON zv.key = f.vkey "
-        f"JOIN {t['vote']} v ON v.volunteer_id = zv.volunteer_id AND v.candidate_id = "
-        f"f.candidate_id WHERE NOT EXISTS (SELECT 1 FROM {t['zcls']} z WHERE z.vote_id = v.id)",
+        "f.classification_id, n.id, 'zooniverse', f.subject_id, %s, f.workflow_version, "
+        "f.created_at, f.expert, %s FROM zv_new n JOIN zv_first f ON f.volunteer_id = "
+        "n.volunteer_id AND f.candidate_id = n.candidate_id",
         [workflow_id, run.pk],
     )
     new = cur.rowcount
     cur.execute(
-        f"SELECT COUNT(*) FROM {t['zcls']} WHERE import_run_id = %s AND expert",  # noqa: S608
-        [run.pk],
+        "SELECT COUNT(*) FROM zv_first f JOIN zv_new n ON n.volunteer_id = "
+        "f.volunteer_id AND n.candidate_id = f.candidate_id WHERE f.expert"
     )
     experts = cur.fetchone()[0]
     return {"already_imported": already, "votes_new": new, "expert_votes_new": experts}
 
 
-def _refresh_volunteer_counters(cur, run: ZooniverseImport) -> None:
-    """Counters of the volunteers who got votes, recomputed from their votes."""
+def _refresh_volunteer_counters(cur) -> None:
+    """Counters of the volunteers who got votes (``zv_new``), recomputed from all their
+    votes in one aggregate."""
     t = _t()
     vol, vote = t["vol"], t["vote"]
-    mine = f"FROM {vote} v WHERE v.volunteer_id = {vol}.id"
     cur.execute(
-        f"UPDATE {vol} SET n_votes = (SELECT COUNT(*) {mine}), "  # noqa: S608
-        f"n_unsure = (SELECT COUNT(*) {mine} AND v.answer = 'unsure'), "
-        f"n_gold = (SELECT COUNT(*) {mine} AND v.was_gold), "
-        f"n_gold_correct = (SELECT COUNT(*) FROM {vote} v JOIN {t['gold']} g ON "
-        f"g.candidate_id = v.candidate_id WHERE v.volunteer_id = {vol}.id AND v.was_gold AND "
-        "((v.answer = 'yes' AND g.is_real) OR (v.answer = 'no' AND NOT g.is_real))), "
-        f"last_vote_at = (SELECT MAX(v.created_at) {mine}) "
-        f"WHERE id IN (SELECT v.volunteer_id FROM {t['zcls']} z JOIN {vote} v "
-        "ON v.id = z.vote_id WHERE z.import_run_id = %s)",
-        [run.pk],
+        f"UPDATE {vol} SET n_votes = a.n, n_unsure = a.unsure, n_gold = a.gold, "  # noqa: S608
+        "n_gold_correct = a.gold_correct, last_vote_at = a.last FROM (SELECT v.volunteer_id, "
+        "COUNT(*) AS n, COUNT(*) FILTER (WHERE v.answer = 'unsure') AS unsure, "
+        "COUNT(*) FILTER (WHERE v.was_gold) AS gold, COUNT(*) FILTER (WHERE v.was_gold AND "
+        "((v.answer = 'yes' AND g.is_real) OR (v.answer = 'no' AND NOT g.is_real))) AS "
+        f"gold_correct, MAX(v.created_at) AS last FROM {vote} v LEFT JOIN {t['gold']} g ON "
+        "g.candidate_id = v.candidate_id WHERE v.volunteer_id IN (SELECT DISTINCT "
+        f"volunteer_id FROM zv_new) GROUP BY v.volunteer_id) a WHERE {vol}.id = a.volunteer_id"
     )
 
 
@@ -535,13 +556,8 @@ def _apply_gold(rows: list[tuple[int, str]]) -> dict[str, int]:
     return {"gold_created": created, "gold_unusable": unusable}
 
 
-def _touched_candidates(cur, run: ZooniverseImport) -> list[int]:
-    t = _t()
-    cur.execute(
-        f"SELECT DISTINCT v.candidate_id FROM {t['zcls']} z JOIN {t['vote']} v "  # noqa: S608
-        "ON v.id = z.vote_id WHERE z.import_run_id = %s ORDER BY v.candidate_id",
-        [run.pk],
-    )
+def _touched_candidates(cur) -> list[int]:
+    cur.execute("SELECT DISTINCT candidate_id FROM zv_new ORDER BY candidate_id")
     return [r[0] for r in cur.fetchall()]
 
 
