@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import os
 import random
 import shutil
+import subprocess
 import sys
+import tarfile
 import tempfile
+import time
 from pathlib import Path
 
-from _util import ROOT, drop_database, postgres_url, run_measured
+from _util import ROOT, drop_database, postgres_url
 
 N_CAND = 20_000
 FIRST_ID = 7_000_000
@@ -84,35 +89,105 @@ def write_exports(work: Path, n_rows: int) -> Path:
     return path
 
 
+def _postgres_cpu() -> float:
+    """CPU seconds (user + system) of every process named postgres that we can read, with
+    the CPU of the backends that have ended (the postmaster's reaped children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        if name.startswith("postgres"):
+            fields = rest.split()
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / tick
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> dict[str, float | str]:
+    """Run ``args``; wall seconds, its CPU seconds and peak RSS (MiB), PostgreSQL's CPU."""
+    pg0 = _postgres_cpu()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        args, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    out = proc.stdout.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{out[-3000:]}")
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss": usage.ru_maxrss / 1024,
+        "pg_cpu": _postgres_cpu() - pg0,
+        "out": out,
+    }
+
+
+def extract(rev: str, into: Path) -> Path:
+    """The tree of git revision ``rev`` in ``into`` (read-only use of the repository)."""
+    data = subprocess.run(
+        ["git", "archive", "--format=tar", rev], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def measure(code: Path, label: str, n: int, work: Path, db: str) -> None:
+    py = sys.executable
+    url = postgres_url(db)
+    if url is None:
+        raise SystemExit(1)
+    env = {"DATABASE_URL": url}
+    try:
+        run([py, "manage.py", "migrate", "-v", "0"], env, code)
+        run([py, "manage.py", "shell", "-c", MAKE_CANDIDATES], env, code)
+        cls = work / f"classifications-{n}.csv"
+        workflows = ROOT / "tests" / "fixtures" / "zooniverse" / "workflows.csv"
+        base = [py, "manage.py", "import_zooniverse", str(cls), "--subjects",
+                str(work / "subjects.csv"), "--workflow", str(workflows), "--workflow-id",
+                str(WF), "--no-progress"]  # fmt: skip
+        first = run([*base, "--no-consensus"], env, code)
+        again = run(base, env, code)
+    finally:
+        drop_database(db)
+    added = str(first["out"]).split("votes added: ")[1].split(" ")[0]
+    both = n / (first["cpu"] + first["pg_cpu"])
+    print(
+        f"{label:>9} {n:>9,} rows: first import {first['wall']:6.1f} s = "
+        f"{n / first['wall']:7,.0f} rows/s (import process {n / first['cpu']:7,.0f} rows per "
+        f"CPU-s; postgres CPU {first['pg_cpu']:5.1f} s; both: {both:7,.0f}"
+        f" rows per CPU-s), peak RSS {first['rss']:4.0f} MiB, votes added {added}; "
+        f"re-import {again['wall']:6.1f} s = {n / again['wall']:7,.0f} rows/s "
+        f"({n / again['cpu']:7,.0f} rows per CPU-s), RSS {again['rss']:4.0f} MiB",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000])
+    parser.add_argument("--baseline", default=None, help="git revision to measure as well")
+    parser.add_argument("--db", default="bench_zooniverse", help="database to (re)create")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-zv-"))
-    workflows = ROOT / "tests" / "fixtures" / "zooniverse" / "workflows.csv"
-    py = sys.executable
     try:
+        codes = [(ROOT, "current")]
+        if args.baseline:
+            codes.insert(0, (extract(args.baseline, work / "baseline"), args.baseline[:9]))
+        print(f"load average before: {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs")
         for n in args.sizes:
-            url = postgres_url("bench_zooniverse")
-            if url is None:
-                return
-            env = {"DATABASE_URL": url}
-            run_measured([py, "manage.py", "migrate", "-v", "0"], env)
-            run_measured([py, "manage.py", "shell", "-c", MAKE_CANDIDATES], env)
             cls = write_exports(work, n)
-            size_mb = cls.stat().st_size / 2**20
-            base = [py, "manage.py", "import_zooniverse", str(cls), "--subjects",
-                    str(work / "subjects.csv"), "--workflow", str(workflows), "--workflow-id",
-                    str(WF), "--no-progress"]  # fmt: skip
-            s1, rss1, out1 = run_measured([*base, "--no-consensus"], env)
-            s2, rss2, out2 = run_measured(base, env)
-            added = out1.split("votes added: ")[1].split(" ")[0]
-            print(
-                f"{n:>9,} rows ({size_mb:,.0f} MB): first import {s1:6.1f} s = {n / s1:8,.0f} "
-                f"rows/s, peak RSS {rss1:5.0f} MiB, votes added {added}; re-import (adds nothing) "
-                f"{s2:6.1f} s = {n / s2:8,.0f} rows/s, RSS {rss2:5.0f} MiB"
-            )
-            drop_database("bench_zooniverse")
+            print(f"{n:,} rows: {cls.stat().st_size / 2**20:,.0f} MB")
+            for code, label in codes:
+                measure(code, label, n, work, args.db)
+            cls.unlink()
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
