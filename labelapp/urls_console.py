@@ -14,6 +14,7 @@ from labelapp.views.console import (
     talk,
     tokens,
     volunteers,
+    zooniverse,
 )
 
 urlpatterns = [
@@ -35,6 +36,8 @@ urlpatterns = [
     # the science: N(z) and its spikes, external validation
     path("redshift/", science.redshift, name="console-redshift"),
     path("external/", science.external, name="console-external"),
+    # Zooniverse behind the platform: imports, labels against DEE's fixed-count rule
+    path("zooniverse/", zooniverse.zooniverse, name="console-zooniverse"),
     # candidates: attribution gallery, everything about one candidate
     path("gallery/", candidates.gallery, name="console-gallery"),
     path("candidates/<int:detectid>/", candidates.candidate, name="console-candidate"),

@@ -99,6 +99,7 @@ EXPECTED = {
     "console-model-card": (302, 403, 404, 404),  # this model version has no card yet
     "console-model-weights": (302, 403, 404, 404),  # this model version has no weights file
     "console-redshift": CONSOLE,
+    "console-zooniverse": CONSOLE,
     "console-external": CONSOLE,
     "console-gallery": CONSOLE,
     "console-candidate": CONSOLE,

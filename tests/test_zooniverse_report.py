@@ -27,6 +27,11 @@ ANSWERS = {
 
 @pytest.fixture
 def imported(tmp_path):
+    import_three_subjects(tmp_path)
+
+
+def import_three_subjects(tmp_path: Path) -> None:
+    """Three candidates with twelve Zooniverse votes each (ANSWERS), imported."""
     make_candidates(3, first_id=6_000_000)
     subjects, classifications = tmp_path / "s.csv", tmp_path / "c.csv"
     with open(subjects, "w", newline="") as fh:

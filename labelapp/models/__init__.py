@@ -27,6 +27,7 @@ from labelapp.models.talk import (
 from labelapp.models.volunteers import GoldStandard, HoldoutLabel, Volunteer, Vote
 from labelapp.models.zooniverse import (
     ZooniverseClassification,
+    ZooniverseComparison,
     ZooniverseImport,
     ZooniverseSubject,
     ZooniverseVolunteer,
@@ -70,6 +71,7 @@ __all__ = [
     "Vote",
     "WorkerHeartbeat",
     "ZooniverseClassification",
+    "ZooniverseComparison",
     "ZooniverseImport",
     "ZooniverseSubject",
     "ZooniverseVolunteer",

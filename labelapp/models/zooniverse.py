@@ -77,3 +77,30 @@ class ZooniverseClassification(models.Model):
 
     def __str__(self) -> str:
         return f"classification {self.classification_id} -> vote {self.vote_id}"
+
+
+class ZooniverseComparison(models.Model):
+    """One ``zooniverse_report``: on the candidates with Zooniverse votes, the skill-weighted
+    labels of an aggregation run against DEE's fixed-count majority rule (what the console's
+    Zooniverse page shows)."""
+
+    aggregation_run = models.ForeignKey(
+        "labelapp.AggregationRun", on_delete=models.CASCADE, related_name="+"
+    )
+    fixed_votes = models.PositiveSmallIntegerField(help_text="DEE's rule: the first N votes.")
+    n_candidates = models.PositiveIntegerField(help_text="Candidates with Zooniverse votes.")
+    settled_fixed = models.PositiveIntegerField()
+    settled_platform = models.PositiveIntegerField()
+    settled_both = models.PositiveIntegerField()
+    agree = models.PositiveIntegerField(help_text="Same label, among those settled by both.")
+    votes_needed = models.JSONField(
+        default=dict,
+        help_text="Skill-weighted posterior: {votes needed: candidates}, in vote time order.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"zooniverse comparison {self.pk} (aggregation run {self.aggregation_run_id})"

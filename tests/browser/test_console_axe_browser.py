@@ -21,6 +21,7 @@ PAGES = [
     "/console/models/shift/",
     "/console/redshift/",
     "/console/external/",
+    "/console/zooniverse/",
     "/console/gallery/",
     "/console/expert/",
     "/console/gold/",
@@ -80,5 +81,22 @@ def test_every_console_page_on_a_fresh_project(chromium, live_server, shot):
     assert _audit(page, live_server, shot, PAGES, "fresh") == {}
     page.goto(live_server.url + "/console/")
     assert "No model yet" in page.content()
+    assert errors == []
+    ctx.close()
+
+
+def test_the_zooniverse_page_with_imports_and_a_comparison(chromium, live_server, shot, tmp_path):
+    """The comparison, votes-needed and imports tables (empty states are audited above)."""
+    from django.core.management import call_command
+
+    from tests.test_zooniverse_report import import_three_subjects
+
+    import_three_subjects(tmp_path)
+    call_command("zooniverse_report", "--no-retire")
+    ctx, page, errors = _login(chromium, live_server)
+    assert _audit(page, live_server, shot, ["/console/zooniverse/"], "data") == {}
+    assert page.locator("#comparison-table").count() == 1
+    assert page.locator("#needed-table").count() == 1
+    assert page.locator("#imports-table tbody tr").count() == 1
     assert errors == []
     ctx.close()

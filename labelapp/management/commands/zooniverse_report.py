@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.models import AggregationRun
 from labelapp.services.crowd.aggregation import AggregationError, aggregate_votes
-from labelapp.services.crowd.zooniverse import compare_with_fixed_rule
+from labelapp.services.crowd.zooniverse import compare_with_fixed_rule, record_comparison
 
 
 class Command(BaseCommand):
@@ -18,6 +18,11 @@ class Command(BaseCommand):
             "--run", type=int, default=None, help="compare an existing aggregation run instead"
         )
         parser.add_argument("--no-retire", action="store_true", help="aggregate without retiring")
+        parser.add_argument(
+            "--no-save",
+            action="store_true",
+            help="print only (by default the report is kept for the console's Zooniverse page)",
+        )
 
     def handle(self, *args, **opts):
         if opts["run"] is not None:
@@ -33,6 +38,11 @@ class Command(BaseCommand):
                 f"Aggregation run {run.pk}: {run.n_votes:,} votes, {run.n_candidates:,} "
                 f"candidates, {run.n_volunteers:,} volunteers"
             )
-        report = compare_with_fixed_rule(run=run, fixed_votes=opts["fixed_votes"])
+        if opts["no_save"]:
+            report, saved = compare_with_fixed_rule(run=run, fixed_votes=opts["fixed_votes"]), None
+        else:
+            report, saved = record_comparison(run=run, fixed_votes=opts["fixed_votes"])
         for line in report.lines():
             self.stdout.write("  " + line)
+        if saved is not None:
+            self.stdout.write(f"  kept as comparison {saved.pk}: see the console's Zooniverse page")

@@ -57,6 +57,7 @@ from labelapp.models import (
     VolunteerSkill,
     Vote,
     ZooniverseClassification,
+    ZooniverseComparison,
     ZooniverseImport,
     ZooniverseSubject,
     ZooniverseVolunteer,
@@ -810,3 +811,23 @@ def compare_with_fixed_rule(*, run: AggregationRun, fixed_votes: int = 10) -> Ru
             out.agree += int(fixed == platform)
         i = j
     return out
+
+
+def record_comparison(
+    *, run: AggregationRun, fixed_votes: int = 10
+) -> tuple[RuleComparison, ZooniverseComparison]:
+    """:func:`compare_with_fixed_rule`, also kept (for the console's Zooniverse page)."""
+    report = compare_with_fixed_rule(run=run, fixed_votes=fixed_votes)
+    histogram: dict[str, int] = {}
+    for n in sorted(report.votes_needed_platform):
+        histogram[str(n)] = histogram.get(str(n), 0) + 1
+    return report, ZooniverseComparison.objects.create(
+        aggregation_run=run,
+        fixed_votes=fixed_votes,
+        n_candidates=report.n_candidates,
+        settled_fixed=report.settled_fixed,
+        settled_platform=report.settled_platform,
+        settled_both=report.settled_both,
+        agree=report.agree,
+        votes_needed=histogram,
+    )
