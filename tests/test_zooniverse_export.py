@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
+import types
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from labelapp.models import Candidate, Round, RoundCandidate, Vote, ZooniverseSubject
 from labelapp.services.crowd.consensus import set_candidate_status
@@ -147,7 +149,11 @@ def test_the_commands_write_both_files(round_of_four, tmp_path, capsys):
 def test_direct_upload_without_panoptes_client_says_what_to_do(tmp_path, monkeypatch):
     import builtins
 
-    from labelapp.services.crowd.zooniverse import ZooniverseUnavailable, upload_manifest
+    from labelapp.services.crowd.zooniverse import (
+        ZooniverseUnavailable,
+        retire_on_zooniverse,
+        upload_manifest,
+    )
 
     real_import = builtins.__import__
 
@@ -158,4 +164,185 @@ def test_direct_upload_without_panoptes_client_says_what_to_do(tmp_path, monkeyp
 
     monkeypatch.setattr(builtins, "__import__", no_client)
     with pytest.raises(ZooniverseUnavailable, match="upload-subjects 42"):
-        upload_manifest(manifest=tmp_path / "manifest.csv", subject_set_id=42)
+        upload_manifest(manifest=tmp_path / "manifest.csv", project_id=7332, subject_set_id=42)
+    with pytest.raises(ZooniverseUnavailable, match="retire-subjects"):
+        retire_on_zooniverse(workflow_id=10880)
+
+
+# -- direct upload and retirement against a recording stand-in for panoptes_client --------
+
+
+class _Links:
+    project = None
+
+
+class _Recorder:
+    """A stand-in for the ``panoptes_client`` module: the classes the platform uses, each
+    call appended to ``calls`` (no network)."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+        rec = self
+        self.next_id = 500
+
+        class Panoptes:
+            @staticmethod
+            def connect(**kw):
+                rec.calls.append(("Panoptes.connect", kw))
+
+        class Project:
+            def __init__(self, id):
+                self.id = id
+
+            @classmethod
+            def find(cls, id):
+                rec.calls.append(("Project.find", id))
+                return cls(id)
+
+        class SubjectSet:
+            def __init__(self, id=None):
+                self.id, self.links, self.display_name = id, _Links(), None
+
+            @classmethod
+            def find(cls, id):
+                rec.calls.append(("SubjectSet.find", id))
+                return cls(id)
+
+            def save(self):
+                rec.next_id += 1
+                self.id = rec.next_id
+                rec.calls.append(("SubjectSet.save", self.display_name, self.links.project.id))
+
+            def add(self, subjects):
+                rec.calls.append(("SubjectSet.add", self.id, [s.id for s in subjects]))
+
+        class Subject:
+            def __init__(self):
+                self.id, self.links, self.locations, self.metadata = None, _Links(), [], {}
+
+            def add_location(self, location):
+                self.locations.append(location)
+
+            def save(self):
+                rec.next_id += 1
+                self.id = rec.next_id
+                rec.calls.append(
+                    (
+                        "Subject.save",
+                        self.links.project.id,
+                        list(self.locations),
+                        dict(self.metadata),
+                    )
+                )
+
+        class Workflow:
+            def __init__(self, id):
+                self.id = id
+
+            @classmethod
+            def find(cls, id):
+                rec.calls.append(("Workflow.find", id))
+                return cls(id)
+
+            def retire_subjects(self, subjects, reason="other"):
+                rec.calls.append(("Workflow.retire_subjects", self.id, list(subjects), reason))
+
+        self.module = types.SimpleNamespace(
+            Panoptes=Panoptes, Project=Project, SubjectSet=SubjectSet, Subject=Subject,
+            Workflow=Workflow,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def panoptes(monkeypatch):
+    rec = _Recorder()
+    module = types.ModuleType("panoptes_client")
+    module.__dict__.update(vars(rec.module))
+    monkeypatch.setitem(sys.modules, "panoptes_client", module)
+    return rec
+
+
+def test_direct_upload_into_a_new_subject_set(round_of_four, tmp_path, panoptes):
+    from labelapp.services.crowd.zooniverse import upload_manifest
+
+    manifest = export_manifest(round_number=3, out_dir=tmp_path / "batch").path
+    result = upload_manifest(manifest=manifest, project_id=7332, subject_set_name="round 3")
+    names = [c[0] for c in panoptes.calls]
+    assert names == ["Panoptes.connect", "Project.find", "SubjectSet.save"] + [
+        "Subject.save"
+    ] * 4 + ["SubjectSet.add"]
+    assert panoptes.calls[1] == ("Project.find", 7332)
+    assert panoptes.calls[2] == ("SubjectSet.save", "round 3", 7332)
+    saved = [c for c in panoptes.calls if c[0] == "Subject.save"]
+    header, rows = _read(manifest)
+    for call, row, cand in zip(saved, rows, round_of_four, strict=True):
+        _, project, locations, metadata = call
+        assert project == 7332
+        assert locations == [str(manifest.parent / f"{cand.detectid}.png")]
+        assert metadata == manifest_metadata(header, row)  # hidden # columns kept as such
+        assert metadata["#detectid"] == str(cand.detectid)
+    set_id = panoptes.calls[2 + 5][1]
+    assert panoptes.calls[-1] == (
+        "SubjectSet.add",
+        set_id,
+        [s for s in range(set_id + 1, set_id + 5)],
+    )
+    assert (result.subject_set_id, result.n_subjects) == (set_id, 4)
+
+
+def test_direct_upload_into_an_existing_set_through_the_command(
+    round_of_four, tmp_path, panoptes, capsys
+):
+    call_command(
+        "export_zooniverse", "manifest", "--round", "3", "--out", str(tmp_path / "b"),
+        "--upload-to", "91001", "--project-id", "7332",
+    )  # fmt: skip
+    assert "Uploaded 4 subjects to subject set 91001" in capsys.readouterr().out
+    assert ("SubjectSet.find", 91001) in panoptes.calls
+    assert not any(c[0] == "SubjectSet.save" for c in panoptes.calls)
+    assert panoptes.calls[-1][:2] == ("SubjectSet.add", 91001)
+
+
+def test_direct_upload_refuses_a_manifest_with_missing_images_before_connecting(
+    round_of_four, tmp_path, panoptes
+):
+    from labelapp.services.crowd.zooniverse import upload_manifest
+
+    manifest = export_manifest(round_number=3, out_dir=tmp_path / "batch").path
+    (manifest.parent / f"{round_of_four[1].detectid}.png").unlink()
+    with pytest.raises(ZooniverseExportError, match="1 image"):
+        upload_manifest(manifest=manifest, project_id=7332, subject_set_id=1)
+    with pytest.raises(ZooniverseExportError, match="either a subject set id or a name"):
+        upload_manifest(manifest=manifest, project_id=7332)
+    assert panoptes.calls == []
+    with pytest.raises(CommandError, match="--project-id is required"):
+        call_command(
+            "export_zooniverse", "manifest", "--round", "3", "--out", str(tmp_path / "c"),
+            "--upload-to", "1",
+        )  # fmt: skip
+
+
+def test_retire_now_posts_the_retired_list_per_reason(tmp_path, panoptes, capsys):
+    from tests.factories_volunteers import make_candidates
+
+    cands = {c.detectid: c for c in make_candidates(6, first_id=5_000_000)}
+    import_zooniverse(
+        classifications=FIX / "classifications.csv", subjects=FIX / "subjects.csv",
+        workflows=FIX / "workflows.csv", workflow_id=10880,
+    )  # fmt: skip
+    set_candidate_status(candidate_id=cands[5000001].pk, status="expert")
+    listed = dict(retired_subjects())
+    assert len(listed) >= 2  # an expert's consensus and a scientist's decision
+    call_command(
+        "export_zooniverse", "retired", "--workflow-id", "10880", "--out",
+        str(tmp_path / "r.csv"), "--retire-now",
+    )  # fmt: skip
+    assert f"Retired {len(listed)} subjects on Zooniverse" in capsys.readouterr().out
+    assert panoptes.calls[:2] == [("Panoptes.connect", {}), ("Workflow.find", 10880)]
+    retired = {
+        s: reason
+        for name, wid, ids, reason in panoptes.calls[2:]
+        if name == "Workflow.retire_subjects" and wid == 10880
+        for s in ids
+    }
+    assert retired == listed and set(retired.values()) <= {"consensus", "other"}

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from labelapp.services.crowd.zooniverse import (
     ZooniverseError,
     export_manifest,
+    retire_on_zooniverse,
     upload_manifest,
     write_retired,
 )
@@ -26,8 +27,22 @@ class Command(BaseCommand):
             type=int,
             default=None,
             metavar="SUBJECT_SET_ID",
-            help="also upload the manifest with panoptes-client (optional; needs the network "
-            "and PANOPTES_USERNAME / PANOPTES_PASSWORD)",
+            help="also upload the manifest into this subject set with panoptes-client "
+            "(optional; needs --project-id, the network and PANOPTES_USERNAME / "
+            "PANOPTES_PASSWORD)",
+        )
+        parser.add_argument(
+            "--new-subject-set",
+            default=None,
+            metavar="NAME",
+            help="also upload the manifest into a new subject set of this name (as --upload-to)",
+        )
+        parser.add_argument("--project-id", type=int, help="Zooniverse project (upload)")
+        parser.add_argument(
+            "--retire-now",
+            action="store_true",
+            help="also retire the listed subjects on Zooniverse with panoptes-client "
+            "(optional; needs the network and PANOPTES_USERNAME / PANOPTES_PASSWORD)",
         )
 
     def handle(self, *args, **opts):
@@ -40,9 +55,18 @@ class Command(BaseCommand):
                     f"Wrote {result.path} ({result.n_subjects} subjects, PNGs beside it). "
                     f"Upload: panoptes subject-set upload-subjects SUBJECT_SET_ID {result.path}"
                 )
-                if opts["upload_to"] is not None:
-                    n = upload_manifest(manifest=result.path, subject_set_id=opts["upload_to"])
-                    self.stdout.write(f"Uploaded {n} subjects to subject set {opts['upload_to']}")
+                if opts["upload_to"] is not None or opts["new_subject_set"] is not None:
+                    if opts["project_id"] is None:
+                        raise CommandError("--project-id is required to upload")
+                    up = upload_manifest(
+                        manifest=result.path,
+                        project_id=opts["project_id"],
+                        subject_set_id=opts["upload_to"],
+                        subject_set_name=opts["new_subject_set"],
+                    )
+                    self.stdout.write(
+                        f"Uploaded {up.n_subjects} subjects to subject set {up.subject_set_id}"
+                    )
             else:
                 if opts["workflow_id"] is None:
                     raise CommandError("--workflow-id is required for the retired list")
@@ -50,5 +74,11 @@ class Command(BaseCommand):
                 total = sum(counts.values())
                 by = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"
                 self.stdout.write(f"Wrote {opts['out']}: {total} subjects to retire ({by})")
+                if opts["retire_now"]:
+                    done = retire_on_zooniverse(workflow_id=opts["workflow_id"])
+                    self.stdout.write(
+                        f"Retired {sum(done.values())} subjects on Zooniverse (workflow "
+                        f"{opts['workflow_id']})"
+                    )
         except ZooniverseError as exc:
             raise CommandError(exc.message) from exc

@@ -75,6 +75,7 @@ from mlcore.zooniverse import (
     SubjectRow,
     VersionRange,
     ZooniverseFormatError,
+    manifest_metadata,
     manifest_row,
     parse_answer_map,
     read_classifications,
@@ -636,35 +637,103 @@ class ZooniverseUnavailable(ZooniverseError, errors.Unavailable):
     code = "zooniverse_unavailable"
 
 
-def upload_manifest(*, manifest: str | Path, subject_set_id: int) -> int:
-    """Upload a manifest written by :func:`export_manifest` with panoptes-client, when it is
-    installed (an optional dependency) and Zooniverse is reachable. Thin on purpose and not
-    exercised against the network by the tests (no network here); the manifest plus
-    ``panoptes subject-set upload-subjects`` is the tested path. Credentials come from
-    panoptes-client's own configuration (``PANOPTES_USERNAME`` / ``PANOPTES_PASSWORD``).
-    Returns the number of subjects linked to the set."""
+def _panoptes_client(what_instead: str):
+    """The optional ``panoptes_client`` module, or a ZooniverseUnavailable saying what to run
+    instead."""
     try:
-        from panoptes_client import Panoptes, Subject, SubjectSet
+        import panoptes_client
     except ImportError as exc:
         raise ZooniverseUnavailable(
-            "panoptes-client is not installed: `pip install panoptes-client`, or upload the "
-            f"manifest with `panoptes subject-set upload-subjects {subject_set_id} {manifest}`"
+            f"panoptes-client is not installed: `pip install panoptes-client`, or {what_instead}"
         ) from exc
+    return panoptes_client
+
+
+@dataclass
+class UploadResult:
+    subject_set_id: int
+    n_subjects: int
+
+
+def upload_manifest(
+    *,
+    manifest: str | Path,
+    project_id: int,
+    subject_set_id: int | None = None,
+    subject_set_name: str | None = None,
+) -> UploadResult:
+    """Upload a manifest written by :func:`export_manifest` with panoptes-client, when it is
+    installed (an optional dependency, not in requirements.txt) and Zooniverse is reachable:
+    into subject set ``subject_set_id``, or a new set named ``subject_set_name`` in project
+    ``project_id``. One subject per row: the ``image`` file as its location, every column as
+    metadata (``#`` columns stay hidden), as ``panoptes subject-set upload-subjects`` does.
+
+    Thin on purpose: the tests run it against a recording stand-in for ``panoptes_client``,
+    never against Zooniverse (no network here); the manifest plus panoptes-cli is the tested
+    path. Not atomic: subjects saved before a failure stay on Zooniverse unlinked, and running
+    it again uploads them again. Credentials come from panoptes-client's own configuration
+    (``PANOPTES_USERNAME`` / ``PANOPTES_PASSWORD``)."""
+    if (subject_set_id is None) == (subject_set_name is None):
+        raise ZooniverseExportError("give either a subject set id or a name for a new set")
     manifest = Path(manifest)
-    with open(manifest, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    Panoptes.connect()  # reads PANOPTES_USERNAME / PANOPTES_PASSWORD
-    subject_set = SubjectSet.find(subject_set_id)
+    pc = _panoptes_client(
+        f"upload the manifest with `panoptes subject-set upload-subjects "
+        f"{subject_set_id or 'SUBJECT_SET_ID'} {manifest}`"
+    )
+    try:
+        with open(manifest, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader)
+            rows = [manifest_metadata(header, row) for row in reader]
+    except (OSError, StopIteration, ValueError) as exc:
+        raise ZooniverseExportError(f"cannot read the manifest {manifest}: {exc}") from exc
+    image = MANIFEST_COLUMNS[0]
+    missing = [r[image] for r in rows if not (manifest.parent / r[image]).is_file()]
+    if missing or not rows:
+        raise ZooniverseExportError(
+            f"{manifest}: {len(missing)} image(s) missing beside it ({', '.join(missing[:5])})"
+            if missing
+            else f"{manifest} has no subjects"
+        )
+    pc.Panoptes.connect()  # reads PANOPTES_USERNAME / PANOPTES_PASSWORD
+    project = pc.Project.find(project_id)
+    if subject_set_id is not None:
+        subject_set = pc.SubjectSet.find(subject_set_id)
+    else:
+        subject_set = pc.SubjectSet()
+        subject_set.links.project = project
+        subject_set.display_name = subject_set_name
+        subject_set.save()
     subjects = []
     for row in rows:
-        subject = Subject()
-        subject.links.project = subject_set.links.project
-        subject.add_location(str(manifest.parent / row[MANIFEST_COLUMNS[0]]))
+        subject = pc.Subject()
+        subject.links.project = project
+        subject.add_location(str(manifest.parent / row[image]))
         subject.metadata.update(row)
         subject.save()
         subjects.append(subject)
     subject_set.add(subjects)
-    return len(subjects)
+    return UploadResult(subject_set_id=int(subject_set.id), n_subjects=len(subjects))
+
+
+def retire_on_zooniverse(*, workflow_id: int) -> dict[str, int]:
+    """Retire on Zooniverse, with panoptes-client (optional, like :func:`upload_manifest`),
+    every subject :func:`retired_subjects` lists: ``Workflow.retire_subjects`` per reason,
+    500 ids a call (``POST /workflows/{id}/retired_subjects``). Returns counts by reason.
+    Untested against Zooniverse; ``export_zooniverse retired`` writes the same list as files."""
+    pc = _panoptes_client(
+        f"write the list with `manage.py export_zooniverse retired --workflow-id {workflow_id}` "
+        "and retire with `panoptes workflow retire-subjects`"
+    )
+    rows = list(retired_subjects())
+    pc.Panoptes.connect()
+    workflow = pc.Workflow.find(workflow_id)
+    counts: dict[str, int] = {}
+    for body in retired_payloads(rows):
+        ids, reason = body["subject_ids"], body["retirement_reason"]
+        workflow.retire_subjects(ids, reason=reason)
+        counts[reason] = counts.get(reason, 0) + len(ids)
+    return counts
 
 
 # -- out: retirement ---------------------------------------------------------------------
