@@ -463,14 +463,16 @@ def _write_votes(cur, run: ZooniverseImport, workflow_id: int) -> dict[str, int]
     )
     already = cur.fetchone()[0]
     # The first classification of each volunteer and candidate, in (volunteer, candidate)
-    # order so the vote indexes are written in order.
+    # order so the vote indexes are written in order; partitioned by the volunteer's id, not
+    # the key text (an integer sort, and the window's order is already the output's).
     cur.execute(
-        "CREATE TEMP TABLE zv_first AS SELECT zv.volunteer_id, r.classification_id, "  # noqa: S608
-        "r.candidate_id, r.subject_id, r.answer, r.created_at, r.workflow_version, r.expert "
-        "FROM (SELECT s.*, ROW_NUMBER() OVER (PARTITION BY vkey, candidate_id ORDER BY "
-        "created_at, classification_id) AS rn FROM zv_stage s) r "
-        f"JOIN {t['zvol']} zv ON zv.key = r.vkey WHERE r.rn = 1 "
-        "ORDER BY zv.volunteer_id, r.candidate_id"
+        "CREATE TEMP TABLE zv_first AS SELECT volunteer_id, classification_id, candidate_id, "  # noqa: S608
+        "subject_id, answer, created_at, workflow_version, expert FROM (SELECT zv.volunteer_id, "
+        "s.classification_id, s.candidate_id, s.subject_id, s.answer, s.created_at, "
+        "s.workflow_version, s.expert, ROW_NUMBER() OVER (PARTITION BY zv.volunteer_id, "
+        "s.candidate_id ORDER BY s.created_at, s.classification_id) AS rn FROM zv_stage s "
+        f"JOIN {t['zvol']} zv ON zv.key = s.vkey) r WHERE r.rn = 1 "
+        "ORDER BY volunteer_id, candidate_id"
     )
     cur.execute("CREATE TEMP TABLE zv_new (id bigint, volunteer_id bigint, candidate_id bigint)")
     insert_votes = (
