@@ -222,3 +222,25 @@ def test_the_command_reports_what_it_did(candidates, capsys):
             str(FIX / "subjects.csv"), "--workflow", str(FIX / "workflows.csv"),
             "--workflow-id", "10880", "--no-progress",
         )  # fmt: skip
+
+
+def test_volunteer_counters_match_their_votes_after_an_import_and_a_reimport(candidates):
+    from django.db.models import Count, Max, Q
+
+    _import()
+    _import()  # adds nothing: counters unchanged
+    expected = {
+        v["volunteer_id"]: (v["n"], v["unsure"], v["gold"], v["last"])
+        for v in Vote.objects.values("volunteer_id").annotate(
+            n=Count("id"),
+            unsure=Count("id", filter=Q(answer="unsure")),
+            gold=Count("id", filter=Q(was_gold=True)),
+            last=Max("created_at"),
+        )
+    }
+    got = {
+        v.pk: (v.n_votes, v.n_unsure, v.n_gold, v.last_vote_at)
+        for v in Volunteer.objects.filter(zooniverse__isnull=False)
+    }
+    assert got == expected and len(got) == ZooniverseVolunteer.objects.count()
+    assert any(unsure == 1 for _, unsure, _, _ in got.values())  # the anonymous 'not sure'
