@@ -27,7 +27,13 @@ votes.
 **Out**: :func:`export_manifest` writes a round's batch as a subject manifest (hidden
 metadata, priority order, PNGs beside it) for ``panoptes subject-set upload-subjects``;
 :func:`retired_subjects` lists the subjects whose candidates the platform has settled, with
-Panoptes' retirement reasons, for ``POST /workflows/{id}/retired_subjects``.
+Panoptes' retirement reasons, for ``POST /workflows/{id}/retired_subjects``. With the optional
+panoptes-client, :func:`upload_manifest` and :func:`retire_on_zooniverse` do both directly
+(thin; tested against a stand-in for the client only, never against Zooniverse).
+
+**Report**: :func:`compare_with_fixed_rule` (and :func:`record_comparison`, which keeps it
+for the console's Zooniverse page) compares an aggregation run's skill-weighted labels with
+DEE's fixed-count majority rule on the candidates with Zooniverse votes.
 """
 
 from __future__ import annotations
