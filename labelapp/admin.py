@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.http import HttpResponse
 
 from labelapp.middleware import refused_login_response
-from labelapp.models import Candidate, Collection, IngestBatch, WorkerHeartbeat
+from labelapp.models import Candidate, Collection, IngestBatch, NewsItem, WorkerHeartbeat
 from labelapp.services.operations import login_guard
 
 
@@ -222,3 +222,9 @@ class CommentAdmin(_ReadOnly):
 class SuspensionAdmin(_ReadOnly):
     list_display = ("user", "reason", "until", "created_by", "created_at", "lifted_at")
     search_fields = ("user__username", "reason")
+
+
+@admin.register(NewsItem)
+class NewsItemAdmin(admin.ModelAdmin):
+    list_display = ("title", "published_at", "published", "created_by")
+    list_filter = ("published",)

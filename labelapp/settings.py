@@ -449,3 +449,6 @@ EXTERNAL_UPLOAD_MAX_BYTES = env_int("LABELAPP_EXTERNAL_UPLOAD_MAX_BYTES", 50 * 1
 # Key of the volunteer pseudonyms in exports and on candidate pages (HMAC-SHA256 of the
 # volunteer id). Default: SECRET_KEY. Set it to keep pseudonyms stable across key rotation.
 EXPORT_PSEUDONYM_KEY = env_str("LABELAPP_EXPORT_PSEUDONYM_KEY", "")
+# Where volunteers write to ask what is stored about them, or for its deletion (the privacy
+# page, /privacy/). Empty: the page says the operator has not set one.
+LABELAPP_CONTACT_EMAIL = env_str("LABELAPP_CONTACT_EMAIL", "")

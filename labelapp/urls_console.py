@@ -9,6 +9,7 @@ from labelapp.views.console import (
     curation,
     exports,
     models,
+    news,
     science,
     shift,
     talk,
@@ -71,4 +72,8 @@ urlpatterns = [
     # tokens for the science API (/api/science/v1/)
     path("tokens/", tokens.token_list, name="console-tokens"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="console-token-revoke"),
+    # news for volunteers (shown on the public results page)
+    path("news/", news.news_list, name="console-news"),
+    path("news/<int:pk>/", news.news_edit, name="console-news-edit"),
+    path("news/<int:pk>/delete/", news.news_delete, name="console-news-delete"),
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from labelapp.views import api, collections, talk, volunteer
+from labelapp.views import api, collections, results, talk, volunteer
 
 urlpatterns = [
     path("classify/", volunteer.classify, name="classify"),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("field-guide/<slug:kind>.png", volunteer.field_guide_png, name="field-guide-png"),
     path("field-guide/drawer/", volunteer.field_guide_drawer, name="field-guide-drawer"),
     path("me/", volunteer.me, name="me"),
+    path("results/", results.results, name="results"),
+    path("privacy/", results.privacy, name="privacy"),
     path("collections/", collections.collections_home, name="collections"),
     path("collections/new/", collections.collection_create, name="collection-create"),
     path("collections/add/", collections.collection_items, name="collection-add"),

@@ -38,6 +38,8 @@ EXPECTED = {
     "field-guide-png": OPEN,
     "field-guide-drawer": OPEN,
     "me": OPEN,
+    "results": OPEN,
+    "privacy": OPEN,
     # favourites and collections: saving needs an account; writes are POST only
     "collections": ACCOUNT_ONLY,
     "collection": (404, 404, 404, 404),  # no collection has this token
@@ -120,6 +122,9 @@ EXPECTED = {
     "console-export-votes": CONSOLE,
     "console-tokens": CONSOLE,
     "console-token-revoke": CONSOLE_POST,
+    "console-news": CONSOLE,
+    "console-news-edit": (302, 403, 404, 404),  # no post has this number
+    "console-news-delete": CONSOLE_POST,
     # the science API: a bearer token or nothing (a session is no token); its schema is open
     "science-api:openapi-json": OPEN,
     "science-api:api-root": (404, 404, 404, 404),

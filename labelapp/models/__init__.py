@@ -12,6 +12,7 @@ from labelapp.models.console import AuditEvent, CampaignSettings, ScienceToken
 from labelapp.models.levels import ArtefactAnswer
 from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
 from labelapp.models.ml import CandidateScore, ModelVersion, ShiftReport
+from labelapp.models.news import NewsItem
 from labelapp.models.survey import Candidate, CandidateTruth, IngestBatch, WorkerHeartbeat
 from labelapp.models.talk import (
     Board,
@@ -57,6 +58,7 @@ __all__ = [
     "ModelVersion",
     "Notification",
     "Report",
+    "NewsItem",
     "RetirementEvent",
     "Round",
     "RoundCandidate",
