@@ -218,6 +218,15 @@ def test_nz_before_the_cut_without_a_model(client):
     assert "No model is in use yet" in html
 
 
+def test_nz_of_a_handful_of_candidates_has_whole_number_ticks():
+    from labelapp.services.science.redshift import redshift_report
+
+    make_candidates(3)
+    fig = sel.nz_figure(redshift_report(use_cache=False))
+    assert fig["layout"]["yaxis"]["dtick"] == 1
+    assert sum(fig["data"][0]["y"]) == 3
+
+
 def test_nz_after_the_cut_with_a_scored_model(client):
     from labelapp.models import CandidateScore
 

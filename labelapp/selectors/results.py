@@ -35,6 +35,7 @@ NEWS_SHOWN = 10
 # or superseded by a later one. Rejected and never-judged models were never used.
 WERE_LIVE = (ModelVersion.Status.PROMOTED, ModelVersion.Status.RETIRED)
 COLOURS = {"low": "#d95f02", "high": "#1b9e77", "before": "#b2182b", "after": "#2166ac"}
+FILL_BEFORE = "rgba(178, 24, 43, 0.18)"
 REGIME_WORDS = {"low": "faint lines (S/N 4.8-5.5)", "high": "brighter lines (S/N > 5.5)"}
 
 
@@ -193,6 +194,7 @@ def nz_figure(report: dict) -> dict | None:
     if after and after.get("available"):
         series.append(("after", after, "kept by the model your votes trained"))
     for key, sel, name in series:
+        line = {"shape": "hvh", "color": COLOURS[key], "width": 1 if key == "before" else 2}
         data.append(
             {
                 "type": "scatter",
@@ -200,7 +202,9 @@ def nz_figure(report: dict) -> dict | None:
                 "x": z,
                 "y": sel["counts"],
                 "name": name,
-                "line": {"shape": "hvh", "color": COLOURS[key], "width": 1.8},
+                "line": line,
+                # "before" as a pale area behind, "after" as the line on top of it
+                **({"fill": "tozeroy", "fillcolor": FILL_BEFORE} if key == "before" else {}),
                 "hovertemplate": "z = %{x:.2f}: %{y} candidates<extra></extra>",
             }
         )
@@ -230,7 +234,13 @@ def nz_figure(report: dict) -> dict | None:
                 "range": [z[0], z[-1]] if z else None,
                 "automargin": True,
             },
-            "yaxis": {"title": {"text": "candidates"}, "rangemode": "tozero", "automargin": True},
+            "yaxis": {
+                "title": {"text": "candidates per bin"},
+                "rangemode": "tozero",
+                "automargin": True,
+                # a handful of candidates: whole numbers, not 0.2 steps
+                **({"dtick": 1} if max(before["counts"]) <= 5 else {}),
+            },
             "legend": {"orientation": "h", "y": -0.3},
             "height": 400,
         },
