@@ -29,6 +29,7 @@ PAGES = [
     "/console/settings/acquisition/",
     "/console/exports/",
     "/console/tokens/",
+    "/console/news/",
 ]
 
 

@@ -31,6 +31,8 @@ PAGES = [
     ("/classify/?skip=1", "#spectrum .main-svg"),
     ("/field-guide/", ".guide-entry .main-svg"),
     ("/me/", None),
+    ("/results/", "[data-plot='fig-nz'] .main-svg"),
+    ("/privacy/", None),
     ("/accounts/login/", None),
     ("/accounts/signup/", None),
     ("/api/", None),

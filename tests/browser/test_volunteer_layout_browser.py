@@ -38,6 +38,8 @@ VOLUNTEER_PAGES = [
     "/field-guide/",
     "/me/",
     "/talk/",
+    "/results/",
+    "/privacy/",
     "/accounts/login/",
     "/accounts/signup/",
     "/api/",  # the volunteer API page (generated from the schema)
