@@ -247,6 +247,20 @@ def test_nz_after_the_cut_with_a_scored_model(client):
     assert "After it: 20 candidates" in html
 
 
+def test_the_public_nz_is_not_rebuilt_while_scores_land(client):
+    from labelapp.models import CandidateScore
+
+    cands = make_candidates(10)
+    mv = ModelVersion.objects.create(label_source="consensus", directory="-", status="promoted")
+    CandidateScore.objects.create(model_version=mv, candidate=cands[0], prob=0.9, entropy=0, bald=0)
+    assert "After it: 1 candidate," in _get(client)
+    # a scoring run goes on: the console's N(z) key changes, the public page keeps its copy
+    CandidateScore.objects.create(model_version=mv, candidate=cands[1], prob=0.9, entropy=0, bald=0)
+    assert "After it: 1 candidate," in _get(client)
+    cache.delete("results:nz:v1")
+    assert "After it: 2 candidates" in _get(client)
+
+
 def test_external_confirmations_from_the_latest_successful_check(client):
     AuditEvent.objects.create(
         username="sci", action="external_validation", target="desi.fits",
