@@ -260,6 +260,7 @@ CELERY_TASK_ROUTES = {
     "labelapp.tasks.score_catalogue": {"queue": "cpu"},
     "labelapp.tasks.score_chunk": {"queue": "cpu"},
     "labelapp.tasks.start_round": {"queue": "cpu"},
+    "labelapp.tasks.refresh_results_nz": {"queue": "cpu"},  # scans the catalogue
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

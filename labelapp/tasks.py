@@ -189,3 +189,11 @@ def check_vote_flow() -> str:
     from labelapp.services.operations import vote_watch
 
     return vote_watch.check_vote_flow().status
+
+
+@shared_task(ignore_result=True)
+def refresh_results_nz() -> None:
+    """Rebuild the public results page's N(z) (sent by the page when its copy is stale)."""
+    from labelapp.services.science.public_nz import refresh_public_nz
+
+    refresh_public_nz()

@@ -257,8 +257,38 @@ def test_the_public_nz_is_not_rebuilt_while_scores_land(client):
     # a scoring run goes on: the console's N(z) key changes, the public page keeps its copy
     CandidateScore.objects.create(model_version=mv, candidate=cands[1], prob=0.9, entropy=0, bald=0)
     assert "After it: 1 candidate," in _get(client)
-    cache.delete("results:nz:v1")
+    cache.delete("results:nz:fresh")  # five minutes later
     assert "After it: 2 candidates" in _get(client)
+
+
+def test_on_a_large_catalogue_the_nz_is_never_built_in_the_request(client, monkeypatch):
+    from labelapp.services.science import public_nz
+
+    make_candidates(10)
+    monkeypatch.setattr(public_nz, "INLINE_MAX_CANDIDATES", 5)  # "large"
+    sent = []
+    monkeypatch.setattr(public_nz, "send_after_commit", lambda name, **kw: sent.append(name))
+
+    def no_build(**kw):
+        raise AssertionError("the N(z) was built in a visitor's request")
+
+    monkeypatch.setattr(public_nz.nz_service, "redshift_report", no_build)
+    html = _get(client)
+    assert 'id="nz-pending"' in html and _figure(html, "fig-nz") is None
+    _get(client)
+    assert sent == ["refresh_results_nz"]  # one refresh at a time
+    monkeypatch.undo()
+    from labelapp.tasks import refresh_results_nz
+
+    refresh_results_nz()  # what the worker does
+    html = _get(client)
+    assert _figure(html, "fig-nz") is not None and "Before the cut: 10 candidates" in html
+    cache.delete(public_nz.FRESH_KEY)  # stale: the copy is served while a refresh is sent
+    monkeypatch.setattr(public_nz, "INLINE_MAX_CANDIDATES", 5)
+    monkeypatch.setattr(public_nz, "send_after_commit", lambda name, **kw: sent.append(name))
+    monkeypatch.setattr(public_nz.nz_service, "redshift_report", no_build)
+    assert "Before the cut: 10 candidates" in _get(client)
+    assert sent == ["refresh_results_nz"] * 2
 
 
 def test_external_confirmations_from_the_latest_successful_check(client):
@@ -376,7 +406,7 @@ def test_privacy_page_says_what_is_kept_and_how_to_delete_it(client, settings):
     settings.LABELAPP_CONTACT_EMAIL = "privacy@example.org"
     html = _get(client, "privacy")
     for words in ("Your classifications", "Sessions", "Your internet address", "pseudonym",
-                  "CITATION.cff", "Deleting your data", "14 days"):  # fmt: skip
+                  "CITATION.cff", "Deleting your data", "14 days", "Zooniverse"):  # fmt: skip
         assert words in html, words
     assert 'href="mailto:privacy@example.org"' in html
     assert 'id="your-number"' not in html  # a first visit creates no volunteer

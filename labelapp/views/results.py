@@ -4,39 +4,28 @@ policy. No login needed; reads only (labelapp.selectors.results)."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.cache import cache
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from labelapp.selectors import results as sel
 from labelapp.services.crowd.volunteers import get_volunteer
-from labelapp.services.science import redshift as nz_service
-
-NZ_TTL_S = 300
+from labelapp.services.science.public_nz import public_nz
 
 
 @require_GET
 def results(request):
     rows = sel.accuracy_rows()
-    # The console's report at its defaults (its own cache is shared with the console's N(z)
-    # page), held here for NZ_TTL_S whatever lands meanwhile: the console's key changes with
-    # every scoring chunk, and a public page must not rebuild it on each visit of a run.
-    report = cache.get_or_set(
-        "results:nz:v1",
-        lambda: nz_service.redshift_report(
-            cut=nz_service.DEFAULT_CUT, bin_width=nz_service.DEFAULT_BIN_WIDTH
-        ),
-        NZ_TTL_S,
-    )
+    counts = sel.live_counts()
+    report = public_nz(n_candidates=counts["candidates"])  # never built here on a big catalogue
     return render(
         request,
         "volunteer/results.html",
         {
-            "counts": sel.live_counts(),
+            "counts": counts,
             "accuracy_rows": rows,
             "accuracy_fig": sel.accuracy_figure(rows),
-            "nz": sel.nz_summary(report),
-            "nz_fig": sel.nz_figure(report),
+            "nz": sel.nz_summary(report) if report else None,
+            "nz_fig": sel.nz_figure(report) if report else None,
             "external": sel.external_confirmation(),
             "news": sel.news_items(),
         },

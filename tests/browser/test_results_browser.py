@@ -159,3 +159,28 @@ def test_results_with_data(chromium, site, shot, screen, tmp_path):
     _check(page, shot, f"results-{screen}-data")
     assert not errors, errors
     context.close()
+
+
+def test_results_with_a_handful_of_points_on_a_phone(chromium, site, shot, tmp_path):
+    """One model with a held-out figure and three candidates: one readable point per regime
+    (not a hairline on a wide axis), whole-number counts."""
+    ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(3, seed=2)))
+    ModelVersion.objects.create(
+        label_source="consensus", directory="-", status="promoted",
+        card={"heldout": _heldout(0.8, 0.95, 12)},
+    )  # fmt: skip
+    context = chromium.new_context(**SCREENS["phone"])
+    page = context.new_page()
+    page.goto(site + "/results/")
+    page.wait_for_selector("[data-plot='fig-accuracy'] .main-svg")
+    page.wait_for_selector("[data-plot='fig-nz'] .main-svg")
+    assert page.locator("[data-plot='fig-accuracy'] .scatterlayer .point").count() == 2
+    ticks = page.locator("[data-plot='fig-nz'] .ytick text").all_inner_texts()
+    assert all(t.isdigit() for t in ticks), ticks  # whole candidates, no 0.5
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for fig in ("fig-accuracy", "fig-nz"):
+        page.locator(f"[data-plot='{fig}']").screenshot(
+            path=str(ARTIFACTS / f"results-phone-handful-{fig}.png")
+        )
+    _check(page, shot, "results-phone-handful")
+    context.close()
