@@ -218,6 +218,14 @@ def test_nz_before_the_cut_without_a_model(client):
     assert "No model is in use yet" in html
 
 
+def test_a_model_that_scored_nothing_draws_no_after_line(client):
+    make_candidates(5)
+    ModelVersion.objects.create(label_source="consensus", directory="-", status="promoted")
+    html = _get(client)
+    assert len([t for t in _figure(html, "fig-nz")["data"] if t["mode"] == "lines"]) == 1
+    assert "has not sorted any candidate yet" in html
+
+
 def test_nz_of_a_handful_of_candidates_has_whole_number_ticks():
     from labelapp.services.science.redshift import redshift_report
 
@@ -253,7 +261,8 @@ def test_the_public_nz_is_not_rebuilt_while_scores_land(client):
     cands = make_candidates(10)
     mv = ModelVersion.objects.create(label_source="consensus", directory="-", status="promoted")
     CandidateScore.objects.create(model_version=mv, candidate=cands[0], prob=0.9, entropy=0, bald=0)
-    assert "After it: 1 candidate," in _get(client)
+    html = _get(client)
+    assert "After it: 1 candidate, 0 spikes (the model has sorted 1 of them so far)" in html
     # a scoring run goes on: the console's N(z) key changes, the public page keeps its copy
     CandidateScore.objects.create(model_version=mv, candidate=cands[1], prob=0.9, entropy=0, bald=0)
     assert "After it: 1 candidate," in _get(client)

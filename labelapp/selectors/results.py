@@ -191,7 +191,7 @@ def nz_figure(report: dict) -> dict | None:
     z = report["z_centres"]
     data = []
     series = [("before", before, "every candidate the survey found (S/N ≥ 4.8)")]
-    if after and after.get("available"):
+    if after and after.get("available") and report.get("n_scored"):  # a model yet to score: no line
         series.append(("after", after, "kept by the model your votes trained"))
     for key, sel, name in series:
         line = {"shape": "hvh", "color": COLOURS[key], "width": 1 if key == "before" else 2}

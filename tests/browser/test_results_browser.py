@@ -175,7 +175,10 @@ def test_results_with_a_handful_of_points_on_a_phone(chromium, site, shot, tmp_p
     page.wait_for_selector("[data-plot='fig-accuracy'] .main-svg")
     page.wait_for_selector("[data-plot='fig-nz'] .main-svg")
     assert page.locator("[data-plot='fig-accuracy'] .scatterlayer .point").count() == 2
-    ticks = page.locator("[data-plot='fig-nz'] .ytick text").all_inner_texts()
+    ticks = page.eval_on_selector_all(
+        "[data-plot='fig-nz'] .ytick text", "els => els.map(e => e.textContent)"
+    )
+    assert ticks
     assert all(t.isdigit() for t in ticks), ticks  # whole candidates, no 0.5
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for fig in ("fig-accuracy", "fig-nz"):
