@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labelapp", "0017_model_agreement"),
+        ("labelapp", "0020_zooniverse_comparison"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
