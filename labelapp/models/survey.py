@@ -1,6 +1,9 @@
 """Survey data: ingest batches, candidates and their (simulated) ground truth."""
 
 from django.db import models
+from django.db.models import ExpressionWrapper, F, Q
+
+from mlcore.survey import SN_LOW_MAX
 
 
 class IngestBatch(models.Model):
@@ -69,7 +72,20 @@ class Candidate(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["batch", "row"], name="candidate_unique_batch_row"),
         ]
-        indexes = [models.Index(fields=["status", "-priority"], name="candidate_queue")]
+        indexes = [
+            models.Index(fields=["status", "-priority"], name="candidate_queue"),
+            # Level-1 volunteers are served high S/N only (services.crowd.levels), while the
+            # queue puts low S/N first: with candidate_queue alone their next candidate skipped
+            # every active low-S/N row (415,000 rows, 1.1 s at 2.5 M candidates). A partial
+            # index was not enough: the planner, blind to priority following S/N, kept the
+            # other; with the regime in the key it is an index condition (0.08 ms).
+            models.Index(
+                F("status"),
+                ExpressionWrapper(Q(sn__gt=SN_LOW_MAX), output_field=models.BooleanField()),
+                F("priority").desc(),
+                name="candidate_queue_regime",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"detectid {self.detectid} ({self.wave:.1f} A, S/N {self.sn:.2f})"

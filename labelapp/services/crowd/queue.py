@@ -24,6 +24,7 @@ from functools import lru_cache
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models.expressions import RawSQL
 
 from labelapp.models import Candidate, GoldStandard, Volunteer, Vote
 from mlcore.survey import SN_LOW_MAX
@@ -50,6 +51,9 @@ def _unseen(qs: QuerySet, volunteer: Volunteer | None, field: str) -> QuerySet:
     return qs.filter(~Exists(seen))
 
 
+_HIGH_SN_LITERAL = repr(float(SN_LOW_MAX))  # "5.5"
+
+
 def _high_only(level: int | None) -> bool:
     """Whether ``level`` is served high-S/N candidates only (level 1)."""
     return level is not None and level < 2
@@ -61,7 +65,9 @@ def queue_queryset(
     """Active, unseen, non-gold candidates in queue order (the query EXPLAIN checks)."""
     qs = Candidate.objects.filter(status=Candidate.Status.ACTIVE)
     if _high_only(level):
-        qs = qs.filter(sn__gt=SN_LOW_MAX)
+        # A literal, not a parameter: a prepared statement's generic plan cannot prove that
+        # ``sn > $1`` implies the partial index ``candidate_queue_high_sn``'s ``sn > 5.5``.
+        qs = qs.filter(sn__gt=RawSQL(_HIGH_SN_LITERAL, ()))  # noqa: S611 (a constant)
     qs = _unseen(qs, volunteer, "pk")
     qs = qs.filter(~Exists(GoldStandard.objects.filter(candidate_id=OuterRef("pk"), active=True)))
     if exclude:
