@@ -82,7 +82,15 @@ class HetdexReader(SurveyReader):
     them before anything else).
     """
 
-    def __init__(self, ml: Path, catalogue: Path, survey: Path, *, chunk: int = CATALOG_CHUNK):
+    def __init__(
+        self,
+        ml: Path,
+        catalogue: Path,
+        survey: Path,
+        *,
+        chunk: int | None = None,
+        stream: bool = False,
+    ):
         import h5py
 
         self.fmt, self.path = "hetdex", Path(ml)
@@ -92,8 +100,10 @@ class HetdexReader(SurveyReader):
             "field": f"{self.paths['survey'].name}:/Survey column 'field' (by shotid) for "
             f"{self.catalog_where}"
         }
-        self.columns, self.arrays = {}, {}
+        self.columns, self.arrays, self.column_dtypes = {}, {}, {}
         self.join_problems, self.notes, self.fatal_problems = [], [], []
+        self.streams_catalogue = stream
+        self._chunk = chunk or CATALOG_CHUNK
         self._index: np.ndarray | None = None
         self._files = {}
         try:
@@ -107,9 +117,11 @@ class HetdexReader(SurveyReader):
             self.meta = _meta_from_header(self._ml.attrs)
             self._open_ml()
             if not self.fatal_problems:
-                self._join_catalogue(chunk)
+                self._open_survey()
             if not self.fatal_problems:
-                self._join_survey()
+                self._join_catalogue()
+            if not self.fatal_problems and not stream:
+                self._load_columns()
             self.meta["source_files"] = {k: str(p) for k, p in self.paths.items()}
             self.meta["conversions"] = [
                 "spec1D, spec1D_err: per 2 A bin -> per A (divided by 2)",
@@ -178,69 +190,11 @@ class HetdexReader(SurveyReader):
         if len(self.ml_ids) == 0:
             problems.append(Problem(fw, "has no rows: nothing to ingest"))
         self.fatal_problems += problems
+        self.columns["detectid"] = self.ml_ids
 
-    # --- the catalogue, streamed ----------------------------------------------------------
+    # --- the survey table (one row per shot: small, read whole) ----------------------------
 
-    def _join_catalogue(self, chunk: int) -> None:
-        det = self._table("catalogue", "Detections", ("detectid",))
-        if det is None:
-            return
-        names = det.dtype.names
-        wanted = [c for c in (*CATALOG_READ, *TRUTH_COLUMNS) if c in names]
-        ids = self.ml_ids.astype(np.int64)
-        n = len(ids)
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        out = {c: np.zeros(n, det.dtype[c]) for c in wanted}
-        found = np.zeros(n, bool)
-        cat_row = np.full(n, -1, np.int64)
-        dup_rows: list[int] = []
-        cw = self.catalog_where
-        for a in range(0, det.shape[0], chunk):
-            rec = det.fields(wanted)[a : a + chunk]
-            cid = rec["detectid"]
-            if cid.dtype.kind == "u":
-                self.fatal_problems += id_problems(cid, f"{cw} column 'detectid' (chunk at {a})")
-                if self.fatal_problems:
-                    return
-            cid = cid.astype(np.int64)
-            pos = np.minimum(np.searchsorted(sorted_ids, cid), n - 1)
-            hit = np.flatnonzero(sorted_ids[pos] == cid)
-            tgt = order[pos[hit]]
-            # the same detectid twice in the catalogue: which row is the candidate?
-            again = found[tgt]
-            _, first = np.unique(tgt, return_index=True)
-            within = np.ones(len(tgt), bool)
-            within[first] = False
-            dup_rows += (a + hit[again | within]).tolist()
-            for c in wanted:
-                out[c][tgt] = rec[c][hit]
-            found[tgt] = True
-            cat_row[tgt] = a + hit
-        if dup_rows:
-            self.fatal_problems.append(
-                Problem(
-                    f"{cw} {_list('row', dup_rows)}",
-                    "detectid appears more than once in the catalogue",
-                )
-            )
-        lost = np.flatnonzero(~found)
-        if lost.size:
-            self.fatal_problems.append(
-                Problem(
-                    f"{self._where('ml', 'FiberImages')} {_rows(lost, ids)}",
-                    f"detectid has no row in {cw}",
-                )
-            )
-        for c, col in out.items():
-            if col.dtype.kind in "SO":
-                col = _text(col, f"{cw} column {c!r}")
-            self.columns[c] = sentinels_to_missing(col) if c in CATALOG_COLUMNS else col
-        self.catalogue_rows = cat_row
-
-    # --- the survey table -----------------------------------------------------------------
-
-    def _join_survey(self) -> None:
+    def _open_survey(self) -> None:
         tab = self._table("survey", "Survey", ("shotid", "field"))
         if tab is None:
             return
@@ -259,21 +213,128 @@ class HetdexReader(SurveyReader):
                 )
             )
             return
-        if "shotid" not in self.columns:
-            return  # check_structure names the missing column
-        want = self.columns["shotid"].astype(np.int64)
-        pos = np.minimum(np.searchsorted(s_shot, want), max(len(s_shot) - 1, 0))
-        ok = (s_shot[pos] == want) if len(s_shot) else np.zeros(len(want), bool)
-        lost = np.flatnonzero(~ok)
+        self._shots, self._shot_fields = s_shot, s_field
+
+    def _field_of(self, shotid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(field, found) for each shotid, from /Survey."""
+        want = shotid.astype(np.int64)
+        s_shot = self._shots
+        if not len(s_shot):
+            return np.full(len(want), "", self._shot_fields.dtype), np.zeros(len(want), bool)
+        pos = np.minimum(np.searchsorted(s_shot, want), len(s_shot) - 1)
+        return self._shot_fields[pos], s_shot[pos] == want
+
+    # --- the catalogue, streamed ----------------------------------------------------------
+
+    def _join_catalogue(self) -> None:
+        """One pass over the catalogue that reads ids and shotids only: every ML candidate
+        has exactly one catalogue row, and its shot is in /Survey. Keeps nothing per
+        candidate but the sorted ids (values are read again, chunk by chunk, by
+        :meth:`iter_catalogue`)."""
+        det = self._table("catalogue", "Detections", ("detectid",))
+        if det is None:
+            return
+        self._det = det
+        names = det.dtype.names
+        self._wanted = [c for c in (*CATALOG_READ, *TRUTH_COLUMNS) if c in names]
+        self.column_dtypes = {c: det.dtype[c] for c in self._wanted}
+        if "field" in self.column_dtypes:  # /Survey's field wins; the catalogue has none
+            self.column_dtypes.pop("field")
+        self.column_dtypes["field"] = self._shot_fields.dtype
+        ids = self.ml_ids.astype(np.int64)
+        n = len(ids)
+        self._order = np.argsort(ids, kind="stable")
+        self._sorted_ids = ids[self._order]
+        found = np.zeros(n, bool)
+        dup_rows: list[int] = []
+        lost_shot: list[int] = []
+        lost_shot_id = 0
+        cw = self.catalog_where
+        key = ["detectid", "shotid"] if "shotid" in names else ["detectid"]
+        for a in range(0, det.shape[0], self._chunk):
+            rec = det.fields(key)[a : a + self._chunk]
+            cid = rec["detectid"]
+            if cid.dtype.kind == "u":
+                self.fatal_problems += id_problems(cid, f"{cw} column 'detectid' (chunk at {a})")
+                if self.fatal_problems:
+                    return
+            hit, tgt = self._match(cid.astype(np.int64))
+            # the same detectid twice in the catalogue: which row is the candidate?
+            again = found[tgt]
+            _, first = np.unique(tgt, return_index=True)
+            within = np.ones(len(tgt), bool)
+            within[first] = False
+            dup_rows += (a + hit[again | within]).tolist()
+            found[tgt] = True
+            if "shotid" in rec.dtype.names:
+                _, ok = self._field_of(rec["shotid"][hit])
+                if not ok.all():
+                    lost_shot_id = lost_shot_id or int(rec["shotid"][hit][~ok][0])
+                    lost_shot += (a + hit[~ok]).tolist()
+        if dup_rows:
+            self.fatal_problems.append(
+                Problem(
+                    f"{cw} {_list('row', dup_rows)}",
+                    "detectid appears more than once in the catalogue",
+                )
+            )
+        lost = np.flatnonzero(~found)
         if lost.size:
             self.fatal_problems.append(
                 Problem(
-                    f"{self.catalog_where} column 'shotid' {_rows(lost, self.ml_ids)}",
-                    f"shotid {int(want[lost[0]])} is not in {sw}, so the field is unknown",
+                    f"{self._where('ml', 'FiberImages')} {_rows(lost, ids)}",
+                    f"detectid has no row in {cw}",
                 )
             )
-            return
-        self.columns["field"] = s_field[pos]
+        if lost_shot and not self.fatal_problems:
+            self.fatal_problems.append(
+                Problem(
+                    f"{cw} column 'shotid' {_list('row', lost_shot)}",
+                    f"shotid {lost_shot_id} is not in {self._where('survey', 'Survey')}, so "
+                    "the field is unknown",
+                )
+            )
+
+    def _match(self, cid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``cid`` whose id is an ML candidate, that candidate's ML row)."""
+        n = len(self._sorted_ids)
+        pos = np.minimum(np.searchsorted(self._sorted_ids, cid), n - 1)
+        hit = np.flatnonzero(self._sorted_ids[pos] == cid)
+        return hit, self._order[pos[hit]]
+
+    def iter_catalogue(self, chunk: int | None = None):
+        """Yield (ML rows, columns, catalogue rows) for the ML file's candidates, in catalogue
+        order, ``chunk`` catalogue rows at a time; sentinels are missing values, text is
+        ``str``, ``field`` comes from /Survey. Memory: one chunk."""
+        det, cw = self._det, self.catalog_where
+        for a in range(0, det.shape[0], chunk or self._chunk):
+            rec = det.fields(self._wanted)[a : a + (chunk or self._chunk)]
+            hit, rows = self._match(rec["detectid"].astype(np.int64))
+            if not hit.size:
+                continue
+            cols = {}
+            for c in self._wanted:
+                col = rec[c][hit]
+                if col.dtype.kind in "SO":
+                    col = _text(col, f"{cw} column {c!r}")
+                cols[c] = sentinels_to_missing(col) if c in CATALOG_COLUMNS else col
+            if "shotid" in cols:
+                cols["field"], _ = self._field_of(cols["shotid"])
+            yield rows, cols, a + hit
+
+    def _load_columns(self) -> None:
+        """Whole columns in the ML file's order (for scoring and notebooks; ingest streams)."""
+        n = self.n
+        out: dict[str, np.ndarray] = {}
+        cat_row = np.full(n, -1, np.int64)
+        for rows, cols, where in self.iter_catalogue():
+            for c, v in cols.items():
+                if c not in out:
+                    out[c] = np.zeros(n, v.dtype)
+                out[c][rows] = v
+            cat_row[rows] = where
+        self.columns.update(out)
+        self.catalogue_rows = cat_row
 
     # --- pixels -----------------------------------------------------------------------------
 
@@ -326,8 +387,13 @@ class HetdexReader(SurveyReader):
             h5.close()
 
 
-def open_hetdex(ml: str | Path, catalogue: str | Path, survey: str | Path) -> HetdexReader:
-    return HetdexReader(Path(ml), Path(catalogue), Path(survey))
+def open_hetdex(
+    ml: str | Path, catalogue: str | Path, survey: str | Path, *, stream: bool = False
+) -> HetdexReader:
+    """The three files as one reader. ``stream=True`` (ingest) keeps only the ids in memory
+    and reads catalogue values chunk by chunk through :meth:`HetdexReader.iter_catalogue`;
+    otherwise ``columns`` holds whole columns in the ML file's order."""
+    return HetdexReader(Path(ml), Path(catalogue), Path(survey), stream=stream)
 
 
 def _rows(idx: np.ndarray, ids: np.ndarray) -> str:

@@ -332,6 +332,19 @@ class SurveyReader:
         """Rows [start, stop) of array ``name``."""
         raise NotImplementedError
 
+    def iter_catalogue(self, chunk: int = 1 << 16):
+        """Yield (reader rows, {column: values}, rows in the file) over the catalogue.
+
+        Here: slices of ``columns``. A reader that ``streams_catalogue`` (HETDEX's three
+        files at ingest) reads its values chunk by chunk instead, keeping only ids in
+        memory, and names their dtypes in ``column_dtypes``.
+        """
+        rowmap = getattr(self, "catalogue_rows", None)
+        for a in range(0, self.n, chunk):
+            rows = np.arange(a, min(self.n, a + chunk))
+            cols = {k: v[a : a + chunk] for k, v in self.columns.items()}
+            yield rows, cols, (rowmap[rows] if rowmap is not None else rows)
+
     def iter_chunks(self, chunk: int) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
         """Yield (start, stop, {array name: rows}) over the whole file."""
         for start in range(0, self.n, chunk):

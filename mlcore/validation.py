@@ -67,6 +67,10 @@ def check_structure(reader) -> list[Problem]:
     cat = catalog_location(reader.fmt, reader)
     problems: list[Problem] = []
     cols = reader.columns
+    if getattr(reader, "streams_catalogue", False):
+        # values are read chunk by chunk: check the names and dtypes the reader found
+        cols = {k: np.zeros((0, *np.dtype(d).shape), np.dtype(d).base)
+                for k, d in reader.column_dtypes.items()}  # fmt: skip
     for name in REQUIRED_CATALOG_COLUMNS:
         if name not in cols:
             problems.append(Problem(f"{cat} column '{name}'", "missing (required column)"))
@@ -89,6 +93,8 @@ def check_structure(reader) -> list[Problem]:
                 )
             )
     lengths = {name: len(col) for name, col in cols.items() if col.ndim >= 1}
+    if getattr(reader, "streams_catalogue", False):
+        lengths = {}  # one value per candidate by construction (joined by id)
     if len(set(lengths.values())) > 1:
         problems.append(Problem(cat, f"columns have different lengths: {lengths}"))
     n = reader.n
@@ -153,6 +159,23 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
     Call only when :func:`check_structure` found nothing (columns exist with sane dtypes).
     """
     cat = catalog_location(reader.fmt, reader)
+    fwhere = getattr(reader, "column_where", {}).get("field", f"{cat} column 'field'")
+    if getattr(reader, "streams_catalogue", False):
+        # Ids were checked by the reader's join; values are checked chunk by chunk, so
+        # memory does not grow with the file. Messages name the catalogue's own rows.
+        problems = []
+        for _rows_read, cols, file_rows in reader.iter_catalogue():
+            problems += check_values(
+                cols,
+                cols["detectid"].astype(np.int64),
+                cat=cat,
+                fwhere=fwhere,
+                rowmap=file_rows,
+                known_detectids=known_detectids,
+            )
+            if len(problems) >= MAX_VALUE_PROBLEMS:
+                break
+        return problems
     cols = reader.columns
     # Ids first: >= 2**63 would wrap to negative numbers below (and every other message
     # names rows by their detectid), so such a file gets only that problem.
@@ -161,6 +184,26 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
         return problems
     detectid = cols["detectid"].astype(np.int64)
     rowmap = getattr(reader, "catalogue_rows", None)
+    return problems + check_values(
+        cols, detectid, cat=cat, fwhere=fwhere, rowmap=rowmap, known_detectids=known_detectids
+    )
+
+
+MAX_VALUE_PROBLEMS = 50  # a streamed catalogue stops being checked after this many
+
+
+def check_values(
+    cols: dict[str, np.ndarray],
+    detectid: np.ndarray,
+    *,
+    cat: str,
+    fwhere: str,
+    rowmap: np.ndarray | None = None,
+    known_detectids: np.ndarray | None = None,
+) -> list[Problem]:
+    """The value checks of :func:`check_catalog` on columns (a whole catalogue or a chunk of
+    it); ``rowmap`` gives the row in the file of each value, for the messages."""
+    problems: list[Problem] = []
     for name in CATALOG_COLUMNS:
         if name in cols and CATALOG_COLUMNS[name].kind == "f":
             vals = cols[name].astype(np.float64)
@@ -192,8 +235,7 @@ def check_catalog(reader, *, known_detectids: np.ndarray | None = None) -> list[
                         )
                     )
     if "field" in cols:
-        # ``field`` may come from another table (HETDEX's /Survey, by shotid)
-        fwhere = getattr(reader, "column_where", {}).get("field", f"{cat} column 'field'")
+        # ``field`` may come from another table (HETDEX's /Survey, by shotid): ``fwhere``
         text = cols["field"].astype(str)
         lengths = np.char.str_len(text)
         long = np.flatnonzero(lengths > FIELD_MAX_CHARS)

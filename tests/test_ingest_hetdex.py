@@ -446,3 +446,50 @@ def test_the_cnn_sees_padded_columns_as_masked_not_as_sky(tmp_path):
     # the real columns are normalised exactly as if the padding were not there at all
     alone, _ = normalise(torch.from_numpy(np.ascontiguousarray(cut[..., ~pad])))
     torch.testing.assert_close(z[0][..., torch.from_numpy(~pad)], alone[0])
+
+
+# --- flat memory: the catalogue is streamed ------------------------------------------------
+
+
+def test_streaming_reader_holds_only_ids_and_joins_across_chunks(tmp_path, monkeypatch):
+    """Ingest reads catalogue values chunk by chunk (issue #22, item 7): the reader keeps
+    only the ML ids, and candidates whose catalogue rows fall in different chunks, and
+    database batches smaller than a chunk, still get their own values (joined by id)."""
+    import labelapp.services.survey.ingest as ingest_mod
+    import mlcore.hetdex_io as hio
+
+    s, out = _files(tmp_path, n=60, factor=5.0)
+    monkeypatch.setattr(hio, "CATALOG_CHUNK", 11)  # 300 catalogue rows -> 28 chunks
+    monkeypatch.setattr(ingest_mod, "DB_BATCH", 4)
+    with hio.open_hetdex(out["ml"], out["catalogue"], out["survey"], stream=True) as r:
+        assert set(r.columns) == {"detectid"}  # nothing per candidate but its id
+        seen = np.concatenate([rows for rows, _, _ in r.iter_catalogue()])
+        assert sorted(seen.tolist()) == list(range(len(s)))  # each candidate exactly once
+    _ingest(out)
+    sv_row = {int(d): i for i, d in enumerate(s.catalog["detectid"])}
+    got = Candidate.objects.values_list("detectid", "sn", "wave", "field", "shotid")
+    assert len(got) == len(s)
+    for did, sn, wave, fld, shot in got:
+        j = sv_row[did]
+        assert sn == pytest.approx(float(s.catalog["sn"][j]), rel=1e-6)
+        assert wave == pytest.approx(float(s.catalog["wave"][j]), rel=1e-6)
+        assert (fld, shot) == (str(s.catalog["field"][j]), int(s.catalog["shotid"][j]))
+    if s.truth is not None:
+        truth = dict(CandidateTruth.objects.values_list("candidate__detectid", "kind"))
+        assert truth == {
+            int(d): str(k)
+            for d, k in zip(s.catalog["detectid"], s.truth["truth_type"], strict=True)
+        }
+
+
+def test_streamed_value_problem_names_the_catalogue_row(tmp_path, settings, monkeypatch):
+    import mlcore.hetdex_io as hio
+
+    monkeypatch.setattr(hio, "CATALOG_CHUNK", 13)
+    s, out = _files(tmp_path, n=40)
+    with h5py.File(out["catalogue"], "r") as h5:
+        ids = h5["Detections"].fields("detectid")[()]
+    target = int(s.catalog["detectid"][5])
+    row = int(np.flatnonzero(ids == target)[0])
+    _edit_table(out["catalogue"], "Detections", row, sn=-3.0)
+    _refused(out, settings, f"row {row} (detectid {target})", "negative")

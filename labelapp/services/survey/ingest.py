@@ -111,12 +111,11 @@ def _file_problem(path: Path, exc: SurveyFileError, others=()) -> Problem:
 
 
 def _existing_detectids(detectid: np.ndarray) -> np.ndarray:
+    """The ids of ``detectid`` already in the database (Python ints made per slice only)."""
     found: list[int] = []
-    ids = [int(i) for i in detectid]
-    for start in range(0, len(ids), 10000):
-        found += Candidate.objects.filter(detectid__in=ids[start : start + 10000]).values_list(
-            "detectid", flat=True
-        )
+    for start in range(0, len(detectid), 10000):
+        ids = detectid[start : start + 10000].tolist()
+        found += Candidate.objects.filter(detectid__in=ids).values_list("detectid", flat=True)
     return np.asarray(found, dtype=np.int64)
 
 
@@ -125,7 +124,7 @@ def _open(path: Path, catalogue: Path | None, survey: Path | None):
         return open_survey(path)
     from mlcore.hetdex_io import open_hetdex
 
-    return open_hetdex(path, catalogue, survey)
+    return open_hetdex(path, catalogue, survey, stream=True)
 
 
 def ingest_survey(
@@ -350,11 +349,24 @@ def _nullable(values: np.ndarray) -> list:
 def _write_rows(
     reader, *, path, sha, name, writer: StoreWriter, zeroed, flags, padded, report
 ) -> IngestBatch:
-    cols = reader.columns
+    """Candidate rows (and truth) streamed from the reader's catalogue, ``DB_BATCH`` at a
+    time, into one transaction: COPY on PostgreSQL, so nothing per candidate is held in
+    Python beyond the chunk being sent. The store is renamed into place just before the
+    commit; any failure rolls back the rows and removes the store."""
     n = reader.n
     # The batch row is inserted first: a concurrent ingest of the same file blocks on its
     # unique keys and fails there, before it could touch the store directory.
     committed_store = False
+    fields = (
+        *CANDIDATE_FIELDS,
+        "batch",
+        "row",
+        "status",
+        "priority",
+        "cutout_flags",
+        "padded_cols",
+    )
+    done = 0
     try:
         with transaction.atomic():
             batch = IngestBatch.objects.create(
@@ -368,49 +380,41 @@ def _write_rows(
                 header_meta=reader.meta,
                 nan_pixels_zeroed=zeroed,
             )
-            values = {
-                name: (cols[name] if name in cols else np.ones(n)).astype(CATALOG_COLUMNS[name])
-                for name in CANDIDATE_FIELDS
-            }
-            for start in range(0, n, DB_BATCH):
-                sl = slice(start, min(n, start + DB_BATCH))
-                # .tolist() turns numpy scalars into Python ones in C, fast
-                columns = [
-                    _nullable(values[f][sl]) if f in NULLABLE_COLUMNS else values[f][sl].tolist()
-                    for f in CANDIDATE_FIELDS
-                ]
-                k = sl.stop - start
-                priority = (-values["sn"][sl].astype(np.float64)).tolist()  # low S/N first
+            for rows, cols, _file_rows in reader.iter_catalogue(DB_BATCH):
+                k = len(rows)
+                columns = []
+                for f in CANDIDATE_FIELDS:
+                    v = (cols[f] if f in cols else np.ones(k)).astype(CATALOG_COLUMNS[f])
+                    # .tolist() turns numpy scalars into Python ones in C, fast
+                    columns.append(_nullable(v) if f in NULLABLE_COLUMNS else v.tolist())
+                priority = (-cols["sn"].astype(np.float64)).tolist()  # low S/N first
                 # No picture, nothing for a volunteer to judge: a scientist looks at the
                 # spectrum instead.
                 status = np.where(
-                    flags[sl] & NO_CUTOUT,
+                    flags[rows] & NO_CUTOUT,
                     Candidate.Status.EXPERT.value,
                     Candidate.Status.ACTIVE.value,
                 ).tolist()
-                rows = zip(
-                    *columns,
-                    [batch.pk] * k,
-                    range(start, sl.stop),
-                    status,
-                    priority,
-                    flags[sl].tolist(),
-                    padded[sl].tolist(),
-                    strict=True,
+                insert_rows(
+                    Candidate,
+                    fields,
+                    zip(
+                        *columns,
+                        [batch.pk] * k,
+                        rows.tolist(),
+                        status,
+                        priority,
+                        flags[rows].tolist(),
+                        padded[rows].tolist(),
+                        strict=True,
+                    ),
                 )
-                fields = (
-                    *CANDIDATE_FIELDS,
-                    "batch",
-                    "row",
-                    "status",
-                    "priority",
-                    "cutout_flags",
-                    "padded_cols",
-                )
-                insert_rows(Candidate, fields, rows)
-                report("database", sl.stop, n)
-            if "truth_real" in cols and "truth_type" in cols:
-                _write_truth(batch, cols)
+                if "truth_real" in cols and "truth_type" in cols:
+                    _write_truth(batch, cols)
+                done += k
+                report("database", done, n)
+            if done != n:  # the reader's join guarantees one row per candidate
+                raise RuntimeError(f"{done} catalogue rows written for {n} candidates")
             writer.commit()
             committed_store = True
     except BaseException:
@@ -421,9 +425,13 @@ def _write_rows(
 
 
 def _write_truth(batch: IngestBatch, cols: dict) -> None:
+    """Truth rows for one chunk of candidates just inserted (their pks looked up by id)."""
     n = len(cols["detectid"])
-    ids = dict(Candidate.objects.filter(batch=batch).values_list("detectid", "pk"))
-    pks = [ids[d] for d in cols["detectid"].tolist()]
+    chunk_ids = cols["detectid"].astype(np.int64).tolist()
+    ids = dict(
+        Candidate.objects.filter(batch=batch, detectid__in=chunk_ids).values_list("detectid", "pk")
+    )
+    pks = [ids[d] for d in chunk_ids]
     z = cols.get("truth_z", np.full(n, np.nan)).astype(np.float64)
     true_z = [None if not np.isfinite(v) else v for v in z.tolist()]
     flux = cols.get("truth_flux", np.zeros(n)).astype(np.float64).tolist()
