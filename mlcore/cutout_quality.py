@@ -17,12 +17,17 @@ NO_CUTOUT = 1  # im_sum and im_array are all zero: the extraction failed, nothin
 PADDED = 2  # some columns lie beyond the CCD edge (im_wave 0.0, pixels 0)
 MISSING_FIBERS = 4  # one to three im_array planes are all zero (fewer than four fibres)
 NO_WAVE = 8  # im_wave is all zero: the column wavelengths are unknown
+# The data product has no cutouts at all (HETDEX PDR1: catalogue + 1D spectra). Always set
+# with NO_CUTOUT, so everything that keeps picture-less candidates away from volunteers and
+# training applies; the word says why there is no picture.
+NOT_IN_PRODUCT = 16
 
 FLAG_WORDS = {
     NO_CUTOUT: "no cutout (extraction failed: all pixels zero)",
     PADDED: "columns beyond the CCD edge (zero-padded)",
     MISSING_FIBERS: "fewer than four fibres (zero planes)",
     NO_WAVE: "no column wavelengths (im_wave all zero)",
+    NOT_IN_PRODUCT: "no cutout in this data product (catalogue and 1D spectrum only)",
 }
 
 
@@ -47,6 +52,8 @@ def cutout_flags(
 
 def describe(flags: int) -> list[str]:
     """Words for a candidate's flags, for the console."""
+    if flags & NOT_IN_PRODUCT:  # not a failed extraction: there never was a picture
+        return [FLAG_WORDS[NOT_IN_PRODUCT]]
     return [word for bit, word in FLAG_WORDS.items() if flags & bit]
 
 

@@ -13,7 +13,13 @@ from labelapp.models.levels import ArtefactAnswer
 from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
 from labelapp.models.ml import CandidateScore, ModelVersion, ShiftReport
 from labelapp.models.news import NewsItem
-from labelapp.models.survey import Candidate, CandidateTruth, IngestBatch, WorkerHeartbeat
+from labelapp.models.survey import (
+    Candidate,
+    CandidateTruth,
+    ExternalScore,
+    IngestBatch,
+    WorkerHeartbeat,
+)
 from labelapp.models.talk import (
     Board,
     Comment,
@@ -40,6 +46,7 @@ __all__ = [
     "AuditEvent",
     "Board",
     "CampaignSettings",
+    "ExternalScore",
     "Candidate",
     "CandidateScore",
     "CandidateTruth",

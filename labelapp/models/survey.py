@@ -109,6 +109,30 @@ class Candidate(models.Model):
         return self.wave / LYA_REST - 1
 
 
+class ExternalScore(models.Model):
+    """A score given to a candidate outside the platform, kept to compare with ours.
+
+    HETDEX PDR1's catalogue carries ``p_cnn`` (the team's CNN) and ``p_conf``; ingest keeps
+    them here (source ``hetdex-pdr1``) and the console's external page compares them with
+    the platform's labels and live model. Null where the file had a sentinel (-999).
+    """
+
+    candidate = models.ForeignKey(
+        Candidate, on_delete=models.CASCADE, related_name="external_scores"
+    )
+    source = models.CharField(max_length=32)
+    name = models.CharField(max_length=16)
+    value = models.FloatField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["candidate", "source", "name"], name="external_score_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["source", "name"], name="external_score_source")]
+
+
 class CandidateTruth(models.Model):
     """Simulator ground truth. A table of its own so nothing people produce mixes with it."""
 

@@ -11,7 +11,9 @@ class Command(BaseCommand):
         "Validate a survey file and ingest it atomically: Candidate rows plus a packed cutout "
         "store. Re-ingesting the same file is a no-op. Either one file in the project's FITS "
         "or HDF5 layout, or HETDEX's three real files: "
-        "manage.py ingest detect_ml_4.0.0.h5 --catalogue detect_hdr4.h5 --survey survey_hdr4.h5"
+        "manage.py ingest detect_ml_4.0.0.h5 --catalogue detect_hdr4.h5 --survey survey_hdr4.h5 "
+        "-- or HETDEX's public release PDR1 (no cutouts): "
+        "manage.py ingest hpsc2_catalogue.fits --spectra hpsc2_spectra.fits"
     )
 
     def add_arguments(self, parser):
@@ -26,6 +28,13 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--survey", help="HETDEX survey table (survey_hdr*.h5, /Survey): field by shotid"
+        )
+        parser.add_argument(
+            "--spectra",
+            help="HETDEX PDR1: the 1D-spectra FITS (HDUs INFO, SPEC, SPEC_ERR, WAVELENGTH) for "
+            "the HPSC-2 catalogue FITS given as path. PDR1 has no cutouts: its candidates are "
+            "stored without a picture (status expert, never served to volunteers) and its "
+            "p_cnn/p_conf are kept as external scores for the console to compare",
         )
         parser.add_argument("--batch", help="batch name (default: file name + hash prefix)")
         parser.add_argument(
@@ -48,6 +57,7 @@ class Command(BaseCommand):
                 path=opts["path"],
                 catalogue=opts["catalogue"],
                 survey=opts["survey"],
+                spectra=opts["spectra"],
                 batch_name=opts["batch"],
                 nan_policy=opts["nan_policy"],
                 store_dtype=opts["dtype"],

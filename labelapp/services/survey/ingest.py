@@ -31,10 +31,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from labelapp.errors import InvalidInput
-from labelapp.models import Candidate, CandidateTruth, IngestBatch
+from labelapp.models import Candidate, CandidateTruth, ExternalScore, IngestBatch
 from labelapp.services.bulk import insert_rows
 from labelapp.services.survey.store_orphans import remove_store_orphans
-from mlcore.cutout_quality import NO_CUTOUT, cutout_flags, describe, mask_missing
+from mlcore.cutout_quality import (
+    NO_CUTOUT,
+    NOT_IN_PRODUCT,
+    cutout_flags,
+    describe,
+    mask_missing,
+)
 from mlcore.join import id_problems, ids_unusable
 from mlcore.store import StoreWriter, remove_store
 from mlcore.survey import CATALOG_COLUMNS
@@ -119,7 +125,11 @@ def _existing_detectids(detectid: np.ndarray) -> np.ndarray:
     return np.asarray(found, dtype=np.int64)
 
 
-def _open(path: Path, catalogue: Path | None, survey: Path | None):
+def _open(path: Path, catalogue: Path | None, survey: Path | None, spectra: Path | None = None):
+    if spectra is not None:
+        from mlcore.pdr1_io import open_pdr1
+
+        return open_pdr1(path, spectra)
     if catalogue is None:
         return open_survey(path)
     from mlcore.hetdex_io import open_hetdex
@@ -132,6 +142,7 @@ def ingest_survey(
     path: str | Path,
     catalogue: str | Path | None = None,
     survey: str | Path | None = None,
+    spectra: str | Path | None = None,
     batch_name: str | None = None,
     nan_policy: str = "reject",
     store_dtype: str | None = None,
@@ -143,6 +154,10 @@ def ingest_survey(
     With ``catalogue`` and ``survey``, ``path`` is HETDEX's ML file (``detect_ml_*.h5``),
     ``catalogue`` its detections catalogue (``detect_hdr*.h5``) and ``survey`` the survey
     table (``survey_hdr*.h5``): only the ML file's candidates are ingested, joined by id.
+
+    With ``spectra``, ``path`` is HETDEX PDR1's HPSC-2 catalogue (FITS) and ``spectra`` its
+    1D-spectra FITS (:mod:`mlcore.pdr1_io`): candidates without pictures (status expert,
+    never served to volunteers) whose ``p_cnn``/``p_conf`` are kept as external scores.
     """
     t0 = time.perf_counter()
     path = Path(path)
@@ -152,9 +167,21 @@ def ingest_survey(
             path,
             [Problem("--catalogue/--survey", "give both (HETDEX's three files) or neither")],
         )
+    if spectra is not None and catalogue is not None:
+        raise IngestError(
+            path,
+            [
+                Problem(
+                    "--spectra",
+                    "--spectra (HETDEX PDR1: catalogue FITS + spectra FITS) cannot be combined "
+                    "with --catalogue/--survey (HETDEX's internal three files)",
+                )
+            ],
+        )
     catalogue = Path(catalogue) if catalogue is not None else None
     survey = Path(survey) if survey is not None else None
-    sources = [p for p in (path, catalogue, survey) if p is not None]
+    spectra = Path(spectra) if spectra is not None else None
+    sources = [p for p in (path, catalogue, survey, spectra) if p is not None]
     for p in sources:
         try:
             check_regular_file(p)
@@ -197,9 +224,9 @@ def ingest_survey(
         )
 
     try:
-        reader = _open(path, catalogue, survey)
+        reader = _open(path, catalogue, survey, spectra)
     except SurveyFileError as exc:
-        raise IngestError(path, [_file_problem(path, exc, (catalogue, survey))]) from exc
+        raise IngestError(path, [_file_problem(path, exc, (catalogue, survey, spectra))]) from exc
     with reader:
         problems = check_structure(reader)
         if problems:
@@ -229,9 +256,13 @@ def ingest_survey(
         masked_pixels = 0
         try:
             for start, stop, arrays in reader.iter_chunks(chunk or settings.INGEST_CHUNK):
-                flags[start:stop], padded[start:stop] = cutout_flags(
-                    arrays["im_sum"], arrays["im_array"], arrays["im_wave"]
-                )
+                if getattr(reader, "no_cutouts", False):
+                    # the product has no pictures (PDR1): not a failed extraction
+                    flags[start:stop], padded[start:stop] = NO_CUTOUT | NOT_IN_PRODUCT, 0
+                else:
+                    flags[start:stop], padded[start:stop] = cutout_flags(
+                        arrays["im_sum"], arrays["im_array"], arrays["im_wave"]
+                    )
                 for arr_name, rows in arrays.items():
                     found, cleaned, nz = check_chunk(
                         arr_name,
@@ -330,6 +361,13 @@ CANDIDATE_FIELDS = (
 
 def _flag_notes(flags: np.ndarray, padded: np.ndarray) -> list[str]:
     notes = []
+    product = int(np.count_nonzero(flags & NOT_IN_PRODUCT))
+    if product:
+        notes.append(
+            f"{product} candidate(s): {describe(NOT_IN_PRODUCT)[0]} -- stored without a "
+            "picture and kept out of the volunteers' queue (status expert)"
+        )
+    flags = np.where(flags & NOT_IN_PRODUCT, 0, flags)
     for bit in (1, 2, 4, 8):
         k = int(np.count_nonzero(flags & bit))
         if k:
@@ -411,6 +449,9 @@ def _write_rows(
                 )
                 if "truth_real" in cols and "truth_type" in cols:
                     _write_truth(batch, cols)
+                scores = [c for c in EXTERNAL_SCORE_COLUMNS if c in cols]
+                if scores and getattr(reader, "score_source", None):
+                    _write_external_scores(batch, cols, reader.score_source, scores)
                 done += k
                 report("database", done, n)
             if done != n:  # the reader's join guarantees one row per candidate
@@ -424,14 +465,33 @@ def _write_rows(
     return batch
 
 
+def _pks(batch: IngestBatch, ids: list[int]) -> list[int]:
+    """Primary keys of this batch's candidates ``ids`` (just inserted), in that order."""
+    found = dict(
+        Candidate.objects.filter(batch=batch, detectid__in=ids).values_list("detectid", "pk")
+    )
+    return [found[d] for d in ids]
+
+
+EXTERNAL_SCORE_COLUMNS = ("p_cnn", "p_conf")
+
+
+def _write_external_scores(batch: IngestBatch, cols: dict, source: str, names) -> None:
+    """A score from outside the platform per candidate and name (NULL where the file had a
+    sentinel), for one chunk of candidates just inserted."""
+    pks = _pks(batch, cols["detectid"].astype(np.int64).tolist())
+    for name in names:
+        insert_rows(
+            ExternalScore,
+            ("candidate", "source", "name", "value"),
+            zip(pks, [source] * len(pks), [name] * len(pks), _nullable(cols[name]), strict=True),
+        )
+
+
 def _write_truth(batch: IngestBatch, cols: dict) -> None:
     """Truth rows for one chunk of candidates just inserted (their pks looked up by id)."""
     n = len(cols["detectid"])
-    chunk_ids = cols["detectid"].astype(np.int64).tolist()
-    ids = dict(
-        Candidate.objects.filter(batch=batch, detectid__in=chunk_ids).values_list("detectid", "pk")
-    )
-    pks = [ids[d] for d in chunk_ids]
+    pks = _pks(batch, cols["detectid"].astype(np.int64).tolist())
     z = cols.get("truth_z", np.full(n, np.nan)).astype(np.float64)
     true_z = [None if not np.isfinite(v) else v for v in z.tolist()]
     flux = cols.get("truth_flux", np.zeros(n)).astype(np.float64).tolist()
