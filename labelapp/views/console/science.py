@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.shortcuts import render
 
+from labelapp.selectors.external_scores import external_score_comparisons
 from labelapp.services.operations.audit import record_audit
 from labelapp.services.science import redshift as nz_service
 from labelapp.services.science.external_validation import (
@@ -72,6 +73,8 @@ def external(request):
         "max_bytes": max_upload_bytes(),
         "radius_arcsec": RADIUS_ARCSEC,
         "max_dwave": MAX_DWAVE,
+        # kept external scores (HETDEX PDR1's p_cnn) against our labels and live model
+        "comparisons": external_score_comparisons(),
     }
     if request.method != "POST":
         context["form"] = ExternalUploadForm()
