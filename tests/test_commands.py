@@ -71,6 +71,30 @@ def test_simulate_rejects_a_non_positive_count(tmp_path):
 
 
 @pytest.mark.django_db
+def test_simulate_pdr1_writes_the_public_pair_that_ingests(tmp_path, capsys):
+    from astropy.io import fits
+
+    from labelapp.models import ExternalScore
+
+    call_command(
+        "simulate_survey", "--n", "300", "--seed", "5", "--out", str(tmp_path / "pub.fits"),
+        "--format", "pdr1", "--no-progress",
+    )  # fmt: skip
+    said = capsys.readouterr().out
+    cat, spec = tmp_path / "pub_hpsc2.fits", tmp_path / "pub_spectra.fits"
+    assert f"{cat} --spectra {spec}" in said
+    with fits.open(spec) as hdul:
+        assert [h.name for h in hdul][1:] == ["INFO", "SPEC", "SPEC_ERR", "WAVELENGTH"]
+    with fits.open(cat) as hdul:
+        assert {"RA", "DEC", "detectid", "p_cnn", "p_conf"} <= set(hdul[1].columns.names)
+    call_command("ingest", str(cat), "--spectra", str(spec), "--no-progress")
+    said = capsys.readouterr().out
+    assert "Ingested 300 candidates" in said and "no cutout in this data product" in said
+    assert set(Candidate.objects.values_list("status", flat=True)) == {"expert"}
+    assert ExternalScore.objects.filter(name="p_cnn").count() == 300
+
+
+@pytest.mark.django_db
 def test_simulate_hetdex_writes_the_three_real_files_that_ingest(tmp_path, capsys):
     import h5py
 

@@ -15,7 +15,11 @@ class Command(BaseCommand):
         "--format hetdex writes HETDEX's three real files instead: <out stem>_ml.h5 "
         "(detect_ml layout), <out stem>_detect.h5 (catalogue, --catalogue-factor times the ML "
         "rows) and <out stem>_survey.h5, with the real quirks; ingest them with "
-        "manage.py ingest <stem>_ml.h5 --catalogue <stem>_detect.h5 --survey <stem>_survey.h5"
+        "manage.py ingest <stem>_ml.h5 --catalogue <stem>_detect.h5 --survey <stem>_survey.h5. "
+        "--format pdr1 writes HETDEX's public release layout (no cutouts): <out stem>_hpsc2.fits "
+        "(catalogue with p_cnn, p_conf and -999 sentinels) and <out stem>_spectra.fits (HDUs "
+        "INFO, SPEC, SPEC_ERR, WAVELENGTH; rows in another order than the catalogue); ingest "
+        "them with manage.py ingest <stem>_hpsc2.fits --spectra <stem>_spectra.fits"
     )
 
     def add_arguments(self, parser):
@@ -32,10 +36,10 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--format",
-            choices=("fits", "hdf5", "hetdex"),
+            choices=("fits", "hdf5", "hetdex", "pdr1"),
             default=None,
             help="default: from the suffix (.h5/.hdf5 -> hdf5, else fits); hetdex: the three "
-            "real HETDEX files",
+            "real HETDEX files; pdr1: HETDEX's public catalogue + spectra FITS",
         )
         parser.add_argument(
             "--catalogue-factor",
@@ -79,6 +83,23 @@ class Command(BaseCommand):
                 f"Wrote {len(survey)} candidates ({opts['field']}, seed {opts['seed']}) as "
                 f"HETDEX's three files: {files['ml']} --catalogue {files['catalogue']} "
                 f"--survey {files['survey']} (quirk rows: {quirks})"
+            )
+            return
+        if opts["format"] == "pdr1":
+            from mlcore.pdr1_io import write_pdr1
+
+            stem = out.with_suffix("")
+            files = write_pdr1(
+                survey,
+                stem.with_name(f"{stem.name}_hpsc2.fits"),
+                stem.with_name(f"{stem.name}_spectra.fits"),
+                seed=opts["seed"],
+            )
+            sentinels = ", ".join(f"{k} {v}" for k, v in files["sentinels"].items())
+            self.stdout.write(
+                f"Wrote {len(survey)} candidates ({opts['field']}, seed {opts['seed']}) as "
+                f"HETDEX PDR1's two files: {files['catalogue']} --spectra {files['spectra']} "
+                f"(-999 sentinel rows: {sentinels})"
             )
             return
         path = write_survey(out, survey, fmt=opts["format"])
