@@ -180,8 +180,8 @@ class HetdexReader(SurveyReader):
             ds = fib if node == "FiberImages" else spec
             sub = ds.dtype[member]
             self.arrays[name] = ((ds.shape[0], *sub.shape), sub.base)
-        self.ml_ids = fib.fields("detectid")[()]
-        spec_ids = spec.fields("detectid")[()]
+        self.ml_ids = _field_in_slices(fib, "detectid")
+        spec_ids = _field_in_slices(spec, "detectid")
         fw, sw = self._where("ml", "FiberImages"), self._where("ml", "Spec1D")
         problems = id_problems(self.ml_ids, f"{fw} column 'detectid'")
         problems += id_problems(spec_ids, f"{sw} column 'detectid'")
@@ -394,6 +394,16 @@ def open_hetdex(
     and reads catalogue values chunk by chunk through :meth:`HetdexReader.iter_catalogue`;
     otherwise ``columns`` holds whole columns in the ML file's order."""
     return HetdexReader(Path(ml), Path(catalogue), Path(survey), stream=stream)
+
+
+def _field_in_slices(ds, name: str, rows: int = 4096) -> np.ndarray:
+    """One column of a compound table, read a slice at a time: one read of the whole column
+    made HDF5 itself hold memory that grew with the table (+5 MiB from 20,000 to 80,000 rows
+    of /FiberImages, measured); slices keep it flat."""
+    out = np.empty(ds.shape[0], ds.dtype[name])
+    for a in range(0, ds.shape[0], rows):
+        out[a : a + rows] = ds.fields(name)[a : a + rows]
+    return out
 
 
 def _rows(idx: np.ndarray, ids: np.ndarray) -> str:
