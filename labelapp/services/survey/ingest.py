@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from labelapp.errors import InvalidInput
 from labelapp.models import Candidate, CandidateTruth, ExternalScore, IngestBatch
@@ -121,8 +121,28 @@ def _existing_detectids(detectid: np.ndarray) -> np.ndarray:
     found: list[int] = []
     for start in range(0, len(detectid), 10000):
         ids = detectid[start : start + 10000].tolist()
-        found += Candidate.objects.filter(detectid__in=ids).values_list("detectid", flat=True)
+        found += [d for d, _pk in _detectid_pks(ids)]
     return np.asarray(found, dtype=np.int64)
+
+
+def _detectid_pks(ids: list[int], batch: IngestBatch | None = None) -> list[tuple[int, int]]:
+    """(detectid, pk) of the candidates among ``ids`` (of ``batch``). On PostgreSQL the ids go
+    as one array parameter: an ``IN (%s, %s, ...)`` of thousands of parameters cost more CPU
+    to build and parse than the rest of the query (measured: ~5 s of an 80,000-row ingest)."""
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Candidate._meta.db_table)
+        sql = f"SELECT detectid, id FROM {table} WHERE detectid = ANY(%s)"  # noqa: S608
+        params: list = [ids]
+        if batch is not None:
+            sql += " AND batch_id = %s"
+            params.append(batch.pk)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    qs = Candidate.objects.filter(detectid__in=ids)
+    if batch is not None:
+        qs = qs.filter(batch=batch)
+    return list(qs.values_list("detectid", "pk"))
 
 
 def _open(path: Path, catalogue: Path | None, survey: Path | None, spectra: Path | None = None):
@@ -418,7 +438,7 @@ def _write_rows(
                 header_meta=reader.meta,
                 nan_pixels_zeroed=zeroed,
             )
-            for rows, cols, _file_rows in reader.iter_catalogue(DB_BATCH):
+            for rows, cols in _pieces(reader.iter_catalogue(), DB_BATCH):
                 k = len(rows)
                 columns = []
                 for f in CANDIDATE_FIELDS:
@@ -465,11 +485,16 @@ def _write_rows(
     return batch
 
 
+def _pieces(chunks, size: int):
+    """(rows, columns) of at most ``size`` candidates from the reader's catalogue chunks."""
+    for rows, cols, _file_rows in chunks:
+        for a in range(0, len(rows), size):
+            yield rows[a : a + size], {k: v[a : a + size] for k, v in cols.items()}
+
+
 def _pks(batch: IngestBatch, ids: list[int]) -> list[int]:
     """Primary keys of this batch's candidates ``ids`` (just inserted), in that order."""
-    found = dict(
-        Candidate.objects.filter(batch=batch, detectid__in=ids).values_list("detectid", "pk")
-    )
+    found = dict(_detectid_pks(ids, batch))
     return [found[d] for d in ids]
 
 
