@@ -1,8 +1,9 @@
 """Ingest a survey file: validate all of it, then write Candidate rows + a cutout store atomically.
 
-Sources: one survey file (FITS or the project's HDF5 layout, :mod:`mlcore.survey_io`), or
+Sources: one survey file (FITS or the project's HDF5 layout, :mod:`mlcore.survey_io`),
 HETDEX's three real files -- ML file, catalogue, survey table (:mod:`mlcore.hetdex_io`),
-joined on ``detectid`` and ``shotid``.
+joined on ``detectid`` and ``shotid`` -- or HETDEX's public PDR1 catalogue + spectra
+(:mod:`mlcore.pdr1_io`, no cutouts), joined on ``detectid``.
 
 Order of work, and why:
 0. every path must be a regular, non-empty file (a FIFO or /dev/zero would never end a
@@ -11,8 +12,11 @@ Order of work, and why:
 2. structure + catalogue checks (cheap, all in memory);
 3. one streaming pass over the pixel arrays that validates each chunk and writes it into a
    *temporary* store directory (memory stays at one chunk of pixels);
-4. only if nothing was wrong: one database transaction inserts the batch, candidates and
-   truth, and the store directory is renamed into place just before the commit. A failure
+4. only if nothing was wrong: one database transaction inserts the batch, then the
+   candidates (and truth, and external scores such as PDR1's p_cnn) chunk by chunk straight
+   from the reader's catalogue (COPY on PostgreSQL; a streaming reader -- HETDEX's three
+   files -- keeps only ids in memory), and the store directory is renamed into place just
+   before the commit. A failure
    at any point rolls the transaction back and deletes the store, so the database and the
    store are exactly as they were.
 """
