@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labelapp', '0017_model_agreement'),
+        ('labelapp', '0022_queue_regime_index'),
     ]
 
     operations = [
