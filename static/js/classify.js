@@ -103,7 +103,10 @@
     try {
       const resp = await fetch(drawer.dataset.src, {credentials: "same-origin"});
       if (!resp.ok) throw new Error(String(resp.status));
-      guideBody.innerHTML = await resp.text();  // the site's own template: no scripts in it
+      // the site's own template, parsed inert (scripts in a parsed document never run) and
+      // moved in: no HTML string is ever assigned on this page (gold feedback stays text)
+      const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+      guideBody.replaceChildren(...doc.body.childNodes);
       guideLoaded = true;
     } catch (err) {
       guideBody.textContent = "The field guide could not be loaded: check the connection and open it again.";
