@@ -55,8 +55,15 @@ def start(
     started = {}
     for name, command in processes.items():
         log = open(Path(logs) / f"{name}.log", "a")
+        # Each in its own process group (same session), so stop() can signal a process and
+        # everything it started: a gunicorn worker orphaned by its master's exit once
+        # outlived the demo's Ctrl-C (CI demo smoke).
         started[name] = subprocess.Popen(
-            shell_command(command), env=env, stdout=log, stderr=subprocess.STDOUT
+            shell_command(command),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
         )
         log.close()  # the child holds its own descriptor
     return started
@@ -64,10 +71,11 @@ def start(
 
 def stop(procs: dict[str, subprocess.Popen], timeout: float = 20) -> dict[str, int]:
     """SIGTERM every running process (warm shutdown for Celery, graceful for gunicorn), then
-    SIGKILL whatever is left after ``timeout`` seconds. Returns each exit code."""
+    SIGKILL whatever is left after ``timeout`` seconds, and whatever they started that
+    outlived them (each process group, see start()). Returns each exit code."""
     for proc in procs.values():
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            _signal_group(proc, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for proc in procs.values():
         try:
@@ -75,7 +83,16 @@ def stop(procs: dict[str, subprocess.Popen], timeout: float = 20) -> dict[str, i
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    for proc in procs.values():
+        _signal_group(proc, signal.SIGKILL)  # a child its parent left behind
     return {name: proc.returncode for name, proc in procs.items()}
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is empty: everything in it has exited
 
 
 def path_with(bin_dir: Path, env: dict[str, str] | None = None) -> str:

@@ -112,3 +112,40 @@ def test_run_demo_starts_each_line_of_the_procfile_and_stops_them_on_ctrl_c(tmp_
     for pid, _, _ in records.values():
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid), 0)
+
+
+def test_stop_also_ends_what_a_process_left_behind(tmp_path):
+    """A parent that exits on SIGTERM leaving a child that ignores it (a gunicorn worker its
+    master no longer waits for): stop() ends the child too, through the process group."""
+    from labelapp.procfile import start, stop
+
+    pidfile = tmp_path / "child.pid"
+    (tmp_path / "child.py").write_text(
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+        "time.sleep(300)\n"
+    )
+    (tmp_path / "parent.py").write_text(
+        "import os, signal, subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, sys.argv[1], sys.argv[2]])\n"
+        "signal.signal(signal.SIGTERM, lambda *a: os._exit(0))\n"
+        "time.sleep(300)\n"
+    )
+    line = f"{sys.executable} {tmp_path / 'parent.py'} {tmp_path / 'child.py'} {pidfile}"
+    procs = start({"parent": line}, env=dict(os.environ), logs=tmp_path)
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pidfile.read_text())
+    codes = stop(procs, timeout=5)
+    assert codes["parent"] == 0  # it exited on SIGTERM by itself
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
