@@ -105,7 +105,10 @@ def add_scores_and_votes(n_voted: int, seed: int = 0) -> int:
             )  # fmt: skip
         fields = ("volunteer", "candidate", "answer", "reason", "created_at", "was_gold", "client")
         insert_rows(Vote, fields, rows)
-        Candidate.objects.filter(pk__in=voted[: len(voted) // 2].tolist()).update(status="retired")
+        retired = voted[: len(voted) // 2].tolist()
+        for start in range(0, len(retired), 50_000):  # a statement takes 65,535 parameters
+            part = retired[start : start + 50_000]
+            Candidate.objects.filter(pk__in=part).update(status="retired")
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
     print(f"  {len(rows):,} votes on {len(voted):,} candidates ({time.perf_counter() - t0:.0f} s)")
