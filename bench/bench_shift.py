@@ -44,21 +44,22 @@ def cutouts_of(s) -> np.ndarray:
     return stack_cutouts(s.im_sum, s.im_array)
 
 
-def trained_model(n_train: int, epochs: int) -> tuple[LineCNN, np.ndarray, dict]:
-    """The cached (or freshly trained) model, the raw cutouts of its training rows, and its
-    training summary."""
+def trained_model(n_train: int, epochs: int) -> tuple[LineCNN, np.ndarray, np.ndarray, dict]:
+    """The cached (or freshly trained) model, the raw cutouts and catalogue wavelengths of
+    its training rows, and its training summary."""
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"model_n{n_train}_e{epochs}.pt"
     s = simulate_survey(n_train, seed=TRAIN_SEED, field="cosmos")
     x = cutouts_of(s)
     y = s.truth["truth_real"].astype(np.float32)
     sn = s.catalog["sn"]
+    wave = np.asarray(s.catalog["wave"], np.float64)
     if path.exists():
         blob = torch.load(path, weights_only=False)
         model = LineCNN(CNNConfig(**blob["config"]))
         model.load_state_dict(blob["state"])
         model.eval()
-        return model, x[blob["train_idx"]], blob["summary"]
+        return model, x[blob["train_idx"]], wave[blob["train_idx"]], blob["summary"]
     t0 = time.perf_counter()
     res = train_one(x, y, sn, config=TrainConfig(epochs=epochs, seed=0, max_time_s=420))
     summary = {"train_time_s": round(time.perf_counter() - t0, 1), "epochs": epochs}
@@ -72,23 +73,25 @@ def trained_model(n_train: int, epochs: int) -> tuple[LineCNN, np.ndarray, dict]
         path,
     )
     res.model.eval()
-    return res.model, x[res.train_idx], summary
+    return res.model, x[res.train_idx], wave[res.train_idx], summary
 
 
-def bacc_by_regime(prob: np.ndarray, s) -> dict[str, float]:
-    y = s.truth["truth_real"]
-    low = s.catalog["sn"] <= 5.5
-    return {
-        "low": balanced_accuracy(y[low], prob[low] >= 0.5),
-        "high": balanced_accuracy(y[~low], prob[~low] >= 0.5),
+def draw(model, ref, seed: int, n: int, scenario: str | None, thresholds: Thresholds,
+         n_wave: int, ref_waves: np.ndarray):  # fmt: skip
+    """One draw: ``max(n, n_wave)`` simulated candidates; the pixel and model statistics
+    on the first ``n``, the wavelength statistic on all of them against every training
+    row's wavelength (it needs no pixels, so the platform uses whole batches too)."""
+    s = simulate_survey(max(n, n_wave), seed=seed, field="cosmos", scenario=scenario)
+    x = cutouts_of(s)[:n]
+    sample = describe(model, x, waves=s.catalog["wave"][:n])
+    rep = compare(ref, sample, thresholds=thresholds, seed=seed, ref_waves=ref_waves,
+                  new_waves=s.catalog["wave"][:n_wave])  # fmt: skip
+    truth = s.truth["truth_real"][:n]
+    low = s.catalog["sn"][:n] <= 5.5
+    rep["bacc"] = {
+        "low": balanced_accuracy(truth[low], sample.scores[low] >= 0.5),
+        "high": balanced_accuracy(truth[~low], sample.scores[~low] >= 0.5),
     }
-
-
-def draw(model, ref, seed: int, n: int, scenario: str | None, thresholds: Thresholds):
-    s = simulate_survey(n, seed=seed, field="cosmos", scenario=scenario)
-    sample = describe(model, cutouts_of(s))
-    rep = compare(ref, sample, thresholds=thresholds, seed=seed)
-    rep["bacc"] = bacc_by_regime(sample.scores, s)
     return rep
 
 
@@ -98,6 +101,7 @@ def effect_sizes(rep: dict) -> dict[str, float]:
     out["mmd"] = rep["representation"]["mmd2"]
     out["score_ks"] = rep["scores"]["ks"]
     out["real_frac"] = abs(rep["scores"]["real_frac_new"] - rep["scores"]["real_frac_ref"])
+    out["wave_z"] = rep["wavelengths"]["z"]
     return out
 
 
@@ -110,14 +114,16 @@ def thresholds_from(null: list[dict], margin: float, n_new: int, n_ref: int) -> 
         mmd=round(top["mmd"] * margin, 6),
         score_ks=round(top["score_ks"] * margin, 4),
         real_frac=round(top["real_frac"] * margin, 4),
+        wave_spike_z=round(top["wave_z"] * margin, 3),
         n_new=n_new,
         n_ref=n_ref,
         source=f"bench/bench_shift.py: max over {len(null)} held-out COSMOS draws x {margin}",
     )
 
 
-def rejudge(rep: dict, th: Thresholds) -> str:
-    """Verdict of a report computed under other thresholds, with ``th`` (same n)."""
+def rejudge(rep: dict, th: Thresholds, *, wave: bool = True) -> str:
+    """Verdict of a report computed under other thresholds, with ``th`` (same n);
+    ``wave=False``: without the wavelength statistic (the report as it was before it)."""
     r = json.loads(json.dumps(rep))
     t = th.scaled(r["n_new"], r["n_ref"])
     for k in INPUT_STATS:
@@ -126,6 +132,7 @@ def rejudge(rep: dict, th: Thresholds) -> str:
     r["representation"]["mmd2_threshold"] = t.mmd
     r["scores"]["ks_threshold"] = t.score_ks
     r["scores"]["real_frac_threshold"] = t.real_frac
+    r["wavelengths"]["threshold"] = t.wave_spike_z if wave else None
     return judge(r, t)[0]
 
 
@@ -136,6 +143,10 @@ def main() -> None:
     ap.add_argument("--per-scenario", type=int, default=5)
     ap.add_argument("--n-new", type=int, default=1000)
     ap.add_argument("--n-ref", type=int, default=2000)
+    ap.add_argument(
+        "--n-wave", type=int, default=5000,
+        help="candidates per draw for the wavelength statistic (against all training rows)",
+    )  # fmt: skip
     ap.add_argument("--n-train", type=int, default=6000)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--margin", type=float, default=1.5)
@@ -151,31 +162,40 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
 
-    model, x_train, summary = trained_model(a.n_train, a.epochs)
+    model, x_train, w_train, summary = trained_model(a.n_train, a.epochs)
     rng = np.random.default_rng(0)
     ref_rows = np.sort(rng.choice(len(x_train), min(a.n_ref, len(x_train)), replace=False))
-    ref = describe(model, x_train[ref_rows])
+    ref = describe(model, x_train[ref_rows], waves=w_train[ref_rows])
     print(
         f"model: {summary}; reference: {len(ref)} training rows ({time.perf_counter() - t0:.0f} s)"
     )
 
     loose = Thresholds(ks_input={k: 1.01 for k in INPUT_STATS}, auc=1.01, mmd=1e9,
-                       score_ks=1.01, real_frac=1.01, n_new=a.n_new, n_ref=len(ref))  # fmt: skip
-    calib = [draw(model, ref, 10_000 + i, a.n_new, None, loose) for i in range(a.calib)]
+                       score_ks=1.01, real_frac=1.01, wave_spike_z=1e9, n_new=a.n_new,
+                       n_ref=len(ref))  # fmt: skip
+    calib = [
+        draw(model, ref, 10_000 + i, a.n_new, None, loose, a.n_wave, w_train)
+        for i in range(a.calib)
+    ]
     th = thresholds_from(calib, a.margin, a.n_new, len(ref))
     print(f"calibration: {a.calib} draws ({time.perf_counter() - t0:.0f} s)")
     print("thresholds:", json.dumps(th.to_dict()))
 
-    def verdicts(reps):
-        return [rejudge(r, th) for r in reps]
+    def verdicts(reps, wave=True):
+        return [rejudge(r, th, wave=wave) for r in reps]
 
-    null = [draw(model, ref, a.eval_seed + i, a.n_new, None, th) for i in range(a.evaluate)]
+    null = [
+        draw(model, ref, a.eval_seed + i, a.n_new, None, th, a.n_wave, w_train)
+        for i in range(a.evaluate)
+    ]
     v_null = verdicts(null)
     fa = sum(v != "in distribution" for v in v_null) / len(v_null)
+    fa_old = sum(v != "in distribution" for v in verdicts(null, wave=False)) / len(v_null)
     p_auc = np.array([r["representation"]["domain_auc_p"] for r in null + calib])
     p_mmd = np.array([r["representation"]["mmd2_p"] for r in null + calib])
     print(
-        f"held-out COSMOS: {len(null)} draws, false alarms {fa:.3f} "
+        f"held-out COSMOS: {len(null)} draws, false alarms {fa:.3f} (without the "
+        f"wavelength statistic {fa_old:.3f}) "
         f"(in distribution {1 - fa:.3f}); under the null p_auc < 0.05 in "
         f"{(p_auc < 0.05).mean():.2f}, p_mmd < 0.05 in {(p_mmd < 0.05).mean():.2f} of "
         f"{len(p_auc)} draws ({time.perf_counter() - t0:.0f} s)"
@@ -183,14 +203,18 @@ def main() -> None:
     scen = {}
     for k, name in enumerate(SCENARIOS):
         reps = [
-            draw(model, ref, 30_000 + 100 * k + i, a.n_new, name, th) for i in range(a.per_scenario)
+            draw(model, ref, 30_000 + 100 * k + i, a.n_new, name, th, a.n_wave, w_train)
+            for i in range(a.per_scenario)
         ]
         v = verdicts(reps)
+        v_old = verdicts(reps, wave=False)
         scen[name] = {
             "held_back": name == HELD_BACK,
             "draws": len(reps),
             "flagged": sum(x != "in distribution" for x in v) / len(v),
             "far": sum(x == "far" for x in v) / len(v),
+            "flagged_without_wave": sum(x != "in distribution" for x in v_old) / len(v),
+            "wave_spikes": [r["wavelengths"]["top"] for r in reps],
             "median_effects": {
                 key: float(np.median([effect_sizes(r)[key] for r in reps]))
                 for key in effect_sizes(reps[0])
@@ -201,7 +225,9 @@ def main() -> None:
         }
         tag = " (HELD BACK: the final test)" if name == HELD_BACK else ""
         print(
-            f"{name}{tag}: flagged {scen[name]['flagged']:.2f}, far {scen[name]['far']:.2f}; "
+            f"{name}{tag}: flagged {scen[name]['flagged']:.2f} (without the wavelength "
+            f"statistic {scen[name]['flagged_without_wave']:.2f}), far {scen[name]['far']:.2f}, "
+            f"strongest spike z {scen[name]['median_effects']['wave_z']:.1f}; "
             f"bacc high/low {scen[name]['bacc_high']:.3f} / {scen[name]['bacc_low']:.3f} "
             f"({time.perf_counter() - t0:.0f} s)"
         )
@@ -219,6 +245,7 @@ def main() -> None:
         "null": {
             "draws": len(null),
             "false_alarm_rate": fa,
+            "false_alarm_rate_without_wave": fa_old,
             "in_distribution_rate": 1 - fa,
             "bacc_low": float(np.mean([r["bacc"]["low"] for r in null])),
             "bacc_high": float(np.mean([r["bacc"]["high"] for r in null])),

@@ -3,6 +3,8 @@ scenarios of the simulator they are measured on."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,7 @@ from mlcore.shift import (
     input_statistics,
     ks_distance,
     mmd_test,
+    wave_spikes,
 )
 from mlcore.simulator import HELD_BACK, SCENARIOS, simulate_survey
 from mlcore.survey import stack_cutouts
@@ -219,3 +222,46 @@ def test_describe_gives_embeddings_and_scores_of_the_model():
     assert np.allclose(d.scores, ref, atol=1e-5)
     with pytest.raises(DataError, match="1D windows"):
         describe(model, x, spec=np.zeros((3, 2, 100)))
+
+
+# --- where the lines are ----------------------------------------------------------------------
+
+
+def test_wave_spikes_finds_a_new_line_and_names_its_wavelength():
+    rng = np.random.default_rng(11)
+    ref = rng.uniform(3510, 5496, 2000)
+    flat = wave_spikes(ref, rng.uniform(3510, 5496, 1000))
+    assert 0 < flat["z"] < 5  # the largest of ~660 bins under the null
+    new = np.concatenate([rng.uniform(3510, 5496, 950), rng.normal(4358.3, 1.5, 50)])
+    spike = wave_spikes(ref, new)
+    assert spike["z"] > 8 and abs(spike["wave"] - 4358) <= 6
+    assert spike["top"][0] == {"z": spike["z"], "wave": spike["wave"]}
+    # a line both samples have (the training data's own sky line) is no spike
+    both = np.concatenate([ref[:1900], rng.normal(5460, 1.5, 100)])
+    same = np.concatenate([new[:950], rng.normal(5460, 1.5, 50)])
+    assert abs(wave_spikes(both, same)["wave"] - 5460) > 6
+    # only excesses count: a line the new data lacks is not a spike
+    assert wave_spikes(new, ref)["z"] < 5
+    with pytest.raises(DataError, match="at least 100"):
+        wave_spikes(ref, ref[:50])
+
+
+def test_the_wavelength_spike_joins_the_verdict_when_both_samples_carry_wavelengths():
+    rng = np.random.default_rng(12)
+    ref = _sample(rng, 800)
+    new = _sample(rng, 400)
+    ref_w = Sample(ref.stats, ref.embeddings, ref.scores, rng.uniform(3510, 5496, 800))
+    spiky = np.concatenate([rng.uniform(3510, 5496, 370), rng.normal(4047, 1.5, 30)])
+    new_w = Sample(new.stats, new.embeddings, new.scores, spiky)
+    th = dataclasses.replace(TH, wave_spike_z=6.0)
+    rep = compare(ref_w, new_w, thresholds=th, n_perm_auc=19, n_perm_mmd=49)
+    assert rep["wavelengths"]["threshold"] == 6.0 and rep["wavelengths"]["z"] > 6
+    assert rep["verdict"] == "shifted"
+    assert any(r.startswith("line wavelengths: a spike at 404") for r in rep["reasons"])
+    # without wavelengths on one side, or thresholds from before the statistic: no verdict on it
+    assert "wavelengths" not in compare(ref, new_w, thresholds=th, n_perm_auc=19, n_perm_mmd=49)
+    old = compare(ref_w, new_w, thresholds=TH, n_perm_auc=19, n_perm_mmd=49)
+    assert old["wavelengths"]["threshold"] is None and old["verdict"] == "in distribution"
+    assert TH.to_dict()["wave_spike_z"] is None  # JSON-safe
+    with pytest.raises(DataError, match="wavelengths for"):
+        Sample(ref.stats, ref.embeddings, ref.scores, np.zeros(5))

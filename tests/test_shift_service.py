@@ -51,6 +51,11 @@ def test_training_batch_is_in_distribution_and_the_shifted_one_is_flagged(
     assert far.verdict in ("shifted", "far")
     assert far.report["inputs"]["noise_corr_wave"]["ks"] > 0.9
     assert any(r.startswith("noise_corr_wave") for r in far.report["reasons"])
+    # the candidates' catalogue wavelengths come along, joined by id with their pixels
+    spikes = far.report["wavelengths"]
+    assert spikes["z"] >= 0 and len(spikes["top"]) <= 3
+    assert spikes["n_new"] == far.report["n_candidates"] and spikes["n_ref"] == 400
+    assert 3470 < spikes["wave"] < 5550 if spikes["top"] else spikes["wave"] is None
     assert ShiftReport.objects.filter(model_version=live).count() == 2
     card = ModelVersion.objects.get(pk=live.pk).card
     verdicts = {s["batch"]: s["verdict"] for s in card["shift"]}
@@ -71,6 +76,7 @@ def test_command_prints_the_report(console_campaign, shifted_batch):
     text = out.getvalue()
     assert f"batch {shifted_batch.pk}" in text and "verdict: " in text
     assert "noise_corr_wave" in text and "domain-classifier AUC" in text
+    assert "line wavelengths: largest spike z" in text
     out = io.StringIO()
     call_command("shift_report", "--show", stdout=out)
     assert "verdict: " in out.getvalue()
@@ -83,6 +89,7 @@ def test_console_page_shows_verdicts_and_unchecked_batches(console_campaign, shi
     assert "Where is the model out of its depth" in html
     assert 'data-verdict="not checked"' in html  # the first batch has no report
     assert 'data-verdict="far"' in html or 'data-verdict="shifted"' in html
+    assert "line wavelengths: largest spike (z)" in html
     detail = client.get(reverse("console-model", kwargs={"pk": console_campaign["live"].pk}))
     assert "Out of its depth?" in detail.content.decode()
 

@@ -66,7 +66,16 @@ def _row(r: ShiftReport | None) -> dict | None:
         "inputs": [{"name": k, **v, "over": v["ks"] >= v["threshold"]} for k, v in inputs.items()],
         "rep": rep.get("representation", {}),
         "scores": rep.get("scores", {}),
+        "wave": _wave_row(rep.get("wavelengths")),
     }
+
+
+def _wave_row(w: dict | None) -> dict | None:
+    """The wavelength-spike statistic of a report (absent from reports made before it)."""
+    if not w:
+        return None
+    th = w.get("threshold")
+    return {**w, "over": th is not None and w["z"] >= th}
 
 
 def latest_reports(model_version: ModelVersion) -> list[ShiftReport]:

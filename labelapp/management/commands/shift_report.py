@@ -35,6 +35,11 @@ def format_report(row: ShiftReport) -> str:
             f"scores: KS {sc['ks']:.3f} (threshold {sc['ks_threshold']:.3f}); predicted real "
             f"{sc['real_frac_ref']:.3f} (reference) -> {sc['real_frac_new']:.3f} (new)"
         )
+    w = r.get("wavelengths")
+    if w:
+        th = "not set" if w.get("threshold") is None else f"{w['threshold']:.1f}"
+        spikes = ", ".join(f"{t['wave']:.0f} A (z {t['z']:.1f})" for t in w.get("top", []))
+        lines.append(f"line wavelengths: largest spike z {w['z']:.1f} (threshold {th}): {spikes}")
     return "\n".join(lines)
 
 

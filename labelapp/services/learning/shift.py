@@ -82,9 +82,10 @@ def _with_cutouts(qs):
     return qs.alias(no_cutout=F("cutout_flags").bitand(NO_CUTOUT)).exclude(no_cutout=NO_CUTOUT)
 
 
-def _pixels(ids: list[int], spec_len: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _pixels(ids: list[int], spec_len: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Raw (N, 5, 9, 100) cutouts (+ the model's 1D windows) of candidates ``ids``, read
-    from their batches' stores; rows joined by candidate id."""
+    from their batches' stores, and their catalogue wavelengths; rows joined by candidate
+    id (all three in the same row order)."""
     rows = list(
         Candidate.objects.filter(pk__in=ids)
         .order_by("batch_id", "row")
@@ -100,10 +101,20 @@ def _pixels(ids: list[int], spec_len: int) -> tuple[np.ndarray, np.ndarray | Non
             spec.append(np.asarray(store.spec[sel], np.float32))
         wave.extend(r[3] for r in mine)
     x = np.concatenate(cut) if cut else np.zeros((0, 5, 9, 100), np.float32)
+    waves = np.asarray(wave, np.float64)
     if not spec_len or not spec:
-        return x, None
+        return x, None, waves
     s = np.concatenate(spec)
-    return x, spec_windows(s[:, 0], s[:, 1], np.asarray(wave), spec_len // 2)
+    return x, spec_windows(s[:, 0], s[:, 1], waves, spec_len // 2), waves
+
+
+def _waves(ids: list[int]) -> np.ndarray:
+    """Catalogue wavelengths of candidates ``ids`` (any order: a histogram's input)."""
+    out = []
+    for start in range(0, len(ids), 50_000):  # a statement takes 65,535 parameters
+        part = ids[start : start + 50_000]
+        out += Candidate.objects.filter(pk__in=part).values_list("wave", flat=True)
+    return np.asarray(out, np.float64)
 
 
 def _sample_ids(ids: list[int], n: int, seed: int) -> list[int]:
@@ -157,11 +168,12 @@ def build_shift_report(
     ref_sample = _sample_ids(ref_ids, n_ref, seed)
     new_sample = _sample_ids(new_ids, n_new, seed + 1)
     try:
-        x, w = _pixels(ref_sample, spec_len)
-        ref = describe(model, x, spec=w)
-        x, w = _pixels(new_sample, spec_len)
-        new = describe(model, x, spec=w)
-        report = compare(ref, new, seed=seed)
+        x, w, waves = _pixels(ref_sample, spec_len)
+        ref = describe(model, x, spec=w, waves=waves)
+        x, w, waves = _pixels(new_sample, spec_len)
+        new = describe(model, x, spec=w, waves=waves)
+        # the wavelength statistic needs no pixels: every candidate on both sides
+        report = compare(ref, new, seed=seed, ref_waves=_waves(ref_ids), new_waves=_waves(new_ids))
     except DataError as exc:
         raise ShiftReportError(f"shift report of {where}: {exc}") from exc
     report |= {
