@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 from labelapp.views import health, pages
 from labelapp.views.science_api import api as science_api
@@ -9,6 +10,14 @@ urlpatterns = [
     path("candidates/<int:detectid>/", pages.candidate_detail, name="candidate-detail"),
     path("candidates/<int:detectid>/cutout.png", pages.candidate_cutout, name="candidate-cutout"),
     path("healthz", health.healthz, name="healthz"),
+    # set_language (the volunteer pages' language switcher) and the volunteer scripts'
+    # translations (locale/*/djangojs.po), served as a script from this origin (CSP allows it)
+    path("i18n/", include("django.conf.urls.i18n")),
+    path(
+        "i18n/js/",
+        JavaScriptCatalog.as_view(packages=["labelapp"]),
+        name="javascript-catalog",
+    ),
     path("console/", include("labelapp.urls_console")),
     path("api/science/v1/", science_api.urls),
     path("admin/", admin.site.urls),

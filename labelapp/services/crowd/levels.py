@@ -31,6 +31,8 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from labelapp.errors import Forbidden, InvalidInput
 from labelapp.models import ArtefactAnswer, Candidate, GoldStandard, Volunteer, Vote
@@ -48,17 +50,23 @@ from mlcore.aggregation.levels import (
 )
 from mlcore.survey import SN_LOW_MAX
 
+# Lazy: shown to volunteers in their language (locale/), evaluated when rendered.
 LEVEL_NAMES = {
-    1: "Level 1: clear candidates",
-    2: "Level 2: faint candidates unlocked",
-    3: "Level 3: artefact spotter",
+    1: _("Level 1: clear candidates"),
+    2: _("Level 2: faint candidates unlocked"),
+    3: _("Level 3: artefact spotter"),
 }
 LEVEL_UNLOCKS = {
-    1: "candidates with S/N above 5.5, where a line (or its absence) is clear",
-    2: "the faint candidates, S/N 4.8-5.5: the ones the science needs most",
-    3: "a follow-up question after a 'no': which artefact it is (your answers train the network)",
+    1: _("candidates with S/N above 5.5, where a line (or its absence) is clear"),
+    2: _("the faint candidates, S/N 4.8-5.5: the ones the science needs most"),
+    3: _(
+        "a follow-up question after a 'no': which artefact it is (your answers train the network)"
+    ),
 }
-REGIME_LABELS = {HIGH: "clear candidates (S/N above 5.5)", LOW: "faint candidates (S/N 4.8-5.5)"}
+REGIME_LABELS = {
+    HIGH: _("clear candidates (S/N above 5.5)"),
+    LOW: _("faint candidates (S/N 4.8-5.5)"),
+}
 
 
 def level_rule() -> LevelRule:
@@ -147,15 +155,16 @@ class LevelChange:
         return self.new > self.old
 
     def message(self) -> str:
+        level = str(LEVEL_NAMES[self.new]).lower()
         if self.promoted:
-            return (
-                f"Promoted to {LEVEL_NAMES[self.new].lower()}! Your answers on the teaching "
-                f"examples show skill, so you now get {LEVEL_UNLOCKS[self.new]}."
-            )
-        return (
-            f"Back to {LEVEL_NAMES[self.new].lower()} for now: your recent teaching examples "
-            "went less well. Keep going; the level comes back when your answers do."
-        )
+            return gettext(
+                "Promoted to %(level)s! Your answers on the teaching examples show skill, so "
+                "you now get %(unlocks)s."
+            ) % {"level": level, "unlocks": LEVEL_UNLOCKS[self.new]}
+        return gettext(
+            "Back to %(level)s for now: your recent teaching examples went less well. Keep "
+            "going; the level comes back when your answers do."
+        ) % {"level": level}
 
     def as_dict(self) -> dict:
         return {
@@ -208,11 +217,21 @@ class LevelProgress:
     next_name: str | None
     next_unlocks: str | None
     needs: list[RegimeProgress]  # the regimes the next level needs
+    needs_label: str  # their labels joined for a sentence ("... and of ...")
     regimes: list[RegimeProgress]  # both regimes, high S/N first
     skill: float
     credible_pct: int
     min_gold: int
     changed_at: object
+
+
+def _join_labels(labels: list) -> str:
+    """A and of B, in the volunteer's language (the sentence reads "on the teaching
+    examples of A and of B")."""
+    out = str(labels[0]) if labels else ""
+    for label in labels[1:]:
+        out = gettext("%(first)s and of %(second)s") % {"first": out, "second": label}
+    return out
 
 
 def level_progress(*, volunteer: Volunteer | None) -> LevelProgress:
@@ -248,6 +267,7 @@ def level_progress(*, volunteer: Volunteer | None) -> LevelProgress:
         next_name=LEVEL_NAMES[nxt] if nxt else None,
         next_unlocks=LEVEL_UNLOCKS[nxt] if nxt else None,
         needs=[regimes[r] for r in LEVEL_REGIMES[nxt]] if nxt else [],
+        needs_label=_join_labels([regimes[r].label for r in LEVEL_REGIMES[nxt]] if nxt else []),
         regimes=[regimes[HIGH], regimes[LOW]],
         skill=rule.skill,
         credible_pct=round(rule.credible * 100),
