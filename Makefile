@@ -20,7 +20,7 @@ TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672//
 # Extra pytest options for the integration tier, e.g. PYTEST_FLAGS="-k 'not faults'".
 PYTEST_FLAGS ?=
 
-.PHONY: install demo test lint check audit unit integration browser bench clean
+.PHONY: install demo test lint check audit unit integration browser bench clean messages
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,19 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
+
+# Translations of the volunteer pages (docs/volunteers.md "Languages"): refresh the catalogues
+# in locale/ from the source (new strings arrive empty; translate them in the .po files), then
+# compile the .mo files, which are committed (tests/test_i18n.py checks both).
+LOCALES ?= es de
+MESSAGES_IGNORE := --ignore=.venv --ignore=var --ignore=data --ignore=tests --ignore=bench \
+	--ignore=notebooks --ignore=node_modules --ignore=client --ignore=test-artifacts
+messages: install
+	$(PY) manage.py makemessages $(addprefix -l ,$(LOCALES)) --no-obsolete --add-location=file \
+		$(MESSAGES_IGNORE)
+	$(PY) manage.py makemessages -d djangojs $(addprefix -l ,$(LOCALES)) --no-obsolete \
+		--add-location=file $(MESSAGES_IGNORE)
+	$(PY) manage.py compilemessages $(addprefix -l ,$(LOCALES)) --ignore=.venv
 
 check: install
 	$(PY) manage.py check

@@ -9,6 +9,7 @@ A hidden comment is kept (``hidden_at`` set, with an audit event), never deleted
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from labelapp.models.survey import Candidate
 
@@ -128,9 +129,10 @@ class Flag(models.Model):
     candidate's thread, where the team answers)."""
 
     class Reason(models.TextChoices):
-        INTERESTING = "interesting", "interesting"
-        ARTEFACT = "artefact", "possible artefact"
-        BROKEN = "broken", "something is broken"
+        # labels shown to volunteers in their language (no migration: labels are not stored)
+        INTERESTING = "interesting", _("interesting")
+        ARTEFACT = "artefact", _("possible artefact")
+        BROKEN = "broken", _("something is broken")
 
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="talk_flags")
     author = models.ForeignKey(

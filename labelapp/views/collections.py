@@ -13,6 +13,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from labelapp.errors import NotFound, PlatformError
@@ -65,15 +66,18 @@ def collection_create(request):
             public=request.POST.get("public") == "on",
         )
     except PlatformError as exc:
-        messages.error(request, f"Not created: {exc.message}.")
+        messages.error(request, _("Not created: %(why)s.") % {"why": exc.message})
         return redirect("collections")
     detectid = request.POST.get("detectid")
     if detectid:
         try:
             coll.add_to_collection(volunteer=created.owner, token=created.token, detectid=detectid)
         except PlatformError as exc:
-            messages.error(request, f"Created, but the candidate was not added: {exc.message}.")
-    messages.success(request, f"Collection “{created.name}” created.")
+            messages.error(
+                request,
+                _("Created, but the candidate was not added: %(why)s.") % {"why": exc.message},
+            )
+    messages.success(request, _("Collection “%(name)s” created.") % {"name": created.name})
     return redirect(_next(request, reverse("collection", args=[created.token])))
 
 
@@ -120,11 +124,11 @@ def collection_edit(request, token: str):
             description=request.POST.get("description"),
             public=request.POST.get("public") == "on" if "visibility" in request.POST else None,
         )
-        messages.success(request, "Saved.")
+        messages.success(request, _("Saved."))
     except NotFound as exc:
         raise Http404(exc.message) from None
     except PlatformError as exc:
-        messages.error(request, f"Not saved: {exc.message}.")
+        messages.error(request, _("Not saved: %(why)s.") % {"why": exc.message})
     return redirect("collection", token=token)
 
 
@@ -135,7 +139,7 @@ def collection_delete(request, token: str):
         coll.delete_collection(volunteer=_volunteer(request), token=token)
     except NotFound as exc:
         raise Http404(exc.message) from None
-    messages.success(request, "Collection deleted.")
+    messages.success(request, _("Collection deleted."))
     return redirect("collections")
 
 
@@ -151,20 +155,20 @@ def collection_items(request, token: str | None = None):
     try:
         if action == "remove":
             coll.remove_from_collection(volunteer=volunteer, token=token, detectid=detectid)
-            messages.success(request, f"Candidate {int(detectid)} removed.")
+            messages.success(request, _("Candidate %(id)d removed.") % {"id": int(detectid)})
         else:
             added = coll.add_to_collection(volunteer=volunteer, token=token, detectid=detectid)
             messages.success(
                 request,
-                f"Candidate {int(detectid)} added." if added
-                else f"Candidate {int(detectid)} was in the collection already.",
+                (_("Candidate %(id)d added.") if added
+                 else _("Candidate %(id)d was in the collection already.")) % {"id": int(detectid)},
             )  # fmt: skip
     except NotFound as exc:
         if exc.code == "not_found":  # the collection, not the candidate
             raise Http404(exc.message) from None
-        messages.error(request, f"Not changed: {exc.message}.")
+        messages.error(request, _("Not changed: %(why)s.") % {"why": exc.message})
     except PlatformError as exc:
-        messages.error(request, f"Not changed: {exc.message}.")
+        messages.error(request, _("Not changed: %(why)s.") % {"why": exc.message})
     return redirect(_next(request, reverse("collection", args=[token])))
 
 
@@ -187,7 +191,7 @@ def favourite_set(request):
             return JsonResponse(
                 {"error": {"code": exc.code, "message": exc.message}}, status=http_status(exc)
             )
-        messages.error(request, f"Not changed: {exc.message}.")
+        messages.error(request, _("Not changed: %(why)s.") % {"why": exc.message})
         return redirect(_next(request, reverse("collections")))
     if _wants_json(request):
         return JsonResponse({"detectid": int(request.POST["detectid"]), "favourite": state})

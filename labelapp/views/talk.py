@@ -17,6 +17,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labelapp.errors import Forbidden, NotFound, PlatformError, Unauthenticated
@@ -34,7 +36,7 @@ def _viewer(request):
 
 
 def _login(request, back: str):
-    messages.info(request, "Log in or sign up to take part in Talk.")
+    messages.info(request, _("Log in or sign up to take part in Talk."))
     return redirect(f"{reverse('login')}?next={back}")
 
 
@@ -313,8 +315,11 @@ def candidate_flag(request, detectid: int):
         )
     messages.success(
         request,
-        f"Flagged for the science team ({flag.get_reason_display()}). Their answers will "
-        "appear in this thread and in your notifications.",
+        _(
+            "Flagged for the science team (%(reason)s). Their answers will appear in this "
+            "thread and in your notifications."
+        )
+        % {"reason": flag.get_reason_display()},
     )
     return redirect(_last_page_url(back, flag.comment))
 
@@ -376,9 +381,9 @@ def comment_report(request, comment_id: int):
         return _refused(request, exc, back)
     messages.success(
         request,
-        "Reported: the moderators will have a look. Thank you."
+        _("Reported: the moderators will have a look. Thank you.")
         if created
-        else "You reported this comment already: the moderators will have a look.",
+        else _("You reported this comment already: the moderators will have a look."),
     )
     return redirect(back)
 
@@ -400,10 +405,11 @@ def comment_hide(request, comment_id: int):
         return _refused(request, exc, back)
     if changed:
         messages.success(
-            request, "Comment hidden (kept for the record)." if hide else "Comment shown again."
+            request,
+            _("Comment hidden (kept for the record).") if hide else _("Comment shown again."),
         )
     else:
-        messages.info(request, "Nothing changed: the comment already was in that state.")
+        messages.info(request, _("Nothing changed: the comment already was in that state."))
     return redirect(back)
 
 
@@ -425,7 +431,9 @@ def comment_suspend(request, comment_id: int):
         )
     except PlatformError as exc:
         return _refused(request, exc, back)
-    messages.success(request, f"{comment.author.get_username()} may not post on Talk now.")
+    messages.success(
+        request, _("%(name)s may not post on Talk now.") % {"name": comment.author.get_username()}
+    )
     return redirect(back)
 
 
@@ -434,7 +442,7 @@ def moderation(request):
     if not request.user.is_authenticated:
         return _login(request, reverse("talk-moderation"))
     if not talk.is_moderator(request.user):
-        return _refused(request, Forbidden("this page is for Talk moderators"), reverse("talk"))
+        return _refused(request, Forbidden(_("this page is for Talk moderators")), reverse("talk"))
     reports = reads.open_reports()
     bodies = talk.render_bodies([r.comment.body for r in reports])
     return render(
@@ -453,7 +461,7 @@ def report_dismiss(request, pk: int):
         talk.dismiss_report(user=request.user, report_id=pk)
     except PlatformError as exc:
         return _refused(request, exc, reverse("talk-moderation"))
-    messages.success(request, "Report dismissed.")
+    messages.success(request, _("Report dismissed."))
     return redirect("talk-moderation")
 
 
@@ -463,7 +471,9 @@ def suspension_lift(request, pk: int):
         lifted = talk.lift_suspension(moderator=request.user, suspension_id=pk)
     except PlatformError as exc:
         return _refused(request, exc, reverse("talk-moderation"))
-    messages.success(request, "Suspension lifted." if lifted else "That suspension was not active.")
+    messages.success(
+        request, _("Suspension lifted.") if lifted else _("That suspension was not active.")
+    )
     return redirect("talk-moderation")
 
 
@@ -480,7 +490,11 @@ def notifications(request):
             n = talk.mark_notifications_read(user=request.user, ids=ids)
         except PlatformError as exc:
             return _refused(request, exc, reverse("talk-notifications"))
-        messages.success(request, f"{n} notification{'s' if n != 1 else ''} marked read.")
+        messages.success(
+            request,
+            ngettext("%(n)d notification marked read.", "%(n)d notifications marked read.", n)
+            % {"n": n},
+        )
         return redirect("talk-notifications")
     return render(
         request,

@@ -15,6 +15,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -34,27 +35,28 @@ from mlcore.render import COLOUR_MAPS, STRETCHES
 
 log = logging.getLogger(__name__)
 
+# Labels are lazy: rendered in the volunteer's language (locale/).
 REASONS = [
-    ("noise", "Noise", "1"),
-    ("sky", "Sky line", "2"),
-    ("cosmic", "Cosmic ray", "3"),
-    ("hotcol", "Hot column", "4"),
-    ("meteor", "Meteor / satellite", "5"),
-    ("badfiber", "Bad fiber", "6"),
-    ("other", "Other", "7"),
+    ("noise", _("Noise"), "1"),
+    ("sky", _("Sky line"), "2"),
+    ("cosmic", _("Cosmic ray"), "3"),
+    ("hotcol", _("Hot column"), "4"),
+    ("meteor", _("Meteor / satellite"), "5"),
+    ("badfiber", _("Bad fiber"), "6"),
+    ("other", _("Other"), "7"),
 ]
 assert [r for r, _, _ in REASONS] == Vote.Reason.values
 # The classify page's image tools (the cutout URL's ?stretch= and ?cmap=, mlcore.render).
 STRETCH_CHOICES = [
-    ("linear", "Linear"),
-    ("asinh", "Asinh: sky dark, faint lifted"),
-    ("sqrt", "Square root: gentler"),
-    ("log", "Log: faintest lifted most"),
+    ("linear", _("Linear")),
+    ("asinh", _("Asinh: sky dark, faint lifted")),
+    ("sqrt", _("Square root: gentler")),
+    ("log", _("Log: faintest lifted most")),
 ]
 CMAP_CHOICES = [
     ("viridis", "Viridis"),
-    ("cividis", "Cividis (red-green colour blindness)"),
-    ("grey", "Grey"),
+    ("cividis", _("Cividis (red-green colour blindness)")),
+    ("grey", _("Grey")),
 ]
 assert {v for v, _ in STRETCH_CHOICES} == set(STRETCHES)
 assert {v for v, _ in CMAP_CHOICES} == set(COLOUR_MAPS)
@@ -165,7 +167,7 @@ def me(request):
 
 class SignUpForm(UserCreationForm):
     email = forms.EmailField(
-        required=False, help_text="Optional: only used to reset a forgotten password."
+        required=False, help_text=_("Optional: only used to reset a forgotten password.")
     )
 
     class Meta(UserCreationForm.Meta):

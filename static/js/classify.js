@@ -12,6 +12,10 @@
   const answersEl = $("answers"), feedbackEl = $("feedback"), reasonsEl = $("reasons");
   const undoBtn = $("undo"), undoLeft = $("undo-left"), statusEl = $("status"), countEl = $("count");
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  // Translations: the djangojs catalogue (/i18n/js/, loaded before this file); English if absent.
+  const _ = window.gettext || ((s) => s);
+  const ngettext = window.ngettext || ((one, many, n) => (n === 1 ? one : many));
+  const fmt = (s, named) => s.replace(/%\((\w+)\)s/g, (m, k) => String(named[k]));
 
   let current = null;        // candidate on screen
   let queue = [];            // preloaded candidates, next first
@@ -109,7 +113,7 @@
       guideBody.replaceChildren(...doc.body.childNodes);
       guideLoaded = true;
     } catch (err) {
-      guideBody.textContent = "The field guide could not be loaded: check the connection and open it again.";
+      guideBody.textContent = _("The field guide could not be loaded: check the connection and open it again.");
     }
   }
   function openDrawer() {
@@ -149,8 +153,8 @@
         height: spectrumEl.clientHeight || 190, showlegend: false,
         margin: {l: 44, r: 8, t: 6, b: 34}, autosize: true,
       });
-      layout.yaxis = {title: {text: "flux"}, fixedrange: true};
-      layout.xaxis = Object.assign({}, layout.xaxis, {fixedrange: true});
+      layout.yaxis = {title: {text: _("flux")}, fixedrange: true};
+      layout.xaxis = Object.assign({}, layout.xaxis, {fixedrange: true, title: {text: _("wavelength (Å)")}});
       Plotly.react(spectrumEl, fig.data, layout,
                    {responsive: true, displaylogo: false, staticPlot: false, displayModeBar: false});
     });
@@ -173,8 +177,8 @@
     answersEl.querySelectorAll("button").forEach((b) => (b.disabled = false));
     preload(c);
     img.src = cutoutUrl(c);
-    img.alt = `Candidate ${c.detectid} at ${c.wave} Å: 2D cutouts, the sum of the fibers on top ` +
-      "and the 4 closest fibers below, white marks at the line position";
+    img.alt = fmt(_("Candidate %(detectid)s at %(wave)s Å: 2D cutouts, the sum of the fibers on top " +
+      "and the 4 closest fibers below, white marks at the line position"), c);
     root.dataset.detectid = c.detectid;
     showFavourite(c);
     drawSpectrum(c);
@@ -196,7 +200,7 @@
   }
 
   function updateCount(v) {
-    if (v && typeof v.n_votes === "number") countEl.textContent = `${v.n_votes} classified`;
+    if (v && typeof v.n_votes === "number") countEl.textContent = fmt(ngettext("%(n)s classified", "%(n)s classified", v.n_votes), {n: v.n_votes});
   }
 
   async function answer(value, client) {
@@ -216,17 +220,17 @@
     } catch (err) {
       busy = false;
       root.classList.remove("busy");
-      say("No connection: your answer was not sent. Try again.");
+      say(_("No connection: your answer was not sent. Try again."));
       return;
     }
     busy = false;
     root.classList.remove("busy");
     if (r.status === 429) {
-      say(`Slow down a little: ${r.data.error.message}`);
+      say(fmt(_("Slow down a little: %(why)s"), {why: r.data.error.message}));
       return;
     }
     if (!r.ok && r.status !== 404 && r.status !== 409) {
-      say((r.data.error && r.data.error.message) || `Something went wrong (${r.status}).`);
+      say((r.data.error && r.data.error.message) || fmt(_("Something went wrong (%(status)s)."), r));
       return;
     }
     if (r.ok) {
@@ -245,9 +249,9 @@
         return; // stay on the gold candidate so the explanation can be read against it
       }
       if (value === "no") showReasons(c.detectid); else hideReasons();
-      say(value === "yes" ? "Saved: yes." : value === "no" ? "Saved: no." : "Saved: not sure.");
+      say(value === "yes" ? _("Saved: yes.") : value === "no" ? _("Saved: no.") : _("Saved: not sure."));
     } else {
-      say("That candidate was just finished by others; here is the next one.");
+      say(_("That candidate was just finished by others; here is the next one."));
     }
     advance();
   }
@@ -285,9 +289,8 @@
     feedbackOpen = true;
     say("");
     const verdict = $("feedback-verdict");
-    const truth = fb.is_real ? "a real line" : "not a real line";
-    if (fb.correct) verdict.textContent = `Right! This is ${truth}.`;
-    else verdict.textContent = `Not quite: this one is ${truth}.`;
+    if (fb.correct) verdict.textContent = fb.is_real ? _("Right! This is a real line.") : _("Right! This is not a real line.");
+    else verdict.textContent = fb.is_real ? _("Not quite: this one is a real line.") : _("Not quite: this one is not a real line.");
     verdict.className = "verdict " + (fb.correct ? "good" : "bad");
     $("feedback-text").textContent = fb.text;
     answersEl.hidden = true;
@@ -331,7 +334,7 @@
     const r = await api(cfg.reason, {detectid: detectid, reason: reason});
     if (r.ok) {
       const label = reasonsEl.querySelector(`[data-reason="${reason}"]`).firstChild.textContent.trim();
-      say(`Noted: ${label.toLowerCase()}.`);
+      say(fmt(_("Noted: %(reason)s."), {reason: label}));
       setTimeout(() => { if (reasonFor === detectid) hideReasons(); }, 600);
     }
   }
@@ -357,13 +360,13 @@
     busy = true;
     const r = await api(cfg.undo, {}).catch(() => ({ok: false, data: {}}));
     busy = false;
-    if (!r.ok) { say((r.data.error && r.data.error.message) || "Could not undo."); return; }
+    if (!r.ok) { say((r.data.error && r.data.error.message) || _("Could not undo.")); return; }
     updateCount(r.data.volunteer);
     hideReasons();
     if (feedbackOpen) { feedbackOpen = false; feedbackEl.hidden = true; answersEl.hidden = false; }
     if (current && current !== v.cand) queue.unshift(current);
     show(v.cand);
-    say(`Answer taken back: candidate ${v.cand.detectid} is back.`);
+    say(fmt(_("Answer taken back: candidate %(detectid)s is back."), v.cand));
     if ($("talk-last")) $("talk-last").hidden = true;
   }
 
@@ -392,13 +395,13 @@
       });
       r = {ok: resp.ok, data: await resp.json().catch(() => ({}))};
     } catch (err) {
-      say("No connection: the favourite was not saved.");
+      say(_("No connection: the favourite was not saved."));
       return;
     }
-    if (!r.ok) { say((r.data.error && r.data.error.message) || "Could not save the favourite."); return; }
+    if (!r.ok) { say((r.data.error && r.data.error.message) || _("Could not save the favourite.")); return; }
     if (r.data.favourite) favourites.add(c.detectid); else favourites.delete(c.detectid);
     if (current === c) showFavourite(c);
-    say(r.data.favourite ? "Saved in your favourites." : "Removed from your favourites.");
+    say(r.data.favourite ? _("Saved in your favourites.") : _("Removed from your favourites."));
   }
   if (favBtn) favBtn.addEventListener("click", toggleFavourite);
 

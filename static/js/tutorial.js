@@ -5,6 +5,8 @@
   if (!root) return;
   const steps = Array.from(root.querySelectorAll(".tut-step"));
   let at = 0;
+  // Translations: the djangojs catalogue (/i18n/js/, loaded before this file); English if absent.
+  const _ = window.gettext || ((s) => s);
 
   function draw(step) {
     const holder = step.querySelector(".mini-spectrum");
@@ -22,7 +24,7 @@
     const real = step.dataset.real === "1";
     const right = (value === "yes") === real;
     const verdict = step.querySelector(".tut-verdict");
-    verdict.textContent = right ? "Right!" : `Not quite: this one is ${real ? "a real line" : "not a real line"}.`;
+    verdict.textContent = right ? _("Right!") : real ? _("Not quite: this one is a real line.") : _("Not quite: this one is not a real line.");
     explain.classList.add(right ? "good" : "bad");
     explain.hidden = false;
     step.querySelectorAll(".tut-answers button").forEach((b) => (b.disabled = true));

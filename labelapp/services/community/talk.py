@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 
 from labelapp.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unauthenticated
 from labelapp.models import (
@@ -97,10 +98,20 @@ def check_can_post(*, user, kind: str = "post") -> None:
     _require_account(user)
     suspension = active_suspension(user)
     if suspension is not None:
-        until = f"until {suspension.until:%Y-%m-%d %H:%M} UTC" if suspension.until else "for now"
+        if suspension.until:
+            raise Forbidden(
+                gettext(
+                    "your account may not post on Talk until %(until)s UTC (a moderator "
+                    "suspended it: %(reason)s); you can still classify"
+                )
+                % {"until": f"{suspension.until:%Y-%m-%d %H:%M}", "reason": suspension.reason}
+            )
         raise Forbidden(
-            f"your account may not post on Talk {until} (a moderator suspended it: "
-            f"{suspension.reason}); you can still classify"
+            gettext(
+                "your account may not post on Talk for now (a moderator suspended it: "
+                "%(reason)s); you can still classify"
+            )
+            % {"reason": suspension.reason}
         )
     if is_moderator(user):
         return
@@ -108,21 +119,32 @@ def check_can_post(*, user, kind: str = "post") -> None:
     decision = hit_rate_limit(key=f"talk:{kind}:{user.pk}", limit=limit, window_s=window_s)
     if not decision.allowed:
         raise RateLimited(
-            f"that is more than {limit} {'reports' if kind == 'report' else 'posts'} in "
-            f"{window_s // 60 or 1} minute(s): wait {decision.retry_after_s} s and send it again "
-            "(your text is kept below)",
+            (
+                gettext(
+                    "that is more than %(limit)d reports in %(minutes)d minute(s): wait "
+                    "%(wait)d s and send it again (your text is kept below)"
+                )
+                if kind == "report"
+                else gettext(
+                    "that is more than %(limit)d posts in %(minutes)d minute(s): wait "
+                    "%(wait)d s and send it again (your text is kept below)"
+                )
+            )
+            % {"limit": limit, "minutes": window_s // 60 or 1, "wait": decision.retry_after_s},
             retry_after_s=decision.retry_after_s,
         )
 
 
 def _require_account(user) -> None:
     if not getattr(user, "is_authenticated", False):
-        raise Unauthenticated("log in or sign up to take part in Talk (reading needs no account)")
+        raise Unauthenticated(
+            gettext("log in or sign up to take part in Talk (reading needs no account)")
+        )
 
 
 def check_moderator(user) -> None:
     if not is_moderator(user):
-        raise Forbidden("only Talk moderators and the science team can do this")
+        raise Forbidden(gettext("only Talk moderators and the science team can do this"))
 
 
 def can_read_candidate(*, candidate: Candidate, user, volunteer: Volunteer | None) -> bool:
@@ -169,20 +191,36 @@ def readable_candidates(*, candidate_ids, user, volunteer: Volunteer | None) -> 
 
 # --- text -------------------------------------------------------------------------------
 
+# What _clean's messages call each field (the subject of their sentences).
+FIELD_NAMES = {
+    "comment": pgettext_lazy("talk field", "the comment"),
+    "title": pgettext_lazy("talk field", "the title"),
+    "note": pgettext_lazy("talk field", "the note"),
+    "reason": pgettext_lazy("talk field", "the reason"),
+}
+
 
 def _clean(value, *, field: str, max_len: int, required: bool, multiline: bool) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise InvalidInput(f"the {field} must be text")
+        raise InvalidInput(gettext("%(field)s must be text") % {"field": FIELD_NAMES[field]})
     value = unicodedata.normalize("NFC", markup.normalise(value))
     allowed = "\n\t" if multiline else ""
     if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in allowed for ch in value):
-        raise InvalidInput(f"the {field} contains invisible control characters: remove them")
+        raise InvalidInput(
+            gettext("%(field)s contains invisible control characters: remove them")
+            % {"field": FIELD_NAMES[field]}
+        )
     if required and not value:
-        raise InvalidInput(f"the {field} is empty: write something first")
+        raise InvalidInput(
+            gettext("%(field)s is empty: write something first") % {"field": FIELD_NAMES[field]}
+        )
     if len(value) > max_len:
-        raise InvalidInput(f"the {field} is {len(value)} characters long: {max_len} at most")
+        raise InvalidInput(
+            gettext("%(field)s is %(n)d characters long: %(max)d at most")
+            % {"field": FIELD_NAMES[field], "n": len(value), "max": max_len}
+        )
     return value
 
 
@@ -268,11 +306,11 @@ def post_comment(*, user, volunteer: Volunteer | None, thread_id, body, reply_to
     _require_account(user)
     thread = Thread.objects.select_related("candidate").filter(pk=_int(thread_id, "thread")).first()
     if thread is None:
-        raise NotFound("there is no such thread")
+        raise NotFound(gettext("there is no such thread"))
     if thread.candidate is not None and not can_read_candidate(
         candidate=thread.candidate, user=user, volunteer=volunteer
     ):
-        raise Forbidden("classify this candidate first, then join its discussion")
+        raise Forbidden(gettext("classify this candidate first, then join its discussion"))
     body = check_body(body)
     parent = _reply_to(thread, reply_to)
     check_can_post(user=user)
@@ -285,7 +323,7 @@ def post_candidate_comment(*, user, volunteer: Volunteer | None, detectid, body)
     _require_account(user)
     candidate = get_candidate(detectid)
     if not can_read_candidate(candidate=candidate, user=user, volunteer=volunteer):
-        raise Forbidden("classify this candidate first, then join its discussion")
+        raise Forbidden(gettext("classify this candidate first, then join its discussion"))
     body = check_body(body)
     check_can_post(user=user)
     with transaction.atomic():
@@ -304,7 +342,7 @@ def _reply_to(thread: Thread, raw) -> Comment | None:
         return None
     parent = Comment.objects.filter(pk=_int(raw, "reply_to"), thread=thread).first()
     if parent is None:
-        raise InvalidInput("the comment you answer is not in this thread")
+        raise InvalidInput(gettext("the comment you answer is not in this thread"))
     return parent
 
 
@@ -383,17 +421,22 @@ def flag_candidate(*, user, volunteer: Volunteer | None, detectid, reason, text=
     candidate = get_candidate(detectid)
     if reason not in Flag.Reason.values:
         choices = ", ".join(Flag.Reason.values)
-        raise InvalidInput(f"say why you flag it: the reason must be one of {choices}")
+        raise InvalidInput(
+            gettext("say why you flag it: the reason must be one of %(choices)s")
+            % {"choices": choices}
+        )
     if not can_read_candidate(candidate=candidate, user=user, volunteer=volunteer):
-        raise Forbidden("classify this candidate first, then flag it")
+        raise Forbidden(gettext("classify this candidate first, then flag it"))
     text = _clean(text, field="note", max_len=FLAG_TEXT_MAX, required=False, multiline=True)
     if (
         getattr(user, "is_authenticated", False)
         and Flag.objects.filter(candidate=candidate, author=user, resolved_at__isnull=True).exists()
     ):
         raise InvalidInput(
-            "you flagged this candidate already and the science team has not looked yet: "
-            "add to the discussion instead"
+            gettext(
+                "you flagged this candidate already and the science team has not looked yet: "
+                "add to the discussion instead"
+            )
         )
     check_can_post(user=user)
     try:
@@ -404,7 +447,7 @@ def flag_candidate(*, user, volunteer: Volunteer | None, detectid, reason, text=
                 candidate=candidate, author=user, reason=reason, comment=comment
             )
     except IntegrityError:  # the same flag sent twice at once
-        raise InvalidInput("you flagged this candidate already") from None
+        raise InvalidInput(gettext("you flagged this candidate already")) from None
 
 
 @dataclass(frozen=True)
@@ -472,7 +515,7 @@ def report_comment(*, user, comment_id, reason="") -> bool:
         reason, field="reason", max_len=REPORT_REASON_MAX, required=False, multiline=False
     )
     if getattr(user, "is_authenticated", False) and comment.author_id == user.pk:
-        raise InvalidInput("that is your own comment")
+        raise InvalidInput(gettext("that is your own comment"))
     if (
         getattr(user, "is_authenticated", False)
         and Report.objects.filter(comment=comment, reporter=user).exists()
@@ -551,9 +594,11 @@ def suspend_user(*, moderator, user_id, reason, days=None) -> Suspension:
     if target is None:
         raise NotFound("there is no such account")
     if target.pk == moderator.pk:
-        raise InvalidInput("you cannot suspend yourself")
+        raise InvalidInput(gettext("you cannot suspend yourself"))
     if is_moderator(target):
-        raise Forbidden("moderators and the science team cannot be suspended here (ask an admin)")
+        raise Forbidden(
+            gettext("moderators and the science team cannot be suspended here (ask an admin)")
+        )
     with transaction.atomic():
         suspension = Suspension.objects.create(
             user=target, reason=reason, until=until, created_by=moderator
@@ -593,7 +638,7 @@ def lift_suspension(*, moderator, suspension_id) -> bool:
 def mark_notifications_read(*, user, ids=None) -> int:
     """Mark the account's unread notifications read: all of them, or those in ``ids``."""
     if not getattr(user, "is_authenticated", False):
-        raise Unauthenticated("log in to see your notifications")
+        raise Unauthenticated(gettext("log in to see your notifications"))
     qs = Notification.objects.filter(recipient=user, read_at__isnull=True)
     if ids is not None:
         qs = qs.filter(pk__in=[_int(i, "notification") for i in ids][:500])

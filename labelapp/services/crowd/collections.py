@@ -14,6 +14,7 @@ import secrets
 import unicodedata
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext, pgettext_lazy
 
 from labelapp.errors import InvalidInput, NotFound, UnknownCandidate
 from labelapp.models import Candidate, Collection, CollectionItem, Favourite, Volunteer
@@ -26,20 +27,35 @@ MAX_FAVOURITES = 2000  # per volunteer
 PAGE_ITEMS = 60  # thumbnails shown on a collection's page
 
 
+# What _clean_text's messages call each field (the subject of their sentences).
+FIELD_NAMES = {
+    "name": pgettext_lazy("collection field", "the name"),
+    "description": pgettext_lazy("collection field", "the description"),
+}
+
+
 def _clean_text(value: str, *, field: str, max_len: int, required: bool) -> str:
     """Strip, refuse control characters (a line break is fine in a description), check
     the length in characters."""
     if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text")
+        raise InvalidInput(gettext("%(field)s must be text") % {"field": FIELD_NAMES[field]})
     value = unicodedata.normalize("NFC", value).strip()
     allowed = "\n\t" if field == "description" else ""
     bad = [ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf") and ch not in allowed]
     if bad:
-        raise InvalidInput(f"the {field} contains invisible control characters: remove them")
+        raise InvalidInput(
+            gettext("%(field)s contains invisible control characters: remove them")
+            % {"field": FIELD_NAMES[field]}
+        )
     if required and not value:
-        raise InvalidInput(f"the {field} is empty: type a {field}")
+        raise InvalidInput(
+            gettext("%(field)s is empty: write something first") % {"field": FIELD_NAMES[field]}
+        )
     if len(value) > max_len:
-        raise InvalidInput(f"the {field} is {len(value)} characters long: {max_len} at most")
+        raise InvalidInput(
+            gettext("%(field)s is %(n)d characters long: %(max)d at most")
+            % {"field": FIELD_NAMES[field], "n": len(value), "max": max_len}
+        )
     return value.replace("\r\n", "\n")
 
 
@@ -55,10 +71,15 @@ def _candidate(detectid) -> Candidate:
     try:
         detectid = int(detectid)
     except (TypeError, ValueError):
-        raise InvalidInput(f"detectid must be a whole number, not {str(detectid)[:40]!r}") from None
+        raise InvalidInput(
+            gettext("detectid must be a whole number, not %(value)r")
+            % {"value": str(detectid)[:40]}
+        ) from None
     cand = Candidate.objects.filter(detectid=detectid).first()
     if cand is None:
-        raise UnknownCandidate(f"there is no candidate with detectid {detectid}")
+        raise UnknownCandidate(
+            gettext("there is no candidate with detectid %(id)s") % {"id": detectid}
+        )
     return cand
 
 
@@ -79,8 +100,8 @@ def set_favourite(*, volunteer: Volunteer, detectid, favourite: bool) -> bool:
     Volunteer.objects.select_for_update().filter(pk=volunteer.pk).first()  # count, then add
     if Favourite.objects.filter(volunteer=volunteer).count() >= MAX_FAVOURITES:
         raise InvalidInput(
-            f"you have {MAX_FAVOURITES} favourites, the most one account can keep: "
-            "remove some first"
+            gettext("you have %(n)d favourites, the most one account can keep: remove some first")
+            % {"n": MAX_FAVOURITES}
         )
     try:
         with transaction.atomic():
@@ -124,11 +145,14 @@ def create_collection(
     Volunteer.objects.select_for_update().filter(pk=volunteer.pk).first()
     if Collection.objects.filter(owner=volunteer).count() >= MAX_COLLECTIONS:
         raise InvalidInput(
-            f"you have {MAX_COLLECTIONS} collections, the most one account can have: "
-            "delete one first"
+            gettext("you have %(n)d collections, the most one account can have: delete one first")
+            % {"n": MAX_COLLECTIONS}
         )
     if Collection.objects.filter(owner=volunteer, name=name).exists():
-        raise InvalidInput(f"you already have a collection called {name!r}: pick another name")
+        raise InvalidInput(
+            gettext("you already have a collection called %(name)r: pick another name")
+            % {"name": name}
+        )
     return Collection.objects.create(
         owner=volunteer, name=name, description=description, public=bool(public),
         token=new_token(),
@@ -139,7 +163,7 @@ def get_collection(*, token: str, viewer: Volunteer | None) -> Collection:
     """The collection behind a share link, if ``viewer`` may read it: public, or theirs."""
     coll = Collection.objects.filter(token=str(token)[:24]).select_related("owner__user").first()
     if coll is None or not (coll.public or (viewer is not None and coll.owner_id == viewer.pk)):
-        raise NotFound("there is no collection at this address, or it is private")
+        raise NotFound(gettext("there is no collection at this address, or it is private"))
     return coll
 
 
@@ -147,7 +171,7 @@ def _owned(*, volunteer: Volunteer, token: str, lock: bool = False) -> Collectio
     qs = Collection.objects.filter(token=str(token)[:24], owner=volunteer)
     coll = (qs.select_for_update() if lock else qs).first()
     if coll is None:
-        raise NotFound("you have no collection at this address")
+        raise NotFound(gettext("you have no collection at this address"))
     return coll
 
 
@@ -164,7 +188,10 @@ def update_collection(
     if name is not None:
         name = check_name(name)
         if name != coll.name and Collection.objects.filter(owner=volunteer, name=name).exists():
-            raise InvalidInput(f"you already have a collection called {name!r}: pick another name")
+            raise InvalidInput(
+                gettext("you already have a collection called %(name)r: pick another name")
+                % {"name": name}
+            )
         coll.name = name
     if description is not None:
         coll.description = check_description(description)
@@ -188,8 +215,8 @@ def add_to_collection(*, volunteer: Volunteer, token: str, detectid) -> bool:
         return False
     if CollectionItem.objects.filter(collection=coll).count() >= MAX_ITEMS:
         raise InvalidInput(
-            f"{coll.name!r} holds {MAX_ITEMS} candidates, the most a collection can: "
-            "start another one"
+            gettext("%(name)r holds %(n)d candidates, the most a collection can: start another one")
+            % {"name": coll.name, "n": MAX_ITEMS}
         )
     CollectionItem.objects.create(collection=coll, candidate=cand)
     coll.save(update_fields=["updated_at"])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.utils.translation import gettext, gettext_noop
 
 from labelapp.services.crowd.gold import FEEDBACK
 from mlcore.render import RENDER_VERSION, line_column, render_cutout_png, spectrum_window
@@ -30,16 +31,18 @@ GUIDE_N = 400
 BRIGHT_N = 60  # examples in the bright-artefact survey of a kind the main one cannot show
 BRIGHT_NU = (25.0, 60.0)  # their amplitude range (the simulator's art_nu; default 2.8-80)
 # (kind, title, the reason a volunteer picks for it after 'No')
+# The titles are stored in English in the cached guide.json and translated when read
+# (field_guide_entries), so one cache serves every language.
 KINDS: tuple[tuple[str, str, str], ...] = (
-    ("lae", "Real line: a distant galaxy (Lyman-alpha)", ""),
-    ("oii", "Real line: a nearer galaxy ([OII])", ""),
-    ("noise", "Noise", "noise"),
-    ("sky", "Sky line", "sky"),
-    ("cosmic", "Cosmic ray", "cosmic"),
-    ("hotcol", "Hot column", "hotcol"),
-    ("meteor", "Meteor or satellite", "meteor"),
-    ("badfiber", "Bad fiber", "badfiber"),
-    ("star", "Star", "other"),
+    ("lae", gettext_noop("Real line: a distant galaxy (Lyman-alpha)"), ""),
+    ("oii", gettext_noop("Real line: a nearer galaxy ([OII])"), ""),
+    ("noise", gettext_noop("Noise"), "noise"),
+    ("sky", gettext_noop("Sky line"), "sky"),
+    ("cosmic", gettext_noop("Cosmic ray"), "cosmic"),
+    ("hotcol", gettext_noop("Hot column"), "hotcol"),
+    ("meteor", gettext_noop("Meteor or satellite"), "meteor"),
+    ("badfiber", gettext_noop("Bad fiber"), "badfiber"),
+    ("star", gettext_noop("Star"), "other"),
 )
 # The order the tutorial walks through (a real line first, then the commonest look-alikes).
 TUTORIAL_KINDS = ("lae", "cosmic", "sky", "noise")
@@ -132,11 +135,15 @@ def build_field_guide() -> list[dict]:
 
 
 def field_guide_entries() -> list[dict]:
-    """The guide's entries, building it on first use."""
+    """The guide's entries, building it on first use; title and text in the active
+    language (the cache holds the English, the catalogue's msgids)."""
     path = guide_dir() / "guide.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    return build_field_guide()
+    entries = json.loads(path.read_text()) if path.exists() else build_field_guide()
+    for e in entries:
+        # gettext("") would be the catalogue's header
+        e["title"] = gettext(e["title"]) if e["title"] else ""
+        e["text"] = gettext(e["text"]) if e["text"] else ""
+    return entries
 
 
 def field_guide_png(kind: str) -> Path | None:
@@ -161,14 +168,14 @@ def figure_from_arrays(wave, flux, upper, lower, centre: float) -> dict:
             {"x": wave, "y": upper, "mode": "lines", "line": {"width": 0},
              "hoverinfo": "skip", "showlegend": False},
             {"x": wave, "y": lower, "mode": "lines", "line": {"width": 0}, "fill": "tonexty",
-             "fillcolor": band, "name": "1σ error", "hoverinfo": "skip"},
-            {"x": wave, "y": flux, "mode": "lines", "name": "spectrum",
+             "fillcolor": band, "name": gettext("1σ error"), "hoverinfo": "skip"},
+            {"x": wave, "y": flux, "mode": "lines", "name": gettext("spectrum"),
              "line": {"color": "#1f3b73", "width": 2, "shape": "hvh"}},
         ],
         "layout": {
             "margin": {"l": 44, "r": 8, "t": 8, "b": 36},
-            "xaxis": {"title": {"text": "wavelength (Å)"}},
-            "yaxis": {"title": {"text": "flux"}},
+            "xaxis": {"title": {"text": gettext("wavelength (Å)")}},
+            "yaxis": {"title": {"text": gettext("flux")}},
             "shapes": [{"type": "line", "x0": centre, "x1": centre, "yref": "paper",
                         "y0": 0, "y1": 1, "line": {"color": "#d55e00", "dash": "dot",
                                                    "width": 1.5}}],

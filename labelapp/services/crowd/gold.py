@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 from labelapp.models import Candidate, CandidateTruth, GoldStandard
 from labelapp.selectors.regimes import regime_q
@@ -17,26 +18,46 @@ from mlcore.render import line_column
 from mlcore.survey import REAL_TYPES
 from mlcore.teaching import teaching_check
 
-# What a volunteer is told after answering a gold candidate of each kind.
+# What a volunteer is told after answering a gold candidate of each kind (stored in English
+# with the gold standard; told in the volunteer's language while it is this default text,
+# see votes.gold_feedback).
 FEEDBACK: dict[str, str] = {
-    "lae": "A real line: a compact glow right at the marks in the summed image, "
-    "seen in more than one fiber, and a bump in the spectrum at the dotted line.",
-    "oii": "A real line (from a nearer galaxy): a blob at the marks shared by several "
-    "fibers, with a matching bump in the spectrum.",
-    "noise": "Just noise: the middle is no brighter than the speckles around it, and the "
-    "spectrum has no clear bump above its grey error band.",
-    "sky": "A sky line: a thin vertical stripe through every fiber at the same wavelength, "
-    "left over from the glow of the night sky. Real galaxies are not in every fiber.",
-    "cosmic": "That bright dot in one fiber only is a cosmic ray: a particle hit on the "
-    "detector. Light from a galaxy lands in several fibers.",
-    "hotcol": "A hot column: a narrow stripe straight up and down through a fiber's whole "
-    "strip, often a dark dip next to a bright bump. It is the detector, not the sky.",
-    "meteor": "A meteor or satellite: bright light from one exposure only, so it sits in one "
-    "or two fibers and the summed image barely shows it, unlike a galaxy's steady glow.",
-    "badfiber": "A bad fiber: one whole fiber is brighter or darker than the others from end "
-    "to end, not just in the middle.",
-    "star": "A star: bright light along the whole spectrum; the 'line' is a gap between "
-    "absorption features, not emission.",
+    "lae": gettext_noop(
+        "A real line: a compact glow right at the marks in the summed image, "
+        "seen in more than one fiber, and a bump in the spectrum at the dotted line."
+    ),
+    "oii": gettext_noop(
+        "A real line (from a nearer galaxy): a blob at the marks shared by several "
+        "fibers, with a matching bump in the spectrum."
+    ),
+    "noise": gettext_noop(
+        "Just noise: the middle is no brighter than the speckles around it, and the "
+        "spectrum has no clear bump above its grey error band."
+    ),
+    "sky": gettext_noop(
+        "A sky line: a thin vertical stripe through every fiber at the same wavelength, "
+        "left over from the glow of the night sky. Real galaxies are not in every fiber."
+    ),
+    "cosmic": gettext_noop(
+        "That bright dot in one fiber only is a cosmic ray: a particle hit on the "
+        "detector. Light from a galaxy lands in several fibers."
+    ),
+    "hotcol": gettext_noop(
+        "A hot column: a narrow stripe straight up and down through a fiber's whole "
+        "strip, often a dark dip next to a bright bump. It is the detector, not the sky."
+    ),
+    "meteor": gettext_noop(
+        "A meteor or satellite: bright light from one exposure only, so it sits in one "
+        "or two fibers and the summed image barely shows it, unlike a galaxy's steady glow."
+    ),
+    "badfiber": gettext_noop(
+        "A bad fiber: one whole fiber is brighter or darker than the others from end "
+        "to end, not just in the middle."
+    ),
+    "star": gettext_noop(
+        "A star: bright light along the whole spectrum; the 'line' is a gap between "
+        "absorption features, not emission."
+    ),
 }
 
 

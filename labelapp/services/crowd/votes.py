@@ -16,10 +16,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from labelapp import errors
 from labelapp.errors import UnknownCandidate
 from labelapp.models import Candidate, GoldStandard, Volunteer, Vote
+from labelapp.services.crowd.gold import FEEDBACK
 from labelapp.services.operations.ratelimit import hit_rate_limit
 
 
@@ -69,8 +71,16 @@ def gold_feedback(result: VoteResult) -> dict | None:
         "correct": result.correct,
         "is_real": result.gold.is_real,
         "kind": result.gold.kind,
-        "text": result.gold.feedback,
+        "text": _told_feedback(result.gold.kind, result.gold.feedback),
     }
+
+
+def _told_feedback(kind: str, text: str) -> str:
+    """The gold feedback in the volunteer's language while it is the default text of its
+    kind (gold.FEEDBACK, translated in locale/); a scientist's own text is told as written."""
+    if text and text == FEEDBACK.get(kind):
+        return gettext(text)
+    return text
 
 
 MAX_RESPONSE_MS = 86_400_000  # a day: anything longer is a clock or client bug

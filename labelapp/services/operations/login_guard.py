@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext, ngettext
 
 from labelapp.services.operations import ratelimit
 
@@ -31,7 +32,7 @@ class LoginRefusal:
 
 def _minutes(seconds: int) -> str:
     minutes = max(1, round(seconds / 60))
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
 
 
 def login_refusal(*, username: str) -> LoginRefusal | None:
@@ -41,8 +42,11 @@ def login_refusal(*, username: str) -> LoginRefusal | None:
     remaining = ratelimit.login_lockout_remaining(username=username)
     if remaining:
         return LoginRefusal(
-            "Too many failed log-ins for this username. Please try again in "
-            f"{_minutes(remaining)}, or reset your password.",
+            gettext(
+                "Too many failed log-ins for this username. Please try again in %(wait)s, or "
+                "reset your password."
+            )
+            % {"wait": _minutes(remaining)},
             remaining,
         )
     limit, window_s = settings.AUTH_RATE_LOGIN_USER
@@ -51,8 +55,8 @@ def login_refusal(*, username: str) -> LoginRefusal | None:
     )
     if not decision.allowed:
         return LoginRefusal(
-            "Too many log-in attempts for this username. Please try again in "
-            f"{_minutes(decision.retry_after_s)}.",
+            gettext("Too many log-in attempts for this username. Please try again in %(wait)s.")
+            % {"wait": _minutes(decision.retry_after_s)},
             decision.retry_after_s,
         )
     return None
