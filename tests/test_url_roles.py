@@ -40,6 +40,9 @@ EXPECTED = {
     "me": OPEN,
     "results": OPEN,
     "privacy": OPEN,
+    # languages: the switcher POSTs (a GET changes nothing and goes back); the scripts' strings
+    "set_language": (302, 302, 302, 302),
+    "javascript-catalog": OPEN,
     # favourites and collections: saving needs an account; writes are POST only
     "collections": ACCOUNT_ONLY,
     "collection": (404, 404, 404, 404),  # no collection has this token
