@@ -201,7 +201,7 @@ PAGES = [
     ("/classify/?skip=1", {"es": "Rayo cósmico", "de": "Kosmischer Strahl"}, "Cosmic ray"),
     ("/tutorial/", {"es": "Cómo reconocer una línea real", "de": "So erkennst du"}, "How to spot"),
     ("/tutorial/", {"es": "Saltar el tutorial", "de": "Tutorial überspringen"}, "Skip the tut"),
-    ("/field-guide/", {"es": "Guía de campo", "de": "Bestimmungshilfe"}, "Back to classifying"),
+    ("/field-guide/", {"es": "Guía de campo", "de": "Feldführer"}, "Back to classifying"),
     ("/field-guide/", {"es": "un rayo cósmico", "de": "ein kosmischer Strahl"}, "is a cosmic ray"),
     ("/me/", {"es": "Tu nivel", "de": "Deine Stufe"}, "Your level"),
     ("/me/", {"es": "Nivel 1: candidatos claros", "de": "Stufe 1: klare"}, "Level 1: clear"),
