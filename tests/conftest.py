@@ -51,6 +51,17 @@ def _isolated_storage(settings, tmp_path):
     open_store.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request with a language cookie or Accept-Language leaves that language active in the
+    test's thread (LocaleMiddleware activates, nothing deactivates): back to the default, so
+    the next test's services speak English."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @pytest.fixture
 def survey():
     return make_survey(40, seed=3)

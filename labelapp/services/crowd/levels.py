@@ -56,6 +56,13 @@ LEVEL_NAMES = {
     2: _("Level 2: faint candidates unlocked"),
     3: _("Level 3: artefact spotter"),
 }
+# The names inside a sentence ("Promoted to level 2: ..."): a translation keeps its own
+# capitals (German nouns), which lower-casing LEVEL_NAMES would lose.
+LEVEL_NAMES_IN_TEXT = {
+    1: _("level 1: clear candidates"),
+    2: _("level 2: faint candidates unlocked"),
+    3: _("level 3: artefact spotter"),
+}
 LEVEL_UNLOCKS = {
     1: _("candidates with S/N above 5.5, where a line (or its absence) is clear"),
     2: _("the faint candidates, S/N 4.8-5.5: the ones the science needs most"),
@@ -155,7 +162,7 @@ class LevelChange:
         return self.new > self.old
 
     def message(self) -> str:
-        level = str(LEVEL_NAMES[self.new]).lower()
+        level = LEVEL_NAMES_IN_TEXT[self.new]
         if self.promoted:
             return gettext(
                 "Promoted to %(level)s! Your answers on the teaching examples show skill, so "
@@ -215,6 +222,7 @@ class LevelProgress:
     in_force: bool
     next_level: int | None
     next_name: str | None
+    next_name_in_text: str | None
     next_unlocks: str | None
     needs: list[RegimeProgress]  # the regimes the next level needs
     needs_label: str  # their labels joined for a sentence ("... and of ...")
@@ -265,6 +273,7 @@ def level_progress(*, volunteer: Volunteer | None) -> LevelProgress:
         in_force=levels_in_force(),
         next_level=nxt,
         next_name=LEVEL_NAMES[nxt] if nxt else None,
+        next_name_in_text=LEVEL_NAMES_IN_TEXT[nxt] if nxt else None,
         next_unlocks=LEVEL_UNLOCKS[nxt] if nxt else None,
         needs=[regimes[r] for r in LEVEL_REGIMES[nxt]] if nxt else [],
         needs_label=_join_labels([regimes[r].label for r in LEVEL_REGIMES[nxt]] if nxt else []),
