@@ -226,6 +226,30 @@ def test_a_model_that_scored_nothing_draws_no_after_line(client):
     assert "has not sorted any candidate yet" in html
 
 
+def test_the_figures_speak_the_volunteers_language():
+    from django.utils import translation
+
+    from labelapp.services.science.redshift import redshift_report
+
+    make_candidates(12)
+    mv = ModelVersion.objects.create(
+        label_source="consensus", directory="-", status="promoted", card=_card(_heldout(0.8, 0.9))
+    )
+    report = redshift_report(use_cache=False)
+    with translation.override("de"):
+        acc = sel.accuracy_figure(sel.accuracy_rows())
+        nz = sel.nz_figure(report)
+    assert acc["layout"]["yaxis"]["title"]["text"] == "balancierte Genauigkeit"
+    assert acc["data"][0]["x"] == [f"Modell {mv.pk}"]
+    assert acc["data"][0]["name"] == "hellere Linien (S/N > 5,5)"
+    assert "%{customdata}" in acc["data"][0]["hovertemplate"]  # plotly's fields kept
+    assert nz["layout"]["xaxis"]["title"]["text"].startswith("Rotverschiebung z")
+    with translation.override("es"):
+        nz = sel.nz_figure(report)
+    assert nz["data"][0]["name"].startswith("todos los candidatos")
+    assert nz["layout"]["yaxis"]["title"]["text"] == "candidatos por intervalo"
+
+
 def test_nz_of_a_handful_of_candidates_has_whole_number_ticks():
     from labelapp.services.science.redshift import redshift_report
 

@@ -15,6 +15,8 @@ import datetime as dt
 from django.core.cache import cache
 from django.db.models import Max, Min, Model, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from labelapp.models import (
     AuditEvent,
@@ -36,7 +38,10 @@ NEWS_SHOWN = 10
 WERE_LIVE = (ModelVersion.Status.PROMOTED, ModelVersion.Status.RETIRED)
 COLOURS = {"low": "#d95f02", "high": "#1b9e77", "before": "#b2182b", "after": "#2166ac"}
 FILL_BEFORE = "rgba(178, 24, 43, 0.18)"
-REGIME_WORDS = {"low": "faint lines (S/N 4.8-5.5)", "high": "brighter lines (S/N > 5.5)"}
+REGIME_WORDS = {
+    "low": gettext_lazy("faint lines (S/N 4.8-5.5)"),
+    "high": gettext_lazy("brighter lines (S/N > 5.5)"),
+}
 
 
 def utc_midnight(now: dt.datetime | None = None) -> dt.datetime:
@@ -126,7 +131,11 @@ def accuracy_rows() -> list[dict]:
             {
                 "version": mv.pk,
                 "round": rounds.get(mv.pk),
-                "label": f"round {rounds[mv.pk]}" if mv.pk in rounds else f"model {mv.pk}",
+                "label": (
+                    _("round %(n)s") % {"n": rounds[mv.pk]}
+                    if mv.pk in rounds
+                    else _("model %(n)s") % {"n": mv.pk}
+                ),
                 "headline": headline(mv.card),
             }
         )
@@ -151,23 +160,27 @@ def accuracy_figure(rows: list[dict]) -> dict | None:
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "name": REGIME_WORDS[reg],
+                "name": str(REGIME_WORDS[reg]),
                 "x": x,
                 "y": y,
                 "customdata": n,
                 "error_y": {"type": "data", "array": up, "arrayminus": down, "visible": True},
                 "marker": {"size": 10, "color": COLOURS[reg]},
                 "line": {"color": COLOURS[reg]},
-                "hovertemplate": "%{y:.2f} (checked on %{customdata} candidates)<extra></extra>",
+                # plotly's %{...} fields stay as they are in every language
+                "hovertemplate": _("%{y:.2f} (checked on %{customdata} candidates)")
+                + "<extra></extra>",
             }
         )
     return {
         "data": data,
         "layout": {
-            "title": {"text": "How often the model is right, on candidates it never learnt from"},
+            "title": {
+                "text": _("How often the model is right, on candidates it never learnt from")
+            },
             "xaxis": {"type": "category", "automargin": True},
             "yaxis": {
-                "title": {"text": "balanced accuracy"},
+                "title": {"text": _("balanced accuracy")},
                 "range": [0.4, 1.02],
                 "tickformat": ".0%",
                 "automargin": True,
@@ -190,9 +203,9 @@ def nz_figure(report: dict) -> dict | None:
         return None
     z = report["z_centres"]
     data = []
-    series = [("before", before, "every candidate the survey found (S/N ≥ 4.8)")]
+    series = [("before", before, _("every candidate the survey found (S/N ≥ 4.8)"))]
     if after and after.get("available") and report.get("n_scored"):  # a model yet to score: no line
-        series.append(("after", after, "kept by the model your votes trained"))
+        series.append(("after", after, _("kept by the model your votes trained")))
     for key, sel, name in series:
         line = {"shape": "hvh", "color": COLOURS[key], "width": 1 if key == "before" else 2}
         data.append(
@@ -205,7 +218,7 @@ def nz_figure(report: dict) -> dict | None:
                 "line": line,
                 # "before" as a pale area behind, "after" as the line on top of it
                 **({"fill": "tozeroy", "fillcolor": FILL_BEFORE} if key == "before" else {}),
-                "hovertemplate": "z = %{x:.2f}: %{y} candidates<extra></extra>",
+                "hovertemplate": _("z = %{x:.2f}: %{y} candidates") + "<extra></extra>",
             }
         )
         if sel["spikes"]:
@@ -213,7 +226,9 @@ def nz_figure(report: dict) -> dict | None:
                 {
                     "type": "scatter",
                     "mode": "markers",
-                    "name": "spike " + ("before" if key == "before" else "after") + " the cut",
+                    "name": _("spike before the cut")
+                    if key == "before"
+                    else _("spike after the cut"),
                     "x": [s["z"] for s in sel["spikes"]],
                     "y": [s["observed"] for s in sel["spikes"]],
                     "marker": {
@@ -222,20 +237,20 @@ def nz_figure(report: dict) -> dict | None:
                         "color": COLOURS[key],
                         "line": {"color": "#000", "width": 1},
                     },
-                    "hovertemplate": "spike at z = %{x:.2f}<extra></extra>",
+                    "hovertemplate": _("spike at z = %{x:.2f}") + "<extra></extra>",
                 }
             )
     return {
         "data": data,
         "layout": {
-            "title": {"text": "Candidates per redshift, before and after the model's cut"},
+            "title": {"text": _("Candidates per redshift, before and after the model's cut")},
             "xaxis": {
-                "title": {"text": "redshift z (if the line is Lyman-alpha)"},
+                "title": {"text": _("redshift z (if the line is Lyman-alpha)")},
                 "range": [z[0], z[-1]] if z else None,
                 "automargin": True,
             },
             "yaxis": {
-                "title": {"text": "candidates per bin"},
+                "title": {"text": _("candidates per bin")},
                 "rangemode": "tozero",
                 "automargin": True,
                 # a handful of candidates: whole numbers, not 0.2 steps
@@ -280,7 +295,7 @@ def external_confirmation() -> dict | None:
             rows.append(
                 {
                     "key": key,
-                    "label": REGIME_WORDS[key],
+                    "label": str(REGIME_WORDS[key]),
                     "confirmed": matched or 0,
                     "kept": recovered,
                     "kept_share": (recovered / matched)
