@@ -276,3 +276,21 @@ def test_default_gold_feedback_is_told_in_the_language_and_own_text_as_written()
         assert _told_feedback("cosmic", "A scientist's own words.") == "A scientist's own words."
     with translation.override("en"):
         assert _told_feedback("cosmic", FEEDBACK["cosmic"]) == FEEDBACK["cosmic"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "lang,text", [("es", "no se te mostró"), ("de", "wurde dir nicht gezeigt"), ("en", "not shown")]
+)
+def test_the_vote_apis_refusals_are_told_in_the_language(client, candidates, lang, text):
+    """What the classify page prints from the vote API (a refused vote, nothing to undo)."""
+    client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = lang
+    client.get("/api/next/")
+    headers = {"X-CSRFToken": client.cookies["csrftoken"].value}
+    body = {"detectid": candidates[0].detectid, "token": "forged", "answer": "no"}
+    resp = client.post("/api/votes/", body, content_type="application/json", headers=headers)
+    assert resp.status_code == 403 and resp.json()["error"]["code"] == "not_served"
+    assert text in resp.json()["error"]["message"]
+    resp = client.post("/api/votes/undo/", content_type="application/json", headers=headers)
+    undo = {"es": "todavía no has", "de": "noch nichts", "en": "not answered anything"}[lang]
+    assert resp.status_code == 404 and undo in resp.json()["error"]["message"]

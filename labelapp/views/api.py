@@ -23,6 +23,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import URLPattern, get_script_prefix, reverse
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext, gettext_noop
 from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -50,7 +51,7 @@ from labelapp.views.json_body import (
 )
 
 MAX_PREFETCH = 3
-CSRF_MESSAGE = (
+CSRF_MESSAGE = gettext_noop(  # told in the request's language: gettext(CSRF_MESSAGE)
     "CSRF check failed: reload the page (or send the csrftoken cookie in an X-CSRFToken header)"
 )
 
@@ -289,7 +290,7 @@ class CsrfToken(APIKeyHeader):
     def __call__(self, request: HttpRequest):
         request.body  # noqa: B018 (read now, so a form body can still be parsed after CSRF)
         if check_csrf(request) is not None:
-            raise CsrfFailed(CSRF_MESSAGE)
+            raise CsrfFailed(gettext(CSRF_MESSAGE))
         return True
 
     def authenticate(self, request: HttpRequest, key):  # pragma: no cover (see __call__)
@@ -372,7 +373,7 @@ def _not_found(request, exc):
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: JSON under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):
-        return api_error(403, "csrf", CSRF_MESSAGE)
+        return api_error(403, "csrf", gettext(CSRF_MESSAGE))
     from django.views.csrf import csrf_failure as default
 
     return default(request, reason=reason)
@@ -480,16 +481,21 @@ def _guard(request: HttpRequest, detectid: int, token):
     ip = client_ip(request)
     if moderation.is_blocked(ip):
         raise BlockedVote(
-            "votes from your network are not accepted at the moment; if you think this is a "
-            "mistake, write to the project team"
+            gettext(
+                "votes from your network are not accepted at the moment; if you think this is "
+                "a mistake, write to the project team"
+            )
         )
     anonymous = not request.user.is_authenticated
     if anonymous:  # accounts: per volunteer (and sign-ups per address) limit them
         limit = vote_guard.hit_ip_vote_limit(client_ip=ip)
         if not limit.allowed:
             raise votes.RateLimited(
-                "too many anonymous votes from your network: wait "
-                f"{limit.retry_after_s} s, or sign up (accounts are not limited per network)",
+                gettext(
+                    "too many anonymous votes from your network: wait %(s)s s, or sign up "
+                    "(accounts are not limited per network)"
+                )
+                % {"s": limit.retry_after_s},
                 retry_after_s=limit.retry_after_s,
             )
     volunteer = get_volunteer(session=request.session, user=request.user)
@@ -497,8 +503,11 @@ def _guard(request: HttpRequest, detectid: int, token):
         limit = vote_guard.hit_new_volunteer_limit(client_ip=ip)
         if not limit.allowed:
             raise votes.RateLimited(
-                "too many new anonymous volunteers from your network: sign up (or log in) "
-                f"to classify, or wait {limit.retry_after_s} s",
+                gettext(
+                    "too many new anonymous volunteers from your network: sign up (or log in) "
+                    "to classify, or wait %(s)s s"
+                )
+                % {"s": limit.retry_after_s},
                 retry_after_s=limit.retry_after_s,
             )
     if volunteer is None:
@@ -611,7 +620,7 @@ def undo(request: HttpRequest):
     yes/no is final)."""
     volunteer = get_volunteer(session=request.session, user=request.user)
     if volunteer is None:
-        raise votes.NothingToUndo("you have not answered anything yet")
+        raise votes.NothingToUndo(gettext("you have not answered anything yet"))
     v = votes.undo_last_vote(volunteer=volunteer)
     nonce = vote_guard.session_nonce(request.session)
     return {

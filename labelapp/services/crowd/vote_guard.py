@@ -20,6 +20,7 @@ import secrets
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
+from django.utils.translation import gettext
 
 from labelapp.errors import Forbidden
 from labelapp.services.operations.ratelimit import RateDecision, hit_rate_limit
@@ -57,19 +58,26 @@ def check_served(*, session: SessionBase, detectid: int, token) -> None:
     nonce = session.get(NONCE_KEY)
     if not nonce or not isinstance(token, str) or not token or len(token) > 200:
         raise NotServed(
-            f"candidate {detectid} was not shown to you: ask /api/next/ for a candidate "
-            "and send its token with your answer"
+            gettext(
+                "candidate %(detectid)s was not shown to you: ask /api/next/ for a candidate "
+                "and send its token with your answer"
+            )
+            % {"detectid": detectid}
         )
     try:
         _signer(nonce).unsign(f"{detectid}:{token}", max_age=settings.VOTE_SERVED_TTL_S)
     except signing.SignatureExpired:
         raise NotServed(
-            f"the token for candidate {detectid} has expired: reload the page"
+            gettext("the token for candidate %(detectid)s has expired: reload the page")
+            % {"detectid": detectid}
         ) from None
     except signing.BadSignature:
         raise NotServed(
-            f"candidate {detectid} was not shown to you (the token does not match): ask "
-            "/api/next/ for a candidate and send its token with your answer"
+            gettext(
+                "candidate %(detectid)s was not shown to you (the token does not match): ask "
+                "/api/next/ for a candidate and send its token with your answer"
+            )
+            % {"detectid": detectid}
         ) from None
 
 

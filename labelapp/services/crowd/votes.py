@@ -138,13 +138,20 @@ def submit_vote(
             return _result(existing, created=False, gold=gold)
         if not limit.allowed:
             raise RateLimited(
-                f"too many votes: at most {settings.VOTE_RATE_LIMIT} every "
-                f"{settings.VOTE_RATE_WINDOW_S} s; wait {limit.retry_after_s} s",
+                gettext("too many votes: at most %(n)s every %(window)s s; wait %(wait)s s")
+                % {
+                    "n": settings.VOTE_RATE_LIMIT,
+                    "window": settings.VOTE_RATE_WINDOW_S,
+                    "wait": limit.retry_after_s,
+                },
                 retry_after_s=limit.retry_after_s,
             )
         raise CandidateNotInQueue(
-            f"candidate {detectid} is no longer in the queue "
-            f"({candidate.get_status_display()}); ask for the next one"
+            gettext(
+                "candidate %(detectid)s is no longer in the queue (%(status)s); ask for the "
+                "next one"
+            )
+            % {"detectid": detectid, "status": candidate.get_status_display()}
         )
 
     correct = gold_answer_correct(answer=answer, gold=gold) if gold else None
@@ -168,7 +175,10 @@ def submit_vote(
     if row is None:  # another request (a second tab, a retry) recorded this vote first
         existing = Vote.objects.filter(volunteer=volunteer, candidate=candidate).first()
         if existing is None:  # taken back in between: rare enough to be an error
-            raise CandidateNotInQueue(f"your answer for candidate {detectid} was just undone")
+            raise CandidateNotInQueue(
+                gettext("your answer for candidate %(detectid)s was just undone")
+                % {"detectid": detectid}
+            )
         return _result(existing, created=False, gold=gold)
     return VoteResult(vote=vote, created=True, gold=gold, correct=correct)
 
@@ -271,15 +281,17 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
             .first()
         )
         if vote is None or vote.created_at < since:
-            raise NothingToUndo(f"no answer of yours from the last {within_s} s to take back")
+            raise NothingToUndo(
+                gettext("no answer of yours from the last %(s)s s to take back") % {"s": within_s}
+            )
         if vote.was_gold and vote.answer != Vote.Answer.UNSURE:
             # its answer was shown: undoing and answering again would fake a right answer
             raise NothingToUndo(
-                "the answer to a teaching example is final once its explanation was shown"
+                gettext("the answer to a teaching example is final once its explanation was shown")
             )
         deleted, _ = Vote.objects.filter(pk=vote.pk).delete()
         if not deleted:  # a concurrent undo took it first
-            raise NothingToUndo("that answer was already taken back")
+            raise NothingToUndo(gettext("that answer was already taken back"))
         gold = GoldStandard.objects.filter(candidate_id=vote.candidate_id).first()
         correct = (
             gold_answer_correct(answer=vote.answer, gold=gold) if vote.was_gold and gold else None
