@@ -294,3 +294,13 @@ def test_the_vote_apis_refusals_are_told_in_the_language(client, candidates, lan
     resp = client.post("/api/votes/undo/", content_type="application/json", headers=headers)
     undo = {"es": "todavía no has", "de": "noch nichts", "en": "not answered anything"}[lang]
     assert resp.status_code == 404 and undo in resp.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_the_candidate_page_names_the_regime_in_the_language(client, candidates):
+    c = candidates.first()
+    word = {"low": ("bajo", "niedrig"), "high": ("alto", "hoch")}[c.regime]
+    for lang, expect in zip(("es", "de"), word, strict=True):
+        client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = lang
+        html = client.get(f"/candidates/{c.detectid}/").content.decode()
+        assert expect in html and f"({c.regime} regime)" not in html
