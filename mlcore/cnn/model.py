@@ -4,7 +4,10 @@ Input is the normalised (B, 5, 9, 100) stack from :func:`mlcore.survey.stack_cut
 (summed image, then the 4 highest-weight fibers; rows are the spatial direction on the CCD,
 columns wavelength with the line near column 50), optionally plus a (B, 2, L) window of the
 1D spectrum around the line. Output is one logit for "a real emission line sits at the
-centre".
+centre". A model built with ``CNNConfig.artefact_kinds`` also has an artefact-type head
+(``fc_kind``: K logits from the same hidden layer), trained on level-3 volunteers' answers to
+"which artefact is it?"; without it (the default, and every older checkpoint) the model is
+exactly the one-output network.
 
 Dropout lives only in the head, after the convolutional trunk. That makes Monte-Carlo
 dropout cheap: scoring runs the trunk once and the head T times (``forward_mc``), so T=10
@@ -31,6 +34,15 @@ class CNNConfig:
     dropout: float = 0.3  # head dropout, also the MC-dropout rate when scoring
     spec_len: int = 0  # length of the optional 1D-spectrum window; 0 = no 1D branch
     spec_channels: int = 2  # S/N per pixel, flux scaled by its robust sigma
+    # Names of the artefact types of the optional type head ("cosmic", "sky", ...); empty:
+    # no head. Older checkpoints have no such key and load without one.
+    artefact_kinds: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # a card or checkpoint read back gives a list; a tuple keeps the config hashable
+        self.artefact_kinds = tuple(str(k) for k in self.artefact_kinds)
+        if len(set(self.artefact_kinds)) != len(self.artefact_kinds):
+            raise ValueError(f"artefact_kinds must be distinct, not {self.artefact_kinds}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,6 +92,10 @@ class LineCNN(nn.Module):
             self.spec_trunk = None
         self.fc1 = nn.Linear(n_feat, cfg.hidden)
         self.fc2 = nn.Linear(cfg.hidden, 1)
+        # Created after fc2, so a seed gives the same trunk and real/not-real head with or
+        # without it; absent (None) when there are no kinds, so old state dicts load as is.
+        n_kinds = len(cfg.artefact_kinds)
+        self.fc_kind = nn.Linear(cfg.hidden, n_kinds) if n_kinds else None
         # Temperature for calibrated probabilities, fitted on validation after training,
         # and the per-regime (low, high) logit offsets that restore the labels' class mix
         # (see evaluation.fit_prior_shift); buffers so they travel with the state dict.
@@ -102,19 +118,46 @@ class LineCNN(nn.Module):
             feats.append(self.spec_trunk(spec).flatten(1))  # (B, 2s*5)
         return torch.cat(feats, dim=1)
 
-    def head(
+    def hidden(
         self, f: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """(B, n_feat) -> (B,) logits. ``masks`` are explicit dropout masks (MC scoring)."""
+        """(B, n_feat) -> (B, hidden), after both dropouts (or the explicit ``masks``)."""
         p = self.config.dropout
         if masks is None:
             f = F.dropout(f, p, self.training)
             h = F.relu(self.fc1(f))
-            h = F.dropout(h, p, self.training)
-        else:
-            h = F.relu(self.fc1(f * masks[0]))
-            h = h * masks[1]
-        return self.fc2(h).squeeze(-1)
+            return F.dropout(h, p, self.training)
+        h = F.relu(self.fc1(f * masks[0]))
+        return h * masks[1]
+
+    def head(
+        self, f: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """(B, n_feat) -> (B,) logits. ``masks`` are explicit dropout masks (MC scoring)."""
+        return self.fc2(self.hidden(f, masks)).squeeze(-1)
+
+    @property
+    def has_kind_head(self) -> bool:
+        return self.fc_kind is not None
+
+    def forward_with_kind(
+        self, x: torch.Tensor, spec: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, ...) -> ((B,) real/not-real logits, (B, K) artefact-type logits), one hidden
+        layer (one dropout draw) for both: what training optimises."""
+        if self.fc_kind is None:
+            raise ValueError("this model has no artefact-type head (CNNConfig.artefact_kinds)")
+        h = self.hidden(self.features(x, spec))
+        return self.fc2(h).squeeze(-1), self.fc_kind(h)
+
+    @torch.no_grad()
+    def kind_probs_from_features(self, f: torch.Tensor) -> torch.Tensor:
+        """(B, n_feat) -> (B, K) softmax of the artefact-type head, no dropout (uncalibrated:
+        the probabilities the head was trained to give on the volunteers' answers)."""
+        if self.fc_kind is None:
+            raise ValueError("this model has no artefact-type head (CNNConfig.artefact_kinds)")
+        h = F.relu(self.fc1(f))
+        return torch.softmax(self.fc_kind(h).float(), dim=-1)
 
     def forward(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 5, 9, 100) -> (B,) logits (uncalibrated: divide by ``temperature``)."""
@@ -183,6 +226,18 @@ class EnsembleCNN(nn.Module):
 
     def features(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
         return torch.cat([m.features(x, spec) for m in self.members], dim=1)
+
+    @property
+    def has_kind_head(self) -> bool:
+        return self.members[0].fc_kind is not None
+
+    @torch.no_grad()
+    def kind_probs_from_features(self, f: torch.Tensor) -> torch.Tensor:
+        """(B, sum of n_feat) -> (B, K): the members' artefact-type probabilities averaged."""
+        parts = torch.split(f, [m.feature_dim for m in self.members], dim=1)
+        return torch.stack(
+            [m.kind_probs_from_features(fk) for m, fk in zip(self.members, parts, strict=True)]
+        ).mean(0)
 
     def forward(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
         """(B, ...) -> (B,) mean member logit (uncalibrated: divide by ``temperature``)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlcore.cnn.artefacts import KindTargets
 from mlcore.cnn.training import TrainConfig
 from mlcore.errors import DataError, LabelsError
 from mlcore.survey import SN_LOW_MAX, stack_cutouts
@@ -65,6 +66,9 @@ class LabelledArrays:
     spec: np.ndarray | None = None  # (M, 2, 2 * SPEC_HALF_WIDTH) 1D windows, or None
     weights: np.ndarray | None = None  # (M,) label confidence
     y_test: np.ndarray | None = None  # answers for the test split (default: targets >= 0.5)
+    # artefact-type answers joined to these rows by detectid (artefacts.join_kind_targets):
+    # the model gets an artefact-type head over kinds.kinds; None: no head
+    kinds: KindTargets | None = None
 
 
 @dataclass
@@ -294,7 +298,12 @@ def fit_evaluate_write(
     cut, targets, sn, cols, spec = data.cutouts, data.targets, data.sn, data.cols, data.spec
     l_tr, l_va, l_te = plan.splits
     tcfg = plan.train
-    mcfg = CNNConfig(width=plan.width, spec_len=0 if spec is None else spec.shape[-1])
+    kt = data.kinds
+    mcfg = CNNConfig(
+        width=plan.width,
+        spec_len=0 if spec is None else spec.shape[-1],
+        artefact_kinds=kt.kinds if kt is not None else (),
+    )
     res = train(
         cut,
         targets,
@@ -307,6 +316,8 @@ def fit_evaluate_write(
         config=tcfg,
         on_epoch=on_epoch,
         init=plan.init,
+        kind_targets=None if kt is None else kt.index,
+        kind_weights=None if kt is None else kt.weight,
     )
     model = res.model
     # held-out evaluation (deterministic forward pass; MC scoring is for acquisition)
@@ -320,6 +331,15 @@ def fit_evaluate_write(
         plan.external,
     )
     metrics["evaluated_against"] = "truth" if data.y_test is not None else plan.label_source
+    if res.kind_eval is not None:
+        # the head is judged on validation rows with an answer, against the answers: early
+        # stopping looks at the real/not-real loss only, so they never chose its weights
+        metrics["artefact_type"] = {
+            **res.kind_eval,
+            "evaluated_on": "validation rows with a level-3 answer, against the answers",
+            "n_answers_joined": kt.n_matched,
+            "n_answers_not_in_rows": len(kt.unmatched),
+        }
     detectid = np.asarray(cols["detectid"])
     card = build_card(
         model=model,

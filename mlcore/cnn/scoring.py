@@ -14,6 +14,11 @@ bounded by ``batch_size`` whatever N is. Per candidate it returns, all float32:
     std             standard deviation of p_t over the T samples
     masked_frac     fraction of non-finite input pixels (set to 0 by the NaN policy)
 
+With ``kinds=True`` (models with an artefact-type head only) the result also holds
+``kind_prob`` (B, K): the head's softmax over ``model.config.artefact_kinds``, deterministic
+(no dropout), from the same features. The default output, and the work done for it, is
+unchanged.
+
 Dropout masks come from a seeded generator, so scores are reproducible. The trunk runs once
 per batch and only the head is sampled T times (see model.py), which is why T=10 costs
 little more than T=1. On the CPU the normalisation runs in numpy (selection instead of
@@ -37,6 +42,7 @@ from mlcore.cnn.training import pick_device
 from mlcore.survey import LINE_COL
 
 SCORE_FIELDS = ("prob", "entropy", "expected_entropy", "bald", "std", "masked_frac")
+KIND_FIELD = "kind_prob"  # (N, K), with kinds=True
 # Precision of the convolutional trunks on the CPU. bfloat16 runs them on AMX / AVX512-BF16
 # (about 2x faster there); the normalisation, the dropout draws and the head stay float32,
 # so only the features are rounded (probabilities move by about 1e-3: bench_scoring.py).
@@ -94,16 +100,16 @@ def fast_cpu_model(model: torch.nn.Module, precision: str = "float32") -> torch.
     return hits[1][precision]
 
 
-def _logits_cpu(model, raw: np.ndarray, s, n_samples, generator, precision="float32"):
+def _logits_cpu(model, raw: np.ndarray, s, n_samples, generator, precision="float32", feats=None):
     """-> ((T, B) logits, (B,) masked_frac) on the CPU. Normalisation and trunk run in
     chunks of ``_CPU_CHUNK`` rows (numpy selection, then the folded channels_last copy), so
     a chunk's pixels and activations stay in cache; then the head's T dropout samples run
     for the whole batch at once, so the generator is drawn exactly as ``forward_mc`` does.
     With ``precision="bfloat16"`` only the trunks run in bfloat16; features come back as
-    float32 before the head."""
+    float32 before the head. ``feats``: a list that receives the (B, n_feat) features."""
     fast = fast_cpu_model(model, precision)
     dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
-    feats, masked = [], []
+    feats_out, feats, masked = feats, [], []
     for a in range(0, len(raw), _CPU_CHUNK):
         z, m = normalise_numpy(raw[a : a + _CPU_CHUNK])
         x = torch.from_numpy(z).to(dtype).contiguous(memory_format=torch.channels_last)
@@ -114,6 +120,8 @@ def _logits_cpu(model, raw: np.ndarray, s, n_samples, generator, precision="floa
         z, m = normalise_numpy(raw)
         feats, masked = [model.features(torch.from_numpy(z), s)], [torch.from_numpy(m)]
     f, masked_frac = torch.cat(feats), torch.cat(masked)
+    if feats_out is not None:
+        feats_out.append(f)
     if n_samples <= 1 or model.config.dropout == 0.0:
         return model.mc_from_features(f, n_samples, generator), masked_frac
     nets = model.members if isinstance(model, EnsembleCNN) else [model]
@@ -156,6 +164,14 @@ def _mc_head(net: LineCNN, f: torch.Tensor, n_samples: int, generator) -> torch.
     return net.fc2(h).squeeze(-1)
 
 
+def _check_kinds(model, kinds: bool) -> None:
+    if kinds and not model.has_kind_head:
+        raise ValueError(
+            "kinds=True: this model has no artefact-type head (it was trained without "
+            "artefact-type answers); score without kinds"
+        )
+
+
 @torch.inference_mode()
 def score_batch(
     model: LineCNN,
@@ -166,6 +182,7 @@ def score_batch(
     generator: torch.Generator | None = None,
     calibrated: bool = True,
     precision: str = "float32",
+    kinds: bool = False,
 ) -> dict[str, np.ndarray]:
     """Score one batch of raw (B, 5, 9, 100) cutouts (any float dtype, NaNs allowed).
 
@@ -174,20 +191,29 @@ def score_batch(
     :func:`score_batch_reference`'s to float rounding, with the same dropout masks.
     ``precision="bfloat16"`` (CPUs with native bfloat16 only) runs the trunks in bfloat16.
     On a GPU the reference path runs under float16 autocast whatever ``precision`` says.
+    ``kinds``: also return ``kind_prob`` (models with an artefact-type head only).
     """
     device = next(model.parameters()).device
     check_precision(precision, device)
+    _check_kinds(model, kinds)
     if device.type != "cpu":
         return score_batch_reference(
-            model, raw, spec=spec, n_samples=n_samples, generator=generator, calibrated=calibrated
-        )
+            model, raw, spec=spec, n_samples=n_samples, generator=generator,
+            calibrated=calibrated, kinds=kinds,
+        )  # fmt: skip
     model.eval()
     if torch.is_tensor(raw):
         raw = raw.detach().cpu().numpy() if raw.dtype != torch.bfloat16 else raw.float().numpy()
     s = None if spec is None else torch.as_tensor(np.asarray(spec, np.float32))
     temp = model.temperature.float() if calibrated else torch.ones(())
-    logits, masked = _logits_cpu(model, np.asarray(raw), s, n_samples, generator, precision)
-    return _summarise(logits, temp, masked)
+    if not kinds:
+        logits, masked = _logits_cpu(model, np.asarray(raw), s, n_samples, generator, precision)
+        return _summarise(logits, temp, masked)
+    feats: list[torch.Tensor] = []
+    logits, masked = _logits_cpu(model, np.asarray(raw), s, n_samples, generator, precision, feats)
+    out = _summarise(logits, temp, masked)
+    out[KIND_FIELD] = model.kind_probs_from_features(feats[0]).float().numpy()
+    return out
 
 
 def _summarise(logits: torch.Tensor, temp: torch.Tensor, masked: torch.Tensor) -> dict:
@@ -216,6 +242,7 @@ def score_batch_reference(
     generator: torch.Generator | None = None,
     calibrated: bool = True,
     precision: str = "float32",
+    kinds: bool = False,
 ) -> dict[str, np.ndarray]:
     """The straightforward path, used on GPUs and as the reference on the CPU: torch
     normalisation (``nanmedian``) on the model's device, then ``model.forward_mc``.
@@ -223,6 +250,7 @@ def score_batch_reference(
     ``precision="bfloat16"``."""
     device = next(model.parameters()).device
     check_precision(precision, device)
+    _check_kinds(model, kinds)
     on_cuda = device.type == "cuda"
     model.eval()
     if not torch.is_tensor(raw):
@@ -241,8 +269,16 @@ def score_batch_reference(
     with torch.autocast(
         device.type, dtype=torch.bfloat16 if cpu_bf16 else None, enabled=on_cuda or cpu_bf16
     ):
-        logits = model.forward_mc(x, s, n_samples=n_samples, generator=generator)  # (T, B)
-    return _summarise(logits, temp, masked)
+        if not kinds:
+            logits = model.forward_mc(x, s, n_samples=n_samples, generator=generator)  # (T, B)
+        else:  # the same draws as forward_mc: features once, then the sampled head
+            f = model.features(x, s)
+            logits = model.mc_from_features(f, n_samples, generator)
+            kind_prob = model.kind_probs_from_features(f.float())
+    out = _summarise(logits, temp, masked)
+    if kinds:
+        out[KIND_FIELD] = kind_prob.float().cpu().numpy()
+    return out
 
 
 @torch.inference_mode()
@@ -278,6 +314,7 @@ def iter_scores(
     start: int = 0,
     stop: int | None = None,
     precision: str = "float32",
+    kinds: bool = False,
 ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
     """Yield (a, b, scores of rows a:b) over rows ``start:stop`` of ``cutouts``.
 
@@ -285,9 +322,11 @@ def iter_scores(
     spectrum and error stacked, the cutout store's layout) or ``spec1d`` and ``spec1d_err``
     (N, 1036 each); the windows are cut per batch. Chunked Celery scoring can call this
     with its own start/stop; the generator is seeded per (seed, a) so a row's scores do not
-    depend on how the catalogue was chunked, only on the batch boundaries.
+    depend on how the catalogue was chunked, only on the batch boundaries. ``kinds``: also
+    ``kind_prob`` (models with an artefact-type head).
     """
     device = next(model.parameters()).device
+    _check_kinds(model, kinds)
     stop = len(cutouts) if stop is None else stop
     half = model.config.spec_len // 2
     for a0, b0 in iter_batches(stop - start, batch_size):
@@ -314,6 +353,7 @@ def iter_scores(
                 generator=gen,
                 calibrated=calibrated,
                 precision=precision,
+                kinds=kinds,
             ),
         )
 
@@ -332,15 +372,23 @@ def score(
     calibrated: bool = True,
     out: dict[str, np.ndarray] | None = None,
     precision: str = "float32",
+    kinds: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Score every row of ``cutouts`` -> {field: (N,) float32} for :data:`SCORE_FIELDS`.
+    """Score every row of ``cutouts`` -> {field: (N,) float32} for :data:`SCORE_FIELDS`
+    (with ``kinds``, also ``kind_prob`` (N, K) for models with an artefact-type head).
 
     ``out`` may hold preallocated (N,) arrays, e.g. ``np.lib.format.open_memmap`` files, to
     keep even the outputs off the heap for very large catalogues.
     """
     n = len(cutouts)
+    _check_kinds(model, kinds)
     if out is None:
         out = {k: np.empty(n, np.float32) for k in SCORE_FIELDS}
+    fields = SCORE_FIELDS
+    if kinds:
+        fields = (*SCORE_FIELDS, KIND_FIELD)
+        if KIND_FIELD not in out:
+            out[KIND_FIELD] = np.empty((n, len(model.config.artefact_kinds)), np.float32)
     for a, b, res in iter_scores(
         model,
         cutouts,
@@ -353,8 +401,9 @@ def score(
         seed=seed,
         calibrated=calibrated,
         precision=precision,
+        kinds=kinds,
     ):
-        for k in SCORE_FIELDS:
+        for k in fields:
             out[k][a:b] = res[k]
     return out
 

@@ -4,6 +4,12 @@ Array-based: ``train(cutouts, targets, sn)`` takes (N, 5, 9, 100) cutouts (numpy
 memmap, float16/32), length-N targets in [0, 1] (ground truth 0/1, or aggregated volunteer
 posteriors as soft targets) and the catalogue ``sn``; optional per-sample ``weights`` carry
 label confidence. Same code on CUDA and CPU: AMP and channels_last switch on only on CUDA.
+
+Models built with ``CNNConfig.artefact_kinds`` also learn the artefact type from
+``kind_targets`` (N,) kind indices (-1: no answer; join them by detectid with
+:func:`mlcore.cnn.artefacts.join_kind_targets`) weighted by ``kind_weights`` (the answers'
+shares): the loss adds ``TrainConfig.kind_loss_weight`` times their weighted cross-entropy.
+Early stopping and calibration still use the real/not-real loss alone.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mlcore.cnn.artefacts import NO_KIND, check_kind_targets, kind_loss, kind_report
 from mlcore.cnn.data import (
     augment,
     balanced_weights,
@@ -68,6 +75,9 @@ class TrainConfig:
     # rest). The standard-error term keeps a small validation set from dropping good ones.
     members: int = 1
     member_tolerance: float = 0.10
+    # Factor on the artefact-type head's cross-entropy (models with CNNConfig.artefact_kinds
+    # only): an auxiliary task, kept below the real/not-real loss so it cannot dominate.
+    kind_loss_weight: float = 0.3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +98,9 @@ class TrainResult:
     n_parameters: int = 0
     device: str = "cpu"
     members: list[dict] = field(default_factory=list)  # ensembles: one summary per member
+    # artefact-type head on the validation rows with an answer (artefacts.kind_report);
+    # None for models without the head
+    kind_eval: dict | None = None
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -110,6 +123,44 @@ def normalise_rows(cutouts, idx: np.ndarray, batch: int = 2048) -> torch.Tensor:
         raw = np.asarray(cutouts[idx[a:b]], dtype=np.float32)
         out[a:b] = normalise(torch.from_numpy(raw))[0].to(torch.float16)
     return out
+
+
+@torch.no_grad()
+def predict_kind_probs(
+    model: LineCNN | EnsembleCNN,
+    x_norm: torch.Tensor,
+    spec: torch.Tensor | None = None,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """(N, K) artefact-type probabilities (no dropout) for already-normalised inputs."""
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    for a, b in iter_batches(len(x_norm), batch_size):
+        x = x_norm[a:b].to(device).float()
+        s = None if spec is None else spec[a:b].to(device).float()
+        out.append(model.kind_probs_from_features(model.features(x, s)).cpu())
+    k = len(model.config.artefact_kinds)
+    return torch.cat(out).numpy() if out else np.zeros((0, k), np.float32)
+
+
+def _kind_arrays(kind_targets, kind_weights, n: int, mcfg: CNNConfig):
+    """-> (index (N,) int64, weight (N,) float32) or (None, None); checks they fit the model."""
+    n_kinds = len(mcfg.artefact_kinds)
+    if kind_targets is None:
+        if n_kinds:
+            raise ValueError("a model with an artefact-type head needs kind_targets (-1: none)")
+        return None, None
+    if not n_kinds:
+        raise ValueError("kind_targets need a model with CNNConfig.artefact_kinds")
+    index = np.asarray(kind_targets, np.int64)
+    weight = (
+        (index != NO_KIND).astype(np.float32)
+        if kind_weights is None
+        else np.asarray(kind_weights, np.float32)
+    )
+    check_kind_targets(index, weight, n, n_kinds)
+    return index, np.where(index != NO_KIND, weight, 0.0).astype(np.float32)
 
 
 @torch.no_grad()
@@ -165,6 +216,8 @@ def train(
     config: TrainConfig | None = None,
     on_epoch: Callable[[dict, int], None] | None = None,
     init: LineCNN | EnsembleCNN | None = None,
+    kind_targets: np.ndarray | None = None,
+    kind_weights: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a LineCNN (``config.members`` > 1: an :class:`EnsembleCNN` of them); see
     :func:`train_one` for the arguments. ``init``: fine-tune from this model's weights
@@ -174,7 +227,10 @@ def train(
     if cfg.members < 1:
         raise ValueError(f"TrainConfig.members must be at least 1, not {cfg.members}")
     inits = _member_inits(init, cfg.members)
-    kw = dict(weights=weights, spec=spec, model_config=model_config)
+    kw = dict(
+        weights=weights, spec=spec, model_config=model_config, kind_targets=kind_targets,
+        kind_weights=kind_weights,
+    )  # fmt: skip
     if cfg.members == 1:
         return train_one(cutouts, targets, sn, **kw, train_idx=train_idx, val_idx=val_idx,
                          config=cfg, on_epoch=on_epoch, init=inits[0])  # fmt: skip
@@ -194,7 +250,20 @@ def train(
         )  # fmt: skip
         train_idx, val_idx = res.train_idx, res.val_idx  # every member on the first's split
         results.append(res)
-    return _assemble(results, cfg, targets, sn)
+    out = _assemble(results, cfg, targets, sn)
+    if out.model.has_kind_head and len(results) > 1:  # judge the averaged head, not one member
+        index, _ = _kind_arrays(kind_targets, kind_weights, len(targets), out.model.config)
+        va = out.val_idx
+        s_va = None if out.model.config.spec_len == 0 else torch.as_tensor(
+            np.asarray(spec[va], dtype=np.float32)
+        )  # fmt: skip
+        probs = predict_kind_probs(out.model, normalise_rows(cutouts, va), s_va)
+        first = results[0].kind_eval or {}
+        out.kind_eval = {
+            **kind_report(probs, index[va], out.model.config.artefact_kinds),
+            **{k: first[k] for k in ("n_train_answers", "loss_weight") if k in first},
+        }
+    return out
 
 
 def _member_inits(init, members: int) -> list:
@@ -256,6 +325,7 @@ def _assemble(results: list[TrainResult], cfg: TrainConfig, targets, sn) -> Trai
         n_parameters=count_parameters(model),
         device=first.device,
         members=summary,
+        kind_eval=kept[0].kind_eval if len(kept) == 1 else None,
     )
 
 
@@ -267,6 +337,29 @@ def _bacc_standard_error(bacc: float, y: np.ndarray) -> float:
         return 0.5
     v = bacc * (1 - bacc)
     return 0.5 * math.sqrt(v / n1 + v / n0)
+
+
+def _load_init(model: LineCNN, init: LineCNN, mcfg: CNNConfig) -> None:
+    """Start from ``init``'s weights. The artefact-type head may come or go (answers reach
+    the minimum between two retrains): a new head starts fresh, a dropped one is left out."""
+
+    def body(c: CNNConfig) -> dict:
+        return {**c.to_dict(), "artefact_kinds": ()}
+
+    if body(init.config) != body(mcfg):
+        raise ValueError(
+            "cannot fine-tune: the starting model's architecture "
+            f"{init.config.to_dict()} differs from this training's {mcfg.to_dict()}"
+        )
+    same_head = init.config.artefact_kinds == mcfg.artefact_kinds
+    state = {
+        k: v.detach().cpu()
+        for k, v in init.state_dict().items()
+        if same_head or not k.startswith("fc_kind.")
+    }
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("fc_kind.") for k in missing):
+        raise ValueError(f"cannot fine-tune: weights missing {missing}, unexpected {unexpected}")
 
 
 def train_one(
@@ -282,6 +375,8 @@ def train_one(
     config: TrainConfig | None = None,
     on_epoch: Callable[[dict, int], None] | None = None,
     init: LineCNN | None = None,
+    kind_targets: np.ndarray | None = None,
+    kind_weights: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a LineCNN; early-stop on validation loss; fit a temperature on validation.
 
@@ -293,6 +388,10 @@ def train_one(
     same array. Without indices the rows are split stratified by regime and class.
     ``init``: start from this net's weights (fine-tuning; same architecture), with the same
     schedule; its temperature and prior shift are fitted again at the end.
+    ``kind_targets`` (N,) int, -1 where a row has no artefact-type answer, and optional
+    ``kind_weights`` (N,) (the answers' shares; default 1): needed exactly when
+    ``model_config.artefact_kinds`` is set; build them by detectid with
+    :func:`mlcore.cnn.artefacts.join_kind_targets`.
     """
     cfg = config or TrainConfig()
     if cfg.keep not in KEEP:
@@ -307,6 +406,7 @@ def train_one(
 
     targets = np.clip(np.asarray(targets, dtype=np.float32), 0.0, 1.0)  # NaN stays NaN
     sn = np.asarray(sn, dtype=np.float32)
+    kind_idx, kind_w = _kind_arrays(kind_targets, kind_weights, len(targets), mcfg)
     if train_idx is None or val_idx is None:
         lab = np.flatnonzero(np.isfinite(targets))  # unlabelled rows (NaN) are left out
         strata = regime_index(sn[lab]) * 2 + (targets[lab] >= 0.5)
@@ -335,15 +435,17 @@ def train_one(
     t_tr, t_va = torch.as_tensor(targets[train_idx]), torch.as_tensor(targets[val_idx])
     w_tr, w_va = sample_weights(train_idx), sample_weights(val_idx)
     reg_va = regime_index(sn[val_idx])
+    with_kind = kind_idx is not None
+    if with_kind:
+        k_tr, kw_tr = torch.as_tensor(kind_idx[train_idx]), torch.as_tensor(kind_w[train_idx])
+        logger.info(
+            "artefact-type head: %d train / %d validation rows with an answer",
+            int((kind_idx[train_idx] != NO_KIND).sum()), int((kind_idx[val_idx] != NO_KIND).sum()),
+        )  # fmt: skip
 
     model = LineCNN(mcfg)
     if init is not None:
-        if init.config.to_dict() != mcfg.to_dict():
-            raise ValueError(
-                "cannot fine-tune: the starting model's architecture "
-                f"{init.config.to_dict()} differs from this training's {mcfg.to_dict()}"
-            )
-        model.load_state_dict({k: v.detach().cpu() for k, v in init.state_dict().items()})
+        _load_init(model, init, mcfg)
     model = model.to(device).to(memory_format=cl)
     n_params = count_parameters(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -373,7 +475,14 @@ def train_one(
             x = x.contiguous(memory_format=cl)
             t, w = t_tr[bi.cpu()].to(device), w_tr[bi.cpu()].to(device)
             with torch.autocast(device.type, enabled=on_cuda and cfg.amp):
-                loss = _weighted_bce(model(x, s).float(), t, w)
+                if with_kind:
+                    logit, k_logits = model.forward_with_kind(x, s)
+                    bi_c = bi.cpu()
+                    loss = _weighted_bce(logit.float(), t, w) + cfg.kind_loss_weight * kind_loss(
+                        k_logits, k_tr[bi_c].to(device), kw_tr[bi_c].to(device)
+                    )
+                else:
+                    loss = _weighted_bce(model(x, s).float(), t, w)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -414,6 +523,12 @@ def train_one(
     val_logits = predict_logits(model, x_va, s_va, device=device)
     _calibrate(model, val_logits, t_va.numpy(), np.asarray(sn)[val_idx])
     model.eval()
+    kind_eval = None
+    if with_kind:  # validation never chose the head's weights (early stopping is on BCE)
+        probs = predict_kind_probs(model, x_va, s_va)
+        kind_eval = kind_report(probs, kind_idx[val_idx], mcfg.artefact_kinds)
+        kind_eval["n_train_answers"] = int((kind_idx[train_idx] != NO_KIND).sum())
+        kind_eval["loss_weight"] = cfg.kind_loss_weight
     return TrainResult(
         model=model,
         history=history,
@@ -427,4 +542,5 @@ def train_one(
         prior_shift=tuple(model.prior_shift.tolist()),
         n_parameters=n_params,
         device=str(device),
+        kind_eval=kind_eval,
     )
