@@ -443,6 +443,9 @@ SCORE_PRECISION = env_choice("LABELAPP_SCORE_PRECISION", "float32", ["float32", 
 # Members of each retrained model (a deep ensemble on one split; 1 = a single CNN). Training
 # costs this many times more; scoring runs every member's trunk.
 ENSEMBLE_MEMBERS = env_int("LABELAPP_ENSEMBLE_MEMBERS", 1)
+# Level-3 artefact-type answers (candidates with one) a retrain needs before the model gets
+# an artefact-type head trained on them; below this the head would learn from a handful.
+ARTEFACT_MIN_ANSWERS = env_int("LABELAPP_ARTEFACT_MIN_ANSWERS", 50)
 # A new model may be this much worse (balanced accuracy, per S/N regime) than the live one
 # on the gold + expert evaluation set and still be promoted (noise on a small set).
 PROMOTION_TOLERANCE = env_float("LABELAPP_PROMOTION_TOLERANCE", 0.01, low=0.0, high=1.0)

@@ -275,6 +275,23 @@ def field_rows(card: dict) -> list[dict]:
     return [{"field": f, **{reg: m.get(reg) or {} for reg in REGIMES}} for f, m in fields.items()]
 
 
+def artefact_head(card: dict) -> dict | None:
+    """The artefact-type head's figures from the card, with the confusion matrix as labelled
+    rows; None for a model without the head trained while there were no answers."""
+    m = (card.get("metrics") or {}).get("artefact_type")
+    answers = card.get("artefact_answers")
+    if m is None and not (answers or {}).get("n_candidates_answered"):
+        return None  # no head, and no volunteer has named an artefact yet
+    out = {"metrics": m, "answers": answers, "rows": []}
+    if m and m.get("confusion"):
+        kinds = m["kinds"]
+        out["rows"] = [
+            {"kind": k, "n": sum(row), "cells": row}
+            for k, row in zip(kinds, m["confusion"], strict=True)
+        ]
+    return out
+
+
 def model_detail(mv: ModelVersion) -> dict:
     card = mv.card or {}
     regimes = _regimes(card, "test")
@@ -288,6 +305,7 @@ def model_detail(mv: ModelVersion) -> dict:
         "history_fig": history_figure(card),
         "types": type_rows(card),
         "fields": field_rows(card),
+        "artefact": artefact_head(card),
         "rounds_scored": list(mv.rounds_scored.values_list("number", flat=True)),
         "trained_from": list(mv.trained_from_round.values_list("number", flat=True)),
     }

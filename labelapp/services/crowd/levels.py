@@ -12,8 +12,8 @@
   cached on purpose: a stale "in force" would starve a site whose gold was just removed.
 * :func:`level_progress` says on /me/ what level, what the next needs, and what was measured.
 * :func:`record_artefact_answer` keeps a level-3 volunteer's answer to the follow-up task
-  (which artefact a 'no' was); :func:`artefact_targets` makes one training target per
-  candidate from them.
+  (which artefact a 'no' was); :func:`artefact_targets` (in ``selectors.artefacts``) makes
+  one training target per candidate from them, which retrains use (``services.learning``).
 
 How this meets the crowd-integrity checks (``services.crowd.vote_guard``): the queue serves a
 level-1 volunteer high-S/N candidates and gold only, and a vote needs the served token of its
@@ -24,7 +24,6 @@ volunteer demoted between being served a candidate and answering it may still an
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +35,10 @@ from django.utils.translation import gettext_lazy as _
 
 from labelapp.errors import Forbidden, InvalidInput
 from labelapp.models import ArtefactAnswer, Candidate, GoldStandard, Volunteer, Vote
+from labelapp.selectors.artefacts import (  # noqa: F401 - re-exported: a selector, so that
+    ArtefactTarget,  # the training service (services.learning, which may not import this
+    artefact_targets,  # sibling concern) reads the same targets
+)
 from mlcore.aggregation.levels import (
     HIGH,
     LEVEL_REGIMES,
@@ -318,32 +321,3 @@ def record_artefact_answer(*, volunteer: Volunteer, vote: Vote, kind: str) -> Ar
         },
     )
     return answer
-
-
-@dataclass(frozen=True)
-class ArtefactTarget:
-    candidate_id: int
-    detectid: int
-    kind: str  # the most named kind (ties: the first in ArtefactAnswer.Kind's order)
-    share: float  # the fraction of the candidate's answers naming it
-    n_answers: int
-    counts: dict[str, int]
-
-
-def artefact_targets(*, min_answers: int = 1) -> list[ArtefactTarget]:
-    """One target per candidate with at least ``min_answers`` level-3 answers, in detectid
-    order: the most named artefact type and its share (a CNN can train on the kind, weighted
-    by the share). Joined by candidate id, never by position."""
-    order = {k: i for i, k in enumerate(ArtefactAnswer.Kind.values)}
-    per: dict[int, Counter] = {}
-    for cid, kind in ArtefactAnswer.objects.values_list("candidate_id", "kind"):
-        per.setdefault(cid, Counter())[kind] += 1
-    detectids = dict(Candidate.objects.filter(pk__in=per).values_list("pk", "detectid"))
-    out = []
-    for cid, counts in per.items():
-        n = sum(counts.values())
-        if n < min_answers or cid not in detectids:
-            continue
-        kind = min(counts, key=lambda k: (-counts[k], order[k]))
-        out.append(ArtefactTarget(cid, detectids[cid], kind, counts[kind] / n, n, dict(counts)))
-    return sorted(out, key=lambda t: t.detectid)

@@ -6,6 +6,11 @@ ones). Pixels come from the cutout stores. The fitting, evaluation and card are
 :func:`mlcore.cnn.pipeline.fit_evaluate_write`, the same code the Django-free CLI runs. The model
 directory is written under a temporary name and renamed into place before its
 :class:`ModelVersion` row exists, so a crash never leaves a half-written version behind.
+
+Level-3 volunteers' artefact-type answers (``selectors.artefacts.artefact_targets``) are
+joined to the training rows by detectid; with at least ``settings.ARTEFACT_MIN_ANSWERS`` of
+them on the training and validation rows the model gets an artefact-type head trained on
+them (:mod:`mlcore.cnn.artefacts`), and its card says how well it names them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from django.db.models import F
 from labelapp.errors import InvalidInput
 from labelapp.models import (
     AggregationRun,
+    ArtefactAnswer,
     Candidate,
     CandidateTruth,
     ConsensusState,
@@ -35,9 +41,11 @@ from labelapp.models import (
     ModelVersion,
     Round,
 )
+from labelapp.selectors.artefacts import artefact_targets
 from labelapp.selectors.models import live_model
 from labelapp.services.learning.holdout import holdout_ids, holdout_labels
 from labelapp.services.survey.rendering import open_store
+from mlcore.cnn.artefacts import KindTargets, join_kind_targets
 from mlcore.cnn.data import spec_windows
 from mlcore.cnn.pipeline import (
     SPEC_HALF_WIDTH,
@@ -174,6 +182,32 @@ def training_set(*, label_source: str) -> TrainingSet:
     )
 
 
+def artefact_kind_targets(
+    *, detectid: np.ndarray, fit_rows: np.ndarray, min_answers: int | None = None
+) -> tuple[KindTargets | None, dict]:
+    """The level-3 artefact-type targets joined by detectid to the training set's rows
+    ``detectid``, or None when fewer than ``min_answers`` (default
+    ``settings.ARTEFACT_MIN_ANSWERS``) land on ``fit_rows`` (training + validation): a head
+    is trained only on enough answers. -> (targets or None, what the card records)."""
+    min_answers = settings.ARTEFACT_MIN_ANSWERS if min_answers is None else min_answers
+    answers = {t.detectid: (t.kind, t.share) for t in artefact_targets()}
+    info: dict = {"n_candidates_answered": len(answers), "min_answers": min_answers}
+    if not answers:
+        return None, {**info, "head": False, "n_on_training_rows": 0}
+    kt = join_kind_targets(detectid, answers, tuple(ArtefactAnswer.Kind.values))
+    n_fit = int((kt.index[fit_rows] >= 0).sum())
+    # answers on candidates outside the labelled set (or on the held-out test rows) train
+    # nothing: counted, so the card says how many of the volunteers' answers were used
+    info.update(n_on_training_rows=n_fit, n_not_in_training_set=len(kt.unmatched))
+    if n_fit < min_answers:
+        logger.info(
+            "artefact-type answers on %d training candidates (need %d): no artefact-type head",
+            n_fit, min_answers,
+        )  # fmt: skip
+        return None, {**info, "head": False}
+    return kt, {**info, "head": True}
+
+
 def train_model_version(
     *,
     label_source: str = "truth",
@@ -226,12 +260,17 @@ def train_model_version(
         ts.cols["wave"],
         SPEC_HALF_WIDTH,
     )
+    kinds, kinds_info = artefact_kind_targets(
+        detectid=ts.cols["detectid"], fit_rows=np.concatenate([tr, va])
+    )
+    extra["artefact_answers"] = kinds_info
     models_dir = Path(settings.MODELS_DIR)
     tmp = models_dir / f".training-{uuid.uuid4().hex[:12]}"
     try:
         data = LabelledArrays(
-            cutouts=ts.cutouts, targets=ts.targets, sn=sn, cols=ts.cols, spec=spec, y_test=y_test
-        )
+            cutouts=ts.cutouts, targets=ts.targets, sn=sn, cols=ts.cols, spec=spec,
+            y_test=y_test, kinds=kinds,
+        )  # fmt: skip
         plan = FitPlan(
             splits=(tr, va, te),
             label_source=label_source,
