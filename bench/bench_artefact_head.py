@@ -96,6 +96,10 @@ def main() -> None:
     ap.add_argument("--answered", type=float, default=0.6)
     ap.add_argument("--correct", type=float, default=0.8)
     ap.add_argument("--kind-loss-weight", type=float, default=TrainConfig.kind_loss_weight)
+    ap.add_argument(
+        "--joint", action="store_true",
+        help="the head's loss also trains the shared layers (TrainConfig.kind_joint)",
+    )  # fmt: skip
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
@@ -121,7 +125,9 @@ def main() -> None:
         )
         kt = join_kind_targets(d["detectid"], answers, KINDS)
         base = dict(spec=d["spec"], train_idx=tr, val_idx=val)
-        cfg = TrainConfig(epochs=a.epochs, seed=seed, kind_loss_weight=a.kind_loss_weight)
+        cfg = TrainConfig(
+            epochs=a.epochs, seed=seed, kind_loss_weight=a.kind_loss_weight, kind_joint=a.joint
+        )
         row = {"seed": seed, "n_answers": kt.n_matched,
                "answers_right": round(float(np.mean(
                    [TRUTH_TO_KIND[d["type"][i]] == KINDS[kt.index[i]]

@@ -92,10 +92,15 @@ class LineCNN(nn.Module):
             self.spec_trunk = None
         self.fc1 = nn.Linear(n_feat, cfg.hidden)
         self.fc2 = nn.Linear(cfg.hidden, 1)
-        # Created after fc2, so a seed gives the same trunk and real/not-real head with or
-        # without it; absent (None) when there are no kinds, so old state dicts load as is.
+        # Created after fc2 and with the global random state restored after its
+        # initialisation, so a seed gives the same trunk, real/not-real head and dropout
+        # draws with or without it (a detached head then leaves that network bit for bit
+        # as without it); None when there are no kinds, so old state dicts load as is.
         n_kinds = len(cfg.artefact_kinds)
-        self.fc_kind = nn.Linear(cfg.hidden, n_kinds) if n_kinds else None
+        self.fc_kind = None
+        if n_kinds:
+            with torch.random.fork_rng(devices=[]):
+                self.fc_kind = nn.Linear(cfg.hidden, n_kinds)
         # Temperature for calibrated probabilities, fitted on validation after training,
         # and the per-regime (low, high) logit offsets that restore the labels' class mix
         # (see evaluation.fit_prior_shift); buffers so they travel with the state dict.
@@ -141,14 +146,16 @@ class LineCNN(nn.Module):
         return self.fc_kind is not None
 
     def forward_with_kind(
-        self, x: torch.Tensor, spec: torch.Tensor | None = None
+        self, x: torch.Tensor, spec: torch.Tensor | None = None, *, joint: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, ...) -> ((B,) real/not-real logits, (B, K) artefact-type logits), one hidden
-        layer (one dropout draw) for both: what training optimises."""
+        layer (one dropout draw) for both: what training optimises. ``joint`` False: the
+        artefact-type logits see the hidden layer detached, so their loss trains ``fc_kind``
+        only and the real/not-real network learns exactly as without the head."""
         if self.fc_kind is None:
             raise ValueError("this model has no artefact-type head (CNNConfig.artefact_kinds)")
         h = self.hidden(self.features(x, spec))
-        return self.fc2(h).squeeze(-1), self.fc_kind(h)
+        return self.fc2(h).squeeze(-1), self.fc_kind(h if joint else h.detach())
 
     @torch.no_grad()
     def kind_probs_from_features(self, f: torch.Tensor) -> torch.Tensor:

@@ -78,6 +78,11 @@ class TrainConfig:
     # Factor on the artefact-type head's cross-entropy (models with CNNConfig.artefact_kinds
     # only): an auxiliary task, kept below the real/not-real loss so it cannot dominate.
     kind_loss_weight: float = 0.3
+    # False (default): the artefact-type head learns on the hidden layer with its gradient
+    # stopped there, so the real/not-real network trains exactly as it would without the
+    # head (joint training cost it ~1 point of balanced accuracy, bench_artefact_head.py);
+    # True: the head's loss also shapes the shared layers.
+    kind_joint: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -476,7 +481,7 @@ def train_one(
             t, w = t_tr[bi.cpu()].to(device), w_tr[bi.cpu()].to(device)
             with torch.autocast(device.type, enabled=on_cuda and cfg.amp):
                 if with_kind:
-                    logit, k_logits = model.forward_with_kind(x, s)
+                    logit, k_logits = model.forward_with_kind(x, s, joint=cfg.kind_joint)
                     bi_c = bi.cpu()
                     loss = _weighted_bce(logit.float(), t, w) + cfg.kind_loss_weight * kind_loss(
                         k_logits, k_tr[bi_c].to(device), kw_tr[bi_c].to(device)
