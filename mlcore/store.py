@@ -25,6 +25,7 @@ see a half-written batch.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -122,6 +123,128 @@ class CutoutStore:
         return rows
 
 
+DIRECT_ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: a multiple of the block size
+
+
+class _DataFile:
+    """One store file (header + rows), its rows written at increasing offsets (ingest's
+    chunks, in order).
+
+    On Linux the file goes to disk through a descriptor opened with ``O_DIRECT``, in whole
+    4 kB blocks, from one reused page-aligned buffer that the caller fills in place
+    (:meth:`region`, then :meth:`done`): no page cache. Through the page cache every 4 kB
+    of a new file took a fresh page that the kernel allocated and copied into: on the
+    project's VMs ~3.4 s of system time per 1.6 GB (dd: 0.23 s with O_DIRECT, 0.09 s
+    overwriting cached pages), most of ingest's system time, and a page cache that grew
+    with the store (the store is read back later through memory maps like any file). The
+    last partial block goes through the ordinary descriptor at :meth:`close`; so does
+    everything after an out-of-order write, or where the file system refuses ``O_DIRECT``
+    (tmpfs, some network file systems; other systems lack it).
+    """
+
+    def __init__(self, path: Path, header: bytes, data_bytes: int):
+        self.fh = open(path, "w+b")
+        self.fh.truncate(len(header) + data_bytes)  # sparse until written
+        self.data_offset = len(header)
+        self._fd = None
+        self._blk: np.ndarray | None = None
+        self._staged: tuple[int, np.ndarray] | None = None  # page-cache mode: (offset, bytes)
+        self._pending = 0
+        if hasattr(os, "O_DIRECT") and len(header) <= DIRECT_ALIGN:
+            try:
+                self._fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+            except OSError:
+                self._fd = None
+        # blk[:carry] holds the file's bytes from ``base`` (block-aligned) not yet written;
+        # the header is the first of them.
+        self._base, self._carry = 0, len(header)
+        if self._fd is None:
+            self._buffered(0, header)
+            self._carry = 0
+        else:
+            self._block(len(header))[: len(header)] = np.frombuffer(header, np.uint8)
+
+    def region(self, offset: int, nbytes: int) -> np.ndarray:
+        """A writable uint8 buffer for the file's bytes [offset, offset + nbytes); call
+        :meth:`done` once it is filled."""
+        if self._fd is not None and offset != self._base + self._carry:
+            self._stop_direct()  # not in order: the page cache from here on
+        if self._fd is None:
+            buf = self._staging(nbytes)
+            self._staged = (offset, buf)
+            return buf
+        self._pending = nbytes
+        return self._block(self._carry + nbytes)[self._carry : self._carry + nbytes]
+
+    def done(self) -> None:
+        if self._staged is not None:
+            offset, buf = self._staged
+            self._staged = None
+            self._buffered(offset, buf)
+            return
+        total = self._carry + self._pending
+        whole = total - total % DIRECT_ALIGN
+        blk, done = self._blk, 0
+        try:
+            while done < whole:
+                done += os.pwrite(self._fd, memoryview(blk)[done:whole], self._base + done)
+        except OSError:  # O_DIRECT refused (EINVAL): the page cache, then
+            self._buffered(self._base + done, memoryview(blk)[done:total])
+            self._carry = self._pending = 0
+            self._close_direct()
+            return
+        self._carry, self._pending = total - whole, 0
+        blk[: self._carry] = blk[whole:total]
+        self._base += whole
+
+    def write(self, offset: int, data: memoryview) -> None:
+        self.region(offset, len(data))[...] = np.frombuffer(data, np.uint8)
+        self.done()
+
+    def _block(self, size: int) -> np.ndarray:
+        if self._blk is None or len(self._blk) < size:
+            cap = -(-size // DIRECT_ALIGN) * DIRECT_ALIGN
+            raw = np.empty(cap + DIRECT_ALIGN, np.uint8)
+            start = -raw.ctypes.data % DIRECT_ALIGN
+            new = raw[start : start + cap]
+            if self._blk is not None:
+                new[: self._carry] = self._blk[: self._carry]
+            self._blk = new
+        return self._blk
+
+    def _staging(self, size: int) -> np.ndarray:
+        if self._blk is None or len(self._blk) < size:
+            self._blk = np.empty(size, np.uint8)
+        return self._blk[:size]
+
+    def _buffered(self, offset: int, data) -> None:
+        self.fh.seek(offset)
+        self.fh.write(data)
+
+    def _stop_direct(self) -> None:
+        if self._fd is not None and self._carry:
+            self._buffered(self._base, memoryview(self._blk)[: self._carry])
+        self._carry = 0
+        self._close_direct()
+
+    def _close_direct(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self._blk = None
+
+    def close(self, *, sync: bool) -> None:
+        try:
+            if sync:
+                self._stop_direct()
+                self.fh.flush()
+                os.fsync(self.fh.fileno())  # one inode: covers the O_DIRECT writes too
+        finally:
+            self._close_direct()
+            self._blk = None
+            self.fh.close()
+
+
 class StoreWriter:
     """Write a batch chunk by chunk, then :meth:`commit` (atomic rename) or :meth:`abort`."""
 
@@ -165,46 +288,63 @@ class StoreWriter:
             "im_wave": ((n, CUTOUT_COLS), np.dtype(np.float32)),
         }
         for name, (shape, dt) in shapes.items():
-            fh = open(self.tmp / f"{name}.npy", "w+b")
+            header = io.BytesIO()
             np.lib.format.write_array_header_2_0(
-                fh,
+                header,
                 {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape},
             )
-            fh.truncate(fh.tell() + int(np.prod(shape)) * dt.itemsize)  # sparse until written
-            self._files[name] = (fh, fh.tell(), int(np.prod(shape[1:])) * dt.itemsize, dt)
+            f = _DataFile(
+                self.tmp / f"{name}.npy", header.getvalue(), int(np.prod(shape)) * dt.itemsize
+            )
+            self._files[name] = (f, f.data_offset, int(np.prod(shape[1:])) * dt.itemsize, dt)
 
-    def _put(self, name: str, start: int, rows: np.ndarray) -> None:
-        fh, offset, row_bytes, dt = self._files[name]
-        fh.seek(offset + start * row_bytes)
-        fh.write(np.ascontiguousarray(rows, dtype=dt).tobytes())
+    def _rows(self, name: str, start: int, n: int) -> tuple[_DataFile, np.ndarray]:
+        """(file, a writable (n, ...) array for rows start .. start + n of ``name``): the
+        file's own block buffer where it can (no staging copy)."""
+        f, offset, row_bytes, dt = self._files[name]
+        raw = f.region(offset + start * row_bytes, n * row_bytes)
+        return f, raw.view(dt).reshape(n, row_bytes // dt.itemsize)
 
     def write(self, start: int, *, im_sum, im_array, im_wave, spec1d, spec1d_err) -> None:
+        """Rows ``start`` .. ``start + len(im_sum)``. The arrays are only read (they may be
+        views of a reader's reused buffers)."""
         n = len(im_sum)
-        cut = np.empty((n, 1 + N_FIBERS, CUTOUT_ROWS, CUTOUT_COLS), self.dtype)
-        cut[:, 0] = self._fit(im_sum)
-        cut[:, 1:] = self._fit(im_array)
-        spec = np.empty((n, 2, N_SPEC), self.dtype)
-        spec[:, 0] = self._fit(spec1d)
-        spec[:, 1] = self._fit(spec1d_err)
-        self._put("cutouts", start, cut)
-        self._put("spec", start, spec)
-        self._put("im_wave", start, im_wave)
+        f, cut = self._rows("cutouts", start, n)
+        cut = cut.reshape(n, 1 + N_FIBERS, CUTOUT_ROWS, CUTOUT_COLS)
+        self._fit_into(cut[:, 0], im_sum)
+        self._fit_into(cut[:, 1:], im_array)
+        f.done()
+        f, spec = self._rows("spec", start, n)
+        spec = spec.reshape(n, 2, N_SPEC)
+        self._fit_into(spec[:, 0], spec1d)
+        self._fit_into(spec[:, 1], spec1d_err)
+        f.done()
+        f, wave = self._rows("im_wave", start, n)
+        np.copyto(wave, np.asarray(im_wave).reshape(n, -1), casting="unsafe")
+        f.done()
 
-    def _fit(self, arr: np.ndarray) -> np.ndarray:
-        if self.dtype == np.float16:
+    def _fit_into(self, out: np.ndarray, arr: np.ndarray) -> None:
+        arr = np.asarray(arr)
+        if self.dtype == np.float16 and arr.size:
             # float16 overflows to inf above 65504; a bright meteor can get there. Clip and
-            # count, so the store never holds an inf the file did not.
-            over = np.abs(arr) > FLOAT16_MAX
-            if over.any():
-                self.clipped += int(over.sum())
-                arr = np.clip(arr, -FLOAT16_MAX, FLOAT16_MAX)
-        return arr
+            # count, so the store never holds an inf the file did not. The extremes first
+            # (no temporaries; fmax/fmin skip NaN, the masked pixels): the exact count is
+            # needed only when they are out of range.
+            if arr.dtype.kind == "f":
+                hi, lo = np.fmax.reduce(arr, axis=None), np.fmin.reduce(arr, axis=None)
+                over_any = bool(hi > FLOAT16_MAX or lo < -FLOAT16_MAX)
+            else:
+                over_any = True
+            if over_any:
+                over = np.abs(arr) > FLOAT16_MAX
+                if over.any():
+                    self.clipped += int(over.sum())
+                    arr = np.clip(arr, -FLOAT16_MAX, FLOAT16_MAX)
+        out[...] = arr
 
     def commit(self) -> Path:
-        for fh, *_ in self._files.values():
-            fh.flush()
-            os.fsync(fh.fileno())  # durable before the rename makes it visible
-            fh.close()
+        for f, *_ in self._files.values():
+            f.close(sync=True)  # durable before the rename makes it visible
         manifest = {
             "format_version": STORE_FORMAT_VERSION,
             "n": self.n,
@@ -234,8 +374,8 @@ class StoreWriter:
         return self.path
 
     def abort(self) -> None:
-        for fh, *_ in self._files.values():
-            fh.close()
+        for f, *_ in self._files.values():
+            f.close(sync=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -345,8 +345,14 @@ class SurveyReader:
             cols = {k: v[a : a + chunk] for k, v in self.columns.items()}
             yield rows, cols, (rowmap[rows] if rowmap is not None else rows)
 
-    def iter_chunks(self, chunk: int) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
-        """Yield (start, stop, {array name: rows}) over the whole file."""
+    def iter_chunks(
+        self, chunk: int, *, reuse: bool = False
+    ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+        """Yield (start, stop, {array name: rows}) over the whole file.
+
+        ``reuse=True`` lets a reader yield views of buffers it reuses for the next chunk
+        (:class:`~mlcore.hetdex_io.HetdexReader` does): use each chunk before asking for
+        the next. Here every chunk is fresh either way."""
         for start in range(0, self.n, chunk):
             stop = min(self.n, start + chunk)
             yield start, stop, {name: self.read(name, start, stop) for name in self.arrays}

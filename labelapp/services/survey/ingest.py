@@ -98,11 +98,13 @@ class IngestResult:
         )
 
 
-def file_sha256(path: Path, block: int = 1 << 20) -> str:
+def file_sha256(path: Path, block: int = 1 << 22) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            digest.update(chunk)
+    buf = bytearray(block)  # one buffer for the whole file, not a new bytes object per read
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            digest.update(view[:n])
     return digest.hexdigest()
 
 
@@ -141,8 +143,10 @@ def _detectid_pks(ids: list[int], batch: IngestBatch | None = None) -> list[tupl
             sql += " AND batch_id = %s"
             params.append(batch.pk)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+            # the driver's own cursor: with DEBUG on, Django's would keep each query's text,
+            # thousands of ids long, in connection.queries (memory growing with the file)
+            cursor.cursor.execute(sql, params)
+            return cursor.cursor.fetchall()
     qs = Candidate.objects.filter(detectid__in=ids)
     if batch is not None:
         qs = qs.filter(batch=batch)
@@ -279,7 +283,9 @@ def ingest_survey(
         padded = np.zeros(n, np.int16)
         masked_pixels = 0
         try:
-            for start, stop, arrays in reader.iter_chunks(chunk or settings.INGEST_CHUNK):
+            for start, stop, arrays in reader.iter_chunks(
+                chunk or settings.INGEST_CHUNK, reuse=True
+            ):
                 if getattr(reader, "no_cutouts", False):
                     # the product has no pictures (PDR1): not a failed extraction
                     flags[start:stop], padded[start:stop] = NO_CUTOUT | NOT_IN_PRODUCT, 0
