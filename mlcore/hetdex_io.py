@@ -70,14 +70,16 @@ ML_NODE = {
 }
 # /Detections columns read (``field`` comes from /Survey); ``truth_*`` only in simulated files.
 CATALOG_READ = tuple(c for c in CATALOG_COLUMNS if c != "field")
-CATALOG_CHUNK = 1 << 16  # catalogue rows per read: ~10 MB (h5py converts via a full-row buffer)
+CATALOG_CHUNK = 1 << 14  # catalogue rows per read (~2 MB of the columns read; HDF5 picks them)
 
 
 class HetdexReader(SurveyReader):
     """The ML file joined with its catalogue and survey table, in the ML file's row order.
 
-    Memory: the catalogue is read ``CATALOG_CHUNK`` rows at a time and only the ML file's
-    candidates are kept (about 80 bytes each), so it does not grow with the catalogue.
+    Memory: the catalogue is read ``CATALOG_CHUNK`` rows at a time, so it does not grow with
+    the catalogue. Per ML candidate the reader keeps int64 ids only: the detectids, their
+    sort order and the sorted ids (24 bytes; 32 when /Spec1D is in another order than
+    /FiberImages); without ``stream`` also the catalogue's values (about 80 bytes).
     Problems that make the join impossible are in ``fatal_problems`` (validation reports
     them before anything else).
     """
@@ -251,8 +253,7 @@ class HetdexReader(SurveyReader):
         lost_shot_id = 0
         cw = self.catalog_where
         key = ["detectid", "shotid"] if "shotid" in names else ["detectid"]
-        for a in range(0, det.shape[0], self._chunk):
-            rec = det.fields(key)[a : a + self._chunk]
+        for a, rec in _slabs(det, key, self._chunk):
             cid = rec["detectid"]
             if cid.dtype.kind == "u":
                 self.fatal_problems += id_problems(cid, f"{cw} column 'detectid' (chunk at {a})")
@@ -307,8 +308,7 @@ class HetdexReader(SurveyReader):
         order, ``chunk`` catalogue rows at a time; sentinels are missing values, text is
         ``str``, ``field`` comes from /Survey. Memory: one chunk."""
         det, cw = self._det, self.catalog_where
-        for a in range(0, det.shape[0], chunk or self._chunk):
-            rec = det.fields(self._wanted)[a : a + (chunk or self._chunk)]
+        for a, rec in _slabs(det, self._wanted, chunk or self._chunk):
             hit, rows = self._match(rec["detectid"].astype(np.int64))
             if not hit.size:
                 continue
@@ -427,6 +427,19 @@ def _field_in_slices(ds, name: str, rows: int = 4096) -> np.ndarray:
     for a in range(0, ds.shape[0], rows):
         out[a : a + rows] = ds.fields(name)[a : a + rows]
     return out
+
+
+def _slabs(ds, names: list[str], rows: int):
+    """(first row, records) of columns ``names`` of table ``ds``, ``rows`` rows at a time,
+    read into one buffer (HDF5 picks the members by name): a fresh array per slab left
+    glibc's heap larger after each (ingest memory grew with the catalogue). Each slab is
+    valid until the next is read."""
+    n = ds.shape[0]
+    buf = np.empty(min(rows, n), np.dtype([(c, ds.dtype[c]) for c in names]))
+    for a in range(0, n, rows):
+        k = min(rows, n - a)
+        ds.read_direct(buf, np.s_[a : a + k], np.s_[0:k])
+        yield a, buf[:k]
 
 
 def _read_rows_into(ds, index: np.ndarray | None, start: int, stop: int, out: np.ndarray):

@@ -265,7 +265,7 @@ class StoreWriter:
                 raise ValueError(
                     f"detectid must be ({n},) integers, not {detectid.shape} {detectid.dtype}"
                 )
-            detectid = detectid.astype(np.int64)
+            detectid = detectid.astype(np.int64, copy=False)  # the caller's ids: no copy
         self.detectid = detectid
         self.path = Path(path)
         self.n = n

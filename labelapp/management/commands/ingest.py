@@ -7,6 +7,10 @@ from mlcore.validation import NAN_POLICIES
 
 
 class Command(BaseCommand):
+    # No system checks here: they import every URL module and view (CPU-seconds and tens
+    # of MiB at start-up, measured in bench/bench_ingest_hetdex.py) for a command that
+    # uses only models and the database; `manage.py check` and the server still run them.
+    requires_system_checks = []
     help = (
         "Validate a survey file and ingest it atomically: Candidate rows plus a packed cutout "
         "store. Re-ingesting the same file is a no-op. Either one file in the project's FITS "
