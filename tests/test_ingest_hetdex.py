@@ -181,12 +181,21 @@ def test_command_takes_the_three_files(tmp_path, capsys):
         call_command("ingest", str(out["ml"]), "--catalogue", str(out["catalogue"]))
 
 
-def test_spec1d_in_another_order_than_fiberimages_is_joined_by_id(tmp_path):
+@pytest.mark.parametrize(
+    "reorder",
+    [
+        lambda n: np.random.default_rng(2).permutation(n),  # scattered: one point selection
+        lambda n: np.roll(np.arange(n), 11),  # a chunk is one or two runs of rows
+        lambda n: np.arange(n)[::-1],  # runs of one row, backwards
+    ],
+    ids=["shuffled", "rolled", "reversed"],
+)
+def test_spec1d_in_another_order_than_fiberimages_is_joined_by_id(tmp_path, reorder):
     s, out = _files(tmp_path, n=30, rates={"failed_cutout": 0.0, "missing_fibers": 0.0})
     with h5py.File(out["ml"], "r+") as h5:
         data = h5["Spec1D"][()]
-        h5["Spec1D"][...] = data[np.random.default_rng(2).permutation(len(data))]
-    batch = _ingest(out, chunk=8).batch
+        h5["Spec1D"][...] = data[reorder(len(data))]
+    batch = _ingest(out, chunk=16).batch
     store = CutoutStore.open(batch.store_path)
     sv_row = {int(d): i for i, d in enumerate(s.catalog["detectid"])}
     for c in Candidate.objects.filter(batch=batch):

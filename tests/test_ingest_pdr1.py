@@ -257,3 +257,30 @@ def test_spectra_with_catalogue_and_survey_is_refused(tmp_path, settings):
             survey=out["catalogue"],
         )
     _nothing_written(settings)
+
+
+def test_extra_catalogue_columns_are_ignored_and_sentinels_are_missing(tmp_path):
+    """HPSC-2 carries more columns than are read; their values (sentinels, text, names that
+    differ only in case) do not matter. -999.999 in a Float32 apcor is missing (NULL)."""
+    _, out = _files(tmp_path, rates={})
+
+    def add_columns(hdul):
+        table = hdul[1]
+        n = len(table.data)
+        extra = [
+            fits.Column(name="flag", format="K", array=np.full(n, -999)),
+            fits.Column(name="FLAG", format="E", array=np.full(n, -999.0, np.float32)),
+            fits.Column(name="comment", format="8A", array=np.array(["n/a"] * n)),
+            fits.Column(name="gmag", format="D", array=np.full(n, np.inf)),
+        ]
+        hdul[1] = fits.BinTableHDU.from_columns(table.columns + fits.ColDefs(extra))
+        hdul[1].data["apcor"][3] = np.float32(-999.999)
+
+    _edit(out["catalogue"], add_columns)
+    with fits.open(out["catalogue"]) as cat:
+        did = int(cat[1].data["detectid"][3])
+        assert "FLAG" in cat[1].columns.names
+    result = _ingest(out)
+    assert result.batch.n_candidates == 40
+    assert Candidate.objects.get(detectid=did).apcor is None
+    assert Candidate.objects.exclude(detectid=did).filter(apcor__isnull=True).count() == 0
