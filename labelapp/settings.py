@@ -57,6 +57,9 @@ LOGS_DIR = DATA_DIR / "logs"
 # float16 halves the store with rounding far below pixel noise (bench/bench_store.py).
 STORE_DTYPE = env_str("LABELAPP_STORE_DTYPE", "float16")
 INGEST_CHUNK = env_int("LABELAPP_INGEST_CHUNK", 2048)
+# Write new stores with O_DIRECT where the file system allows it: no page-cache pages, the
+# bulk of ingest's system time on the project's VMs (bench/bench_ingest_hetdex.py).
+STORE_DIRECT_IO = env_bool("LABELAPP_STORE_DIRECT_IO", True)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

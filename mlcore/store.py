@@ -142,7 +142,7 @@ class _DataFile:
     (tmpfs, some network file systems; other systems lack it).
     """
 
-    def __init__(self, path: Path, header: bytes, data_bytes: int):
+    def __init__(self, direct: bool, path: Path, header: bytes, data_bytes: int):
         self.fh = open(path, "w+b")
         self.fh.truncate(len(header) + data_bytes)  # sparse until written
         self.data_offset = len(header)
@@ -150,7 +150,7 @@ class _DataFile:
         self._blk: np.ndarray | None = None
         self._staged: tuple[int, np.ndarray] | None = None  # page-cache mode: (offset, bytes)
         self._pending = 0
-        if hasattr(os, "O_DIRECT") and len(header) <= DIRECT_ALIGN:
+        if direct and hasattr(os, "O_DIRECT") and len(header) <= DIRECT_ALIGN:
             try:
                 self._fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
             except OSError:
@@ -246,7 +246,10 @@ class _DataFile:
 
 
 class StoreWriter:
-    """Write a batch chunk by chunk, then :meth:`commit` (atomic rename) or :meth:`abort`."""
+    """Write a batch chunk by chunk, then :meth:`commit` (atomic rename) or :meth:`abort`.
+
+    ``direct=False``: plain writes through the page cache instead of ``O_DIRECT`` (see
+    :class:`_DataFile`), for a file system where synchronous writes are slow."""
 
     def __init__(
         self,
@@ -256,6 +259,7 @@ class StoreWriter:
         dtype: str = "float16",
         meta: dict | None = None,
         detectid: np.ndarray | None = None,
+        direct: bool = True,
     ):
         if dtype not in STORE_DTYPES:
             raise ValueError(f"store dtype must be one of {STORE_DTYPES}, not {dtype!r}")
@@ -294,7 +298,10 @@ class StoreWriter:
                 {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape},
             )
             f = _DataFile(
-                self.tmp / f"{name}.npy", header.getvalue(), int(np.prod(shape)) * dt.itemsize
+                direct,
+                self.tmp / f"{name}.npy",
+                header.getvalue(),
+                int(np.prod(shape)) * dt.itemsize,
             )
             self._files[name] = (f, f.data_offset, int(np.prod(shape[1:])) * dt.itemsize, dt)
 

@@ -70,6 +70,17 @@ def test_direct_writes_go_around_the_page_cache(tmp_path, monkeypatch):
     assert all(off % store_mod.DIRECT_ALIGN == 0 for off in direct_writes)
 
 
+def test_direct_false_writes_through_the_page_cache(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(store_mod.os, "pwrite", lambda *a: calls.append(a))
+    w = StoreWriter(tmp_path / "b", len(SURVEY), direct=False)
+    w.write(0, im_sum=SURVEY.im_sum, im_array=SURVEY.im_array, im_wave=SURVEY.im_wave,
+            spec1d=SURVEY.spec1d, spec1d_err=SURVEY.spec1d_err)  # fmt: skip
+    st = CutoutStore.open(w.commit())
+    assert calls == []
+    np.testing.assert_array_equal(st.cutouts[:, 1:], SURVEY.im_array.astype(np.float16))
+
+
 def test_a_file_system_that_refuses_o_direct_gets_the_page_cache(tmp_path, monkeypatch):
     def refuse(fd, data, off):
         raise OSError(22, "Invalid argument")

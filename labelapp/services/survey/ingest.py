@@ -277,6 +277,7 @@ def ingest_survey(
             dtype=dtype,
             meta={"source_sha256": sha, "batch": name},
             detectid=detectid,  # the store is joinable by id without the database
+            direct=settings.STORE_DIRECT_IO,
         )
         zeroed = 0
         flags = np.zeros(n, np.int16)
