@@ -18,16 +18,11 @@ from mlcore.cnn.card import load_checkpoint, save_checkpoint
 from mlcore.cnn.model import CNNConfig, EnsembleCNN, LineCNN
 from mlcore.cnn.scoring import KIND_FIELD, SCORE_FIELDS, score, score_batch, score_batch_reference
 from mlcore.cnn.toy import toy_candidates
-from mlcore.cnn.training import TrainConfig, normalise_rows, predict_kind_probs, train
+from mlcore.cnn.training import normalise_rows, predict_kind_probs, train
+from tests.factories_cnn import TINY, fast_config
 
 KINDS = ("noise", "sky", "cosmic")
-TINY = CNNConfig(width=6, hidden=16)
 TINY_HEAD = CNNConfig(width=6, hidden=16, artefact_kinds=KINDS)
-
-
-def _fast(**kw) -> TrainConfig:
-    base = dict(epochs=2, batch_size=128, min_epoch_samples=1024, device="cpu", seed=0)
-    return TrainConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +117,8 @@ def test_unanswered_rows_do_not_change_the_heads_gradients(toy):
 def test_the_head_trains_its_loss_falls_and_it_beats_the_commonest_kind(toy):
     res = train(
         toy["cutouts"], toy["real"], toy["sn"], model_config=TINY_HEAD,
-        config=_fast(epochs=6, kind_loss_weight=1.0, kind_joint=True), kind_targets=toy["kind"],
+        config=fast_config(epochs=6, kind_loss_weight=1.0, kind_joint=True),
+        kind_targets=toy["kind"],
     )  # fmt: skip
     # joint: on this toy the hidden layer of a real/not-real network alone holds too little
     # of the kind for a detached head (bench_artefact_head.py measures the default on the
@@ -145,7 +141,8 @@ def test_too_few_held_out_answers_are_not_measured(toy):
     answered = np.flatnonzero(kind != NO_KIND)
     kind[answered[40:]] = NO_KIND  # 40 answers in all: a handful land in validation
     res = train(
-        toy["cutouts"], toy["real"], toy["sn"], model_config=TINY_HEAD, config=_fast(epochs=1),
+        toy["cutouts"], toy["real"], toy["sn"], model_config=TINY_HEAD,
+        config=fast_config(epochs=1),
         kind_targets=kind,
     )  # fmt: skip
     n_val = int((kind[res.val_idx] != NO_KIND).sum())
@@ -167,20 +164,25 @@ def test_kind_report_counts_only_rows_with_an_answer():
 def test_kind_targets_and_the_head_go_together(toy):
     args = (toy["cutouts"], toy["real"], toy["sn"])
     with pytest.raises(ValueError, match="artefact_kinds"):
-        train(*args, model_config=TINY, config=_fast(epochs=1), kind_targets=toy["kind"])
+        train(*args, model_config=TINY, config=fast_config(epochs=1), kind_targets=toy["kind"])
     with pytest.raises(ValueError, match="needs kind_targets"):
-        train(*args, model_config=TINY_HEAD, config=_fast(epochs=1))
+        train(*args, model_config=TINY_HEAD, config=fast_config(epochs=1))
     with pytest.raises(ValueError, match="aligned"):
-        train(*args, model_config=TINY_HEAD, config=_fast(epochs=1), kind_targets=toy["kind"][:9])
+        train(
+            *args,
+            model_config=TINY_HEAD,
+            config=fast_config(epochs=1),
+            kind_targets=toy["kind"][:9],
+        )
     with pytest.raises(ValueError, match="-1"):
-        train(*args, model_config=TINY_HEAD, config=_fast(epochs=1),
+        train(*args, model_config=TINY_HEAD, config=fast_config(epochs=1),
               kind_targets=np.full(900, 3))  # fmt: skip
 
 
 def test_ensembles_judge_their_averaged_head(toy):
     res = train(
         toy["cutouts"], toy["real"], toy["sn"], model_config=TINY_HEAD,
-        config=_fast(epochs=1, members=2, member_tolerance=1.0), kind_targets=toy["kind"],
+        config=fast_config(epochs=1, members=2, member_tolerance=1.0), kind_targets=toy["kind"],
     )  # fmt: skip
     assert isinstance(res.model, EnsembleCNN) and res.model.has_kind_head
     probs = predict_kind_probs(res.model, normalise_rows(toy["cutouts"], res.val_idx))
@@ -190,9 +192,12 @@ def test_ensembles_judge_their_averaged_head(toy):
 
 
 def test_fine_tuning_may_add_the_head(toy):
-    base = train(toy["cutouts"], toy["real"], toy["sn"], model_config=TINY, config=_fast(epochs=1))
+    base = train(
+        toy["cutouts"], toy["real"], toy["sn"], model_config=TINY, config=fast_config(epochs=1)
+    )
     res = train(
-        toy["cutouts"], toy["real"], toy["sn"], model_config=TINY_HEAD, config=_fast(epochs=1),
+        toy["cutouts"], toy["real"], toy["sn"], model_config=TINY_HEAD,
+        config=fast_config(epochs=1),
         kind_targets=toy["kind"], init=base.model,
     )  # fmt: skip
     assert res.model.has_kind_head
@@ -270,12 +275,12 @@ def test_the_detached_head_leaves_the_real_or_not_network_as_without_it(toy):
     """Default (kind_joint False): the head's loss stops at the hidden layer, so every
     shared weight ends as in a training without the head; joint training moves them."""
     args = (toy["cutouts"], toy["real"], toy["sn"])
-    plain = train(*args, model_config=TINY, config=_fast(epochs=2)).model.state_dict()
+    plain = train(*args, model_config=TINY, config=fast_config(epochs=2)).model.state_dict()
     headed = train(
-        *args, model_config=TINY_HEAD, config=_fast(epochs=2), kind_targets=toy["kind"]
+        *args, model_config=TINY_HEAD, config=fast_config(epochs=2), kind_targets=toy["kind"]
     ).model.state_dict()
     joint = train(
-        *args, model_config=TINY_HEAD, config=_fast(epochs=2, kind_joint=True),
+        *args, model_config=TINY_HEAD, config=fast_config(epochs=2, kind_joint=True),
         kind_targets=toy["kind"],
     ).model.state_dict()  # fmt: skip
     shared = [k for k in plain if not k.startswith("fc_kind.")]

@@ -14,13 +14,7 @@ from mlcore.cnn.training import (
     should_stop,
     train,
 )
-
-TINY = CNNConfig(width=6, hidden=16)
-
-
-def _fast(**kw) -> TrainConfig:
-    base = dict(epochs=2, batch_size=128, min_epoch_samples=1024, device="cpu", seed=0)
-    return TrainConfig(**{**base, **kw})
+from tests.factories_cnn import TINY, fast_config
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +25,9 @@ def toy():
 
 def test_training_beats_chance_clearly_in_seconds(toy):
     tr, te = toy
-    res = train(tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=_fast(epochs=4))
+    res = train(
+        tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=fast_config(epochs=4)
+    )
     logits = predict_logits(res.model, normalise_rows(te["cutouts"], np.arange(400)))
     assert balanced_accuracy(te["real"], logits >= 0) > 0.8
     assert res.train_time_s < 30
@@ -41,9 +37,9 @@ def test_training_beats_chance_clearly_in_seconds(toy):
 def test_same_seed_same_weights_on_cpu(toy):
     tr, _ = toy
     x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
-    a = train(x, y, sn, model_config=TINY, config=_fast(epochs=1))
-    b = train(x, y, sn, model_config=TINY, config=_fast(epochs=1))
-    c = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, seed=1))
+    a = train(x, y, sn, model_config=TINY, config=fast_config(epochs=1))
+    b = train(x, y, sn, model_config=TINY, config=fast_config(epochs=1))
+    c = train(x, y, sn, model_config=TINY, config=fast_config(epochs=1, seed=1))
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k]), k
     assert not torch.equal(a.model.fc2.weight, c.model.fc2.weight)
@@ -54,7 +50,9 @@ def test_soft_volunteer_targets_and_confidence_weights_train(toy):
     tr, _ = toy
     soft = np.where(tr["real"], 0.85, 0.1).astype(np.float32)
     conf = np.linspace(0.2, 1.0, len(soft)).astype(np.float32)
-    res = train(tr["cutouts"], soft, tr["sn"], weights=conf, model_config=TINY, config=_fast())
+    res = train(
+        tr["cutouts"], soft, tr["sn"], weights=conf, model_config=TINY, config=fast_config()
+    )
     assert np.isfinite(res.history[-1]["val_loss"])
     assert res.history[-1]["val_bacc_high"] > 0.7
 
@@ -64,14 +62,14 @@ def test_confidence_weights_change_what_is_learned(toy):
     x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
     w = np.ones(400, np.float32)
     w[:200] = 0.0  # half of the labels carry no weight
-    a = train(x, y, sn, model_config=TINY, config=_fast(epochs=1))
-    b = train(x, y, sn, weights=w, model_config=TINY, config=_fast(epochs=1))
+    a = train(x, y, sn, model_config=TINY, config=fast_config(epochs=1))
+    b = train(x, y, sn, weights=w, model_config=TINY, config=fast_config(epochs=1))
     assert not torch.equal(a.model.fc2.weight, b.model.fc2.weight)
 
 
 def test_temperature_is_fitted_on_validation_and_stored_in_the_model(toy):
     tr, _ = toy
-    res = train(tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=_fast())
+    res = train(tr["cutouts"], tr["real"], tr["sn"], model_config=TINY, config=fast_config())
     assert res.temperature != 1.0
     assert float(res.model.temperature) == pytest.approx(res.temperature)
     # fitted together with the per-regime prior shift on the validation labels
@@ -94,7 +92,7 @@ def test_explicit_split_never_reads_other_rows(toy):
         train_idx=np.arange(600),
         val_idx=np.arange(600, 800),
         model_config=TINY,
-        config=_fast(epochs=1),
+        config=fast_config(epochs=1),
     )
     assert res.train_idx.max() < 600 and res.val_idx.max() < 800
 
@@ -104,7 +102,9 @@ def test_unlabelled_rows_are_left_out_and_zero_weights_do_not_give_nan(toy):
     t = tr["real"].astype(np.float32)
     t[::3] = np.nan  # unlabelled
     w = np.zeros(len(t), np.float32)  # no confidence at all: loss must stay finite
-    res = train(tr["cutouts"], t, tr["sn"], weights=w, model_config=TINY, config=_fast(epochs=1))
+    res = train(
+        tr["cutouts"], t, tr["sn"], weights=w, model_config=TINY, config=fast_config(epochs=1)
+    )
     used = np.concatenate([res.train_idx, res.val_idx])
     assert not np.isin(np.arange(0, len(t), 3), used).any()
     assert np.isfinite(res.history[0]["train_loss"])
@@ -116,21 +116,21 @@ def test_unlabelled_rows_are_left_out_and_zero_weights_do_not_give_nan(toy):
             train_idx=np.arange(300),
             val_idx=np.arange(300, 400),
             model_config=TINY,
-            config=_fast(epochs=1),
+            config=fast_config(epochs=1),
         )
 
 
 def test_keep_last_holds_the_end_of_the_schedule(toy):
     tr, _ = toy
     x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
-    best = train(x, y, sn, model_config=TINY, config=_fast(epochs=3, patience=9))
-    last = train(x, y, sn, model_config=TINY, config=_fast(epochs=3, patience=9, keep="last"))
+    best = train(x, y, sn, model_config=TINY, config=fast_config(epochs=3, patience=9))
+    last = train(x, y, sn, model_config=TINY, config=fast_config(epochs=3, patience=9, keep="last"))
     assert best.kept_epoch == best.best_epoch and last.kept_epoch == 2
     assert last.best_epoch == best.best_epoch  # the same trajectory, another pick from it
     same = torch.equal(best.model.fc2.weight, last.model.fc2.weight)
     assert same == (best.best_epoch == 2)
     with pytest.raises(ValueError, match="keep must be 'best' or 'last'"):
-        train(x, y, sn, model_config=TINY, config=_fast(keep="final"))
+        train(x, y, sn, model_config=TINY, config=fast_config(keep="final"))
 
 
 def test_ensemble_members_share_one_split_and_average_their_logits(toy):
@@ -138,13 +138,13 @@ def test_ensemble_members_share_one_split_and_average_their_logits(toy):
     x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
     epochs_seen = []
     res = train(
-        x, y, sn, model_config=TINY, config=_fast(members=3, member_tolerance=1.0),
+        x, y, sn, model_config=TINY, config=fast_config(members=3, member_tolerance=1.0),
         on_epoch=lambda rec, total: epochs_seen.append((rec["epoch"], total)),
     )  # fmt: skip
     ens = res.model
     assert isinstance(ens, EnsembleCNN) and len(ens.members) == 3
     # each member is the single model of its seed on the first member's split
-    solo = train(x, y, sn, model_config=TINY, config=_fast(seed=1), train_idx=res.train_idx,
+    solo = train(x, y, sn, model_config=TINY, config=fast_config(seed=1), train_idx=res.train_idx,
                  val_idx=res.val_idx)  # fmt: skip
     assert torch.equal(ens.members[1].fc2.weight, solo.model.fc2.weight)
     assert [m["seed"] for m in res.members] == [0, 1, 2] and all(m["kept"] for m in res.members)
@@ -180,18 +180,18 @@ def test_ensemble_drops_a_member_that_failed_to_train(toy, monkeypatch, caplog):
         return res
 
     monkeypatch.setattr(training, "train_one", one)
-    cfg = _fast(members=3, member_tolerance=0.2)
+    cfg = fast_config(members=3, member_tolerance=0.2)
     with caplog.at_level(logging.INFO, logger="mlcore.cnn.training"):
         res = training.train(x, y, sn, model_config=TINY, config=cfg)
     assert [m["kept"] for m in res.members] == [True, False, True]
     assert len(res.model.members) == 2
     assert any("member seed 1 dropped" in r.getMessage() for r in caplog.records)
     # a lone survivor is returned as the plain LineCNN it is (it saves as one, too)
-    two = _fast(members=2, member_tolerance=0.2)
+    two = fast_config(members=2, member_tolerance=0.2)
     res = training.train(x, y, sn, model_config=TINY, config=two)
     assert type(res.model) is LineCNN and [m["kept"] for m in res.members] == [True, False]
     with pytest.raises(ValueError, match="members must be at least 1"):
-        training.train(x, y, sn, model_config=TINY, config=_fast(members=0))
+        training.train(x, y, sn, model_config=TINY, config=fast_config(members=0))
 
 
 def test_member_drop_rule_allows_for_a_small_validation_set(toy, monkeypatch):
@@ -218,7 +218,7 @@ def test_member_drop_rule_allows_for_a_small_validation_set(toy, monkeypatch):
         return res
 
     monkeypatch.setattr(training, "train_one", one)
-    res = training.train(x, y, sn, model_config=TINY, config=_fast(members=3))
+    res = training.train(x, y, sn, model_config=TINY, config=fast_config(members=3))
     best, b1, b2 = (m["val_bacc"] for m in res.members)
     allowed = 3 * training._bacc_standard_error(best, y[res.val_idx])
     # ~60 validation rows: member 1 is further below the best than the 0.10 tolerance but
@@ -233,7 +233,7 @@ def test_members_are_all_kept_when_validation_cannot_judge_them(toy):
     y = np.zeros(300, np.float32)
     y[:30] = 1.0  # validation rows below: all of one class
     val = np.arange(100, 150)
-    res = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, members=2),
+    res = train(x, y, sn, model_config=TINY, config=fast_config(epochs=1, members=2),
                 train_idx=np.arange(100), val_idx=val)  # fmt: skip
     assert [m["kept"] for m in res.members] == [True, True]
     assert isinstance(res.model, EnsembleCNN) and len(res.model.members) == 2
@@ -257,10 +257,10 @@ def test_early_stopping_waits_for_the_second_half_of_the_schedule():
 def test_fine_tuning_starts_from_the_given_weights(toy):
     tr, te = toy
     x, y, sn = tr["cutouts"][:400], tr["real"][:400], tr["sn"][:400]
-    base = train(x, y, sn, model_config=TINY, config=_fast(epochs=3)).model
+    base = train(x, y, sn, model_config=TINY, config=fast_config(epochs=3)).model
     # a learning rate too small to move anything: what comes out is where it started
-    still = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, lr=1e-12), init=base)
-    fresh = train(x, y, sn, model_config=TINY, config=_fast(epochs=1, lr=1e-12))
+    still = train(x, y, sn, model_config=TINY, config=fast_config(epochs=1, lr=1e-12), init=base)
+    fresh = train(x, y, sn, model_config=TINY, config=fast_config(epochs=1, lr=1e-12))
     for name in ("trunk.0.0.weight", "fc1.weight", "fc2.weight"):
         got = still.model.state_dict()[name]
         torch.testing.assert_close(got, base.state_dict()[name], rtol=0, atol=1e-6)
@@ -277,7 +277,7 @@ def test_fine_tuning_refuses_another_architecture_and_too_few_members(toy):
     x, y, sn = tr["cutouts"][:200], tr["real"][:200], tr["sn"][:200]
     other = LineCNN(CNNConfig(width=8, hidden=16))
     with pytest.raises(ValueError, match="architecture"):
-        train(x, y, sn, model_config=TINY, config=_fast(epochs=1), init=other)
+        train(x, y, sn, model_config=TINY, config=fast_config(epochs=1), init=other)
     pair = EnsembleCNN([LineCNN(TINY), LineCNN(TINY)])
     with pytest.raises(ValueError, match="ensemble of 2"):
-        train(x, y, sn, model_config=TINY, config=_fast(epochs=1, members=3), init=pair)
+        train(x, y, sn, model_config=TINY, config=fast_config(epochs=1, members=3), init=pair)
