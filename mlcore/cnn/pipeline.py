@@ -52,6 +52,7 @@ class PipelineConfig:
     threads: int | None = None  # torch CPU threads
     attributions: int = 0  # integrated-gradient PNGs for this many test candidates
     eval_data: tuple[str, ...] = ()  # other survey files (e.g. other fields) to evaluate on
+    init: str | None = None  # model directory to fine-tune from (e.g. a pretrained encoder)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -210,6 +211,43 @@ def evaluate_file(model, path: str, external: str | None = None) -> dict:
     return metrics
 
 
+def _init_provenance(init: str | None) -> dict:
+    """What the card says about the weights training started from (nothing when fresh)."""
+    if not init:
+        return {}
+    from mlcore.cnn.card import CARD_NAME, read_card
+
+    if not (Path(init) / CARD_NAME).exists():
+        raise DataError(f"--init {init}: not a model directory (no {CARD_NAME})")
+    c = read_card(init)
+    return {
+        "init": {
+            "path": str(init),
+            "kind": c.get("kind", "classifier"),
+            "approach": c.get("approach"),
+            "weights_sha256": c.get("weights_sha256"),
+            "data_hash": c.get("data_hash"),
+        }
+    }
+
+
+def _load_init(init: str | None, width: int, spec_len: int):
+    """The model to fine-tune from, checked against this training's architecture."""
+    if not init:
+        return None
+    from mlcore.cnn.card import load_checkpoint
+
+    model = load_checkpoint(init)
+    got = (model.config.width, model.config.spec_len)
+    if got != (width, spec_len):
+        raise DataError(
+            f"--init {init}: its architecture (width {got[0]}, 1D window {got[1]}) differs "
+            f"from this training's (width {width}, 1D window {spec_len}): pass the same "
+            "--width and --no-spec1d as the encoder was built with"
+        )
+    return model
+
+
 def run(config: PipelineConfig) -> dict:
     """Train and evaluate from a survey file and write the model directory; returns the card.
     Everything ``python -m mlcore.train`` does."""
@@ -262,7 +300,8 @@ def run(config: PipelineConfig) -> dict:
         width=c.width,
         external=read_external(c.external) if c.external else None,
         attributions=c.attributions,
-        extra={"data_file": str(c.data)},
+        extra={"data_file": str(c.data), **_init_provenance(c.init)},
+        init=_load_init(c.init, c.width, SPEC_HALF_WIDTH * 2 if c.spec1d else 0),
     )
     card = fit_evaluate_write(data, plan, c.out)
     for extra_file in c.eval_data:
