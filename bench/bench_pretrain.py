@@ -3,7 +3,7 @@
     python bench/bench_pretrain.py [--pool 20000] [--test 5000] [--sizes 250 500 1000 2000 5000]
         [--seeds 0 1] [--arms scratch contrastive masked] [--epochs 12] [--pretrain-s 150]
         [--threads 1]
-    python bench/bench_pretrain.py --from-json bench/pretrain.json   # report only
+    python bench/bench_pretrain.py --from-json bench/pretrain.json [more.json ...]  # report only
 
 One unlabelled pool (simulated COSMOS candidates) that every encoder is pretrained on
 without labels; the labelled subsets (n training labels + 15 % of n for validation,
@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mlcore.cnn.card import hash_arrays, load_checkpoint, read_card, write_model_dir
 from mlcore.cnn.data import regime_index, spec_windows, stratified_split
 from mlcore.cnn.evaluation import evaluate
 from mlcore.cnn.model import CNNConfig
 from mlcore.cnn.pipeline import SPEC_HALF_WIDTH
-from mlcore.cnn.pretrain import PretrainConfig, pretrain, with_fresh_head
+from mlcore.cnn.pretrain import PretrainConfig, build_pretrain_card, pretrain, with_fresh_head
 from mlcore.cnn.training import TrainConfig, normalise_rows, predict_logits, train
 from mlcore.survey import stack_cutouts
 
@@ -106,6 +107,7 @@ def write_report(result: dict, out: str) -> str:
             f"- encoder `{name}`: {enc['epochs']} epochs on {enc['n_candidates']:,} candidates "
             f"in {enc['pretrain_time_s']:.0f} s; loss {enc['loss_curve'][0]:.3f} -> "
             f"{enc['loss_curve'][-1]:.3f}"
+            + (f" (reused {enc['reused_from']})" if enc.get("reused_from") else "")
         )
     lines += [
         "",
@@ -152,10 +154,18 @@ def main() -> None:
     ap.add_argument("--pretrain-s", type=float, default=150, help="cap per encoder")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(HERE / "pretrain"))
-    ap.add_argument("--from-json", default=None)
+    ap.add_argument(
+        "--encoder-dir", default=None, help="save each encoder here (DIR/<arm>), or reuse it"
+    )
+    ap.add_argument("--from-json", nargs="+", default=None, help="report only (merging runs)")
     a = ap.parse_args()
-    if a.from_json:
-        print(write_report(json.loads(Path(a.from_json).read_text()), a.out))
+    if a.from_json:  # several: their points merged (same pool, test and recipe assumed)
+        parts = [json.loads(Path(f).read_text()) for f in a.from_json]
+        merged = {**parts[0], "points": [p for r in parts for p in r["points"]]}
+        merged["total_time_s"] = sum(r.get("total_time_s", 0) for r in parts)
+        if len(parts) > 1:
+            merged["merged_from"] = list(a.from_json)
+        print(write_report(merged, a.out))
         return
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
@@ -186,6 +196,12 @@ def main() -> None:
     for arm in a.arms:
         if arm == "scratch":
             continue
+        enc_dir = Path(a.encoder_dir) / arm if a.encoder_dir else None
+        if enc_dir is not None and (enc_dir / "model.pt").exists():  # reuse: a rerun's arms
+            encoders[arm] = load_checkpoint(enc_dir)
+            result["encoders"][arm] = {**read_card(enc_dir), "reused_from": str(enc_dir)}
+            print(f"encoder {arm}: reused {enc_dir}", flush=True)
+            continue
         pr = pretrain(
             cut, spec=spec, model_config=mcfg, x_norm=x_pool,
             config=PretrainConfig(approach=arm, epochs=a.pretrain_epochs, max_time_s=a.pretrain_s,
@@ -197,6 +213,11 @@ def main() -> None:
             "loss_curve": [h["loss"] for h in pr.history], "pretrain_time_s": pr.pretrain_time_s,
         }  # fmt: skip
         print(f"encoder {arm}: {result['encoders'][arm]}", flush=True)
+        if enc_dir is not None:  # a versioned encoder with its card, for reruns
+            card = build_pretrain_card(
+                pr, data_hash=hash_arrays(cut), data_source=result["pool_source"]
+            )
+            write_model_dir(enc_dir, pr.model, card)
     del x_pool
     for seed in a.seeds:
         for n in a.sizes:
