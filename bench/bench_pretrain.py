@@ -100,6 +100,7 @@ def write_report(result: dict, out: str) -> str:
         f"{result['train_recipe']}. CPU, {result['threads']} thread(s), on a shared 2-core "
         "machine: wall times are loose. Balanced accuracy at 0.5 on the calibrated even-odds "
         "probability; mean over seeds, [min, max] in brackets.",
+        *(["", result["note"]] if result.get("note") else []),
         "",
     ]
     for name, enc in result.get("encoders", {}).items():
@@ -157,6 +158,7 @@ def main() -> None:
     ap.add_argument(
         "--encoder-dir", default=None, help="save each encoder here (DIR/<arm>), or reuse it"
     )
+    ap.add_argument("--note", default=None, help="with --from-json: a line for the report")
     ap.add_argument("--from-json", nargs="+", default=None, help="report only (merging runs)")
     a = ap.parse_args()
     if a.from_json:  # several: their points merged (same pool, test and recipe assumed)
@@ -165,6 +167,8 @@ def main() -> None:
         merged["total_time_s"] = sum(r.get("total_time_s", 0) for r in parts)
         if len(parts) > 1:
             merged["merged_from"] = list(a.from_json)
+        if a.note:
+            merged["note"] = a.note
         print(write_report(merged, a.out))
         return
     torch.set_num_threads(a.threads)

@@ -7,4 +7,5 @@ Django-free. Entry points the platform calls:
 - :func:`mlcore.cnn.scoring.score` / ``iter_scores`` (streaming, MC dropout, BALD)
 - :func:`mlcore.cnn.attribution.attribute` + ``save_attribution_png``
 - :func:`mlcore.cnn.card.write_model_dir` / ``load_checkpoint`` / ``read_card``
+- :func:`mlcore.cnn.pretrain.pretrain` (self-supervised trunks; fine-tune with ``train(init=...)``)
 """
