@@ -202,6 +202,11 @@ def test_cli_pretrains_and_fine_tunes_from_the_encoder(tmp_path, capsys):
         ]
     )
     assert rc == 2 and "architecture" in capsys.readouterr().err
+    rc = main(
+        ["--data", str(data), "--out", str(tmp_path / "m3"), "--epochs", "1", "--width", "4",
+         "--init", str(tmp_path / "no-such-encoder")]
+    )  # fmt: skip
+    assert rc == 2 and "not a model directory" in capsys.readouterr().err
 
 
 def test_cli_pretrains_on_a_simulation(tmp_path):
