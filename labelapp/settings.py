@@ -397,6 +397,10 @@ LEVEL_SKILL = env_float("LABELAPP_LEVEL_SKILL", 0.7, low=0.5, high=0.99)
 LEVEL_CREDIBLE = env_float("LABELAPP_LEVEL_CREDIBLE", 0.9, low=0.5, high=0.99)
 LEVEL_MIN_GOLD = env_int("LABELAPP_LEVEL_MIN_GOLD", 10)
 LEVELS_SITE_MIN_GOLD = env_int("LABELAPP_LEVELS_SITE_MIN_GOLD", 5)
+# Seconds a process trusts its answer to "are levels in force?" (asked on every next and
+# vote of a level-1 volunteer) before reading the gold table's signature again; gold saved
+# or deleted in the process is seen at once, another process's change within this time.
+LEVELS_IN_FORCE_TTL_S = env_float("LABELAPP_LEVELS_IN_FORCE_TTL_S", 5.0, low=0.0, high=3600.0)
 UNPROVEN_MAX_LLR = float(env_str("LABELAPP_UNPROVEN_MAX_LLR", "2.0"))
 # ... and a candidate retires only when its proven votes alone lean its way by more than this
 # log-odds (more than one default-skill vote, log 3 = 1.1: one honest slip is not enough).

@@ -52,6 +52,17 @@ def _isolated_storage(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _levels_asked_afresh():
+    """Each test's gold is rolled back at its end, which no signal reports: the next test
+    must not trust an answer remembered from this one's gold (services.crowd.levels)."""
+    from labelapp.services.crowd.levels import forget_levels_in_force
+
+    forget_levels_in_force()
+    yield
+    forget_levels_in_force()
+
+
+@pytest.fixture(autouse=True)
 def _default_language():
     """A request with a language cookie or Accept-Language leaves that language active in the
     test's thread (LocaleMiddleware activates, nothing deactivates): back to the default, so

@@ -410,3 +410,30 @@ def test_classify_page_tells_a_level_one_volunteer_where_the_faint_ones_are(clie
     assert 'id="empty-level"' in client.get("/classify/").content.decode()
     Volunteer.objects.filter(pk=v.pk).update(level=2)
     assert 'id="empty-level"' not in client.get("/classify/").content.decode()
+
+
+def test_levels_in_force_is_remembered_for_its_ttl_and_forgotten_on_gold_changes(
+    site, settings, monkeypatch
+):
+    from labelapp.models import GoldStandard
+
+    settings.LEVELS_IN_FORCE_TTL_S = 5.0
+    clock = [1000.0]
+    monkeypatch.setattr(levels.time, "monotonic", lambda: clock[0])
+    assert levels.levels_in_force()
+    # another process's change (no signal here): not seen within the TTL ...
+    low_real = [g for g in site["gold"]["low"] if g.is_real]
+    GoldStandard.objects.filter(pk__in=[g.pk for g in low_real[:2]]).update(active=False)
+    clock[0] += 4.9
+    assert levels.levels_in_force()
+    # ... and seen once it has passed
+    clock[0] += 0.2
+    assert not levels.levels_in_force()
+    # a change saved in this process is seen at once
+    for g in low_real[:2]:
+        g.active = True
+        g.save()
+    assert levels.levels_in_force()
+    low_real[0].delete()
+    low_real[1].delete()
+    assert not levels.levels_in_force()

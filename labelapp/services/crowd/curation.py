@@ -54,6 +54,7 @@ from labelapp.models import (
 from labelapp.selectors.models import live_model
 from labelapp.services.crowd.consensus import set_candidate_status, update_consensus
 from labelapp.services.crowd.gold import mark_gold
+from labelapp.services.crowd.levels import forget_levels_in_force
 from labelapp.services.crowd.votes import MAX_RESPONSE_MS, count_vote
 from labelapp.services.operations.audit import record_audit
 from mlcore.survey import LYA_REST, REAL_TYPES, TRUTH_TYPES
@@ -394,6 +395,7 @@ def deactivate_gold(*, detectid: int, user: AbstractBaseUser) -> bool:
         if not gold.active:
             return False
         GoldStandard.objects.filter(pk=gold.pk).update(active=False)
+        forget_levels_in_force()  # an update() sends no post_save
         record_audit(
             user=user, action="gold_deactivate", target=_target(detectid), detail={"active": False}
         )

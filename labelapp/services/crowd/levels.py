@@ -24,6 +24,7 @@ volunteer demoted between being served a candidate and answering it may still an
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,14 +92,36 @@ def levels_in_force() -> bool:
     """Levels apply when enabled and the site has enough gold to measure skill with: at least
     ``LEVELS_SITE_MIN_GOLD`` active gold standards of each class in each S/N regime.
 
-    Asked on every next candidate and vote of a level-1 volunteer, so the answer is kept per
-    process under a signature of the active gold (count, sum of candidate ids, count real):
-    one aggregate over the gold table (0.2 ms at 500 gold) instead of the grouped join to
-    the candidates (1.4-3.3 ms at 2.5 M candidates, bench_votes.py). The signature is read
-    from the database each time, so a rolled-back or another process's change is never
-    missed (a time-based cache would)."""
+    Asked on every next candidate and vote of a level-1 volunteer (1.4 times per vote), so
+    the answer is kept per process for ``LEVELS_IN_FORCE_TTL_S`` seconds (the signature
+    query below was 1.4 of a vote's 12 statements, bench_votes.py), and gold saved or
+    deleted in the process forgets it at once (:func:`forget_levels_in_force`, connected to
+    GoldStandard's save and delete). Past that time the process reads a signature of the
+    active gold (count, sum of candidate ids, count real): one aggregate over the gold
+    table (0.2 ms at 500 gold), and only a new signature runs the grouped join to the
+    candidates (1.4-3.3 ms at 2.5 M candidates). So another process's change, or a
+    rolled-back one, is seen within the TTL."""
     if not settings.LEVELS_ENABLED:
         return False
+    now = time.monotonic()
+    fresh = _IN_FORCE_NOW.get(connection.alias)
+    if fresh is not None and now - fresh[0] < settings.LEVELS_IN_FORCE_TTL_S:
+        return fresh[1]
+    in_force = _levels_in_force_by_signature()
+    _IN_FORCE_NOW[connection.alias] = (now, in_force)
+    return in_force
+
+
+def forget_levels_in_force(*_args, **_kwargs) -> None:
+    """Drop this process's remembered answer (the gold set changed here): the next
+    :func:`levels_in_force` reads the gold table again. A signal receiver too."""
+    _IN_FORCE_NOW.clear()
+
+
+_IN_FORCE_NOW: dict[str, tuple[float, bool]] = {}  # alias -> (monotonic time, answer)
+
+
+def _levels_in_force_by_signature() -> bool:
     qn = connection.ops.quote_name
     gold = qn(GoldStandard._meta.db_table)
     with connection.cursor() as cur:

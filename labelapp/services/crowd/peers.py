@@ -25,8 +25,9 @@ from mlcore.aggregation.evidence import is_proven
 def credit_peers(credits: list, *, sign: int) -> None:
     """Add (sign=+1) or take back (-1) peer comparisons ``[[volunteer_id, agreed], ...]``
     that a proven vote gave the earlier voters on its candidate. After the vote's commit,
-    one row per statement in its own transaction, so no vote's transaction ever holds
-    another volunteer's row. A voter this makes disagree with proven peers significantly
+    one row per statement, each statement its own transaction (autocommit: no BEGIN and
+    COMMIT round trips around it), so no transaction ever holds two volunteers' rows. A
+    voter this makes disagree with proven peers significantly
     (mlcore.aggregation.evidence.peer_disagrees) loses proven status, and what they settled
     is re-checked (:func:`recheck_settled_by`)."""
 
@@ -42,7 +43,7 @@ def credit_peers(credits: list, *, sign: int) -> None:
     table = connection.ops.quote_name(Volunteer._meta.db_table)
     with _fast_commits():
         for volunteer_id, agreed in credits:
-            with transaction.atomic(), connection.cursor() as cur:
+            with connection.cursor() as cur:  # one UPDATE ... RETURNING: atomic alone
                 cur.execute(
                     f"UPDATE {table} SET n_peer = n_peer + %s, "  # noqa: S608
                     "n_peer_agree = n_peer_agree + %s WHERE id = %s RETURNING n_gold, "
@@ -53,7 +54,8 @@ def credit_peers(credits: list, *, sign: int) -> None:
                 if after is None:  # the volunteer is gone
                     continue
                 before = (after[0], after[1], after[2] - sign, after[3] - sign * agreed, *after[4:])
-                if sign > 0 and proven(before) and not proven(after):
+            if sign > 0 and proven(before) and not proven(after):
+                with transaction.atomic():  # savepoints; rare (a demotion)
                     recheck_settled_by(volunteer_id=volunteer_id)
 
 
