@@ -164,49 +164,25 @@ def test_cli_pretrains_and_fine_tunes_from_the_encoder(tmp_path, capsys):
     assert card["approach"] == "masked" and card["n_candidates"] == 200
     assert card["data_source"] == f"file {data}" and len(card["data_hash"]) == 64
     out = tmp_path / "model"
-    rc = main(
-        [
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--width",
-            "4",
-            "--threads",
-            "1",
-            "--init",
-            str(enc),
-        ]
-    )
+    rc = _train(data, out, 4, "--init", str(enc))
     assert rc == 0
     model_card = json.loads((out / "model_card.json").read_text())
     assert model_card["init"]["kind"] == "pretrained-encoder"
     assert model_card["init"]["weights_sha256"] == card["weights_sha256"]
     # an encoder of another width is refused with a clear error, not a traceback
-    rc = main(
-        [
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "m2"),
-            "--epochs",
-            "1",
-            "--width",
-            "6",
-            "--threads",
-            "1",
-            "--init",
-            str(enc),
-        ]
-    )
+    rc = _train(data, tmp_path / "m2", 6, "--init", str(enc))
     assert rc == 2 and "architecture" in capsys.readouterr().err
     rc = main(
         ["--data", str(data), "--out", str(tmp_path / "m3"), "--epochs", "1", "--width", "4",
          "--init", str(tmp_path / "no-such-encoder")]
     )  # fmt: skip
     assert rc == 2 and "not a model directory" in capsys.readouterr().err
+
+
+def _train(data, out, width: int, *extra: str) -> int:
+    """``python -m mlcore.train`` for one quick epoch on one thread."""
+    args = ["--data", str(data), "--out", str(out), "--epochs", "1", "--width", str(width)]
+    return main([*args, "--threads", "1", *extra])
 
 
 def test_cli_pretrains_on_a_simulation(tmp_path):
