@@ -19,7 +19,9 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from requests.adapters import HTTPAdapter
 from schemathesis.generation import GenerationMode
+from urllib3.util.retry import Retry
 
 from labelapp.models import Vote
 from tests.factories_science import make_science_catalogue, make_token
@@ -61,6 +63,10 @@ class Volunteer:
         # no keep-alive: a connection the live server closed after the test (its database
         # gone) raised in the server's thread
         self.http.headers["Connection"] = "close"
+        # Django's threaded test server now and then drops a connection unanswered (a CI run
+        # saw it on GET /api/next/): GETs are tried again, never the writes under test
+        retry = Retry(total=3, connect=3, read=3, backoff_factor=0.1, allowed_methods={"GET"})
+        self.http.mount("http://", HTTPAdapter(max_retries=retry))
         self.http.get(f"{base}/api/next/", timeout=30).raise_for_status()
         self.headers = {"X-CSRFToken": self.http.cookies["csrftoken"]}
 

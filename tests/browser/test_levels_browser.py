@@ -18,19 +18,10 @@ from mlcore.simulator import simulate_survey
 from mlcore.survey import SN_LOW_MAX
 from mlcore.survey_io import write_survey
 from tests.browser import axe
+from tests.browser.screens import SCREENS
 from tests.factories_volunteers import make_gold
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-SCREENS = {
-    "desktop": {"viewport": {"width": 1280, "height": 800}},
-    "phone": {
-        "viewport": {"width": 360, "height": 740},
-        "has_touch": True,
-        "is_mobile": True,
-        "device_scale_factor": 2,
-    },
-}
 
 
 @pytest.fixture

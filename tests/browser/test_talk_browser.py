@@ -15,19 +15,11 @@ from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.browser import axe
+from tests.browser.screens import SCREENS
 from tests.factories_console import make_account, make_scientist
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENS = {
-    "desktop": {"viewport": {"width": 1280, "height": 800}},
-    "phone": {
-        "viewport": {"width": 360, "height": 740},
-        "has_touch": True,
-        "is_mobile": True,
-        "device_scale_factor": 2,
-    },
-}
 XSS = '<img src=x onerror="window.__xss=1"> [x](javascript:window.__xss=2)'
 
 
