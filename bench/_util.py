@@ -51,6 +51,22 @@ def postgres_url(dbname: str) -> str | None:
         return None
 
 
+def django_on_fresh_database(dbname: str) -> str:
+    """A fresh PostgreSQL database ``dbname`` (exit when PostgreSQL is not reachable) and the
+    environment that points Django at it (no Redis, data under /tmp/<dbname>); its URL."""
+    import os
+    import sys
+
+    db_url = postgres_url(dbname)
+    if db_url is None:
+        sys.exit("PostgreSQL is not reachable on 127.0.0.1:5432: nothing to measure")
+    os.environ.update(
+        DATABASE_URL=db_url, REDIS_URL="", LABELAPP_DATA_DIR=f"/tmp/{dbname}",
+        DJANGO_SETTINGS_MODULE="labelapp.settings",
+    )  # fmt: skip
+    return db_url
+
+
 def drop_database(dbname: str) -> None:
     """Drop a bench database (closing Django's connections to it first, if any)."""
     import psycopg

@@ -14,11 +14,9 @@ queries each made. Figures only.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
-from _util import drop_database, postgres_url
+from _util import django_on_fresh_database, drop_database
 
 
 def add_retirements(n: int) -> None:
@@ -94,19 +92,11 @@ def measure() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--candidates", type=int, default=2_500_000)
-    # bench_console retires half of them with one pk__in UPDATE: keep that half under
-    # PostgreSQL's 65,535 bound parameters (server-side binding is on by default)
     parser.add_argument("--voted", type=int, default=120_000)
     parser.add_argument("--db", default="labelapp_bench_results")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    db_url = postgres_url(args.db)
-    if db_url is None:
-        sys.exit("PostgreSQL is not reachable on 127.0.0.1:5432: nothing to measure")
-    os.environ.update(
-        DATABASE_URL=db_url, REDIS_URL="", LABELAPP_DATA_DIR=f"/tmp/{args.db}",
-        DJANGO_SETTINGS_MODULE="labelapp.settings",
-    )  # fmt: skip
+    db_url = django_on_fresh_database(args.db)
     from bench_console import add_scores_and_votes
     from bench_votes import fill
 

@@ -20,12 +20,10 @@ Figures only.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
-from _util import drop_database, postgres_url
+from _util import django_on_fresh_database, drop_database
 
 
 def walk(client, auth: dict, **params) -> tuple[int, list[float], float]:
@@ -83,13 +81,7 @@ def main() -> None:
     parser.add_argument("--db", default="labelapp_bench_science_api")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    db_url = postgres_url(args.db)
-    if db_url is None:
-        sys.exit("PostgreSQL is not reachable on 127.0.0.1:5432: nothing to measure")
-    os.environ.update(
-        DATABASE_URL=db_url, REDIS_URL="", LABELAPP_DATA_DIR=f"/tmp/{args.db}",
-        DJANGO_SETTINGS_MODULE="labelapp.settings",
-    )  # fmt: skip
+    db_url = django_on_fresh_database(args.db)
     from bench_console import add_scores_and_votes
     from bench_votes import fill
 

@@ -16,26 +16,17 @@ from labelapp.services.survey.ingest import IngestError, ingest_survey
 from mlcore.store import CutoutStore
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
+from tests.ingest_checks import assert_nothing_written, assert_refused
 
 pytestmark = pytest.mark.django_db
 
 
 def _nothing_written(settings):
-    assert Candidate.objects.count() == 0
-    assert IngestBatch.objects.count() == 0
-    assert CandidateTruth.objects.count() == 0
-    root = Path(settings.STORE_ROOT)
-    assert not root.exists() or list(root.iterdir()) == []
+    assert_nothing_written(settings)
 
 
 def _refused(path, settings, *fragments, **kw):
-    with pytest.raises(IngestError) as info:
-        ingest_survey(path=path, **kw)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    _nothing_written(settings)
-    return message
+    return assert_refused(lambda: ingest_survey(path=path, **kw), settings, *fragments)
 
 
 def _rewrite_fits(path, edit):

@@ -21,7 +21,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from labelapp.models import Candidate, CandidateTruth, IngestBatch
+from labelapp.models import Candidate, CandidateTruth
 from labelapp.services.crowd.queue import queue_queryset
 from labelapp.services.survey.ingest import IngestError, ingest_survey
 from mlcore.cutout_quality import MISSING_FIBERS, NO_CUTOUT, PADDED
@@ -29,6 +29,7 @@ from mlcore.hetdex_io import SPEC_PER_BIN, write_hetdex
 from mlcore.render import line_column
 from mlcore.store import CutoutStore
 from tests.factories import make_survey
+from tests.ingest_checks import assert_nothing_written, assert_refused
 
 pytestmark = pytest.mark.django_db
 
@@ -63,19 +64,11 @@ def _ml_rows(path):
 
 
 def _nothing_written(settings):
-    assert Candidate.objects.count() == 0 and IngestBatch.objects.count() == 0
-    root = Path(settings.STORE_ROOT)
-    assert not root.exists() or list(root.iterdir()) == []
+    assert_nothing_written(settings)
 
 
 def _refused(out, settings, *fragments):
-    with pytest.raises(IngestError) as info:
-        _ingest(out)
-    msg = str(info.value)
-    for f in fragments:
-        assert f in msg, msg
-    _nothing_written(settings)
-    return msg
+    return assert_refused(lambda: _ingest(out), settings, *fragments)
 
 
 # --- the good path ------------------------------------------------------------------------

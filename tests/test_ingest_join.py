@@ -6,18 +6,17 @@ detectid's pixels (a reordered table) or that the file is refused naming the row
 that disagree), with nothing written.
 """
 
-from pathlib import Path
-
 import h5py
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from labelapp.models import Candidate, IngestBatch
+from labelapp.models import Candidate
 from labelapp.services.survey.ingest import IngestError, ingest_survey
 from mlcore.store import CutoutStore
 from mlcore.survey_io import write_survey
 from tests.factories import make_survey
+from tests.ingest_checks import assert_nothing_written
 
 pytestmark = pytest.mark.django_db
 
@@ -40,9 +39,7 @@ def _assert_paired_by_id(batch, survey):
 
 
 def _nothing_written(settings):
-    assert Candidate.objects.count() == 0 and IngestBatch.objects.count() == 0
-    root = Path(settings.STORE_ROOT)
-    assert not root.exists() or [p for p in root.iterdir()] == []
+    assert_nothing_written(settings)
 
 
 def _permute_h5_table(path, node, perm):

@@ -10,20 +10,20 @@ another flux unit.
 from __future__ import annotations
 
 from io import StringIO
-from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 from django.core.management import call_command
 
-from labelapp.models import Candidate, ExternalScore, IngestBatch
+from labelapp.models import Candidate, ExternalScore
 from labelapp.services.crowd.queue import queue_queryset
 from labelapp.services.survey.ingest import IngestError, ingest_survey
 from mlcore.cutout_quality import NO_CUTOUT, NOT_IN_PRODUCT, describe
 from mlcore.pdr1_io import PDR1_SOURCE, write_pdr1
 from mlcore.store import CutoutStore
 from tests.factories import make_survey
+from tests.ingest_checks import assert_nothing_written, assert_refused
 
 pytestmark = pytest.mark.django_db
 
@@ -43,20 +43,11 @@ def _ingest(out, **kw):
 
 
 def _nothing_written(settings):
-    assert Candidate.objects.count() == 0 and IngestBatch.objects.count() == 0
-    assert ExternalScore.objects.count() == 0
-    root = Path(settings.STORE_ROOT)
-    assert not root.exists() or list(root.iterdir()) == []
+    assert_nothing_written(settings)
 
 
 def _refused(out, settings, *fragments):
-    with pytest.raises(IngestError) as info:
-        _ingest(out)
-    msg = str(info.value)
-    for f in fragments:
-        assert f in msg, msg
-    _nothing_written(settings)
-    return msg
+    return assert_refused(lambda: _ingest(out), settings, *fragments)
 
 
 def _edit(path, fn):
