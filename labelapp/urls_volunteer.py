@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from labelapp.views import api, collections, results, talk, volunteer
+from labelapp.views import collections, results, talk, volunteer
 
 urlpatterns = [
     path("classify/", volunteer.classify, name="classify"),
@@ -48,7 +48,5 @@ urlpatterns = [
     path("accounts/signup/", volunteer.signup, name="signup"),
     path("accounts/login/", volunteer.VolunteerLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
-    # the JSON API (django-ninja, labelapp/views/api.py): /api/ is its page, then the routes
-    path("api/", api.docs, name="api-docs"),
-    path("api/", api.urls()),
+    # the JSON API and its page /api/ are first in labelapp/urls.py
 ]

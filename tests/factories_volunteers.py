@@ -68,3 +68,15 @@ def with_token(client, body: dict) -> dict:
     if isinstance(body["detectid"], bool):
         return body
     return {**body, "token": served_token(client, body["detectid"])}
+
+
+def assert_matches_vote_schema(body: dict) -> None:
+    """The vote view writes its JSON itself (not through ninja's answer validation): what it
+    writes must be exactly what VoteResponse validates and dumps (no extra key, no wrong
+    type, no missing field)."""
+    from labelapp.views.api import VoteResponse
+
+    dumped = VoteResponse.model_validate(body).model_dump(
+        mode="json", by_alias=True, exclude_unset=True
+    )
+    assert dumped == body

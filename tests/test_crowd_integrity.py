@@ -95,6 +95,34 @@ def test_a_token_expires(settings):
     assert r.status_code == 403 and "expired" in r.json()["error"]["message"]
 
 
+def test_tokens_are_djangos_timestamp_signatures_and_survive_a_key_rotation(settings):
+    """The served token is written out by hand for speed: it must stay Django's
+    TimestampSigner (tokens made before the change keep working, and the other way round),
+    accept SECRET_KEY_FALLBACKS while keys rotate, and refuse another nonce or detectid."""
+    from django.core import signing
+
+    from labelapp.services.crowd.vote_guard import _SALT, NONCE_KEY, sign_served
+
+    session = {NONCE_KEY: "n0nce"}
+    django_signer = signing.TimestampSigner(salt=f"{_SALT}:n0nce")
+    ours = sign_served(nonce="n0nce", detectid=1234)
+    assert django_signer.unsign(f"1234:{ours}", max_age=60) == "1234"
+    theirs = django_signer.sign("1234").split(":", 1)[1]
+    vote_guard.check_served(session=session, detectid=1234, token=theirs)
+    for detectid, nonce in ((1235, "n0nce"), (1234, "other")):
+        with pytest.raises(vote_guard.NotServed, match="does not match"):
+            vote_guard.check_served(session={NONCE_KEY: nonce}, detectid=detectid, token=ours)
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-key-" + "x" * 50, [old_key]
+    vote_guard.check_served(session=session, detectid=1234, token=ours)  # still valid
+    settings.SECRET_KEY_FALLBACKS = []
+    with pytest.raises(vote_guard.NotServed, match="does not match"):
+        vote_guard.check_served(session=session, detectid=1234, token=ours)
+    old = sign_served(nonce="n0nce", detectid=1234, now=1_000_000)  # made long ago
+    with pytest.raises(vote_guard.NotServed, match="expired"):
+        vote_guard.check_served(session=session, detectid=1234, token=old)
+
+
 def test_undo_hands_the_candidate_back_with_a_token_that_works():
     a, _ = make_candidates(2)
     me = browser()

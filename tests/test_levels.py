@@ -24,7 +24,12 @@ from mlcore.aggregation.levels import (
     regime_skills,
 )
 from mlcore.survey import SN_LOW_MAX
-from tests.factories_volunteers import make_candidates, make_gold, with_token
+from tests.factories_volunteers import (
+    assert_matches_vote_schema,
+    make_candidates,
+    make_gold,
+    with_token,
+)
 
 RULE = LevelRule()  # the defaults: 0.7 at 90 %, 10 gold answers
 
@@ -272,6 +277,7 @@ def test_a_gold_answer_that_promotes_says_so_in_the_vote_answer(browser, site):
     }  # fmt: skip
     assert "faint candidates" in body["level_change"]["message"]
     assert body["volunteer"]["level"] == 2
+    assert_matches_vote_schema(body)  # level_change dumped by its alias "from"
     # the candidates handed out with that answer already follow the new level
     v.refresh_from_db()
     assert v.level == 2

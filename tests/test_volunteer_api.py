@@ -7,7 +7,12 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from labelapp.models import Candidate, Volunteer, Vote
-from tests.factories_volunteers import make_candidates, make_gold, with_token
+from tests.factories_volunteers import (
+    assert_matches_vote_schema,
+    make_candidates,
+    make_gold,
+    with_token,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
 
@@ -43,6 +48,23 @@ def test_next_returns_candidates_with_image_and_spectrum_urls(browser):
     )
     assert browser.get("/api/next/?exclude=abc").status_code == 400
     assert not Volunteer.objects.exists()  # looking creates nobody
+
+
+def test_vote_answer_matches_its_schema(browser):
+    cands = make_candidates(4)
+    make_gold(cands[1], is_real=True)
+    first = post(browser, "/api/votes/", {"detectid": cands[0].detectid, "answer": "no",
+                                          "reason": "sky", "next": 2})  # fmt: skip
+    assert first.status_code == 201 and len(first.json()["next"]) == 2
+    assert_matches_vote_schema(first.json())
+    gold = post(browser, "/api/votes/", {"detectid": cands[1].detectid, "answer": "yes",
+                                         "next": 0})  # fmt: skip
+    assert gold.status_code == 201 and gold.json()["feedback"]["correct"] is True
+    assert "next" not in gold.json()
+    assert_matches_vote_schema(gold.json())
+    repeat = post(browser, "/api/votes/", {"detectid": cands[0].detectid, "answer": "no"})
+    assert repeat.status_code == 200 and repeat.json()["created"] is False
+    assert_matches_vote_schema(repeat.json())
 
 
 def test_vote_records_once_and_returns_the_next(browser):

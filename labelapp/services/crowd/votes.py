@@ -22,7 +22,7 @@ from labelapp import errors
 from labelapp.errors import UnknownCandidate
 from labelapp.models import Candidate, GoldStandard, Volunteer, Vote
 from labelapp.services.crowd.gold import FEEDBACK
-from labelapp.services.operations.ratelimit import hit_rate_limit
+from labelapp.services.operations.ratelimit import RateDecision, RateRule, hit_rate_limits
 
 
 class VoteError(errors.PlatformError):
@@ -108,8 +108,13 @@ def submit_vote(
     reason: str = "",
     response_ms: int | None = None,
     client: str = Vote.Client.API,
+    rate: RateDecision | None = None,
 ) -> VoteResult:
     """Record ``volunteer``'s answer for candidate ``detectid`` (once; repeats are harmless).
+
+    ``rate``: the decision of :func:`vote_rate_rule` when the caller already counted this
+    vote against it (the API counts it with the per-address limit, in one Redis round trip);
+    None counts it here.
 
     Raises UnknownCandidate (no such detectid), CandidateNotInQueue (retired or with the
     experts, and this volunteer has not voted on it), RateLimited, InvalidVote.
@@ -125,11 +130,7 @@ def submit_vote(
         raise UnknownCandidate(f"there is no candidate with detectid {detectid}")
     gold = getattr(candidate, "gold", None)  # read with the candidate: None or active
 
-    limit = hit_rate_limit(
-        key=f"vote:{volunteer.pk}",
-        limit=settings.VOTE_RATE_LIMIT,
-        window_s=settings.VOTE_RATE_WINDOW_S,
-    )
+    limit = rate if rate is not None else hit_rate_limits([vote_rate_rule(volunteer.pk)])[0]
     if not limit.allowed or candidate.status != Candidate.Status.ACTIVE:
         # A repeat of a vote we already hold is still a success: the candidate may have
         # been retired by that very vote, and a retry must not turn into an error.
@@ -181,6 +182,11 @@ def submit_vote(
             )
         return _result(existing, created=False, gold=gold)
     return VoteResult(vote=vote, created=True, gold=gold, correct=correct)
+
+
+def vote_rate_rule(volunteer_pk: int) -> RateRule:
+    """The per-volunteer vote limit (``VOTE_RATE_LIMIT`` per ``VOTE_RATE_WINDOW_S``)."""
+    return RateRule(f"vote:{volunteer_pk}", settings.VOTE_RATE_LIMIT, settings.VOTE_RATE_WINDOW_S)
 
 
 def _candidate(detectid: int) -> Candidate | None:

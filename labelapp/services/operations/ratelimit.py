@@ -1,11 +1,12 @@
 """Fixed-window rate limits on the Django cache (Redis in production, file cache in the demo).
 
 One cache round trip on the hot path. With Redis: ``INCR`` on the window's key (its first
-hit also sets the expiry), straight on a redis-py client kept per process -- Django's
-cache ``incr`` asks ``EXISTS`` first and builds a new client object per call, which cost
-more CPU than the vote's own SQL. Other caches: ``incr``, and the first hit of a window
-``add``s the key. Fixed windows let a burst of up to 2x the limit straddle a window
-boundary, which is fine for stopping runaway scripts and double-firing clients.
+hit also sets the expiry; several counters go in one pipeline, :func:`hit_rate_limits`),
+straight on a redis-py client kept per process -- Django's cache ``incr`` asks ``EXISTS``
+first and builds a new client object per call, which cost more CPU than the vote's own
+SQL. Other caches: ``incr``, and the first hit of a window ``add``s the key. Fixed windows
+let a burst of up to 2x the limit straddle a window boundary, which is fine for stopping
+runaway scripts and double-firing clients.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def _redis_for_cache():
     return _redis_client(re.split("[;,]", location)[0])
 
 
+@dataclass(frozen=True)
+class RateRule:
+    """One counter to hit: ``limit`` events per ``window_s`` seconds for ``key``."""
+
+    key: str
+    limit: int
+    window_s: int
+    keep_s: int | None = None
+
+
 def hit_rate_limit(
     *,
     key: str,
@@ -59,26 +70,51 @@ def hit_rate_limit(
 
     A window's counter expires just after the window, or after ``keep_s`` when longer (to
     read past windows back with ``window_counts``)."""
+    return hit_rate_limits([RateRule(key, limit, window_s, keep_s)], now=now)[0]
+
+
+def hit_rate_limits(rules: list[RateRule], *, now: float | None = None) -> list[RateDecision]:
+    """:func:`hit_rate_limit` for several counters at once, one decision per rule: with
+    Redis the INCRs go in one pipelined round trip (a vote counts two limits; a second round
+    trip only sets the expiry of counters that a window's first event created)."""
     now = time.time() if now is None else now
-    window = int(now // window_s)
-    cache_key = _window_key(key, window)
-    expire_s = max(window_s + 1, keep_s or 0)
+    windows = [int(now // r.window_s) for r in rules]
+    keys = [_window_key(r.key, w) for r, w in zip(rules, windows, strict=True)]
     client = _redis_for_cache()
-    if client is not None:
-        full_key = cache.make_key(cache_key)
-        count = client.incr(full_key)
-        if count == 1:
-            client.expire(full_key, expire_s)
+    if client is not None and rules:
+        full = [cache.make_key(k) for k in keys]
+        pipe = client.pipeline(transaction=False)
+        for k in full:
+            pipe.incr(k)
+        counts = pipe.execute()
+        fresh = [i for i, c in enumerate(counts) if c == 1]
+        if fresh:
+            pipe = client.pipeline(transaction=False)
+            for i in fresh:
+                pipe.expire(full[i], _expire_s(rules[i]))
+            pipe.execute()
     else:
-        try:
-            count = cache.incr(cache_key)
-        except ValueError:  # first event of this window
-            if cache.add(cache_key, 1, timeout=expire_s):
-                count = 1
-            else:  # another request created it in between
-                count = cache.incr(cache_key)
-    retry_after = int((window + 1) * window_s - now) + 1
-    return RateDecision(allowed=count <= limit, count=count, retry_after_s=retry_after)
+        counts = [_incr_cache(k, _expire_s(r)) for k, r in zip(keys, rules, strict=True)]
+    return [
+        RateDecision(
+            allowed=c <= r.limit, count=c, retry_after_s=int((w + 1) * r.window_s - now) + 1
+        )
+        for c, r, w in zip(counts, rules, windows, strict=True)
+    ]
+
+
+def _expire_s(rule: RateRule) -> int:
+    return max(rule.window_s + 1, rule.keep_s or 0)
+
+
+def _incr_cache(cache_key: str, expire_s: int) -> int:
+    """INCR on a cache without Redis (the demo's file cache, tests' local memory)."""
+    try:
+        return cache.incr(cache_key)
+    except ValueError:  # first event of this window
+        if cache.add(cache_key, 1, timeout=expire_s):
+            return 1
+        return cache.incr(cache_key)  # another request created it in between
 
 
 def _window_key(key: str, window: int) -> str:
