@@ -92,6 +92,7 @@ from labelapp.models import (  # noqa: E402
     ConsensusState,
     Label,
     ModelVersion,
+    PretrainedEncoder,
     Round,
     RoundCandidate,
 )
@@ -114,6 +115,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class ModelVersionAdmin(ReadOnlyAdmin):
     list_display = ("pk", "status", "label_source", "n_train", "created_at", "status_reason")
     list_filter = ("status", "label_source")
+
+
+@admin.register(PretrainedEncoder)
+class PretrainedEncoderAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "approach", "n_candidates", "created_at", "directory")
+    list_filter = ("approach",)
 
 
 @admin.register(Round)

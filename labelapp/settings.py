@@ -267,6 +267,7 @@ else:
 CELERY_RESULT_BACKEND = None  # task state the console needs is kept in our own models
 CELERY_TASK_ROUTES = {
     "labelapp.tasks.retrain_model": {"queue": "gpu"},
+    "labelapp.tasks.pretrain_encoder": {"queue": "gpu"},
     "labelapp.tasks.score_catalogue": {"queue": "cpu"},
     "labelapp.tasks.score_chunk": {"queue": "cpu"},
     "labelapp.tasks.start_round": {"queue": "cpu"},

@@ -56,10 +56,12 @@ def retrain_model(
     keep: str = "best",
     members: int | None = None,
     fine_tune: bool = False,
+    encoder_id: int | None = None,
 ) -> int | None:
-    """gpu queue: train (``fine_tune``: from the live model's weights), gate, and on
-    promotion score the catalogue. A redelivery after a crash trains again from the start
-    (the half-trained files were never registered)."""
+    """gpu queue: train (``fine_tune``: from the live model's weights; ``encoder_id``: from
+    a pretrained encoder's trunks), gate, and on promotion score the catalogue. A
+    redelivery after a crash trains again from the start (the half-trained files were never
+    registered)."""
     from labelapp.services.learning import promotion, training
     from labelapp.services.operations import progress
 
@@ -83,6 +85,7 @@ def retrain_model(
             max_time_s=max_time_s,
             on_epoch=on_epoch,
             fine_tune=fine_tune,
+            encoder_id=encoder_id,
         )
         decision = promotion.gate_model(model_version=version)
         # total too: an ensemble reported members x epochs, and early stopping fewer
@@ -92,6 +95,48 @@ def retrain_model(
     if decision.promoted:
         score_catalogue.delay(version.pk)
     return version.pk
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def pretrain_encoder(
+    approach: str = "masked",
+    epochs: int = 5,
+    n: int | None = None,
+    field: str = "",
+    seed: int = 0,
+    max_time_s: float | None = None,
+    progress_key: str | None = None,
+) -> int:
+    """gpu queue: pretrain an encoder on the catalogue's candidates and record it (never
+    live: a retrain starts from it). A redelivery pretrains again from the start (the
+    half-written directory was never recorded)."""
+    from labelapp.services.learning import pretraining
+    from labelapp.services.operations import progress
+
+    key = progress_key or pretrain_encoder.request.id or "direct"
+    with progress.tracked(name="pretrain_encoder", key=key, total=epochs) as row:
+
+        def on_epoch(rec: dict, n_epochs: int) -> None:
+            progress.set_progress(
+                row,
+                done=rec["epoch"] + 1,
+                total=n_epochs,
+                message=f"epoch {rec['epoch'] + 1}/{n_epochs}: loss {rec['loss']:.4f}",
+            )
+
+        enc = pretraining.pretrain_encoder(
+            approach=approach, epochs=epochs, n=n, field=field, seed=seed,
+            max_time_s=max_time_s, on_epoch=on_epoch,
+        )  # fmt: skip
+        done = enc.card.get("epochs", epochs)
+        progress.set_progress(
+            row,
+            done=done,
+            total=done,
+            message=f"encoder v{enc.pk}: {approach} on {enc.n_candidates} candidates, "
+            f"{done} epochs, loss {enc.card['loss_curve'][-1]:.4f}",
+        )
+    return enc.pk
 
 
 @shared_task(ignore_result=True, **IDEMPOTENT_TASK)

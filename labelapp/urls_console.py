@@ -31,6 +31,7 @@ urlpatterns = [
     path("models/", models.model_list, name="console-models"),
     path("models/<int:pk>/", models.model_detail, name="console-model"),
     path("models/shift/", shift.shift, name="console-shift"),
+    path("models/encoders/<int:pk>/", models.encoder_detail, name="console-encoder"),
     path("models/<int:pk>/promote/", models.model_promote, name="console-model-promote"),
     path("models/<int:pk>/card.json", exports.model_card, name="console-model-card"),
     path("models/<int:pk>/weights.pt", exports.model_weights, name="console-model-weights"),
@@ -63,6 +64,7 @@ urlpatterns = [
     # steering: rounds, acquisition settings, retrain and scoring
     path("actions/round/", actions.start_round, name="console-start-round"),
     path("actions/retrain/", actions.trigger_retrain, name="console-retrain"),
+    path("actions/pretrain/", actions.trigger_pretrain, name="console-pretrain"),
     path("actions/score/", actions.trigger_scoring, name="console-score"),
     path("settings/acquisition/", actions.acquisition_settings, name="console-acquisition"),
     # exports

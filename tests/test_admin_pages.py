@@ -10,7 +10,15 @@ from labelapp.models import ModelVersion, Round
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["modelversion", "round", "roundcandidate", "aggregationrun", "label", "consensusstate"]
+PAGES = [
+    "modelversion",
+    "pretrainedencoder",
+    "round",
+    "roundcandidate",
+    "aggregationrun",
+    "label",
+    "consensusstate",
+]
 
 
 @pytest.fixture

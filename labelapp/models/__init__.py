@@ -11,7 +11,7 @@ from labelapp.models.collections import Collection, CollectionItem, Favourite
 from labelapp.models.console import AuditEvent, CampaignSettings, ScienceToken
 from labelapp.models.levels import ArtefactAnswer
 from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
-from labelapp.models.ml import CandidateScore, ModelVersion, ShiftReport
+from labelapp.models.ml import CandidateScore, ModelVersion, PretrainedEncoder, ShiftReport
 from labelapp.models.news import NewsItem
 from labelapp.models.survey import (
     Candidate,
@@ -64,6 +64,7 @@ __all__ = [
     "Label",
     "ModelVersion",
     "Notification",
+    "PretrainedEncoder",
     "Report",
     "NewsItem",
     "RetirementEvent",

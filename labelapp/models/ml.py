@@ -92,3 +92,26 @@ class ShiftReport(models.Model):
     def __str__(self) -> str:
         where = f"batch {self.batch_id}" if self.batch_id else "all batches"
         return f"shift of {where}{f' / {self.field}' if self.field else ''}: {self.verdict}"
+
+
+class PretrainedEncoder(models.Model):
+    """A self-supervised encoder: LineCNN trunks pretrained on unlabelled candidates
+    (:mod:`mlcore.cnn.pretrain`), weights + card on disk, which retrains can start from.
+
+    A table of its own rather than a kind of :class:`ModelVersion`: its head is untrained,
+    so it must never be gated, promoted, scored with or served, and every query that picks
+    or lists classifiers (the live model, the gate, scoring, exports, the science API)
+    cannot meet one by construction."""
+
+    approach = models.CharField(max_length=16, help_text="contrastive | masked")
+    directory = models.TextField(help_text="Directory with model.pt and model_card.json.")
+    card = models.JSONField(default=dict)
+    n_candidates = models.PositiveIntegerField(default=0)
+    data_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"encoder v{self.pk} ({self.approach})"

@@ -4,7 +4,7 @@ page load runs the network. (This module must not import torch: web processes re
 
 from __future__ import annotations
 
-from labelapp.models import ModelVersion, Round
+from labelapp.models import ModelVersion, PretrainedEncoder, Round
 
 REGIMES = ("overall", "low", "high")
 REGIME_NAMES = {"overall": "all", "low": "4.8 ≤ S/N ≤ 5.5", "high": "S/N > 5.5"}
@@ -309,3 +309,82 @@ def model_detail(mv: ModelVersion) -> dict:
         "rounds_scored": list(mv.rounds_scored.values_list("number", flat=True)),
         "trained_from": list(mv.trained_from_round.values_list("number", flat=True)),
     }
+
+
+# The architecture every platform retrain builds (mlcore.cnn.model.CNNConfig with the
+# pipeline's width 12 and its 1D window of 2 x SPEC_HALF_WIDTH), written out here so the web
+# process need not import torch to check an encoder against it; tests/test_pretrain_service.py
+# checks it equals CNNConfig's. The artefact-type head comes and goes with the answers and is
+# not part of it.
+PLATFORM_WIDTH = 12
+PLATFORM_MODEL_CONFIG = {
+    "in_channels": 5,
+    "rows": 9,
+    "cols": 100,
+    "width": PLATFORM_WIDTH,
+    "hidden": 64,
+    "dropout": 0.3,
+    "spec_len": 200,
+    "spec_channels": 2,
+}
+
+
+def architecture_problem(enc: PretrainedEncoder) -> str | None:
+    """Why a retrain cannot start from ``enc`` (its trunks would not fit the network the
+    retrain builds), or None when it can."""
+    got = dict((enc.card or {}).get("model_config") or {})
+    got.pop("artefact_kinds", None)
+    if got == PLATFORM_MODEL_CONFIG:
+        return None
+    diff = ", ".join(
+        f"{k} {got.get(k)!r} (the retrain builds {v!r})"
+        for k, v in PLATFORM_MODEL_CONFIG.items()
+        if got.get(k) != v
+    )
+    return (
+        f"encoder v{enc.pk}'s architecture differs from the network a retrain builds: "
+        f"{diff or 'unknown fields on its card'}; pretrain one with the default width and "
+        "the 1D branch"
+    )
+
+
+def _encoder_row(enc: PretrainedEncoder) -> dict:
+    card = enc.card or {}
+    curve = card.get("loss_curve") or []
+    sel = card.get("selection") or {}
+    return {
+        "enc": enc,
+        "approach": card.get("approach", enc.approach),
+        "n_candidates": card.get("n_candidates", enc.n_candidates),
+        "fields": sel.get("fields") or {},
+        "sampled": sel.get("sampled"),
+        "n_eligible": sel.get("n_eligible"),
+        "epochs": card.get("epochs", len(curve)),
+        "loss_first": curve[0] if curve else None,
+        "loss_last": curve[-1] if curve else None,
+        "data_source": card.get("data_source", ""),
+        "width": (card.get("model_config") or {}).get("width"),
+        "time_s": card.get("pretrain_time_s"),
+        "problem": architecture_problem(enc),
+        "used_by": [],
+    }
+
+
+def encoder_table() -> list[dict]:
+    """One row per pretrained encoder, newest first: what it was pretrained on and how,
+    whether a retrain can start from it, and the model versions that did."""
+    rows = [_encoder_row(enc) for enc in PretrainedEncoder.objects.all()]
+    by_pk = {r["enc"].pk: r for r in rows}
+    # the card is the record of which encoder a version started from (no column)
+    for pk, card in ModelVersion.objects.filter(card__has_key="pretrained_from").values_list(
+        "pk", "card"
+    ):
+        row = by_pk.get(((card or {}).get("pretrained_from") or {}).get("encoder"))
+        if row is not None:
+            row["used_by"].append(pk)
+    return rows
+
+
+def encoder_detail(enc: PretrainedEncoder) -> dict:
+    row = next(r for r in encoder_table() if r["enc"].pk == enc.pk)
+    return {**row, "card": enc.card or {}, "loss_curve": (enc.card or {}).get("loss_curve") or []}

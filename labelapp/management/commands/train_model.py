@@ -37,6 +37,12 @@ class Command(BaseCommand):
             default=None,
             help="wall-clock cap on the training loop, seconds",
         )
+        parser.add_argument(
+            "--encoder",
+            type=int,
+            default=None,
+            help="start from pretrained encoder vN's trunks (manage.py pretrain_encoder)",
+        )
 
     def handle(self, *args, **opts):
         try:
@@ -48,6 +54,7 @@ class Command(BaseCommand):
                 seed=opts["seed"],
                 max_train=opts["max_train"],
                 max_time_s=opts["max_time"],
+                encoder_id=opts["encoder"],
             )
         except TrainingError as exc:
             raise CommandError(str(exc)) from exc

@@ -13,8 +13,13 @@ from labelapp.errors import InvalidInput
 from labelapp.models import CandidateScore, ModelVersion, TaskProgress
 from labelapp.selectors.models import live_model
 from labelapp.services.learning.acquisition_settings import acquisition_settings
+from labelapp.services.learning.encoders import EncoderError, usable_encoder
 from labelapp.services.operations.audit import record_audit
 from labelapp.services.operations.dispatch import send_after_commit
+
+# mlcore.cnn.pretrain.APPROACHES, written out: this module is imported by the web process,
+# which does not import torch (tests/test_pretrain_service.py checks the two agree)
+PRETRAIN_APPROACHES = ("contrastive", "masked")
 
 
 class SteeringError(InvalidInput):
@@ -49,27 +54,63 @@ def request_round(*, user) -> TaskProgress:
 
 
 def request_retrain(
-    *, user, label_source: str, epochs: int, fine_tune: bool = False
+    *, user, label_source: str, epochs: int, fine_tune: bool = False, encoder_id=None
 ) -> TaskProgress:
-    """Queue a retrain; ``fine_tune`` starts from the live model's weights."""
+    """Queue a retrain; ``fine_tune`` starts from the live model's weights, ``encoder_id``
+    from a pretrained encoder's trunks (one or the other, never both)."""
     if label_source not in ("consensus", "truth"):
         raise SteeringError(f"label source must be 'consensus' or 'truth', not {label_source!r}")
     if not 1 <= epochs <= 200:
         raise SteeringError(f"epochs must be between 1 and 200, got {epochs}")
+    if fine_tune and encoder_id is not None:
+        raise SteeringError(
+            "choose one start: fine-tune from the live model or a pretrained encoder, not both"
+        )
     if fine_tune and live_model() is None:
         raise SteeringError("there is no live model to fine-tune from: retrain afresh first")
+    encoder = None
+    if encoder_id is not None:
+        try:
+            encoder = usable_encoder(encoder_id)
+        except EncoderError as exc:
+            raise SteeringError(str(exc)) from exc
     how = ", fine-tuned from the live model" if fine_tune else ""
+    if encoder is not None:
+        how = f", from pretrained encoder v{encoder.pk}"
+    detail = {"label_source": label_source, "epochs": epochs, "fine_tune": fine_tune}
+    if encoder is not None:
+        detail["encoder"] = encoder.pk
     with transaction.atomic():
         progress = _queued("retrain_model", f"{label_source} labels, {epochs} epochs{how}")
-        record_audit(
-            user=user,
-            action="retrain",
-            target="model:new",
-            detail={"label_source": label_source, "epochs": epochs, "fine_tune": fine_tune},
-        )
+        record_audit(user=user, action="retrain", target="model:new", detail=detail)
         send_after_commit(
             "retrain_model", label_source=label_source, epochs=epochs,
             progress_key=progress.key, fine_tune=fine_tune,
+            encoder_id=None if encoder is None else encoder.pk,
+        )  # fmt: skip
+    return progress
+
+
+def request_pretrain(
+    *, user, approach: str, epochs: int, n: int | None = None, field: str = ""
+) -> TaskProgress:
+    """Queue the pretraining of an encoder on the catalogue (gpu queue)."""
+    if approach not in PRETRAIN_APPROACHES:
+        raise SteeringError(f"approach must be one of {PRETRAIN_APPROACHES}, not {approach!r}")
+    if not 1 <= epochs <= 200:
+        raise SteeringError(f"epochs must be between 1 and 200, got {epochs}")
+    if n is not None and n < 2:
+        raise SteeringError(f"a sample needs at least 2 candidates, not {n}")
+    what = f"{approach}, {epochs} epochs, " + (f"{n} candidates" if n else "every candidate")
+    if field:
+        what += f" of {field}"
+    detail = {"approach": approach, "epochs": epochs, "n": n, "field": field or None}
+    with transaction.atomic():
+        progress = _queued("pretrain_encoder", what)
+        record_audit(user=user, action="pretrain", target="encoder:new", detail=detail)
+        send_after_commit(
+            "pretrain_encoder", approach=approach, epochs=epochs, n=n, field=field,
+            progress_key=progress.key,
         )  # fmt: skip
     return progress
 

@@ -43,6 +43,7 @@ from labelapp.models import (
 )
 from labelapp.selectors.artefacts import artefact_targets
 from labelapp.selectors.models import live_model
+from labelapp.services.learning.encoders import EncoderError, encoder_summary, usable_encoder
 from labelapp.services.learning.holdout import holdout_ids, holdout_labels
 from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.artefacts import KindTargets, join_kind_targets
@@ -219,6 +220,7 @@ def train_model_version(
     max_time_s: float | None = None,
     on_epoch: Callable[[dict, int], None] | None = None,
     fine_tune: bool = False,
+    encoder_id: int | None = None,
 ) -> ModelVersion:
     """Train, evaluate on held-out labels and register a new (not yet promoted) version.
 
@@ -226,13 +228,21 @@ def train_model_version(
     goes to training and validation), else a random 20% of the labels. ``members`` > 1
     trains a deep ensemble (default ``settings.ENSEMBLE_MEMBERS``). ``fine_tune``: start
     from the live model's weights instead of afresh (its card says which version).
+    ``encoder_id``: start from that pretrained encoder's trunks with a fresh head (its card
+    says which encoder, and its summary); not with ``fine_tune``.
     """
     members = settings.ENSEMBLE_MEMBERS if members is None else members
     if members < 1:
         raise TrainingError(f"an ensemble needs at least 1 member, not {members}")
+    if fine_tune and encoder_id is not None:
+        raise TrainingError(
+            "choose one start: fine-tune from the live model or a pretrained encoder, not both"
+        )
     init, extra = None, {}
     if fine_tune:
         init, extra = _live_weights(), {"fine_tuned_from": live_model().pk}
+    elif encoder_id is not None:
+        init, extra = _encoder_weights(encoder_id, seed=seed, members=members)
     ts = training_set(label_source=label_source)
     sn = ts.cols["sn"].astype(np.float32)
     if ts.holdout.any():
@@ -286,7 +296,8 @@ def train_model_version(
         except ValueError as exc:
             if init is None:
                 raise
-            raise TrainingError(f"cannot fine-tune from the live model: {exc}") from exc
+            start = "the live model" if fine_tune else f"encoder v{encoder_id}"
+            raise TrainingError(f"cannot fine-tune from {start}: {exc}") from exc
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 label_source=label_source,
@@ -328,6 +339,26 @@ def _live_weights():
         raise TrainingError(
             f"cannot read the live model v{live.pk} to fine-tune from: {exc}"
         ) from exc
+
+
+def _encoder_weights(encoder_id, *, seed: int, members: int):
+    """The pretrained encoder's trunks, each member with a head drawn fresh from its own
+    seed (as a scratch ensemble's members differ), and what the card records."""
+    from mlcore.cnn.card import load_checkpoint
+    from mlcore.cnn.model import EnsembleCNN
+    from mlcore.cnn.pretrain import with_fresh_head
+
+    try:
+        enc = usable_encoder(encoder_id)
+    except EncoderError as exc:
+        raise TrainingError(str(exc)) from exc
+    try:
+        base = load_checkpoint(enc.directory)
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise TrainingError(f"cannot read encoder v{enc.pk} to start from: {exc}") from exc
+    heads = [with_fresh_head(base, seed + k) for k in range(members)]
+    init = heads[0] if members == 1 else EnsembleCNN(heads)
+    return init, {"pretrained_from": encoder_summary(enc)}
 
 
 LOW_DISK_BYTES = 64 * 2**20  # below this, a failed write is reported as a full disk

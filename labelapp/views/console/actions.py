@@ -40,6 +40,7 @@ def trigger_retrain(request):
             label_source=request.POST.get("label_source", "consensus"),
             epochs=epochs,
             fine_tune=request.POST.get("fine_tune") == "1",
+            encoder_id=request.POST.get("encoder") or None,  # "": no encoder
         )
     except ValueError:
         messages.error(request, "Epochs must be a whole number.")
@@ -47,6 +48,29 @@ def trigger_retrain(request):
         messages.error(request, f"Not retrained: {exc}.")
     else:
         messages.success(request, "Training was queued on the gpu queue.")
+    return redirect("console-campaign")
+
+
+@scientist_required
+@require_POST
+def trigger_pretrain(request):
+    try:
+        n = request.POST.get("n", "").strip()
+        steering.request_pretrain(
+            user=request.user,
+            approach=request.POST.get("approach", "masked"),
+            epochs=int(request.POST.get("epochs", "5")),
+            n=int(n) if n else None,
+            field=request.POST.get("field", "").strip(),
+        )
+    except ValueError:
+        messages.error(request, "Epochs and the sample size must be whole numbers.")
+    except steering.SteeringError as exc:
+        messages.error(request, f"Not pretrained: {exc}.")
+    else:
+        messages.success(
+            request, "Pretraining was queued on the gpu queue; its progress shows under Tasks."
+        )
     return redirect("console-campaign")
 
 

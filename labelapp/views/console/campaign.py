@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET
 
 from labelapp.models import AuditEvent
 from labelapp.selectors import campaign as sel
+from labelapp.selectors import models as models_sel
 from labelapp.services.learning.acquisition_settings import acquisition_settings
 from labelapp.views.console.access import scientist_required
 
@@ -17,6 +18,8 @@ def campaign(request):
     ctx = sel.campaign_overview()
     ctx["activity_fig"] = sel.activity_figure(ctx["activity"])
     ctx["acquisition"] = acquisition_settings()
+    # the Retrain form offers the encoders a retrain can start from
+    ctx["encoders"] = [r for r in models_sel.encoder_table() if not r["problem"]]
     return render(request, "console/campaign.html", ctx)
 
 

@@ -1,12 +1,14 @@
-"""Models: every version with its card, the paper's metrics across rounds, promote / roll back."""
+"""Models: every version with its card, the paper's metrics across rounds, promote / roll back;
+the pretrained encoders (never live) on their own."""
 
 from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labelapp.models import ModelVersion
+from labelapp.models import ModelVersion, PretrainedEncoder
 from labelapp.selectors import models as sel
+from labelapp.services.learning.steering import PRETRAIN_APPROACHES
 from labelapp.services.operations.audit import record_audit
 from labelapp.views.console.access import scientist_required
 
@@ -25,8 +27,17 @@ def model_list(request):
             "gate_fig": sel.metrics_figure(rows, "gate"),
             "regimes": sel.REGIMES,
             "regime_names": sel.REGIME_NAMES,
+            "encoders": sel.encoder_table(),
+            "approaches": PRETRAIN_APPROACHES,
         },
     )
+
+
+@scientist_required
+@require_GET
+def encoder_detail(request, pk: int):
+    enc = get_object_or_404(PretrainedEncoder, pk=pk)
+    return render(request, "console/encoder_detail.html", sel.encoder_detail(enc))
 
 
 @scientist_required
