@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from django.core.management import call_command
@@ -270,3 +271,26 @@ def test_console_queues_pretraining_with_progress_and_audit(
         sci.post(reverse("console-pretrain"), {"approach": "masked", "epochs": "x"})
     assert "Not pretrained: approach must be one of" in page
     assert not callbacks and AuditEvent.objects.filter(action="pretrain").count() == 1
+
+
+def test_the_inputs_are_the_sampled_candidates_pixels_joined_by_detectid(catalogue):
+    from labelapp.services.learning.pretraining import _inputs, _selection
+    from mlcore.cnn.data import spec_windows
+    from mlcore.cnn.training import normalise_rows
+    from mlcore.survey import stack_cutouts
+
+    rows, eligible = _selection(40, seed=3, field="")
+    assert len(rows) == 40 and eligible == 600
+    x, spec, _ = _inputs(rows, 2 * SPEC_HALF_WIDTH)
+    s = catalogue
+    where = {int(d): i for i, d in enumerate(s.catalog["detectid"])}
+    idx = np.asarray([where[r[1]] for r in rows])
+    order = np.argsort(idx)  # normalise_rows reads sorted rows
+    ref = torch.empty_like(x)
+    ref[torch.as_tensor(order)] = normalise_rows(
+        stack_cutouts(s.im_sum, s.im_array).astype(np.float32), idx[order]
+    )
+    assert torch.allclose(x.float(), ref.float(), atol=2e-2, rtol=1e-2)
+    assert not torch.allclose(x[1:].float(), ref[:-1].float(), atol=2e-2, rtol=1e-2)
+    want = spec_windows(s.spec1d[idx], s.spec1d_err[idx], s.catalog["wave"][idx], SPEC_HALF_WIDTH)
+    assert np.allclose(spec, want, atol=2e-2, rtol=1e-2)

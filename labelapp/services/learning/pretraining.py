@@ -72,26 +72,32 @@ def _selection(n: int | None, seed: int, field: str) -> tuple[list[tuple], int]:
     return rows, eligible
 
 
-def _pixels(rows: list[tuple], spec_len: int) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """float16 (N, 5, 9, 100) cutouts and (N, 2, spec_len) 1D windows of ``rows`` (same
-    order), read batch by batch, and a hash of the batches' files and the detectids."""
+def _inputs(rows: list[tuple], spec_len: int):
+    """The normalised float16 (N, 5, 9, 100) inputs and (N, 2, spec_len) 1D windows of
+    ``rows`` (same order), read batch by batch (normalised as they are read, so the raw
+    cutouts are never all in memory next to them), and a hash of the batches' files and
+    the detectids."""
+    import torch
+
+    from mlcore.cnn.training import normalise_rows
+
     batch_of = np.asarray([r[2] for r in rows])
-    cut = np.empty((len(rows), 5, 9, 100), np.float16)
+    x = torch.empty((len(rows), 5, 9, 100), dtype=torch.float16)
     spec = None if not spec_len else np.empty((len(rows), 2, spec_len), np.float32)
     sha = hashlib.sha256()
     for batch_id in np.unique(batch_of):
         batch = IngestBatch.objects.get(pk=int(batch_id))
         store = open_store(batch.store_path)
         at = np.flatnonzero(batch_of == batch_id)
-        sel = np.asarray([rows[i][3] for i in at])
-        cut[at] = np.asarray(store.cutouts[sel])
+        sel = np.asarray([rows[i][3] for i in at])  # ascending: rows are in (batch, row) order
+        x[torch.as_tensor(at)] = normalise_rows(store.cutouts, sel)
         if spec is not None:
             s = np.asarray(store.spec[sel], np.float32)
             waves = np.asarray([rows[i][4] for i in at], np.float64)
             spec[at] = spec_windows(s[:, 0], s[:, 1], waves, spec_len // 2)
         sha.update(batch.file_sha256.encode())
     sha.update(np.asarray([r[1] for r in rows], np.int64).tobytes())
-    return cut, spec, sha.hexdigest()
+    return x, spec, sha.hexdigest()
 
 
 def pretrain_encoder(
@@ -111,7 +117,8 @@ def pretrain_encoder(
     """Pretrain an encoder on the catalogue (see the module docstring) and record it.
 
     ``n``: a random sample of that many candidates (default every eligible one; the
-    cutouts are held in memory as float16, about 9 kB a candidate). ``field``: only that
+    normalised cutouts are held in memory as float16, 9 kB a candidate, plus 1.6 kB of 1D
+    window). ``field``: only that
     field (default all). ``width`` / ``spec1d``: the architecture; anything but the
     defaults makes an encoder the platform's retrain will refuse (it is for experiments).
     """
@@ -131,7 +138,7 @@ def pretrain_encoder(
             "before pretraining"
         )
     spec_len = 2 * SPEC_HALF_WIDTH if spec1d else 0
-    cut, spec, data_hash = _pixels(rows, spec_len)
+    x_norm, spec, data_hash = _inputs(rows, spec_len)
     fields = dict(sorted(Counter(r[5] for r in rows).items()))
     batches = sorted({int(r[2]) for r in rows})
     logger.info(
@@ -143,7 +150,9 @@ def pretrain_encoder(
         max_time_s=max_time_s,
     )  # fmt: skip
     mcfg = CNNConfig(width=width, spec_len=spec_len)
-    res = pretrain(cut, spec=spec, model_config=mcfg, config=cfg, on_epoch=on_epoch)
+    res = pretrain(
+        x_norm, spec=spec, model_config=mcfg, config=cfg, on_epoch=on_epoch, x_norm=x_norm
+    )
     sample = f"a random sample (seed {seed}) of {len(rows)}" if len(rows) < eligible else "all"
     source = (
         f"catalogue: {sample} of the {eligible} active candidates with a cutout in {where} "
