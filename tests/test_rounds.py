@@ -82,12 +82,45 @@ def test_a_round_spends_its_shift_share_where_the_shift_report_says_shifted():
     assert rnd.acquisition["shift_fraction"] == 0.5
     assert rnd.acquisition["shifted_groups"] == [
         {"report": ShiftReport.objects.get(field="egs").pk, "batch": None, "field": "egs",
-         "verdict": "far", "n_active": 50}
+         "nights": None, "verdict": "far", "n_active": 50}
     ]  # fmt: skip
     # a newer in-distribution report of that field takes it out of the share
     ShiftReport.objects.create(**report, field="egs", verdict="in distribution")
     again = start_round(model_version=version, config=config)
     assert not RoundCandidate.objects.filter(round=again, reason="shift").exists()
+    assert again.acquisition["shifted_groups"] == []
+
+
+def test_a_round_spends_its_shift_share_on_the_shifted_nights():
+    cands = make_candidates(200)
+    night_a = [c.pk for c in cands[:80]]  # 80 on 5-6 Jan 2019, 120 on 20 Jan
+    Candidate.objects.filter(pk__in=night_a[:40]).update(shotid=20190105011)
+    Candidate.objects.filter(pk__in=night_a[40:]).update(shotid=20190106003)
+    Candidate.objects.exclude(pk__in=night_a).update(shotid=20190120007)
+    version = ModelVersion.objects.create(label_source="truth", directory="/x")
+    promote_model(model_version=version, reason="test")
+    _fake_scores(cands, version, np.random.default_rng(2))
+    report = dict(model_version=version, n_new=100, n_ref=100, report={})
+    far = ShiftReport.objects.create(
+        **report, night_first=20190105, night_last=20190106, verdict="shifted"
+    )
+    ShiftReport.objects.create(**report, night_first=20190120, night_last=20190120,
+                               verdict="in distribution")  # fmt: skip
+    config = acquisition_config(
+        strategy="bald", batch_size=20, diversity="none", random_fraction=0.0, shift_fraction=0.5
+    )
+    rnd = start_round(model_version=version, config=config)
+    for_shift = RoundCandidate.objects.filter(round=rnd, reason="shift")
+    assert for_shift.count() == 10
+    assert set(for_shift.values_list("candidate_id", flat=True)) <= set(night_a)
+    assert rnd.acquisition["shifted_groups"] == [
+        {"report": far.pk, "batch": None, "field": None, "nights": "20190105-20190106",
+         "verdict": "shifted", "n_active": 80}
+    ]  # fmt: skip
+    # the night groups changed (a newer report whose nights overlap): the old one is superseded
+    ShiftReport.objects.create(**report, night_first=20190106, night_last=20190120,
+                               verdict="in distribution")  # fmt: skip
+    again = start_round(model_version=version, config=config)
     assert again.acquisition["shifted_groups"] == []
 
 

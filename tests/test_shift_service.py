@@ -1,16 +1,18 @@
-"""Shift reports on the platform: per batch and field against the live model's training
-data, stored, on the model card, from the command, on the console page."""
+"""Shift reports on the platform: per batch, field and group of observing nights against the
+live model's training data, stored, on the model card, from the command, on the console
+page."""
 
 import io
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from labelapp.models import IngestBatch, ModelVersion, ShiftReport
 from labelapp.services.learning.shift import (
     ShiftReportError,
     build_batch_reports,
+    build_night_reports,
     build_shift_report,
     training_candidate_ids,
 )
@@ -107,3 +109,84 @@ def test_simulate_survey_command_writes_a_scenario(tmp_path):
     assert len(s) == 120 and s.meta["scenario"] == "psf_seeing"
     with pytest.raises(Exception, match="invalid choice"):
         call_command("simulate_survey", "--n", "10", "--scenario", "fog", "--out", str(path))
+
+
+@pytest.fixture
+def night_batches(console_campaign, tmp_path):
+    """Besides the training batch (seed 5): an unshifted survey of other nights and a
+    psf_seeing one of other nights again (the simulator puts each shot on its own random
+    night, so other seeds are other nights)."""
+    out = {}
+    for name, seed, scenario, n in [("clean", 31, None, 300), ("psf", 11, "psf_seeing", 600)]:
+        path = write_survey(tmp_path / f"{name}.fits", simulate_survey(n, seed, scenario=scenario))
+        ingest_survey(path=path)
+        out[name] = IngestBatch.objects.order_by("-pk").first()
+    return out
+
+
+def _nights_of(batch):
+    return sorted({s // 1000 for s in batch.candidates.values_list("shotid", flat=True)})
+
+
+def test_night_groups_flag_the_shifted_nights_only(console_campaign, night_batches, client):
+    live = console_campaign["live"]
+    rows, small = build_night_reports()
+    verdicts = {r.nights: r.verdict for r in rows}
+    psf, clean = _nights_of(night_batches["psf"]), _nights_of(night_batches["clean"])
+    train = _nights_of(IngestBatch.objects.order_by("pk").first())
+    # every night is its own group here (the simulated nights are months apart); nights
+    # under 100 candidates have no neighbour within 5 days, so they are too small
+    every_night = [str(n) for n in sorted(psf + clean + train)]
+    assert sorted([*verdicts, *(g.label for g in small)]) == every_night
+    assert all(g.n < 100 for g in small) and all(r.n_new >= 100 for r in rows)
+    for r in rows:
+        assert r.batch_id is None and r.field == "" and r.night_first == r.night_last
+        assert r.report["where"] == f"the catalogue, nights {r.nights}"
+    assert {verdicts[str(n)] for n in psf} <= {"shifted", "far"}
+    assert {verdicts[str(n)] for n in clean + train if str(n) in verdicts} == {"in distribution"}
+    # stored, on the card, on the console page
+    card = ModelVersion.objects.get(pk=live.pk).card
+    assert {s["nights"]: s["verdict"] for s in card["shift"]} == verdicts
+    client.force_login(make_scientist())
+    html = client.get(reverse("console-shift")).content.decode()
+    assert "Per group of nights" in html
+    for n in psf:
+        assert f'<tr data-nights="{n}"><td class="text">{n}</td>' in html
+    detail = client.get(reverse("console-model", kwargs={"pk": live.pk})).content.decode()
+    assert f"nights {psf[0]}" in detail
+
+
+def test_night_reports_of_one_batch_and_the_command(console_campaign, night_batches):
+    psf = night_batches["psf"]
+    out = io.StringIO()
+    call_command("shift_report", "--nights", "--batch", str(psf.pk), "--n", "150", stdout=out)
+    text = out.getvalue()
+    for n in _nights_of(psf):
+        assert f"batch {psf.pk}, nights {n} against model v" in text
+    assert text.count("verdict: ") == 3
+    rows = ShiftReport.objects.filter(batch=psf, night_first__isnull=False)
+    assert rows.count() == 3 and all(r.n_new <= 150 for r in rows)
+    # the clean batch's third night has 79 candidates: said, not judged
+    out = io.StringIO()
+    clean = night_batches["clean"]
+    call_command("shift_report", "--nights", "--batch", str(clean.pk), stdout=out)
+    assert "Nights 20200715: 79 candidates with cutouts in 1 night(s)" in out.getvalue()
+    assert out.getvalue().count("verdict: ") == 2
+    # with a gap of a few years every night of the batch is one run: the small night merges
+    out = io.StringIO()
+    call_command("shift_report", "--nights", "--batch", str(clean.pk), "--max-gap", "2000",
+                 stdout=out)  # fmt: skip
+    assert "nights 20190113-20200715 against" in out.getvalue()
+    assert "Nights " not in out.getvalue()
+    with pytest.raises(CommandError, match="--max-gap goes with --nights"):
+        call_command("shift_report", "--max-gap", "3")
+
+
+def test_night_reports_refuse_shot_ids_that_are_no_night(console_campaign):
+    from labelapp.models import Candidate
+
+    Candidate.objects.filter(pk=Candidate.objects.first().pk).update(shotid=-999)
+    with pytest.raises(ShiftReportError, match="do not encode an observing night.*-999"):
+        build_night_reports()
+    with pytest.raises(ShiftReportError, match="first night must not be after the last"):
+        build_shift_report(nights=(20190106, 20190105))

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labelapp", "0023_external_score"),
+        ("labelapp", "0024_shift_report_nights"),
     ]
 
     operations = [

@@ -55,9 +55,9 @@ class CandidateScore(models.Model):
 
 
 class ShiftReport(models.Model):
-    """Is a sample of the catalogue (an ingest batch, a field of it) like the data the
-    model was trained on? Input statistics, the model's representation and its scores
-    against a reference sample of its training data, and a verdict
+    """Is a sample of the catalogue (an ingest batch, a field, a group of observing nights)
+    like the data the model was trained on? Input statistics, the model's representation
+    and its scores against a reference sample of its training data, and a verdict
     (:mod:`mlcore.shift`, :mod:`labelapp.services.learning.shift`)."""
 
     class Verdict(models.TextChoices):
@@ -77,6 +77,10 @@ class ShiftReport(models.Model):
         help_text="None: every batch (a field across the catalogue).",
     )
     field = models.CharField(max_length=32, blank=True, help_text="blank: every field")
+    # A group of observing nights (mlcore.nights.night_groups): the candidates whose shotid
+    # falls in first..last (YYYYMMDD). Null: every night.
+    night_first = models.PositiveIntegerField(null=True, blank=True, help_text="YYYYMMDD")
+    night_last = models.PositiveIntegerField(null=True, blank=True, help_text="YYYYMMDD")
     verdict = models.CharField(max_length=16, choices=Verdict.choices)
     n_new = models.PositiveIntegerField()
     n_ref = models.PositiveIntegerField()
@@ -89,9 +93,20 @@ class ShiftReport(models.Model):
             models.Index(fields=["model_version", "batch", "field"], name="shift_mv_batch_field")
         ]
 
+    @property
+    def nights(self) -> str | None:
+        """The night group as "20190105" or "20190105-20190108"; None: every night."""
+        if self.night_first is None:
+            return None
+        if self.night_first == self.night_last:
+            return str(self.night_first)
+        return f"{self.night_first}-{self.night_last}"
+
     def __str__(self) -> str:
         where = f"batch {self.batch_id}" if self.batch_id else "all batches"
-        return f"shift of {where}{f' / {self.field}' if self.field else ''}: {self.verdict}"
+        where += f" / {self.field}" if self.field else ""
+        where += f" / nights {self.nights}" if self.nights else ""
+        return f"shift of {where}: {self.verdict}"
 
 
 class PretrainedEncoder(models.Model):

@@ -1,5 +1,6 @@
-"""Shift reports for the console: the newest verdict per batch and field for the live
-model, and the batches nobody has checked. Reads only (no torch)."""
+"""Shift reports for the console: the newest verdict per batch, field and group of
+observing nights for the live model, and the batches nobody has checked. Reads only (no
+torch)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ VERDICT_CLASS = {"in distribution": "ok", "shifted": "shifted", "far": "far"}
 
 def shift_overview(model_version: ModelVersion | None) -> dict:
     """Rows per ingest batch: its whole-batch report and its per-field ones (newest each),
-    or None where the batch was never checked against this model."""
+    or None where the batch was never checked against this model; the fields across the
+    catalogue; and the groups of observing nights (in date order)."""
     if model_version is None:
-        return {"model": None, "batches": [], "fields": [], "n_reports": 0}
+        return {"model": None, "batches": [], "fields": [], "nights": [], "n_reports": 0}
     latest: dict[tuple[int | None, str], ShiftReport] = {}
-    qs = ShiftReport.objects.filter(model_version=model_version).select_related("batch")
-    for r in qs:
-        latest.setdefault((r.batch_id, r.field), r)
+    nights = []
+    for r in latest_reports(model_version):
+        if r.night_first is None:
+            latest[(r.batch_id, r.field)] = r
+        else:
+            nights.append(r)
+    nights.sort(key=lambda r: (r.night_first, r.night_last, r.batch_id or 0, r.field))
     batches = []
     for b in IngestBatch.objects.order_by("pk"):
         fields = sorted(
@@ -43,9 +49,14 @@ def shift_overview(model_version: ModelVersion | None) -> dict:
         "model": model_version,
         "batches": batches,
         "fields": across,
-        "n_reports": len(latest),
+        "nights": [
+            {"nights": r.nights, "batch": r.batch_id, "field": r.field, "report": _row(r)}
+            for r in nights
+        ],
+        "n_reports": len(latest) + len(nights),
         "thresholds_source": next(
-            (r.report.get("thresholds", {}).get("source") for r in latest.values()), None
+            (r.report.get("thresholds", {}).get("source") for r in [*latest.values(), *nights]),
+            None,
         ),
     }
 
@@ -79,11 +90,20 @@ def _wave_row(w: dict | None) -> dict | None:
 
 
 def latest_reports(model_version: ModelVersion) -> list[ShiftReport]:
-    """The newest report per (batch, field) for ``model_version``."""
+    """The newest report per (batch, field, group of nights) for ``model_version``. A night
+    group's report is superseded by a newer one of the same batch and field whose nights
+    overlap it (the groups change as batches arrive)."""
     seen, out = set(), []
+    nights: dict[tuple[int | None, str], list[tuple[int, int]]] = {}
     for r in ShiftReport.objects.filter(model_version=model_version).select_related("batch"):
-        key = (r.batch_id, r.field)
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
+        key = (r.batch_id, r.field, r.night_first, r.night_last)
+        if key in seen:
+            continue
+        seen.add(key)
+        if r.night_first is not None:
+            newer = nights.setdefault((r.batch_id, r.field), [])
+            if any(a <= r.night_last and r.night_first <= b for a, b in newer):
+                continue
+            newer.append((r.night_first, r.night_last))
+        out.append(r)
     return out

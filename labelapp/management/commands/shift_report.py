@@ -1,9 +1,11 @@
-"""manage.py shift_report [--batch ID] [--field NAME] [--model ID] [--n N] [--show]"""
+"""manage.py shift_report [--batch ID] [--field NAME] [--nights [--max-gap DAYS]] [--model ID]
+[--n N] [--show]"""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from labelapp.errors import PlatformError
 from labelapp.models import ModelVersion, ShiftReport
+from mlcore.nights import MAX_GAP_DAYS
 
 
 def format_report(row: ShiftReport) -> str:
@@ -47,13 +49,22 @@ class Command(BaseCommand):
     help = (
         "Is a batch (or a field) like the data the live model was trained on? Builds and "
         "prints shift reports (docs/shift.md): without --batch, every batch; with --field, "
-        "that field only (across the catalogue without --batch). --show prints the stored "
+        "that field only (across the catalogue without --batch); with --nights, one per group "
+        "of observing nights (of the batch and field if given). --show prints the stored "
         "latest reports without computing."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--batch", type=int, default=None, help="ingest batch id")
         parser.add_argument("--field", default="", help="survey field, e.g. goods-n")
+        parser.add_argument(
+            "--nights", action="store_true", help="one report per group of observing nights"
+        )
+        parser.add_argument(
+            "--max-gap", type=int, default=None,
+            help=f"with --nights: nights further apart than this many days are in different "
+            f"observing runs and never grouped (default {MAX_GAP_DAYS})",
+        )  # fmt: skip
         parser.add_argument("--model", type=int, default=None, help="default: the live model")
         parser.add_argument("--n", type=int, default=2000, help="new candidates sampled")
         parser.add_argument("--seed", type=int, default=0)
@@ -63,7 +74,9 @@ class Command(BaseCommand):
         from labelapp.models import IngestBatch
         from labelapp.selectors.models import live_model
         from labelapp.services.learning.shift import (
+            MIN_SAMPLE,
             build_batch_reports,
+            build_night_reports,
             build_shift_report,
             get_batch,
             latest_reports,
@@ -76,6 +89,9 @@ class Command(BaseCommand):
                 raise CommandError(f"no model version {opts['model']}")
         if opts["n"] < 100:
             raise CommandError(f"--n must be at least 100, not {opts['n']}")
+        if opts["max_gap"] is not None and not opts["nights"]:
+            raise CommandError("--max-gap goes with --nights")
+        small = []
         try:
             if opts["show"]:
                 mv = mv or live_model()
@@ -84,6 +100,17 @@ class Command(BaseCommand):
                 rows = latest_reports(mv)
                 if not rows:
                     self.stdout.write(f"No shift report for model v{mv.pk} yet.")
+            elif opts["nights"]:
+                rows, small = build_night_reports(
+                    model_version=mv,
+                    batch=get_batch(opts["batch"]) if opts["batch"] is not None else None,
+                    field=opts["field"],
+                    max_gap_days=MAX_GAP_DAYS if opts["max_gap"] is None else opts["max_gap"],
+                    n_new=opts["n"],
+                    seed=opts["seed"],
+                )
+                if not rows and not small:
+                    self.stdout.write("No candidates with cutouts to group by night.")
             elif opts["batch"] is not None:
                 batch = get_batch(opts["batch"])
                 if opts["field"]:
@@ -106,3 +133,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         for row in rows:
             self.stdout.write(format_report(row) + "\n")
+        for g in small:
+            self.stdout.write(
+                f"Nights {g.label}: {g.n} candidates with cutouts in {g.n_nights} night(s), "
+                f"no other night within the gap; a shift report needs at least {MIN_SAMPLE}: "
+                "not checked."
+            )

@@ -40,6 +40,7 @@ from labelapp.services.bulk import insert_rows, set_column
 from labelapp.services.learning.acquisition_settings import acquisition_settings
 from labelapp.services.learning.holdout import QUEUE_OFFSET, holdout_ids
 from mlcore.acquisition import AcquisitionConfig, priorities, select_batch
+from mlcore.nights import in_nights
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _active_arrays(model_version: ModelVersion | None) -> dict[str, np.ndarray]:
     rows = list(
         Candidate.objects.filter(status=Candidate.Status.ACTIVE)
         .order_by("pk")
-        .values_list("pk", "sn", "wave", "batch_id", "field")
+        .values_list("pk", "sn", "wave", "batch_id", "field", "shotid")
         .iterator(chunk_size=50000)
     )
     ids = np.asarray([r[0] for r in rows], np.int64)
@@ -71,6 +72,7 @@ def _active_arrays(model_version: ModelVersion | None) -> dict[str, np.ndarray]:
         "wave": np.asarray([r[2] for r in rows]),
         "batch": np.asarray([r[3] for r in rows], np.int64),
         "field": np.asarray([r[4] for r in rows], dtype=object),
+        "shotid": np.asarray([r[5] for r in rows], np.int64),
     }
     prob = np.full(len(ids), np.nan)
     bald = np.full(len(ids), np.nan)
@@ -111,7 +113,9 @@ def start_round(
     result = None
     shifted, shifted_groups = None, []
     if model_version is not None and config.shift_fraction > 0:
-        shifted, shifted_groups = shifted_mask(model_version, arr["batch"], arr["field"])
+        shifted, shifted_groups = shifted_mask(
+            model_version, arr["batch"], arr["field"], arr["shotid"]
+        )
     if model_version is not None and scored.any():
         embeddings = None
         if config.diversity == "kcenter":  # torch: only on the worker that opens rounds
@@ -172,12 +176,14 @@ def start_round(
 
 
 def shifted_mask(
-    model_version: ModelVersion, batch: np.ndarray, field: np.ndarray
+    model_version: ModelVersion, batch: np.ndarray, field: np.ndarray, shotid: np.ndarray
 ) -> tuple[np.ndarray, list[dict]]:
-    """(N,) True where the candidate's (batch, field) group is out of ``model_version``'s
-    training distribution by the newest shift report of that group (verdict shifted or
-    far; services.learning.shift), and the groups as recorded in the round. A report
-    without a batch covers the field in every batch; one without a field, the whole batch."""
+    """(N,) True where the candidate's (batch, field, nights) group is out of
+    ``model_version``'s training distribution by the newest shift report of that group
+    (verdict shifted or far; services.learning.shift), and the groups as recorded in the
+    round. A report without a batch covers the field in every batch; one without a field,
+    the whole batch; one for a group of nights, the candidates whose shot was observed in
+    those nights (within its batch and field, if it has them)."""
     mask = np.zeros(len(batch), bool)
     groups = []
     for r in latest_reports(model_version):
@@ -188,10 +194,12 @@ def shifted_mask(
             hit &= batch == r.batch_id
         if r.field:
             hit &= field == r.field
+        if r.night_first is not None:
+            hit &= in_nights(shotid, r.night_first, r.night_last)
         mask |= hit
         groups.append(
             {"report": r.pk, "batch": r.batch_id, "field": r.field or None,
-             "verdict": r.verdict, "n_active": int(hit.sum())}
+             "nights": r.nights, "verdict": r.verdict, "n_active": int(hit.sum())}
         )  # fmt: skip
     return mask, groups
 

@@ -1,4 +1,5 @@
-"""Where is the model out of its depth? Shift reports per ingest batch and per field.
+"""Where is the model out of its depth? Shift reports per ingest batch, per field and per
+group of observing nights.
 
 A report compares a sample of new candidates (a batch, a field of it, or a field across
 the catalogue) with a *reference* sample of the model's training data -- candidates that
@@ -14,6 +15,7 @@ checked, or failed.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from django.db import transaction
@@ -38,7 +40,8 @@ from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.data import spec_windows
 from mlcore.cutout_quality import NO_CUTOUT
 from mlcore.errors import DataError
-from mlcore.shift import MIN_SAMPLE, compare, describe
+from mlcore.nights import MAX_GAP_DAYS, NightGroup, night_groups
+from mlcore.shift import MIN_SAMPLE, Sample, compare, describe
 
 logger = logging.getLogger(__name__)
 
@@ -123,36 +126,26 @@ def _sample_ids(ids: list[int], n: int, seed: int) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(ids, n, replace=False).tolist())
 
 
-def build_shift_report(
-    *,
-    model_version: ModelVersion | None = None,
-    batch: IngestBatch | None = None,
-    field: str = "",
-    n_new: int = N_NEW,
-    n_ref: int = N_REF,
-    seed: int = 0,
-) -> ShiftReport:
-    """Compare a batch (or every batch), optionally one field of it, with the reference
-    sample of ``model_version`` (default: the live model); store and return the report."""
+@dataclass
+class _Reference:
+    """The model and its described reference sample: made once for a run of reports."""
+
+    mv: ModelVersion
+    model: object
+    spec_len: int
+    sample: Sample
+    n_sample: int
+    waves: np.ndarray
+    n_ids: int
+    seed: int
+
+
+def _reference(mv: ModelVersion | None, n_ref: int, seed: int) -> _Reference:
     from mlcore.cnn.scoring import load_for_scoring  # torch: not at import time
 
-    mv = model_version or live_model()
+    mv = mv or live_model()
     if mv is None:
         raise ShiftReportError("no live model: train and promote one before a shift report")
-    new_qs = _with_cutouts(Candidate.objects.all())
-    if batch is not None:
-        new_qs = new_qs.filter(batch=batch)
-    if field:
-        new_qs = new_qs.filter(field=field)
-    new_ids = list(new_qs.order_by("pk").values_list("pk", flat=True))
-    where = f"batch {batch.pk}" if batch else "the catalogue"
-    if field:
-        where += f", field {field!r}"
-    if len(new_ids) < MIN_SAMPLE:
-        raise ShiftReportError(
-            f"{where} has {len(new_ids)} candidates with cutouts; a shift report needs at "
-            f"least {MIN_SAMPLE}"
-        )
     ref_ids = list(
         _with_cutouts(Candidate.objects.filter(pk__in=training_candidate_ids(mv)))
         .order_by("pk")
@@ -166,27 +159,84 @@ def build_shift_report(
     model = load_for_scoring(mv.directory, device="cpu")
     spec_len = int(model.config.spec_len)
     ref_sample = _sample_ids(ref_ids, n_ref, seed)
-    new_sample = _sample_ids(new_ids, n_new, seed + 1)
     try:
         x, w, waves = _pixels(ref_sample, spec_len)
-        ref = describe(model, x, spec=w, waves=waves)
-        x, w, waves = _pixels(new_sample, spec_len)
-        new = describe(model, x, spec=w, waves=waves)
+        desc = describe(model, x, spec=w, waves=waves)
+    except DataError as exc:
+        raise ShiftReportError(f"shift report reference of v{mv.pk}: {exc}") from exc
+    return _Reference(
+        mv, model, spec_len, desc, len(ref_sample), _waves(ref_ids), len(ref_ids), seed
+    )
+
+
+def _selection(batch: IngestBatch | None, field: str, nights: tuple[int, int] | None):
+    qs = _with_cutouts(Candidate.objects.all())
+    if batch is not None:
+        qs = qs.filter(batch=batch)
+    if field:
+        qs = qs.filter(field=field)
+    if nights is not None:
+        qs = qs.filter(shotid__gte=nights[0] * 1000, shotid__lte=nights[1] * 1000 + 999)
+    return qs
+
+
+def build_shift_report(
+    *,
+    model_version: ModelVersion | None = None,
+    batch: IngestBatch | None = None,
+    field: str = "",
+    nights: tuple[int, int] | None = None,
+    n_new: int = N_NEW,
+    n_ref: int = N_REF,
+    seed: int = 0,
+    _ref: _Reference | None = None,
+) -> ShiftReport:
+    """Compare a batch (or every batch), optionally one field of it and/or a group of
+    observing nights (first, last as YYYYMMDD), with the reference sample of
+    ``model_version`` (default: the live model); store and return the report."""
+    if _ref is None and model_version is None and live_model() is None:
+        raise ShiftReportError("no live model: train and promote one before a shift report")
+    where = f"batch {batch.pk}" if batch else "the catalogue"
+    if field:
+        where += f", field {field!r}"
+    if nights is not None:
+        first, last = nights
+        if not (0 < first <= last):
+            raise ShiftReportError(
+                f"nights {first}-{last}: the first night must not be after the last"
+            )
+        where += f", nights {first}" + (f"-{last}" if last != first else "")
+    new_ids = list(_selection(batch, field, nights).order_by("pk").values_list("pk", flat=True))
+    if len(new_ids) < MIN_SAMPLE:
+        raise ShiftReportError(
+            f"{where} has {len(new_ids)} candidates with cutouts; a shift report needs at "
+            f"least {MIN_SAMPLE}"
+        )
+    ref = _ref or _reference(model_version, n_ref, seed)
+    mv = ref.mv
+    new_sample = _sample_ids(new_ids, n_new, ref.seed + 1)
+    try:
+        x, w, waves = _pixels(new_sample, ref.spec_len)
+        new = describe(ref.model, x, spec=w, waves=waves)
         # the wavelength statistic needs no pixels: every candidate on both sides
-        report = compare(ref, new, seed=seed, ref_waves=_waves(ref_ids), new_waves=_waves(new_ids))
+        report = compare(
+            ref.sample, new, seed=ref.seed, ref_waves=ref.waves, new_waves=_waves(new_ids)
+        )
     except DataError as exc:
         raise ShiftReportError(f"shift report of {where}: {exc}") from exc
     report |= {
         "where": where,
         "model_version": mv.pk,
         "n_candidates": len(new_ids),
-        "reference": f"{len(ref_sample)} of the {len(ref_ids)} candidates v{mv.pk} trained on",
+        "reference": f"{ref.n_sample} of the {ref.n_ids} candidates v{mv.pk} trained on",
     }
     with transaction.atomic():
         row = ShiftReport.objects.create(
             model_version=mv,
             batch=batch,
             field=field,
+            night_first=nights[0] if nights else None,
+            night_last=nights[1] if nights else None,
             verdict=report["verdict"],
             n_new=report["n_new"],
             n_ref=report["n_ref"],
@@ -211,12 +261,47 @@ def build_batch_reports(
     return out
 
 
+def build_night_reports(
+    *,
+    model_version: ModelVersion | None = None,
+    batch: IngestBatch | None = None,
+    field: str = "",
+    max_gap_days: int = MAX_GAP_DAYS,
+    n_new: int = N_NEW,
+    n_ref: int = N_REF,
+    seed: int = 0,
+) -> tuple[list[ShiftReport], list[NightGroup]]:
+    """One report per group of observing nights (:func:`mlcore.nights.night_groups` on the
+    shot ids of the candidates with cutouts, of ``batch`` and ``field`` if given), against
+    one reference sample. -> (the reports, the groups too small to judge)."""
+    shotids = np.fromiter(
+        _selection(batch, field, None).values_list("shotid", flat=True).iterator(50_000),
+        dtype=np.int64,
+    )
+    try:
+        groups = night_groups(shotids, min_size=MIN_SAMPLE, max_gap_days=max_gap_days)
+    except DataError as exc:
+        raise ShiftReportError(f"night groups: {exc}") from exc
+    small = [g for g in groups if g.n < MIN_SAMPLE]
+    big = [g for g in groups if g.n >= MIN_SAMPLE]
+    if not big:
+        return [], small
+    ref = _reference(model_version, n_ref, seed)
+    rows = [
+        build_shift_report(batch=batch, field=field, nights=(g.first, g.last), n_new=n_new,
+                           _ref=ref)
+        for g in big
+    ]  # fmt: skip
+    return rows, small
+
+
 def _put_on_card(mv: ModelVersion) -> None:
     summary = [
         {
             "batch": r.batch_id,
             "batch_name": r.batch.name if r.batch_id else None,
             "field": r.field or None,
+            "nights": r.nights,
             "verdict": r.verdict,
             "reasons": r.report.get("reasons", []),
             "n_new": r.n_new,
