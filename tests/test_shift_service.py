@@ -17,6 +17,7 @@ from labelapp.services.learning.shift import (
     training_candidate_ids,
 )
 from labelapp.services.survey.ingest import ingest_survey
+from mlcore.shift import NIGHT_THRESHOLDS
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.factories_console import make_scientist
@@ -142,6 +143,10 @@ def test_night_groups_flag_the_shifted_nights_only(console_campaign, night_batch
     for r in rows:
         assert r.batch_id is None and r.field == "" and r.night_first == r.night_last
         assert r.report["where"] == f"the catalogue, nights {r.nights}"
+        # judged with the night-level thresholds, widened for the night's sample size
+        th = NIGHT_THRESHOLDS.scaled(r.n_new, r.n_ref)
+        assert r.report["thresholds"]["wave_spike_z"] == NIGHT_THRESHOLDS.wave_spike_z
+        assert r.report["thresholds"]["auc"] == pytest.approx(th.auc)
     assert {verdicts[str(n)] for n in psf} <= {"shifted", "far"}
     assert {verdicts[str(n)] for n in clean + train if str(n) in verdicts} == {"in distribution"}
     # stored, on the card, on the console page

@@ -41,7 +41,7 @@ from mlcore.cnn.data import spec_windows
 from mlcore.cutout_quality import NO_CUTOUT
 from mlcore.errors import DataError
 from mlcore.nights import MAX_GAP_DAYS, NightGroup, night_groups
-from mlcore.shift import MIN_SAMPLE, Sample, compare, describe
+from mlcore.shift import MIN_SAMPLE, NIGHT_THRESHOLDS, Sample, Thresholds, compare, describe
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,7 @@ def build_shift_report(
     n_new: int = N_NEW,
     n_ref: int = N_REF,
     seed: int = 0,
+    thresholds: Thresholds | None = None,
     _ref: _Reference | None = None,
 ) -> ShiftReport:
     """Compare a batch (or every batch), optionally one field of it and/or a group of
@@ -220,7 +221,12 @@ def build_shift_report(
         new = describe(ref.model, x, spec=w, waves=waves)
         # the wavelength statistic needs no pixels: every candidate on both sides
         report = compare(
-            ref.sample, new, seed=ref.seed, ref_waves=ref.waves, new_waves=_waves(new_ids)
+            ref.sample,
+            new,
+            seed=ref.seed,
+            ref_waves=ref.waves,
+            new_waves=_waves(new_ids),
+            thresholds=thresholds,
         )
     except DataError as exc:
         raise ShiftReportError(f"shift report of {where}: {exc}") from exc
@@ -273,7 +279,9 @@ def build_night_reports(
 ) -> tuple[list[ShiftReport], list[NightGroup]]:
     """One report per group of observing nights (:func:`mlcore.nights.night_groups` on the
     shot ids of the candidates with cutouts, of ``batch`` and ``field`` if given), against
-    one reference sample. -> (the reports, the groups too small to judge)."""
+    one reference sample, judged with the night-level thresholds
+    (:data:`mlcore.shift.NIGHT_THRESHOLDS`). -> (the reports, the groups too small to
+    judge)."""
     shotids = np.fromiter(
         _selection(batch, field, None).values_list("shotid", flat=True).iterator(50_000),
         dtype=np.int64,
@@ -289,7 +297,7 @@ def build_night_reports(
     ref = _reference(model_version, n_ref, seed)
     rows = [
         build_shift_report(batch=batch, field=field, nights=(g.first, g.last), n_new=n_new,
-                           _ref=ref)
+                           thresholds=NIGHT_THRESHOLDS, _ref=ref)
         for g in big
     ]  # fmt: skip
     return rows, small
