@@ -9,7 +9,15 @@ services and an in-memory SQLite database), no network and no server. To compare
 versions of the code, run it on both in the same minutes (the machine's load moves the
 figures). Nothing is timed against a target.
 
+``--services`` runs it as production does instead: a fresh PostgreSQL database
+(``bench_vote_view``, server-side binding as in settings) and the Redis cache
+(``BENCH_VOTE_VIEW_REDIS``, default redis://127.0.0.1:6379/13; flushed), so the figure
+includes each SQL statement's and Redis command's client-side CPU. ``--tree DIR`` runs the
+code of another checkout (e.g. ``git archive REV | tar -x -C DIR``) on its own migrations:
+run both trees alternately in the same minutes.
+
     .venv/bin/python bench/bench_vote_view.py [--votes 400] [--nexts 200] [--repeat 3]
+                                              [--services] [--tree DIR]
 """
 
 from __future__ import annotations
@@ -24,11 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from _util import drop_database, postgres_url  # (puts this checkout on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
-def _setup(work: Path) -> None:
+def _setup(work: Path, services: bool) -> None:
     (work / "data").mkdir(parents=True)
     os.environ.update(
         DJANGO_SETTINGS_MODULE="labelapp.settings",
@@ -36,6 +45,15 @@ def _setup(work: Path) -> None:
         DATABASE_URL="sqlite://:memory:",  # the request's own CPU, not the disk's
         REDIS_URL="",
     )
+    if services:
+        db_url = postgres_url("bench_vote_view")
+        if db_url is None:
+            sys.exit("PostgreSQL is not reachable on 127.0.0.1:5432: nothing to measure")
+        redis_url = os.environ.get("BENCH_VOTE_VIEW_REDIS", "redis://127.0.0.1:6379/13")
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        os.environ.update(DATABASE_URL=db_url, REDIS_URL=redis_url)
     import logging
     import warnings
 
@@ -49,8 +67,9 @@ def _setup(work: Path) -> None:
     from django.test.utils import override_settings, setup_test_environment
 
     setup_test_environment(debug=False)
+    local_cache = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     override_settings(
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        **({} if services else {"CACHES": local_cache}),
         VOTE_RATE_LIMIT=10**6,  # the limits would stop one session voting this fast
         VOTE_RATE_IP=(10**6, 60),
         ANON_VOLUNTEER_RATE_IP=(10**6, 60),
@@ -69,8 +88,9 @@ def run_once(n_votes: int, n_nexts: int, first_id: int) -> tuple[list[float], li
     headers = {"X-CSRFToken": c.cookies["csrftoken"].value}
     votes, nexts = [], []
     for _ in range(n_votes):
-        body = {"detectid": cur["detectid"], "token": cur["token"], "answer": "no",
-                "response_ms": 900, "next": 1}  # fmt: skip
+        body = {"detectid": cur["detectid"], "answer": "no", "response_ms": 900, "next": 1}
+        if "token" in cur:  # (code from before served tokens has none)
+            body["token"] = cur["token"]
         t0 = time.process_time()
         resp = c.post("/api/votes/", json.dumps(body), content_type="application/json",
                       headers=headers)  # fmt: skip
@@ -89,10 +109,20 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=400)
     parser.add_argument("--nexts", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--services", action="store_true", help="PostgreSQL and Redis")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the code to measure")
     args = parser.parse_args()
+    sys.path.insert(0, str(args.tree.resolve()))  # its labelapp before this checkout's
+    os.chdir(args.tree)
     work = Path(tempfile.mkdtemp(prefix="bench-vote-view-"))
     try:
-        _setup(work)
+        _setup(work, args.services)
+        from django.db import connection
+
+        import labelapp
+
+        where = f"{connection.vendor}" + (" + Redis" if args.services else ", local memory cache")
+        print(f"code: {Path(labelapp.__file__).parent.parent}; database: {where}")
         print("| run | POST /api/votes/ median ms | p90 ms | GET /api/next/ median ms |")
         print("|---|---|---|---|")
         for k in range(args.repeat):
@@ -103,6 +133,8 @@ def main() -> None:
                   f"{1000 * statistics.median(nexts):.3f} |")  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if args.services:
+            drop_database("bench_vote_view")
 
 
 if __name__ == "__main__":
