@@ -103,6 +103,7 @@ EXPECTED = {
     "console-model-promote": CONSOLE_POST,
     "console-model-card": (302, 403, 404, 404),  # this model version has no card yet
     "console-model-weights": (302, 403, 404, 404),  # this model version has no weights file
+    "console-encoder": (302, 403, 404, 404),  # no pretrained encoder with this pk
     "console-redshift": CONSOLE,
     "console-zooniverse": CONSOLE,
     "console-external": CONSOLE,
@@ -118,6 +119,7 @@ EXPECTED = {
     "console-talk-action": CONSOLE_POST,
     "console-start-round": CONSOLE_POST,
     "console-retrain": CONSOLE_POST,
+    "console-pretrain": CONSOLE_POST,
     "console-score": CONSOLE_POST,
     "console-acquisition": CONSOLE,
     "console-exports": CONSOLE,
