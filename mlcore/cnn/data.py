@@ -284,6 +284,7 @@ def augment(
     flip_p: float,
     generator: torch.Generator | None = None,
     spec: torch.Tensor | None = None,
+    shift_sigma: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Random small wavelength shifts and flips along the spatial axis, per sample.
 
@@ -292,12 +293,18 @@ def augment(
     window (same 2 A pixels) moves with the image. Flips are along the rows only: the
     spatial profile across a fiber trace has no preferred side, a line profile in
     wavelength has (Lya is red-skewed, P-Cygni sky residuals are dip-then-bump), so there is
-    never a flip along wavelength.
+    never a flip along wavelength. ``shift_sigma`` > 0 draws the shifts as round(N(0,
+    shift_sigma)) clipped to +-``max_shift`` instead of uniformly (a width measured from
+    the line finder's centroid error).
     """
     B, _, _, W = x.shape
     dev = x.device
     if max_shift > 0:
-        s = torch.randint(-max_shift, max_shift + 1, (B,), generator=generator, device=dev)
+        if shift_sigma > 0:
+            g = torch.randn(B, generator=generator, device=dev) * shift_sigma
+            s = g.round().clamp(-max_shift, max_shift).long()
+        else:
+            s = torch.randint(-max_shift, max_shift + 1, (B,), generator=generator, device=dev)
         idx = (torch.arange(W, device=dev)[None, :] - s[:, None]).clamp(0, W - 1)  # (B, W)
         x = torch.gather(x, 3, idx[:, None, None, :].expand_as(x))
         if spec is not None:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from mlcore.cnn.artefacts import NO_KIND, check_kind_targets, kind_loss, kind_report
+from mlcore.cnn.augment import RawAugment, augment_raw
 from mlcore.cnn.data import (
     augment,
     balanced_weights,
@@ -62,7 +63,23 @@ class TrainConfig:
     val_frac: float = 0.15  # used when no val_idx is given
     seed: int = 0
     max_shift: int = 2  # px (2 A each) of random wavelength shift
+    # 0: shifts uniform on -max_shift..max_shift (the original recipe); > 0: round(N(0,
+    # shift_sigma_px)) clipped to +-max_shift, a width taken from the line finder's measured
+    # centroid error (bench/bench_centroid.py)
+    shift_sigma_px: float = 0.0
     flip_p: float = 0.5  # probability of a flip along the spatial axis
+    # Instrument-variation augmentations on the raw cutouts before normalisation
+    # (mlcore.cnn.augment.RawAugment; 0 = off, the default; bench/bench_augment.py measures
+    # each): noise level x U(1, aug_noise_max), correlated noise, PSF / trace blur,
+    # fibre throughput scatter, sky residuals away from the line, per-fibre wavelength
+    # calibration offsets (px), cosmic-ray hits per cutout.
+    aug_noise_max: float = 0.0
+    aug_corr_noise: float = 0.0
+    aug_psf: float = 0.0
+    aug_throughput: float = 0.0
+    aug_sky: float = 0.0
+    aug_calib: float = 0.0
+    aug_cosmic: float = 0.0
     balance: bool = True  # class-balanced loss within each S/N regime
     device: str | None = None  # None: CUDA when available, else CPU
     amp: bool = True  # mixed precision, CUDA only
@@ -86,6 +103,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def raw_augment(self) -> RawAugment:
+        return RawAugment(
+            noise_max=self.aug_noise_max,
+            corr_noise=self.aug_corr_noise,
+            psf=self.aug_psf,
+            throughput=self.aug_throughput,
+            sky=self.aug_sky,
+            calib=self.aug_calib,
+            cosmic=self.aug_cosmic,
+        )
 
 
 @dataclass
@@ -428,7 +456,12 @@ def train_one(
         return torch.as_tensor(w, dtype=torch.float32)
 
     t0 = time.perf_counter()
-    x_tr, x_va = normalise_rows(cutouts, train_idx), normalise_rows(cutouts, val_idx)
+    raw_aug = cfg.raw_augment()  # validates the strengths
+    if raw_aug.active():  # augmented in raw units, so every batch is normalised afresh
+        x_tr = torch.as_tensor(np.asarray(cutouts[train_idx], dtype=np.float16))
+        x_va = normalise_rows(cutouts, val_idx)
+    else:
+        x_tr, x_va = normalise_rows(cutouts, train_idx), normalise_rows(cutouts, val_idx)
     s_tr = s_va = None
     if mcfg.spec_len > 0:
         if spec is None:
@@ -476,7 +509,11 @@ def train_one(
             bi = torch.as_tensor(order[a:b], device=x_tr.device)
             x = x_tr[bi].to(device, non_blocking=True).float()
             s = None if s_tr is None else s_tr[bi.cpu()].to(device)
-            x, s = augment(x, cfg.max_shift, cfg.flip_p, gen, spec=s)
+            if raw_aug.active():
+                x = normalise(augment_raw(x, raw_aug, gen))[0]
+            x, s = augment(
+                x, cfg.max_shift, cfg.flip_p, gen, spec=s, shift_sigma=cfg.shift_sigma_px
+            )
             x = x.contiguous(memory_format=cl)
             t, w = t_tr[bi.cpu()].to(device), w_tr[bi.cpu()].to(device)
             with torch.autocast(device.type, enabled=on_cuda and cfg.amp):

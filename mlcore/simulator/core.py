@@ -12,11 +12,12 @@ from mlcore.simulator.detect import Measurement, measure, passes_cuts
 from mlcore.simulator.params import FIELD_PARAMS, FieldParams, SimParams
 from mlcore.simulator.pixels import render
 from mlcore.simulator.scenarios import apply_scenario
-from mlcore.simulator.sources import make_context, make_trials
+from mlcore.simulator.sources import make_context, make_trials, recentred
 from mlcore.survey import (
     ARRAY_SHAPES,
     CATALOG_COLUMNS,
     FIELDS,
+    SPEC_DWAVE,
     TRUTH_COLUMNS,
     TRUTH_TYPES,
     USABLE_WAVE_MAX,
@@ -132,10 +133,13 @@ def simulate_survey(
                 continue
             tr, meas = tr.subset(keep), meas.subset(keep)
             out = slots[start + got : start + got + len(keep)]
+            wave_det = tr.wave0 + meas.wave_off
+            if p.centre_on_detected:  # the real pipeline cuts around the fitted wavelength
+                tr = recentred(tr, np.round(meas.wave_off / SPEC_DWAVE).astype(int), rng, p)
             img = render(tr, rng, ctx.tau, p)
             for k, v in img.items():
                 arrays[k][out] = v
-            cat["wave"][out] = (tr.wave0 + meas.wave_off).astype(np.float32)
+            cat["wave"][out] = wave_det.astype(np.float32)
             for k in ("flux", "flux_err", "sn", "linewidth", "continuum", "chi2"):
                 cat[k][out] = getattr(meas, k)
             cat["apcor"][out] = tr.fp.apcor

@@ -157,6 +157,12 @@ class SimParams:
     fit_centre_halfrange: float = 2.0  # px the fitted centre may move
     chi2_half_width_sigmas: float = 3.0  # chi2 is computed within +-3 sigma of the line
     chi2_min_half_width: float = 6.0  # A
+    # Centre each kept candidate's cutout (and its 1D window) on the grid pixel nearest the
+    # *detected* wavelength, as the real pipeline does, instead of on the trial's own
+    # centre (for lines and sky residuals the true wavelength plus 1 A of jitter). False
+    # keeps the default simulation bit-for-bit as it was; the robustness benches
+    # (bench/bench_centroid.py, bench/bench_augment.py) set it (docs/shift.md).
+    centre_on_detected: bool = False
 
     # --- external (DESI-like) catalogue [E] ---------------------------------------------
     ext_frac_faint: float = 0.02

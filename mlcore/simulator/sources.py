@@ -186,6 +186,30 @@ class Trials:
         )
 
 
+def recentred(tr: Trials, k: np.ndarray, rng: np.random.Generator, p: SimParams) -> Trials:
+    """``tr`` with every cutout moved by ``k`` (N,) whole pixels along wavelength.
+
+    The signal is a function of wavelength, so it moves with the window by itself; the 1D
+    noise realisation (``eps``, ``excess``) is carried over on the columns both windows
+    share, and the <= |k| columns new at one edge (far from the line) get a fresh
+    independent draw (white even where the scenario correlates the noise: a few edge
+    columns, ~45 px from the line).
+    """
+    k = np.asarray(k, dtype=np.int64)
+    n, ncol = tr.sigma.shape
+    src = np.arange(ncol)[None, :] + k[:, None]
+    inside = (src >= 0) & (src < ncol)
+    rows = np.arange(n)[:, None]
+    srcc = np.clip(src, 0, ncol - 1)
+    out = Trials(**{f: getattr(tr, f) for f in tr.__dataclass_fields__})
+    out.wave0 = tr.wave0 + SPEC_DWAVE * k
+    out.sigma = sigma_1d(out.cut_wave, tr.noise_scale, p)
+    fresh = out.sigma * rng.standard_normal((n, ncol))
+    out.eps = np.where(inside, tr.eps[rows, srcc], fresh)
+    out.excess = np.where(inside, tr.excess[rows, srcc], 0.0)
+    return out
+
+
 def grid_round(wave: np.ndarray) -> np.ndarray:
     """Nearest wavelength of the rectified 1D grid."""
     return SPEC_WAVE0 + SPEC_DWAVE * np.round((wave - SPEC_WAVE0) / SPEC_DWAVE)
