@@ -13,7 +13,7 @@ until ``--per-type`` of each pass the cuts, and compares the detected wavelength
     sky: the emission component's centre (a P-Cygni dip sits 2.2 sigma blueward);
     cosmic: the middle of the hit pixels; hotcol: the middle of the excess (bump) pixels;
     noise: the centre of the matched-filter template the noise peak was conditioned on
-        (re-drawn here from the same generator state, see ``_noise_centres``); star: none
+        (recovered from the conditioned excess, see ``_noise_centres``); star: none
         (an absorption pair has no one wavelength).
 
 It also reports where the feature sits relative to the cutout centre under the two
