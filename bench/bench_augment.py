@@ -60,6 +60,11 @@ STRENGTHS = {
 }
 
 
+# the recipe as it was before this ablation (every row starts from it, whatever the
+# TrainConfig defaults are now): uniform +-2 px shifts, flips, no instrument augmentation
+TODAY = {"max_shift": 2, "shift_sigma_px": 0.0, "flip_p": 0.5, **dict.fromkeys(STRENGTHS, 0.0)}
+
+
 def centroid_sigma() -> float:
     """The line finder's centroid error for real lines at low S/N (robust sigma, px)."""
     res = json.loads((ROOT / "bench" / "centroid.json").read_text())
@@ -185,7 +190,7 @@ def main() -> None:
             if any(r["seed"] == seed for r in runs):
                 continue
             cfg = dataclasses.replace(
-                TrainConfig(epochs=a.epochs, seed=seed, max_time_s=1200), **table[name]
+                TrainConfig(epochs=a.epochs, seed=seed, max_time_s=1200, **TODAY), **table[name]
             )
             t1 = time.perf_counter()
             tr = train_one(x, y, sn, config=cfg)

@@ -8,7 +8,8 @@ mean the same at any flux scale. Every one is off at 0 (the batch comes back unc
 draws only from the given ``torch.Generator`` (deterministic for a seed), and leaves the
 label valid: nothing is added on the candidate's own line except the noise and blur that
 any real line could meet. Which of them help is measured by ``bench/bench_augment.py``
-(docs/shift.md, "Robustness training"); ``TrainConfig`` switches them (all off by default).
+(docs/shift.md, "Robustness training"); ``TrainConfig`` switches them (PSF blur and
+fibre throughput on by default, the rest off).
 
 The wavelength shift and the spatial flip act on the normalised batch
 (:func:`mlcore.cnn.data.augment`).
