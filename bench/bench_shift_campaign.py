@@ -279,7 +279,8 @@ COLOURS = {"al_ft": (200, 30, 30), "al_ft_lowlr": (240, 140, 20), "al_scratch": 
 
 
 def plot(out: dict, path: Path) -> None:
-    """One panel per scenario (seed: the first) and regime: balanced accuracy vs labels,
+    """One panel per scenario (seed: the first) and regime: balanced accuracy vs labels
+    (square-root axis),
     the reference as a solid line and 1 point below it dashed (PIL: no matplotlib here)."""
     from PIL import Image, ImageDraw
 
@@ -299,7 +300,8 @@ def plot(out: dict, path: Path) -> None:
         lo, hi = np.floor(min(vals) * 50) / 50, np.ceil(max(vals) * 50) / 50 + 0.005
 
         def xy(x, y, ox=ox, oy=oy, lo=lo, hi=hi):
-            return (ox + L + (W - L - 20) * x / xmax, oy + T + (H - T - B) * (hi - y) / (hi - lo))
+            px = ox + L + (W - L - 20) * np.sqrt(x / xmax)
+            return (px, oy + T + (H - T - B) * (hi - y) / (hi - lo))
 
         dr.rectangle([xy(0, hi), xy(xmax, lo)], outline="black")
         step = 0.02 if hi - lo <= 0.2 else 0.05
@@ -307,12 +309,13 @@ def plot(out: dict, path: Path) -> None:
             p = xy(0, yv)
             dr.text((p[0] - 40, p[1] - 6), f"{yv:.2f}", fill="black")
             dr.line([p, xy(xmax, yv)], fill=(230, 230, 230))
-        for xv in [0, *sorted(x for x in xs if x >= 1000 or xmax <= 2000)]:
+        for xv in [0, *sorted(xs)]:
             p = xy(xv, lo)
             dr.text((p[0] - 12, p[1] + 4), f"{xv}", fill="black")
         dr.line([xy(0, ref), xy(xmax, ref)], fill="black", width=2)
-        for x0 in range(0, xmax, 40):
-            dr.line([xy(x0, ref - 0.01), xy(min(x0 + 20, xmax), ref - 0.01)], fill="black")
+        for f in np.arange(0.0, 1.0, 0.04):  # dashes even on the square-root axis
+            dr.line([xy(xmax * f**2, ref - 0.01), xy(xmax * (f + 0.02) ** 2, ref - 0.01)],
+                    fill="black")  # fmt: skip
         dr.text((ox + L + 5, oy + 8), f"{scen}: {reg} S/N balanced accuracy vs labels on B",
                 fill="black")  # fmt: skip
         for arm, rows in res["arms"].items():
@@ -329,8 +332,11 @@ def plot(out: dict, path: Path) -> None:
         dr.line([(20 + 150 * j, y0 + 6), (50 + 150 * j, y0 + 6)], fill=c, width=3)
         dr.text((55 + 150 * j, y0), arm, fill="black")
     n_ref = out["config"]["n_ref"]
-    dr.text((20, y0 + 14), f"black: reference ({n_ref:,} truth labels of B); dashed: 1 point "
-            "below; the fine-tune arms start at the A-model (0 labels)", fill="black")  # fmt: skip
+    note = (
+        f"labels on a square-root axis; black: reference ({n_ref:,} truth labels of B), "
+        "dashed 1 point below; the fine-tune arms start at the A-model (0 labels)"
+    )
+    dr.text((20, y0 + 14), note, fill="black")
     img.save(path)
 
 
