@@ -45,16 +45,16 @@ from mlcore.cnn.training import TrainConfig, normalise_rows, predict_logits, tra
 from mlcore.survey import stack_cutouts
 
 
-def load(n: int, seed: int, cache: Path | None) -> dict[str, np.ndarray]:
-    """n simulated COSMOS candidates (20k chunks): cutouts, 1D windows, sn, wave, truth."""
-    if cache is not None and cache.exists():
-        with np.load(cache) as z:
-            return {k: z[k] for k in z.files}
+def simulate_arrays(n: int, chunk_seed, scenario: str | None = None) -> dict[str, np.ndarray]:
+    """n simulated COSMOS candidates in 20k chunks (chunk k from seed ``chunk_seed(k)``, under
+    ``scenario``): cutouts (float16), 1D windows, sn, wave, truth (bench_shift_campaign too)."""
     from mlcore.simulator import simulate_survey
 
     parts: dict[str, list] = {k: [] for k in ("cut", "spec", "sn", "wave", "y")}
     for k, a in enumerate(range(0, n, 20_000)):
-        s = simulate_survey(min(20_000, n - a), seed=seed * 1000 + k, field="cosmos")
+        s = simulate_survey(
+            min(20_000, n - a), seed=chunk_seed(k), field="cosmos", scenario=scenario
+        )
         parts["cut"].append(stack_cutouts(s.im_sum, s.im_array).astype(np.float16))
         parts["spec"].append(
             spec_windows(s.spec1d, s.spec1d_err, s.catalog["wave"], SPEC_HALF_WIDTH)
@@ -62,7 +62,15 @@ def load(n: int, seed: int, cache: Path | None) -> dict[str, np.ndarray]:
         parts["sn"].append(np.asarray(s.catalog["sn"], np.float32))
         parts["wave"].append(np.asarray(s.catalog["wave"], np.float32))
         parts["y"].append(s.truth["truth_real"].astype(np.float32))
-    data = {k: np.concatenate(v) for k, v in parts.items()}
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def load(n: int, seed: int, cache: Path | None) -> dict[str, np.ndarray]:
+    """n simulated COSMOS candidates (20k chunks): cutouts, 1D windows, sn, wave, truth."""
+    if cache is not None and cache.exists():
+        with np.load(cache) as z:
+            return {k: z[k] for k in z.files}
+    data = simulate_arrays(n, lambda k: seed * 1000 + k)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, **data)

@@ -45,17 +45,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from _util import ROOT
+from bench_al_oracle import simulate_arrays
 from bench_uncertainty import mc_scores
 
 from mlcore.acquisition import AcquisitionConfig, select_batch
 from mlcore.aggregation.dawid_skene import dawid_skene
 from mlcore.aggregation.votes import VoteTable
-from mlcore.cnn.data import regime_index, spec_windows
+from mlcore.cnn.data import regime_index
 from mlcore.cnn.evaluation import balanced_accuracy
 from mlcore.cnn.model import CNNConfig, LineCNN
-from mlcore.cnn.pipeline import SPEC_HALF_WIDTH
 from mlcore.cnn.training import TrainConfig, normalise_rows, predict_logits, train
-from mlcore.survey import stack_cutouts
 from mlcore.volunteers import VolunteerPopulation
 
 CACHE = ROOT / "var" / "bench_shift_campaign"
@@ -70,19 +69,7 @@ def load(tag: str, n: int, seed: int, scenario: str | None) -> dict[str, np.ndar
     if path.exists():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    from mlcore.simulator import simulate_survey
-
-    parts: dict[str, list] = {k: [] for k in ("cut", "spec", "sn", "wave", "y")}
-    for k, a in enumerate(range(0, n, 20_000)):
-        s = simulate_survey(min(20_000, n - a), seed=seed + k, field="cosmos", scenario=scenario)
-        parts["cut"].append(stack_cutouts(s.im_sum, s.im_array).astype(np.float16))
-        parts["spec"].append(
-            spec_windows(s.spec1d, s.spec1d_err, s.catalog["wave"], SPEC_HALF_WIDTH)
-        )
-        parts["sn"].append(np.asarray(s.catalog["sn"], np.float32))
-        parts["wave"].append(np.asarray(s.catalog["wave"], np.float32))
-        parts["y"].append(s.truth["truth_real"].astype(np.float32))
-    data = {k: np.concatenate(v) for k, v in parts.items()}
+    data = simulate_arrays(n, lambda k: seed + k, scenario)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(path, **data)
     return data

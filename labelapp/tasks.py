@@ -46,6 +46,19 @@ def aggregate_votes() -> None:
     aggregation.aggregate_votes()
 
 
+def _epoch_progress(row, what):
+    """A training loop's ``on_epoch`` that reports "epoch k/n: <what(rec)>" on ``row``."""
+    from labelapp.services.operations import progress
+
+    def on_epoch(rec: dict, n_epochs: int) -> None:
+        done = rec["epoch"] + 1
+        progress.set_progress(
+            row, done=done, total=n_epochs, message=f"epoch {done}/{n_epochs}: {what(rec)}"
+        )
+
+    return on_epoch
+
+
 @shared_task(ignore_result=True, acks_late=True)
 def retrain_model(
     label_source: str = "consensus",
@@ -67,15 +80,7 @@ def retrain_model(
 
     key = progress_key or retrain_model.request.id or "direct"
     with progress.tracked(name="retrain_model", key=key, total=epochs) as row:
-
-        def on_epoch(rec: dict, n_epochs: int) -> None:
-            progress.set_progress(
-                row,
-                done=rec["epoch"] + 1,
-                total=n_epochs,
-                message=f"epoch {rec['epoch'] + 1}/{n_epochs}: val loss {rec['val_loss']:.3f}",
-            )
-
+        on_epoch = _epoch_progress(row, lambda rec: f"val loss {rec['val_loss']:.3f}")
         version = training.train_model_version(
             label_source=label_source,
             epochs=epochs,
@@ -115,15 +120,7 @@ def pretrain_encoder(
 
     key = progress_key or pretrain_encoder.request.id or "direct"
     with progress.tracked(name="pretrain_encoder", key=key, total=epochs) as row:
-
-        def on_epoch(rec: dict, n_epochs: int) -> None:
-            progress.set_progress(
-                row,
-                done=rec["epoch"] + 1,
-                total=n_epochs,
-                message=f"epoch {rec['epoch'] + 1}/{n_epochs}: loss {rec['loss']:.4f}",
-            )
-
+        on_epoch = _epoch_progress(row, lambda rec: f"loss {rec['loss']:.4f}")
         enc = pretraining.pretrain_encoder(
             approach=approach, epochs=epochs, n=n, field=field, seed=seed,
             max_time_s=max_time_s, on_epoch=on_epoch,
