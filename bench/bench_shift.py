@@ -136,6 +136,13 @@ def rejudge(rep: dict, th: Thresholds, *, wave: bool = True) -> str:
     return judge(r, t)[0]
 
 
+def reference(model, x_train, w_train, n_ref: int):
+    """The reference sample: ``n_ref`` of the model's training rows (seed 0), described."""
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(len(x_train), min(n_ref, len(x_train)), replace=False))
+    return describe(model, x_train[rows], waves=w_train[rows])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calib", type=int, default=80)
@@ -163,9 +170,7 @@ def main() -> None:
     t0 = time.perf_counter()
 
     model, x_train, w_train, summary = trained_model(a.n_train, a.epochs)
-    rng = np.random.default_rng(0)
-    ref_rows = np.sort(rng.choice(len(x_train), min(a.n_ref, len(x_train)), replace=False))
-    ref = describe(model, x_train[ref_rows], waves=w_train[ref_rows])
+    ref = reference(model, x_train, w_train, a.n_ref)
     print(
         f"model: {summary}; reference: {len(ref)} training rows ({time.perf_counter() - t0:.0f} s)"
     )

@@ -29,7 +29,7 @@ from pathlib import Path
 import _util  # noqa: F401  (puts the repository root on sys.path)
 import numpy as np
 import torch
-from bench_shift import cutouts_of, rejudge, thresholds_from, trained_model
+from bench_shift import cutouts_of, reference, rejudge, thresholds_from, trained_model
 
 from mlcore.nights import in_nights, night_groups
 from mlcore.shift import DEFAULT_THRESHOLDS, MIN_SAMPLE, compare, describe
@@ -53,9 +53,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     model, x_train, w_train, summary = trained_model(args.n_train, args.epochs)
-    rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(len(x_train), min(args.n_ref, len(x_train)), replace=False))
-    ref = describe(model, x_train[pick], waves=w_train[pick])
+    ref = reference(model, x_train, w_train, args.n_ref)
     kinds = [None, *SCENARIOS]
     out = {"args": vars(args), "model": summary, "kinds": {}}
     reports: dict[str, list[dict]] = {}
@@ -115,7 +113,7 @@ def main() -> None:
         )
     if args.calibrate:
         n_med = int(np.median([r["n_new"] for r in reports["calibration"]]))
-        th = thresholds_from(reports["calibration"], args.margin, n_med, len(pick))
+        th = thresholds_from(reports["calibration"], args.margin, n_med, len(ref))
         out["night_thresholds"] = th.__dict__ if hasattr(th, "__dict__") else str(th)
         print(f"night-group thresholds ({len(reports['calibration'])} null groups, n {n_med}):")
         print(f"  {out['night_thresholds']}")

@@ -210,8 +210,10 @@ def test_fields_have_their_own_parameters_and_ids():
     assert np.abs(a.catalog["dec"] - 62.24).max() < 1 and np.abs(b.catalog["dec"]).max() < 2
 
 
-def test_spec1d_is_the_extraction_of_the_summed_cutout():
-    s = _survey()
+def _assert_spec1d_is_the_extraction(s) -> np.ndarray:
+    """The first 200 candidates' 1D spectra are the optimal extraction of their summed
+    cutouts, pixel for pixel where the cutout's wavelengths fall on the 1D grid. Returns
+    the extractions."""
     tau = trace_profile(SimParams())
     ext = np.einsum("r,nrc->nc", tau, s.im_sum[:200]) / (tau @ tau)
     k = np.round((s.im_wave[:200] - SPEC_WAVE[0]) / 2).astype(int)
@@ -219,6 +221,11 @@ def test_spec1d_is_the_extraction_of_the_summed_cutout():
     rows = np.broadcast_to(np.arange(200)[:, None], k.shape)
     got = s.spec1d[:200][rows[inside], k[inside]]
     assert np.allclose(got, ext[inside], atol=1e-3 * np.abs(ext).max())
+    return ext
+
+
+def test_spec1d_is_the_extraction_of_the_summed_cutout():
+    _assert_spec1d_is_the_extraction(_survey())
 
 
 def test_artefact_signatures_in_the_cutouts():
@@ -265,13 +272,7 @@ def test_centre_on_detected_cuts_around_the_fitted_wavelength():
 
 def test_centre_on_detected_keeps_pixels_and_1d_spectrum_consistent():
     _, s = _centred_pair()
-    tau = trace_profile(SimParams())
-    ext = np.einsum("r,nrc->nc", tau, s.im_sum[:200]) / (tau @ tau)
-    k = np.round((s.im_wave[:200] - SPEC_WAVE[0]) / 2).astype(int)
-    inside = (k >= 0) & (k < len(SPEC_WAVE))
-    rows = np.broadcast_to(np.arange(200)[:, None], k.shape)
-    got = s.spec1d[:200][rows[inside], k[inside]]
-    assert np.allclose(got, ext[inside], atol=1e-3 * np.abs(ext).max())
+    ext = _assert_spec1d_is_the_extraction(s)
     # bright real lines peak at the cutout centre
     bright = np.flatnonzero(s.truth["truth_real"] & (s.catalog["sn"] > 8))[:50]
     peak = ext[bright[bright < 200], LINE_COL - 10 : LINE_COL + 11].argmax(1) - 10
