@@ -69,12 +69,15 @@ def retrain_model(
     keep: str = "best",
     members: int | None = None,
     fine_tune: bool = False,
-    encoder_id: int | None = None,
+    encoder_id: int | str | None = "campaign",
+    start_chosen_by: str = "request",
 ) -> int | None:
     """gpu queue: train (``fine_tune``: from the live model's weights; ``encoder_id``: from
-    a pretrained encoder's trunks), gate, and on promotion score the catalogue. A
-    redelivery after a crash trains again from the start (the half-trained files were never
-    registered)."""
+    a pretrained encoder's trunks, None from scratch, "campaign" by default: where the
+    campaign setting says, so no retrain the platform starts by itself misses it), gate,
+    and on promotion score the catalogue. A start that cannot be used fails the task with
+    the reason (the console's Tasks list it). A redelivery after a crash trains again from
+    the start (the half-trained files were never registered)."""
     from labelapp.services.learning import promotion, training
     from labelapp.services.operations import progress
 
@@ -91,6 +94,7 @@ def retrain_model(
             on_epoch=on_epoch,
             fine_tune=fine_tune,
             encoder_id=encoder_id,
+            start_chosen_by=start_chosen_by,
         )
         decision = promotion.gate_model(model_version=version)
         # total too: an ensemble reported members x epochs, and early stopping fewer
@@ -214,14 +218,16 @@ def resume_stalled_scoring() -> list[int]:
 
 @shared_task(ignore_result=True)
 def retrain_if_enough_labels() -> bool:
-    """Scheduled (nightly): retrain only when enough new consensus labels arrived."""
+    """Scheduled (nightly): retrain only when enough new consensus labels arrived, from
+    where the campaign setting says (retrain_model's default ``encoder_id="campaign"``,
+    resolved when it trains: a setting it cannot use fails that task with the reason)."""
     from django.conf import settings
 
     from labelapp.services.learning import training
 
     if training.new_labels_since_live_model() < settings.RETRAIN_MIN_NEW_LABELS:
         return False
-    retrain_model.delay()
+    retrain_model.delay(encoder_id="campaign")
     return True
 
 

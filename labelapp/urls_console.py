@@ -32,6 +32,7 @@ urlpatterns = [
     path("models/<int:pk>/", models.model_detail, name="console-model"),
     path("models/shift/", shift.shift, name="console-shift"),
     path("models/encoders/<int:pk>/", models.encoder_detail, name="console-encoder"),
+    path("models/encoders/<int:pk>/retire/", models.encoder_retire, name="console-encoder-retire"),
     path("models/<int:pk>/promote/", models.model_promote, name="console-model-promote"),
     path("models/<int:pk>/card.json", exports.model_card, name="console-model-card"),
     path("models/<int:pk>/weights.pt", exports.model_weights, name="console-model-weights"),
@@ -67,6 +68,7 @@ urlpatterns = [
     path("actions/pretrain/", actions.trigger_pretrain, name="console-pretrain"),
     path("actions/score/", actions.trigger_scoring, name="console-score"),
     path("settings/acquisition/", actions.acquisition_settings, name="console-acquisition"),
+    path("settings/retrain/", actions.retrain_settings, name="console-retrain-settings"),
     # exports
     path("exports/", exports.exports, name="console-exports"),
     path("exports/catalogue.<str:fmt>", exports.export_catalogue, name="console-export-catalogue"),

@@ -249,6 +249,7 @@ def test_retrain_request_is_queued_with_progress_and_audit(
         "label_source": "consensus",
         "epochs": 3,
         "fine_tune": False,
+        "start_chosen_by": "campaign setting",  # the form's default; no encoder set: scratch
     }
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         sci.post(reverse("console-retrain"), {"label_source": "oracle", "epochs": 3})

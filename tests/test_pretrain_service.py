@@ -244,7 +244,8 @@ def test_console_lists_encoders_apart_and_queues_a_retrain_from_one(
     assert resp.status_code == 302 and len(callbacks) == 1
     audit = AuditEvent.objects.get(action="retrain")
     assert audit.detail == {
-        "label_source": "truth", "epochs": 2, "fine_tune": False, "encoder": good.pk
+        "label_source": "truth", "epochs": 2, "fine_tune": False, "encoder": good.pk,
+        "start_chosen_by": "request",
     }  # fmt: skip
     row = TaskProgress.objects.get(name="retrain_model")
     assert row.message.endswith(f"from pretrained encoder v{good.pk}")

@@ -96,6 +96,8 @@ ENDPOINTS = [
     ("/votes", "votes:read"),
     ("/models", "models:read"),
     ("/models/{model}", "models:read"),
+    ("/encoders", "models:read"),
+    ("/encoders/{encoder}", "models:read"),
     ("/candidates/{detectid}/cutout.npy", "cutouts:read"),
     ("/candidates/{detectid}/spectrum.npy", "cutouts:read"),
     ("/candidates/{detectid}/cutout.png", "cutouts:read"),
@@ -103,7 +105,9 @@ ENDPOINTS = [
 
 
 def _path(template: str, cat) -> str:
-    return template.format(model=cat["live"].pk, detectid=cat["cands"][0].detectid)
+    return template.format(
+        model=cat["live"].pk, encoder=cat["encoder"].pk, detectid=cat["cands"][0].detectid
+    )
 
 
 @pytest.mark.parametrize(("template", "scope"), ENDPOINTS)
@@ -364,6 +368,32 @@ def test_models_and_their_cards(client, cat):
     assert detail["card"]["metrics"]["low"]["n"] == 40 and detail["data_hash"] == "ab" * 32
 
 
+def test_encoders_with_their_cards_and_the_models_started_from_them(client, cat, tmp_path):
+    from tests.factories_science import make_encoder
+
+    enc, retired = cat["encoder"], cat["retired_encoder"]
+    narrow = make_encoder(tmp_path / "enc3", width=6)
+    secret = make_token(["models:read"]).secret
+    listed = _get(client, "/encoders", secret).json()
+    assert [e["id"] for e in listed] == [narrow.pk, retired.pk, enc.pk]  # newest first
+    by_id = {e["id"]: e for e in listed}
+    first = by_id[enc.pk]
+    assert first["approach"] == "masked" and first["n_candidates"] == 12
+    assert first["epochs"] == 2 and first["final_loss"] == 0.25
+    assert first["models"] == [cat["old"].pk] and first["offered"] is True
+    assert first["problem"] is None and first["retired_at"] is None
+    assert first["data_hash"] == "cd" * 32 and first["fields"] == {"cosmos": 12}
+    gone = by_id[retired.pk]
+    assert gone["offered"] is False and gone["retired_at"] is not None
+    assert gone["retired_reason"] == "superseded by v1" and gone["models"] == []
+    assert by_id[narrow.pk]["offered"] is False and "width 6" in by_id[narrow.pk]["problem"]
+    detail = _get(client, f"/encoders/{enc.pk}", secret).json()
+    assert detail["loss_curve"] == [0.5, 0.25] and detail["card"]["kind"] == "pretrained-encoder"
+    assert {k: detail[k] for k in first} == first
+    missing = _get(client, "/encoders/999999", secret)
+    assert missing.status_code == 404 and "/encoders" in missing.json()["error"]["message"]
+
+
 def test_cutouts_and_spectra_as_arrays_and_png(client, cat):
     secret = make_token(["cutouts:read"]).secret
     cand = Candidate.objects.select_related("batch").get(pk=cat["cands"][3].pk)
@@ -402,18 +432,21 @@ def test_every_answer_matches_the_served_openapi_schema(client, cat, settings):
     schema = client.get(f"{BASE}/openapi.json").json()
     assert schema["openapi"].startswith("3.")
     served = {p.removeprefix(BASE) for p in schema["paths"]}
-    templates = {t.replace("{model}", "{pk}") for t, _ in ENDPOINTS}
+    templates = {t.replace("{model}", "{pk}").replace("{encoder}", "{pk}") for t, _ in ENDPOINTS}
     assert served == templates, "a route without a test (or a test of no route)"
     secret = make_token().secret
     lacking = make_token(["models:read"], user=ScienceToken.objects.get().user).secret
     checked = 0
-    for template, _ in ENDPOINTS:
+    for template, scope in ENDPOINTS:
         path = _path(template, cat)
-        key = template.replace("{model}", "{pk}")
+        key = template.replace("{model}", "{pk}").replace("{encoder}", "{pk}")
         for status, resp in (
             (200, _get(client, path, secret)),
             (401, _get(client, path)),
-            (403, _get(client, path, lacking)) if "models" not in key else (None, None),
+            (403, _get(client, path, lacking)) if scope != "models:read" else (None, None),
+            (404, _get(client, "/encoders/999999", secret))
+            if key == "/encoders/{pk}"
+            else (None, None),
         ):
             if status is None:
                 continue

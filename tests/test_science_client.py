@@ -74,6 +74,9 @@ def test_votes_models_and_arrays(site, api):
     models = api.models()
     assert [m["id"] for m in models] == [site["cat"]["live"].pk, site["cat"]["old"].pk]
     assert api.model(site["cat"]["live"].pk)["card"]["metrics"]["low"]["auc"] == 0.9
+    enc = site["cat"]["encoder"]
+    assert [e["id"] for e in api.encoders()] == [site["cat"]["retired_encoder"].pk, enc.pk]
+    assert api.encoder(enc.pk)["models"] == [site["cat"]["old"].pk]
     cand = Candidate.objects.select_related("batch").get(pk=site["cat"]["cands"][2].pk)
     pixels = candidate_pixels(cand)
     np.testing.assert_array_equal(api.cutout(cand.detectid), pixels["cutouts"])

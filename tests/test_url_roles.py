@@ -104,6 +104,7 @@ EXPECTED = {
     "console-model-card": (302, 403, 404, 404),  # this model version has no card yet
     "console-model-weights": (302, 403, 404, 404),  # this model version has no weights file
     "console-encoder": (302, 403, 404, 404),  # no pretrained encoder with this pk
+    "console-encoder-retire": CONSOLE_POST,
     "console-redshift": CONSOLE,
     "console-zooniverse": CONSOLE,
     "console-external": CONSOLE,
@@ -122,6 +123,7 @@ EXPECTED = {
     "console-pretrain": CONSOLE_POST,
     "console-score": CONSOLE_POST,
     "console-acquisition": CONSOLE,
+    "console-retrain-settings": CONSOLE_POST,
     "console-exports": CONSOLE,
     "console-export-catalogue": CONSOLE,
     "console-export-votes": CONSOLE,
@@ -137,6 +139,8 @@ EXPECTED = {
     "science-api:votes": NO_TOKEN,
     "science-api:models": NO_TOKEN,
     "science-api:model": NO_TOKEN,
+    "science-api:encoders": NO_TOKEN,
+    "science-api:encoder": NO_TOKEN,
     "science-api:cutout_npy": NO_TOKEN,
     "science-api:spectrum_npy": NO_TOKEN,
     "science-api:cutout_png": NO_TOKEN,

@@ -209,6 +209,15 @@ class Client:
         """One model version with its card."""
         return self._get(f"/models/{int(model_version)}").json()
 
+    def encoders(self) -> list[dict]:
+        """Every pretrained encoder, newest first, retired ones too (id, approach,
+        n_candidates, epochs, final_loss, created_at, retired_at, offered, models...)."""
+        return self._get("/encoders").json()
+
+    def encoder(self, encoder: int) -> dict:
+        """One pretrained encoder with its loss per epoch and its card."""
+        return self._get(f"/encoders/{int(encoder)}").json()
+
     def cutout(self, detectid: int) -> np.ndarray:
         """float32 (5, 9, 100): the summed image, then the four fibres."""
         return _npy(self._get(f"/candidates/{int(detectid)}/cutout.npy"))

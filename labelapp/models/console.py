@@ -25,11 +25,21 @@ class AuditEvent(models.Model):
 
 
 class CampaignSettings(models.Model):
-    """The acquisition settings the next rounds use (one row, pk=1), edited in the console.
-    Each round still records its own copy (Round.acquisition), so changing these never
-    rewrites history."""
+    """The acquisition settings the next rounds use and where retrains start from (one row,
+    pk=1), edited in the console. Each round still records its own copy
+    (Round.acquisition) and each model its start (its card's ``start``), so changing these
+    never rewrites history."""
 
     acquisition = models.JSONField(default=dict, blank=True)
+    retrain_encoder = models.ForeignKey(
+        "labelapp.PretrainedEncoder",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The pretrained encoder retrains start from unless a request says "
+        "otherwise (null: from scratch); labelapp.services.learning.encoders.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=150, blank=True)
 

@@ -124,9 +124,15 @@ class PretrainedEncoder(models.Model):
     n_candidates = models.PositiveIntegerField(default=0)
     data_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Retired from the console (labelapp.services.learning.encoders.retire_encoder): kept for
+    # the provenance of the models started from it, no longer offered to retrains.
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_by = models.CharField(max_length=150, blank=True)
+    retired_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-pk"]
 
     def __str__(self) -> str:
-        return f"encoder v{self.pk} ({self.approach})"
+        state = ", retired" if self.retired_at else ""
+        return f"encoder v{self.pk} ({self.approach}{state})"

@@ -366,20 +366,37 @@ def _encoder_row(enc: PretrainedEncoder) -> dict:
         "width": (card.get("model_config") or {}).get("width"),
         "time_s": card.get("pretrain_time_s"),
         "problem": architecture_problem(enc),
+        "retired": enc.retired_at is not None,
         "used_by": [],
     }
 
 
+def _started_from() -> list[tuple[int, int | None]]:
+    """(model version, encoder it started from) for every version that started from one,
+    newest first: the card's ``pretrained_from`` is the record (there is no column)."""
+    return [
+        (pk, ((card or {}).get("pretrained_from") or {}).get("encoder"))
+        for pk, card in ModelVersion.objects.filter(card__has_key="pretrained_from")
+        .order_by("-pk")
+        .values_list("pk", "card")
+    ]
+
+
+def models_from(encoder_id: int) -> list[int]:
+    """The model versions that started from encoder ``encoder_id``, newest first."""
+    return [pk for pk, enc in _started_from() if enc == encoder_id]
+
+
 def encoder_table() -> list[dict]:
     """One row per pretrained encoder, newest first: what it was pretrained on and how,
-    whether a retrain can start from it, and the model versions that did."""
+    whether a retrain can start from it (``offered``: not retired, and the retrain's
+    architecture), and the model versions that did."""
     rows = [_encoder_row(enc) for enc in PretrainedEncoder.objects.all()]
     by_pk = {r["enc"].pk: r for r in rows}
-    # the card is the record of which encoder a version started from (no column)
-    for pk, card in ModelVersion.objects.filter(card__has_key="pretrained_from").values_list(
-        "pk", "card"
-    ):
-        row = by_pk.get(((card or {}).get("pretrained_from") or {}).get("encoder"))
+    for row in rows:
+        row["offered"] = not row["problem"] and not row["retired"]
+    for pk, enc in _started_from():
+        row = by_pk.get(enc)
         if row is not None:
             row["used_by"].append(pk)
     return rows

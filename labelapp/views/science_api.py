@@ -34,7 +34,8 @@ api = NinjaAPI(
     version="1",
     description=(
         "Read-only access for scientists: the catalogue with CNN scores, labels, consensus "
-        "and rounds; pseudonymised votes; model versions and cards; cutouts and spectra. "
+        "and rounds; pseudonymised votes; model versions and cards; pretrained encoders; "
+        "cutouts and spectra. "
         "Authenticate with `Authorization: Bearer <token>` (tokens: Console > API tokens). "
         "Pages are keyset pages: pass `after` = the previous page's `next_after`."
     ),
@@ -177,6 +178,29 @@ class ModelDetail(ModelSummary):
     card: dict
 
 
+class EncoderSummary(BaseModel):
+    id: int
+    approach: str
+    n_candidates: int
+    n_eligible: int | None
+    fields: dict[str, int]
+    epochs: int | None
+    final_loss: float | None
+    data_source: str
+    data_hash: str
+    created_at: dt.datetime
+    retired_at: dt.datetime | None
+    retired_reason: str
+    offered: bool
+    problem: str | None
+    models: list[int]
+
+
+class EncoderDetail(EncoderSummary):
+    loss_curve: list[float]
+    card: dict
+
+
 NPY = {"application/x-npy": {"schema": {"type": "string", "format": "binary"}}}
 PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
 
@@ -226,6 +250,26 @@ def model(request: HttpRequest, pk: int):
     Scope models:read."""
     _use(request, "models:read")
     return science.model_version_detail(pk)
+
+
+@api.get("/encoders", response={200: list[EncoderSummary], **ERRORS}, summary="Pretrained encoders")
+def encoders(request: HttpRequest):
+    """Every pretrained encoder (the CNN's trunks pretrained without labels; never a model
+    version), newest first, retired ones too: its method, candidates, epochs, final loss,
+    whether a retrain is offered it now (`offered`; `problem` says why not, or it is
+    retired) and the model versions started from it (`models`). Scope models:read."""
+    _use(request, "models:read")
+    return science.encoders()
+
+
+@api.get(
+    "/encoders/{pk}", response={200: EncoderDetail, **ERRORS}, summary="One encoder and its card"
+)
+def encoder(request: HttpRequest, pk: int):
+    """A pretrained encoder with its loss per epoch and its card (what it was pretrained
+    on, the selection, the architecture, the weights' hash). Scope models:read."""
+    _use(request, "models:read")
+    return science.encoder_detail(pk)
 
 
 @api.get(

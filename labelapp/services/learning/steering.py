@@ -13,7 +13,7 @@ from labelapp.errors import InvalidInput
 from labelapp.models import CandidateScore, ModelVersion, TaskProgress
 from labelapp.selectors.models import live_model
 from labelapp.services.learning.acquisition_settings import acquisition_settings
-from labelapp.services.learning.encoders import EncoderError, usable_encoder
+from labelapp.services.learning.encoders import CAMPAIGN, EncoderError, resolve_start
 from labelapp.services.operations.audit import record_audit
 from labelapp.services.operations.dispatch import send_after_commit
 
@@ -54,39 +54,38 @@ def request_round(*, user) -> TaskProgress:
 
 
 def request_retrain(
-    *, user, label_source: str, epochs: int, fine_tune: bool = False, encoder_id=None
+    *, user, label_source: str, epochs: int, fine_tune: bool = False, encoder_id=CAMPAIGN
 ) -> TaskProgress:
-    """Queue a retrain; ``fine_tune`` starts from the live model's weights, ``encoder_id``
-    from a pretrained encoder's trunks (one or the other, never both)."""
+    """Queue a retrain. ``encoder_id``: CAMPAIGN (default: the campaign setting, which
+    ``fine_tune`` overrides), None (no encoder) or an encoder's number; ``fine_tune``
+    starts from the live model's weights (never together with a named encoder). The
+    rules: :mod:`labelapp.services.learning.encoders`."""
     if label_source not in ("consensus", "truth"):
         raise SteeringError(f"label source must be 'consensus' or 'truth', not {label_source!r}")
     if not 1 <= epochs <= 200:
         raise SteeringError(f"epochs must be between 1 and 200, got {epochs}")
-    if fine_tune and encoder_id is not None:
-        raise SteeringError(
-            "choose one start: fine-tune from the live model or a pretrained encoder, not both"
-        )
-    if fine_tune and live_model() is None:
+    try:
+        start = resolve_start(fine_tune=fine_tune, encoder_id=encoder_id)
+    except EncoderError as exc:
+        raise SteeringError(str(exc)) from exc
+    if start.fine_tune and live_model() is None:
         raise SteeringError("there is no live model to fine-tune from: retrain afresh first")
-    encoder = None
-    if encoder_id is not None:
-        try:
-            encoder = usable_encoder(encoder_id)
-        except EncoderError as exc:
-            raise SteeringError(str(exc)) from exc
-    how = ", fine-tuned from the live model" if fine_tune else ""
-    if encoder is not None:
-        how = f", from pretrained encoder v{encoder.pk}"
-    detail = {"label_source": label_source, "epochs": epochs, "fine_tune": fine_tune}
-    if encoder is not None:
-        detail["encoder"] = encoder.pk
+    how = ", fine-tuned from the live model" if start.fine_tune else ""
+    if start.encoder_id is not None:
+        how = f", from pretrained encoder v{start.encoder_id}"
+    if start.chosen_by == "campaign setting":
+        how += " (the campaign setting)"
+    detail = {"label_source": label_source, "epochs": epochs, "fine_tune": start.fine_tune}
+    if start.encoder_id is not None:
+        detail["encoder"] = start.encoder_id
+    detail["start_chosen_by"] = start.chosen_by
     with transaction.atomic():
         progress = _queued("retrain_model", f"{label_source} labels, {epochs} epochs{how}")
         record_audit(user=user, action="retrain", target="model:new", detail=detail)
         send_after_commit(
             "retrain_model", label_source=label_source, epochs=epochs,
-            progress_key=progress.key, fine_tune=fine_tune,
-            encoder_id=None if encoder is None else encoder.pk,
+            progress_key=progress.key, fine_tune=start.fine_tune,
+            encoder_id=start.encoder_id, start_chosen_by=start.chosen_by,
         )  # fmt: skip
     return progress
 

@@ -20,7 +20,7 @@ import logging
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,14 @@ from labelapp.models import (
 )
 from labelapp.selectors.artefacts import artefact_targets
 from labelapp.selectors.models import live_model
-from labelapp.services.learning.encoders import EncoderError, encoder_summary, usable_encoder
+from labelapp.services.learning.encoders import (
+    CAMPAIGN,
+    CHOSEN_BY,
+    EncoderError,
+    encoder_summary,
+    resolve_start,
+    usable_encoder,
+)
 from labelapp.services.learning.holdout import holdout_ids, holdout_labels
 from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.artefacts import KindTargets, join_kind_targets
@@ -220,7 +227,8 @@ def train_model_version(
     max_time_s: float | None = None,
     on_epoch: Callable[[dict, int], None] | None = None,
     fine_tune: bool = False,
-    encoder_id: int | None = None,
+    encoder_id: int | str | None = None,
+    start_chosen_by: str = "request",
 ) -> ModelVersion:
     """Train, evaluate on held-out labels and register a new (not yet promoted) version.
 
@@ -229,20 +237,29 @@ def train_model_version(
     trains a deep ensemble (default ``settings.ENSEMBLE_MEMBERS``). ``fine_tune``: start
     from the live model's weights instead of afresh (its card says which version).
     ``encoder_id``: start from that pretrained encoder's trunks with a fresh head (its card
-    says which encoder, and its summary); not with ``fine_tune``.
+    says which encoder, and its summary); not with ``fine_tune``. ``encoder_id=CAMPAIGN``
+    ("campaign"): where the campaign setting says (``encoders.resolve_start``; the
+    ``retrain_model`` task's default). ``start_chosen_by``: "campaign setting" when the
+    caller resolved ``encoder_id`` from that setting itself. The card's ``start`` records
+    where it started and who chose it.
     """
     members = settings.ENSEMBLE_MEMBERS if members is None else members
     if members < 1:
         raise TrainingError(f"an ensemble needs at least 1 member, not {members}")
-    if fine_tune and encoder_id is not None:
-        raise TrainingError(
-            "choose one start: fine-tune from the live model or a pretrained encoder, not both"
-        )
+    if start_chosen_by not in CHOSEN_BY:
+        raise TrainingError(f"start_chosen_by must be one of {CHOSEN_BY}, not {start_chosen_by!r}")
+    try:
+        start = resolve_start(fine_tune=fine_tune, encoder_id=encoder_id)
+    except EncoderError as exc:
+        raise TrainingError(str(exc)) from exc
+    if encoder_id != CAMPAIGN and start_chosen_by != start.chosen_by:
+        start = replace(start, chosen_by=start_chosen_by)
     init, extra = None, {}
-    if fine_tune:
+    if start.fine_tune:
         init, extra = _live_weights(), {"fine_tuned_from": live_model().pk}
-    elif encoder_id is not None:
-        init, extra = _encoder_weights(encoder_id, seed=seed, members=members)
+    elif start.encoder_id is not None:
+        init, extra = _encoder_weights(start.encoder_id, seed=seed, members=members)
+    extra["start"] = start.card()
     ts = training_set(label_source=label_source)
     sn = ts.cols["sn"].astype(np.float32)
     if ts.holdout.any():
@@ -296,8 +313,8 @@ def train_model_version(
         except ValueError as exc:
             if init is None:
                 raise
-            start = "the live model" if fine_tune else f"encoder v{encoder_id}"
-            raise TrainingError(f"cannot fine-tune from {start}: {exc}") from exc
+            where = "the live model" if start.fine_tune else f"encoder v{start.encoder_id}"
+            raise TrainingError(f"cannot fine-tune from {where}: {exc}") from exc
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 label_source=label_source,

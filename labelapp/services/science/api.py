@@ -19,6 +19,7 @@ import numpy as np
 from labelapp.errors import InvalidInput, NotFound, UnknownCandidate
 from labelapp.models import Candidate, ModelVersion
 from labelapp.selectors import catalogue as catalogue_selectors
+from labelapp.selectors import models as models_selectors
 from labelapp.selectors.models import live_model
 from labelapp.services.survey.rendering import candidate_pixels, cutout_png_path
 from mlcore.survey import LYA_REST, SPEC_WAVE
@@ -147,6 +148,41 @@ def model_version_detail(pk: int) -> dict:
     if mv is None:
         raise NotFound(f"There is no model version {pk}: see /models.")
     return {**_model_summary(mv), "card": mv.card or {}}
+
+
+def _encoder_summary(row: dict) -> dict:
+    enc = row["enc"]
+    return {
+        "id": enc.pk,
+        "approach": row["approach"],
+        "n_candidates": row["n_candidates"],
+        "n_eligible": row["n_eligible"],
+        "fields": row["fields"],
+        "epochs": row["epochs"],
+        "final_loss": row["loss_last"],
+        "data_source": row["data_source"],
+        "data_hash": enc.data_hash,
+        "created_at": enc.created_at,
+        "retired_at": enc.retired_at,
+        "retired_reason": enc.retired_reason,
+        "offered": row["offered"],
+        "problem": row["problem"],
+        "models": row["used_by"],
+    }
+
+
+def encoders() -> list[dict]:
+    """Every pretrained encoder, newest first, retired ones too (the models started from
+    them keep their provenance)."""
+    return [_encoder_summary(row) for row in models_selectors.encoder_table()]
+
+
+def encoder_detail(pk: int) -> dict:
+    row = next((r for r in models_selectors.encoder_table() if r["enc"].pk == pk), None)
+    if row is None:
+        raise NotFound(f"There is no pretrained encoder {pk}: see /encoders.")
+    card = row["enc"].card or {}
+    return {**_encoder_summary(row), "loss_curve": card.get("loss_curve") or [], "card": card}
 
 
 def _candidate(detectid: int) -> Candidate:

@@ -29,7 +29,7 @@ TOKEN_PREFIX = "sci_"  # noqa: S105 - the public prefix of every token, not a se
 SCOPES: dict[str, str] = {
     "catalogue:read": "catalogue rows with scores, labels, consensus and rounds",
     "votes:read": "votes, with volunteers pseudonymised",
-    "models:read": "model versions and their cards",
+    "models:read": "model versions and their cards, pretrained encoders",
     "cutouts:read": "cutouts and spectra as arrays and PNG",
 }
 MAX_NAME = 80

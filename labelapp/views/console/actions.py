@@ -1,4 +1,5 @@
-"""Console actions: start a round, retrain, score, edit the acquisition settings.
+"""Console actions: start a round, retrain, score, edit the acquisition settings and where
+retrains start.
 
 Each one is a POST (CSRF-checked) that calls a service in labelapp.services.learning.steering,
 which writes the audit event and hands the long work to Celery; the page then shows the
@@ -11,9 +12,9 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from labelapp.selectors.models import live_model
+from labelapp.selectors.models import encoder_table, live_model
 from labelapp.services.learning import acquisition_settings as acq_settings
-from labelapp.services.learning import steering
+from labelapp.services.learning import encoders, steering
 from labelapp.views.console.access import scientist_required
 from mlcore.acquisition import DIVERSITY, STRATEGIES
 
@@ -40,7 +41,8 @@ def trigger_retrain(request):
             label_source=request.POST.get("label_source", "consensus"),
             epochs=epochs,
             fine_tune=request.POST.get("fine_tune") == "1",
-            encoder_id=request.POST.get("encoder") or None,  # "": no encoder
+            # "campaign" (the form's default): the campaign setting; "": no encoder
+            encoder_id=request.POST.get("encoder", encoders.CAMPAIGN) or None,
         )
     except ValueError:
         messages.error(request, "Epochs must be a whole number.")
@@ -139,4 +141,27 @@ def acquisition_settings(request):
             messages.success(request, "Saved: the next round uses these settings.")
             return redirect("console-campaign")
     status = 400 if request.method == "POST" else 200
-    return render(request, "console/acquisition.html", {"form": form}, status=status)
+    ctx = {
+        "form": form,
+        # the Retraining form: the encoders a retrain can start from, and the current one
+        "encoders": [r for r in encoder_table() if r["offered"]],
+        "campaign_encoder": encoders.campaign_encoder(),
+    }
+    return render(request, "console/acquisition.html", ctx, status=status)
+
+
+@scientist_required
+@require_POST
+def retrain_settings(request):
+    """Where the campaign's retrains start: from scratch ("") or a pretrained encoder."""
+    choice = request.POST.get("encoder", "")
+    try:
+        enc = encoders.set_campaign_encoder(user=request.user, encoder_id=choice or None)
+    except encoders.EncoderError as exc:
+        messages.error(request, f"Not saved: {exc}.")
+        return redirect("console-acquisition")
+    where = "from scratch" if enc is None else f"from pretrained encoder v{enc.pk}"
+    messages.success(
+        request, f"Saved: retrains start {where} unless a retrain request says otherwise."
+    )
+    return redirect("console-campaign")

@@ -9,6 +9,7 @@ from labelapp.models import AuditEvent
 from labelapp.selectors import campaign as sel
 from labelapp.selectors import models as models_sel
 from labelapp.services.learning.acquisition_settings import acquisition_settings
+from labelapp.services.learning.encoders import campaign_encoder
 from labelapp.views.console.access import scientist_required
 
 
@@ -18,8 +19,10 @@ def campaign(request):
     ctx = sel.campaign_overview()
     ctx["activity_fig"] = sel.activity_figure(ctx["activity"])
     ctx["acquisition"] = acquisition_settings()
-    # the Retrain form offers the encoders a retrain can start from
-    ctx["encoders"] = [r for r in models_sel.encoder_table() if not r["problem"]]
+    # the Retrain form offers the encoders a retrain can start from (not retired, the
+    # retrain's architecture), and the campaign setting as its default
+    ctx["encoders"] = [r for r in models_sel.encoder_table() if r["offered"]]
+    ctx["campaign_encoder"] = campaign_encoder()
     return render(request, "console/campaign.html", ctx)
 
 

@@ -1,5 +1,5 @@
 """Models: every version with its card, the paper's metrics across rounds, promote / roll back;
-the pretrained encoders (never live) on their own."""
+the pretrained encoders (never live) on their own, and retiring one."""
 
 from django.contrib import messages
 from django.db import transaction
@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labelapp.models import ModelVersion, PretrainedEncoder
 from labelapp.selectors import models as sel
+from labelapp.services.learning.encoders import EncoderError, campaign_encoder, retire_encoder
 from labelapp.services.learning.steering import PRETRAIN_APPROACHES
 from labelapp.services.operations.audit import record_audit
 from labelapp.views.console.access import scientist_required
@@ -37,7 +38,32 @@ def model_list(request):
 @require_GET
 def encoder_detail(request, pk: int):
     enc = get_object_or_404(PretrainedEncoder, pk=pk)
-    return render(request, "console/encoder_detail.html", sel.encoder_detail(enc))
+    ctx = sel.encoder_detail(enc)
+    campaign = campaign_encoder()
+    ctx["is_campaign_start"] = campaign is not None and campaign.pk == enc.pk
+    return render(request, "console/encoder_detail.html", ctx)
+
+
+@scientist_required
+@require_POST
+def encoder_retire(request, pk: int):
+    """Retire an encoder (kept for provenance, no longer offered to retrains); refused
+    while the campaign's retrains start from it. Audited."""
+    enc = get_object_or_404(PretrainedEncoder, pk=pk)
+    try:
+        changed = retire_encoder(
+            user=request.user, encoder_id=enc.pk, reason=request.POST.get("reason", "")
+        )
+    except EncoderError as exc:
+        messages.error(request, f"Not retired: {exc}.")
+    else:
+        if changed:
+            messages.success(
+                request, f"Encoder v{pk} retired: it is kept, but no retrain starts from it."
+            )
+        else:
+            messages.info(request, f"Encoder v{pk} was already retired.")
+    return redirect("console-encoder", pk=pk)
 
 
 @scientist_required
