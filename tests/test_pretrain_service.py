@@ -178,6 +178,48 @@ def test_a_retrain_starts_from_the_encoders_trunks_and_its_card_says_so(
     assert not torch.equal(starts[0]["fc1.weight"], starts[1]["fc1.weight"])
 
 
+def test_the_retrain_the_platform_starts_itself_starts_from_the_campaigns_encoder(
+    catalogue, monkeypatch, sci
+):
+    """retrain_model as the nightly retrain sends it (no start named): the campaign
+    setting's encoder, its trunks loaded, and the card says who chose it."""
+    from labelapp import tasks
+    from labelapp.services.learning.encoders import set_campaign_encoder
+
+    enc = pretrain_encoder(n=200, **QUICK)
+    set_campaign_encoder(user=sci.user, encoder_id=enc.pk)
+    starts = []
+    real_load = mlcore_training._load_init
+
+    def spy(model, init, mcfg):
+        real_load(model, init, mcfg)
+        starts.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    monkeypatch.setattr(mlcore_training, "_load_init", spy)
+    from types import SimpleNamespace
+
+    from labelapp.services.learning import promotion
+
+    monkeypatch.setattr(  # no evaluation set here: the gate is not what this is about
+        promotion, "gate_model", lambda **kw: SimpleNamespace(promoted=False, reason="skipped")
+    )
+    pk = tasks.retrain_model(label_source="truth", epochs=1, max_time_s=20, members=1)
+    card = ModelVersion.objects.get(pk=pk).card
+    assert card["pretrained_from"]["encoder"] == enc.pk
+    assert card["start"] == {
+        "from": f"pretrained encoder v{enc.pk}", "encoder": enc.pk, "chosen_by": "campaign setting"
+    }  # fmt: skip
+    assert len(starts) == 1
+    for k, v in trunk_state(load_checkpoint(enc.directory)).items():
+        assert torch.equal(starts[0][k], v), k
+    html = sci.get(reverse("console-model", args=[pk])).content.decode()
+    assert f"pretrained encoder v{enc.pk}" in html and "the campaign's retrain setting" in html
+    # a request that names no encoder trains from scratch, and its card says so
+    version = train_model_version(label_source="truth", epochs=1, max_time_s=20, members=1)
+    assert "pretrained_from" not in version.card
+    assert version.card["start"] == {"from": "scratch", "encoder": None, "chosen_by": "request"}
+
+
 def test_refusals_name_the_reason_and_queue_nothing(
     catalogue, sci, django_capture_on_commit_callbacks
 ):
