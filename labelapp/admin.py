@@ -119,7 +119,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(PretrainedEncoder)
 class PretrainedEncoderAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "approach", "n_candidates", "created_at", "directory")
+    list_display = ("pk", "approach", "n_candidates", "created_at", "retired_at", "directory")
     list_filter = ("approach",)
 
 
