@@ -299,7 +299,9 @@ def main() -> None:
     if a.report:
         write_md(res, out_path.with_suffix(".md"))
         return
-    res["config"] = {k: v for k, v in vars(a).items() if k not in ("held_back", "report")}
+    args = {k: v for k, v in vars(a).items() if k not in ("report",)}
+    res.setdefault("invocations", []).append(args)  # which bases / methods / scenarios ran
+    res["config"] = {k: v for k, v in args.items() if k.startswith("n_") or k == "epochs"}
     res["pseudo"] = PSEUDO
     t0 = time.perf_counter()
     methods = [m for m in a.methods.split(",") if m]
