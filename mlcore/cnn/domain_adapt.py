@@ -331,8 +331,8 @@ def pseudo_labels(
     """Indices of confident predictions for self-training: probability >= ``threshold``
     (labelled real) or <= 1 - ``threshold`` (not real), with as many of each class kept
     (the most confident first) so the pseudo-labels do not carry the model's bias towards
-    one class into training. ``sn`` is accepted for the regime-balanced split the caller
-    may do; picks are made per S/N regime (<= 5.5, > 5.5) so both regimes contribute."""
+    one class into training. Picks are made per S/N regime (``sn`` <= 5.5, > 5.5), so
+    both regimes contribute."""
     probs = np.asarray(probs, dtype=np.float64)
     sn = np.asarray(sn, dtype=np.float64)
     if probs.shape != sn.shape or probs.ndim != 1:
