@@ -76,6 +76,54 @@ def test_two_rounds_of_the_loop(tmp_path, settings, capsys):
     assert live.card["n_labels"] == len(consensus_targets()) and not held & set(consensus_targets())
 
 
+@pytest.mark.slow
+def test_pretrained_campaign_starts_every_retrain_from_one_encoder(tmp_path, settings):
+    """--pretrain: an encoder pretrained on the catalogue before round 1 (no label read,
+    the held-out sample left out), and every round's retrain starts from it."""
+    from labelapp.models import PretrainedEncoder
+
+    settings.MODELS_DIR = tmp_path / "models"
+    settings.VOTE_RATE_LIMIT = 10**6
+    ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(300, seed=5)))
+    call_command(
+        "run_campaign", "--rounds", "2", "--labels-per-round", "20", "--volunteers", "15",
+        "--epochs", "1", "--holdout", "30", "--pretrain", "masked", "--pretrain-epochs", "1",
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    report = json.loads((tmp_path / "out" / "bald.json").read_text())
+    enc = PretrainedEncoder.objects.get()  # one encoder for the whole campaign
+    assert enc.approach == "masked" and enc.card["epochs"] == 1
+    # the catalogue less the held-out sample; pretrained before any label existed
+    assert enc.n_candidates == 300 - 30 and enc.card["selection"]["holdout_excluded"]
+    assert enc.created_at < Vote.objects.order_by("created_at").first().created_at
+    assert report["config"]["pretrain"] == "masked" and report["config"]["pretrain_epochs"] == 1
+    assert report["encoder"]["encoder"] == enc.pk
+    assert report["encoder"]["weights_sha256"] == enc.card["weights_sha256"]
+    versions = ModelVersion.objects.order_by("pk")
+    assert versions.count() == 2
+    assert all(v.card["pretrained_from"]["encoder"] == enc.pk for v in versions)
+    # the same settings, strategies' reports side by side: the report says they match
+    reports = {"bald": report, "random": json.loads(json.dumps(report))}
+    reports["random"]["config"]["strategy"] = "random"
+    html = write_comparison(reports, tmp_path / "cmp").read_text()
+    summary = json.loads((tmp_path / "cmp" / "campaign.json").read_text())["summary"]
+    assert summary["same_encoder"] is True
+    assert "fine-tuned from a masked encoder pretrained on the catalogue (1 epochs" in html
+    reports["random"]["encoder"]["weights_sha256"] = "other"
+    write_comparison(reports, tmp_path / "cmp")
+    summary = json.loads((tmp_path / "cmp" / "campaign.json").read_text())["summary"]
+    assert summary["same_encoder"] is False
+
+
+def test_campaign_from_scratch_records_no_encoder(tmp_path):
+    reports = {"bald": {"rounds": [{"labels_total": 10, "labels_trained": 8, "votes_total": 30,
+                                    "bacc_low": 0.8, "bacc_high": 0.9}],
+                        "config": {"strategy": "bald", "power": 1.0}}}  # fmt: skip
+    html = write_comparison(reports, tmp_path).read_text()
+    assert "fine-tuned from" not in html
+    assert "same_encoder" not in json.loads((tmp_path / "campaign.json").read_text())["summary"]
+
+
 def test_bad_acquisition_settings_fail_before_any_vote(tmp_path):
     ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(60, seed=2)))
     with pytest.raises(CommandError, match="power must be finite and > 0"):
@@ -88,6 +136,11 @@ def test_bad_acquisition_settings_fail_before_any_vote(tmp_path):
         call_command("run_campaign", "--rounds", "1", "--mc-samples", "0")
     with pytest.raises(CommandError, match="--members must be at least 1"):
         call_command("run_campaign", "--rounds", "1", "--members", "0")
+    with pytest.raises(CampaignError, match="--pretrain must be one of"):
+        run_campaign(config=CampaignConfig(pretrain="autoencoder"), log=lambda m: None)
+    with pytest.raises(CommandError, match="--pretrain-epochs must be between 1 and 200"):
+        call_command("run_campaign", "--rounds", "1", "--pretrain", "masked",
+                     "--pretrain-epochs", "0")  # fmt: skip
     assert Vote.objects.count() == 0
 
 
@@ -250,6 +303,7 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
         "run_campaign", "--compare", "bald,random", "--rounds", "3", "--power", "2",
         "--mc-samples", "7", "--random-fraction", "0.2", "--seed", "4", "--out", str(tmp_path),
         "--diversity", "kcenter", "--keep", "last", "--members", "3", "--carry-fraction", "0.25",
+        "--pretrain", "masked", "--pretrain-epochs", "2",
     )  # fmt: skip
     runs = [c[2:] for c in calls if c[2] == "run_campaign"]
     assert [r[r.index("--strategy") + 1] for r in runs] == ["bald", "random"]
@@ -262,5 +316,6 @@ def test_compare_runs_each_strategy_with_the_same_options(tmp_path, monkeypatch)
         assert "--holdout" not in opts  # unset: each run takes its own default
         assert opts["--keep"] == "last" and opts["--members"] == "3"
         assert opts["--carry-fraction"] == "0.25"
+        assert opts["--pretrain"] == "masked" and opts["--pretrain-epochs"] == "2"
     assert (tmp_path / "campaign.html").exists()
     assert json.loads((tmp_path / "campaign.json").read_text())["summary"]["random_labels"] == 10

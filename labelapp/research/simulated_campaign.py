@@ -43,6 +43,7 @@ from labelapp.models import (
 from labelapp.research.simulated_volunteers import SimulatedCrowd
 from labelapp.services.crowd.aggregation import aggregate_votes
 from labelapp.services.crowd.gold import seed_gold_from_truth
+from labelapp.services.learning.encoders import encoder_summary
 from labelapp.services.learning.holdout import HoldoutError, hold_out_from_truth
 from labelapp.services.learning.promotion import gate_model, live_model
 from labelapp.services.learning.rounds import RoundError, acquisition_config, start_round
@@ -55,6 +56,7 @@ from labelapp.services.learning.training import (
 from mlcore.acquisition import CARRY
 from mlcore.aggregation import regime_index
 from mlcore.cnn.evaluation import balanced_accuracy
+from mlcore.cnn.pretrain import APPROACHES
 from mlcore.cnn.training import KEEP
 
 STRATEGIES = ("bald", "entropy", "margin", "random")
@@ -87,6 +89,11 @@ class CampaignConfig:
     holdout: int | None = None
     seed: int = 0
     executor: str = "inline"  # or "celery"
+    # before round 1, pretrain an encoder on the catalogue without labels (an approach of
+    # mlcore.cnn.pretrain, e.g. "masked"; None: every retrain starts from scratch) and
+    # start every retrain from it
+    pretrain: str | None = None
+    pretrain_epochs: int = 5
     step_timeout_s: float = 3600.0  # celery: longest wait for one task of the chain
 
 
@@ -94,9 +101,13 @@ class CampaignConfig:
 class CampaignReport:
     config: CampaignConfig
     rounds: list[dict] = field(default_factory=list)
+    encoder: dict | None = None  # the pretrained encoder every retrain started from
 
     def to_json(self) -> str:
-        return json.dumps({"config": asdict(self.config), "rounds": self.rounds}, indent=2)
+        out = {"config": asdict(self.config), "rounds": self.rounds}
+        if self.encoder is not None:
+            out["encoder"] = self.encoder
+        return json.dumps(out, indent=2)
 
 
 def _retired_count() -> int:
@@ -199,6 +210,12 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
         raise CampaignError(f"acquisition settings: {exc}") from exc
     if config.executor not in ("inline", "celery"):
         raise CampaignError(f"executor must be 'inline' or 'celery', not {config.executor!r}")
+    if config.pretrain is not None and config.pretrain not in APPROACHES:
+        raise CampaignError(f"--pretrain must be one of {APPROACHES}, not {config.pretrain!r}")
+    if not 1 <= config.pretrain_epochs <= 200:
+        raise CampaignError(
+            f"--pretrain-epochs must be between 1 and 200, not {config.pretrain_epochs}"
+        )
     # Settings checked: from here on the campaign writes to the database.
     seed_gold_from_truth(per_kind=config.gold_per_kind)
     if holdout:  # the gate's evaluation set: half from each regime, never trained on
@@ -211,6 +228,9 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
         pk=1, defaults={"acquisition": acq, "updated_by": f"run_campaign ({config.strategy})"}
     )
     report = CampaignReport(config=replace(config, holdout=holdout))
+    encoder_id = None
+    if config.pretrain:  # after the hold-out, which pretraining leaves out; reads no label
+        encoder_id, report.encoder = _pretrain(config, log)
     crowd = SimulatedCrowd(n_volunteers=config.volunteers, seed=config.seed)
     # round 1: no model yet, low S/N first (the same for every strategy)
     start_round(model_version=None)
@@ -226,9 +246,9 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
             if sim.votes == 0:
                 break
         if config.executor == "celery":
-            run, version, promoted = _learn_via_celery(config, k)
+            run, version, promoted = _learn_via_celery(config, k, encoder_id)
         else:
-            run, version, promoted = _learn_inline(config, k)
+            run, version, promoted = _learn_inline(config, k, encoder_id)
         model = live_model()
         metrics = evaluate_against_truth(model)
         held = evaluate_against_truth(model, holdout_only=True)
@@ -263,8 +283,27 @@ def run_campaign(*, config: CampaignConfig, log: Callable[[str], None] = print) 
     return report
 
 
-def _learn_inline(config: CampaignConfig, k: int):
-    """Aggregate, train, gate, and score on promotion, in this process."""
+def _pretrain(config: CampaignConfig, log: Callable[[str], None]) -> tuple[int, dict]:
+    """The platform's pretraining service on the whole catalogue (less the held-out
+    sample), seeded by the campaign's seed: the same survey and seed give every strategy
+    the same encoder (its weights hash is in the report to check). (encoder id, summary)"""
+    from labelapp.services.learning.pretraining import PretrainingError, pretrain_encoder
+
+    t0 = time.perf_counter()
+    try:
+        enc = pretrain_encoder(
+            approach=config.pretrain, epochs=config.pretrain_epochs, seed=config.seed
+        )
+    except PretrainingError as exc:
+        raise CampaignError(f"--pretrain: {exc}") from exc
+    summary = encoder_summary(enc) | {"seconds": round(time.perf_counter() - t0, 1)}
+    log(json.dumps({"pretrained": {k: v for k, v in summary.items() if k != "loss_curve"}}))
+    return enc.pk, summary
+
+
+def _learn_inline(config: CampaignConfig, k: int, encoder_id: int | None = None):
+    """Aggregate, train (from the encoder, if any), gate, and score on promotion, in this
+    process."""
     run = aggregate_votes()
     try:
         version = train_model_version(
@@ -273,6 +312,7 @@ def _learn_inline(config: CampaignConfig, k: int):
             seed=config.seed,
             keep=config.keep,
             members=config.members,
+            encoder_id=encoder_id,
         )
     except TrainingError as exc:
         raise CampaignError(f"round {k}: {exc}") from exc
@@ -295,7 +335,7 @@ def _wait(condition: Callable[[], object], timeout: float, what: str):
     )
 
 
-def _learn_via_celery(config: CampaignConfig, k: int):
+def _learn_via_celery(config: CampaignConfig, k: int, encoder_id: int | None = None):
     """The same step through the real task chain; waits on the rows the tasks write."""
     from labelapp import tasks
 
@@ -322,6 +362,7 @@ def _learn_via_celery(config: CampaignConfig, k: int):
         seed=config.seed,
         keep=config.keep,
         members=config.members,
+        encoder_id=encoder_id,
     )
     done = (TaskProgress.State.DONE, TaskProgress.State.FAILED)
     row = _wait(
@@ -423,6 +464,10 @@ def write_comparison(reports: dict[str, dict], out_dir: Path) -> Path:
                 summary[f"{name}_trained_labels_to_reach_random_final_holdout"] = need
                 if need:
                     summary[f"{name}_trained_label_ratio_holdout"] = round(need / base, 3)
+    encoders = {n: (r.get("encoder") or {}).get("weights_sha256") for n, r in reports.items()}
+    if any(encoders.values()):  # pretrained: did every strategy start from the same weights?
+        summary["encoder_weights_sha256"] = encoders
+        summary["same_encoder"] = len(set(encoders.values())) == 1
     (out_dir / "campaign.json").write_text(
         json.dumps({"summary": summary, "strategies": reports}, indent=2)
     )
@@ -510,6 +555,11 @@ def _settings_line(config: dict) -> str:
     acq += f", unsettled carried over (up to {carry} of a batch)" if carry else ", no carry-over"
     members = config.get("members", 1)
     model = f"ensembles of {members} CNNs" if members > 1 else "one CNN"
+    if config.get("pretrain"):  # absent: a report from before the option (from scratch)
+        model += (
+            f" fine-tuned from a {config['pretrain']} encoder pretrained on the catalogue "
+            f"({config.get('pretrain_epochs')} epochs, no labels)"
+        )
     return (
         f"{acq}; {config.get('rounds')} rounds x {config.get('labels_per_round')} labels, "
         f"{config.get('volunteers')} volunteers, {model}, {config.get('epochs')} epochs, "

@@ -19,6 +19,7 @@ from labelapp.research.simulated_campaign import (
     write_comparison,
 )
 from mlcore.acquisition import DIVERSITY
+from mlcore.cnn.pretrain import APPROACHES
 from mlcore.cnn.training import KEEP
 
 # CampaignConfig fields set from the options of the same name; --compare passes them on
@@ -26,7 +27,7 @@ from mlcore.cnn.training import KEEP
 PASSED_ON = (
     "rounds", "labels_per_round", "volunteers", "epochs", "random_fraction", "low_sn_weight",
     "power", "carry_fraction", "mc_samples", "diversity", "holdout", "keep", "members", "seed",
-    "executor",
+    "executor", "pretrain", "pretrain_epochs",
 )  # fmt: skip
 
 
@@ -104,6 +105,20 @@ class Command(BaseCommand):
             type=int,
             default=CampaignConfig.members,
             help="CNNs per retrained model (a deep ensemble when more than 1)",
+        )
+        parser.add_argument(
+            "--pretrain",
+            choices=APPROACHES,
+            default=CampaignConfig.pretrain,
+            help="before round 1, pretrain an encoder on the whole catalogue without labels "
+            "(the held-out sample left out; costs no label) and start every retrain from it "
+            "(default: from scratch)",
+        )
+        parser.add_argument(
+            "--pretrain-epochs",
+            type=int,
+            default=CampaignConfig.pretrain_epochs,
+            help="with --pretrain: pretraining epochs",
         )
         parser.add_argument("--seed", type=int, default=CampaignConfig.seed)
         parser.add_argument(
