@@ -35,14 +35,17 @@ def test_training_killed_midway_is_redone_and_the_round_completes(tmp_path, sett
     cpu = start_celery("worker", env, logs[1], "-Q", "cpu", "--hostname", "cpu@%h")
     gpu2 = None
     try:
-        retrain_model.delay(label_source="truth", epochs=200, max_time_s=8)
+        # 40 s: the redelivered run must train enough epochs to pass the gate (the first
+        # is killed 3 s in); at 8 s an epoch of today's augmented recipe (~9 s on the CI
+        # machine) left one epoch, a model the gate rejected, and no round to wait for.
+        retrain_model.delay(label_source="truth", epochs=200, max_time_s=40)
         wait_for(
             lambda: "retrain_model[" in logs[0].read_text(),
             120,
             "the gpu worker to take the training task",
             logs,
         )
-        time.sleep(3)  # well inside the 8 s of training
+        time.sleep(3)  # well inside the 40 s of training
         os.killpg(gpu1.pid, signal.SIGKILL)
         gpu1.wait()
         assert "succeeded" not in logs[0].read_text()
