@@ -103,6 +103,23 @@ def test_the_run_retires_nothing_on_unproven_votes_alone(settings):
     assert aggregate_votes().n_retired > 0
 
 
+@pytest.mark.parametrize("proven", [True, False])
+def test_the_run_settles_the_expert_queue_on_proven_evidence(proven):
+    """Candidates waiting for an expert (sent there at the vote cap while their voters were
+    unproven) are retired by the run when their votes are now confident with proven support;
+    on unproven votes alone they stay with the experts."""
+    cands, *_ = _campaign(20, proven=proven)
+    Candidate.objects.filter(pk__in=[c.pk for c in cands]).update(status="expert")
+    run = aggregate_votes()
+    events = RetirementEvent.objects.filter(run=run)
+    assert run.n_retired == events.count() == Candidate.objects.filter(status="retired").count()
+    if proven:
+        assert run.n_retired > 10
+        assert set(events.values_list("from_status", "reason")) == {("expert", "batch")}
+    else:
+        assert run.n_retired == 0
+
+
 def test_live_posterior_refreshed_only_where_no_vote_arrived_since():
     cands, *_ = _campaign(4)
     for c in cands:

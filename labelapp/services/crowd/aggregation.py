@@ -18,7 +18,7 @@ import time
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from labelapp.errors import InvalidInput
 from labelapp.models import (
@@ -218,8 +218,6 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
     """Per candidate: proven yes votes minus proven no votes (mlcore.aggregation.evidence).
     Dawid-Skene learns skills from agreement, so a crowd of sybils agreeing with each other
     would look skilled to it: only gold-proven volunteers (and experts) give support."""
-    from django.db.models import Q
-
     rows = Volunteer.objects.filter(pk__in=vol_ids.tolist()).values_list(
         "pk", "n_gold", "n_gold_correct", "n_peer", "n_peer_agree", "n_model", "n_model_agree"
     )
@@ -248,8 +246,10 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
 
 
 def _retire_confident(run, cand_ids, result, gold, support=None) -> int:
-    """Active, non-gold candidates the run found confident are retired (and recorded) --
-    only where the proven votes lean the same way (``support``: proven yes minus no)."""
+    """Open, non-gold candidates the run found confident are retired (and recorded) -- only
+    where the proven votes lean the same way (``support``: proven yes minus no). Open: active,
+    or waiting for an expert with no expert answer yet (sent there uncertain at the vote cap
+    while most of its voters were unproven; proven since, their votes may settle it)."""
     decision = retirement_rule().decide(result.posterior, result.n_votes)
     if support is not None:
         # as many net proven votes as PROVEN_SUPPORT_LLR is worth at the default skill
@@ -261,20 +261,22 @@ def _retire_confident(run, cand_ids, result, gold, support=None) -> int:
     if not len(pick):
         return 0
     ids = cand_ids[pick].tolist()
-    active = set(
-        Candidate.objects.filter(pk__in=ids, status=Candidate.Status.ACTIVE)
-        .select_for_update(no_key=True)  # does not block FK checks of incoming votes
-        .values_list("pk", flat=True)
+    Status = Candidate.Status
+    open_ = Q(status=Status.ACTIVE) | Q(status=Status.EXPERT, consensus__expert_label__isnull=True)
+    was = dict(
+        Candidate.objects.filter(open_, pk__in=ids)
+        .select_for_update(no_key=True, of=("self",))  # does not block FK checks of votes
+        .values_list("pk", "status")
     )
-    chosen = [i for i in pick.tolist() if int(cand_ids[i]) in active]
+    chosen = [i for i in pick.tolist() if int(cand_ids[i]) in was]
     Candidate.objects.filter(
-        pk__in=[int(cand_ids[i]) for i in chosen], status=Candidate.Status.ACTIVE
-    ).update(status=Candidate.Status.RETIRED)
+        pk__in=[int(cand_ids[i]) for i in chosen], status__in=(Status.ACTIVE, Status.EXPERT)
+    ).update(status=Status.RETIRED)
     RetirementEvent.objects.bulk_create(
         [
             RetirementEvent(
                 candidate_id=int(cand_ids[i]),
-                from_status="active",
+                from_status=was[int(cand_ids[i])],
                 to_status="retired",
                 reason=RetirementEvent.Reason.BATCH,
                 posterior=float(result.posterior[i]),

@@ -214,8 +214,14 @@ def _learn_from_gold(*, vote: Vote, regime: int, truth: bool, sign: int) -> None
         )
 
 
-def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> ConsensusUpdate:
+def update_consensus(
+    *, candidate_id: int, trigger: Vote | None = None, settle_expert: bool = False
+) -> ConsensusUpdate:
     """Recompute one candidate's live posterior from its votes and apply the retirement rule.
+
+    ``settle_expert``: a candidate waiting for an expert (sent there uncertain at the vote
+    cap, no expert answer yet) may be retired too, when its votes are now confident with
+    proven support (a voter proved their skill since: :func:`peers.recheck_on_promotion`).
 
     Three statements, in its own transaction or in the caller's (``services.votes`` runs it
     in the vote's transaction):
@@ -327,13 +333,12 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
                 else RetirementEvent.Reason.CONFIDENT
             )
         changed = False
-        if new != old and old == Candidate.Status.ACTIVE:
+        pending = old == Candidate.Status.EXPERT and expert_label is None
+        if new == Candidate.Status.RETIRED and settle_expert and pending:
+            changed = _set_status(cur, t, candidate_id, old, new)
+        elif new != old and old == Candidate.Status.ACTIVE:
             # conditional: only the transaction that moves it out of the queue records it
-            cur.execute(
-                f"UPDATE {t.candidate} SET status = %s WHERE id = %s AND status = %s",  # noqa: S608
-                [new, candidate_id, Candidate.Status.ACTIVE],
-            )
-            changed = cur.rowcount == 1
+            changed = _set_status(cur, t, candidate_id, old, new)
         if changed:
             cur.execute(
                 f"INSERT INTO {t.event} (candidate_id, from_status, to_status, reason, "  # noqa: S608
@@ -350,6 +355,15 @@ def update_consensus(*, candidate_id: int, trigger: Vote | None = None) -> Conse
         voter_demoted=demoted,
         peer_credits=credits,
     )
+
+
+def _set_status(cur, t, candidate_id: int, old: str, new: str) -> bool:
+    """Move the candidate from ``old`` to ``new``; False when someone moved it first."""
+    cur.execute(
+        f"UPDATE {t.candidate} SET status = %s WHERE id = %s AND status = %s",  # noqa: S608
+        [new, candidate_id, old],
+    )
+    return cur.rowcount == 1
 
 
 class _VoteEvidence(NamedTuple):

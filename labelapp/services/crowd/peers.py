@@ -6,7 +6,8 @@ and lie elsewhere. Live consensus (services.crowd.consensus) counts the comparis
 new vote; :func:`credit_peers` gives the earlier voters theirs after commit; when a voter
 loses proven status, :func:`recheck_settled_by` re-opens what is no longer settled without
 it. Voiding a volunteer's votes (services.crowd.moderation) re-opens with the same
-:func:`reopen_if_unsettled`.
+:func:`reopen_if_unsettled`. The other way round, when a volunteer's gold answers prove them,
+:func:`recheck_on_promotion` re-counts what they voted on while unproven.
 """
 
 from __future__ import annotations
@@ -109,6 +110,49 @@ def recheck_settled_by(*, volunteer_id: int) -> list[int]:
         detail={"rechecked": len(retired), "reopened": [detectids[c] for c in reopened]},
     )
     return [detectids[c] for c in reopened]
+
+
+def just_proven_by_gold(volunteer: Volunteer, *, n_gold_before: int, right_before: int) -> bool:
+    """Did the gold answer just counted (the in-memory counters are after it) make the
+    volunteer proven? Peer and model comparisons as loaded with the volunteer."""
+
+    def proven(n_gold: int, right: int) -> bool:
+        return is_proven(
+            n_gold, right, min_gold=settings.PROVEN_MIN_GOLD,
+            min_accuracy=settings.PROVEN_MIN_ACCURACY, n_peer=volunteer.n_peer,
+            n_peer_agree=volunteer.n_peer_agree, n_model=volunteer.n_model,
+            n_model_agree=volunteer.n_model_agree, min_peer=settings.PEER_MIN_COMPARISONS,
+            min_model=settings.MODEL_MIN_COMPARISONS, peer_z=settings.PEER_Z,
+        )  # fmt: skip
+
+    after = proven(volunteer.n_gold, volunteer.n_gold_correct)
+    return after and not proven(n_gold_before, right_before)
+
+
+def recheck_on_promotion(*, volunteer_id: int) -> int:
+    """The volunteer's gold answers just proved them: their earlier votes, cast while they
+    were unproven, now count in full (services.crowd.consensus counts proof at recompute
+    time), but the candidates they voted on are recomputed only when another vote arrives.
+    Recompute those still open now -- active, or waiting for an expert without an answer
+    (sent there at the vote cap while the evidence was unproven) -- so what is now settled
+    retires at once instead of drawing more votes. Each candidate in its own short
+    transaction, after the promoting vote committed. Returns how many retired.
+
+    In a fresh campaign every volunteer starts unproven at the same time, and the queue's top
+    candidates took up to the vote cap from newcomers in their first minutes: this is most of
+    what proving costs honest newcomers (docs/security.md)."""
+    open_ = (Candidate.Status.ACTIVE, Candidate.Status.EXPERT)
+    ids = list(
+        Vote.objects.filter(volunteer_id=volunteer_id, was_gold=False, candidate__status__in=open_)
+        .order_by("candidate_id")
+        .values_list("candidate_id", flat=True)
+    )
+    retired = 0
+    for cid in ids:
+        with transaction.atomic():
+            update = update_consensus(candidate_id=cid, settle_expert=True)
+        retired += update.changed_status and update.status == Candidate.Status.RETIRED
+    return retired
 
 
 def reopen_if_unsettled(

@@ -171,8 +171,11 @@ def submit_vote(
         row = cur.fetchone()
         if row is not None:
             vote.pk = row[0]
+            gold_before = (volunteer.n_gold, volunteer.n_gold_correct)
             count_vote(volunteer, vote, correct=correct, cursor=cur)
             after_vote(vote)
+            if correct is not None:
+                _recheck_if_just_proven(volunteer, *gold_before)
     if row is None:  # another request (a second tab, a retry) recorded this vote first
         existing = Vote.objects.filter(volunteer=volunteer, candidate=candidate).first()
         if existing is None:  # taken back in between: rare enough to be an error
@@ -182,6 +185,17 @@ def submit_vote(
             )
         return _result(existing, created=False, gold=gold)
     return VoteResult(vote=vote, created=True, gold=gold, correct=correct)
+
+
+def _recheck_if_just_proven(volunteer: Volunteer, n_gold_before: int, right_before: int) -> None:
+    """After a gold answer: if it proved the volunteer, re-count what they voted on while
+    unproven once the vote commits (services.crowd.peers.recheck_on_promotion). Happens once
+    per volunteer (more only if they lose proof and win it back): not a per-vote cost."""
+    from labelapp.services.crowd.peers import just_proven_by_gold, recheck_on_promotion
+
+    if just_proven_by_gold(volunteer, n_gold_before=n_gold_before, right_before=right_before):
+        pk = volunteer.pk
+        transaction.on_commit(lambda: recheck_on_promotion(volunteer_id=pk), robust=True)
 
 
 def vote_rate_rule(volunteer_pk: int) -> RateRule:

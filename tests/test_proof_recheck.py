@@ -1,0 +1,114 @@
+"""When gold proves a volunteer, what they voted on while unproven is re-counted at once
+(services.crowd.peers.recheck_on_promotion), and a candidate sent to the experts at the
+vote cap while its voters were unproven can still be settled by their votes (the batch
+run's side: tests/test_aggregation_service.py). What proving costs honest newcomers: docs/security.md."""
+
+from __future__ import annotations
+
+import pytest
+
+from labelapp.models import Candidate, RetirementEvent
+from labelapp.services.crowd.votes import submit_vote
+from tests.factories_volunteers import (
+    make_candidates,
+    make_gold,
+    make_proven_volunteer,
+    make_volunteer,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_cache")]
+
+
+@pytest.fixture(autouse=True)
+def _rules(settings, default_retirement_rules):
+    settings.PROVEN_MIN_GOLD, settings.PROVEN_MIN_ACCURACY = 4, 0.7
+    settings.UNPROVEN_MAX_LLR = 2.0
+
+
+def _gold(n: int = 4) -> list[Candidate]:
+    gold = make_candidates(n, first_id=6_000_000, sn0=6.0)  # high S/N, like the candidates
+    for g in gold:
+        make_gold(g, is_real=True)
+    return gold
+
+
+def _prove(volunteer, gold, capture) -> None:
+    """Four right gold answers; the promotion's re-check runs when the last one commits."""
+    for g in gold[:-1]:
+        submit_vote(volunteer=volunteer, detectid=g.detectid, answer="yes")
+    with capture(execute=True) as callbacks:
+        submit_vote(volunteer=volunteer, detectid=gold[-1].detectid, answer="yes")
+    assert callbacks, "the promoting gold answer scheduled no re-check"
+
+
+def _status(c) -> str:
+    c.refresh_from_db()
+    return c.status
+
+
+def test_a_newcomers_vote_counts_the_moment_gold_proves_them(django_capture_on_commit_callbacks):
+    """Two proven 'yes' (2.2 of log-odds, under the 2.94 a retirement needs) and a
+    newcomer's 'yes', which cannot hasten a retirement while unproven. Their fourth right
+    gold answer proves them: the candidate is recomputed then (2.2 + 1.25 = 3.45) and
+    retires, without waiting for another vote."""
+    gold = _gold()
+    (c,) = make_candidates(1, sn0=6.0)
+    newcomer = make_volunteer()
+    submit_vote(volunteer=newcomer, detectid=c.detectid, answer="yes")
+    for _ in range(2):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    assert _status(c) == Candidate.Status.ACTIVE
+    _prove(newcomer, gold, django_capture_on_commit_callbacks)
+    assert _status(c) == Candidate.Status.RETIRED
+    event = RetirementEvent.objects.get(candidate=c)
+    assert (event.from_status, event.reason) == ("active", RetirementEvent.Reason.CONFIDENT)
+
+
+def test_a_candidate_at_the_vote_cap_leaves_the_expert_queue_once_its_voter_is_proven(
+    settings, django_capture_on_commit_callbacks
+):
+    """At the vote cap the same three votes send it to the experts (uncertain on proven
+    evidence); proving the newcomer settles it, with the move recorded."""
+    settings.RETIRE_MAX_VOTES = 3
+    gold = _gold()
+    (c,) = make_candidates(1, sn0=6.0)
+    newcomer = make_volunteer()
+    submit_vote(volunteer=newcomer, detectid=c.detectid, answer="yes")
+    for _ in range(2):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    assert _status(c) == Candidate.Status.EXPERT
+    _prove(newcomer, gold, django_capture_on_commit_callbacks)
+    assert _status(c) == Candidate.Status.RETIRED
+    last = RetirementEvent.objects.filter(candidate=c).latest("pk")
+    assert (last.from_status, last.to_status) == ("expert", "retired")
+
+
+def test_proof_does_not_settle_what_is_still_uncertain(settings, django_capture_on_commit_callbacks):
+    """A proven newcomer who disagrees with a proven 'yes' leaves it at the experts."""
+    settings.RETIRE_MAX_VOTES = 3
+    gold = _gold()
+    (c,) = make_candidates(1, sn0=6.0)
+    newcomer = make_volunteer()
+    submit_vote(volunteer=newcomer, detectid=c.detectid, answer="no")
+    submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="yes")
+    assert _status(c) == Candidate.Status.EXPERT
+    _prove(newcomer, gold, django_capture_on_commit_callbacks)
+    assert _status(c) == Candidate.Status.EXPERT
+
+
+def test_gold_that_does_not_prove_schedules_nothing(django_capture_on_commit_callbacks):
+    """Only the answer that crosses into proven status re-checks (once per volunteer), so a
+    gold answer costs no extra work on the vote path otherwise."""
+    gold = _gold(6)
+    volunteer = make_volunteer()
+    for g in gold[:3]:
+        with django_capture_on_commit_callbacks() as callbacks:
+            submit_vote(volunteer=volunteer, detectid=g.detectid, answer="yes")
+        assert not callbacks  # not proven yet
+    with django_capture_on_commit_callbacks() as callbacks:
+        submit_vote(volunteer=volunteer, detectid=gold[3].detectid, answer="yes")
+    assert len(callbacks) == 1  # proven by this one
+    with django_capture_on_commit_callbacks() as callbacks:
+        submit_vote(volunteer=volunteer, detectid=gold[4].detectid, answer="yes")
+    assert not callbacks  # already proven
