@@ -1,7 +1,8 @@
 """When gold proves a volunteer, what they voted on while unproven is re-counted at once
 (services.crowd.peers.recheck_on_promotion), and a candidate sent to the experts at the
 vote cap while its voters were unproven can still be settled by their votes (the batch
-run's side: tests/test_aggregation_service.py). What proving costs honest newcomers: docs/security.md."""
+run's side: tests/test_aggregation_service.py). What proving costs honest newcomers:
+docs/security.md."""
 
 from __future__ import annotations
 
@@ -83,7 +84,9 @@ def test_a_candidate_at_the_vote_cap_leaves_the_expert_queue_once_its_voter_is_p
     assert (last.from_status, last.to_status) == ("expert", "retired")
 
 
-def test_proof_does_not_settle_what_is_still_uncertain(settings, django_capture_on_commit_callbacks):
+def test_proof_does_not_settle_what_is_still_uncertain(
+    settings, django_capture_on_commit_callbacks
+):
     """A proven newcomer who disagrees with a proven 'yes' leaves it at the experts."""
     settings.RETIRE_MAX_VOTES = 3
     gold = _gold()
