@@ -124,6 +124,7 @@ EXPECTED = {
     "console-score": CONSOLE_POST,
     "console-acquisition": CONSOLE,
     "console-retrain-settings": CONSOLE_POST,
+    "console-scoring-settings": CONSOLE_POST,
     "console-exports": CONSOLE,
     "console-export-catalogue": CONSOLE,
     "console-export-votes": CONSOLE,

@@ -39,6 +39,7 @@ CATALOGUE_COLUMNS: dict[str, tuple[str, Any]] = {
     "cnn_prob": ("f8", None),
     "cnn_entropy": ("f8", u.bit),
     "cnn_bald": ("f8", u.bit),
+    "cnn_adapted": ("i2", None),  # 1: scored with its batch's statistics (AdaBN); masked: no score
     "label": ("i2", None),  # 1 real, 0 not real; masked: no label
     "label_posterior": ("f8", None),
     "label_n_votes": ("i4", None),

@@ -11,7 +11,13 @@ from labelapp.models.collections import Collection, CollectionItem, Favourite
 from labelapp.models.console import AuditEvent, CampaignSettings, ScienceToken
 from labelapp.models.levels import ArtefactAnswer
 from labelapp.models.loop import Round, RoundCandidate, ScoreChunk, TaskProgress
-from labelapp.models.ml import CandidateScore, ModelVersion, PretrainedEncoder, ShiftReport
+from labelapp.models.ml import (
+    BatchAdaptation,
+    CandidateScore,
+    ModelVersion,
+    PretrainedEncoder,
+    ShiftReport,
+)
 from labelapp.models.news import NewsItem
 from labelapp.models.survey import (
     Candidate,
@@ -44,6 +50,7 @@ __all__ = [
     "AggregationRun",
     "ArtefactAnswer",
     "AuditEvent",
+    "BatchAdaptation",
     "Board",
     "CampaignSettings",
     "ExternalScore",

@@ -40,6 +40,12 @@ class CampaignSettings(models.Model):
         help_text="The pretrained encoder retrains start from unless a request says "
         "otherwise (null: from scratch); labelapp.services.learning.encoders.",
     )
+    adapt_shifted_batches = models.BooleanField(
+        default=True,
+        help_text="Score a batch its newest shift report calls shifted or far with the live "
+        "model's BatchNorm statistics re-estimated on that batch (AdaBN); "
+        "labelapp.services.learning.adaptation.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=150, blank=True)
 

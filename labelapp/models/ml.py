@@ -39,6 +39,16 @@ class CandidateScore(models.Model):
     )
     entropy = models.FloatField(help_text="predictive entropy (bits)")
     bald = models.FloatField(help_text="mutual information (bits): the epistemic part")
+    # Null: the model as trained. Set: scored by a copy of it whose BatchNorm statistics were
+    # re-estimated on this candidate's batch (AdaBN; labelapp.services.learning.adaptation).
+    adaptation = models.ForeignKey(
+        "labelapp.BatchAdaptation",
+        null=True,
+        blank=True,
+        on_delete=models.RESTRICT,
+        related_name="scores",
+        help_text="The batch statistics (AdaBN) this score was made with; null: none.",
+    )
 
     class Meta:
         constraints = [
@@ -107,6 +117,58 @@ class ShiftReport(models.Model):
         where += f" / {self.field}" if self.field else ""
         where += f" / nights {self.nights}" if self.nights else ""
         return f"shift of {where}: {self.verdict}"
+
+
+class BatchAdaptation(models.Model):
+    """How a model version scores one ingest batch that its newest shift report flags
+    (``shifted`` or ``far``): with a copy whose BatchNorm running statistics were
+    re-estimated on the batch's own cutouts (AdaBN,
+    :func:`mlcore.cnn.domain_adapt.adapt_batchnorm`), or -- ``adapted`` False -- as
+    trained, with the reason (too few candidates, the campaign setting off). Decided once
+    per batch per model version when its scoring run is planned (again only on request);
+    the scores made with it point here (:attr:`CandidateScore.adaptation`).
+    :mod:`labelapp.services.learning.adaptation`."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="batch_adaptations"
+    )
+    batch = models.ForeignKey(
+        "labelapp.IngestBatch", on_delete=models.CASCADE, related_name="adaptations"
+    )
+    adapted = models.BooleanField(help_text="False: scored as trained, see reason")
+    reason = models.TextField()
+    shift_report = models.ForeignKey(
+        ShiftReport,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The report whose verdict asked for it.",
+    )
+    verdict = models.CharField(max_length=16, blank=True)
+    n_used = models.PositiveIntegerField(
+        default=0, help_text="candidates whose cutouts gave the statistics"
+    )
+    n_batch = models.PositiveIntegerField(default=0, help_text="candidates with cutouts")
+    seed = models.IntegerField(default=0)
+    bn_state = models.JSONField(
+        default=dict, blank=True, help_text="The re-estimated BatchNorm buffers, by name."
+    )
+    requested_by = models.CharField(max_length=150, blank=True, help_text="blank: a scoring run")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["batch_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "batch"], name="adaptation_unique_model_batch"
+            )
+        ]
+
+    def __str__(self) -> str:
+        how = "adapted" if self.adapted else "not adapted"
+        return f"v{self.model_version_id} on batch {self.batch_id}: {how}"
 
 
 class PretrainedEncoder(models.Model):

@@ -96,7 +96,9 @@ def catalogue_page(
     elif label == "none":
         filters &= Q(l__is_real__isnull=True)
     rows = list(
-        qs.filter(filters).order_by("detectid").values("pk", *_CANDIDATE_FIELDS, *_JOINED)[:limit]
+        qs.filter(filters)
+        .order_by("detectid")
+        .values("pk", *_CANDIDATE_FIELDS, *_JOINED, "s__adaptation")[:limit]
     )
     rounds: dict[int, list[int]] = {}
     pks = [r["pk"] for r in rows]
@@ -110,6 +112,8 @@ def catalogue_page(
     for r in rows:
         row = {k: r[k] for k in _CANDIDATE_FIELDS}
         row.update({api: r[k] for k, api in _JOINED.items()})
+        # scored with its batch's own statistics (AdaBN: the model card's "adaptation")
+        row["cnn_adapted"] = None if r["s__prob"] is None else r["s__adaptation"] is not None
         row["rounds"] = rounds.get(r["pk"], [])
         out.append(row)
     return out

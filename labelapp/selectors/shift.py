@@ -4,7 +4,7 @@ torch)."""
 
 from __future__ import annotations
 
-from labelapp.models import Candidate, IngestBatch, ModelVersion, ShiftReport
+from labelapp.models import BatchAdaptation, Candidate, IngestBatch, ModelVersion, ShiftReport
 
 VERDICT_CLASS = {"in distribution": "ok", "shifted": "shifted", "far": "far"}
 
@@ -14,7 +14,10 @@ def shift_overview(model_version: ModelVersion | None) -> dict:
     or None where the batch was never checked against this model; the fields across the
     catalogue; and the groups of observing nights (in date order)."""
     if model_version is None:
-        return {"model": None, "batches": [], "fields": [], "nights": [], "n_reports": 0}
+        return {
+            "model": None, "batches": [], "fields": [], "nights": [], "n_reports": 0,
+            "adaptations": [],
+        }  # fmt: skip
     latest: dict[tuple[int | None, str], ShiftReport] = {}
     nights = []
     for r in latest_reports(model_version):
@@ -23,6 +26,7 @@ def shift_overview(model_version: ModelVersion | None) -> dict:
         else:
             nights.append(r)
     nights.sort(key=lambda r: (r.night_first, r.night_last, r.batch_id or 0, r.field))
+    adapted = {a.batch_id: a for a in BatchAdaptation.objects.filter(model_version=model_version)}
     batches = []
     for b in IngestBatch.objects.order_by("pk"):
         fields = sorted(
@@ -33,6 +37,8 @@ def shift_overview(model_version: ModelVersion | None) -> dict:
                 "batch": b,
                 "fields": fields,
                 "report": _row(latest.get((b.pk, ""))),
+                # how this model scores the batch: its own statistics (AdaBN) or as trained
+                "adaptation": adapted.get(b.pk),
                 "per_field": [
                     {"field": f, "report": _row(latest.get((b.pk, f)))}
                     for f in fields
@@ -54,6 +60,7 @@ def shift_overview(model_version: ModelVersion | None) -> dict:
             for r in nights
         ],
         "n_reports": len(latest) + len(nights),
+        "adaptations": list(adapted.values()),
         "thresholds_source": next(
             (r.report.get("thresholds", {}).get("source") for r in [*latest.values(), *nights]),
             None,

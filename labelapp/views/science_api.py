@@ -113,6 +113,7 @@ class CatalogueRow(BaseModel):
     cnn_prob: float | None
     cnn_entropy: float | None
     cnn_bald: float | None
+    cnn_adapted: bool | None
     label: bool | None
     label_posterior: float | None
     label_n_votes: int | None

@@ -1,5 +1,5 @@
 """manage.py shift_report [--batch ID] [--field NAME] [--nights [--max-gap DAYS]] [--model ID]
-[--n N] [--show]"""
+[--n N] [--show] [--batch ID --rescore [--adapt]]"""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -69,6 +69,17 @@ class Command(BaseCommand):
         parser.add_argument("--n", type=int, default=2000, help="new candidates sampled")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--show", action="store_true", help="print stored reports only")
+        parser.add_argument(
+            "--rescore", action="store_true",
+            help="with --batch: after the reports, decide again how the model scores the batch "
+            "(its own batch statistics, AdaBN, when a report says shifted or far and the "
+            "campaign setting is on) and replace the batch's scores in this process",
+        )  # fmt: skip
+        parser.add_argument(
+            "--adapt", action="store_true",
+            help="with --rescore: use the batch's statistics even with the campaign setting off "
+            "(still only when a report flags the batch)",
+        )  # fmt: skip
 
     def handle(self, *args, **opts):
         from labelapp.models import IngestBatch
@@ -91,6 +102,10 @@ class Command(BaseCommand):
             raise CommandError(f"--n must be at least 100, not {opts['n']}")
         if opts["max_gap"] is not None and not opts["nights"]:
             raise CommandError("--max-gap goes with --nights")
+        if opts["rescore"] and (opts["batch"] is None or opts["nights"] or opts["field"]):
+            raise CommandError("--rescore goes with --batch (no --field, no --nights)")
+        if opts["adapt"] and not opts["rescore"]:
+            raise CommandError("--adapt goes with --rescore")
         small = []
         try:
             if opts["show"]:
@@ -133,9 +148,29 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         for row in rows:
             self.stdout.write(format_report(row) + "\n")
+        if opts["rescore"]:
+            self._rescore(mv or live_model(), get_batch(opts["batch"]), adapt=opts["adapt"])
         for g in small:
             self.stdout.write(
                 f"Nights {g.label}: {g.n} candidates with cutouts in {g.n_nights} night(s), "
                 f"no other night within the gap; a shift report needs at least {MIN_SAMPLE}: "
                 "not checked."
             )
+
+    def _rescore(self, mv, batch, *, adapt: bool) -> None:
+        from labelapp.services.learning.scoring import rescore_batch
+
+        if mv is None:
+            raise CommandError("no live model to score with")
+        row, n = rescore_batch(
+            model_version=mv,
+            batch=batch,
+            force=adapt,
+            requested_by="manage.py shift_report --adapt" if adapt else "manage.py shift_report",
+        )
+        how = (
+            "as trained: no shift report of it says shifted or far"
+            if row is None
+            else ("with its own batch statistics: " if row.adapted else "") + row.reason
+        )
+        self.stdout.write(f"Rescored batch {batch.pk} with model v{mv.pk}: {n} candidates, {how}")

@@ -1,4 +1,5 @@
-"""The acquisition settings scientists save in the console for the next rounds.
+"""The acquisition settings scientists save in the console for the next rounds, and whether
+shifted batches are scored with batch statistics (AdaBN: :mod:`.adaptation`).
 
 Kept apart from :mod:`labelapp.services.learning.steering` (which sends Celery tasks) so that
 rounds, which the tasks run, can read them without importing the task module.
@@ -62,3 +63,30 @@ def set_acquisition_settings(*, user, values: dict) -> AcquisitionConfig:
         changed = {k: [before[k], merged[k]] for k in EDITABLE if before[k] != merged[k]}
         record_audit(user=user, action="acquisition_settings", target="campaign", detail=changed)
     return config
+
+
+def adapt_setting() -> bool:
+    """Whether a batch its shift report flags is scored with batch statistics (AdaBN,
+    :mod:`labelapp.services.learning.adaptation`); on unless turned off."""
+    row = CampaignSettings.objects.filter(pk=1).only("adapt_shifted_batches").first()
+    if row is None:
+        return CampaignSettings._meta.get_field("adapt_shifted_batches").default
+    return row.adapt_shifted_batches
+
+
+def set_adapt_setting(*, user, on: bool) -> bool:
+    """Turn it on or off; audited (``scoring_settings``). It applies to scoring runs planned
+    from then on (and to ``shift_report --rescore``); scores already made keep theirs."""
+    on = bool(on)
+    with transaction.atomic():
+        before = adapt_setting()
+        CampaignSettings.objects.update_or_create(
+            pk=1, defaults={"adapt_shifted_batches": on, "updated_by": user.get_username()}
+        )
+        record_audit(
+            user=user,
+            action="scoring_settings",
+            target="campaign",
+            detail={"adapt_shifted_batches": [before, on]},
+        )
+    return on

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from labelapp.models import Candidate, CandidateScore, IngestBatch, ModelVersion
 from labelapp.services.bulk import insert_rows
+from labelapp.services.learning import adaptation
 from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.scoring import iter_scores, load_for_scoring
 
@@ -49,6 +50,12 @@ def score_chunk(
     wave = np.zeros(len(store))
     wave[list(waves)] = list(waves.values())
     model = _model(model_version.directory)
+    # a batch its shift report flags: the copy with this batch's statistics (AdaBN), decided
+    # when the run was planned (services.learning.adaptation); else the model as trained
+    adapted = adaptation.for_scoring(model_version, batch)
+    if adapted is not None:
+        model = adaptation.adapted_model(adapted, model)
+    adaptation_id = adapted.pk if adapted is not None else None
     rows: list[tuple] = []
     for a, b, s in iter_scores(
         model,
@@ -68,23 +75,57 @@ def score_chunk(
                     float(s["prob"][k]),
                     float(s["entropy"][k]) / LN2,
                     float(s["bald"][k]) / LN2,
+                    adaptation_id,
                 )
             )
     with transaction.atomic():
         CandidateScore.objects.filter(
             model_version=model_version, candidate_id__in=list(ids.values())
         ).delete()
-        insert_rows(CandidateScore, ("model_version", "candidate", "prob", "entropy", "bald"), rows)
+        insert_rows(
+            CandidateScore,
+            ("model_version", "candidate", "prob", "entropy", "bald", "adaptation"),
+            rows,
+        )
     return len(rows)
 
 
-def score_chunks(*, chunk: int = CHUNK) -> list[tuple[int, int, int]]:
-    """(batch id, start, stop) covering every ingested candidate."""
+def score_chunks(*, chunk: int = CHUNK, batch_id: int | None = None) -> list[tuple[int, int, int]]:
+    """(batch id, start, stop) covering every ingested candidate (of one batch if given)."""
+    batches = IngestBatch.objects.order_by("pk")
+    if batch_id is not None:
+        batches = batches.filter(pk=batch_id)
     return [
         (b.pk, start, min(b.n_candidates, start + chunk))
-        for b in IngestBatch.objects.order_by("pk")
+        for b in batches
         for start in range(0, b.n_candidates, chunk)
     ]
+
+
+def rescore_batch(
+    *,
+    model_version: ModelVersion,
+    batch: IngestBatch,
+    force: bool = False,
+    requested_by: str = "",
+    n_samples: int | None = None,
+):
+    """Decide again how ``model_version`` scores ``batch`` (its newest shift reports, the
+    campaign setting; ``force``: adapt a flagged batch even with the setting off) and
+    replace the batch's scores in this process. -> (its BatchAdaptation or None, scored)."""
+    row = adaptation.prepare_batch(
+        model_version=model_version,
+        batch=batch,
+        rebuild=True,
+        force=force,
+        requested_by=requested_by,
+    )
+    n = 0
+    for _, start, stop in score_chunks(batch_id=batch.pk):
+        n += score_chunk(
+            model_version=model_version, batch=batch, start=start, stop=stop, n_samples=n_samples
+        )
+    return row, n
 
 
 def score_all(
@@ -94,6 +135,7 @@ def score_all(
     n_samples: int | None = None,
 ) -> int:
     """Score the whole catalogue in this process (the Celery path fans the chunks out)."""
+    adaptation.prepare_run(model_version)
     chunks = score_chunks()
     total = sum(stop - start for _, start, stop in chunks)
     done = 0

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labelapp.models import ModelVersion, ScoreChunk, TaskProgress
+from labelapp.services.learning import adaptation
 from labelapp.services.learning.scoring import CHUNK, score_chunk, score_chunks
 from labelapp.services.operations.progress import start_progress
 
@@ -27,7 +28,12 @@ SCORING = "score_catalogue"
 
 
 def plan_scoring(*, model_version: ModelVersion, chunk: int = CHUNK) -> list[ScoreChunk]:
-    """Create (once) the chunks of a scoring run; returns those not yet done."""
+    """Create (once) the chunks of a scoring run; returns those not yet done. The first
+    time, decide which batches are scored with batch statistics (AdaBN,
+    :func:`labelapp.services.learning.adaptation.prepare_run`): once per run, so a resumed
+    run scores its remaining chunks as it scored the first ones."""
+    if not ScoreChunk.objects.filter(model_version=model_version).exists():
+        adaptation.prepare_run(model_version)
     total = 0
     for batch_id, start, stop in score_chunks(chunk=chunk):
         ScoreChunk.objects.get_or_create(

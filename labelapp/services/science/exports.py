@@ -20,6 +20,9 @@ Catalogue columns (CSV and FITS alike): missing values are -1 for integer column
   balanced accuracy does). ``cnn_p_real`` is the same score shifted to the class mix of
   the model's validation labels (its card's ``prior_shift``): the probability to sum for
   expected counts. Empty for models trained before the shift was fitted.
+* ``cnn_adapted``: 1 where ``cnn_*`` were made by the model with the candidate's batch's
+  own BatchNorm statistics (AdaBN: its shift report flagged the batch; the model card's
+  ``adaptation`` says from what), 0 where by the model as trained, -1 where not scored.
 * ``label`` (1 real / 0 not / -1 none), ``posterior``, ``n_votes``: the labels of record,
   i.e. those of the latest succeeded aggregation run (``aggregation_run`` in the header).
 * ``expert_label``: an expert's answer from the live consensus, if any.
@@ -135,6 +138,9 @@ CATALOGUE_COLUMNS: tuple[Col, ...] = (
     Col("batch", "A", "S", doc="ingest batch: the cutout store directory", ucd="meta.dataset"),
     Col("row", "J", ">i4", null=-1, doc="row of the candidate in its batch store",
         ucd="meta.record"),
+    Col("cnn_adapted", "I", ">i2", null=-1,
+        doc="1: cnn_* adapted to its batch (AdaBN), 0: not",
+        ucd="meta.code"),
 )  # fmt: skip
 
 
@@ -282,8 +288,8 @@ def open_catalogue_export(
 def iter_catalogue_rows(plan: CataloguePlan, *, chunk_size: int | None = None):
     """Lists of rows, one database query per list. Each row is a tuple:
     (id, detectid, ra, dec, wave, sn, field, status, prob, entropy, bald, label,
-    posterior, n_votes, expert_label, round, batch id, row); NULLs of the left joins come
-    as None."""
+    posterior, n_votes, expert_label, round, batch id, row, score's adaptation id); NULLs of
+    the left joins come as None."""
     size = _chunk_size(chunk_size)
     sql = _catalogue_sql()
     mv_id = plan.model_version.pk if plan.model_version else None
@@ -317,7 +323,7 @@ def catalogue_csv(plan: CataloguePlan, *, chunk_size: int | None = None) -> Iter
             writer.writerow(
                 (r[1], r[2], r[3], r[4], r[4] / LYA_REST - 1, r[5], r[6], r[7], r[8], pr, r[9],
                  r[10], r[11], r[12], r[13], r[14], mv, -1 if r[15] is None else r[15],
-                 names.get(r[16], ""), r[17])
+                 names.get(r[16], ""), r[17], _adapted(r))
             )  # fmt: skip
         yield buf.getvalue().encode()
         buf.seek(0)
@@ -424,7 +430,13 @@ def _fits_records(rows: list[tuple], plan: CataloguePlan) -> np.ndarray:
     out["round"] = [-1 if v is None else v for v in cols[15]]
     out["batch"] = [plan.batch_names.get(b, "").encode() for b in cols[16]]
     out["row"] = cols[17]
+    out["cnn_adapted"] = [_adapted(r) for r in rows]
     return out
+
+
+def _adapted(r: tuple) -> int:
+    """cnn_adapted of a row: -1 not scored, 1 scored with its batch's statistics, else 0."""
+    return -1 if r[8] is None else int(r[18] is not None)
 
 
 # ------------------------------------------------------------- ECSV and VOTable (astropy)
@@ -543,14 +555,14 @@ SELECT c.{id}, c.{detectid}, c.{ra}, c.{dec}, c.{wave}, c.{sn}, c.{field}, c.{st
        CASE WHEN cs.{expert_label} IS NULL THEN -1 WHEN cs.{expert_label} THEN 1 ELSE 0 END,
        (SELECT MAX(r.{number}) FROM {roundcandidate} rc JOIN {round} r ON r.{id} = rc.{rc_round}
         WHERE rc.{rc_candidate} = c.{id}),
-       c.{batch}, c.{row}
+       c.{batch}, c.{row}, s.{adaptation}
 FROM {candidate} c
 {joins}
 WHERE c.{id} > %(last)s AND c.{id} <= (SELECT hi FROM chunk)
 ORDER BY c.{id}
 """
 _JOINS_LATERAL = """
-LEFT JOIN LATERAL (SELECT x.{prob}, x.{entropy}, x.{bald} FROM {score} x
+LEFT JOIN LATERAL (SELECT x.{prob}, x.{entropy}, x.{bald}, x.{adaptation} FROM {score} x
   WHERE x.{s_candidate} = c.{id} AND x.{s_model} = %(model)s LIMIT 1) s ON TRUE
 LEFT JOIN LATERAL (SELECT x.{is_real}, x.{posterior}, x.{n_votes} FROM {label} x
   WHERE x.{l_candidate} = c.{id} AND x.{l_run} = %(run)s LIMIT 1) l ON TRUE
@@ -573,7 +585,7 @@ def _catalogue_sql() -> str:
 
     names = {f: col(Candidate, f) for f in ("id", "detectid", "ra", "dec", "wave", "sn")}
     names |= {f: col(Candidate, f) for f in ("field", "status", "batch", "row")}
-    names |= {f: col(CandidateScore, f) for f in ("prob", "entropy", "bald")}
+    names |= {f: col(CandidateScore, f) for f in ("prob", "entropy", "bald", "adaptation")}
     names |= {f: col(Label, f) for f in ("is_real", "posterior", "n_votes")}
     names |= {
         "expert_label": col(ConsensusState, "expert_label"),

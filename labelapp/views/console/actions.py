@@ -1,5 +1,5 @@
-"""Console actions: start a round, retrain, score, edit the acquisition settings and where
-retrains start.
+"""Console actions: start a round, retrain, score, edit the acquisition settings, where
+retrains start and how shifted batches are scored.
 
 Each one is a POST (CSRF-checked) that calls a service in labelapp.services.learning.steering,
 which writes the audit event and hands the long work to Celery; the page then shows the
@@ -146,6 +146,7 @@ def acquisition_settings(request):
         # the Retraining form: the encoders a retrain can start from, and the current one
         "encoders": [r for r in encoder_table() if r["offered"]],
         "campaign_encoder": encoders.campaign_encoder(),
+        "adapt_shifted_batches": acq_settings.adapt_setting(),
     }
     return render(request, "console/acquisition.html", ctx, status=status)
 
@@ -163,5 +164,21 @@ def retrain_settings(request):
     where = "from scratch" if enc is None else f"from pretrained encoder v{enc.pk}"
     messages.success(
         request, f"Saved: retrains start {where} unless a retrain request says otherwise."
+    )
+    return redirect("console-campaign")
+
+
+@scientist_required
+@require_POST
+def scoring_settings(request):
+    """Whether batches a shift report flags are scored with batch statistics (AdaBN)."""
+    on = request.POST.get("adapt_shifted_batches") == "on"
+    acq_settings.set_adapt_setting(user=request.user, on=on)
+    messages.success(
+        request,
+        "Saved: scoring runs planned from now on score batches a shift report calls shifted "
+        "or far with their own batch statistics."
+        if on
+        else "Saved: every batch is scored by the model as trained, shifted or not.",
     )
     return redirect("console-campaign")
