@@ -271,6 +271,7 @@ CELERY_TASK_ROUTES = {
     "labelapp.tasks.score_catalogue": {"queue": "cpu"},
     "labelapp.tasks.score_chunk": {"queue": "cpu"},
     "labelapp.tasks.start_round": {"queue": "cpu"},
+    "labelapp.tasks.build_batch_shift_reports": {"queue": "cpu"},
     "labelapp.tasks.refresh_results_nz": {"queue": "cpu"},  # scans the catalogue
 }
 CELERY_TASK_SERIALIZER = "json"
@@ -302,6 +303,10 @@ CELERY_BEAT_SCHEDULE["resume-stalled-scoring"] = {
     "task": "labelapp.tasks.resume_stalled_scoring",
     "schedule": float(env_int("LABELAPP_SCORING_WATCH_INTERVAL_S", 600)),
 }
+# Shift reports built without a person (labelapp.services.learning.auto_shift): a scoring
+# run stops building them after this many seconds (0: no limit); the batches left are
+# scored as trained. About 3 s per batch report on one CPU thread (docs/shift.md).
+SHIFT_AUTO_BUDGET_S = env_int("LABELAPP_SHIFT_AUTO_BUDGET_S", 600)
 # Health: a worker counts as alive if it ran a heartbeat task this recently.
 HEARTBEAT_MAX_AGE_S = env_int("LABELAPP_HEARTBEAT_MAX_AGE_S", 120)
 

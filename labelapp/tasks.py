@@ -161,6 +161,15 @@ def score_chunk(chunk_id: int) -> None:
     loop.run_chunk(chunk_id=chunk_id, on_complete=_round_after_scoring)
 
 
+@shared_task(ignore_result=True, **IDEMPOTENT_TASK)
+def build_batch_shift_reports(batch_id: int, model_version_id: int) -> None:
+    """cpu queue, sent by an ingest while a model is live: the new batch's shift reports
+    against that model (none when one exists already, or the campaign setting is off)."""
+    from labelapp.services.learning import auto_shift
+
+    auto_shift.after_ingest(batch_id=batch_id, model_version_id=model_version_id)
+
+
 def _round_after_scoring(model_version_id: int) -> None:
     # The round is handed the version whose scores were just completed: another model may
     # have been promoted meanwhile, and it has no scores yet.

@@ -70,6 +70,7 @@ urlpatterns = [
     path("settings/acquisition/", actions.acquisition_settings, name="console-acquisition"),
     path("settings/retrain/", actions.retrain_settings, name="console-retrain-settings"),
     path("settings/scoring/", actions.scoring_settings, name="console-scoring-settings"),
+    path("settings/shift/", actions.shift_settings, name="console-shift-settings"),
     # exports
     path("exports/", exports.exports, name="console-exports"),
     path("exports/catalogue.<str:fmt>", exports.export_catalogue, name="console-export-catalogue"),

@@ -125,6 +125,7 @@ EXPECTED = {
     "console-acquisition": CONSOLE,
     "console-retrain-settings": CONSOLE_POST,
     "console-scoring-settings": CONSOLE_POST,
+    "console-shift-settings": CONSOLE_POST,
     "console-exports": CONSOLE,
     "console-export-catalogue": CONSOLE,
     "console-export-votes": CONSOLE,

@@ -46,6 +46,12 @@ class CampaignSettings(models.Model):
         "model's BatchNorm statistics re-estimated on that batch (AdaBN); "
         "labelapp.services.learning.adaptation.",
     )
+    auto_shift_reports = models.BooleanField(
+        default=True,
+        help_text="Build the shift reports of every ingest batch against a model before its "
+        "scoring run is planned, and of a new batch against the live model after ingest; "
+        "labelapp.services.learning.auto_shift.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=150, blank=True)
 

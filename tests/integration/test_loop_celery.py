@@ -1,9 +1,9 @@
-"""The loop on real Celery workers (Redis broker, PostgreSQL): retrain -> gate -> chunked
-scoring -> join -> new round; a duplicated message changes nothing."""
+"""The loop on real Celery workers (Redis broker, PostgreSQL): retrain -> gate -> shift
+reports -> chunked scoring -> join -> new round; a duplicated message changes nothing."""
 
 import pytest
 
-from labelapp.models import CandidateScore, ModelVersion, Round, ScoreChunk
+from labelapp.models import CandidateScore, ModelVersion, Round, ScoreChunk, ShiftReport
 from labelapp.services.crowd.gold import seed_gold_from_truth
 from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
@@ -51,6 +51,9 @@ def test_a_round_runs_end_to_end_on_workers(tmp_path, settings):
         assert version.status == "promoted" and rnd.scored_by == version
         assert rnd.n_queued > 0
         assert CandidateScore.objects.filter(model_version=version).count() == 700
+        # the batch's shift report against the new model was built before it was scored
+        # (services.learning.auto_shift), with no command
+        assert ShiftReport.objects.filter(model_version=version, field="").count() == 1
 
         # a duplicated chunk message: rescoring replaces rows, the join does not fire again
         def chunk_runs() -> int:

@@ -1,5 +1,6 @@
-"""The acquisition settings scientists save in the console for the next rounds, and whether
-shifted batches are scored with batch statistics (AdaBN: :mod:`.adaptation`).
+"""The acquisition settings scientists save in the console for the next rounds, whether
+shifted batches are scored with batch statistics (AdaBN: :mod:`.adaptation`), and whether
+shift reports are built without a person (:mod:`.auto_shift`).
 
 Kept apart from :mod:`labelapp.services.learning.steering` (which sends Celery tasks) so that
 rounds, which the tasks run, can read them without importing the task module.
@@ -88,5 +89,32 @@ def set_adapt_setting(*, user, on: bool) -> bool:
             action="scoring_settings",
             target="campaign",
             detail={"adapt_shifted_batches": [before, on]},
+        )
+    return on
+
+
+def auto_shift_setting() -> bool:
+    """Whether shift reports are built by themselves: of every batch before a model's
+    scoring run is planned, of a new batch after ingest (:mod:`.auto_shift`); on unless
+    turned off."""
+    row = CampaignSettings.objects.filter(pk=1).only("auto_shift_reports").first()
+    if row is None:
+        return CampaignSettings._meta.get_field("auto_shift_reports").default
+    return row.auto_shift_reports
+
+
+def set_auto_shift_setting(*, user, on: bool) -> bool:
+    """Turn it on or off; audited (``shift_settings``). Reports already built stay."""
+    on = bool(on)
+    with transaction.atomic():
+        before = auto_shift_setting()
+        CampaignSettings.objects.update_or_create(
+            pk=1, defaults={"auto_shift_reports": on, "updated_by": user.get_username()}
+        )
+        record_audit(
+            user=user,
+            action="shift_settings",
+            target="campaign",
+            detail={"auto_shift_reports": [before, on]},
         )
     return on

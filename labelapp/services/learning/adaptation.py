@@ -10,7 +10,9 @@ nothing in-domain). Every weight else is the model's; the model itself, its prom
 its held-out figures and every other batch's scores are untouched.
 
 The decision is made once per batch per model version, when the version's scoring run is
-planned (:func:`prepare_run`), and stored with what it used as a :class:`BatchAdaptation`
+planned (:func:`prepare_run`, or per batch by ``scoring_runs.plan_scoring``, which first
+builds the batch's missing shift reports against that version: :mod:`.auto_shift`), and
+stored with what it used as a :class:`BatchAdaptation`
 (the report, how many candidates gave the statistics, the seed, the re-estimated buffers:
 a few hundred numbers). Chunks of the run read it (:func:`for_scoring`), so every worker
 scores a batch with the same statistics, and each score made with them points at it

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
-from labelapp.models import ModelVersion, ScoreChunk, TaskProgress
-from labelapp.services.learning import adaptation
+from labelapp.models import IngestBatch, ModelVersion, ScoreChunk, TaskProgress
+from labelapp.services.learning import adaptation, auto_shift
 from labelapp.services.learning.scoring import CHUNK, score_chunk, score_chunks
 from labelapp.services.operations.progress import start_progress
 
@@ -28,12 +28,21 @@ SCORING = "score_catalogue"
 
 
 def plan_scoring(*, model_version: ModelVersion, chunk: int = CHUNK) -> list[ScoreChunk]:
-    """Create (once) the chunks of a scoring run; returns those not yet done. The first
-    time, decide which batches are scored with batch statistics (AdaBN,
-    :func:`labelapp.services.learning.adaptation.prepare_run`): once per run, so a resumed
-    run scores its remaining chunks as it scored the first ones."""
-    if not ScoreChunk.objects.filter(model_version=model_version).exists():
-        adaptation.prepare_run(model_version)
+    """Create (once) the chunks of a scoring run; returns those not yet done. Before a
+    batch's chunks are made -- every batch the first time, a batch ingested since on a
+    later planning -- build its shift reports against this model where none exists
+    (:func:`labelapp.services.learning.auto_shift.ensure_reports`; the campaign setting
+    ``auto_shift_reports``), then decide whether it is scored with batch statistics (AdaBN,
+    :func:`labelapp.services.learning.adaptation.prepare_batch`): once per batch, so a
+    resumed run scores its remaining chunks as it scored the first ones."""
+    planned = set(
+        ScoreChunk.objects.filter(model_version=model_version).values_list("batch_id", flat=True)
+    )
+    new = [b for b in IngestBatch.objects.order_by("pk") if b.pk not in planned]
+    if new:
+        auto_shift.ensure_reports(model_version=model_version, batches=new)
+        for batch in new:
+            adaptation.prepare_batch(model_version=model_version, batch=batch)
     total = 0
     for batch_id, start, stop in score_chunks(chunk=chunk):
         ScoreChunk.objects.get_or_create(

@@ -254,16 +254,31 @@ def build_shift_report(
 
 
 def build_batch_reports(
-    *, batch: IngestBatch, model_version: ModelVersion | None = None, seed: int = 0
+    *,
+    batch: IngestBatch,
+    model_version: ModelVersion | None = None,
+    seed: int = 0,
+    _ref: _Reference | None = None,
 ) -> list[ShiftReport]:
-    """The report of a whole batch, then one per field of it that has enough candidates."""
-    out = [build_shift_report(model_version=model_version, batch=batch, seed=seed)]
-    fields = Candidate.objects.filter(batch=batch).values_list("field", flat=True).distinct()
-    for f in sorted(fields):
-        if Candidate.objects.filter(batch=batch, field=f).count() >= MIN_SAMPLE and len(fields) > 1:
-            out.append(
-                build_shift_report(model_version=model_version, batch=batch, field=f, seed=seed)
-            )
+    """The report of a whole batch, then one per field of it that has enough candidates with
+    cutouts; against one reference sample (made here unless ``_ref`` is given)."""
+    if _ref is None and model_version is None and live_model() is None:
+        raise ShiftReportError("no live model: train and promote one before a shift report")
+    n = _with_cutouts(Candidate.objects.filter(batch=batch)).count()
+    if n < MIN_SAMPLE:  # before the reference: it costs seconds
+        raise ShiftReportError(
+            f"batch {batch.pk} has {n} candidates with cutouts; a shift report needs at "
+            f"least {MIN_SAMPLE}"
+        )
+    ref = _ref or _reference(model_version, N_REF, seed)
+    out = [build_shift_report(batch=batch, _ref=ref)]
+    fields = sorted(
+        Candidate.objects.filter(batch=batch).values_list("field", flat=True).distinct()
+    )
+    for f in fields:
+        enough = _with_cutouts(Candidate.objects.filter(batch=batch, field=f)).count()
+        if enough >= MIN_SAMPLE and len(fields) > 1:
+            out.append(build_shift_report(batch=batch, field=f, _ref=ref))
     return out
 
 

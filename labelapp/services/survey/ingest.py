@@ -24,6 +24,7 @@ Order of work, and why:
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -35,8 +36,16 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from labelapp.errors import InvalidInput
-from labelapp.models import Candidate, CandidateTruth, ExternalScore, IngestBatch
+from labelapp.models import (
+    CampaignSettings,
+    Candidate,
+    CandidateTruth,
+    ExternalScore,
+    IngestBatch,
+)
+from labelapp.selectors.models import live_model
 from labelapp.services.bulk import insert_rows
+from labelapp.services.operations.dispatch import send_after_commit
 from labelapp.services.survey.store_orphans import remove_store_orphans
 from mlcore.cutout_quality import (
     NO_CUTOUT,
@@ -57,6 +66,8 @@ from mlcore.validation import (
     check_chunk,
     check_structure,
 )
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 MAX_PROBLEMS = 50  # stop scanning a hopeless file after this many problems
@@ -370,7 +381,32 @@ def ingest_survey(
             f"{writer.clipped} pixels beyond the float16 range were clipped "
             "to +-65504 (use --dtype float32 to keep them)"
         )
+    note = _queue_shift_reports(batch)
+    if note:
+        result.notes.append(note)
     return result
+
+
+def _queue_shift_reports(batch: IngestBatch) -> str | None:
+    """With a live model (and the campaign setting ``auto_shift_reports`` on), send the new
+    batch's shift reports against it to the cpu queue (labelapp.services.learning.auto_shift),
+    so the next round's shift share and the next scoring run see the batch's verdict. A
+    broker that does not answer costs the note only: the ingest is committed, and the next
+    scoring run builds the reports it finds missing."""
+    mv = live_model()
+    on = CampaignSettings.objects.filter(pk=1).values_list("auto_shift_reports", flat=True)
+    if mv is None or not next(iter(on), True):
+        return None
+    try:
+        send_after_commit("build_batch_shift_reports", batch_id=batch.pk, model_version_id=mv.pk)
+    except Exception as exc:  # the broker down must not fail a committed ingest
+        logger.warning("shift reports of batch %s not queued: %s", batch.pk, exc)
+        return (
+            f"the shift reports of this batch against live model v{mv.pk} were not queued "
+            f"({type(exc).__name__}: {exc}); the next scoring run builds them, or run "
+            f"manage.py shift_report --batch {batch.pk}"
+        )
+    return f"shift reports of this batch against live model v{mv.pk} queued (cpu queue)"
 
 
 CANDIDATE_FIELDS = (

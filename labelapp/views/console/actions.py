@@ -147,6 +147,7 @@ def acquisition_settings(request):
         "encoders": [r for r in encoder_table() if r["offered"]],
         "campaign_encoder": encoders.campaign_encoder(),
         "adapt_shifted_batches": acq_settings.adapt_setting(),
+        "auto_shift_reports": acq_settings.auto_shift_setting(),
     }
     return render(request, "console/acquisition.html", ctx, status=status)
 
@@ -180,5 +181,20 @@ def scoring_settings(request):
         "or far with their own batch statistics."
         if on
         else "Saved: every batch is scored by the model as trained, shifted or not.",
+    )
+    return redirect("console-campaign")
+
+
+@scientist_required
+@require_POST
+def shift_settings(request):
+    """Whether shift reports are built by themselves (before scoring runs, after ingest)."""
+    on = request.POST.get("auto_shift_reports") == "on"
+    acq_settings.set_auto_shift_setting(user=request.user, on=on)
+    messages.success(
+        request,
+        "Saved: shift reports are built before each scoring run and after each ingest."
+        if on
+        else "Saved: shift reports are built only on request (Shift page, manage.py shift_report).",
     )
     return redirect("console-campaign")

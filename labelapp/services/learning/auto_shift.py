@@ -1,0 +1,236 @@
+"""Shift reports built without a person, so that the loop's shift-aware parts work by
+themselves.
+
+Two features read the newest shift reports of a model: AdaBN scoring of flagged batches
+(:func:`labelapp.services.learning.adaptation.prepare_batch`, decided when the model's
+scoring run is planned) and the round's shift share
+(:func:`labelapp.services.learning.rounds.shifted_mask`). Without reports against a newly
+promoted model, both saw nothing. So, with the campaign setting ``auto_shift_reports`` on
+(the default):
+
+* before a model version's scoring run decides how it scores a batch
+  (:func:`labelapp.services.learning.scoring_runs.plan_scoring`), :func:`ensure_reports`
+  builds the whole-batch and per-field reports
+  (:func:`labelapp.services.learning.shift.build_batch_reports`) of every such batch that
+  has no whole-batch report against that model yet;
+* after a new batch is ingested while a model is live, the ingest sends
+  ``labelapp.tasks.build_batch_shift_reports`` (cpu queue), which builds that batch's.
+
+Idempotent: a batch is built under a lock on its row and only when no whole-batch report
+of (model, batch) exists, so a redelivered task, a second planning or the ingest task
+racing a scoring run reuse the report instead of adding another; the reports of one batch
+commit together or not at all. Bounded: each report samples at most
+:data:`~labelapp.services.learning.shift.N_NEW` candidates against one reference sample
+made once per run, and the run stops building after ``settings.SHIFT_AUTO_BUDGET_S``
+seconds (the batches left are named in the log and the progress row; a scoring run then
+scores them as trained). Never fatal to scoring: a batch with fewer than
+:data:`mlcore.shift.MIN_SAMPLE` candidates with cutouts, or a model with too few training
+candidates left for a reference, is skipped with the reason logged; any other failure of a
+batch is logged and recorded as a failed task for the console (``shift_report`` /
+``model-<v>-batch-<b>``), and that batch is scored as trained. Only the database going
+away is raised (the scoring task retries).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.utils import timezone
+
+from labelapp.models import Candidate, IngestBatch, ModelVersion, ShiftReport, TaskProgress
+from labelapp.services.learning import shift
+from labelapp.services.learning.acquisition_settings import auto_shift_setting
+from labelapp.services.operations.progress import set_progress, start_progress
+from mlcore.shift import MIN_SAMPLE
+
+logger = logging.getLogger(__name__)
+
+PROGRESS = "shift_reports"  # TaskProgress name of a run (key: model-<v>, or ingest-...)
+FAILED = "shift_report"  # TaskProgress name of one batch's failure (key: model-<v>-batch-<b>)
+
+
+@dataclass
+class Outcome:
+    """What happened to one batch: ``built`` (the ids of its new reports), ``exists`` (the
+    whole-batch report already there), ``skipped`` or ``failed`` (with why)."""
+
+    batch_id: int
+    status: str
+    reason: str = ""
+    report_ids: list[int] = field(default_factory=list)
+    verdict: str = ""
+    seconds: float = 0.0
+
+
+def whole_batch_report(model_version: ModelVersion, batch: IngestBatch) -> ShiftReport | None:
+    """The newest report of the whole of ``batch`` against ``model_version``, or None."""
+    return ShiftReport.objects.filter(
+        model_version=model_version, batch=batch, field="", night_first__isnull=True
+    ).first()
+
+
+class _LazyReference:
+    """The model's described reference sample, made when the first batch needs it (a run
+    whose batches all have reports loads no model); its failure is remembered."""
+
+    def __init__(self, model_version: ModelVersion):
+        self.mv = model_version
+        self.ref = None
+        self.error: str | None = None
+
+    def get(self):
+        if self.ref is None and self.error is None:
+            try:
+                self.ref = shift._reference(self.mv, shift.N_REF, 0)
+            except shift.ShiftReportError as exc:
+                self.error = str(exc)
+        return self.ref
+
+
+def ensure_batch_reports(
+    *, model_version: ModelVersion, batch: IngestBatch, _ref: _LazyReference | None = None
+) -> Outcome:
+    """Build ``batch``'s whole-batch and per-field reports against ``model_version`` unless
+    its whole-batch report exists. Never raises but for the database going away."""
+    t0 = time.perf_counter()
+    out = Outcome(batch_id=batch.pk, status="skipped")
+    n = shift._with_cutouts(Candidate.objects.filter(batch=batch)).count()
+    if n < MIN_SAMPLE:
+        out.reason = (
+            f"batch {batch.pk} has {n} candidates with cutouts; a shift report needs at "
+            f"least {MIN_SAMPLE}"
+        )
+        logger.info("no shift report of batch %s against v%s: %s", batch.pk, model_version.pk,
+                    out.reason)  # fmt: skip
+        return out
+    ref = _ref or _LazyReference(model_version)
+    try:
+        with transaction.atomic():
+            # one builder per batch at a time (a scoring run and the ingest task): the second
+            # waits here, then finds the report
+            IngestBatch.objects.select_for_update().filter(pk=batch.pk).first()
+            existing = whole_batch_report(model_version, batch)
+            if existing is not None:
+                out.status, out.verdict = "exists", existing.verdict
+                out.report_ids = [existing.pk]
+                return out
+            if ref.get() is None:
+                out.reason = f"no reference sample: {ref.error}"
+                logger.info("no shift report of batch %s against v%s: %s", batch.pk,
+                            model_version.pk, out.reason)  # fmt: skip
+                return out
+            rows = shift.build_batch_reports(batch=batch, _ref=ref.ref)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:  # one batch's report must not stop scoring
+        out.status, out.reason = "failed", f"{type(exc).__name__}: {exc}"
+        out.seconds = time.perf_counter() - t0
+        logger.exception("shift report of batch %s against v%s failed", batch.pk,
+                         model_version.pk)  # fmt: skip
+        _record_failure(model_version, batch, out.reason)
+        return out
+    out.status, out.verdict = "built", rows[0].verdict
+    out.report_ids = [r.pk for r in rows]
+    out.seconds = time.perf_counter() - t0
+    logger.info("shift reports %s of batch %s against v%s in %.1f s: %s", out.report_ids,
+                batch.pk, model_version.pk, out.seconds, out.verdict)  # fmt: skip
+    return out
+
+
+def ensure_reports(
+    *,
+    model_version: ModelVersion,
+    batches: Iterable[IngestBatch] | None = None,
+    progress_key: str | None = None,
+    budget_s: float | None = None,
+) -> list[Outcome]:
+    """:func:`ensure_batch_reports` for each of ``batches`` (default: every ingest batch),
+    against one reference sample, under a progress row (``shift_reports`` /
+    ``progress_key``, default ``model-<v>``), within ``budget_s`` seconds (default
+    ``settings.SHIFT_AUTO_BUDGET_S``; None or 0 there: no limit). Nothing when the campaign
+    setting is off."""
+    if not auto_shift_setting():
+        logger.info("automatic shift reports are off (campaign setting auto_shift_reports)")
+        return []
+    batches = list(IngestBatch.objects.order_by("pk") if batches is None else batches)
+    if budget_s is None:
+        budget_s = getattr(settings, "SHIFT_AUTO_BUDGET_S", None)
+    key = progress_key or f"model-{model_version.pk}"
+    row = start_progress(name=PROGRESS, key=key, total=len(batches),
+                         message=f"shift reports against model v{model_version.pk}")  # fmt: skip
+    ref = _LazyReference(model_version)
+    t0 = time.perf_counter()
+    out: list[Outcome] = []
+    for k, batch in enumerate(batches):
+        if (
+            budget_s
+            and time.perf_counter() - t0 > budget_s
+            and not _has_report(model_version, batch)
+        ):
+            out.append(
+                Outcome(
+                    batch_id=batch.pk,
+                    status="skipped",
+                    reason=f"the {budget_s:.0f} s budget for automatic shift reports was "
+                    "spent (SHIFT_AUTO_BUDGET_S)",
+                )  # fmt: skip
+            )
+            logger.warning("no shift report of batch %s against v%s: %s", batch.pk,
+                           model_version.pk, out[-1].reason)  # fmt: skip
+        else:
+            out.append(ensure_batch_reports(model_version=model_version, batch=batch, _ref=ref))
+        set_progress(row, done=k + 1, message=f"batch {batch.pk}: {_say(out[-1])}")
+    summary = _summary(out, time.perf_counter() - t0)
+    TaskProgress.objects.filter(pk=row.pk).update(
+        state=TaskProgress.State.DONE, message=summary[:2000], updated_at=timezone.now()
+    )
+    logger.info("shift reports against v%s: %s", model_version.pk, summary)
+    return out
+
+
+def _has_report(mv: ModelVersion, batch: IngestBatch) -> bool:
+    return whole_batch_report(mv, batch) is not None
+
+
+def _say(o: Outcome) -> str:
+    if o.status in ("built", "exists"):
+        return f"{o.verdict} ({'built' if o.status == 'built' else 'already reported'})"
+    return f"{o.status}: {o.reason}"
+
+
+def _summary(out: list[Outcome], seconds: float) -> str:
+    counts = {s: sum(o.status == s for o in out) for s in ("built", "exists", "skipped", "failed")}
+    text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no batch"
+    flagged = [o.batch_id for o in out if o.verdict in ("shifted", "far")]
+    if flagged:
+        text += f"; shifted or far: batch {', '.join(map(str, flagged))}"
+    return f"{text} ({seconds:.1f} s)"
+
+
+def _record_failure(mv: ModelVersion, batch: IngestBatch, reason: str) -> None:
+    """A failed row the console's campaign page lists with the other failed tasks."""
+    TaskProgress.objects.update_or_create(
+        name=FAILED,
+        key=f"model-{mv.pk}-batch-{batch.pk}",
+        defaults={
+            "state": TaskProgress.State.FAILED,
+            "total": 1,
+            "done": 0,
+            "message": f"shift report of batch {batch.pk} against v{mv.pk} (scored as trained): "
+            f"{reason}"[:2000],
+        },
+    )
+
+
+def after_ingest(*, batch_id: int, model_version_id: int) -> Outcome | None:
+    """The ingest task's body: ``batch_id``'s reports against ``model_version_id`` (the
+    model live when the batch arrived). None: the setting is off."""
+    mv = ModelVersion.objects.get(pk=model_version_id)
+    batch = IngestBatch.objects.get(pk=batch_id)
+    out = ensure_reports(model_version=mv, batches=[batch], progress_key=f"ingest-batch-{batch_id}")
+    return out[0] if out else None

@@ -1,0 +1,210 @@
+"""Shift reports built without a person (labelapp.services.learning.auto_shift): before a
+model's scoring run is planned, and after an ingest while a model is live.
+
+The campaign (tests/conftest.py ``console_campaign``) has a live model briefly trained on a
+400-candidate unshifted batch and no shift report; a ``correlated_noise`` batch ingested
+after it is far from that model's training data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from labelapp.celery import app as celery_app
+from labelapp.models import (
+    AuditEvent,
+    BatchAdaptation,
+    CampaignSettings,
+    CandidateScore,
+    IngestBatch,
+    ModelVersion,
+    ScoreChunk,
+    ShiftReport,
+    TaskProgress,
+)
+from labelapp.selectors.campaign import task_rows
+from labelapp.services.learning import acquisition_settings, auto_shift, shift
+from labelapp.services.learning.rounds import shifted_mask
+from labelapp.services.learning.scoring_runs import plan_scoring, run_chunk
+from labelapp.services.survey.ingest import ingest_survey
+from mlcore.shift import MIN_SAMPLE
+from mlcore.simulator import simulate_survey
+from mlcore.survey_io import write_survey
+from tests.factories_console import make_scientist
+
+pytestmark = pytest.mark.django_db
+
+
+def _ingest(tmp_path, n, seed, scenario=None):
+    name = f"{scenario or 'none'}-{seed}.fits"
+    result = ingest_survey(
+        path=write_survey(tmp_path / name, simulate_survey(n, seed, scenario=scenario))
+    )
+    return result
+
+
+def _score(mv) -> list[ScoreChunk]:
+    chunks = plan_scoring(model_version=mv, chunk=512)
+    for c in chunks:
+        run_chunk(chunk_id=c.pk, n_samples=2)
+    return chunks
+
+
+def _adaptations(mv, batch) -> set:
+    return set(
+        CandidateScore.objects.filter(model_version=mv, candidate__batch=batch).values_list(
+            "adaptation_id", flat=True
+        )
+    )
+
+
+@pytest.fixture
+def noisy(console_campaign, tmp_path):
+    """The live model (no shift report against it yet) and a 600-candidate correlated-noise
+    batch ingested after it (inside the test's transaction: the ingest's task is not sent)."""
+    first = IngestBatch.objects.order_by("pk").first()
+    batch = _ingest(tmp_path, 600, 78, "correlated_noise").batch
+    assert not ShiftReport.objects.exists()
+    return {"live": console_campaign["live"], "first": first, "batch": batch}
+
+
+def test_planning_builds_the_missing_reports_then_scores_a_shifted_batch_adapted(noisy):
+    live, first, batch = noisy["live"], noisy["first"], noisy["batch"]
+    _score(live)
+    # both batches got their whole-batch report against the model, before the decision
+    whole = {r.batch_id: r for r in ShiftReport.objects.filter(model_version=live, field="")}
+    assert set(whole) == {first.pk, batch.pk}
+    assert whole[first.pk].verdict == "in distribution", whole[first.pk].report["reasons"]
+    assert whole[batch.pk].verdict in ("shifted", "far"), whole[batch.pk].report["reasons"]
+    # ... so the shifted batch is scored with its own statistics, without any command
+    row = BatchAdaptation.objects.get(model_version=live, batch=batch)
+    assert row.adapted and row.shift_report == whole[batch.pk]
+    assert _adaptations(live, batch) == {row.pk}
+    assert _adaptations(live, first) == {None}
+    assert not BatchAdaptation.objects.filter(batch=first).exists()
+    # progress like the other long tasks: one row per run, one step per batch
+    prog = TaskProgress.objects.get(name=auto_shift.PROGRESS, key=f"model-{live.pk}")
+    assert (prog.state, prog.done, prog.total) == ("done", 2, 2)
+    assert "2 built" in prog.message and f"shifted or far: batch {batch.pk}" in prog.message
+    # the round's shift share sees the batch too
+    ids = np.array([first.pk, batch.pk])
+    mask, groups = shifted_mask(live, ids, np.array(["cosmos", "cosmos"]), np.zeros(2, int))
+    assert mask.tolist() == [False, True] and groups
+
+
+def test_a_second_planning_builds_no_duplicate(noisy):
+    live, batch = noisy["live"], noisy["batch"]
+    _score(live)
+    before = sorted(ShiftReport.objects.values_list("pk", flat=True))
+    stamp = BatchAdaptation.objects.get(batch=batch).updated_at
+    # a redelivered score_catalogue whose first try died after the reports, before chunks
+    ScoreChunk.objects.filter(model_version=live).delete()
+    _score(live)
+    assert sorted(ShiftReport.objects.values_list("pk", flat=True)) == before
+    assert BatchAdaptation.objects.get(batch=batch).updated_at == stamp
+    # and directly: every batch's report is reused
+    out = auto_shift.ensure_reports(model_version=live)
+    assert {o.status for o in out} == {"exists"}
+    assert sorted(ShiftReport.objects.values_list("pk", flat=True)) == before
+
+
+def test_ingest_with_a_live_model_builds_the_batch_report(
+    console_campaign, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    live = console_campaign["live"]
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)  # the cpu worker, here
+    with django_capture_on_commit_callbacks(execute=True) as sent:
+        result = _ingest(tmp_path, 600, 78, "correlated_noise")
+    assert len(sent) == 1 and any("queued (cpu queue)" in n for n in result.notes)
+    reports = ShiftReport.objects.filter(model_version=live, batch=result.batch)
+    assert [r.field for r in reports] == [""] and reports[0].verdict in ("shifted", "far")
+    prog = TaskProgress.objects.get(name=auto_shift.PROGRESS, key=f"ingest-batch-{result.batch.pk}")
+    assert prog.state == "done" and prog.done == 1
+    # the next scoring run reuses it and adapts the batch
+    _score(live)
+    assert ShiftReport.objects.filter(model_version=live, batch=result.batch).count() == 1
+    assert BatchAdaptation.objects.get(model_version=live, batch=result.batch).adapted
+
+
+def test_ingest_sends_nothing_without_a_live_model_or_with_the_setting_off(
+    console_campaign, tmp_path, django_capture_on_commit_callbacks
+):
+    user = make_scientist()
+    acquisition_settings.set_auto_shift_setting(user=user, on=False)
+    with django_capture_on_commit_callbacks() as sent:
+        _ingest(tmp_path, 150, 80)
+    assert not sent
+    acquisition_settings.set_auto_shift_setting(user=user, on=True)
+    ModelVersion.objects.update(status=ModelVersion.Status.RETIRED)
+    with django_capture_on_commit_callbacks() as sent:
+        _ingest(tmp_path, 150, 81)
+    assert not sent
+
+
+def test_ingest_survives_a_broker_that_does_not_answer(console_campaign, tmp_path, monkeypatch):
+    from labelapp.services.survey import ingest
+
+    def down(*a, **k):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(ingest, "send_after_commit", down)
+    result = _ingest(tmp_path, 150, 82)
+    assert result.created and any("were not queued" in n for n in result.notes)
+
+
+def test_a_report_failure_leaves_scoring_working_and_unadapted(noisy, monkeypatch):
+    live, first, batch = noisy["live"], noisy["first"], noisy["batch"]
+    real = shift.build_batch_reports
+
+    def broken(*, batch, **kw):
+        if batch.pk == noisy["batch"].pk:
+            raise RuntimeError("disk full")
+        return real(batch=batch, **kw)
+
+    monkeypatch.setattr(shift, "build_batch_reports", broken)
+    chunks = _score(live)
+    assert chunks and not ScoreChunk.objects.filter(model_version=live, done=False).exists()
+    # the other batch got its report; the broken one none, and is scored as trained
+    assert set(ShiftReport.objects.values_list("batch_id", flat=True)) == {first.pk}
+    assert not BatchAdaptation.objects.filter(batch=batch).exists()
+    assert _adaptations(live, batch) == {None} and len(CandidateScore.objects.filter(
+        model_version=live, candidate__batch=batch)) == 600  # fmt: skip
+    # recorded where the console lists failed tasks
+    failed = [t for t in task_rows()["failed"] if t.name == auto_shift.FAILED]
+    assert [t.key for t in failed] == [f"model-{live.pk}-batch-{batch.pk}"]
+    assert "disk full" in failed[0].message and "scored as trained" in failed[0].message
+    prog = TaskProgress.objects.get(name=auto_shift.PROGRESS, key=f"model-{live.pk}")
+    assert "1 built, 1 failed" in prog.message
+
+
+def test_a_batch_too_small_for_a_report_is_skipped_with_the_reason(console_campaign, tmp_path):
+    live = console_campaign["live"]
+    small = _ingest(tmp_path, MIN_SAMPLE - 40, 83, "correlated_noise").batch
+    out = {o.batch_id: o for o in auto_shift.ensure_reports(model_version=live)}
+    assert out[small.pk].status == "skipped"
+    assert f"needs at least {MIN_SAMPLE}" in out[small.pk].reason
+    assert not ShiftReport.objects.filter(batch=small).exists()
+    assert not TaskProgress.objects.filter(name=auto_shift.FAILED).exists()
+    ScoreChunk.objects.all().delete()
+    _score(live)  # scoring goes on: the small batch as trained
+    assert _adaptations(live, small) == {None}
+
+
+def test_the_setting_off_builds_nothing_and_is_audited(noisy, client):
+    live, batch = noisy["live"], noisy["batch"]
+    user = make_scientist()
+    client.force_login(user)
+    page = client.get(reverse("console-acquisition")).content.decode()
+    assert 'name="auto_shift_reports"' in page
+    assert "checked" in page.split('name="auto_shift_reports"')[1].split(">")[0]
+    r = client.post(reverse("console-shift-settings"), {})  # unticked box: off
+    assert r.status_code == 302
+    assert CampaignSettings.objects.get(pk=1).auto_shift_reports is False
+    ev = AuditEvent.objects.get(action="shift_settings")
+    assert ev.detail == {"auto_shift_reports": [True, False]}
+    _score(live)
+    assert not ShiftReport.objects.exists()
+    assert _adaptations(live, batch) == {None}
+    client.post(reverse("console-shift-settings"), {"auto_shift_reports": "on"})
+    assert acquisition_settings.auto_shift_setting() is True
