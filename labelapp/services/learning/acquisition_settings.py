@@ -69,52 +69,40 @@ def set_acquisition_settings(*, user, values: dict) -> AcquisitionConfig:
 def adapt_setting() -> bool:
     """Whether a batch its shift report flags is scored with batch statistics (AdaBN,
     :mod:`labelapp.services.learning.adaptation`); on unless turned off."""
-    row = CampaignSettings.objects.filter(pk=1).only("adapt_shifted_batches").first()
-    if row is None:
-        return CampaignSettings._meta.get_field("adapt_shifted_batches").default
-    return row.adapt_shifted_batches
+    return _flag("adapt_shifted_batches")
 
 
 def set_adapt_setting(*, user, on: bool) -> bool:
     """Turn it on or off; audited (``scoring_settings``). It applies to scoring runs planned
     from then on (and to ``shift_report --rescore``); scores already made keep theirs."""
-    on = bool(on)
-    with transaction.atomic():
-        before = adapt_setting()
-        CampaignSettings.objects.update_or_create(
-            pk=1, defaults={"adapt_shifted_batches": on, "updated_by": user.get_username()}
-        )
-        record_audit(
-            user=user,
-            action="scoring_settings",
-            target="campaign",
-            detail={"adapt_shifted_batches": [before, on]},
-        )
-    return on
+    return _set_flag("adapt_shifted_batches", user=user, on=on, action="scoring_settings")
 
 
 def auto_shift_setting() -> bool:
     """Whether shift reports are built by themselves: of every batch before a model's
     scoring run is planned, of a new batch after ingest (:mod:`.auto_shift`); on unless
     turned off."""
-    row = CampaignSettings.objects.filter(pk=1).only("auto_shift_reports").first()
-    if row is None:
-        return CampaignSettings._meta.get_field("auto_shift_reports").default
-    return row.auto_shift_reports
+    return _flag("auto_shift_reports")
 
 
 def set_auto_shift_setting(*, user, on: bool) -> bool:
     """Turn it on or off; audited (``shift_settings``). Reports already built stay."""
+    return _set_flag("auto_shift_reports", user=user, on=on, action="shift_settings")
+
+
+def _flag(name: str) -> bool:
+    """A boolean campaign setting: its saved value, or the field's default before any."""
+    row = CampaignSettings.objects.filter(pk=1).values_list(name, flat=True).first()
+    return CampaignSettings._meta.get_field(name).default if row is None else bool(row)
+
+
+def _set_flag(name: str, *, user, on: bool, action: str) -> bool:
+    """Save a boolean campaign setting, with an audit record of before and after."""
     on = bool(on)
     with transaction.atomic():
-        before = auto_shift_setting()
+        before = _flag(name)
         CampaignSettings.objects.update_or_create(
-            pk=1, defaults={"auto_shift_reports": on, "updated_by": user.get_username()}
+            pk=1, defaults={name: on, "updated_by": user.get_username()}
         )
-        record_audit(
-            user=user,
-            action="shift_settings",
-            target="campaign",
-            detail={"auto_shift_reports": [before, on]},
-        )
+        record_audit(user=user, action=action, target="campaign", detail={name: [before, on]})
     return on
