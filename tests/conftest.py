@@ -202,3 +202,15 @@ def default_retirement_rules(settings):
     settings.RETIRE_P_HI, settings.RETIRE_P_LO = 0.95, 0.05
     settings.RETIRE_MIN_VOTES, settings.RETIRE_MAX_VOTES = 2, 15
     settings.DEFAULT_SENSITIVITY = settings.DEFAULT_SPECIFICITY = 0.75
+
+
+@pytest.fixture
+def sci(client):
+    """A test client logged in as a scientist (the console's role); ``sci.user`` is that
+    account. Files that need the scientist user instead define their own ``sci``."""
+    from tests.factories_console import make_scientist
+
+    user = make_scientist()
+    client.force_login(user)
+    client.user = user
+    return client

@@ -16,16 +16,10 @@ from labelapp.models import (
 from labelapp.selectors.models import RELIABILITY_MIN_BIN
 from labelapp.services.crowd.aggregation import aggregate_votes
 from labelapp.services.crowd.votes import submit_vote
-from tests.factories_console import make_account, make_scientist
+from tests.factories_console import make_account
 from tests.factories_volunteers import make_volunteer
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sci(client):
-    client.force_login(make_scientist())
-    return client
 
 
 def test_campaign_page_counts_per_regime_and_shows_the_live_model(sci, console_campaign):

@@ -21,18 +21,9 @@ from labelapp.services.learning.encoders import (
     set_campaign_encoder,
 )
 from labelapp.services.learning.promotion import promote_model
-from tests.factories_console import make_scientist
 from tests.factories_science import make_encoder
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sci(client):
-    user = make_scientist()
-    client.force_login(user)
-    client.user = user
-    return client
 
 
 @pytest.fixture

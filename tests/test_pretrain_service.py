@@ -34,7 +34,6 @@ from mlcore.cnn.pretrain import APPROACHES, ENCODER_KIND, trunk_state
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.factories_cnn import TINY
-from tests.factories_console import make_scientist
 
 pytestmark = pytest.mark.django_db
 
@@ -55,14 +54,6 @@ def catalogue(tmp_path, settings):
     survey = simulate_survey(600, seed=5, field="cosmos")
     ingest_survey(path=write_survey(tmp_path / "s.fits", survey))
     return survey
-
-
-@pytest.fixture
-def sci(client):
-    user = make_scientist()
-    client.force_login(user)
-    client.user = user
-    return client
 
 
 def test_the_web_side_copies_agree_with_mlcore():
