@@ -115,3 +115,23 @@ def test_gold_that_does_not_prove_schedules_nothing(django_capture_on_commit_cal
     with django_capture_on_commit_callbacks() as callbacks:
         submit_vote(volunteer=volunteer, detectid=gold[4].detectid, answer="yes")
     assert not callbacks  # already proven
+
+
+def test_the_recount_is_bounded_to_the_latest_votes(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    """It runs in the promoting vote's request: only the latest RECHECK_MAX candidates are
+    re-counted there (older ones wait for their next vote or the batch run)."""
+    from labelapp.services.crowd import peers
+
+    monkeypatch.setattr(peers, "RECHECK_MAX", 1)
+    gold = _gold()
+    older, newer = make_candidates(2, sn0=6.0)
+    newcomer = make_volunteer()
+    for c in (older, newer):
+        submit_vote(volunteer=newcomer, detectid=c.detectid, answer="yes")
+        for _ in range(2):
+            submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    _prove(newcomer, gold, django_capture_on_commit_callbacks)
+    assert _status(newer) == Candidate.Status.RETIRED
+    assert _status(older) == Candidate.Status.ACTIVE

@@ -129,6 +129,9 @@ def just_proven_by_gold(volunteer: Volunteer, *, n_gold_before: int, right_befor
     return after and not proven(n_gold_before, right_before)
 
 
+RECHECK_MAX = 100  # candidates re-counted in the promoting request (~4 queries each)
+
+
 def recheck_on_promotion(*, volunteer_id: int) -> int:
     """The volunteer's gold answers just proved them: their earlier votes, cast while they
     were unproven, now count in full (services.crowd.consensus counts proof at recompute
@@ -142,11 +145,14 @@ def recheck_on_promotion(*, volunteer_id: int) -> int:
     candidates took up to the vote cap from newcomers in their first minutes: this is most of
     what proving costs honest newcomers (docs/security.md)."""
     open_ = (Candidate.Status.ACTIVE, Candidate.Status.EXPERT)
+    # Their latest RECHECK_MAX votes (this runs in the promoting vote's request); anything
+    # older waits for its next vote or the batch aggregation run, which settles it the same.
     ids = list(
         Vote.objects.filter(volunteer_id=volunteer_id, was_gold=False, candidate__status__in=open_)
-        .order_by("candidate_id")
-        .values_list("candidate_id", flat=True)
+        .order_by("-pk")
+        .values_list("candidate_id", flat=True)[:RECHECK_MAX]
     )
+    ids.sort()  # candidate order, as every other recompute takes the consensus locks
     retired = 0
     for cid in ids:
         with transaction.atomic():
