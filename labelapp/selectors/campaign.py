@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from labelapp.models import (
     AggregationRun,
+    CampaignSettings,
     Candidate,
     Round,
     RoundCandidate,
@@ -206,3 +207,10 @@ def campaign_overview() -> dict:
         "last_aggregation": AggregationRun.objects.first(),
         "rounds": list(Round.objects.select_related("scored_by", "trained_model")[:12]),
     }
+
+
+def campaign_flag(name: str) -> bool:
+    """A boolean campaign setting (``CampaignSettings``): its saved value, or the field's
+    default while none is saved. Read here so every layer (ingest included) asks the same."""
+    row = CampaignSettings.objects.filter(pk=1).values_list(name, flat=True).first()
+    return CampaignSettings._meta.get_field(name).default if row is None else bool(row)

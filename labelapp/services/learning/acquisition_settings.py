@@ -14,6 +14,7 @@ from django.db import transaction
 
 from labelapp.errors import InvalidInput
 from labelapp.models import CampaignSettings
+from labelapp.selectors.campaign import campaign_flag
 from labelapp.services.operations.audit import record_audit
 from mlcore.acquisition import AcquisitionConfig
 
@@ -69,7 +70,7 @@ def set_acquisition_settings(*, user, values: dict) -> AcquisitionConfig:
 def adapt_setting() -> bool:
     """Whether a batch its shift report flags is scored with batch statistics (AdaBN,
     :mod:`labelapp.services.learning.adaptation`); on unless turned off."""
-    return _flag("adapt_shifted_batches")
+    return campaign_flag("adapt_shifted_batches")
 
 
 def set_adapt_setting(*, user, on: bool) -> bool:
@@ -82,7 +83,7 @@ def auto_shift_setting() -> bool:
     """Whether shift reports are built by themselves: of every batch before a model's
     scoring run is planned, of a new batch after ingest (:mod:`.auto_shift`); on unless
     turned off."""
-    return _flag("auto_shift_reports")
+    return campaign_flag("auto_shift_reports")
 
 
 def set_auto_shift_setting(*, user, on: bool) -> bool:
@@ -90,17 +91,11 @@ def set_auto_shift_setting(*, user, on: bool) -> bool:
     return _set_flag("auto_shift_reports", user=user, on=on, action="shift_settings")
 
 
-def _flag(name: str) -> bool:
-    """A boolean campaign setting: its saved value, or the field's default before any."""
-    row = CampaignSettings.objects.filter(pk=1).values_list(name, flat=True).first()
-    return CampaignSettings._meta.get_field(name).default if row is None else bool(row)
-
-
 def _set_flag(name: str, *, user, on: bool, action: str) -> bool:
     """Save a boolean campaign setting, with an audit record of before and after."""
     on = bool(on)
     with transaction.atomic():
-        before = _flag(name)
+        before = campaign_flag(name)
         CampaignSettings.objects.update_or_create(
             pk=1, defaults={name: on, "updated_by": user.get_username()}
         )

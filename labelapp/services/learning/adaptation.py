@@ -42,7 +42,7 @@ from labelapp.models import (
 )
 from labelapp.selectors.shift import latest_reports
 from labelapp.services.learning.acquisition_settings import adapt_setting
-from labelapp.services.learning.shift import _pixels, _sample_ids, _with_cutouts
+from labelapp.services.learning.shift import cutout_pixels, sample_ids, with_cutouts
 from mlcore.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def _estimate(model_version: ModelVersion, ids: list[int], seed: int) -> dict[st
     from mlcore.cnn.scoring import load_for_scoring
 
     model = load_for_scoring(model_version.directory, device="cpu")
-    x, windows, _ = _pixels(ids, int(model.config.spec_len))  # joined by candidate id
+    x, windows, _ = cutout_pixels(ids, int(model.config.spec_len))  # joined by candidate id
     adapted = adapt_batchnorm(model, normalise_all(x), spec=windows, seed=seed)
     return _bn_state(adapted)
 
@@ -137,7 +137,7 @@ def prepare_batch(
         )
         return _store(model_version, batch, fields)
     ids = list(
-        _with_cutouts(Candidate.objects.filter(batch=batch))
+        with_cutouts(Candidate.objects.filter(batch=batch))
         .order_by("pk")
         .values_list("pk", flat=True)
     )
@@ -148,7 +148,7 @@ def prepare_batch(
             f"statistics need at least {MIN_CANDIDATES}: scored as trained"
         )
         return _store(model_version, batch, fields)
-    sample = _sample_ids(ids, MAX_CANDIDATES, SEED)
+    sample = sample_ids(ids, MAX_CANDIDATES, SEED)
     try:
         fields["bn_state"] = _estimate(model_version, sample, SEED)
     except (DataError, ValueError, OSError) as exc:

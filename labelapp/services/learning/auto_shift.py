@@ -86,7 +86,7 @@ class _LazyReference:
     def get(self):
         if self.ref is None and self.error is None:
             try:
-                self.ref = shift._reference(self.mv, shift.N_REF, 0)
+                self.ref = shift.reference_sample(self.mv, shift.N_REF, 0)
             except shift.ShiftReportError as exc:
                 self.error = str(exc)
         return self.ref
@@ -99,7 +99,7 @@ def ensure_batch_reports(
     its whole-batch report exists. Never raises but for the database going away."""
     t0 = time.perf_counter()
     out = Outcome(batch_id=batch.pk, status="skipped")
-    n = shift._with_cutouts(Candidate.objects.filter(batch=batch)).count()
+    n = shift.with_cutouts(Candidate.objects.filter(batch=batch)).count()
     if n < MIN_SAMPLE:
         out.reason = (
             f"batch {batch.pk} has {n} candidates with cutouts; a shift report needs at "

@@ -81,11 +81,13 @@ def training_candidate_ids(model_version: ModelVersion) -> list[int]:
     return sorted(ids - holdout_ids())
 
 
-def _with_cutouts(qs):
+def with_cutouts(qs):
     return qs.alias(no_cutout=F("cutout_flags").bitand(NO_CUTOUT)).exclude(no_cutout=NO_CUTOUT)
 
 
-def _pixels(ids: list[int], spec_len: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def cutout_pixels(
+    ids: list[int], spec_len: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Raw (N, 5, 9, 100) cutouts (+ the model's 1D windows) of candidates ``ids``, read
     from their batches' stores, and their catalogue wavelengths; rows joined by candidate
     id (all three in the same row order)."""
@@ -120,7 +122,7 @@ def _waves(ids: list[int]) -> np.ndarray:
     return np.asarray(out, np.float64)
 
 
-def _sample_ids(ids: list[int], n: int, seed: int) -> list[int]:
+def sample_ids(ids: list[int], n: int, seed: int) -> list[int]:
     if len(ids) <= n:
         return list(ids)
     return sorted(np.random.default_rng(seed).choice(ids, n, replace=False).tolist())
@@ -140,14 +142,14 @@ class _Reference:
     seed: int
 
 
-def _reference(mv: ModelVersion | None, n_ref: int, seed: int) -> _Reference:
+def reference_sample(mv: ModelVersion | None, n_ref: int, seed: int) -> _Reference:
     from mlcore.cnn.scoring import load_for_scoring  # torch: not at import time
 
     mv = mv or live_model()
     if mv is None:
         raise ShiftReportError("no live model: train and promote one before a shift report")
     ref_ids = list(
-        _with_cutouts(Candidate.objects.filter(pk__in=training_candidate_ids(mv)))
+        with_cutouts(Candidate.objects.filter(pk__in=training_candidate_ids(mv)))
         .order_by("pk")
         .values_list("pk", flat=True)
     )
@@ -158,9 +160,9 @@ def _reference(mv: ModelVersion | None, n_ref: int, seed: int) -> _Reference:
         )
     model = load_for_scoring(mv.directory, device="cpu")
     spec_len = int(model.config.spec_len)
-    ref_sample = _sample_ids(ref_ids, n_ref, seed)
+    ref_sample = sample_ids(ref_ids, n_ref, seed)
     try:
-        x, w, waves = _pixels(ref_sample, spec_len)
+        x, w, waves = cutout_pixels(ref_sample, spec_len)
         desc = describe(model, x, spec=w, waves=waves)
     except DataError as exc:
         raise ShiftReportError(f"shift report reference of v{mv.pk}: {exc}") from exc
@@ -170,7 +172,7 @@ def _reference(mv: ModelVersion | None, n_ref: int, seed: int) -> _Reference:
 
 
 def _selection(batch: IngestBatch | None, field: str, nights: tuple[int, int] | None):
-    qs = _with_cutouts(Candidate.objects.all())
+    qs = with_cutouts(Candidate.objects.all())
     if batch is not None:
         qs = qs.filter(batch=batch)
     if field:
@@ -213,11 +215,11 @@ def build_shift_report(
             f"{where} has {len(new_ids)} candidates with cutouts; a shift report needs at "
             f"least {MIN_SAMPLE}"
         )
-    ref = _ref or _reference(model_version, n_ref, seed)
+    ref = _ref or reference_sample(model_version, n_ref, seed)
     mv = ref.mv
-    new_sample = _sample_ids(new_ids, n_new, ref.seed + 1)
+    new_sample = sample_ids(new_ids, n_new, ref.seed + 1)
     try:
-        x, w, waves = _pixels(new_sample, ref.spec_len)
+        x, w, waves = cutout_pixels(new_sample, ref.spec_len)
         new = describe(ref.model, x, spec=w, waves=waves)
         # the wavelength statistic needs no pixels: every candidate on both sides
         report = compare(
@@ -264,19 +266,19 @@ def build_batch_reports(
     cutouts; against one reference sample (made here unless ``_ref`` is given)."""
     if _ref is None and model_version is None and live_model() is None:
         raise ShiftReportError("no live model: train and promote one before a shift report")
-    n = _with_cutouts(Candidate.objects.filter(batch=batch)).count()
+    n = with_cutouts(Candidate.objects.filter(batch=batch)).count()
     if n < MIN_SAMPLE:  # before the reference: it costs seconds
         raise ShiftReportError(
             f"batch {batch.pk} has {n} candidates with cutouts; a shift report needs at "
             f"least {MIN_SAMPLE}"
         )
-    ref = _ref or _reference(model_version, N_REF, seed)
+    ref = _ref or reference_sample(model_version, N_REF, seed)
     out = [build_shift_report(batch=batch, _ref=ref)]
     fields = sorted(
         Candidate.objects.filter(batch=batch).values_list("field", flat=True).distinct()
     )
     for f in fields:
-        enough = _with_cutouts(Candidate.objects.filter(batch=batch, field=f)).count()
+        enough = with_cutouts(Candidate.objects.filter(batch=batch, field=f)).count()
         if enough >= MIN_SAMPLE and len(fields) > 1:
             out.append(build_shift_report(batch=batch, field=f, _ref=ref))
     return out
@@ -309,7 +311,7 @@ def build_night_reports(
     big = [g for g in groups if g.n >= MIN_SAMPLE]
     if not big:
         return [], small
-    ref = _reference(model_version, n_ref, seed)
+    ref = reference_sample(model_version, n_ref, seed)
     rows = [
         build_shift_report(batch=batch, field=field, nights=(g.first, g.last), n_new=n_new,
                            thresholds=NIGHT_THRESHOLDS, _ref=ref)

@@ -37,12 +37,12 @@ from django.db import IntegrityError, connection, transaction
 
 from labelapp.errors import InvalidInput
 from labelapp.models import (
-    CampaignSettings,
     Candidate,
     CandidateTruth,
     ExternalScore,
     IngestBatch,
 )
+from labelapp.selectors.campaign import campaign_flag
 from labelapp.selectors.models import live_model
 from labelapp.services.bulk import insert_rows
 from labelapp.services.operations.dispatch import send_after_commit
@@ -394,8 +394,7 @@ def _queue_shift_reports(batch: IngestBatch) -> str | None:
     broker that does not answer costs the note only: the ingest is committed, and the next
     scoring run builds the reports it finds missing."""
     mv = live_model()
-    on = CampaignSettings.objects.filter(pk=1).values_list("auto_shift_reports", flat=True)
-    if mv is None or not next(iter(on), True):
+    if mv is None or not campaign_flag("auto_shift_reports"):
         return None
     try:
         send_after_commit("build_batch_shift_reports", batch_id=batch.pk, model_version_id=mv.pk)
