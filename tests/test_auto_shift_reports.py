@@ -93,6 +93,24 @@ def test_planning_builds_the_missing_reports_then_scores_a_shifted_batch_adapted
     assert mask.tolist() == [False, True] and groups
 
 
+def test_scoring_in_one_process_builds_the_reports_too(noisy):
+    """score_all (manage.py score_candidates, the in-silico campaign) as a planned run:
+    the reports first, then the AdaBN decision; shift_reports=False builds none."""
+    from labelapp.services.learning.scoring import score_all
+
+    live, first, batch = noisy["live"], noisy["first"], noisy["batch"]
+    score_all(model_version=live, n_samples=2, shift_reports=False)
+    assert not ShiftReport.objects.exists()
+    score_all(model_version=live, n_samples=2)
+    whole = {r.batch_id: r for r in ShiftReport.objects.filter(model_version=live, field="")}
+    assert set(whole) == {first.pk, batch.pk}
+    assert whole[batch.pk].verdict in ("shifted", "far"), whole[batch.pk].report["reasons"]
+    row = BatchAdaptation.objects.get(model_version=live, batch=batch)
+    assert row.adapted and _adaptations(live, batch) == {row.pk}
+    prog = TaskProgress.objects.get(name=auto_shift.PROGRESS, key=f"score-all-{live.pk}")
+    assert (prog.state, prog.done, prog.total) == ("done", 2, 2)
+
+
 def test_a_second_planning_builds_no_duplicate(noisy):
     live, batch = noisy["live"], noisy["batch"]
     _score(live)

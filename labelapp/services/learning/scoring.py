@@ -16,7 +16,7 @@ from django.db import transaction
 
 from labelapp.models import Candidate, CandidateScore, IngestBatch, ModelVersion
 from labelapp.services.bulk import insert_rows
-from labelapp.services.learning import adaptation
+from labelapp.services.learning import adaptation, auto_shift
 from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.scoring import iter_scores, load_for_scoring
 
@@ -133,8 +133,16 @@ def score_all(
     model_version: ModelVersion,
     progress: Callable[[str, int, int], None] | None = None,
     n_samples: int | None = None,
+    shift_reports: bool = True,
 ) -> int:
-    """Score the whole catalogue in this process (the Celery path fans the chunks out)."""
+    """Score the whole catalogue in this process (the Celery path fans the chunks out).
+    As a planned run does, every batch without a shift report against this model gets one
+    first (the campaign setting ``auto_shift_reports``; ``shift_reports=False`` skips it),
+    so the AdaBN decision sees it."""
+    if shift_reports:
+        auto_shift.ensure_reports(
+            model_version=model_version, progress_key=f"score-all-{model_version.pk}"
+        )
     adaptation.prepare_run(model_version)
     chunks = score_chunks()
     total = sum(stop - start for _, start, stop in chunks)
