@@ -272,6 +272,7 @@ CELERY_TASK_ROUTES = {
     "labelapp.tasks.score_chunk": {"queue": "cpu"},
     "labelapp.tasks.start_round": {"queue": "cpu"},
     "labelapp.tasks.build_batch_shift_reports": {"queue": "cpu"},
+    "labelapp.tasks.build_night_shift_reports": {"queue": "cpu"},
     "labelapp.tasks.refresh_results_nz": {"queue": "cpu"},  # scans the catalogue
 }
 CELERY_TASK_SERIALIZER = "json"

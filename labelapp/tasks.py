@@ -170,10 +170,22 @@ def build_batch_shift_reports(batch_id: int, model_version_id: int) -> None:
     auto_shift.after_ingest(batch_id=batch_id, model_version_id=model_version_id)
 
 
+@shared_task(ignore_result=True, **IDEMPOTENT_TASK)
+def build_night_shift_reports(model_version_id: int) -> None:
+    """cpu queue, sent when a model's scoring run completes: the night-group shift reports
+    of every batch against it that are not there yet (the campaign setting
+    ``auto_shift_reports``; bounded by SHIFT_AUTO_BUDGET_S)."""
+    from labelapp.services.learning import auto_shift
+
+    auto_shift.after_scoring(model_version_id=model_version_id)
+
+
 def _round_after_scoring(model_version_id: int) -> None:
     # The round is handed the version whose scores were just completed: another model may
-    # have been promoted meanwhile, and it has no scores yet.
+    # have been promoted meanwhile, and it has no scores yet. The night-group reports run
+    # beside it (they take a second or more per group), for the rounds after it.
     start_round.delay(model_version_id=model_version_id)
+    build_night_shift_reports.delay(model_version_id=model_version_id)
 
 
 # start_round is keyed by its task id (services.rounds.start_round(request_key=...)), so a

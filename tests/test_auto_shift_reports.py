@@ -28,7 +28,7 @@ from labelapp.services.learning import acquisition_settings, auto_shift, shift
 from labelapp.services.learning.rounds import shifted_mask
 from labelapp.services.learning.scoring_runs import plan_scoring, run_chunk
 from labelapp.services.survey.ingest import ingest_survey
-from mlcore.shift import MIN_SAMPLE
+from mlcore.shift import MIN_SAMPLE, NIGHT_THRESHOLDS
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.factories_console import make_scientist
@@ -135,13 +135,26 @@ def test_ingest_with_a_live_model_builds_the_batch_report(
     with django_capture_on_commit_callbacks(execute=True) as sent:
         result = _ingest(tmp_path, 600, 78, "correlated_noise")
     assert len(sent) == 1 and any("queued (cpu queue)" in n for n in result.notes)
-    reports = ShiftReport.objects.filter(model_version=live, batch=result.batch)
+    reports = ShiftReport.objects.filter(
+        model_version=live, batch=result.batch, night_first__isnull=True
+    )
     assert [r.field for r in reports] == [""] and reports[0].verdict in ("shifted", "far")
     prog = TaskProgress.objects.get(name=auto_shift.PROGRESS, key=f"ingest-batch-{result.batch.pk}")
     assert prog.state == "done" and prog.done == 1
+    # then one report per group of its observing nights, each judged on its own
+    groups = [g for g in shift.night_groups_of(batch=result.batch) if g.n >= MIN_SAMPLE]
+    nights = ShiftReport.objects.filter(batch=result.batch, night_first__isnull=False)
+    assert groups and sorted((r.night_first, r.night_last) for r in nights) == sorted(
+        (g.first, g.last) for g in groups
+    )
+    for r in nights:  # the night-level thresholds, widened for the group's sample size
+        th = NIGHT_THRESHOLDS.scaled(r.n_new, r.n_ref)
+        assert r.report["thresholds"]["auc"] == pytest.approx(th.auc)
+    assert any(r.verdict in ("shifted", "far") for r in nights)
     # the next scoring run reuses it and adapts the batch
+    n_reports = ShiftReport.objects.filter(model_version=live, batch=result.batch).count()
     _score(live)
-    assert ShiftReport.objects.filter(model_version=live, batch=result.batch).count() == 1
+    assert ShiftReport.objects.filter(model_version=live, batch=result.batch).count() == n_reports
     assert BatchAdaptation.objects.get(model_version=live, batch=result.batch).adapted
 
 
@@ -226,3 +239,96 @@ def test_the_setting_off_builds_nothing_and_is_audited(noisy, client):
     assert _adaptations(live, batch) == {None}
     client.post(reverse("console-shift-settings"), {"auto_shift_reports": "on"})
     assert acquisition_settings.auto_shift_setting() is True
+
+
+def _night_keys(mv, batch) -> list[tuple[int, int]]:
+    return sorted(
+        ShiftReport.objects.filter(
+            model_version=mv, batch=batch, night_first__isnull=False
+        ).values_list("night_first", "night_last")
+    )
+
+
+def test_scoring_run_completion_sends_the_night_reports_which_fill_in_what_is_missing(
+    noisy, monkeypatch
+):
+    """After a scoring run the cpu queue builds every batch's night-group reports against
+    the model; a budget cut leaves the rest, named, for the next run; nothing twice."""
+    from labelapp import tasks
+
+    live, first, batch = noisy["live"], noisy["first"], noisy["batch"]
+    sent = []
+    monkeypatch.setattr(tasks.start_round, "delay", lambda **kw: sent.append(("round", kw)))
+    monkeypatch.setattr(
+        tasks.build_night_shift_reports, "delay", lambda **kw: sent.append(("nights", kw))
+    )
+    tasks._round_after_scoring(live.pk)
+    assert sent == [("round", {"model_version_id": live.pk}),
+                    ("nights", {"model_version_id": live.pk})]  # fmt: skip
+    groups = {
+        b.pk: [(g.first, g.last) for g in shift.night_groups_of(batch=b) if g.n >= MIN_SAMPLE]
+        for b in (first, batch)
+    }
+    assert all(groups.values())
+    # a budget already spent: nothing built, and the outcome says how many groups are left
+    out = auto_shift.ensure_night_reports(model_version=live, budget_s=1e-9)
+    assert not ShiftReport.objects.filter(night_first__isnull=False).exists()
+    assert [o.status for o in out] == ["skipped", "skipped"]
+    assert f"{len(groups[first.pk])} of {len(groups[first.pk])} groups of nights left" in (
+        out[0].reason
+    )
+    # the task builds them all, each with the night thresholds
+    tasks.build_night_shift_reports.apply(kwargs={"model_version_id": live.pk})
+    for b in (first, batch):
+        assert _night_keys(live, b) == sorted(groups[b.pk])
+    prog = TaskProgress.objects.get(name=auto_shift.PROGRESS, key=f"nights-model-{live.pk}")
+    assert prog.state == "done" and "2 built" in prog.message
+    # the correlated-noise nights are flagged, the training batch's are not
+    verdicts = {
+        b: set(ShiftReport.objects.filter(batch=b, night_first__isnull=False)
+               .values_list("verdict", flat=True))
+        for b in (first, batch)
+    }  # fmt: skip
+    assert verdicts[first] == {"in distribution"}, verdicts
+    assert verdicts[batch] & {"shifted", "far"}, verdicts
+    # ... and the round's shift share sees them
+    shot = np.array([groups[batch.pk][0][0] * 1000 + 1, groups[first.pk][0][0] * 1000 + 1])
+    mask, _ = shifted_mask(live, np.array([batch.pk, first.pk]), np.array(["x", "x"]), shot)
+    assert mask.tolist() == [True, False]
+    # again: nothing new
+    before = ShiftReport.objects.count()
+    out = auto_shift.ensure_night_reports(model_version=live)
+    assert {o.status for o in out} == {"exists"} and ShiftReport.objects.count() == before
+
+
+def test_a_night_report_failure_keeps_the_groups_built_and_is_listed(noisy, monkeypatch):
+    live, batch = noisy["live"], noisy["batch"]
+    real = shift.build_shift_report
+    calls = []
+
+    def second_fails(**kw):
+        calls.append(kw["nights"])
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(**kw)
+
+    monkeypatch.setattr(shift, "build_shift_report", second_fails)
+    out = auto_shift.build_nights_of_batch(model_version=live, batch=batch)
+    assert out.status == "failed" and "disk full" in out.reason
+    assert len(out.report_ids) == 1 and _night_keys(live, batch) == [calls[0]]
+    failed = [t for t in task_rows()["failed"] if t.name == auto_shift.FAILED]
+    assert [t.key for t in failed] == [f"model-{live.pk}-batch-{batch.pk}-nights"]
+    assert "night-group" in failed[0].message and "scored as trained" not in failed[0].message
+    # the next run builds the rest
+    monkeypatch.setattr(shift, "build_shift_report", real)
+    out = auto_shift.build_nights_of_batch(model_version=live, batch=batch)
+    assert out.status == "built"
+    groups = [(g.first, g.last) for g in shift.night_groups_of(batch=batch) if g.n >= MIN_SAMPLE]
+    assert _night_keys(live, batch) == sorted(groups)
+
+
+def test_night_reports_follow_the_setting(noisy):
+    live = noisy["live"]
+    acquisition_settings.set_auto_shift_setting(user=make_scientist(), on=False)
+    assert auto_shift.ensure_night_reports(model_version=live) == []
+    assert not ShiftReport.objects.exists()

@@ -204,8 +204,10 @@ def test_the_round_after_a_scoring_run_uses_the_version_that_run_scored(monkeypa
 
     sent = []
     monkeypatch.setattr(tasks.start_round, "delay", lambda **kw: sent.append(kw))
+    nights = []  # and the night-group shift reports of the version that run scored
+    monkeypatch.setattr(tasks.build_night_shift_reports, "delay", lambda **kw: nights.append(kw))
     assert finish_run(model_version_id=a.pk, on_complete=tasks._round_after_scoring)
-    assert sent == [{"model_version_id": a.pk}]
+    assert sent == [{"model_version_id": a.pk}] and nights == sent
     rnd = Round.objects.get(pk=tasks.start_round.apply(kwargs=sent[0]).get())
     assert rnd.scored_by == a and not rnd.acquisition["fallback"]
     assert rnd.n_queued > 0

@@ -14,7 +14,11 @@ promoted model, both saw nothing. So, with the campaign setting ``auto_shift_rep
   (:func:`labelapp.services.learning.shift.build_batch_reports`) of every such batch that
   has no whole-batch report against that model yet;
 * after a new batch is ingested while a model is live, the ingest sends
-  ``labelapp.tasks.build_batch_shift_reports`` (cpu queue), which builds that batch's.
+  ``labelapp.tasks.build_batch_shift_reports`` (cpu queue), which builds that batch's,
+  then its night-group reports;
+* when a model's scoring run completes, ``labelapp.tasks.build_night_shift_reports`` (cpu
+  queue) builds the night-group reports (:func:`ensure_night_reports`) of every batch that
+  lacks them against that model; they feed the round's shift share, not AdaBN.
 
 Idempotent: a batch is built under a lock on its row and only when no whole-batch report
 of (model, batch) exists, so a redelivered task, a second planning or the ingest task
@@ -46,7 +50,7 @@ from labelapp.models import Candidate, IngestBatch, ModelVersion, ShiftReport, T
 from labelapp.services.learning import shift
 from labelapp.services.learning.acquisition_settings import auto_shift_setting
 from labelapp.services.operations.progress import set_progress, start_progress
-from mlcore.shift import MIN_SAMPLE
+from mlcore.shift import MIN_SAMPLE, NIGHT_THRESHOLDS
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +69,7 @@ class Outcome:
     report_ids: list[int] = field(default_factory=list)
     verdict: str = ""
     seconds: float = 0.0
+    n_flagged: int = 0  # night groups: how many of the new reports say shifted or far
 
 
 def whole_batch_report(model_version: ModelVersion, batch: IngestBatch) -> ShiftReport | None:
@@ -193,36 +198,160 @@ def ensure_reports(
     return out
 
 
+def ensure_night_reports(
+    *,
+    model_version: ModelVersion,
+    batches: Iterable[IngestBatch] | None = None,
+    progress_key: str | None = None,
+    budget_s: float | None = None,
+) -> list[Outcome]:
+    """A report per group of observing nights of each of ``batches`` (default: every
+    batch) against ``model_version``, for the groups that have none yet, judged with the
+    night-level thresholds (:func:`build_nights_of_batch`); one reference sample, a
+    progress row (``shift_reports`` / ``progress_key``, default ``nights-model-<v>``), the
+    same budget as :func:`ensure_reports`. Nothing when the campaign setting is off."""
+    if not auto_shift_setting():
+        logger.info("automatic shift reports are off (campaign setting auto_shift_reports)")
+        return []
+    batches = list(IngestBatch.objects.order_by("pk") if batches is None else batches)
+    if budget_s is None:
+        budget_s = getattr(settings, "SHIFT_AUTO_BUDGET_S", None)
+    key = progress_key or f"nights-model-{model_version.pk}"
+    row = start_progress(name=PROGRESS, key=key, total=len(batches),
+                         message=f"night-group shift reports against model "
+                                 f"v{model_version.pk}")  # fmt: skip
+    ref = _LazyReference(model_version)
+    deadline = time.perf_counter() + budget_s if budget_s else None
+    t0 = time.perf_counter()
+    out: list[Outcome] = []
+    for k, batch in enumerate(batches):
+        out.append(
+            build_nights_of_batch(
+                model_version=model_version, batch=batch, _ref=ref, deadline=deadline
+            )  # fmt: skip
+        )
+        set_progress(row, done=k + 1, message=f"batch {batch.pk}: {_say(out[-1])}")
+    summary = _summary(out, time.perf_counter() - t0)
+    TaskProgress.objects.filter(pk=row.pk).update(
+        state=TaskProgress.State.DONE, message=summary[:2000], updated_at=timezone.now()
+    )
+    logger.info("night-group shift reports against v%s: %s", model_version.pk, summary)
+    return out
+
+
+def build_nights_of_batch(
+    *,
+    model_version: ModelVersion,
+    batch: IngestBatch,
+    _ref: _LazyReference | None = None,
+    deadline: float | None = None,
+) -> Outcome:
+    """The night-group reports of ``batch`` (:func:`shift.night_groups_of`, groups of at
+    least ``MIN_SAMPLE`` candidates) that ``model_version`` has none of, one transaction
+    each under a lock on the batch's row (a second task waits, then skips the group);
+    stops at ``deadline`` (``time.perf_counter()``), naming how many groups are left.
+    ``verdict`` sums the verdicts up. Never raises but for the database going away."""
+    t0 = time.perf_counter()
+    out = Outcome(batch_id=batch.pk, status="skipped")
+    try:
+        groups = [g for g in shift.night_groups_of(batch=batch) if g.n >= MIN_SAMPLE]
+    except shift.ShiftReportError as exc:
+        out.reason = str(exc)
+        return out
+    if not groups:
+        out.reason = (
+            f"batch {batch.pk} has no group of observing nights with at least {MIN_SAMPLE} "
+            "candidates with cutouts"
+        )
+        return out
+
+    def reported() -> set[tuple[int, int]]:
+        return set(
+            ShiftReport.objects.filter(
+                model_version=model_version, batch=batch, field="", night_first__isnull=False
+            ).values_list("night_first", "night_last")
+        )
+
+    todo = [g for g in groups if (g.first, g.last) not in reported()]
+    if not todo:
+        out.status, out.verdict = "exists", f"{len(groups)} groups of nights already reported"
+        return out
+    ref = _ref or _LazyReference(model_version)
+    if ref.get() is None:
+        out.reason = f"no reference sample: {ref.error}"
+        return out
+    try:
+        for k, g in enumerate(todo):
+            if deadline is not None and time.perf_counter() > deadline:
+                out.reason = (
+                    f"the budget for automatic shift reports was spent (SHIFT_AUTO_BUDGET_S): "
+                    f"{len(todo) - k} of {len(groups)} groups of nights left"
+                )
+                logger.warning("night-group reports of batch %s against v%s: %s", batch.pk,
+                               model_version.pk, out.reason)  # fmt: skip
+                break
+            with transaction.atomic():
+                IngestBatch.objects.select_for_update().filter(pk=batch.pk).first()
+                if (g.first, g.last) in reported():  # another task built it meanwhile
+                    continue
+                r = shift.build_shift_report(
+                    batch=batch, nights=(g.first, g.last), thresholds=NIGHT_THRESHOLDS,
+                    _ref=ref.ref,
+                )  # fmt: skip
+            out.report_ids.append(r.pk)
+            out.n_flagged += r.verdict != ShiftReport.Verdict.IN_DISTRIBUTION
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:  # the groups built so far stay; the next run does the rest
+        out.status, out.reason = "failed", f"{type(exc).__name__}: {exc}"
+        logger.exception("night-group shift reports of batch %s against v%s failed",
+                         batch.pk, model_version.pk)  # fmt: skip
+        _record_failure(model_version, batch, out.reason, nights=True)
+    if out.status != "failed" and out.report_ids:
+        out.status = "built"
+    if out.report_ids:
+        out.verdict = f"{out.n_flagged} of {len(out.report_ids)} groups of nights shifted or far"
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
 def _has_report(mv: ModelVersion, batch: IngestBatch) -> bool:
     return whole_batch_report(mv, batch) is not None
 
 
 def _say(o: Outcome) -> str:
     if o.status in ("built", "exists"):
-        return f"{o.verdict} ({'built' if o.status == 'built' else 'already reported'})"
+        said = f"{o.verdict} ({'built' if o.status == 'built' else 'already reported'})"
+        return said + (f"; {o.reason}" if o.reason else "")
     return f"{o.status}: {o.reason}"
 
 
 def _summary(out: list[Outcome], seconds: float) -> str:
     counts = {s: sum(o.status == s for o in out) for s in ("built", "exists", "skipped", "failed")}
     text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no batch"
-    flagged = [o.batch_id for o in out if o.verdict in ("shifted", "far")]
+    flagged = [o.batch_id for o in out if o.verdict in ("shifted", "far") or o.n_flagged]
     if flagged:
         text += f"; shifted or far: batch {', '.join(map(str, flagged))}"
     return f"{text} ({seconds:.1f} s)"
 
 
-def _record_failure(mv: ModelVersion, batch: IngestBatch, reason: str) -> None:
+def _record_failure(
+    mv: ModelVersion, batch: IngestBatch, reason: str, *, nights: bool = False
+) -> None:
     """A failed row the console's campaign page lists with the other failed tasks."""
+    what = (
+        f"night-group shift reports of batch {batch.pk} against v{mv.pk}"
+        if nights
+        else f"shift report of batch {batch.pk} against v{mv.pk} (scored as trained)"
+    )
     TaskProgress.objects.update_or_create(
         name=FAILED,
-        key=f"model-{mv.pk}-batch-{batch.pk}",
+        key=f"model-{mv.pk}-batch-{batch.pk}" + ("-nights" if nights else ""),
         defaults={
             "state": TaskProgress.State.FAILED,
             "total": 1,
             "done": 0,
-            "message": f"shift report of batch {batch.pk} against v{mv.pk} (scored as trained): "
-            f"{reason}"[:2000],
+            "message": f"{what}: {reason}"[:2000],
         },
     )
 
@@ -233,4 +362,15 @@ def after_ingest(*, batch_id: int, model_version_id: int) -> Outcome | None:
     mv = ModelVersion.objects.get(pk=model_version_id)
     batch = IngestBatch.objects.get(pk=batch_id)
     out = ensure_reports(model_version=mv, batches=[batch], progress_key=f"ingest-batch-{batch_id}")
+    # then its groups of nights (for the round's shift share; AdaBN reads the batch report)
+    ensure_night_reports(
+        model_version=mv, batches=[batch], progress_key=f"nights-ingest-batch-{batch_id}"
+    )
     return out[0] if out else None
+
+
+def after_scoring(*, model_version_id: int) -> list[Outcome]:
+    """After a model's scoring run: the night-group reports of every batch against it (the
+    batch reports were built when the run was planned), for the next rounds' shift share."""
+    mv = ModelVersion.objects.get(pk=model_version_id)
+    return ensure_night_reports(model_version=mv)

@@ -284,6 +284,21 @@ def build_batch_reports(
     return out
 
 
+def night_groups_of(
+    *, batch: IngestBatch | None = None, field: str = "", max_gap_days: int = MAX_GAP_DAYS
+) -> list[NightGroup]:
+    """The groups of observing nights (:func:`mlcore.nights.night_groups`) of the candidates
+    with cutouts, of ``batch`` and ``field`` if given."""
+    shotids = np.fromiter(
+        _selection(batch, field, None).values_list("shotid", flat=True).iterator(50_000),
+        dtype=np.int64,
+    )
+    try:
+        return night_groups(shotids, min_size=MIN_SAMPLE, max_gap_days=max_gap_days)
+    except DataError as exc:
+        raise ShiftReportError(f"night groups: {exc}") from exc
+
+
 def build_night_reports(
     *,
     model_version: ModelVersion | None = None,
@@ -299,14 +314,7 @@ def build_night_reports(
     one reference sample, judged with the night-level thresholds
     (:data:`mlcore.shift.NIGHT_THRESHOLDS`). -> (the reports, the groups too small to
     judge)."""
-    shotids = np.fromiter(
-        _selection(batch, field, None).values_list("shotid", flat=True).iterator(50_000),
-        dtype=np.int64,
-    )
-    try:
-        groups = night_groups(shotids, min_size=MIN_SAMPLE, max_gap_days=max_gap_days)
-    except DataError as exc:
-        raise ShiftReportError(f"night groups: {exc}") from exc
+    groups = night_groups_of(batch=batch, field=field, max_gap_days=max_gap_days)
     small = [g for g in groups if g.n < MIN_SAMPLE]
     big = [g for g in groups if g.n >= MIN_SAMPLE]
     if not big:
