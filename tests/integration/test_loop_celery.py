@@ -53,7 +53,15 @@ def test_a_round_runs_end_to_end_on_workers(tmp_path, settings):
         assert CandidateScore.objects.filter(model_version=version).count() == 700
         # the batch's shift report against the new model was built before it was scored
         # (services.learning.auto_shift), with no command
-        assert ShiftReport.objects.filter(model_version=version, field="").count() == 1
+        whole = ShiftReport.objects.filter(model_version=version, field="")
+        assert whole.filter(night_first__isnull=True).count() == 1
+        # ... and, after the run, one per group of its observing nights (cpu queue)
+        wait_for(
+            lambda: whole.filter(night_first__isnull=False).exists(),
+            120,
+            "the night-group shift reports after the scoring run",
+            logs,
+        )
 
         # a duplicated chunk message: rescoring replaces rows, the join does not fire again
         def chunk_runs() -> int:
