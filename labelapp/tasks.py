@@ -71,12 +71,14 @@ def retrain_model(
     fine_tune: bool = False,
     encoder_id: int | str | None = "campaign",
     start_chosen_by: str = "request",
+    self_train: bool | None = None,
 ) -> int | None:
     """gpu queue: train (``fine_tune``: from the live model's weights; ``encoder_id``: from
     a pretrained encoder's trunks, None from scratch, "campaign" by default: where the
     campaign setting says, so no retrain the platform starts by itself misses it), gate,
     and on promotion score the catalogue. A start that cannot be used fails the task with
-    the reason (the console's Tasks list it). A redelivery after a crash trains again from
+    the reason (the console's Tasks list it). ``self_train`` (None: the campaign setting):
+    self-train on the unlabelled catalogue. A redelivery after a crash trains again from
     the start (the half-trained files were never registered)."""
     from labelapp.services.learning import promotion, training
     from labelapp.services.operations import progress
@@ -95,6 +97,7 @@ def retrain_model(
             fine_tune=fine_tune,
             encoder_id=encoder_id,
             start_chosen_by=start_chosen_by,
+            self_train=self_train,
         )
         decision = promotion.gate_model(model_version=version)
         # total too: an ensemble reported members x epochs, and early stopping fewer

@@ -71,6 +71,11 @@ urlpatterns = [
     path("settings/retrain/", actions.retrain_settings, name="console-retrain-settings"),
     path("settings/scoring/", actions.scoring_settings, name="console-scoring-settings"),
     path("settings/shift/", actions.shift_settings, name="console-shift-settings"),
+    path(
+        "settings/self-training/",
+        actions.self_training_settings,
+        name="console-self-training-settings",
+    ),
     # exports
     path("exports/", exports.exports, name="console-exports"),
     path("exports/catalogue.<str:fmt>", exports.export_catalogue, name="console-export-catalogue"),

@@ -2,7 +2,7 @@
 
     python -m mlcore.train --data survey.fits --out models/v1 [--epochs 30] [--seed 0]
         [--labels truth | labels.npz | labels.csv] [--max-train N] [--external desi.fits]
-        [--init models/encoder-v1]
+        [--init models/encoder-v1] [--self-train [--self-train-threshold 0.9]]
     python -m mlcore.train pretrain (--data survey.fits | --simulate N [--field cosmos])
         --out models/encoder-v1 [--approach contrastive|masked] [--epochs 5] [--seed 0]
 
@@ -10,7 +10,9 @@ Training writes ``model.pt``, ``model_card.json`` (provenance + held-out metrics
 regime, field, contaminant type, calibration, external-LAE recovery) and, with
 ``--attributions K``, integrated-gradient PNGs of K test candidates; ``--init DIR`` starts
 from the weights in DIR (fine-tuning, e.g. from a pretrained encoder) instead of a fresh
-net. ``pretrain`` fits the trunks on every candidate of the file without labels
+net; ``--self-train`` fits, lets the model label the file's rows outside every split with its
+confident answers, and fits again on both (:mod:`mlcore.cnn.self_training`). ``pretrain``
+fits the trunks on every candidate of the file without labels
 (:mod:`mlcore.cnn.pretrain`) and writes the encoder as a model directory with its own card.
 Django-free. A thin wrapper: the pipeline is :mod:`mlcore.cnn.pipeline`, which the
 platform's retrain task uses too.
@@ -24,6 +26,7 @@ import logging
 import sys
 
 from mlcore.cnn.pipeline import SPEC_HALF_WIDTH, PipelineConfig, run, summarise
+from mlcore.cnn.self_training import SelfTrainConfig
 from mlcore.cnn.training import TrainConfig
 from mlcore.errors import DataError, MlcoreError
 
@@ -60,12 +63,33 @@ def main(argv: list[str] | None = None) -> int:
         help="other survey files (e.g. other fields) to evaluate on",
     )
     ap.add_argument("--init", default=None, help="model directory to fine-tune from")
+    ap.add_argument(
+        "--self-train",
+        action="store_true",
+        help="fit, then label the file's rows outside every split with the model's confident "
+        "answers and fit again on both (mlcore/cnn/self_training.py)",
+    )
+    ap.add_argument("--self-train-threshold", type=float, default=0.9)
+    ap.add_argument(
+        "--self-train-max-per-class", type=int, default=4000, help="per class and S/N regime"
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    self_training = None
+    if a.self_train:
+        try:
+            self_training = SelfTrainConfig(
+                threshold=a.self_train_threshold, max_per_class=a.self_train_max_per_class,
+                seed=a.seed,
+            )  # fmt: skip
+        except MlcoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     config = PipelineConfig(
         data=a.data, out=a.out, labels=a.labels, max_train=a.max_train, test_frac=a.test_frac,
         external=a.external, spec1d=not a.no_spec1d, width=a.width, threads=a.threads,
         attributions=a.attributions, eval_data=tuple(a.eval_data or ()), init=a.init,
+        self_training=self_training,
         train=TrainConfig(
             epochs=a.epochs, seed=a.seed, val_frac=a.val_frac, batch_size=a.batch_size,
             lr=a.lr, device=a.device, max_time_s=a.max_time_s, members=a.members,

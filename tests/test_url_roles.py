@@ -126,6 +126,7 @@ EXPECTED = {
     "console-retrain-settings": CONSOLE_POST,
     "console-scoring-settings": CONSOLE_POST,
     "console-shift-settings": CONSOLE_POST,
+    "console-self-training-settings": CONSOLE_POST,
     "console-exports": CONSOLE,
     "console-export-catalogue": CONSOLE,
     "console-export-votes": CONSOLE,

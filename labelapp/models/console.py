@@ -52,6 +52,12 @@ class CampaignSettings(models.Model):
         "scoring run is planned, and of a new batch against the live model after ingest; "
         "labelapp.services.learning.auto_shift.",
     )
+    self_training = models.BooleanField(
+        default=False,
+        help_text="Retrains fit, let the model label a sample of the unlabelled catalogue "
+        "with its confident answers, and fit again on labels and those answers; "
+        "mlcore.cnn.self_training.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=150, blank=True)
 

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mlcore.cnn import self_training
 from mlcore.cnn.artefacts import KindTargets
+from mlcore.cnn.self_training import SelfTrainConfig, Unlabelled
 from mlcore.cnn.training import TrainConfig
 from mlcore.errors import DataError, LabelsError
 from mlcore.survey import SN_LOW_MAX, stack_cutouts
@@ -54,6 +56,8 @@ class PipelineConfig:
     eval_data: tuple[str, ...] = ()  # other survey files (e.g. other fields) to evaluate on
     init: str | None = None  # model directory to fine-tune from (e.g. a pretrained encoder)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # fit, pseudo-label the file's rows outside every split, fit again (None: one fit)
+    self_training: SelfTrainConfig | None = None
 
 
 @dataclass
@@ -70,6 +74,8 @@ class LabelledArrays:
     # artefact-type answers joined to these rows by detectid (artefacts.join_kind_targets):
     # the model gets an artefact-type head over kinds.kinds; None: no head
     kinds: KindTargets | None = None
+    # candidates nobody labelled, outside every split: self-training's pool (FitPlan)
+    unlabelled: Unlabelled | None = None
 
 
 @dataclass
@@ -85,6 +91,8 @@ class FitPlan:
     attributions: int = 0
     extra: dict | None = None  # more provenance for the card
     init: object | None = None  # a LineCNN / EnsembleCNN to fine-tune from (None: fresh)
+    # fit, pseudo-label LabelledArrays.unlabelled, fit again (mlcore.cnn.self_training)
+    self_training: SelfTrainConfig | None = None
 
 
 def load_labels(spec: str, detectid: np.ndarray, truth_real: np.ndarray | None):
@@ -277,6 +285,9 @@ def run(config: PipelineConfig) -> dict:
             "%s: %d rows, %d train / %d val / %d test", c.data, reader.n, len(tr), len(va), len(te)
         )
         arr = read_rows(reader, rows, names)
+        unlabelled = None
+        if c.self_training is not None:  # their labels, if any, are never read
+            unlabelled = _unlabelled_rows(reader, rows, names, sn, cols, c.self_training)
     cut = stack_cutouts(arr.pop("im_sum"), arr.pop("im_array"))  # (M, 5, 9, 100)
     l_tr, l_va, l_te = (np.searchsorted(rows, r) for r in (tr, va, te))  # into rows read
     spec = None
@@ -291,6 +302,7 @@ def run(config: PipelineConfig) -> dict:
         spec=spec,
         weights=None if weights is None else weights[rows],
         y_test=truth_real[rows][l_te] if truth_real is not None else None,
+        unlabelled=unlabelled,
     )
     plan = FitPlan(
         splits=(l_tr, l_va, l_te),
@@ -302,6 +314,7 @@ def run(config: PipelineConfig) -> dict:
         attributions=c.attributions,
         extra={"data_file": str(c.data), **_init_provenance(c.init)},
         init=_load_init(c.init, c.width, SPEC_HALF_WIDTH * 2 if c.spec1d else 0),
+        self_training=c.self_training,
     )
     card = fit_evaluate_write(data, plan, c.out)
     for extra_file in c.eval_data:
@@ -313,6 +326,23 @@ def run(config: PipelineConfig) -> dict:
     card["wall_time_s"] = round(time.perf_counter() - t_start, 2)
     write_card(c.out, card)
     return card
+
+
+def _unlabelled_rows(reader, rows, names, sn, cols, cfg: SelfTrainConfig) -> Unlabelled:
+    """The file's rows outside every split (up to ``cfg.max_pool``, a seeded sample)."""
+    from mlcore.cnn.data import spec_windows
+
+    rest = np.setdiff1d(np.arange(reader.n), rows)
+    if len(rest) > cfg.max_pool:
+        rest = np.sort(np.random.default_rng(cfg.seed).choice(rest, cfg.max_pool, replace=False))
+    logger.info("self-training: reading %d rows outside the splits", len(rest))
+    arr = read_rows(reader, rest, names)
+    spec = None
+    if "spec1d" in arr:
+        wave = np.asarray(cols["wave"])[rest]
+        spec = spec_windows(arr.pop("spec1d"), arr.pop("spec1d_err"), wave, SPEC_HALF_WIDTH)
+    cut = stack_cutouts(arr.pop("im_sum"), arr.pop("im_array"))
+    return Unlabelled(cutouts=cut, sn=sn[rest], spec=spec)
 
 
 def fit_evaluate_write(
@@ -343,6 +373,12 @@ def fit_evaluate_write(
         spec_len=0 if spec is None else spec.shape[-1],
         artefact_kinds=kt.kinds if kt is not None else (),
     )
+    first_epochs = on_epoch
+    if plan.self_training is not None and on_epoch is not None:  # progress over both fits
+
+        def first_epochs(rec: dict, n: int) -> None:
+            on_epoch(rec, 2 * n)
+
     res = train(
         cut,
         targets,
@@ -353,14 +389,17 @@ def fit_evaluate_write(
         val_idx=l_va,
         model_config=mcfg,
         config=tcfg,
-        on_epoch=on_epoch,
+        on_epoch=first_epochs,
         init=plan.init,
         kind_targets=None if kt is None else kt.index,
         kind_weights=None if kt is None else kt.weight,
     )
+    y_te = np.asarray(data.y_test if data.y_test is not None else targets[l_te] >= 0.5)
+    self_info = None
+    if plan.self_training is not None:
+        res, self_info = _self_train(data, plan, mcfg, res, y_te, on_epoch)
     model = res.model
     # held-out evaluation (deterministic forward pass; MC scoring is for acquisition)
-    y_te = np.asarray(data.y_test if data.y_test is not None else targets[l_te] >= 0.5)
     metrics, logits = evaluate_rows(
         model,
         cut[l_te],
@@ -397,6 +436,7 @@ def fit_evaluate_write(
             "history": res.history,
             "device": res.device,
             **({"member_runs": res.members} if res.members else {}),
+            **({"self_training": self_info} if self_info is not None else {}),
             **(plan.extra or {}),
         },
     )
@@ -419,6 +459,55 @@ def fit_evaluate_write(
                 att["x"][k], att["attr"][k], title,
             )  # fmt: skip
     return card
+
+
+def _self_train(data: LabelledArrays, plan: FitPlan, mcfg, first, y_te, on_epoch):
+    """The second fit of self-training -> (its TrainResult, the card's summary). The first
+    fit's held-out figures go in the summary, so the card shows what the pseudo-labels
+    added on the same test rows."""
+    from mlcore.cnn.training import train
+
+    unl = data.unlabelled
+    if unl is None or len(unl.sn) == 0:
+        return first, {**plan.self_training.to_dict(), "skipped": "no unlabelled candidates"}
+    l_tr, l_va, l_te = plan.splits
+    spec = data.spec
+    m1, _ = evaluate_rows(
+        first.model, data.cutouts[l_te], None if spec is None else spec[l_te],
+        {k: np.asarray(v)[l_te] for k, v in data.cols.items()}, y_te,
+    )  # fmt: skip
+    rows, labels, info = self_training.pick(first.model, unl, plan.self_training)
+    info["first_fit"] = {
+        "balanced_accuracy": {
+            reg: r.get("balanced_accuracy") for reg, r in m1.get("regimes", {}).items()
+        },
+        "best_epoch": first.best_epoch,
+        "training_time_s": round(first.train_time_s, 2),
+    }
+    if len(rows) == 0:
+        info["skipped"] = "no confident answers to add"
+        return first, info
+    kt = data.kinds
+    ext = self_training.extend(
+        cutouts=data.cutouts, targets=data.targets, sn=data.sn, spec=spec, weights=data.weights,
+        kind_index=None if kt is None else kt.index, kind_weight=None if kt is None else kt.weight,
+        unl=unl, rows=rows, labels=labels,
+    )  # fmt: skip
+    logger.info("self-training: %d pseudo-labels from %d unlabelled candidates; fitting again",
+                len(rows), info["n_scored"])  # fmt: skip
+
+    def second_epochs(rec: dict, n: int) -> None:
+        if on_epoch is not None:
+            on_epoch({**rec, "epoch": n + rec["epoch"]}, 2 * n)
+
+    second = train(
+        ext["cutouts"], ext["targets"], ext["sn"], weights=ext["weights"], spec=ext["spec"],
+        train_idx=np.concatenate([l_tr, ext["pseudo_rows"]]), val_idx=l_va, model_config=mcfg,
+        config=plan.train, on_epoch=second_epochs, init=plan.init, kind_targets=ext["kind_index"],
+        kind_weights=ext["kind_weight"],
+    )  # fmt: skip
+    second.train_time_s += first.train_time_s  # the card's training time: both fits
+    return second, info
 
 
 def write_card(out: str | Path, card: dict) -> None:

@@ -91,6 +91,18 @@ def set_auto_shift_setting(*, user, on: bool) -> bool:
     return _set_flag("auto_shift_reports", user=user, on=on, action="shift_settings")
 
 
+def self_training_setting() -> bool:
+    """Whether retrains self-train on the unlabelled catalogue (``train_model_version``'s
+    default; :mod:`mlcore.cnn.self_training`); off unless turned on."""
+    return campaign_flag("self_training")
+
+
+def set_self_training_setting(*, user, on: bool) -> bool:
+    """Turn it on or off; audited (``self_training_settings``). Models already trained keep
+    their cards (each says whether it self-trained)."""
+    return _set_flag("self_training", user=user, on=on, action="self_training_settings")
+
+
 def _set_flag(name: str, *, user, on: bool, action: str) -> bool:
     """Save a boolean campaign setting, with an audit record of before and after."""
     on = bool(on)

@@ -43,6 +43,7 @@ from labelapp.models import (
 )
 from labelapp.selectors.artefacts import artefact_targets
 from labelapp.selectors.models import live_model
+from labelapp.services.learning.acquisition_settings import self_training_setting
 from labelapp.services.learning.encoders import (
     CAMPAIGN,
     CHOSEN_BY,
@@ -62,6 +63,7 @@ from mlcore.cnn.pipeline import (
     fit_evaluate_write,
     make_splits,
 )
+from mlcore.cnn.self_training import SelfTrainConfig, Unlabelled
 from mlcore.cnn.training import TrainConfig
 from mlcore.cutout_quality import NO_CUTOUT
 
@@ -124,6 +126,45 @@ def consensus_targets() -> dict[int, float]:
     for cid in holdout_ids():  # the gate's evaluation sample is never trained on
         targets.pop(cid, None)
     return targets
+
+
+def unlabelled_sample(*, exclude: np.ndarray, n: int, seed: int) -> Unlabelled:
+    """Up to ``n`` candidates with cutouts that are none of ``exclude`` (a training set's
+    labelled and held-out candidates), a seeded random sample, read from the cutout stores
+    batch by batch in store order: self-training's pool. Only ids are read for the whole
+    catalogue (a numpy array), the rest for the sample."""
+    with_cutout = Candidate.objects.alias(no_cutout=F("cutout_flags").bitand(NO_CUTOUT)).exclude(
+        no_cutout=NO_CUTOUT
+    )
+    ids = np.fromiter(
+        with_cutout.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=50_000),
+        dtype=np.int64,
+    )
+    ids = ids[~np.isin(ids, np.asarray(exclude, np.int64))]
+    if len(ids) > n:
+        ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+    if len(ids) == 0:
+        return Unlabelled(cutouts=np.zeros((0, 5, 9, 100), np.float16), sn=np.zeros(0))
+    rows = []
+    for a in range(0, len(ids), 10_000):  # bounded IN lists
+        rows += Candidate.objects.filter(pk__in=ids[a : a + 10_000].tolist()).values_list(
+            "batch_id", "row", "sn", "wave"
+        )
+    arr = np.asarray(sorted(rows), np.float64)  # store order: memmap-friendly reads
+    batch_ids, store_rows = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+    cut_parts, spec_parts = [], []
+    for batch_id in np.unique(batch_ids):
+        store = open_store(IngestBatch.objects.get(pk=int(batch_id)).store_path)
+        sel = store_rows[batch_ids == batch_id]
+        cut_parts.append(np.asarray(store.cutouts[sel]))
+        spec_parts.append(np.asarray(store.spec[sel], np.float32))
+    sp = np.concatenate(spec_parts)
+    logger.info("self-training pool: %d unlabelled candidates", len(arr))
+    return Unlabelled(
+        cutouts=np.concatenate(cut_parts),
+        sn=arr[:, 2].astype(np.float32),
+        spec=spec_windows(sp[:, 0], sp[:, 1], arr[:, 3], SPEC_HALF_WIDTH),
+    )
 
 
 def training_set(*, label_source: str) -> TrainingSet:
@@ -229,6 +270,7 @@ def train_model_version(
     fine_tune: bool = False,
     encoder_id: int | str | None = None,
     start_chosen_by: str = "request",
+    self_train: bool | None = None,
 ) -> ModelVersion:
     """Train, evaluate on held-out labels and register a new (not yet promoted) version.
 
@@ -241,8 +283,14 @@ def train_model_version(
     ("campaign"): where the campaign setting says (``encoders.resolve_start``; the
     ``retrain_model`` task's default). ``start_chosen_by``: "campaign setting" when the
     caller resolved ``encoder_id`` from that setting itself. The card's ``start`` records
-    where it started and who chose it.
+    where it started and who chose it. ``self_train``: after the fit, the model labels a
+    sample of the unlabelled catalogue (:func:`unlabelled_sample`) with its confident answers
+    and a second fit trains on labels and answers (:mod:`mlcore.cnn.self_training`; the card's
+    ``self_training`` says what was added and the first fit's held-out figures); None: the
+    campaign setting ``self_training``.
     """
+    if self_train is None:
+        self_train = self_training_setting()
     members = settings.ENSEMBLE_MEMBERS if members is None else members
     if members < 1:
         raise TrainingError(f"an ensemble needs at least 1 member, not {members}")
@@ -294,9 +342,13 @@ def train_model_version(
     models_dir = Path(settings.MODELS_DIR)
     tmp = models_dir / f".training-{uuid.uuid4().hex[:12]}"
     try:
+        st_config = SelfTrainConfig(seed=seed) if self_train else None
         data = LabelledArrays(
             cutouts=ts.cutouts, targets=ts.targets, sn=sn, cols=ts.cols, spec=spec,
             y_test=y_test, kinds=kinds,
+            unlabelled=unlabelled_sample(
+                exclude=ts.candidate_id, n=st_config.max_pool, seed=seed
+            ) if st_config else None,
         )  # fmt: skip
         plan = FitPlan(
             splits=(tr, va, te),
@@ -307,6 +359,7 @@ def train_model_version(
             ),
             extra={"n_labels": n_labels, "test_set": test_set, **extra},
             init=init,
+            self_training=st_config,
         )
         try:
             card = fit_evaluate_write(data, plan, tmp, on_epoch=on_epoch)

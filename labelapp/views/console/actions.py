@@ -148,6 +148,7 @@ def acquisition_settings(request):
         "campaign_encoder": encoders.campaign_encoder(),
         "adapt_shifted_batches": acq_settings.adapt_setting(),
         "auto_shift_reports": acq_settings.auto_shift_setting(),
+        "self_training": acq_settings.self_training_setting(),
     }
     return render(request, "console/acquisition.html", ctx, status=status)
 
@@ -196,5 +197,21 @@ def shift_settings(request):
         "Saved: shift reports are built before each scoring run and after each ingest."
         if on
         else "Saved: shift reports are built only on request (Shift page, manage.py shift_report).",
+    )
+    return redirect("console-campaign")
+
+
+@scientist_required
+@require_POST
+def self_training_settings(request):
+    """Whether retrains self-train on the unlabelled catalogue (mlcore.cnn.self_training)."""
+    on = request.POST.get("self_training") == "on"
+    acq_settings.set_self_training_setting(user=request.user, on=on)
+    messages.success(
+        request,
+        "Saved: retrains from now on fit, add the model's confident answers on unlabelled "
+        "candidates, and fit again."
+        if on
+        else "Saved: retrains fit on the labels only.",
     )
     return redirect("console-campaign")
