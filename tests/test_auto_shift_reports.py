@@ -332,3 +332,13 @@ def test_night_reports_follow_the_setting(noisy):
     acquisition_settings.set_auto_shift_setting(user=make_scientist(), on=False)
     assert auto_shift.ensure_night_reports(model_version=live) == []
     assert not ShiftReport.objects.exists()
+
+
+def test_a_spent_budget_skips_the_batches_without_a_report_and_says_why(noisy):
+    live, first, batch = noisy["live"], noisy["first"], noisy["batch"]
+    auto_shift.ensure_reports(model_version=live, batches=[first])
+    out = auto_shift.ensure_reports(model_version=live, budget_s=1e-9)
+    # the batch with a report is reused; the other is left, named, for the next run
+    assert [(o.batch_id, o.status) for o in out] == [(first.pk, "exists"), (batch.pk, "skipped")]
+    assert "budget for automatic shift reports was spent" in out[1].reason
+    assert not ShiftReport.objects.filter(batch=batch).exists()

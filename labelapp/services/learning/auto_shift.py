@@ -159,43 +159,30 @@ def ensure_reports(
     ``progress_key``, default ``model-<v>``), within ``budget_s`` seconds (default
     ``settings.SHIFT_AUTO_BUDGET_S``; None or 0 there: no limit). Nothing when the campaign
     setting is off."""
-    if not auto_shift_setting():
-        logger.info("automatic shift reports are off (campaign setting auto_shift_reports)")
-        return []
-    batches = list(IngestBatch.objects.order_by("pk") if batches is None else batches)
-    if budget_s is None:
-        budget_s = getattr(settings, "SHIFT_AUTO_BUDGET_S", None)
-    key = progress_key or f"model-{model_version.pk}"
-    row = start_progress(name=PROGRESS, key=key, total=len(batches),
-                         message=f"shift reports against model v{model_version.pk}")  # fmt: skip
-    ref = _LazyReference(model_version)
-    t0 = time.perf_counter()
-    out: list[Outcome] = []
-    for k, batch in enumerate(batches):
+
+    def one(batch: IngestBatch, ref: _LazyReference, deadline: float | None) -> Outcome:
         if (
-            budget_s
-            and time.perf_counter() - t0 > budget_s
+            deadline is not None
+            and time.perf_counter() > deadline
             and not _has_report(model_version, batch)
         ):
-            out.append(
-                Outcome(
-                    batch_id=batch.pk,
-                    status="skipped",
-                    reason=f"the {budget_s:.0f} s budget for automatic shift reports was "
-                    "spent (SHIFT_AUTO_BUDGET_S)",
-                )  # fmt: skip
+            out = Outcome(
+                batch_id=batch.pk,
+                status="skipped",
+                reason=f"the {budget_s:.0f} s budget for automatic shift reports was spent "
+                "(SHIFT_AUTO_BUDGET_S)",
             )
             logger.warning("no shift report of batch %s against v%s: %s", batch.pk,
-                           model_version.pk, out[-1].reason)  # fmt: skip
-        else:
-            out.append(ensure_batch_reports(model_version=model_version, batch=batch, _ref=ref))
-        set_progress(row, done=k + 1, message=f"batch {batch.pk}: {_say(out[-1])}")
-    summary = _summary(out, time.perf_counter() - t0)
-    TaskProgress.objects.filter(pk=row.pk).update(
-        state=TaskProgress.State.DONE, message=summary[:2000], updated_at=timezone.now()
-    )
-    logger.info("shift reports against v%s: %s", model_version.pk, summary)
-    return out
+                           model_version.pk, out.reason)  # fmt: skip
+            return out
+        return ensure_batch_reports(model_version=model_version, batch=batch, _ref=ref)
+
+    if budget_s is None:
+        budget_s = getattr(settings, "SHIFT_AUTO_BUDGET_S", None)
+    return _run_batches(
+        model_version=model_version, batches=batches, budget_s=budget_s, one=one,
+        key=progress_key or f"model-{model_version.pk}", what="shift reports",
+    )  # fmt: skip
 
 
 def ensure_night_reports(
@@ -210,32 +197,43 @@ def ensure_night_reports(
     night-level thresholds (:func:`build_nights_of_batch`); one reference sample, a
     progress row (``shift_reports`` / ``progress_key``, default ``nights-model-<v>``), the
     same budget as :func:`ensure_reports`. Nothing when the campaign setting is off."""
+
+    def one(batch: IngestBatch, ref: _LazyReference, deadline: float | None) -> Outcome:
+        return build_nights_of_batch(
+            model_version=model_version, batch=batch, _ref=ref, deadline=deadline
+        )
+
+    return _run_batches(
+        model_version=model_version, batches=batches, budget_s=budget_s, one=one,
+        key=progress_key or f"nights-model-{model_version.pk}",
+        what="night-group shift reports",
+    )  # fmt: skip
+
+
+def _run_batches(*, model_version, batches, budget_s, one, key: str, what: str) -> list[Outcome]:
+    """``one(batch, reference, deadline)`` for each batch (default: every batch), with one
+    lazily made reference sample, a progress row and a budget (default
+    ``settings.SHIFT_AUTO_BUDGET_S``); nothing when the campaign setting is off."""
     if not auto_shift_setting():
         logger.info("automatic shift reports are off (campaign setting auto_shift_reports)")
         return []
     batches = list(IngestBatch.objects.order_by("pk") if batches is None else batches)
     if budget_s is None:
         budget_s = getattr(settings, "SHIFT_AUTO_BUDGET_S", None)
-    key = progress_key or f"nights-model-{model_version.pk}"
     row = start_progress(name=PROGRESS, key=key, total=len(batches),
-                         message=f"night-group shift reports against model "
-                                 f"v{model_version.pk}")  # fmt: skip
+                         message=f"{what} against model v{model_version.pk}")  # fmt: skip
     ref = _LazyReference(model_version)
-    deadline = time.perf_counter() + budget_s if budget_s else None
     t0 = time.perf_counter()
+    deadline = t0 + budget_s if budget_s else None
     out: list[Outcome] = []
     for k, batch in enumerate(batches):
-        out.append(
-            build_nights_of_batch(
-                model_version=model_version, batch=batch, _ref=ref, deadline=deadline
-            )  # fmt: skip
-        )
+        out.append(one(batch, ref, deadline))
         set_progress(row, done=k + 1, message=f"batch {batch.pk}: {_say(out[-1])}")
     summary = _summary(out, time.perf_counter() - t0)
     TaskProgress.objects.filter(pk=row.pk).update(
         state=TaskProgress.State.DONE, message=summary[:2000], updated_at=timezone.now()
     )
-    logger.info("night-group shift reports against v%s: %s", model_version.pk, summary)
+    logger.info("%s against v%s: %s", what, model_version.pk, summary)
     return out
 
 
