@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--self-train-max-per-class", type=int, default=4000, help="per class and S/N regime"
     )
+    ap.add_argument(
+        "--self-train-weight", type=float, default=1.0, help="a pseudo-labelled row's weight"
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     self_training = None
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             self_training = SelfTrainConfig(
                 threshold=a.self_train_threshold, max_per_class=a.self_train_max_per_class,
-                seed=a.seed,
+                weight=a.self_train_weight, seed=a.seed,
             )  # fmt: skip
         except MlcoreError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -66,6 +66,13 @@ def test_extend_appends_the_picked_rows_with_no_artefact_answer():
     assert ext["weights"].tolist() == pytest.approx([0.5, 0.7, 1, 1])
     assert ext["kind_index"].tolist() == [2, NO_KIND, NO_KIND, NO_KIND]
     assert ext["kind_weight"].tolist() == [1, 0, 0, 0] and ext["spec"].shape == (4, 2, 6)
+    # a weight below 1 for the pseudo-labelled rows, with or without labelled weights
+    light = self_training.extend(
+        cutouts=np.zeros((2, 5, 9, 100), np.float32), targets=np.array([1.0, 0.0]),
+        sn=np.array([5.0, 5.1]), spec=None, weights=None, kind_index=None, kind_weight=None,
+        unl=unl, rows=np.array([0]), labels=np.array([1.0], np.float32), weight=0.25,
+    )  # fmt: skip
+    assert light["weights"].tolist() == [1, 1, 0.25]
     with pytest.raises(DataError, match="unlabelled rows none"):
         self_training.extend(
             cutouts=np.zeros((1, 5, 9, 100)), targets=np.ones(1), sn=np.ones(1),
@@ -79,6 +86,8 @@ def test_bad_settings_and_mismatched_rows_are_refused():
         SelfTrainConfig(threshold=0.4)
     with pytest.raises(DataError, match="at least 1"):
         SelfTrainConfig(max_per_class=0)
+    with pytest.raises(DataError, match=r"weight must be in \(0, 1\]"):
+        SelfTrainConfig(weight=0)
     with pytest.raises(DataError, match="must be the same rows"):
         Unlabelled(cutouts=np.zeros((3, 5, 9, 100)), sn=np.ones(2))
 

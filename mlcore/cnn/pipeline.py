@@ -491,7 +491,7 @@ def _self_train(data: LabelledArrays, plan: FitPlan, mcfg, first, y_te, on_epoch
     ext = self_training.extend(
         cutouts=data.cutouts, targets=data.targets, sn=data.sn, spec=spec, weights=data.weights,
         kind_index=None if kt is None else kt.index, kind_weight=None if kt is None else kt.weight,
-        unl=unl, rows=rows, labels=labels,
+        unl=unl, rows=rows, labels=labels, weight=plan.self_training.weight,
     )  # fmt: skip
     logger.info("self-training: %d pseudo-labels from %d unlabelled candidates; fitting again",
                 len(rows), info["n_scored"])  # fmt: skip

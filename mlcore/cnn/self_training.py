@@ -32,6 +32,7 @@ class SelfTrainConfig:
     threshold: float = 0.9  # calibrated probability >= this (real) or <= 1 - this (not real)
     max_per_class: int = 4000  # pseudo-labels per class and S/N regime, the most confident
     max_pool: int = 100_000  # unlabelled rows scored (a seeded random sample beyond that)
+    weight: float = 1.0  # a pseudo-labelled row's weight in the loss (a labelled row: 1)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -39,6 +40,8 @@ class SelfTrainConfig:
             raise DataError(f"self-training threshold must be in (0.5, 1), not {self.threshold}")
         if self.max_per_class < 1 or self.max_pool < 1:
             raise DataError("self-training max_per_class and max_pool must be at least 1")
+        if not 0.0 < self.weight <= 1.0:
+            raise DataError(f"self-training weight must be in (0, 1], not {self.weight}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,10 +117,11 @@ def extend(
     unl: Unlabelled,
     rows: np.ndarray,
     labels: np.ndarray,
+    weight: float = 1.0,
 ) -> dict:
-    """The labelled arrays with the picked unlabelled rows appended (weight 1, no
-    artefact-type answer) -> dict of the new arrays; the picked rows are the last
-    ``len(rows)``."""
+    """The labelled arrays with the picked unlabelled rows appended (each weighing
+    ``weight``, no artefact-type answer) -> dict of the new arrays; the picked rows are the
+    last ``len(rows)``."""
     from mlcore.cnn.artefacts import NO_KIND
 
     m, p = len(targets), len(rows)
@@ -135,8 +139,9 @@ def extend(
         if unl.spec is None:
             raise DataError("the labelled rows have 1D spectra and the unlabelled rows none")
         out["spec"] = np.concatenate([np.asarray(spec), np.asarray(unl.spec[rows], spec.dtype)])
-    if weights is not None:
-        out["weights"] = np.concatenate([np.asarray(weights, np.float32), np.ones(p, np.float32)])
+    if weights is not None or weight != 1.0:
+        w = np.ones(m, np.float32) if weights is None else np.asarray(weights, np.float32)
+        out["weights"] = np.concatenate([w, np.full(p, weight, np.float32)])
     if kind_index is not None:
         out["kind_index"] = np.concatenate([kind_index, np.full(p, NO_KIND, kind_index.dtype)])
         out["kind_weight"] = np.concatenate([kind_weight, np.zeros(p, kind_weight.dtype)])
