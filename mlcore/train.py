@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "--self-train-max-per-class", type=int, default=4000, help="per class and S/N regime"
     )
     ap.add_argument(
-        "--self-train-weight", type=float, default=1.0, help="a pseudo-labelled row's weight"
+        "--self-train-weight", type=float, default=0.25, help="a pseudo-labelled row's weight"
     )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

@@ -104,6 +104,7 @@ def test_cli_self_trains_on_the_rows_outside_every_split(tmp_path, capsys):
     assert card["n_train"] == 60  # the labels; the pseudo-labels are counted apart
     assert st["n_scored"] == 400 - n_splits  # only rows outside every split
     assert st["threshold"] == 0.6 and 0 < st["n_pseudo"] <= st["n_scored"]
+    assert st["weight"] == 0.25  # the default: a quarter of a label
     assert set(st["first_fit"]["balanced_accuracy"]) == {"overall", "high", "low"}
     assert card["best_epoch"] >= 0
     # the same run without the flag: one fit, no summary
