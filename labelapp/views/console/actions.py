@@ -170,48 +170,43 @@ def retrain_settings(request):
     return redirect("console-campaign")
 
 
-@scientist_required
-@require_POST
-def scoring_settings(request):
-    """Whether batches a shift report flags are scored with batch statistics (AdaBN)."""
-    on = request.POST.get("adapt_shifted_batches") == "on"
-    acq_settings.set_adapt_setting(user=request.user, on=on)
-    messages.success(
-        request,
-        "Saved: scoring runs planned from now on score batches a shift report calls shifted "
-        "or far with their own batch statistics."
-        if on
-        else "Saved: every batch is scored by the model as trained, shifted or not.",
-    )
-    return redirect("console-campaign")
+def _flag_view(field: str, setter, *, saved_on: str, saved_off: str, doc: str):
+    """A console POST view that saves one boolean campaign setting (an unticked box: off)
+    through ``setter`` (audited there) and says what it now does."""
+
+    @scientist_required
+    @require_POST
+    def view(request):
+        on = request.POST.get(field) == "on"
+        setter(user=request.user, on=on)
+        messages.success(request, saved_on if on else saved_off)
+        return redirect("console-campaign")
+
+    view.__doc__ = doc
+    return view
 
 
-@scientist_required
-@require_POST
-def shift_settings(request):
-    """Whether shift reports are built by themselves (before scoring runs, after ingest)."""
-    on = request.POST.get("auto_shift_reports") == "on"
-    acq_settings.set_auto_shift_setting(user=request.user, on=on)
-    messages.success(
-        request,
-        "Saved: shift reports are built before each scoring run and after each ingest."
-        if on
-        else "Saved: shift reports are built only on request (Shift page, manage.py shift_report).",
-    )
-    return redirect("console-campaign")
-
-
-@scientist_required
-@require_POST
-def self_training_settings(request):
-    """Whether retrains self-train on the unlabelled catalogue (mlcore.cnn.self_training)."""
-    on = request.POST.get("self_training") == "on"
-    acq_settings.set_self_training_setting(user=request.user, on=on)
-    messages.success(
-        request,
-        "Saved: retrains from now on fit, add the model's confident answers on unlabelled "
-        "candidates, and fit again."
-        if on
-        else "Saved: retrains fit on the labels only.",
-    )
-    return redirect("console-campaign")
+scoring_settings = _flag_view(
+    "adapt_shifted_batches",
+    acq_settings.set_adapt_setting,
+    saved_on="Saved: scoring runs planned from now on score batches a shift report calls "
+    "shifted or far with their own batch statistics.",
+    saved_off="Saved: every batch is scored by the model as trained, shifted or not.",
+    doc="Whether batches a shift report flags are scored with batch statistics (AdaBN).",
+)
+shift_settings = _flag_view(
+    "auto_shift_reports",
+    acq_settings.set_auto_shift_setting,
+    saved_on="Saved: shift reports are built before each scoring run and after each ingest.",
+    saved_off="Saved: shift reports are built only on request (Shift page, manage.py "
+    "shift_report).",
+    doc="Whether shift reports are built by themselves (before scoring runs, after ingest).",
+)
+self_training_settings = _flag_view(
+    "self_training",
+    acq_settings.set_self_training_setting,
+    saved_on="Saved: retrains from now on fit, add the model's confident answers on unlabelled "
+    "candidates, and fit again.",
+    saved_off="Saved: retrains fit on the labels only.",
+    doc="Whether retrains self-train on the unlabelled catalogue (mlcore.cnn.self_training).",
+)
