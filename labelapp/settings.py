@@ -425,6 +425,12 @@ MODEL_CONFIDENT = env_float("LABELAPP_MODEL_CONFIDENT", 0.8)
 # PEER_Z = 2.33, 6 comparisons none agreeing is the first verdict (an honest volunteer right
 # 80 % of the time gets there once in 15,000).
 MODEL_MIN_COMPARISONS = env_int("LABELAPP_MODEL_MIN_COMPARISONS", 6)
+# ... and only with the calls the model gets right: a direction of its confident calls
+# ("real", "not real") is compared with only when, on the promotion gate's evaluation set,
+# at least MODEL_CALL_MIN such calls were right MODEL_CALL_PRECISION of the time or more
+# (ModelVersion.trust_real_calls / trust_false_calls; mlcore.aggregation.evidence).
+MODEL_CALL_PRECISION = env_float("LABELAPP_MODEL_CALL_PRECISION", 0.85, low=0.5, high=1.0)
+MODEL_CALL_MIN = env_int("LABELAPP_MODEL_CALL_MIN", 20)
 # A failed CSRF check on /api/ answers JSON (the page shows its message), HTML elsewhere.
 CSRF_FAILURE_VIEW = "labelapp.views.api.csrf_failure"
 

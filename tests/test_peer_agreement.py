@@ -10,7 +10,12 @@ import pytest
 from labelapp.models import AuditEvent, Candidate, RetirementEvent, Volunteer, Vote
 from labelapp.selectors.suspicious import flag_reasons
 from labelapp.services.crowd.votes import submit_vote, undo_last_vote
-from mlcore.aggregation.evidence import is_proven, peer_disagrees, retirement_log_odds
+from mlcore.aggregation.evidence import (
+    is_proven,
+    peer_disagrees,
+    retirement_log_odds,
+    trusted_calls,
+)
 from tests.factories_volunteers import make_candidates, make_proven_volunteer, make_volunteer
 
 # --- the rule itself ----------------------------------------------------------------------
@@ -180,10 +185,12 @@ def test_a_colluder_who_votes_first_is_caught_by_the_honest_votes_after_it(
 # --- against the live model's confident calls ---------------------------------------------
 
 
-def _live_model_scoring(cands, probs):
+def _live_model_scoring(cands, probs, **trust):
     from labelapp.models import CandidateScore, ModelVersion
 
-    mv = ModelVersion.objects.create(label_source="truth", directory="/m", status="promoted")
+    mv = ModelVersion.objects.create(
+        label_source="truth", directory="/m", status="promoted", **trust
+    )
     for c, p in zip(cands, probs, strict=True):
         CandidateScore.objects.create(model_version=mv, candidate=c, prob=p, entropy=0, bald=0)
     return mv
@@ -247,3 +254,60 @@ def test_a_failing_credit_after_commit_does_not_fail_the_vote(
     assert result.created and len(callbacks) == 1
     assert Vote.objects.filter(volunteer=me, candidate=cand).exists()
     assert "database went away" in caplog.text
+
+
+def test_a_direction_of_confident_calls_is_trusted_only_where_it_was_right():
+    """The in-silico loop's seed-2 model: 'real' calls right 99 %, 'not real' calls 67 %.
+    Only the first may judge volunteers."""
+    rng = np.random.default_rng(0)
+    y_real = np.ones(100, bool)
+    y_false = np.zeros(141, bool)
+    y_false[:47] = True  # a third of its confident 'not real' calls are real lines
+    prob = np.r_[rng.uniform(0.8, 1.0, 100), rng.uniform(0.0, 0.2, 141), [0.5, 0.6]]
+    y = np.r_[y_real, y_false, [True, False]]
+    out = trusted_calls(prob, y, confident=0.8, min_precision=0.85, min_calls=20)
+    assert out["real"] == {"n": 100, "right": 100, "precision": 1.0, "trusted": True}
+    assert out["false"]["n"] == 141 and out["false"]["right"] == 94
+    assert not out["false"]["trusted"]  # 0.667 < 0.85
+    few = trusted_calls(prob[:10], y[:10], confident=0.8, min_precision=0.85, min_calls=20)
+    assert not few["real"]["trusted"]  # 10 calls, all right: too few to vouch for
+    none = trusted_calls([0.5], [True], confident=0.8, min_precision=0.85, min_calls=0)
+    assert none["real"] == {"n": 0, "right": 0, "precision": None, "trusted": False}
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rules", "own_cache")
+def test_an_untrusted_direction_of_the_models_calls_judges_nobody():
+    """A live model whose 'not real' calls the gate did not trust: an honest volunteer who
+    says 'yes' where it confidently (and wrongly) says 'not real' is never compared with it,
+    so a one-sided model cannot demote them; its trusted 'real' calls still count."""
+    cands = make_candidates(8, first_id=7_600_000)
+    _live_model_scoring(cands, [0.03] * 7 + [0.97], trust_false_calls=False)
+    honest = make_proven_volunteer()
+    for c in cands[:7]:
+        submit_vote(volunteer=honest, detectid=c.detectid, answer="yes")
+    honest.refresh_from_db()
+    assert (honest.n_model, honest.n_model_agree) == (0, 0)
+    assert is_proven(honest.n_gold, honest.n_gold_correct, min_gold=4, min_accuracy=0.7)
+    assert Vote.objects.get(volunteer=honest, candidate=cands[0]).model_agree is None
+    submit_vote(volunteer=honest, detectid=cands[7].detectid, answer="yes")
+    honest.refresh_from_db()
+    assert (honest.n_model, honest.n_model_agree) == (1, 1)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rules", "own_cache")
+def test_with_every_call_trusted_the_same_votes_demote():
+    """The control for the test above: the same seven votes against trusted confident calls
+    take proven status away (0 of 6 is the first verdict)."""
+    cands = make_candidates(7, first_id=7_700_000)
+    _live_model_scoring(cands, [0.03] * 7)
+    v = make_proven_volunteer()
+    for c in cands:
+        submit_vote(volunteer=v, detectid=c.detectid, answer="yes")
+    v.refresh_from_db()
+    assert (v.n_model, v.n_model_agree) == (7, 0)
+    assert not is_proven(
+        v.n_gold, v.n_gold_correct, min_gold=4, min_accuracy=0.7,
+        n_model=v.n_model, n_model_agree=v.n_model_agree,
+    )  # fmt: skip

@@ -176,3 +176,39 @@ def test_a_worse_model_on_the_held_out_sample_is_rejected_even_if_gold_is_easy(
     decision = gate_model(model_version=worse)
     assert not decision.promoted and "rejected on 300 held-out expert labels" in decision.reason
     assert live_model() == v1
+
+
+def test_the_gate_records_which_confident_calls_the_consensus_may_trust(
+    site, good_dir, tmp_path, client
+):
+    """Each direction of a model's confident calls is measured on the evaluation set; the
+    consensus compares votes only with the directions found right (ModelVersion.trust_*)."""
+    v1 = _register(good_dir, tmp_path, "v1")
+    gate_model(model_version=v1)
+    worse = _register(good_dir, tmp_path, "v2", invert=True)
+    gate_model(model_version=worse)
+    for mv in (v1, worse):
+        mv.refresh_from_db()
+        calls = mv.card["gate"]["confident_calls"]
+        assert calls["threshold"] == 0.8
+        assert mv.trust_real_calls == calls["real"]["trusted"]
+        assert mv.trust_false_calls == calls["false"]["trusted"]
+    good = v1.card["gate"]["confident_calls"]
+    bad = worse.card["gate"]["confident_calls"]
+    # the inverted network's confident calls are the good one's, turned into wrong ones
+    assert bad["real"]["n"] == good["false"]["n"] and bad["false"]["n"] == good["real"]["n"]
+    assert good["real"]["trusted"] and good["real"]["precision"] >= 0.85
+    assert not bad["real"]["trusted"] and not bad["false"]["trusted"]
+    # the model page says which calls judge volunteers
+    from django.urls import reverse
+
+    from tests.factories_console import make_scientist
+
+    client.force_login(make_scientist())
+    for mv, word in ((v1, "used"), (worse, "not used")):
+        html = client.get(reverse("console-model", args=[mv.pk])).content.decode()
+        said = " ".join(html.split('id="confident-calls"')[1].split("</p>")[0].split())
+        cc = mv.card["gate"]["confident_calls"]
+        assert f'"real" right {cc["real"]["right"]} of {cc["real"]["n"]}' in said
+        assert f'"not real" right {cc["false"]["right"]} of {cc["false"]["n"]}' in said
+        assert f'<span class="badge {"ok" if word == "used" else "shifted"}">{word}</span>' in said

@@ -20,6 +20,13 @@ class ModelVersion(models.Model):
     data_hash = models.CharField(max_length=64, blank=True)
     status_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Whether the consensus may compare votes with this model's confident "real" / "not
+    # real" calls (the check that demotes colluders who pass gold): set by the promotion
+    # gate from how often such calls were right on its evaluation set (mlcore.aggregation
+    # .evidence.trusted_calls). A model with a one-sided bias would otherwise demote the
+    # honest volunteers who see through it. True for models from before the measurement.
+    trust_real_calls = models.BooleanField(default=True, db_default=True)
+    trust_false_calls = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         ordering = ["-pk"]

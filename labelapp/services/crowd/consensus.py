@@ -529,10 +529,14 @@ def _EVIDENCE_SQL() -> str:
         "SELECT c.sn, c.status, v.id, v.answer, vol.user_id, s.regime, s.sens_alpha, "  # noqa: S608
         "s.sens_beta, s.spec_alpha, s.spec_beta, vol.n_gold, vol.n_gold_correct, z.expert, "
         "v.volunteer_id, vol.n_peer, vol.n_peer_agree, vol.n_model, vol.n_model_agree, "
-        # the live model's score of the candidate (the promoted version; None without one)
-        f"(SELECT cs.prob FROM {t.score} cs WHERE cs.candidate_id = c.id AND "
-        f"cs.model_version_id = (SELECT mv.id FROM {t.model} mv WHERE mv.status = '{live}' "
-        "ORDER BY mv.id DESC LIMIT 1)) "
+        # the live model's score of the candidate (the promoted version; None without one),
+        # and None too where the gate found that direction of its calls not trustworthy
+        f"(SELECT CASE WHEN (cs.prob >= 0.5 AND mv.trust_real_calls) OR "
+        "(cs.prob < 0.5 AND mv.trust_false_calls) THEN cs.prob END "
+        f"FROM {t.score} cs JOIN {t.model} mv ON mv.id = cs.model_version_id "
+        "WHERE cs.candidate_id = c.id AND "
+        f"cs.model_version_id = (SELECT mv2.id FROM {t.model} mv2 WHERE mv2.status = '{live}' "
+        "ORDER BY mv2.id DESC LIMIT 1)) "
         f"FROM {t.candidate} c "
         f"LEFT JOIN {t.vote} v ON v.candidate_id = c.id "
         f"LEFT JOIN {t.volunteer} vol ON vol.id = v.volunteer_id "

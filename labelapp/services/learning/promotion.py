@@ -27,6 +27,7 @@ from labelapp.models import Candidate, ConsensusState, GoldStandard, IngestBatch
 from labelapp.selectors.models import live_model
 from labelapp.services.learning.holdout import holdout_labels
 from labelapp.services.survey.rendering import open_store
+from mlcore.aggregation.evidence import trusted_calls
 from mlcore.cnn.data import regime_index, spec_windows
 from mlcore.cnn.evaluation import heldout_report
 from mlcore.cnn.pipeline import evaluate_rows
@@ -100,6 +101,11 @@ class EvaluationRows:
 
     def score(self, model_version: ModelVersion) -> tuple[dict[str, dict], np.ndarray]:
         """-> (metrics per regime 'overall', 'low', 'high'; per-candidate verdict, bool)."""
+        metrics, logits, _ = self.score_with_prob(model_version)
+        return metrics, logits >= 0
+
+    def score_with_prob(self, model_version: ModelVersion):
+        """-> (metrics per regime, logits, P(real) as scoring stores it: sigmoid(logit / T))."""
         model = load_for_scoring(model_version.directory, device="cpu")
         win = None
         if model.config.spec_len:
@@ -107,7 +113,8 @@ class EvaluationRows:
                 self.spec[:, 0], self.spec[:, 1], self.cols["wave"], model.config.spec_len // 2
             )
         metrics, logits = evaluate_rows(model, self.cut, win, self.cols, self.y)
-        return metrics["regimes"], logits >= 0  # temperature scaling keeps the sign
+        prob = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64) / float(model.temperature)))
+        return metrics["regimes"], logits, prob
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,16 @@ def gate_model(*, model_version: ModelVersion, tolerance: float | None = None) -
         )
     labels, kind = evaluation_set()
     rows = EvaluationRows.load(labels)
-    new, pred_new = rows.score(model_version)
+    new, logits_new, prob_new = rows.score_with_prob(model_version)
+    pred_new = logits_new >= 0  # temperature scaling keeps the sign
+    # which of its confident calls the consensus may hold volunteers to (docs/security.md)
+    calls = trusted_calls(
+        prob_new,
+        rows.y,
+        confident=settings.MODEL_CONFIDENT,
+        min_precision=settings.MODEL_CALL_PRECISION,
+        min_calls=settings.MODEL_CALL_MIN,
+    )
     current_model = live_model()
     current, pred_cur = rows.score(current_model) if current_model else (None, None)
     regime = regime_index(rows.cols["sn"])
@@ -192,10 +208,17 @@ def gate_model(*, model_version: ModelVersion, tolerance: float | None = None) -
             "regimes": new,
             "live_model": current_model.pk if current_model else None,
             "evaluated_utc": now,
+            "confident_calls": calls | {"threshold": settings.MODEL_CONFIDENT},
         },
         "heldout": heldout,
     }
-    ModelVersion.objects.filter(pk=model_version.pk).update(card=model_version.card)
+    model_version.trust_real_calls = calls["real"]["trusted"]
+    model_version.trust_false_calls = calls["false"]["trusted"]
+    ModelVersion.objects.filter(pk=model_version.pk).update(
+        card=model_version.card,
+        trust_real_calls=model_version.trust_real_calls,
+        trust_false_calls=model_version.trust_false_calls,
+    )
     if worse:
         reason = f"rejected on {n} {kind} labels: " + "; ".join(worse)
         ModelVersion.objects.filter(pk=model_version.pk).update(
