@@ -193,6 +193,10 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
     from labelapp.selectors.suspicious import flag_reasons
 
     restore(template)
+    # "on" is the deployed rule (with LABELAPP_RETIRE_UNPROVEN_LEAN_LLR from the environment,
+    # the trade-off docs/security.md measures); "off" has no rule 3 either
+    lean = float(os.environ.get("LABELAPP_RETIRE_UNPROVEN_LEAN_LLR", "0"))
+    settings.RETIRE_UNPROVEN_LEAN_LLR = lean if defended else 1e9
     settings.PROVEN_MIN_GOLD = 4 if defended else 0
     settings.UNPROVEN_MAX_LLR = 2.0 if defended else 1e9
     settings.PROVEN_SUPPORT_LLR = 1.5 if defended else -1e9  # off: any evidence supports

@@ -412,6 +412,11 @@ UNPROVEN_MAX_LLR = float(env_str("LABELAPP_UNPROVEN_MAX_LLR", "2.0"))
 # ... and a candidate retires only when its proven votes alone lean its way by more than this
 # log-odds (more than one default-skill vote, log 3 = 1.1: one honest slip is not enough).
 PROVEN_SUPPORT_LLR = float(env_str("LABELAPP_PROVEN_SUPPORT_LLR", "1.5"))
+# How much of the unproven evidence on the side a candidate leans its retirement may count
+# (0: none -- "delay, never cause", sybils can never hasten a label; up to UNPROVEN_MAX_LLR:
+# all of it). A trade-off measured in docs/security.md: a crowd of many light volunteers
+# retires faster, and a flood of sybils can tip more slight wrong leans into labels.
+RETIRE_UNPROVEN_LEAN_LLR = env_float("LABELAPP_RETIRE_UNPROVEN_LEAN_LLR", 0.0, low=0.0, high=10.0)
 # A proven volunteer stops being proven when, over at least PEER_MIN_COMPARISONS yes/no
 # answers compared with other proven volunteers' on the same candidates, they agree less
 # often than chance by more than PEER_Z standard errors (colluders who pass gold; see

@@ -246,6 +246,31 @@ def test_sybils_agreeing_with_a_slight_wrong_lean_cannot_tip_it_into_a_label():
     assert _posterior(c) < 0.05 and c.status == Candidate.Status.ACTIVE
 
 
+def test_the_lean_allowance_is_the_trade_off_it_says(settings):
+    """LABELAPP_RETIRE_UNPROVEN_LEAN_LLR: with the whole cap allowed, the slight wrong lean
+    above is tipped into a label by the sybils (the cost), and two proven votes plus honest
+    newcomers agreeing retire a candidate that waits for a third proven vote by default."""
+    settings.RETIRE_UNPROVEN_LEAN_LLR = 2.0
+    (c,) = make_candidates(1, first_id=7_800_000)
+    for _ in range(2):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="no")
+    sybils = 0
+    while c.status == Candidate.Status.ACTIVE and sybils < 10:
+        submit_vote(volunteer=make_volunteer(), detectid=c.detectid, answer="no")
+        sybils += 1
+        c.refresh_from_db()
+    assert c.status == Candidate.Status.RETIRED and sybils <= 2  # two newcomers' worth
+    fast, slow = make_candidates(2, first_id=7_900_000)
+    for cand, allowance in ((fast, 2.0), (slow, 0.0)):
+        settings.RETIRE_UNPROVEN_LEAN_LLR = allowance
+        for _ in range(2):
+            submit_vote(volunteer=make_proven_volunteer(), detectid=cand.detectid, answer="yes")
+        submit_vote(volunteer=make_volunteer(), detectid=cand.detectid, answer="yes")
+        cand.refresh_from_db()
+    assert fast.status == Candidate.Status.RETIRED
+    assert slow.status == Candidate.Status.ACTIVE
+
+
 def test_sybils_cannot_turn_one_proven_slip_into_a_retired_label():
     """One proven volunteer errs ('no' on a real line) and twelve sybils push the same way:
     confident, but the proven evidence (one vote, log 3 = 1.1) is under the margin."""

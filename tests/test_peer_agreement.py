@@ -70,6 +70,16 @@ def test_retirement_log_odds_drops_only_the_unproven_evidence_on_the_lean():
     assert retirement_log_odds(0.3, 3.0, 0.0, 0.0, 2.0) == pytest.approx(3.3)
 
 
+def test_a_campaign_can_let_part_of_the_unproven_lean_count():
+    # lean_cap: that much of the unproven evidence on the lean counts (never over the cap)
+    assert retirement_log_odds(0.0, 2.2, 3.0, -0.5, 2.0, lean_cap=0.7) == pytest.approx(2.4)
+    assert retirement_log_odds(0.0, 2.2, 3.0, -0.5, 2.0, lean_cap=5.0) == pytest.approx(3.7)
+    assert retirement_log_odds(0.0, -2.2, 0.4, -5.0, 2.0, lean_cap=0.7) == pytest.approx(-2.5)
+    # less unproven evidence than the allowance: all of it
+    assert retirement_log_odds(0.0, 2.2, 0.3, 0.0, 2.0, lean_cap=0.7) == pytest.approx(2.5)
+    assert retirement_log_odds(0.0, 2.2, 3.0, 0.0, 2.0, lean_cap=-1) == pytest.approx(2.2)
+
+
 # --- in the live consensus ----------------------------------------------------------------
 
 

@@ -17,6 +17,9 @@ from settling a label on their own:
    left out, the unproven evidence against it kept. Unproven votes move the posterior (and
    the queue's order), and can hold a retirement back, but can never hasten one: sybils
    agreeing with a slight wrong lean of the honest votes cannot tip it into a label.
+   (A campaign may let some of that evidence count, ``lean_cap``: faster retirement with a
+   crowd of many light volunteers, at a measured cost in labels sybils can tip;
+   docs/security.md.)
 
 And one rule that gold alone cannot enforce: a *proven* voter who agrees with other proven
 voters on the same candidates significantly less often than chance (:func:`peer_disagrees`)
@@ -100,14 +103,17 @@ def retirement_log_odds(
     unproven_for: float,
     unproven_against: float,
     cap: float,
+    lean_cap: float = 0.0,
 ) -> float:
-    """The log-odds a retirement is decided on: as :func:`capped_log_odds`, without the
-    unproven evidence on the side the posterior leans (rule 3). Unproven votes against the
-    lean still count, so they can hold a retirement back."""
+    """The log-odds a retirement is decided on: as :func:`capped_log_odds`, with the
+    unproven evidence on the side the posterior leans cut to ``lean_cap`` (rule 3; the
+    default 0 leaves it out, ``cap`` or more keeps all of it). Unproven votes against the
+    lean always count, so they can hold a retirement back."""
     full = capped_log_odds(prior_log_odds, proven_llr, unproven_for, unproven_against, cap)
+    keep = min(max(lean_cap, 0.0), cap)
     if full >= 0:
-        return full - min(cap, unproven_for)
-    return full - max(-cap, unproven_against)
+        return full - min(cap, unproven_for) + min(keep, unproven_for)
+    return full - max(-cap, unproven_against) + max(-keep, unproven_against)
 
 
 def proven_support(posterior: float, proven_llr: float, min_llr: float = 0.0) -> bool:

@@ -322,7 +322,10 @@ def update_consensus(
         else:
             # decided without the unproven votes that agree with the lean: they can hold a
             # retirement back, never hasten one (sybils tipping a slight wrong lean)
-            new = rule.decide_one(posterior_of(retirement_log_odds(*evidence)), n_binary)
+            lean_cap = settings.RETIRE_UNPROVEN_LEAN_LLR
+            new = rule.decide_one(
+                posterior_of(retirement_log_odds(*evidence, lean_cap=lean_cap)), n_binary
+            )
             supported = proven_support(posterior, proven_llr, settings.PROVEN_SUPPORT_LLR)
             if new == Candidate.Status.RETIRED and not supported:
                 # confident, but not on evidence sybils cannot supply: keep asking
