@@ -241,6 +241,11 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
             sum(s.n_votes for s in states) / n_retired if n_retired else float("nan")
         ),
         "honest_votes": honest_votes.count(),
+        # the cost: every honest yes/no vote cast (gold included, retired or not) per retired
+        # candidate; votes_per_retired above counts only the votes on retired candidates
+        "honest_cost": (
+            honest_votes.exclude(answer="unsure").count() / n_retired if n_retired else float("nan")
+        ),
         "attacker_votes": sum(a.cast for a in attackers),
         "attackers": len(attackers),
         "flagged": len(flagged),
@@ -385,7 +390,7 @@ def main() -> None:
     template = setup_db(args.candidates, args.seed)
     head = (
         f"{'attack':>22} {'defence':>7} {'retired':>7} {'wrong':>5} {'w.att':>5} {'flipped':>7} "
-        f"{'att.ret':>7} {'v/ret':>5} {'expert':>6} {'att.votes':>9} {'flagged':>9} "
+        f"{'att.ret':>7} {'v/ret':>5} {'cost':>5} {'expert':>6} {'att.votes':>9} {'flagged':>9} "
         f"{'@votes':>6} {'demoted h/a':>11} {'s':>5}"
     )
     print(head)
@@ -396,7 +401,7 @@ def main() -> None:
                 f"{spec:>22} {'on' if defended else 'off':>7} {r['retired']:>7} "
                 f"{r['wrong']:>5} {r['wrong_attacked']:>5} {r['flipped']:>7} "
                 f"{r['attacked_retired']:>7} "
-                f"{r['votes_per_retired']:>5.2f} {r['expert_queue']:>6} "
+                f"{r['votes_per_retired']:>5.2f} {r['honest_cost']:>5.1f} {r['expert_queue']:>6} "
                 f"{r['attacker_votes']:>9} {r['flagged']:>4}/{r['attackers']:<4} "
                 f"{r['flag_votes']:>6.1f} {'/'.join(map(str, r['peer_demoted'])):>11} "
                 f"{r['seconds']:>5.0f}",
@@ -421,12 +426,13 @@ def main() -> None:
         "retired/wrong: non-gold candidates retired and those whose label is not the truth; "
         "w.att: wrong ones an attacker voted on; flipped: of those, the ones whose honest "
         "votes alone lean to the truth (the attackers made them wrong); att.ret: retired "
-        "candidates an "
-        "attacker voted on; v/ret: yes/no votes per retired candidate; expert: candidates "
+        "candidates an attacker voted on; v/ret: yes/no votes on retired candidates per "
+        "retired candidate; cost: every honest yes/no vote cast (gold and candidates never "
+        "retired included) per retired candidate; expert: candidates "
         "sent to the expert queue; flagged: attackers the suspicious-volunteer rule flags, "
         "@votes: their mean votes cast when first flagged; demoted h/a: honest volunteers and "
         "attackers who lost proven status by disagreeing with proven peers. defence off = "
-        "every volunteer proven and no cap (the rule before #24)."
+        "every volunteer proven, no cap, no rule 3 (the rule before #24)."
     )
     shutil.rmtree(TMP, ignore_errors=True)
 
