@@ -176,8 +176,9 @@ def build_batch_shift_reports(batch_id: int, model_version_id: int) -> None:
 @shared_task(ignore_result=True, **IDEMPOTENT_TASK)
 def build_night_shift_reports(model_version_id: int) -> None:
     """cpu queue, sent when a model's scoring run completes: the night-group shift reports
-    of every batch against it that are not there yet (the campaign setting
-    ``auto_shift_reports``; bounded by SHIFT_AUTO_BUDGET_S)."""
+    of every batch, then the reports of every field across the catalogue, against it, that
+    are not there yet (the campaign setting ``auto_shift_reports``; bounded by
+    SHIFT_AUTO_BUDGET_S)."""
     from labelapp.services.learning import auto_shift
 
     auto_shift.after_scoring(model_version_id=model_version_id)

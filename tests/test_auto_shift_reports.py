@@ -29,7 +29,7 @@ from labelapp.services.learning.rounds import shifted_mask
 from labelapp.services.learning.scoring_runs import plan_scoring, run_chunk
 from labelapp.services.survey.ingest import ingest_survey
 from mlcore.shift import MIN_SAMPLE, NIGHT_THRESHOLDS
-from mlcore.simulator import simulate_survey
+from mlcore.simulator import FIELD_PARAMS, simulate_survey
 from mlcore.survey_io import write_survey
 from tests.factories_console import make_scientist
 
@@ -342,3 +342,59 @@ def test_a_spent_budget_skips_the_batches_without_a_report_and_says_why(noisy):
     assert [(o.batch_id, o.status) for o in out] == [(first.pk, "exists"), (batch.pk, "skipped")]
     assert "budget for automatic shift reports was spent" in out[1].reason
     assert not ShiftReport.objects.filter(batch=batch).exists()
+
+
+def test_a_field_spread_thinly_over_batches_is_reported_across_the_catalogue(
+    noisy, tmp_path, monkeypatch
+):
+    """Two small batches of another field, each under the MIN_SAMPLE a batch report needs:
+    no batch measures that field, the catalogue-wide report does, after a scoring run and
+    again after an ingest adds to it; nothing twice; the round's shift share sees it."""
+    from labelapp import tasks
+
+    live = noisy["live"]
+    other = "goods-n"
+    assert other in FIELD_PARAMS
+    small = []
+    for seed in (91, 92):
+        s = simulate_survey(70, seed, field=other, scenario="correlated_noise")
+        small.append(ingest_survey(path=write_survey(tmp_path / f"{other}-{seed}.fits", s)).batch)
+    assert all(auto_shift.ensure_batch_reports(model_version=live, batch=b).status == "skipped"
+               for b in small)  # fmt: skip
+    # the scoring run's follow-up task builds every field across the catalogue
+    tasks.build_night_shift_reports.apply(kwargs={"model_version_id": live.pk})
+    names = dict(auto_shift.catalogue_fields())
+    assert names[other] == 140 and names["cosmos"] >= MIN_SAMPLE
+    for name in names:
+        assert auto_shift.field_report(live, name) is not None, name
+    rep = auto_shift.field_report(live, other)
+    assert rep.report["n_candidates"] == 140 and rep.verdict in ("shifted", "far"), rep.report
+    prog = TaskProgress.objects.get(name=auto_shift.PROGRESS, key=f"fields-model-{live.pk}")
+    assert prog.state == "done" and f"field '{other}'" in prog.message
+    # the round's shift share marks that field's candidates in either batch
+    mask, _ = shifted_mask(
+        live, np.array([small[0].pk, small[1].pk]), np.array([other, other]), np.array([0, 0])
+    )
+    assert mask.all()
+    # again: nothing new
+    before = ShiftReport.objects.count()
+    out = auto_shift.ensure_field_reports(model_version=live)
+    assert {o.status for o in out} == {"exists"} and ShiftReport.objects.count() == before
+    # an ingest adding to the field rebuilds that field's report only
+    s = simulate_survey(70, 93, field=other, scenario="correlated_noise")
+    third = ingest_survey(path=write_survey(tmp_path / f"{other}-93.fits", s)).batch
+    auto_shift.after_ingest(batch_id=third.pk, model_version_id=live.pk)
+    newest = auto_shift.field_report(live, other)
+    assert newest.pk != rep.pk and newest.report["n_candidates"] == 210
+    assert auto_shift.field_report(live, "cosmos").pk < rep.pk  # built before, not rebuilt
+    # a failure is listed with the failed tasks and does not stop the other fields
+    monkeypatch.setattr(
+        shift, "build_shift_report", lambda **kw: (_ for _ in ()).throw(RuntimeError("disk"))
+    )
+    out = auto_shift.ensure_field_reports(model_version=live, fresh=[other])
+    assert [o.status for o in out if o.field == other] == ["failed"]
+    failed = [t for t in task_rows()["failed"] if t.name == auto_shift.FAILED]
+    assert [t.key for t in failed] == [f"model-{live.pk}-field-{other}"]
+    # and the campaign setting turns them off
+    acquisition_settings.set_auto_shift_setting(user=make_scientist(), on=False)
+    assert auto_shift.ensure_field_reports(model_version=live) == []

@@ -18,7 +18,9 @@ promoted model, both saw nothing. So, with the campaign setting ``auto_shift_rep
   then its night-group reports;
 * when a model's scoring run completes, ``labelapp.tasks.build_night_shift_reports`` (cpu
   queue) builds the night-group reports (:func:`ensure_night_reports`) of every batch that
-  lacks them against that model; they feed the round's shift share, not AdaBN.
+  lacks them against that model, then a report of every field across the catalogue
+  (:func:`ensure_field_reports`; an ingest rebuilds the fields it added to); they feed the
+  round's shift share, not AdaBN.
 
 Idempotent: a batch is built under a lock on its row and only when no whole-batch report
 of (model, batch) exists, so a redelivered task, a second planning or the ingest task
@@ -44,6 +46,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from labelapp.models import Candidate, IngestBatch, ModelVersion, ShiftReport, TaskProgress
@@ -63,13 +66,18 @@ class Outcome:
     """What happened to one batch: ``built`` (the ids of its new reports), ``exists`` (the
     whole-batch report already there), ``skipped`` or ``failed`` (with why)."""
 
-    batch_id: int
+    batch_id: int | None  # None: a field across the catalogue (``field``)
     status: str
     reason: str = ""
     report_ids: list[int] = field(default_factory=list)
     verdict: str = ""
     seconds: float = 0.0
     n_flagged: int = 0  # night groups: how many of the new reports say shifted or far
+    field: str = ""  # with batch_id None: the field reported across every batch
+
+    @property
+    def what(self) -> str:
+        return f"batch {self.batch_id}" if self.batch_id is not None else f"field {self.field!r}"
 
 
 def whole_batch_report(model_version: ModelVersion, batch: IngestBatch) -> ShiftReport | None:
@@ -313,6 +321,116 @@ def build_nights_of_batch(
     return out
 
 
+def field_report(model_version: ModelVersion, field: str) -> ShiftReport | None:
+    """The newest report of ``field`` across every batch against ``model_version``."""
+    return ShiftReport.objects.filter(
+        model_version=model_version, batch__isnull=True, field=field, night_first__isnull=True
+    ).first()
+
+
+def catalogue_fields() -> list[tuple[str, int]]:
+    """(field, candidates with cutouts) of every named field in the catalogue, by name."""
+    rows = (
+        shift.with_cutouts(Candidate.objects.exclude(field=""))
+        .values_list("field")
+        .annotate(n=Count("pk"))
+        .order_by("field")
+    )
+    return [(f, n) for f, n in rows]
+
+
+def ensure_field_reports(
+    *,
+    model_version: ModelVersion,
+    fresh: Iterable[str] = (),
+    progress_key: str | None = None,
+    budget_s: float | None = None,
+) -> list[Outcome]:
+    """A report of each field across every batch against ``model_version``, for the fields
+    it has none of (and again for the fields in ``fresh``: those a new batch added
+    candidates to). A field spread thinly over many batches is then measured even where no
+    single batch holds enough of it for a per-batch report. One reference sample, a progress
+    row (``shift_reports`` / ``progress_key``, default ``fields-model-<v>``), the budget of
+    the other automatic reports; one transaction per field under a lock on the model's row,
+    so two tasks at once build each once. Nothing when the campaign setting is off. Never
+    raises but for the database going away; a failure is recorded as a failed task
+    (``shift_report`` / ``model-<v>-field-<name>``)."""
+    if not auto_shift_setting():
+        logger.info("automatic shift reports are off (campaign setting auto_shift_reports)")
+        return []
+    fresh = set(fresh)
+    fields = catalogue_fields()
+    if budget_s is None:
+        budget_s = getattr(settings, "SHIFT_AUTO_BUDGET_S", None)
+    what = "field-wide shift reports"
+    row = start_progress(name=PROGRESS, key=progress_key or f"fields-model-{model_version.pk}",
+                         total=len(fields),
+                         message=f"{what} against model v{model_version.pk}")  # fmt: skip
+    ref = _LazyReference(model_version)
+    t0 = time.perf_counter()
+    deadline = t0 + budget_s if budget_s else None
+    out: list[Outcome] = []
+    for k, (name, n) in enumerate(fields):
+        out.append(_field_report(model_version, name, n, name in fresh, ref, deadline, budget_s))
+        set_progress(row, done=k + 1, message=f"field {name!r}: {_say(out[-1])}")
+    summary = _summary(out, time.perf_counter() - t0)
+    TaskProgress.objects.filter(pk=row.pk).update(
+        state=TaskProgress.State.DONE, message=summary[:2000], updated_at=timezone.now()
+    )
+    logger.info("%s against v%s: %s", what, model_version.pk, summary)
+    return out
+
+
+def _field_report(mv, name: str, n: int, fresh: bool, ref, deadline, budget_s) -> Outcome:
+    t0 = time.perf_counter()
+    out = Outcome(batch_id=None, field=name, status="skipped")
+    if n < MIN_SAMPLE:
+        out.reason = f"{n} candidates with cutouts; a shift report needs at least {MIN_SAMPLE}"
+        return out
+    existing = field_report(mv, name)
+    if existing is not None and not fresh:
+        out.status, out.verdict, out.report_ids = "exists", existing.verdict, [existing.pk]
+        return out
+    if deadline is not None and time.perf_counter() > deadline:
+        out.reason = (
+            f"the {budget_s:.0f} s budget for automatic shift reports was spent "
+            "(SHIFT_AUTO_BUDGET_S)"
+        )
+        return out
+    if ref.get() is None:
+        out.reason = f"no reference sample: {ref.error}"
+        return out
+    try:
+        with transaction.atomic():
+            ModelVersion.objects.select_for_update().filter(pk=mv.pk).first()
+            newest = field_report(mv, name)
+            if newest is not None and newest.pk != getattr(existing, "pk", None):
+                # another task built it while this one waited
+                out.status, out.verdict, out.report_ids = "exists", newest.verdict, [newest.pk]
+                return out
+            r = shift.build_shift_report(field=name, _ref=ref.ref)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:  # one field's report must not stop the others
+        out.status, out.reason = "failed", f"{type(exc).__name__}: {exc}"
+        logger.exception("field-wide shift report of %r against v%s failed", name, mv.pk)
+        TaskProgress.objects.update_or_create(
+            name=FAILED,
+            key=f"model-{mv.pk}-field-{name}"[:100],
+            defaults={
+                "state": TaskProgress.State.FAILED,
+                "total": 1,
+                "done": 0,
+                "message": f"shift report of field {name!r} across the catalogue against "
+                f"v{mv.pk}: {out.reason}"[:2000],
+            },
+        )
+        return out
+    out.status, out.verdict, out.report_ids = "built", r.verdict, [r.pk]
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
 def _has_report(mv: ModelVersion, batch: IngestBatch) -> bool:
     return whole_batch_report(mv, batch) is not None
 
@@ -326,10 +444,10 @@ def _say(o: Outcome) -> str:
 
 def _summary(out: list[Outcome], seconds: float) -> str:
     counts = {s: sum(o.status == s for o in out) for s in ("built", "exists", "skipped", "failed")}
-    text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no batch"
-    flagged = [o.batch_id for o in out if o.verdict in ("shifted", "far") or o.n_flagged]
+    text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to report"
+    flagged = [o.what for o in out if o.verdict in ("shifted", "far") or o.n_flagged]
     if flagged:
-        text += f"; shifted or far: batch {', '.join(map(str, flagged))}"
+        text += f"; shifted or far: {', '.join(flagged)}"
     return f"{text} ({seconds:.1f} s)"
 
 
@@ -364,11 +482,18 @@ def after_ingest(*, batch_id: int, model_version_id: int) -> Outcome | None:
     ensure_night_reports(
         model_version=mv, batches=[batch], progress_key=f"nights-ingest-batch-{batch_id}"
     )
+    # and its fields across the catalogue again, now that they hold its candidates too
+    ensure_field_reports(
+        model_version=mv,
+        fresh=Candidate.objects.filter(batch=batch).values_list("field", flat=True).distinct(),
+        progress_key=f"fields-ingest-batch-{batch_id}",
+    )
     return out[0] if out else None
 
 
 def after_scoring(*, model_version_id: int) -> list[Outcome]:
     """After a model's scoring run: the night-group reports of every batch against it (the
-    batch reports were built when the run was planned), for the next rounds' shift share."""
+    batch reports were built when the run was planned), then every field across the
+    catalogue, for the next rounds' shift share."""
     mv = ModelVersion.objects.get(pk=model_version_id)
-    return ensure_night_reports(model_version=mv)
+    return ensure_night_reports(model_version=mv) + ensure_field_reports(model_version=mv)
