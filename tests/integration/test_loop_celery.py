@@ -3,7 +3,14 @@ reports -> chunked scoring -> join -> new round; a duplicated message changes no
 
 import pytest
 
-from labelapp.models import CandidateScore, ModelVersion, Round, ScoreChunk, ShiftReport
+from labelapp.models import (
+    CandidateScore,
+    ModelVersion,
+    Round,
+    ScoreChunk,
+    ShiftReport,
+    TaskProgress,
+)
 from labelapp.services.crowd.gold import seed_gold_from_truth
 from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
@@ -61,6 +68,22 @@ def test_a_round_runs_end_to_end_on_workers(tmp_path, settings):
             120,
             "the night-group shift reports after the scoring run",
             logs,
+        )
+        # ... then one per field across every batch, by the same task
+        wait_for(
+            lambda: TaskProgress.objects.filter(
+                name="shift_reports", key=f"fields-model-{version.pk}", state="done"
+            ).exists(),
+            120,
+            "the field-wide shift reports after the night groups",
+            logs,
+        )
+        assert (
+            ShiftReport.objects.filter(
+                model_version=version, batch__isnull=True, night_first__isnull=True
+            )
+            .exclude(field="")
+            .exists()
         )
 
         # a duplicated chunk message: rescoring replaces rows, the join does not fire again
