@@ -219,24 +219,30 @@ def ensure_night_reports(
 
 
 def _run_batches(*, model_version, batches, budget_s, one, key: str, what: str) -> list[Outcome]:
-    """``one(batch, reference, deadline)`` for each batch (default: every batch), with one
-    lazily made reference sample, a progress row and a budget (default
-    ``settings.SHIFT_AUTO_BUDGET_S``); nothing when the campaign setting is off."""
+    """``one(batch, reference, deadline)`` for each batch (default: every batch): see
+    :func:`_run`."""
     if not auto_shift_setting():
         logger.info("automatic shift reports are off (campaign setting auto_shift_reports)")
         return []
     batches = list(IngestBatch.objects.order_by("pk") if batches is None else batches)
+    return _run(model_version=model_version, items=batches, label=lambda b: f"batch {b.pk}",
+                one=one, budget_s=budget_s, key=key, what=what)  # fmt: skip
+
+
+def _run(*, model_version, items, label, one, budget_s, key: str, what: str) -> list[Outcome]:
+    """``one(item, reference, deadline)`` for each item, with one lazily made reference
+    sample, a progress row and a budget (default ``settings.SHIFT_AUTO_BUDGET_S``)."""
     if budget_s is None:
         budget_s = getattr(settings, "SHIFT_AUTO_BUDGET_S", None)
-    row = start_progress(name=PROGRESS, key=key, total=len(batches),
+    row = start_progress(name=PROGRESS, key=key, total=len(items),
                          message=f"{what} against model v{model_version.pk}")  # fmt: skip
     ref = _LazyReference(model_version)
     t0 = time.perf_counter()
     deadline = t0 + budget_s if budget_s else None
     out: list[Outcome] = []
-    for k, batch in enumerate(batches):
-        out.append(one(batch, ref, deadline))
-        set_progress(row, done=k + 1, message=f"batch {batch.pk}: {_say(out[-1])}")
+    for k, item in enumerate(items):
+        out.append(one(item, ref, deadline))
+        set_progress(row, done=k + 1, message=f"{label(item)}: {_say(out[-1])}")
     summary = _summary(out, time.perf_counter() - t0)
     TaskProgress.objects.filter(pk=row.pk).update(
         state=TaskProgress.State.DONE, message=summary[:2000], updated_at=timezone.now()
@@ -359,26 +365,18 @@ def ensure_field_reports(
         logger.info("automatic shift reports are off (campaign setting auto_shift_reports)")
         return []
     fresh = set(fresh)
-    fields = catalogue_fields()
     if budget_s is None:
         budget_s = getattr(settings, "SHIFT_AUTO_BUDGET_S", None)
-    what = "field-wide shift reports"
-    row = start_progress(name=PROGRESS, key=progress_key or f"fields-model-{model_version.pk}",
-                         total=len(fields),
-                         message=f"{what} against model v{model_version.pk}")  # fmt: skip
-    ref = _LazyReference(model_version)
-    t0 = time.perf_counter()
-    deadline = t0 + budget_s if budget_s else None
-    out: list[Outcome] = []
-    for k, (name, n) in enumerate(fields):
-        out.append(_field_report(model_version, name, n, name in fresh, ref, deadline, budget_s))
-        set_progress(row, done=k + 1, message=f"field {name!r}: {_say(out[-1])}")
-    summary = _summary(out, time.perf_counter() - t0)
-    TaskProgress.objects.filter(pk=row.pk).update(
-        state=TaskProgress.State.DONE, message=summary[:2000], updated_at=timezone.now()
-    )
-    logger.info("%s against v%s: %s", what, model_version.pk, summary)
-    return out
+
+    def one(item: tuple[str, int], ref: _LazyReference, deadline: float | None) -> Outcome:
+        name, n = item
+        return _field_report(model_version, name, n, name in fresh, ref, deadline, budget_s)
+
+    return _run(
+        model_version=model_version, items=catalogue_fields(),
+        label=lambda item: f"field {item[0]!r}", one=one, budget_s=budget_s,
+        key=progress_key or f"fields-model-{model_version.pk}", what="field-wide shift reports",
+    )  # fmt: skip
 
 
 def _field_report(mv, name: str, n: int, fresh: bool, ref, deadline, budget_s) -> Outcome:
