@@ -6,7 +6,8 @@ cap on unproven evidence: the rule before #24), from the same starting database.
 Populations (each votes only on what the queue serves it: served-only voting is what the
 API enforces; a script can no longer aim at chosen detectids):
   * sybils: N fresh anonymous volunteers, each voting against the truth (an oracle attacker:
-    the worst case) on the candidates it is served;
+    the worst case) on the candidates it is served; "sybils-goldperfect" the same, but right
+    on gold (as if gold leaked), so they pass any check that gold alone makes;
   * colluders: 10 accounts, up to 50 votes each, against the truth -- "naive" ones lie on
     gold too, "gold-perfect" ones answer gold right (as if gold leaked) and lie elsewhere;
   * always-yes and random clickers: 10 accounts x 50 votes.
@@ -181,6 +182,8 @@ def populations(spec: str, n_sybils: int, rng: random.Random) -> list[Attacker]:
         return []
     if spec == "sybils":
         return [Attacker("sybil", 10, rng) for _ in range(n_sybils)]
+    if spec == "sybils-goldperfect":  # as if gold leaked: right on gold, lying elsewhere
+        return [Attacker("goldperfect", 10, rng) for _ in range(n_sybils)]
     kind = {"colluders": "naive", "colluders-goldperfect": "goldperfect"}.get(spec, spec)
     return [Attacker(kind, 50, rng) for _ in range(10)]
 
@@ -384,7 +387,15 @@ def main() -> None:
     p.add_argument(
         "--attacks",
         nargs="*",
-        default=["none", "sybils", "colluders", "colluders-goldperfect", "alwaysyes", "random"],
+        default=[
+            "none",
+            "sybils",
+            "sybils-goldperfect",
+            "colluders",
+            "colluders-goldperfect",
+            "alwaysyes",
+            "random",
+        ],  # fmt: skip
     )
     args = p.parse_args()
     template = setup_db(args.candidates, args.seed)
