@@ -140,9 +140,10 @@ def trusted_calls(prob, is_real, *, confident: float, min_precision: float, min_
 
     The model check (:func:`peer_disagrees` against the model's calls) assumes a confident
     call is right far more often than not. An early model can be confident and one-sidedly
-    wrong (seen in the in-silico loop: 'not real' calls at P <= 0.2 right 59-67 % of the
-    time, 'real' calls 99 %), and then an honest volunteer who sees the real lines it misses
-    agrees with it less than half the time and loses proven status. So each direction is
+    wrong (seen in the in-silico loop: the round-1 model's 'not real' calls at P <= 0.2
+    right 37-90 % of the time on its held-out sample, its 'real' calls 98-100 %), and then
+    an honest volunteer who sees the real lines it misses agrees with it less than half the
+    time and loses proven status. So each direction is
     trusted only where its calls were right at least ``min_precision`` of the time over at
     least ``min_calls`` calls. -> {"real": {...}, "false": {...}} with n, right, precision
     and trusted per direction."""

@@ -320,8 +320,9 @@ def update_consensus(
         if expert_label is not None:
             new, reason = Candidate.Status.RETIRED, RetirementEvent.Reason.EXPERT
         else:
-            # decided without the unproven votes that agree with the lean: they can hold a
-            # retirement back, never hasten one (sybils tipping a slight wrong lean)
+            # decided without the unproven votes that agree with the lean (or with at most
+            # RETIRE_UNPROVEN_LEAN_LLR of them): they can hold a retirement back, never hasten
+            # one (sybils tipping a slight wrong lean)
             lean_cap = settings.RETIRE_UNPROVEN_LEAN_LLR
             new = rule.decide_one(
                 posterior_of(retirement_log_odds(*evidence, lean_cap=lean_cap)), n_binary

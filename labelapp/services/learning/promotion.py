@@ -29,7 +29,7 @@ from labelapp.services.learning.holdout import holdout_labels
 from labelapp.services.survey.rendering import open_store
 from mlcore.aggregation.evidence import trusted_calls
 from mlcore.cnn.data import regime_index, spec_windows
-from mlcore.cnn.evaluation import heldout_report
+from mlcore.cnn.evaluation import heldout_report, sigmoid
 from mlcore.cnn.pipeline import evaluate_rows
 from mlcore.cnn.scoring import load_for_scoring
 
@@ -113,7 +113,7 @@ class EvaluationRows:
                 self.spec[:, 0], self.spec[:, 1], self.cols["wave"], model.config.spec_len // 2
             )
         metrics, logits = evaluate_rows(model, self.cut, win, self.cols, self.y)
-        prob = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64) / float(model.temperature)))
+        prob = sigmoid(np.asarray(logits, np.float64) / float(model.temperature))
         return metrics["regimes"], logits, prob
 
 
