@@ -34,8 +34,8 @@ from labelapp.models import GoldStandard, HoldoutLabel, Volunteer, Vote  # noqa:
 class GoldStandardAdmin(admin.ModelAdmin):
     """Where scientists mark gold-standard candidates and write the feedback volunteers see."""
 
-    list_display = ("candidate", "is_real", "kind", "active", "created_by", "created_at")
-    list_filter = ("is_real", "kind", "active")
+    list_display = ("candidate", "is_real", "kind", "exam", "active", "created_by", "created_at")
+    list_filter = ("is_real", "kind", "exam", "active")
     raw_id_fields = ("candidate", "created_by")
 
     def save_model(self, request, obj, form, change):
@@ -61,6 +61,8 @@ class VolunteerAdmin(admin.ModelAdmin):
         "n_votes",
         "n_gold",
         "n_gold_correct",
+        "n_exam",
+        "n_exam_correct",
         "streak_days",
         "created_at",
     )

@@ -417,6 +417,9 @@ PROVEN_SUPPORT_LLR = float(env_str("LABELAPP_PROVEN_SUPPORT_LLR", "1.5"))
 # all of it). A trade-off measured in docs/security.md: a crowd of many light volunteers
 # retires faster, and a flood of sybils can tip more slight wrong leans into labels.
 RETIRE_UNPROVEN_LEAN_LLR = env_float("LABELAPP_RETIRE_UNPROVEN_LEAN_LLR", 0.0, low=0.0, high=10.0)
+# Share of each kind's new gold made exam gold (never told; only exam answers prove a
+# volunteer: services.crowd.gold.mark_gold); the rest teaches.
+EXAM_GOLD_SHARE = env_float("LABELAPP_EXAM_GOLD_SHARE", 0.5, low=0.0, high=1.0)
 # A proven volunteer stops being proven when, over at least PEER_MIN_COMPARISONS yes/no
 # answers compared with other proven volunteers' on the same candidates, they agree less
 # often than chance by more than PEER_Z standard errors (colluders who pass gold; see

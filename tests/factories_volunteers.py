@@ -30,10 +30,13 @@ def make_candidates(n: int, *, first_id: int = 5_000_000, sn0: float = 4.8) -> l
     return Candidate.objects.bulk_create(rows)
 
 
-def make_gold(candidate: Candidate, *, is_real: bool, kind: str | None = None) -> GoldStandard:
+def make_gold(
+    candidate: Candidate, *, is_real: bool, kind: str | None = None, exam: bool = False
+) -> GoldStandard:
+    """Teaching gold, or exam gold (``exam=True``: its answers are what prove a volunteer)."""
     kind = kind or ("lae" if is_real else "cosmic")
     return GoldStandard.objects.create(
-        candidate=candidate, is_real=is_real, kind=kind, feedback=feedback_for(kind)
+        candidate=candidate, is_real=is_real, kind=kind, feedback=feedback_for(kind), exam=exam
     )
 
 
@@ -42,8 +45,11 @@ def make_volunteer(**kw) -> Volunteer:
 
 
 def make_proven_volunteer(**kw) -> Volunteer:
-    """A volunteer whose gold answers proved them (10 of 10 right): their votes count fully."""
-    return Volunteer.objects.create(**{"n_gold": 10, "n_gold_correct": 10, **kw})
+    """A volunteer whose exam gold answers proved them (10 of 10 right): their votes count
+    fully."""
+    return Volunteer.objects.create(
+        **{"n_gold": 10, "n_gold_correct": 10, "n_exam": 10, "n_exam_correct": 10, **kw}
+    )
 
 
 def served_token(client, detectid: int) -> str:

@@ -25,7 +25,7 @@ def _campaign(n_cand=60, seed=0, proven=True):
     rng = np.random.default_rng(seed)
     cands = make_candidates(n_cand, sn0=4.8)  # S/N 4.8 .. 5.4: low regime
     truth = rng.random(n_cand) < 0.5
-    gold = {"n_gold": 10, "n_gold_correct": 9} if proven else {}
+    gold = {"n_gold": 10, "n_gold_correct": 9, "n_exam": 10, "n_exam_correct": 9} if proven else {}
     good = [make_volunteer(**gold) for _ in range(8)]
     spam = [make_volunteer() for _ in range(2)]
     votes = []

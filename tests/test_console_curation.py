@@ -594,3 +594,17 @@ def test_gold_list_pages_of_forty_with_a_thumbnail_each(sci_client, cands):
     assert f'src="/candidates/{more[44].detectid}/cutout.png"' not in first
     second = sci_client.get("/console/gold/", {"page": 2}).content.decode()
     assert second.count('class="thumb"') == 5
+
+
+def test_gold_list_says_which_gold_is_exam_and_warns_without_any(sci_client, cands):
+    """Scientists see each gold's role, and that no new volunteer can be proven without
+    exam gold (only exam answers prove: docs/security.md)."""
+    teach, exam = cands[0], cands[1]
+    make_gold(teach, is_real=True)
+    page = sci_client.get("/console/gold/").content.decode()
+    assert "Exam gold (0 active)" in page and "no new volunteer can become proven" in page
+    make_gold(exam, is_real=False, exam=True)
+    page = sci_client.get("/console/gold/").content.decode()
+    assert "Exam gold (1 active)" in page and "no new volunteer can become proven" not in page
+    assert page.count('title="never shows its answer; proves volunteers">exam<') == 1
+    assert page.count('title="shows its answer and feedback">teaching<') == 1

@@ -283,11 +283,15 @@ def test_sybils_cannot_turn_one_proven_slip_into_a_retired_label():
     assert c.status == Candidate.Status.ACTIVE  # ... the support margin does
 
 
-def test_a_volunteer_becomes_proven_by_right_gold_answers():
-    """Four right gold answers make a newcomer's votes count fully (and able to retire)."""
+@pytest.mark.parametrize("exam", [True, False])
+def test_a_volunteer_becomes_proven_by_right_exam_gold_answers(exam):
+    """Four right exam gold answers make a newcomer's votes count fully (and able to retire).
+    Four right *teaching* gold answers do not: their answers are told after each vote, so a
+    script learns them once and every new session replays them (the gold-aware sybils of
+    bench_attacks, 23 flips before exam gold)."""
     gold = make_candidates(4, first_id=6_000_000, sn0=6.0)  # high S/N regime
     for g in gold:
-        make_gold(g, is_real=True)
+        make_gold(g, is_real=True, exam=exam)
     (c,) = make_candidates(1, sn0=6.0)
     newcomer = make_volunteer()
     for g in gold[:3]:
@@ -305,7 +309,11 @@ def test_a_volunteer_becomes_proven_by_right_gold_answers():
     for _ in range(2):  # two proven others: 2 x log 3 = 2.2 alone, 3.45 with the newcomer
         submit_vote(volunteer=make_proven_volunteer(), detectid=d.detectid, answer="yes")
     d.refresh_from_db()
-    assert d.status == Candidate.Status.RETIRED
+    newcomer.refresh_from_db()
+    assert (newcomer.n_gold, newcomer.n_gold_correct) == (4, 4)
+    assert (newcomer.n_exam, newcomer.n_exam_correct) == ((4, 4) if exam else (0, 0))
+    # taught: unproven, its 'yes' capped, and the two proven alone (2.2) stay under the bar
+    assert d.status == (Candidate.Status.RETIRED if exam else Candidate.Status.ACTIVE)
 
 
 # --- per client address ------------------------------------------------------------------
@@ -393,6 +401,164 @@ def test_served_candidates_look_the_same_gold_or_not(monkeypatch):
     }
     tokens = {len(r["token"]) for r in rows}
     assert len(tokens) == 1
+
+
+def _answer_shape(data: dict) -> dict:
+    """What a client can read from a vote's answer, less the values that differ anyway."""
+    return {
+        "keys": sorted(data),
+        "feedback": data["feedback"],
+        "vote": sorted(data["vote"]),
+        "volunteer": sorted(data["volunteer"]),
+    }
+
+
+@pytest.mark.parametrize("answer", ["yes", "no"])
+def test_exam_gold_answers_like_any_candidate_and_can_be_undone(answer):
+    """Exam gold tells nothing: its vote's answer has the shape and values of a plain
+    candidate's (no feedback, no level change), its yes/no can be undone like any vote (a
+    refusal would say "gold"), and undoing takes the exam answer back out of the counters."""
+    plain, exam_c = make_candidates(2)
+    make_gold(exam_c, is_real=True, exam=True)
+    me = browser()
+    answers = []
+    for c in (plain, exam_c):
+        body = {"detectid": c.detectid, "token": served_token(me, c.detectid), "answer": answer}
+        r = post(me, "/api/votes/", {**body, "next": 0})
+        assert r.status_code == 201
+        answers.append(r.json())
+    assert _answer_shape(answers[0]) == _answer_shape(answers[1])
+    assert answers[1]["feedback"] is None and "level_change" not in answers[1]
+    v = Volunteer.objects.get()
+    assert (v.n_gold, v.n_exam, v.n_exam_correct) == (1, 1, int(answer == "yes"))
+    r = post(me, "/api/votes/undo/", {})
+    assert r.status_code == 200 and r.json()["undone"]["detectid"] == exam_c.detectid
+    v.refresh_from_db()
+    assert (v.n_votes, v.n_gold, v.n_gold_correct, v.n_exam, v.n_exam_correct) == (1, 0, 0, 0, 0)
+
+
+def test_teaching_gold_still_teaches_and_is_final():
+    """The control: the same vote on teaching gold is told its answer and cannot be undone."""
+    (g,) = make_candidates(1)
+    make_gold(g, is_real=True, exam=False)
+    me = browser()
+    body = {"detectid": g.detectid, "token": served_token(me, g.detectid), "answer": "yes"}
+    assert post(me, "/api/votes/", body).json()["feedback"]["is_real"] is True
+    assert post(me, "/api/votes/undo/", {}).status_code == 404
+    v = Volunteer.objects.get()
+    assert (v.n_gold, v.n_gold_correct, v.n_exam) == (1, 1, 0)
+
+
+def test_the_personal_page_never_counts_exam_answers(client):
+    """/me/ shows teaching answers right, levels from teaching gold and discoveries: none of
+    them may move with an exam answer, or a script would read it off."""
+    from labelapp.services.crowd.volunteers import confirmed_real_seen, volunteer_stats
+
+    taught, examined = make_candidates(2, first_id=6_000_000, sn0=6.0)
+    make_gold(taught, is_real=True, exam=False)
+    make_gold(examined, is_real=True, exam=True)
+    v = make_volunteer()
+    submit_vote(volunteer=v, detectid=taught.detectid, answer="yes")
+    submit_vote(volunteer=v, detectid=examined.detectid, answer="yes")
+    v.refresh_from_db()
+    stats = volunteer_stats(volunteer=v)
+    assert (stats.n_gold, stats.n_gold_correct) == (1, 1)
+    assert [d["detectid"] for d in confirmed_real_seen(volunteer=v)] == [taught.detectid]
+    from labelapp.services.crowd.levels import gold_skills
+
+    assert sum(s.n_gold for s in gold_skills(volunteer=v).values()) == 1
+
+
+def test_undoing_the_exam_answer_that_proved_a_volunteer_reopens_what_it_settled():
+    """A right exam answer can be undone (nothing was told); if it was what proved the
+    volunteer, what their proof settled is re-checked, as after a demotion."""
+    from labelapp.services.crowd.votes import undo_last_vote
+
+    gold = make_candidates(4, first_id=6_000_000, sn0=6.0)
+    for g in gold:
+        make_gold(g, is_real=True, exam=True)
+    (d,) = make_candidates(1, first_id=7_000_000, sn0=6.0)
+    v = make_volunteer()
+    for g in gold[:3]:
+        submit_vote(volunteer=v, detectid=g.detectid, answer="yes")
+    for _ in range(2):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=d.detectid, answer="yes")
+    submit_vote(volunteer=v, detectid=d.detectid, answer="yes")  # unproven: not yet
+    d.refresh_from_db()
+    assert d.status == Candidate.Status.ACTIVE
+    # the fourth exam answer proves them: d settles (recheck on promotion, run here at once)
+    from labelapp.services.crowd.peers import recheck_on_promotion
+
+    submit_vote(volunteer=v, detectid=gold[3].detectid, answer="yes")
+    recheck_on_promotion(volunteer_id=v.pk)
+    d.refresh_from_db()
+    assert d.status == Candidate.Status.RETIRED
+    undone = undo_last_vote(volunteer=v)
+    assert undone.candidate_id == gold[3].pk
+    d.refresh_from_db()
+    assert d.status == Candidate.Status.ACTIVE
+
+
+def test_newcomers_get_exam_gold_first_and_teaching_gold_once_proven(monkeypatch):
+    from labelapp.services.crowd import queue
+
+    monkeypatch.setattr(queue, "gold_rate", lambda n: 1.0)
+    teach = make_candidates(6, first_id=6_000_000, sn0=6.0)
+    exam = make_candidates(6, first_id=6_100_000, sn0=6.0)
+    for g in teach:
+        make_gold(g, is_real=True, exam=False)
+    for g in exam:
+        make_gold(g, is_real=True, exam=True)
+    exam_ids = {g.detectid for g in exam}
+    newcomer = make_volunteer()
+    assert queue.gold_preference(newcomer) == (True, None)
+    assert queue.gold_preference(None) == (True, None)
+    picks = [queue.next_candidate(volunteer=newcomer)["detectid"] for _ in range(10)]
+    assert set(picks) <= exam_ids
+    failing = make_volunteer(n_exam=4, n_exam_correct=1)
+    assert queue.gold_preference(failing) == (None,)  # both kinds: more exam answers to pass
+    picks = {queue.next_candidate(volunteer=failing)["detectid"] for _ in range(40)}
+    assert picks & exam_ids and picks - exam_ids
+    proven = make_proven_volunteer()
+    assert queue.gold_preference(proven) == (False, None)
+    picks = {queue.next_candidate(volunteer=proven)["detectid"] for _ in range(10)}
+    assert not picks & exam_ids
+    # seeded (simulations) the same
+    import random
+
+    rows = queue.next_candidates(volunteer=newcomer, count=3, rng=random.Random(1))
+    assert {r["detectid"] for r in rows} <= exam_ids
+    # no exam gold left unseen: any gold rather than none
+    for g in exam:
+        submit_vote(volunteer=newcomer, detectid=g.detectid, answer="yes")
+    newcomer.n_exam = 0  # as if those answers had not counted: still prefers exam
+    assert queue.next_candidate(volunteer=newcomer)["detectid"] in {g.detectid for g in teach}
+
+
+def test_new_gold_alternates_exam_and_teaching_and_taught_gold_cannot_become_exam(settings):
+    from django.core.exceptions import ValidationError
+
+    from labelapp.models import GoldStandard
+    from labelapp.services.crowd.gold import GoldRoleError, mark_gold
+
+    settings.EXAM_GOLD_SHARE = 0.5
+    cands = make_candidates(6, first_id=6_000_000, sn0=6.0)
+    roles = [mark_gold(candidate=c, is_real=True, kind="lae").exam for c in cands[:4]]
+    assert roles == [True, False, True, False]
+    assert mark_gold(candidate=cands[0], is_real=True, kind="lae").exam is True  # role kept
+    # a teaching gold that has told its answer cannot be made exam, by the service or admin
+    taught = cands[1]
+    submit_vote(volunteer=make_volunteer(), detectid=taught.detectid, answer="no")
+    with pytest.raises(GoldRoleError, match="has taught"):
+        mark_gold(candidate=taught, is_real=True, kind="lae", exam=True)
+    gold = GoldStandard.objects.get(pk=taught.pk)
+    gold.exam = True
+    with pytest.raises(ValidationError):
+        gold.full_clean()
+    # one never answered can
+    assert mark_gold(candidate=cands[3], is_real=True, kind="lae", exam=True).exam is True
+    settings.EXAM_GOLD_SHARE = 0.0
+    assert mark_gold(candidate=cands[5], is_real=True, kind="lae").exam is False
 
 
 # --- strict types ------------------------------------------------------------------------

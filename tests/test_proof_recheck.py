@@ -29,7 +29,7 @@ def _rules(settings, default_retirement_rules):
 def _gold(n: int = 4) -> list[Candidate]:
     gold = make_candidates(n, first_id=6_000_000, sn0=6.0)  # high S/N, like the candidates
     for g in gold:
-        make_gold(g, is_real=True)
+        make_gold(g, is_real=True, exam=True)  # exam gold: what proves
     return gold
 
 

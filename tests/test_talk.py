@@ -364,6 +364,19 @@ def test_reports_are_rate_limited(settings):
 # --- hashtags ---------------------------------------------------------------------------
 
 
+def test_an_exam_gold_thread_stays_closed_after_classifying_it():
+    """Exam gold's answer proves volunteers, so its thread never opens to a volunteer (a
+    teaching gold's does once they answered it: the test above)."""
+    (exam,) = make_candidates(1)
+    make_gold(exam, is_real=False, kind="cosmic", exam=True)
+    vera, sci = make_account("vera"), make_scientist("sci")
+    talk.post_candidate_comment(user=sci, volunteer=None, detectid=exam.detectid, body="cosmic!")
+    volunteer = _voted(vera, exam, "no")
+    assert not talk.can_read_candidate(candidate=exam, user=vera, volunteer=volunteer)
+    assert b"cosmic!" not in _client(vera).get(f"/talk/candidates/{exam.detectid}/").content
+    assert talk.can_read_candidate(candidate=exam, user=sci, volunteer=None)
+
+
 def test_hashtag_counts_are_kept_and_cheap_to_read(django_assert_max_num_queries):
     cands = make_candidates(3)
     vera, bob = make_account("vera"), make_account("bob")

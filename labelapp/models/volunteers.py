@@ -28,6 +28,11 @@ class Volunteer(models.Model):
     n_unsure = models.PositiveIntegerField(default=0)
     n_gold = models.PositiveIntegerField(default=0)
     n_gold_correct = models.PositiveIntegerField(default=0)
+    # The part of those on exam gold (GoldStandard.exam: never told its answer): what proves
+    # a volunteer (mlcore.aggregation.evidence.is_proven), since a teaching gold's answer is
+    # told after each vote and so can be learned by a script and replayed by new sessions.
+    n_exam = models.PositiveIntegerField(default=0, db_default=0)
+    n_exam_correct = models.PositiveIntegerField(default=0, db_default=0)
     # Yes/no answers compared with a proven volunteer's on the same candidate, and how many
     # agreed (mlcore.aggregation.evidence.peer_disagrees; each vote's share is on the Vote).
     n_peer = models.PositiveIntegerField(default=0, db_default=0)
@@ -129,9 +134,41 @@ class GoldStandard(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     active = models.BooleanField(default=True, db_index=True)
+    # Exam gold measures and never teaches: no feedback, its answer is never told, and a vote
+    # on it looks exactly like a vote on any candidate (undo included). Only exam answers
+    # prove a volunteer; teaching gold (the rest) teaches and sets levels (docs/security.md).
+    exam = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Exam gold: never shows its answer; only these answers prove a volunteer.",
+    )
+
+    def clean(self) -> None:
+        """Teaching gold that has taught (a yes/no vote was told its answer) cannot become exam
+        gold: its answer is out (services.crowd.gold.mark_gold says the same)."""
+        from django.core.exceptions import ValidationError
+
+        if not self.exam or not self.candidate_id:
+            return
+        was_exam = (
+            GoldStandard.objects.filter(pk=self.candidate_id).values_list("exam", flat=True).first()
+        )
+        taught = (
+            Vote.objects.filter(candidate_id=self.candidate_id, was_gold=True)
+            .exclude(answer=Vote.Answer.UNSURE)
+            .exists()
+        )
+        if not was_exam and taught:
+            raise ValidationError(
+                {
+                    "exam": "This gold has taught (its answer was told with a vote): it cannot "
+                    "become exam gold. Mark a candidate no volunteer has answered as gold."
+                }
+            )
 
     def __str__(self) -> str:
-        return f"gold {self.candidate_id} ({'real' if self.is_real else self.kind})"
+        kind = "exam" if self.exam else "gold"
+        return f"{kind} {self.candidate_id} ({'real' if self.is_real else self.kind})"
 
 
 class HoldoutLabel(models.Model):

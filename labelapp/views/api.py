@@ -586,9 +586,10 @@ def vote(request: HttpRequest, body: VoteRequest):
         client=body.client or Vote.Client.API,
         rate=rate,
     )
-    # a new gold answer: the skill it shows may move the level (before the summary below)
+    # a new teaching gold answer: the skill it shows may move the level (before the summary
+    # below); exam gold is answered exactly like any candidate
     change = None
-    if result.gold is not None and result.created:
+    if result.gold is not None and not result.gold.exam and result.created:
         change = levels.refresh_level(volunteer=volunteer)
     v = result.vote
     out = {
@@ -597,7 +598,7 @@ def vote(request: HttpRequest, body: VoteRequest):
         "undo_until": (
             v.created_at + dt.timedelta(seconds=settings.VOTE_UNDO_WINDOW_S)
         ).isoformat(),
-        "feedback": votes.gold_feedback(result) if result.gold is not None else None,
+        "feedback": votes.gold_feedback(result),
         "volunteer": _volunteer_summary(volunteer),
     }
     if change is not None:

@@ -29,6 +29,7 @@ def site(live_server, tmp_path, settings, monkeypatch, request):
         }
     }
     ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(120, seed=4)))
+    settings.EXAM_GOLD_SHARE = 0.0  # teaching gold: this journey is about its feedback
     assert seed_gold_from_truth(per_kind=2) > 5
     # The real schedule is random (40% at first); make the gold appearance certain here.
     monkeypatch.setattr(queue, "gold_rate", lambda n: 1.0 if n in GOLD_AT else 0.0)

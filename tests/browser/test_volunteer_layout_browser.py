@@ -55,6 +55,7 @@ def site(live_server, tmp_path, settings, monkeypatch, request):
         }
     }
     ingest_survey(path=write_survey(tmp_path / "s.fits", simulate_survey(120, seed=4)))
+    settings.EXAM_GOLD_SHARE = 0.0  # teaching gold: the layout is measured under its feedback
     assert seed_gold_from_truth(per_kind=2) > 5
     monkeypatch.setattr(queue, "gold_rate", lambda n: 1.0)  # the first candidate is gold
     return live_server.url

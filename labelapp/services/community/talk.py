@@ -8,6 +8,7 @@ Who may do what (tests/test_talk.py):
   who has not classified that candidate while it is in the queue or a gold standard
   (:func:`can_read_candidate`): reading others' opinions first would sway the vote, and a
   thread on a gold standard would give its answer away (docs/security.md, "gold peekers");
+  an exam gold standard's thread stays closed even then (its answer must never be told);
 - posting (comments, threads, flags, reports) needs an account (not an anonymous session),
   no active suspension, and stays within ``TALK_POST_RATE`` (reports ``TALK_REPORT_RATE``);
 - moderators (the science team, staff, and members of ``TALK_MODERATOR_GROUP``) hide and
@@ -157,7 +158,9 @@ def can_read_candidate(*, candidate: Candidate, user, volunteer: Volunteer | Non
 def readable_candidates(*, candidate_ids, user, volunteer: Volunteer | None) -> set[int]:
     """Which of these candidates (primary keys) the viewer may read the threads of, in three
     queries whatever their number: moderators read all; a candidate in the queue or an active
-    gold standard only once the viewer (session or account) has classified it."""
+    gold standard only once the viewer (session or account) has classified it; an active
+    exam gold standard never (others' comments would tell its answer, which proves volunteers:
+    docs/security.md)."""
     ids = set(candidate_ids)
     if not ids or is_moderator(user):
         return ids
@@ -186,7 +189,12 @@ def readable_candidates(*, candidate_ids, user, volunteer: Volunteer | None) -> 
         if who
         else set()
     )
-    return ids - (in_play - voted)
+    exam = set(
+        GoldStandard.objects.filter(candidate_id__in=in_play, active=True, exam=True).values_list(
+            "candidate_id", flat=True
+        )
+    )
+    return ids - (in_play - (voted - exam))
 
 
 # --- text -------------------------------------------------------------------------------

@@ -217,11 +217,13 @@ def _write_skills(run: AggregationRun, vol_ids: np.ndarray, skills) -> None:
 def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.ndarray:
     """Per candidate: proven yes votes minus proven no votes (mlcore.aggregation.evidence).
     Dawid-Skene learns skills from agreement, so a crowd of sybils agreeing with each other
-    would look skilled to it: only gold-proven volunteers (and experts) give support."""
+    would look skilled to it: only volunteers proven by exam gold (and experts) give support."""
     rows = Volunteer.objects.filter(pk__in=vol_ids.tolist()).values_list(
-        "pk", "n_gold", "n_gold_correct", "n_peer", "n_peer_agree", "n_model", "n_model_agree"
+        "pk", "n_exam", "n_exam_correct", "n_peer", "n_peer_agree", "n_model", "n_model_agree"
     )
-    counts = np.zeros((6, len(vol_ids)))  # gold, right; peer comparisons, agreed; model, agreed
+    counts = np.zeros(
+        (6, len(vol_ids))
+    )  # exam gold, right; peer comparisons, agreed; model, agreed
     for pk, *c in rows.iterator(chunk_size=20000):
         counts[:, int(np.searchsorted(vol_ids, pk))] = c
     proven = is_proven(

@@ -12,9 +12,10 @@ on one candidate are serialised by the lock (the second sees the first). A candi
 at most RETIRE_MAX_VOTES votes, so this is a handful of rows per vote.
 
 Sybil resistance (mlcore.aggregation.evidence, docs/security.md): votes of *unproven*
-volunteers (fewer than PROVEN_MIN_GOLD gold answers at PROVEN_MIN_ACCURACY; experts are
-always proven) add at most UNPROVEN_MAX_LLR of log-odds per candidate together in each
-direction (for / against "real"); a confident posterior retires a candidate only when the
+volunteers (fewer than PROVEN_MIN_GOLD *exam* gold answers at PROVEN_MIN_ACCURACY: gold
+whose answer is never told, so a script cannot learn it; experts are always proven) add at
+most UNPROVEN_MAX_LLR of log-odds per candidate together in each direction (for / against
+"real"); a confident posterior retires a candidate only when the
 proven votes alone lean the same way by more than PROVEN_SUPPORT_LLR, and only on the
 evidence without the unproven votes that agree with it (they can hold a retirement back,
 never hasten one). Each new yes/no vote is compared with the proven votes already on its
@@ -377,8 +378,8 @@ class _VoteEvidence(NamedTuple):
     answer: str
     user_id: int | None
     skill: tuple | None  # (sens_alpha, sens_beta, spec_alpha, spec_beta) in this regime
-    n_gold: int
-    n_gold_correct: int
+    n_exam: int  # exam gold answers (what proves: GoldStandard.exam), and how many right
+    n_exam_correct: int
     z_expert: bool | None  # an imported Zooniverse classification made in expert mode
     volunteer_id: int
     n_peer: int
@@ -390,8 +391,8 @@ class _VoteEvidence(NamedTuple):
 def _is_proven(vote: _VoteEvidence, experts: set) -> bool:
     """Does the volunteer of one vote count as proven?"""
     return bool(vote.user_id in experts or vote.z_expert) or is_proven(
-        vote.n_gold,
-        vote.n_gold_correct,
+        vote.n_exam,
+        vote.n_exam_correct,
         min_gold=settings.PROVEN_MIN_GOLD,
         min_accuracy=settings.PROVEN_MIN_ACCURACY,
         n_peer=vote.n_peer,
@@ -531,7 +532,7 @@ def _EVIDENCE_SQL() -> str:
     live = ModelVersion.Status.PROMOTED.value  # a constant of ours, not input
     return (
         "SELECT c.sn, c.status, v.id, v.answer, vol.user_id, s.regime, s.sens_alpha, "  # noqa: S608
-        "s.sens_beta, s.spec_alpha, s.spec_beta, vol.n_gold, vol.n_gold_correct, z.expert, "
+        "s.sens_beta, s.spec_alpha, s.spec_beta, vol.n_exam, vol.n_exam_correct, z.expert, "
         "v.volunteer_id, vol.n_peer, vol.n_peer_agree, vol.n_model, vol.n_model_agree, "
         # the live model's score of the candidate (the promoted version; None without one),
         # and None too where the gate found that direction of its calls not trustworthy

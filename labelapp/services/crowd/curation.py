@@ -315,6 +315,13 @@ GOLD_ORDERS = {
 }
 
 
+def active_gold_counts() -> dict[str, int]:
+    """Active gold standards, and how many of them are exam gold: one aggregate."""
+    return GoldStandard.objects.filter(active=True).aggregate(
+        n=Count("pk"), exam=Count("pk", filter=Q(exam=True))
+    )
+
+
 def gold_standards(*, active: bool | None = None, order: str = "detectid") -> QuerySet:
     """Gold standards with how many volunteers answered each while it was gold and the share
     they got right, counted by the database (one grouped query; 'not sure' counts as an
@@ -442,6 +449,7 @@ def flag_gold(
                 "kind": kind,
                 "feedback": gold.feedback,
                 "was_gold": existed,
+                "exam": gold.exam,
             },
         )
     return gold

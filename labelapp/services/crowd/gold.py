@@ -1,17 +1,22 @@
 """Gold-standard candidates: known answers that teach volunteers and measure their skill.
 
 Scientists mark them (admin, or ``manage.py seed_gold`` from simulator truth in the demo).
-Each kind comes with a short feedback text that says what to look at.
+Each kind comes with a short feedback text that says what to look at. Two roles: teaching
+gold tells its answer and feedback after each yes/no (and sets levels); exam gold never tells
+anything, and only its answers prove a volunteer -- an answer that is told can be learned
+by a script and replayed by any number of new sessions (docs/security.md, "gold peekers").
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext_noop
 
-from labelapp.models import Candidate, CandidateTruth, GoldStandard
+from labelapp.errors import Conflict
+from labelapp.models import Candidate, CandidateTruth, GoldStandard, Vote
 from labelapp.selectors.regimes import regime_q
 from labelapp.services.survey.rendering import candidate_pixels
 from mlcore.render import line_column
@@ -65,6 +70,28 @@ def feedback_for(kind: str) -> str:
     return FEEDBACK.get(kind, "")
 
 
+class GoldRoleError(Conflict):
+    """A gold standard that has taught cannot become exam gold: its answer is out."""
+
+
+def has_taught(candidate_id: int) -> bool:
+    """Was this candidate's answer ever told: a yes/no vote on it while it was teaching gold
+    (a vote on exam gold or on a plain candidate tells nothing)."""
+    return (
+        Vote.objects.filter(candidate_id=candidate_id, was_gold=True)
+        .exclude(answer=Vote.Answer.UNSURE)
+        .exclude(candidate__gold__exam=True)
+        .exists()
+    )
+
+
+def exam_due(kind: str) -> bool:
+    """Should the next new gold of ``kind`` be exam gold: fewer than EXAM_GOLD_SHARE of the
+    kind's active gold are (so every kind, real or artefact, is both taught and examined)."""
+    active = GoldStandard.objects.filter(kind=kind, active=True)
+    return active.filter(exam=True).count() < settings.EXAM_GOLD_SHARE * (active.count() + 1)
+
+
 @transaction.atomic
 def mark_gold(
     *,
@@ -73,8 +100,21 @@ def mark_gold(
     kind: str,
     feedback: str = "",
     created_by: AbstractBaseUser | None = None,
+    exam: bool | None = None,
 ) -> GoldStandard:
-    """Mark (or re-mark) one candidate as gold; feedback defaults to the kind's text."""
+    """Mark (or re-mark) one candidate as gold; feedback defaults to the kind's text.
+
+    ``exam``: exam gold (its answer never told; only these answers prove a volunteer) or
+    teaching gold; None keeps an existing gold's role and makes a new one exam while
+    :func:`exam_due`. Raises GoldRoleError for exam on a gold that has taught."""
+    existing = GoldStandard.objects.filter(candidate=candidate).first()
+    if exam is None:
+        exam = existing.exam if existing is not None else exam_due(kind)
+    if exam and not (existing is not None and existing.exam) and has_taught(candidate.pk):
+        raise GoldRoleError(
+            f"candidate {candidate.detectid} has taught (its answer was told with a vote): "
+            "it cannot become exam gold"
+        )
     gold, _ = GoldStandard.objects.update_or_create(
         candidate=candidate,
         defaults={
@@ -83,6 +123,7 @@ def mark_gold(
             "feedback": feedback or feedback_for(kind),
             "created_by": created_by,
             "active": True,
+            "exam": exam,
         },
     )
     return gold

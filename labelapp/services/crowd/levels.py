@@ -1,9 +1,10 @@
 """Levels by shown skill: the glue between the gold answers in the database and the maths in
 :mod:`mlcore.aggregation.levels`.
 
-* :func:`refresh_level` recomputes a volunteer's level from their gold answers (after each
-  gold answer; one indexed query over their gold votes) and stores it on the Volunteer row,
-  which every queue request already reads: serving by level costs no extra query.
+* :func:`refresh_level` recomputes a volunteer's level from their teaching gold answers
+  (after each; one indexed query over their gold votes; exam gold never moves a level) and
+  stores it on the Volunteer row, which every queue request already reads: serving by level
+  costs no extra query.
 * :func:`serving_level` is the level the queue serves: the stored one while levels are in
   force, or None (every regime) while the site has too few gold standards to measure skill
   (``LEVELS_SITE_MIN_GOLD`` of each class in each regime). A new site therefore serves work
@@ -92,7 +93,7 @@ def level_rule() -> LevelRule:
 
 def levels_in_force() -> bool:
     """Levels apply when enabled and the site has enough gold to measure skill with: at least
-    ``LEVELS_SITE_MIN_GOLD`` active gold standards of each class in each S/N regime.
+    ``LEVELS_SITE_MIN_GOLD`` active teaching gold standards of each class in each S/N regime.
 
     Asked on every next candidate and vote of a level-1 volunteer (1.4 times per vote), so
     the answer is kept per process for ``LEVELS_IN_FORCE_TTL_S`` seconds (the signature
@@ -129,7 +130,7 @@ def _levels_in_force_by_signature() -> bool:
     with connection.cursor() as cur:
         cur.execute(
             f"SELECT COUNT(*), COALESCE(SUM(candidate_id), 0), "  # noqa: S608
-            f"COUNT(*) FILTER (WHERE is_real) FROM {gold} WHERE active"
+            f"COUNT(*) FILTER (WHERE is_real) FROM {gold} WHERE active AND NOT exam"
         )
         key = (connection.alias, settings.LEVELS_SITE_MIN_GOLD, *cur.fetchone())
         hit = _IN_FORCE.get(key)
@@ -140,7 +141,7 @@ def _levels_in_force_by_signature() -> bool:
         cur.execute(
             f"SELECT g.is_real, c.sn <= %s, COUNT(*) FROM {gold} g "  # noqa: S608
             f"JOIN {qn(Candidate._meta.db_table)} c ON c.id = g.candidate_id "
-            "WHERE g.active GROUP BY 1, 2",
+            "WHERE g.active AND NOT g.exam GROUP BY 1, 2",
             [SN_LOW_MAX],
         )
         found = {(bool(real), bool(low)): n for real, low, n in cur.fetchall()}
@@ -177,15 +178,17 @@ def gold_skills(*, volunteer: Volunteer, rule: LevelRule | None = None) -> dict[
 
 @lru_cache(maxsize=1)
 def _GOLD_ANSWERS_SQL() -> str:
-    """The volunteer's yes/no answers on candidates that have a gold standard: answer, the
-    gold's is_real, the candidate's S/N. Raw SQL: it runs after every new gold answer, and
-    the ORM's query building for the two joins cost ten times the query (bench_votes.py)."""
+    """The volunteer's yes/no answers on teaching gold: answer, the gold's is_real, the
+    candidate's S/N. Exam gold is left out: a level is shown to the volunteer, and one moved
+    by exam answers would tell whether they were right (docs/security.md). Raw SQL: it runs
+    after every new gold answer, and the ORM's query building for the two joins cost ten
+    times the query (bench_votes.py)."""
     q = connection.ops.quote_name
     return (
         f"SELECT v.answer, g.is_real, c.sn FROM {q(Vote._meta.db_table)} v "  # noqa: S608
         f"JOIN {q(GoldStandard._meta.db_table)} g ON g.candidate_id = v.candidate_id "
         f"JOIN {q(Candidate._meta.db_table)} c ON c.id = v.candidate_id "
-        "WHERE v.volunteer_id = %s AND v.was_gold AND v.answer IN (%s, %s)"
+        "WHERE v.volunteer_id = %s AND v.was_gold AND NOT g.exam AND v.answer IN (%s, %s)"
     )
 
 

@@ -47,8 +47,8 @@ def credit_peers(credits: list, *, sign: int) -> None:
             with connection.cursor() as cur:  # one UPDATE ... RETURNING: atomic alone
                 cur.execute(
                     f"UPDATE {table} SET n_peer = n_peer + %s, "  # noqa: S608
-                    "n_peer_agree = n_peer_agree + %s WHERE id = %s RETURNING n_gold, "
-                    "n_gold_correct, n_peer, n_peer_agree, n_model, n_model_agree",
+                    "n_peer_agree = n_peer_agree + %s WHERE id = %s RETURNING n_exam, "
+                    "n_exam_correct, n_peer, n_peer_agree, n_model, n_model_agree",
                     [sign, sign * agreed, volunteer_id],
                 )
                 after = cur.fetchone()
@@ -112,21 +112,33 @@ def recheck_settled_by(*, volunteer_id: int) -> list[int]:
     return [detectids[c] for c in reopened]
 
 
-def just_proven_by_gold(volunteer: Volunteer, *, n_gold_before: int, right_before: int) -> bool:
-    """Did the gold answer just counted (the in-memory counters are after it) make the
-    volunteer proven? Peer and model comparisons as loaded with the volunteer."""
-
-    def proven(n_gold: int, right: int) -> bool:
-        return is_proven(
-            n_gold, right, min_gold=settings.PROVEN_MIN_GOLD,
-            min_accuracy=settings.PROVEN_MIN_ACCURACY, n_peer=volunteer.n_peer,
-            n_peer_agree=volunteer.n_peer_agree, n_model=volunteer.n_model,
-            n_model_agree=volunteer.n_model_agree, min_peer=settings.PEER_MIN_COMPARISONS,
-            min_model=settings.MODEL_MIN_COMPARISONS, peer_z=settings.PEER_Z,
+def is_proven_volunteer(volunteer: Volunteer, *, n_exam=None, n_exam_correct=None) -> bool:
+    """Is ``volunteer`` proven (mlcore.aggregation.evidence.is_proven) with its exam gold
+    answers, or with the exam counts given instead?"""
+    n_exam = volunteer.n_exam if n_exam is None else n_exam
+    right = volunteer.n_exam_correct if n_exam_correct is None else n_exam_correct
+    return bool(
+        is_proven(
+            n_exam,
+            right,
+            min_gold=settings.PROVEN_MIN_GOLD,
+            min_accuracy=settings.PROVEN_MIN_ACCURACY,
+            n_peer=volunteer.n_peer,
+            n_peer_agree=volunteer.n_peer_agree,
+            n_model=volunteer.n_model,
+            n_model_agree=volunteer.n_model_agree,
+            min_peer=settings.PEER_MIN_COMPARISONS,
+            min_model=settings.MODEL_MIN_COMPARISONS,
+            peer_z=settings.PEER_Z,
         )  # fmt: skip
+    )
 
-    after = proven(volunteer.n_gold, volunteer.n_gold_correct)
-    return after and not proven(n_gold_before, right_before)
+
+def just_proven_by_gold(volunteer: Volunteer, *, n_exam_before: int, right_before: int) -> bool:
+    """Did the exam gold answer just counted (the in-memory counters are after it) make the
+    volunteer proven? Peer and model comparisons as loaded with the volunteer."""
+    before = is_proven_volunteer(volunteer, n_exam=n_exam_before, n_exam_correct=right_before)
+    return is_proven_volunteer(volunteer) and not before
 
 
 RECHECK_MAX = 100  # candidates re-counted in the promoting request (~4 queries each)

@@ -10,7 +10,8 @@
   moment spread over several candidates instead of all piling onto one.
 * Gold-standard candidates are mixed in at a rate that falls with experience
   (:func:`gold_rate`), like Zooniverse's subject selector; they are kept out of the regular
-  path so the rate is what the schedule says.
+  path so the rate is what the schedule says. Which gold: exam gold first for a newcomer,
+  teaching gold once exam answers proved them (:func:`gold_preference`).
 * Levels (``services.crowd.levels``): at ``level=1`` only high-S/N candidates and high-S/N
   gold are served (the low-S/N ones unlock at level 2); ``level=None`` serves every regime
   (levels not in force, or a caller without levels such as the research harness).
@@ -22,6 +23,7 @@ import random
 from collections.abc import Sequence
 from functools import lru_cache
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
@@ -42,6 +44,26 @@ def gold_rate(n_votes: int) -> float:
         if n_votes < below:
             return rate
     return GOLD_RATE_EXPERIENCED
+
+
+def gold_preference(volunteer: Volunteer | None) -> tuple[bool | None, ...]:
+    """Which gold a volunteer is served, in order of preference (``exam`` True / False, None
+    for either; the last is the fallback when none of the first is left): exam gold until
+    they have PROVEN_MIN_GOLD exam answers, so an honest newcomer is proven as soon as when
+    every gold counted; then either kind while those answers have not proven them; teaching
+    gold once they have (it explains itself, and levels are measured on it).
+
+    Measured (bench_attacks, docs/security.md): serving both kinds after the first four, so
+    exam answers kept measuring proven volunteers, cast 64 % of the honest crowd's votes
+    unproven instead of 19 % (small exam samples dip under 70 % by chance) and cost 33.3
+    honest votes per retired candidate instead of 24.0. A guesser who passes four stays
+    proven, but their votes weigh what their skill on all gold answers says."""
+    n = volunteer.n_exam if volunteer is not None else 0
+    if n < settings.PROVEN_MIN_GOLD:
+        return (True, None)
+    if volunteer.n_exam_correct < settings.PROVEN_MIN_ACCURACY * n:
+        return (None,)
+    return (False, None)
 
 
 def _unseen(qs: QuerySet, volunteer: Volunteer | None, field: str) -> QuerySet:
@@ -76,12 +98,19 @@ def queue_queryset(
 
 
 def _gold_queryset(
-    *, volunteer: Volunteer | None, exclude: Sequence[int] = (), level: int | None = None
+    *,
+    volunteer: Volunteer | None,
+    exclude: Sequence[int] = (),
+    level: int | None = None,
+    exam: bool | None = None,
 ) -> QuerySet:
-    """Active gold candidates this volunteer has not answered, in random order."""
+    """Active gold candidates this volunteer has not answered, in random order; ``exam``
+    True / False: exam or teaching gold only, None: either."""
     # The gold set is small (hundreds to a few thousand), so a random pick over the unseen
     # ones is cheap; it is still an index anti-join, never a scan of the candidate table.
     qs = GoldStandard.objects.filter(active=True, candidate__status=Candidate.Status.ACTIVE)
+    if exam is not None:
+        qs = qs.filter(exam=exam)
     if _high_only(level):
         qs = qs.filter(candidate__sn__gt=SN_LOW_MAX)
     qs = _unseen(qs, volunteer, "candidate_id")
@@ -105,9 +134,15 @@ _VOLUNTEER_MARK = -7_000_000_000_001
 _EXCLUDE_MARK = -8_000_000_000_000
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=128)
 def _compiled(
-    kind: str, alias: str, with_volunteer: bool, n_exclude: int, top_k: int, high_only: bool
+    kind: str,
+    alias: str,
+    with_volunteer: bool,
+    n_exclude: int,
+    top_k: int,
+    high_only: bool,
+    exam: bool | None = None,
 ):
     """SQL + parameter recipe of the queue (``kind`` 'regular') or gold query, per shape.
 
@@ -124,7 +159,7 @@ def _compiled(
         qs = queue_queryset(volunteer=volunteer, exclude=marks, level=level)
         qs = qs.values(*QUEUE_FIELDS)[:top_k]
     else:
-        qs = _gold_queryset(volunteer=volunteer, exclude=marks, level=level)[:1]
+        qs = _gold_queryset(volunteer=volunteer, exclude=marks, level=level, exam=exam)[:1]
     sql, params = qs.query.get_compiler(using=alias).as_sql()
     recipe = []
     for p in params:
@@ -139,12 +174,16 @@ def _compiled(
 
 
 def _run(
-    kind: str, volunteer: Volunteer | None, exclude: Sequence[int], level: int | None = None
+    kind: str,
+    volunteer: Volunteer | None,
+    exclude: Sequence[int],
+    level: int | None = None,
+    exam: bool | None = None,
 ) -> list[tuple]:
     exclude = list(dict.fromkeys(exclude))  # the IN list holds each detectid once
     with_volunteer = volunteer is not None and volunteer.pk is not None
     sql, recipe = _compiled(
-        kind, connection.alias, with_volunteer, len(exclude), TOP_K, _high_only(level)
+        kind, connection.alias, with_volunteer, len(exclude), TOP_K, _high_only(level), exam
     )
     vid = volunteer.pk if with_volunteer else None
     params = [vid if r == "v" else r[1] if isinstance(r, tuple) else exclude[r] for r in recipe]
@@ -159,11 +198,13 @@ def _regular(volunteer, exclude, count, rng, level=None) -> list[dict]:
     return rng.sample(rows, min(count, len(rows)))
 
 
-def _gold_seeded(volunteer, exclude, rng: random.Random, level=None) -> dict | None:
+def _gold_seeded(volunteer, exclude, rng: random.Random, level=None, exam=None) -> dict | None:
     """A gold pick drawn with ``rng`` (reproducible; for simulations): the unseen active gold
     in id order, one chosen by the caller's generator instead of the database's random()."""
     rows = list(
-        _gold_queryset(volunteer=volunteer, exclude=exclude, level=level).order_by("candidate_id")
+        _gold_queryset(volunteer=volunteer, exclude=exclude, level=level, exam=exam).order_by(
+            "candidate_id"
+        )
     )
     if not rows:
         return None
@@ -172,10 +213,10 @@ def _gold_seeded(volunteer, exclude, rng: random.Random, level=None) -> dict | N
     return dict(zip(QUEUE_FIELDS, (row[k] for k in values), strict=True))
 
 
-def _gold(volunteer, exclude, level=None) -> dict | None:
-    rows = _gold_sample(volunteer, exclude, level)
+def _gold(volunteer, exclude, level=None, exam=None) -> dict | None:
+    rows = _gold_sample(volunteer, exclude, level, exam)
     if not rows:  # none of the sample is left for this volunteer: ask over all the gold
-        rows = _run("gold", volunteer, exclude, level)
+        rows = _run("gold", volunteer, exclude, level, exam)
     if not rows:
         return None
     return dict(zip(QUEUE_FIELDS, rows[0], strict=True))
@@ -184,7 +225,7 @@ def _gold(volunteer, exclude, level=None) -> dict | None:
 GOLD_SAMPLE = 32
 
 
-def _gold_sample(volunteer, exclude, level=None) -> list[tuple]:
+def _gold_sample(volunteer, exclude, level=None, exam=None) -> list[tuple]:
     """A uniform random pick among the unseen, active gold of a random sample of GOLD_SAMPLE
     gold rows (so uniform over all unseen gold whenever the sample holds one).
 
@@ -196,10 +237,11 @@ def _gold_sample(volunteer, exclude, level=None) -> list[tuple]:
     the gold); the caller then runs the exhaustive query.
     """
     qn = connection.ops.quote_name
+    which = "" if exam is None else (" AND exam" if exam else " AND NOT exam")
     params: list = [GOLD_SAMPLE]
     sql = (
         "SELECT c.id, c.detectid, c.wave, c.field FROM (SELECT candidate_id, random() AS r "  # noqa: S608
-        f"FROM {qn(GoldStandard._meta.db_table)} WHERE active ORDER BY 2 LIMIT %s) g "
+        f"FROM {qn(GoldStandard._meta.db_table)} WHERE active{which} ORDER BY 2 LIMIT %s) g "
         f"JOIN {qn(Candidate._meta.db_table)} c ON c.id = g.candidate_id WHERE c.status = %s"
     )
     params.append(Candidate.Status.ACTIVE)
@@ -246,7 +288,14 @@ def next_candidates(
     picked: list[dict] = []
     n_gold = sum(rng.random() < gold_rate(n_votes + k) for k in range(count))
     for _ in range(n_gold):
-        row = _gold_seeded(volunteer, held, rng, level) if seeded else _gold(volunteer, held, level)
+        row = None
+        for exam in gold_preference(volunteer):
+            if seeded:
+                row = _gold_seeded(volunteer, held, rng, level, exam)
+            else:
+                row = _gold(volunteer, held, level, exam)
+            if row is not None:
+                break
         if row is None:
             break
         picked.append(row)

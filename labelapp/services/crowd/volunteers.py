@@ -139,18 +139,17 @@ def attach_session_volunteer(*, session: SessionBase, user: AbstractBaseUser) ->
 def refresh_counters(*, volunteer: Volunteer) -> None:
     """Recompute the volunteer's counters from their votes (after a merge)."""
     votes = Vote.objects.filter(volunteer=volunteer)
+    right = Q(answer=Vote.Answer.YES, candidate__gold__is_real=True) | Q(
+        answer=Vote.Answer.NO, candidate__gold__is_real=False
+    )
+    exam = Q(was_gold=True, candidate__gold__exam=True)
     agg = votes.aggregate(
         n=Count("pk"),
         unsure=Count("pk", filter=Q(answer=Vote.Answer.UNSURE)),
         gold=Count("pk", filter=Q(was_gold=True)),
-        gold_ok=Count(
-            "pk",
-            filter=Q(was_gold=True)
-            & (
-                Q(answer=Vote.Answer.YES, candidate__gold__is_real=True)
-                | Q(answer=Vote.Answer.NO, candidate__gold__is_real=False)
-            ),
-        ),
+        gold_ok=Count("pk", filter=Q(was_gold=True) & right),
+        exam=Count("pk", filter=exam),
+        exam_ok=Count("pk", filter=exam & right),
         peer_n=Sum("peer_n"),
         peer_agree=Sum("peer_agree"),
         model_n=Count("pk", filter=Q(model_agree__isnull=False)),
@@ -164,6 +163,7 @@ def refresh_counters(*, volunteer: Volunteer) -> None:
     last = votes.order_by("-created_at").values_list("created_at", flat=True).first()
     volunteer.n_votes, volunteer.n_unsure = agg["n"], agg["unsure"]
     volunteer.n_gold, volunteer.n_gold_correct = agg["gold"], agg["gold_ok"]
+    volunteer.n_exam, volunteer.n_exam_correct = agg["exam"], agg["exam_ok"]
     volunteer.n_peer, volunteer.n_peer_agree = agg["peer_n"] or 0, agg["peer_agree"] or 0
     volunteer.n_model, volunteer.n_model_agree = agg["model_n"], agg["model_agree"]
     volunteer.last_vote_at = last
@@ -176,7 +176,7 @@ def refresh_counters(*, volunteer: Volunteer) -> None:
 class VolunteerStats:
     n_votes: int
     n_unsure: int
-    n_gold: int
+    n_gold: int  # teaching gold answers (exam answers are never shown)
     n_gold_correct: int
     streak_days: int
     best_streak_days: int
@@ -223,6 +223,13 @@ def volunteer_stats(*, volunteer: Volunteer) -> VolunteerStats:
         if (real := _consensus_real(post, expert)) is not None
     ]
     agree = sum(a == r for a, r in compared)
+    # teaching gold only: a count that moved with exam answers would tell them
+    right = Q(answer=Vote.Answer.YES, candidate__gold__is_real=True) | Q(
+        answer=Vote.Answer.NO, candidate__gold__is_real=False
+    )
+    taught = Vote.objects.filter(
+        volunteer=volunteer, was_gold=True, candidate__gold__exam=False
+    ).aggregate(n=Count("pk"), ok=Count("pk", filter=right))
     streak = volunteer.streak_days
     from django.utils import timezone
 
@@ -232,8 +239,8 @@ def volunteer_stats(*, volunteer: Volunteer) -> VolunteerStats:
     return VolunteerStats(
         n_votes=volunteer.n_votes,
         n_unsure=volunteer.n_unsure,
-        n_gold=volunteer.n_gold,
-        n_gold_correct=volunteer.n_gold_correct,
+        n_gold=taught["n"],
+        n_gold_correct=taught["ok"],
         streak_days=streak,
         best_streak_days=volunteer.best_streak_days,
         agreement=agree / len(compared) if compared else None,
@@ -249,8 +256,10 @@ def confirmed_real_seen(*, volunteer: Volunteer, limit: int = 24) -> list[dict]:
     seen = Vote.objects.filter(volunteer=volunteer)
     # gold only where this volunteer's yes/no is in (final, its answer shown): a 'not sure'
     # must not reveal a gold answer here either (it could be undone and answered again)
+    # and never exam gold: nothing may tell an exam answer (docs/security.md)
     gold_real = GoldStandard.objects.filter(
         active=True,
+        exam=False,
         is_real=True,
         candidate__votes__volunteer=volunteer,
         candidate__votes__answer__in=(Vote.Answer.YES, Vote.Answer.NO),

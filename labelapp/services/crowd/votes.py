@@ -61,11 +61,13 @@ def gold_answer_correct(*, answer: str, gold: GoldStandard) -> bool:
 
 
 def gold_feedback(result: VoteResult) -> dict | None:
-    """What a volunteer is told after answering a gold candidate: the answer and why, once
-    their yes/no is final (such answers cannot be undone, see :func:`undo_last_vote`).
-    "Not sure" is told nothing, exactly like "not sure" on any candidate, so it can neither
-    peek at the answer nor tell a gold candidate from the others."""
-    if result.gold is None or result.vote.answer == Vote.Answer.UNSURE:
+    """What a volunteer is told after answering a teaching gold candidate: the answer and
+    why, once their yes/no is final (such answers cannot be undone, see
+    :func:`undo_last_vote`). "Not sure" is told nothing, exactly like "not sure" on any
+    candidate, so it can neither peek at the answer nor tell a gold candidate from the
+    others. Exam gold is told nothing at all: its answers prove volunteers, so no session may
+    learn them (docs/security.md)."""
+    if result.gold is None or result.gold.exam or result.vote.answer == Vote.Answer.UNSURE:
         return None
     return {
         "correct": result.correct,
@@ -171,11 +173,12 @@ def submit_vote(
         row = cur.fetchone()
         if row is not None:
             vote.pk = row[0]
-            gold_before = (volunteer.n_gold, volunteer.n_gold_correct)
-            count_vote(volunteer, vote, correct=correct, cursor=cur)
+            exam_before = (volunteer.n_exam, volunteer.n_exam_correct)
+            exam = gold is not None and gold.exam
+            count_vote(volunteer, vote, correct=correct, exam=exam, cursor=cur)
             after_vote(vote)
-            if correct is not None:
-                _recheck_if_just_proven(volunteer, *gold_before)
+            if exam:
+                _recheck_if_just_proven(volunteer, *exam_before)
     if row is None:  # another request (a second tab, a retry) recorded this vote first
         existing = Vote.objects.filter(volunteer=volunteer, candidate=candidate).first()
         if existing is None:  # taken back in between: rare enough to be an error
@@ -187,13 +190,13 @@ def submit_vote(
     return VoteResult(vote=vote, created=True, gold=gold, correct=correct)
 
 
-def _recheck_if_just_proven(volunteer: Volunteer, n_gold_before: int, right_before: int) -> None:
-    """After a gold answer: if it proved the volunteer, re-count what they voted on while
+def _recheck_if_just_proven(volunteer: Volunteer, n_exam_before: int, right_before: int) -> None:
+    """After an exam gold answer: if it proved the volunteer, re-count what they voted on while
     unproven once the vote commits (services.crowd.peers.recheck_on_promotion). Happens once
     per volunteer (more only if they lose proof and win it back): not a per-vote cost."""
     from labelapp.services.crowd.peers import just_proven_by_gold, recheck_on_promotion
 
-    if just_proven_by_gold(volunteer, n_gold_before=n_gold_before, right_before=right_before):
+    if just_proven_by_gold(volunteer, n_exam_before=n_exam_before, right_before=right_before):
         pk = volunteer.pk
         transaction.on_commit(lambda: recheck_on_promotion(volunteer_id=pk), robust=True)
 
@@ -211,13 +214,18 @@ def _candidate(detectid: int) -> Candidate | None:
         row = cur.fetchone()
     if row is None:
         return None
-    pk, status, sn, g_real, g_kind, g_feedback, g_active = row
+    pk, status, sn, g_real, g_kind, g_feedback, g_active, g_exam = row
     candidate = Candidate(id=pk, detectid=detectid, status=status, sn=sn)
     candidate._state.adding, candidate._state.db = False, connection.alias
     gold = None
     if g_active:
         gold = GoldStandard(
-            candidate_id=pk, is_real=bool(g_real), kind=g_kind, feedback=g_feedback, active=True
+            candidate_id=pk,
+            is_real=bool(g_real),
+            kind=g_kind,
+            feedback=g_feedback,
+            active=True,
+            exam=bool(g_exam),
         )
         gold._state.adding, gold._state.db = False, connection.alias
     Candidate.gold.related.set_cached_value(candidate, gold)
@@ -228,7 +236,7 @@ def _candidate(detectid: int) -> Candidate | None:
 def _CANDIDATE_SQL() -> str:
     q = connection.ops.quote_name
     return (
-        f"SELECT c.id, c.status, c.sn, g.is_real, g.kind, g.feedback, g.active "  # noqa: S608
+        f"SELECT c.id, c.status, c.sn, g.is_real, g.kind, g.feedback, g.active, g.exam "  # noqa: S608
         f"FROM {q(Candidate._meta.db_table)} c LEFT JOIN {q(GoldStandard._meta.db_table)} g "
         "ON g.candidate_id = c.id WHERE c.detectid = %s"
     )
@@ -249,13 +257,16 @@ def _result(vote: Vote, *, created: bool, gold: GoldStandard | None) -> VoteResu
     return VoteResult(vote=vote, created=created, gold=gold, correct=correct)
 
 
-def count_vote(volunteer: Volunteer, vote: Vote, *, correct: bool | None, cursor=None) -> None:
+def count_vote(
+    volunteer: Volunteer, vote: Vote, *, correct: bool | None, exam: bool = False, cursor=None
+) -> None:
     """Move the volunteer's counters (votes, unsure, gold, streak) for one newly stored vote:
     one UPDATE with atomic increments. Every path that stores a Vote calls it once, in the
-    vote's transaction. ``correct``: the gold answer's verdict, None when not gold."""
+    vote's transaction. ``correct``: the gold answer's verdict, None when not gold; ``exam``:
+    the gold is exam gold (its answer also moves the proof counters)."""
     if cursor is None:
         with connection.cursor() as cur:
-            return count_vote(volunteer, vote, correct=correct, cursor=cur)
+            return count_vote(volunteer, vote, correct=correct, exam=exam, cursor=cur)
     today = vote.created_at.date()  # UTC day (created_at is aware, in UTC)
     if volunteer.last_active_day == today:
         streak = volunteer.streak_days
@@ -266,12 +277,15 @@ def count_vote(volunteer: Volunteer, vote: Vote, *, correct: bool | None, cursor
     best = max(volunteer.best_streak_days, streak)
     unsure = int(vote.answer == Vote.Answer.UNSURE)
     n_gold, n_correct = int(correct is not None), int(bool(correct))
+    n_exam, n_exam_correct = (n_gold, n_correct) if exam else (0, 0)
     cursor.execute(
         f"UPDATE {connection.ops.quote_name(Volunteer._meta.db_table)} SET "  # noqa: S608
         "n_votes = n_votes + 1, n_unsure = n_unsure + %s, n_gold = n_gold + %s, "
-        "n_gold_correct = n_gold_correct + %s, last_vote_at = %s, last_active_day = %s, "
+        "n_gold_correct = n_gold_correct + %s, n_exam = n_exam + %s, "
+        "n_exam_correct = n_exam_correct + %s, last_vote_at = %s, last_active_day = %s, "
         "streak_days = %s, best_streak_days = %s WHERE id = %s",
-        [unsure, n_gold, n_correct, connection.ops.adapt_datetimefield_value(vote.created_at),
+        [unsure, n_gold, n_correct, n_exam, n_exam_correct,
+         connection.ops.adapt_datetimefield_value(vote.created_at),
          connection.ops.adapt_datefield_value(today), streak, best, volunteer.pk],
     )  # fmt: skip
     # Keep the in-memory object in step for the response (exact values are in the row).
@@ -279,6 +293,8 @@ def count_vote(volunteer: Volunteer, vote: Vote, *, correct: bool | None, cursor
     volunteer.n_unsure += unsure
     volunteer.n_gold += n_gold
     volunteer.n_gold_correct += n_correct
+    volunteer.n_exam += n_exam
+    volunteer.n_exam_correct += n_exam_correct
     volunteer.last_vote_at, volunteer.last_active_day = vote.created_at, today
     volunteer.streak_days = streak
     volunteer.best_streak_days = best
@@ -288,8 +304,9 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
     """Take back ``volunteer``'s most recent vote if it is younger than ``within_s`` seconds.
 
     Returns the deleted vote (its ``candidate`` still set) so the page can show that
-    candidate again. Raises NothingToUndo otherwise, and for a yes/no on a gold candidate
-    (its answer was revealed with the vote: it is final).
+    candidate again. Raises NothingToUndo otherwise, and for a yes/no on a teaching gold
+    candidate (its answer was revealed with the vote: it is final). A vote on exam gold is
+    undone like any other (nothing was revealed, and refusing would tell it is gold).
     """
     within_s = settings.VOTE_UNDO_WINDOW_S if within_s is None else within_s
     since = timezone.now() - dt.timedelta(seconds=within_s)
@@ -304,7 +321,9 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
             raise NothingToUndo(
                 gettext("no answer of yours from the last %(s)s s to take back") % {"s": within_s}
             )
-        if vote.was_gold and vote.answer != Vote.Answer.UNSURE:
+        gold = GoldStandard.objects.filter(candidate_id=vote.candidate_id).first()
+        exam = bool(vote.was_gold and gold is not None and gold.exam)
+        if vote.was_gold and not exam and vote.answer != Vote.Answer.UNSURE:
             # its answer was shown: undoing and answering again would fake a right answer
             raise NothingToUndo(
                 gettext("the answer to a teaching example is final once its explanation was shown")
@@ -312,7 +331,6 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
         deleted, _ = Vote.objects.filter(pk=vote.pk).delete()
         if not deleted:  # a concurrent undo took it first
             raise NothingToUndo(gettext("that answer was already taken back"))
-        gold = GoldStandard.objects.filter(candidate_id=vote.candidate_id).first()
         correct = (
             gold_answer_correct(answer=vote.answer, gold=gold) if vote.was_gold and gold else None
         )
@@ -323,6 +341,10 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
             changes["n_gold"] = F("n_gold") - 1
             if correct:
                 changes["n_gold_correct"] = F("n_gold_correct") - 1
+            if exam:
+                changes["n_exam"] = F("n_exam") - 1
+                if correct:
+                    changes["n_exam_correct"] = F("n_exam_correct") - 1
         if vote.peer_n:  # the comparisons with proven peers this vote added
             changes["n_peer"] = F("n_peer") - vote.peer_n
             changes["n_peer_agree"] = F("n_peer_agree") - vote.peer_agree
@@ -330,6 +352,13 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
             changes["n_model"] = F("n_model") - 1
             changes["n_model_agree"] = F("n_model_agree") - int(vote.model_agree)
         Volunteer.objects.filter(pk=volunteer.pk).update(**changes)
+        if exam and correct:  # a right exam answer taken back may take the proof with it
+            from labelapp.services.crowd.peers import is_proven_volunteer, recheck_settled_by
+
+            was_proven = is_proven_volunteer(volunteer)
+            volunteer.refresh_from_db()
+            if was_proven and not is_proven_volunteer(volunteer):
+                recheck_settled_by(volunteer_id=volunteer.pk)
         if vote.peer_credits:  # ... and those it gave the earlier voters
             from labelapp.services.crowd.peers import credit_peers
 

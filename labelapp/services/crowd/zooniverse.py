@@ -524,12 +524,15 @@ def _write_votes(cur, run: ZooniverseImport, workflow_id: int) -> dict[str, int]
 
 def _refresh_volunteer_counters(cur) -> None:
     """Counters of the volunteers who got votes (``zv_new``), recomputed from all their
-    votes in one aggregate."""
+    votes in one aggregate. Their gold answers all count as exam answers (proof): what a
+    Zooniverse volunteer was told about gold is the Zooniverse project's feedback setting,
+    outside this site (docs/zooniverse.md)."""
     t = _t()
     vol, vote = t["vol"], t["vote"]
     cur.execute(
         f"UPDATE {vol} SET n_votes = a.n, n_unsure = a.unsure, n_gold = a.gold, "  # noqa: S608
-        "n_gold_correct = a.gold_correct, last_vote_at = a.last FROM (SELECT v.volunteer_id, "
+        "n_gold_correct = a.gold_correct, n_exam = a.gold, n_exam_correct = a.gold_correct, "
+        "last_vote_at = a.last FROM (SELECT v.volunteer_id, "
         "COUNT(*) AS n, COUNT(*) FILTER (WHERE v.answer = 'unsure') AS unsure, "
         "COUNT(*) FILTER (WHERE v.was_gold) AS gold, COUNT(*) FILTER (WHERE v.was_gold AND "
         "((v.answer = 'yes' AND g.is_real) OR (v.answer = 'no' AND NOT g.is_real))) AS "

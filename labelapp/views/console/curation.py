@@ -151,6 +151,7 @@ def gold_list(request):
     page = Paginator(curation.gold_standards(active=GOLD_FILTERS[show], order=order), 40).get_page(
         request.GET.get("page")
     )
+    active = curation.active_gold_counts()
     return render(
         request,
         "console/gold_list.html",
@@ -160,7 +161,8 @@ def gold_list(request):
             "order": order,
             "filters": list(GOLD_FILTERS),
             "orders": list(curation.GOLD_ORDERS),
-            "n_active": GoldStandard.objects.filter(active=True).count(),
+            "n_active": active["n"],
+            "n_exam": active["exam"],
             "holdout": holdout_summary(),
         },
     )
