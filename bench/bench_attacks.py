@@ -7,9 +7,14 @@ Populations (each votes only on what the queue serves it: served-only voting is 
 API enforces; a script can no longer aim at chosen detectids):
   * sybils: N fresh anonymous volunteers, each voting against the truth (an oracle attacker:
     the worst case) on the candidates it is served; "sybils-goldperfect" the same, but right
-    on gold (as if gold leaked), so they pass any check that gold alone makes;
+    on every teaching gold (its answer is told after each vote, so a script learns it once
+    and replays it in every new session) and, on exam gold (never told), guessing -- as if it
+    could tell exam gold from the rest (by how often it recurs across sessions), the worst
+    case; "sybils-examskilled" right on exam gold too with probability --exam-skill (0.9: an
+    attacker who classifies the clear gold examples as well as a good volunteer);
   * colluders: 10 accounts, up to 50 votes each, against the truth -- "naive" ones lie on
-    gold too, "gold-perfect" ones answer gold right (as if gold leaked) and lie elsewhere;
+    gold too, "gold-perfect" ones answer teaching gold right, guess exam gold and lie
+    elsewhere;
   * always-yes and random clickers: 10 accounts x 50 votes.
 The honest crowd is mlcore.volunteers.VolunteerPopulation (skills falling towards low S/N,
 its own random clickers and always-yes), voting in chunks with the attackers in between.
@@ -73,9 +78,16 @@ def setup_db(n: int, seed: int) -> Path:
     from mlcore.survey_io import write_survey
 
     call_command("migrate", verbosity=0)
+    global GOLD_PREFERENCE
+    from labelapp.services.crowd import queue
+
+    GOLD_PREFERENCE = queue.gold_preference
     ingest_survey(path=write_survey(TMP / "s.fits", simulate_survey(n, seed=seed)))
+    from labelapp.models import GoldStandard
+
     n_gold = seed_gold_from_truth(per_kind=20)
-    print(f"survey: {n:,} candidates, {n_gold} gold; data in {TMP}")
+    n_exam = GoldStandard.objects.filter(active=True, exam=True).count()
+    print(f"survey: {n:,} candidates, {n_gold} gold ({n_exam} exam); data in {TMP}")
     simulated_live_model(seed)
     from django.db import connections
 
@@ -123,6 +135,9 @@ def simulated_live_model(seed: int) -> None:
     )
 
 
+GOLD_PREFERENCE = None  # the queue's own rule, kept for the "on" arm (set in setup_db)
+
+
 def restore(template: Path) -> None:
     from django.core.cache import cache
     from django.db import connections
@@ -135,22 +150,27 @@ def restore(template: Path) -> None:
 class Attacker:
     """One attacking volunteer: ``kind`` sybil | naive | goldperfect | alwaysyes | random."""
 
-    def __init__(self, kind: str, budget: int, rng: random.Random):
+    def __init__(self, kind: str, budget: int, rng: random.Random, exam_skill: float = 0.5):
         from labelapp.models import Volunteer
 
         self.kind, self.budget, self.rng = kind, budget, rng
+        self.exam_skill = exam_skill  # goldperfect: P(right) on exam gold (0.5: a guess)
         self.volunteer = Volunteer.objects.create()
         self.cast = 0
         self.flagged_at: int | None = None
 
-    def answer(self, is_real: bool, is_gold: bool) -> str:
+    def answer(self, is_real: bool, gold: str | None) -> str:
+        """``gold``: None, "teach" or "exam"."""
+        truth, lie = ("yes", "no") if is_real else ("no", "yes")
         if self.kind == "alwaysyes":
             return "yes"
         if self.kind == "random":
             return self.rng.choice(["yes", "no"])
-        if self.kind == "goldperfect" and is_gold:
-            return "yes" if is_real else "no"
-        return "no" if is_real else "yes"  # against the truth
+        if self.kind == "goldperfect" and gold == "teach":
+            return truth  # learned from the feedback an earlier session was told
+        if self.kind == "goldperfect" and gold == "exam":
+            return truth if self.rng.random() < self.exam_skill else lie
+        return lie
 
     def act(self, n: int) -> None:
         from labelapp.models import CandidateTruth, GoldStandard
@@ -165,7 +185,12 @@ class Attacker:
             truth = CandidateTruth.objects.filter(candidate_id=row["id"]).first()
             if truth is None:
                 return
-            gold = GoldStandard.objects.filter(candidate_id=row["id"], active=True).exists()
+            exam = (
+                GoldStandard.objects.filter(candidate_id=row["id"], active=True)
+                .values_list("exam", flat=True)
+                .first()
+            )
+            gold = None if exam is None else ("exam" if exam else "teach")
             try:
                 submit_vote(
                     volunteer=self.volunteer,
@@ -177,13 +202,17 @@ class Attacker:
             self.cast += 1
 
 
-def populations(spec: str, n_sybils: int, rng: random.Random) -> list[Attacker]:
+def populations(
+    spec: str, n_sybils: int, rng: random.Random, exam_skill: float = 0.9
+) -> list[Attacker]:
     if spec == "none":
         return []
     if spec == "sybils":
         return [Attacker("sybil", 10, rng) for _ in range(n_sybils)]
-    if spec == "sybils-goldperfect":  # as if gold leaked: right on gold, lying elsewhere
+    if spec == "sybils-goldperfect":  # teaching gold learned, exam gold guessed
         return [Attacker("goldperfect", 10, rng) for _ in range(n_sybils)]
+    if spec == "sybils-examskilled":  # ... and exam gold classified, right with exam_skill
+        return [Attacker("goldperfect", 10, rng, exam_skill) for _ in range(n_sybils)]
     kind = {"colluders": "naive", "colluders-goldperfect": "goldperfect"}.get(spec, spec)
     return [Attacker(kind, 50, rng) for _ in range(10)]
 
@@ -200,14 +229,22 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
     # the trade-off docs/security.md measures); "off" has no rule 3 either
     lean = float(os.environ.get("LABELAPP_RETIRE_UNPROVEN_LEAN_LLR", "0"))
     settings.RETIRE_UNPROVEN_LEAN_LLR = lean if defended else 1e9
-    settings.PROVEN_MIN_GOLD = 4 if defended else 0
+    min_exam = int(os.environ.get("LABELAPP_PROVEN_MIN_GOLD", "4"))  # the deployed default: 4
+    settings.PROVEN_MIN_GOLD = min_exam if defended else 0
+    # off: every volunteer proven, whatever their gold answers (before 2026-12-07 the off arm
+    # kept the 70 % bar, so volunteers under it were capped there too)
+    settings.PROVEN_MIN_ACCURACY = 0.7 if defended else 0.0
+    # off: any gold, as before gold had roles (exam gold is 2026-12-07: docs/security.md)
+    from labelapp.services.crowd import queue
+
+    queue.gold_preference = GOLD_PREFERENCE if defended else (lambda volunteer: (None,))
     settings.UNPROVEN_MAX_LLR = 2.0 if defended else 1e9
     settings.PROVEN_SUPPORT_LLR = 1.5 if defended else -1e9  # off: any evidence supports
     settings.PEER_MIN_COMPARISONS = 10 if defended else 10**9  # off: no peer/model rule
     settings.MODEL_MIN_COMPARISONS = 6 if defended else 10**9
     rng = random.Random(args.seed)
     crowd = SimulatedCrowd(n_volunteers=args.volunteers, seed=args.seed)
-    attackers = populations(spec, args.sybils, rng)
+    attackers = populations(spec, args.sybils, rng, args.exam_skill)
     chunks = 20
     t0 = time.perf_counter()
     for k in range(chunks):
@@ -272,8 +309,8 @@ def _peer_demoted(attacker_ids: list[int]) -> tuple[int, int]:
 
 def newcomer_cost(attacker_ids: list[int]) -> dict:
     """The honest crowd's votes replayed in order: how many votes each volunteer had cast
-    when its gold answers made it proven (PROVEN_MIN_GOLD at PROVEN_MIN_ACCURACY), and the
-    share of honest yes/no votes cast while unproven."""
+    when its exam gold answers made it proven (PROVEN_MIN_GOLD at PROVEN_MIN_ACCURACY), and
+    the share of honest yes/no votes cast while unproven."""
     from django.conf import settings
 
     from labelapp.models import Vote
@@ -282,11 +319,17 @@ def newcomer_cost(attacker_ids: list[int]) -> dict:
     rows = (
         Vote.objects.exclude(volunteer_id__in=attacker_ids)
         .order_by("pk")
-        .values_list("volunteer_id", "answer", "was_gold", "candidate__gold__is_real")
+        .values_list(
+            "volunteer_id",
+            "answer",
+            "was_gold",
+            "candidate__gold__is_real",
+            "candidate__gold__exam",
+        )
     )
-    state: dict[int, list[int]] = {}  # volunteer -> [votes, gold, gold right, proven at]
+    state: dict[int, list[int]] = {}  # volunteer -> [votes, exam gold, right, proven at]
     unproven_binary = binary = 0
-    for vid, answer, was_gold, real in rows.iterator(chunk_size=5000):
+    for vid, answer, was_gold, real, exam in rows.iterator(chunk_size=5000):
         st = state.setdefault(vid, [0, 0, 0, 0])
         proven = is_proven(
             st[1],
@@ -298,7 +341,7 @@ def newcomer_cost(attacker_ids: list[int]) -> dict:
             binary += 1
             unproven_binary += not proven
         st[0] += 1
-        if was_gold:
+        if was_gold and exam:
             st[1] += 1
             st[2] += answer != "unsure" and (answer == "yes") == bool(real)
         if not proven and not st[3] and is_proven(
@@ -384,6 +427,7 @@ def main() -> None:
     p.add_argument("--volunteers", type=int, default=60)
     p.add_argument("--sybils", type=int, default=100)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--exam-skill", type=float, default=0.9, help="sybils-examskilled's P(right)")
     p.add_argument(
         "--attacks",
         nargs="*",
@@ -391,6 +435,7 @@ def main() -> None:
             "none",
             "sybils",
             "sybils-goldperfect",
+            "sybils-examskilled",
             "colluders",
             "colluders-goldperfect",
             "alwaysyes",
