@@ -231,6 +231,11 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
     settings.RETIRE_UNPROVEN_LEAN_LLR = lean if defended else 1e9
     min_exam = int(os.environ.get("LABELAPP_PROVEN_MIN_GOLD", "4"))  # the deployed default: 4
     settings.PROVEN_MIN_GOLD = min_exam if defended else 0
+    checks = int(os.environ.get("LABELAPP_PROOF_MIN_CHECKS", "0"))
+    settings.PROOF_MIN_CHECKS = checks if defended else 0
+    from labelapp.services.crowd import consensus as _consensus
+
+    _consensus._CHECKS.clear()
     # off: every volunteer proven, whatever their gold answers (before 2026-12-07 the off arm
     # kept the 70 % bar, so volunteers under it were capped there too)
     settings.PROVEN_MIN_ACCURACY = 0.7 if defended else 0.0

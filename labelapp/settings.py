@@ -420,6 +420,10 @@ RETIRE_UNPROVEN_LEAN_LLR = env_float("LABELAPP_RETIRE_UNPROVEN_LEAN_LLR", 0.0, l
 # Share of each kind's new gold made exam gold (never told; only exam answers prove a
 # volunteer: services.crowd.gold.mark_gold); the rest teaches.
 EXAM_GOLD_SHARE = env_float("LABELAPP_EXAM_GOLD_SHARE", 0.5, low=0.0, high=1.0)
+# Probation: a volunteer passed by exam gold is proven only after this many comparisons with
+# proven peers or the live model's trusted calls on non-gold candidates, at least half of
+# them agreeing -- while the live model has a trusted direction (0: off).
+PROOF_MIN_CHECKS = env_int("LABELAPP_PROOF_MIN_CHECKS", 0)
 # A proven volunteer stops being proven when, over at least PEER_MIN_COMPARISONS yes/no
 # answers compared with other proven volunteers' on the same candidates, they agree less
 # often than chance by more than PEER_Z standard errors (colluders who pass gold; see

@@ -321,3 +321,54 @@ def test_with_every_call_trusted_the_same_votes_demote():
         v.n_gold, v.n_gold_correct, min_gold=4, min_accuracy=0.7,
         n_model=v.n_model, n_model_agree=v.n_model_agree,
     )  # fmt: skip
+
+
+def test_probation_needs_checks_on_non_gold_with_half_agreeing():
+    def proven(n_peer, k_peer, n_model, k_model, checks=3):
+        return is_proven(
+            4, 4, min_gold=4, min_accuracy=0.7, n_peer=n_peer, n_peer_agree=k_peer,
+            n_model=n_model, n_model_agree=k_model, min_checks=checks,
+        )  # fmt: skip
+
+    assert proven(0, 0, 0, 0, checks=0)  # off: exam gold alone, as before
+    assert not proven(0, 0, 2, 2)  # too few checks yet
+    assert not proven(1, 0, 2, 0)  # 3 checks, none agreeing: a liar's record
+    assert not proven(1, 1, 2, 0)  # 1 of 3
+    assert proven(1, 1, 2, 1) and proven(0, 0, 4, 2)  # half agreeing is enough
+    assert not proven(3, 1, 6, 3)  # 4 of 9
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rules", "own_cache")
+def test_probation_is_in_force_only_with_a_trusted_live_model(settings):
+    """Without a live model whose calls the gate trusted, a newcomer could get no checks
+    before a proven peer exists: then exam gold alone proves."""
+    from labelapp.services.crowd import consensus
+    from labelapp.services.crowd.peers import is_proven_volunteer
+
+    settings.PROOF_MIN_CHECKS = 3
+    consensus._CHECKS.clear()
+    passed = make_volunteer(n_exam=4, n_exam_correct=4, n_gold=4, n_gold_correct=4)
+    assert consensus.proof_min_checks() == 0 and is_proven_volunteer(passed)
+    cands = make_candidates(6, first_id=7_800_000)
+    _live_model_scoring(cands, [0.97] * 6, trust_real_calls=False, trust_false_calls=False)
+    consensus._CHECKS.clear()
+    assert consensus.proof_min_checks() == 0
+    _live_model_scoring(cands, [0.97] * 6)  # a newer promoted model, trusted
+    consensus._CHECKS.clear()
+    assert consensus.proof_min_checks() == 3 and not is_proven_volunteer(passed)
+    # three votes against the model's confident 'real' calls: still not proven
+    for c in cands[:3]:
+        submit_vote(volunteer=passed, detectid=c.detectid, answer="no")
+    passed.refresh_from_db()
+    assert (passed.n_model, passed.n_model_agree) == (3, 0) and not is_proven_volunteer(passed)
+    for c in cands[3:5]:  # 1 of 4, 2 of 5 agreeing: under half
+        submit_vote(volunteer=passed, detectid=c.detectid, answer="yes")
+        passed.refresh_from_db()
+        assert not is_proven_volunteer(passed)
+    submit_vote(volunteer=passed, detectid=cands[5].detectid, answer="yes")  # 3 of 6
+    passed.refresh_from_db()
+    assert is_proven_volunteer(passed)
+    settings.PROOF_MIN_CHECKS = 0
+    consensus._CHECKS.clear()
+    assert consensus.proof_min_checks() == 0

@@ -50,16 +50,23 @@ def is_proven(
     min_peer: int = 10,
     peer_z: float = 2.33,
     min_model: int = 6,
+    min_checks: int = 0,
 ):
     """True where at least ``min_gold`` gold answers were given, ``min_accuracy`` of them
     right ('not sure' counts as an answer that is not right), and the voter's agreement with
     other proven voters, and with the live model's confident calls, is not significantly
-    below chance (:func:`peer_disagrees`; with no comparisons yet it is not). Scalars or
-    arrays."""
+    below chance (:func:`peer_disagrees`; with no comparisons yet it is not). With
+    ``min_checks`` (probation), also at least that many such comparisons on non-gold
+    candidates, at least half of them agreeing: gold a skilled attacker can pass, while
+    lying on the rest shows at once. Scalars or arrays."""
     n_gold = np.asarray(n_gold)
     ok = (n_gold >= min_gold) & (np.asarray(n_gold_correct) >= min_accuracy * n_gold)
     ok = ok & ~peer_disagrees(n_peer, n_peer_agree, min_peer=min_peer, z=peer_z)
     ok = ok & ~peer_disagrees(n_model, n_model_agree, min_peer=min_model, z=peer_z)
+    if min_checks:  # probation: independent checks on non-gold, at least half agreeing
+        checks = np.asarray(n_peer) + np.asarray(n_model)
+        agreed = np.asarray(n_peer_agree) + np.asarray(n_model_agree)
+        ok = ok & (checks >= min_checks) & (2 * agreed >= checks)
     return bool(ok) if ok.ndim == 0 else ok
 
 

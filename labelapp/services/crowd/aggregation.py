@@ -35,7 +35,7 @@ from labelapp.models import (
     Vote,
 )
 from labelapp.services.bulk import insert_rows, update_rows
-from labelapp.services.crowd.consensus import retirement_rule
+from labelapp.services.crowd.consensus import proof_min_checks, retirement_rule
 from mlcore.aggregation import (
     ACTIVE,
     RETIRED,
@@ -237,6 +237,7 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
         n_model_agree=counts[5],
         min_peer=settings.PEER_MIN_COMPARISONS,
         min_model=settings.MODEL_MIN_COMPARISONS,
+        min_checks=proof_min_checks(),
         peer_z=settings.PEER_Z,
     )
     experts = Volunteer.objects.filter(pk__in=vol_ids.tolist()).filter(

@@ -31,6 +31,7 @@ answer (staff or the EXPERT_GROUP) settles the label at once.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
@@ -388,6 +389,30 @@ class _VoteEvidence(NamedTuple):
     n_model_agree: int
 
 
+_CHECKS: dict[str, tuple[float, int]] = {}  # alias -> (monotonic time, min checks)
+
+
+def proof_min_checks() -> int:
+    """PROOF_MIN_CHECKS while the live model has a trusted direction of confident calls (the
+    checks a newcomer can get without proven peers), else 0: before the first trusted model,
+    exam gold alone proves. Kept per process for 30 s."""
+    if not settings.PROOF_MIN_CHECKS:
+        return 0
+    hit = _CHECKS.get(connection.alias)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < 30:
+        return hit[1]
+    live = (
+        ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED)
+        .order_by("-pk")
+        .values_list("trust_real_calls", "trust_false_calls")
+        .first()
+    )
+    value = settings.PROOF_MIN_CHECKS if live is not None and any(live) else 0
+    _CHECKS[connection.alias] = (now, value)
+    return value
+
+
 def _is_proven(vote: _VoteEvidence, experts: set) -> bool:
     """Does the volunteer of one vote count as proven?"""
     return bool(vote.user_id in experts or vote.z_expert) or is_proven(
@@ -401,6 +426,7 @@ def _is_proven(vote: _VoteEvidence, experts: set) -> bool:
         n_model_agree=vote.n_model_agree,
         min_peer=settings.PEER_MIN_COMPARISONS,
         min_model=settings.MODEL_MIN_COMPARISONS,
+        min_checks=proof_min_checks(),
         peer_z=settings.PEER_Z,
     )
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from labelapp.models import Candidate, ConsensusState, RetirementEvent, Volunteer, Vote
-from labelapp.services.crowd.consensus import update_consensus
+from labelapp.services.crowd.consensus import proof_min_checks, update_consensus
 from labelapp.services.operations.audit import record_audit
 from mlcore.aggregation.evidence import is_proven
 
@@ -38,7 +38,7 @@ def credit_peers(credits: list, *, sign: int) -> None:
             min_accuracy=settings.PROVEN_MIN_ACCURACY, n_peer=row[2], n_peer_agree=row[3],
             n_model=row[4], n_model_agree=row[5],
             min_peer=settings.PEER_MIN_COMPARISONS, min_model=settings.MODEL_MIN_COMPARISONS,
-            peer_z=settings.PEER_Z,
+            peer_z=settings.PEER_Z, min_checks=proof_min_checks(),
         )  # fmt: skip
 
     table = connection.ops.quote_name(Volunteer._meta.db_table)
@@ -130,6 +130,7 @@ def is_proven_volunteer(volunteer: Volunteer, *, n_exam=None, n_exam_correct=Non
             min_peer=settings.PEER_MIN_COMPARISONS,
             min_model=settings.MODEL_MIN_COMPARISONS,
             peer_z=settings.PEER_Z,
+            min_checks=proof_min_checks(),
         )  # fmt: skip
     )
 
