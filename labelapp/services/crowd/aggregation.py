@@ -35,7 +35,7 @@ from labelapp.models import (
     Vote,
 )
 from labelapp.services.bulk import insert_rows, update_rows
-from labelapp.services.crowd.consensus import proof_min_checks, retirement_rule
+from labelapp.services.crowd.consensus import proof_rule, retirement_rule
 from mlcore.aggregation import (
     ACTIVE,
     RETIRED,
@@ -229,16 +229,11 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
     proven = is_proven(
         counts[0],
         counts[1],
-        min_gold=settings.PROVEN_MIN_GOLD,
-        min_accuracy=settings.PROVEN_MIN_ACCURACY,
         n_peer=counts[2],
         n_peer_agree=counts[3],
         n_model=counts[4],
         n_model_agree=counts[5],
-        min_peer=settings.PEER_MIN_COMPARISONS,
-        min_model=settings.MODEL_MIN_COMPARISONS,
-        min_checks=proof_min_checks(),
-        peer_z=settings.PEER_Z,
+        **proof_rule(),
     )
     experts = Volunteer.objects.filter(pk__in=vol_ids.tolist()).filter(
         Q(user__is_staff=True) | Q(user__groups__name=settings.EXPERT_GROUP)

@@ -413,21 +413,29 @@ def proof_min_checks() -> int:
     return value
 
 
+def proof_rule() -> dict:
+    """The site's proof thresholds, as :func:`mlcore.aggregation.evidence.is_proven` takes
+    them (every caller passes these, so none can leave one out)."""
+    return {
+        "min_gold": settings.PROVEN_MIN_GOLD,
+        "min_accuracy": settings.PROVEN_MIN_ACCURACY,
+        "min_peer": settings.PEER_MIN_COMPARISONS,
+        "min_model": settings.MODEL_MIN_COMPARISONS,
+        "peer_z": settings.PEER_Z,
+        "min_checks": proof_min_checks(),
+    }
+
+
 def _is_proven(vote: _VoteEvidence, experts: set) -> bool:
     """Does the volunteer of one vote count as proven?"""
     return bool(vote.user_id in experts or vote.z_expert) or is_proven(
         vote.n_exam,
         vote.n_exam_correct,
-        min_gold=settings.PROVEN_MIN_GOLD,
-        min_accuracy=settings.PROVEN_MIN_ACCURACY,
         n_peer=vote.n_peer,
         n_peer_agree=vote.n_peer_agree,
         n_model=vote.n_model,
         n_model_agree=vote.n_model_agree,
-        min_peer=settings.PEER_MIN_COMPARISONS,
-        min_model=settings.MODEL_MIN_COMPARISONS,
-        min_checks=proof_min_checks(),
-        peer_z=settings.PEER_Z,
+        **proof_rule(),
     )
 
 

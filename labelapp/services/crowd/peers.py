@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from django.conf import settings
 from django.db import connection, transaction
 
 from labelapp.models import Candidate, ConsensusState, RetirementEvent, Volunteer, Vote
-from labelapp.services.crowd.consensus import proof_min_checks, update_consensus
+from labelapp.services.crowd.consensus import proof_rule, update_consensus
 from labelapp.services.operations.audit import record_audit
 from mlcore.aggregation.evidence import is_proven
 
@@ -32,13 +31,12 @@ def credit_peers(credits: list, *, sign: int) -> None:
     (mlcore.aggregation.evidence.peer_disagrees) loses proven status, and what they settled
     is re-checked (:func:`recheck_settled_by`)."""
 
+    rule = proof_rule()
+
     def proven(row) -> bool:
         return is_proven(
-            row[0], row[1], min_gold=settings.PROVEN_MIN_GOLD,
-            min_accuracy=settings.PROVEN_MIN_ACCURACY, n_peer=row[2], n_peer_agree=row[3],
-            n_model=row[4], n_model_agree=row[5],
-            min_peer=settings.PEER_MIN_COMPARISONS, min_model=settings.MODEL_MIN_COMPARISONS,
-            peer_z=settings.PEER_Z, min_checks=proof_min_checks(),
+            row[0], row[1], n_peer=row[2], n_peer_agree=row[3], n_model=row[4],
+            n_model_agree=row[5], **rule,
         )  # fmt: skip
 
     table = connection.ops.quote_name(Volunteer._meta.db_table)
@@ -121,17 +119,12 @@ def is_proven_volunteer(volunteer: Volunteer, *, n_exam=None, n_exam_correct=Non
         is_proven(
             n_exam,
             right,
-            min_gold=settings.PROVEN_MIN_GOLD,
-            min_accuracy=settings.PROVEN_MIN_ACCURACY,
             n_peer=volunteer.n_peer,
             n_peer_agree=volunteer.n_peer_agree,
             n_model=volunteer.n_model,
             n_model_agree=volunteer.n_model_agree,
-            min_peer=settings.PEER_MIN_COMPARISONS,
-            min_model=settings.MODEL_MIN_COMPARISONS,
-            peer_z=settings.PEER_Z,
-            min_checks=proof_min_checks(),
-        )  # fmt: skip
+            **proof_rule(),
+        )
     )
 
 
