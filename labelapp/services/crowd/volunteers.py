@@ -136,12 +136,17 @@ def attach_session_volunteer(*, session: SessionBase, user: AbstractBaseUser) ->
     return existing
 
 
+def _gold_right() -> Q:
+    """Votes (joined to their candidate's gold standard) that match the gold answer."""
+    return Q(answer=Vote.Answer.YES, candidate__gold__is_real=True) | Q(
+        answer=Vote.Answer.NO, candidate__gold__is_real=False
+    )
+
+
 def refresh_counters(*, volunteer: Volunteer) -> None:
     """Recompute the volunteer's counters from their votes (after a merge)."""
     votes = Vote.objects.filter(volunteer=volunteer)
-    right = Q(answer=Vote.Answer.YES, candidate__gold__is_real=True) | Q(
-        answer=Vote.Answer.NO, candidate__gold__is_real=False
-    )
+    right = _gold_right()
     exam = Q(was_gold=True, candidate__gold__exam=True)
     agg = votes.aggregate(
         n=Count("pk"),
@@ -224,9 +229,7 @@ def volunteer_stats(*, volunteer: Volunteer) -> VolunteerStats:
     ]
     agree = sum(a == r for a, r in compared)
     # teaching gold only: a count that moved with exam answers would tell them
-    right = Q(answer=Vote.Answer.YES, candidate__gold__is_real=True) | Q(
-        answer=Vote.Answer.NO, candidate__gold__is_real=False
-    )
+    right = _gold_right()
     taught = Vote.objects.filter(
         volunteer=volunteer, was_gold=True, candidate__gold__exam=False
     ).aggregate(n=Count("pk"), ok=Count("pk", filter=right))
