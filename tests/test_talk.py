@@ -371,9 +371,14 @@ def test_an_exam_gold_thread_stays_closed_after_classifying_it():
     make_gold(exam, is_real=False, kind="cosmic", exam=True)
     vera, sci = make_account("vera"), make_scientist("sci")
     talk.post_candidate_comment(user=sci, volunteer=None, detectid=exam.detectid, body="cosmic!")
+    before = _client(vera).get(f"/talk/candidates/{exam.detectid}/").content.decode()
+    assert "Classify this candidate first" in before and "Thank you for classifying" not in before
     volunteer = _voted(vera, exam, "no")
     assert not talk.can_read_candidate(candidate=exam, user=vera, volunteer=volunteer)
-    assert b"cosmic!" not in _client(vera).get(f"/talk/candidates/{exam.detectid}/").content
+    after = _client(vera).get(f"/talk/candidates/{exam.detectid}/").content.decode()
+    assert "cosmic!" not in after
+    # having classified it, they are not asked to classify it again
+    assert "Classify this candidate first" not in after and "Thank you for classifying" in after
     assert talk.can_read_candidate(candidate=exam, user=sci, volunteer=None)
 
 

@@ -155,6 +155,31 @@ def can_read_candidate(*, candidate: Candidate, user, volunteer: Volunteer | Non
     )
 
 
+def closed_after_classifying(*, candidate: Candidate, user, volunteer: Volunteer | None) -> bool:
+    """Is this a thread the viewer cannot read although they classified the candidate (an
+    exam gold standard's)? The page then says so instead of asking them to classify it."""
+    return (
+        GoldStandard.objects.filter(candidate=candidate, active=True, exam=True).exists()
+        and candidate.pk in _classified(candidate_ids=[candidate.pk], user=user, volunteer=volunteer)
+    )
+
+
+def _classified(*, candidate_ids, user, volunteer: Volunteer | None) -> set[int]:
+    """The candidates the viewer (session or account) has a vote on."""
+    who = Q()
+    if volunteer is not None:
+        who |= Q(volunteer=volunteer)
+    if getattr(user, "is_authenticated", False):
+        who |= Q(volunteer__user_id=user.pk)  # the account's volunteer, however found
+    if not who:
+        return set()
+    return set(
+        Vote.objects.filter(who, candidate_id__in=candidate_ids).values_list(
+            "candidate_id", flat=True
+        )
+    )
+
+
 def readable_candidates(*, candidate_ids, user, volunteer: Volunteer | None) -> set[int]:
     """Which of these candidates (primary keys) the viewer may read the threads of, in three
     queries whatever their number: moderators read all; a candidate in the queue or an active
@@ -175,20 +200,7 @@ def readable_candidates(*, candidate_ids, user, volunteer: Volunteer | None) -> 
     )
     if not in_play:
         return ids
-    who = Q()
-    if volunteer is not None:
-        who |= Q(volunteer=volunteer)
-    if getattr(user, "is_authenticated", False):
-        who |= Q(volunteer__user_id=user.pk)  # the account's volunteer, however found
-    voted = (
-        set(
-            Vote.objects.filter(who, candidate_id__in=in_play).values_list(
-                "candidate_id", flat=True
-            )
-        )
-        if who
-        else set()
-    )
+    voted = _classified(candidate_ids=in_play, user=user, volunteer=volunteer)
     exam = set(
         GoldStandard.objects.filter(candidate_id__in=in_play, active=True, exam=True).values_list(
             "candidate_id", flat=True
