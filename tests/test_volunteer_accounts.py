@@ -113,3 +113,36 @@ def test_get_volunteer_reads_the_same_row_as_the_orm(client):
     Volunteer.objects.filter(pk=orm.pk).update(user=user)
     assert get_volunteer(session=session, user=None) is None  # an account's, not the session's
     assert get_volunteer(session=session, user=user).pk == orm.pk
+
+
+def test_a_merge_keeps_the_exam_answers_kept_at_the_exam_gold_upgrade():
+    """Migration 0032 kept pre-upgrade gold answers (all on teaching gold) as exam answers so
+    that proven volunteers stayed proven; a merge recounts from the votes, which would drop
+    them. New exam answers, moved in from the session, add to them."""
+    from labelapp.services.crowd.consensus import proof_rule
+    from mlcore.aggregation.evidence import is_proven
+    from tests.factories_volunteers import make_gold
+
+    cands = make_candidates(13)
+    for c in cands[:12]:
+        make_gold(c, is_real=True)  # teaching gold, answered before the upgrade
+    make_gold(cands[12], is_real=False, exam=True)
+    account = make_volunteer()
+    for i, c in enumerate(cands[:12]):
+        answer = "yes" if i else "no"
+        Vote.objects.create(volunteer=account, candidate=c, answer=answer, was_gold=True)
+    account.n_votes = account.n_gold = account.n_exam = 12
+    account.n_gold_correct = account.n_exam_correct = 11  # what keep_proof left
+    account.save()
+    session = make_volunteer()
+    Vote.objects.create(volunteer=session, candidate=cands[12], answer="no", was_gold=True)
+    assert merge_volunteers(source=session, target=account) == 1
+    account.refresh_from_db()
+    assert (account.n_gold, account.n_gold_correct) == (13, 12)
+    assert (account.n_exam, account.n_exam_correct) == (13, 12)
+    assert is_proven(account.n_exam, account.n_exam_correct, **proof_rule())
+    # a volunteer whose counters match their votes gains nothing from a merge but the votes
+    fresh, other = make_volunteer(), make_volunteer()
+    merge_volunteers(source=other, target=fresh)
+    fresh.refresh_from_db()
+    assert (fresh.n_exam, fresh.n_exam_correct) == (0, 0)

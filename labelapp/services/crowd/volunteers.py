@@ -102,6 +102,7 @@ def merge_volunteers(*, source: Volunteer, target: Volunteer) -> int:
     """
     if source.pk == target.pk:
         return 0
+    kept = [_kept_at_upgrade(v) for v in (target, source)]
     seen = Vote.objects.filter(volunteer=target).values("candidate_id")
     moved = (
         Vote.objects.filter(volunteer=source)
@@ -112,7 +113,9 @@ def merge_volunteers(*, source: Volunteer, target: Volunteer) -> int:
         target.tutorial_done = True
         target.save(update_fields=["tutorial_done"])
     source.delete()  # cascades to the duplicate votes left behind
-    refresh_counters(volunteer=target)
+    refresh_counters(
+        volunteer=target, exam_kept=(kept[0][0] + kept[1][0], kept[0][1] + kept[1][1])
+    )
     refresh_level(volunteer=target)  # the gold answers moved in may show (or undo) skill
     return moved
 
@@ -143,11 +146,30 @@ def _gold_right() -> Q:
     )
 
 
-def refresh_counters(*, volunteer: Volunteer) -> None:
-    """Recompute the volunteer's counters from their votes (after a merge)."""
+def _exam_answers() -> Q:
+    return Q(was_gold=True, candidate__gold__exam=True)
+
+
+def _kept_at_upgrade(volunteer: Volunteer) -> tuple[int, int]:
+    """The exam answers (all, right) the volunteer holds that no vote of theirs on exam gold
+    accounts for: their gold answers from before migration 0032, kept as exam answers so that
+    proven volunteers stayed proven. A recount from the votes alone would drop them."""
+    counted = Vote.objects.filter(_exam_answers(), volunteer=volunteer).aggregate(
+        n=Count("pk"), ok=Count("pk", filter=_gold_right())
+    )
+    return (
+        max(0, volunteer.n_exam - counted["n"]),
+        max(0, volunteer.n_exam_correct - counted["ok"]),
+    )
+
+
+def refresh_counters(*, volunteer: Volunteer, exam_kept: tuple[int, int] = (0, 0)) -> None:
+    """Recompute the volunteer's counters from their votes (after a merge or a void).
+    ``exam_kept``: exam answers kept at the upgrade (``_kept_at_upgrade``) to add back,
+    never more than the gold answers the votes hold."""
     votes = Vote.objects.filter(volunteer=volunteer)
     right = _gold_right()
-    exam = Q(was_gold=True, candidate__gold__exam=True)
+    exam = _exam_answers()
     agg = votes.aggregate(
         n=Count("pk"),
         unsure=Count("pk", filter=Q(answer=Vote.Answer.UNSURE)),
@@ -168,7 +190,8 @@ def refresh_counters(*, volunteer: Volunteer) -> None:
     last = votes.order_by("-created_at").values_list("created_at", flat=True).first()
     volunteer.n_votes, volunteer.n_unsure = agg["n"], agg["unsure"]
     volunteer.n_gold, volunteer.n_gold_correct = agg["gold"], agg["gold_ok"]
-    volunteer.n_exam, volunteer.n_exam_correct = agg["exam"], agg["exam_ok"]
+    volunteer.n_exam = min(agg["exam"] + exam_kept[0], agg["gold"])
+    volunteer.n_exam_correct = min(agg["exam_ok"] + exam_kept[1], agg["gold_ok"])
     volunteer.n_peer, volunteer.n_peer_agree = agg["peer_n"] or 0, agg["peer_agree"] or 0
     volunteer.n_model, volunteer.n_model_agree = agg["model_n"], agg["model_agree"]
     volunteer.last_vote_at = last
