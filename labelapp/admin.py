@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.http import HttpResponse
 
@@ -28,12 +29,36 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
 # --- Volunteers ---------------------------------------------------------------------------
 from labelapp.models import GoldStandard, HoldoutLabel, Volunteer, Vote  # noqa: E402
+from labelapp.services.crowd import gold  # noqa: E402
+
+
+class GoldStandardForm(forms.ModelForm):
+    class Meta:
+        model = GoldStandard
+        fields = "__all__"  # the admin shows every field
+
+    def clean(self):
+        """Gold that has taught cannot become exam gold (services.crowd.gold says why)."""
+        data = super().clean()
+        candidate = data.get("candidate")
+        was_exam = self.instance.pk is not None and (
+            GoldStandard.objects.filter(pk=self.instance.pk).values_list("exam", flat=True).first()
+        )
+        if data.get("exam") and candidate is not None and not was_exam:
+            if gold.has_taught(candidate.pk):
+                self.add_error(
+                    "exam",
+                    "This gold has taught (its answer was told with a vote): it cannot become "
+                    "exam gold. Mark a candidate no volunteer has answered as gold.",
+                )
+        return data
 
 
 @admin.register(GoldStandard)
 class GoldStandardAdmin(admin.ModelAdmin):
     """Where scientists mark gold-standard candidates and write the feedback volunteers see."""
 
+    form = GoldStandardForm
     list_display = ("candidate", "is_real", "kind", "exam", "active", "created_by", "created_at")
     list_filter = ("is_real", "kind", "exam", "active")
     raw_id_fields = ("candidate", "created_by")

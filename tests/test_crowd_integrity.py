@@ -536,8 +536,9 @@ def test_newcomers_get_exam_gold_first_and_teaching_gold_once_proven(monkeypatch
 
 
 def test_new_gold_alternates_exam_and_teaching_and_taught_gold_cannot_become_exam(settings):
-    from django.core.exceptions import ValidationError
+    from django.forms.models import model_to_dict
 
+    from labelapp.admin import GoldStandardForm
     from labelapp.models import GoldStandard
     from labelapp.services.crowd.gold import GoldRoleError, mark_gold
 
@@ -552,9 +553,12 @@ def test_new_gold_alternates_exam_and_teaching_and_taught_gold_cannot_become_exa
     with pytest.raises(GoldRoleError, match="has taught"):
         mark_gold(candidate=taught, is_real=True, kind="lae", exam=True)
     gold = GoldStandard.objects.get(pk=taught.pk)
-    gold.exam = True
-    with pytest.raises(ValidationError):
-        gold.full_clean()
+    form = GoldStandardForm(instance=gold, data={**model_to_dict(gold), "exam": True})
+    assert not form.is_valid() and "has taught" in form.errors["exam"][0]
+    untaught = GoldStandard.objects.get(pk=cands[3].pk)
+    assert GoldStandardForm(
+        instance=untaught, data={**model_to_dict(untaught), "exam": True}
+    ).is_valid()
     # one never answered can
     assert mark_gold(candidate=cands[3], is_real=True, kind="lae", exam=True).exam is True
     settings.EXAM_GOLD_SHARE = 0.0

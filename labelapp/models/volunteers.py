@@ -143,29 +143,6 @@ class GoldStandard(models.Model):
         help_text="Exam gold: never shows its answer; only these answers prove a volunteer.",
     )
 
-    def clean(self) -> None:
-        """Teaching gold that has taught (a yes/no vote was told its answer) cannot become exam
-        gold: its answer is out (services.crowd.gold.mark_gold says the same)."""
-        from django.core.exceptions import ValidationError
-
-        if not self.exam or not self.candidate_id:
-            return
-        was_exam = (
-            GoldStandard.objects.filter(pk=self.candidate_id).values_list("exam", flat=True).first()
-        )
-        taught = (
-            Vote.objects.filter(candidate_id=self.candidate_id, was_gold=True)
-            .exclude(answer=Vote.Answer.UNSURE)
-            .exists()
-        )
-        if not was_exam and taught:
-            raise ValidationError(
-                {
-                    "exam": "This gold has taught (its answer was told with a vote): it cannot "
-                    "become exam gold. Mark a candidate no volunteer has answered as gold."
-                }
-            )
-
     def __str__(self) -> str:
         kind = "exam" if self.exam else "gold"
         return f"{kind} {self.candidate_id} ({'real' if self.is_real else self.kind})"

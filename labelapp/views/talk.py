@@ -250,7 +250,9 @@ def _candidate_page(request, cand, *, error: str = "", body: str = "", flag=None
             "candidate": cand,
             "readable": readable,
             "kept_closed": not readable
-            and talk.closed_after_classifying(candidate=cand, user=request.user, volunteer=volunteer),
+            and talk.closed_after_classifying(
+                candidate=cand, user=request.user, volunteer=volunteer
+            ),
             "thread": the_thread,
             "page": page,
             "rows": rows or [],

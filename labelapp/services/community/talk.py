@@ -158,9 +158,10 @@ def can_read_candidate(*, candidate: Candidate, user, volunteer: Volunteer | Non
 def closed_after_classifying(*, candidate: Candidate, user, volunteer: Volunteer | None) -> bool:
     """Is this a thread the viewer cannot read although they classified the candidate (an
     exam gold standard's)? The page then says so instead of asking them to classify it."""
-    return (
-        GoldStandard.objects.filter(candidate=candidate, active=True, exam=True).exists()
-        and candidate.pk in _classified(candidate_ids=[candidate.pk], user=user, volunteer=volunteer)
+    return GoldStandard.objects.filter(
+        candidate=candidate, active=True, exam=True
+    ).exists() and candidate.pk in _classified(
+        candidate_ids=[candidate.pk], user=user, volunteer=volunteer
     )
 
 

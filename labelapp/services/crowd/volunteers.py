@@ -113,9 +113,7 @@ def merge_volunteers(*, source: Volunteer, target: Volunteer) -> int:
         target.tutorial_done = True
         target.save(update_fields=["tutorial_done"])
     source.delete()  # cascades to the duplicate votes left behind
-    refresh_counters(
-        volunteer=target, exam_kept=(kept[0][0] + kept[1][0], kept[0][1] + kept[1][1])
-    )
+    refresh_counters(volunteer=target, exam_kept=(kept[0][0] + kept[1][0], kept[0][1] + kept[1][1]))
     refresh_level(volunteer=target)  # the gold answers moved in may show (or undo) skill
     return moved
 
