@@ -18,6 +18,7 @@ run both trees alternately in the same minutes.
 
     .venv/bin/python bench/bench_vote_view.py [--votes 400] [--nexts 200] [--repeat 3]
                                               [--services] [--tree DIR]
+                                              [--profile N]  # cProfile's N costliest calls
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--services", action="store_true", help="PostgreSQL and Redis")
     parser.add_argument("--tree", type=Path, default=ROOT, help="the code to measure")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile the votes instead and print the N costliest calls")  # fmt: skip
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree.resolve()))  # its labelapp before this checkout's
     os.chdir(args.tree)
@@ -125,6 +128,18 @@ def main() -> None:
         print(f"code: {Path(labelapp.__file__).parent.parent}; database: {where}")
         print("| run | POST /api/votes/ median ms | p90 ms | GET /api/next/ median ms |")
         print("|---|---|---|---|")
+        if args.profile:  # where a vote's CPU goes (the votes of one run, profiler on)
+            import cProfile
+            import pstats
+
+            run_once(50, 0, first_id=9_000_000)  # warm the caches first
+            prof = cProfile.Profile()
+            prof.runcall(run_once, args.votes, 0, 9_500_000)
+            stats = pstats.Stats(prof).strip_dirs()
+            print(f"cProfile of {args.votes} votes (times include the profiler's overhead):")
+            stats.sort_stats("cumulative").print_stats(args.profile)
+            stats.sort_stats("tottime").print_stats(args.profile)
+            return
         for k in range(args.repeat):
             votes, nexts = run_once(args.votes, args.nexts, first_id=10_000_000 * (k + 1))
             warm = sorted(votes[20:])  # the first requests fill caches

@@ -182,3 +182,32 @@ def test_moderation_page_and_console_talk(chromium, site, shot):
     cand.refresh_from_db()
     assert cand.status == "expert"
     context.close()
+
+
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_an_exam_gold_thread_thanks_the_volunteer_who_classified_it(chromium, site, shot, screen):
+    """Exam gold's thread never opens to volunteers (docs/security.md); having classified it,
+    they are thanked and told why instead of being asked to classify it."""
+    from labelapp.services.crowd.gold import mark_gold
+    from labelapp.services.crowd.votes import submit_vote
+    from labelapp.services.crowd.volunteers import get_volunteer
+
+    user = make_account(f"exa-{screen}")
+    cand = Candidate.objects.order_by("detectid").first()
+    mark_gold(candidate=cand, is_real=False, kind="cosmic", exam=True)
+    context = chromium.new_context(**SCREENS[screen])
+    page = context.new_page()
+    page.goto(site + "/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", "pw-Console-1")
+    page.click("form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    page.goto(f"{site}/talk/candidates/{cand.detectid}/")
+    assert "Classify this candidate first" in page.locator("#closed-thread").inner_text()
+    volunteer = get_volunteer(session={}, user=user, create=True)
+    submit_vote(volunteer=volunteer, detectid=cand.detectid, answer="no")
+    page.goto(f"{site}/talk/candidates/{cand.detectid}/")
+    text = page.locator("#closed-thread").inner_text()
+    assert "Thank you for classifying" in text and "Classify this candidate first" not in text
+    _check_page(page, shot, f"talk-exam-gold-closed-{screen}")
+    context.close()
