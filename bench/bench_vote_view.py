@@ -112,8 +112,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--services", action="store_true", help="PostgreSQL and Redis")
     parser.add_argument("--tree", type=Path, default=ROOT, help="the code to measure")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="profile the votes instead and print the N costliest calls")  # fmt: skip
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N",
+        help="profile the votes instead and print the N costliest calls",
+    )  # fmt: skip
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree.resolve()))  # its labelapp before this checkout's
     os.chdir(args.tree)

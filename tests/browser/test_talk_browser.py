@@ -189,8 +189,8 @@ def test_an_exam_gold_thread_thanks_the_volunteer_who_classified_it(chromium, si
     """Exam gold's thread never opens to volunteers (docs/security.md); having classified it,
     they are thanked and told why instead of being asked to classify it."""
     from labelapp.services.crowd.gold import mark_gold
-    from labelapp.services.crowd.votes import submit_vote
     from labelapp.services.crowd.volunteers import get_volunteer
+    from labelapp.services.crowd.votes import submit_vote
 
     user = make_account(f"exa-{screen}")
     cand = Candidate.objects.order_by("detectid").first()
