@@ -420,6 +420,10 @@ RETIRE_UNPROVEN_LEAN_LLR = env_float("LABELAPP_RETIRE_UNPROVEN_LEAN_LLR", 0.0, l
 # Share of each kind's new gold made exam gold (never told; only exam answers prove a
 # volunteer: services.crowd.gold.mark_gold); the rest teaches.
 EXAM_GOLD_SHARE = env_float("LABELAPP_EXAM_GOLD_SHARE", 0.5, low=0.0, high=1.0)
+# A newcomer is served exam gold first, until they have the PROVEN_MIN_GOLD answers that can
+# prove them (services.crowd.queue.exam_first): the same gold, asked before their unproven
+# answers go to candidates. Measured in docs/security.md.
+NEWCOMER_EXAM_FIRST = env_bool("LABELAPP_NEWCOMER_EXAM_FIRST", False)
 # Probation: a volunteer passed by exam gold is proven only after this many comparisons with
 # proven peers or the live model's trusted calls on non-gold candidates, at least half of
 # them agreeing -- while the live model has a trusted direction (0: off).

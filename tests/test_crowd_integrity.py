@@ -535,6 +535,40 @@ def test_newcomers_get_exam_gold_first_and_teaching_gold_once_proven(monkeypatch
     assert queue.next_candidate(volunteer=newcomer)["detectid"] in {g.detectid for g in teach}
 
 
+@pytest.mark.parametrize("on", [True, False])
+def test_with_exam_first_a_newcomer_answers_the_exam_before_anything_else(
+    monkeypatch, settings, on
+):
+    """NEWCOMER_EXAM_FIRST: every candidate is gold until the newcomer has the exam answers
+    that can prove them (or has cast twice as many answers); then the schedule again."""
+    import random
+
+    from labelapp.services.crowd import queue
+
+    settings.NEWCOMER_EXAM_FIRST, settings.PROVEN_MIN_GOLD = on, 4
+    monkeypatch.setattr(queue, "gold_rate", lambda n: 0.0)  # the schedule alone: no gold
+    plain = make_candidates(10, first_id=6_200_000, sn0=6.0)
+    exam = make_candidates(6, first_id=6_300_000, sn0=6.0)
+    for g in exam:
+        make_gold(g, is_real=False, exam=True)
+    exam_ids = {g.detectid for g in exam}
+    newcomer = make_volunteer()
+    assert queue.exam_first(newcomer) == (4 if on else 0)
+    picks = [queue.next_candidate(volunteer=newcomer)["detectid"] for _ in range(6)]
+    assert (set(picks) <= exam_ids) is on and (not set(picks) & exam_ids) is not on
+    rows = queue.next_candidates(volunteer=newcomer, count=6, rng=random.Random(3))
+    assert sum(r["detectid"] in exam_ids for r in rows) == (4 if on else 0)
+    for g in exam[:3]:  # three exam answers: one more to ask
+        submit_vote(volunteer=newcomer, detectid=g.detectid, answer="no")
+    newcomer.refresh_from_db()
+    assert queue.exam_first(newcomer) == (1 if on else 0)
+    newcomer.n_exam = 4
+    assert queue.exam_first(newcomer) == 0
+    assert queue.next_candidate(volunteer=newcomer)["detectid"] in {c.detectid for c in plain}
+    # "not sure" to every exam gold does not keep them on gold past 2 x PROVEN_MIN_GOLD
+    assert queue.exam_first(make_volunteer(n_votes=8, n_exam=0)) == 0
+
+
 def test_new_gold_alternates_exam_and_teaching_and_taught_gold_cannot_become_exam(settings):
     from django.forms.models import model_to_dict
 

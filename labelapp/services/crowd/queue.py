@@ -66,6 +66,22 @@ def gold_preference(volunteer: Volunteer | None) -> tuple[bool | None, ...]:
     return (False, None)
 
 
+def exam_first(volunteer: Volunteer | None) -> int:
+    """How many of a newcomer's next candidates are gold whatever :func:`gold_rate` says
+    (``NEWCOMER_EXAM_FIRST``): the exam answers they still need to be proven, while they have
+    cast fewer than twice PROVEN_MIN_GOLD answers (someone who answers "not sure" to every
+    exam gold is not kept on gold). Their votes before that count little (unproven), so
+    asking the exam first spends the same gold earlier and fewer of their answers go to
+    waste; 0 when off."""
+    if not settings.NEWCOMER_EXAM_FIRST:
+        return 0
+    n_exam = volunteer.n_exam if volunteer is not None else 0
+    n_votes = volunteer.n_votes if volunteer is not None else 0
+    if n_votes >= 2 * settings.PROVEN_MIN_GOLD:
+        return 0
+    return max(0, settings.PROVEN_MIN_GOLD - n_exam)
+
+
 def _unseen(qs: QuerySet, volunteer: Volunteer | None, field: str) -> QuerySet:
     if volunteer is None or volunteer.pk is None:
         return qs
@@ -286,7 +302,8 @@ def next_candidates(
     n_votes = volunteer.n_votes if volunteer is not None else 0
     held = list(exclude)
     picked: list[dict] = []
-    n_gold = sum(rng.random() < gold_rate(n_votes + k) for k in range(count))
+    first = exam_first(volunteer)
+    n_gold = sum(k < first or rng.random() < gold_rate(n_votes + k) for k in range(count))
     for _ in range(n_gold):
         row = None
         for exam in gold_preference(volunteer):
