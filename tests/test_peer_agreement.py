@@ -336,6 +336,54 @@ def test_probation_needs_checks_on_non_gold_with_half_agreeing():
     assert not proven(1, 1, 2, 0)  # 1 of 3
     assert proven(1, 1, 2, 1) and proven(0, 0, 4, 2)  # half agreeing is enough
     assert not proven(3, 1, 6, 3)  # 4 of 9
+    # passed once, kept: a later dip under half does not demote (the significance test does)
+    assert is_proven(
+        4, 4, min_gold=4, min_accuracy=0.7, n_peer=3, n_peer_agree=1, n_model=6,
+        n_model_agree=3, min_checks=3, probation_passed=True,
+    )  # fmt: skip
+    assert not is_proven(
+        4, 4, min_gold=4, min_accuracy=0.7, n_model=10, n_model_agree=0, min_checks=3,
+        probation_passed=True, min_model=6,
+    )  # fmt: skip
+    assert not is_proven(3, 3, min_gold=4, min_accuracy=0.7, min_checks=3, probation_passed=True)
+    assert list(
+        is_proven(
+            np.array([4, 4]), np.array([4, 4]), min_gold=4, min_accuracy=0.7,
+            n_model=np.array([4, 4]), n_model_agree=np.array([1, 1]), min_checks=3,
+            probation_passed=np.array([True, False]),
+        )
+    ) == [True, False]  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("rules", "own_cache")
+def test_probation_once_passed_is_kept_through_a_dip_under_half(settings):
+    """An honest volunteer agrees ~65 % of the time at low S/N; a running "half" dips under now
+    and then, and each dip demoted them and re-opened what they settled. Passing is kept."""
+    from labelapp.services.crowd import consensus
+    from labelapp.services.crowd.peers import is_proven_volunteer
+
+    settings.PROOF_MIN_CHECKS = 3
+    consensus._CHECKS.clear()
+    vol = make_volunteer(n_exam=4, n_exam_correct=4, n_gold=4, n_gold_correct=4)
+    cands = make_candidates(6, first_id=7_900_000)
+    _live_model_scoring(cands, [0.97] * 6)  # trusted confident 'real' calls
+    for c, answer in zip(cands[:3], ["yes", "no", "yes"], strict=True):  # 2 of 3 agree
+        submit_vote(volunteer=vol, detectid=c.detectid, answer=answer)
+    vol.refresh_from_db()
+    assert (vol.n_model, vol.n_model_agree, vol.probation_passed) == (3, 2, True)
+    assert is_proven_volunteer(vol)
+    for c in cands[3:5]:  # 2 of 5: under half, yet still proven
+        submit_vote(volunteer=vol, detectid=c.detectid, answer="no")
+    vol.refresh_from_db()
+    assert (vol.n_model, vol.n_model_agree) == (5, 2) and vol.probation_passed
+    assert is_proven_volunteer(vol)
+    assert not AuditEvent.objects.filter(action="peer_demotion").exists()
+    # the same counts without the kept pass are not proven (what the flag changes)
+    vol.probation_passed = False
+    assert not is_proven_volunteer(vol)
+    settings.PROOF_MIN_CHECKS = 0
+    consensus._CHECKS.clear()
 
 
 @pytest.mark.django_db
@@ -372,3 +420,21 @@ def test_probation_is_in_force_only_with_a_trusted_live_model(settings):
     settings.PROOF_MIN_CHECKS = 0
     consensus._CHECKS.clear()
     assert consensus.proof_min_checks() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("agreed", "passes"), [(1, True), (0, False)])
+def test_a_peer_credit_that_completes_probation_is_kept(settings, agreed, passes):
+    """The credits a later proven vote gives (services.crowd.peers.credit_peers, one UPDATE):
+    the third comparison, agreeing, passes probation; a credit taken back never sets it."""
+    from labelapp.services.crowd.peers import credit_peers
+
+    settings.PROOF_MIN_CHECKS = 3
+    vol = make_volunteer(n_exam=4, n_exam_correct=4, n_peer=2, n_peer_agree=1)
+    credit_peers([[vol.pk, agreed]], sign=1)
+    vol.refresh_from_db()
+    assert (vol.n_peer, vol.n_peer_agree, vol.probation_passed) == (3, 1 + agreed, passes)
+    other = make_volunteer(n_exam=4, n_exam_correct=4, n_peer=4, n_peer_agree=3)
+    credit_peers([[other.pk, 1]], sign=-1)  # 2 of 3 after it, but a take-back
+    other.refresh_from_db()
+    assert (other.n_peer, other.n_peer_agree, other.probation_passed) == (3, 2, False)

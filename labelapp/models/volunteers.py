@@ -42,6 +42,9 @@ class Volunteer(models.Model):
     # of accounts cannot outvote (each vote's share is its model_agree).
     n_model = models.PositiveIntegerField(default=0, db_default=0)
     n_model_agree = models.PositiveIntegerField(default=0, db_default=0)
+    # Probation (PROOF_MIN_CHECKS) passed at some point: kept, so a later dip of the running
+    # agreement under half does not demote an honest volunteer (evidence.passes_probation).
+    probation_passed = models.BooleanField(default=False, db_default=False)
     last_vote_at = models.DateTimeField(null=True, blank=True)
     # Streak: consecutive UTC days with at least one vote.
     streak_days = models.PositiveIntegerField(default=0)

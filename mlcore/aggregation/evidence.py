@@ -51,23 +51,37 @@ def is_proven(
     peer_z: float = 2.33,
     min_model: int = 6,
     min_checks: int = 0,
+    probation_passed=False,
 ):
     """True where at least ``min_gold`` gold answers were given, ``min_accuracy`` of them
     right ('not sure' counts as an answer that is not right), and the voter's agreement with
     other proven voters, and with the live model's confident calls, is not significantly
     below chance (:func:`peer_disagrees`; with no comparisons yet it is not). With
     ``min_checks`` (probation), also at least that many such comparisons on non-gold
-    candidates, at least half of them agreeing: gold a skilled attacker can pass, while
-    lying on the rest shows at once. Scalars or arrays."""
+    candidates, at least half of them agreeing, now or at some earlier point
+    (``probation_passed``, kept by the caller: :func:`passes_probation`): gold a skilled
+    attacker can pass, while lying on the rest shows at once. Scalars or arrays."""
     n_gold = np.asarray(n_gold)
     ok = (n_gold >= min_gold) & (np.asarray(n_gold_correct) >= min_accuracy * n_gold)
     ok = ok & ~peer_disagrees(n_peer, n_peer_agree, min_peer=min_peer, z=peer_z)
     ok = ok & ~peer_disagrees(n_model, n_model_agree, min_peer=min_model, z=peer_z)
     if min_checks:  # probation: independent checks on non-gold, at least half agreeing
-        checks = np.asarray(n_peer) + np.asarray(n_model)
-        agreed = np.asarray(n_peer_agree) + np.asarray(n_model_agree)
-        ok = ok & (checks >= min_checks) & (2 * agreed >= checks)
+        now = passes_probation(n_peer, n_peer_agree, n_model, n_model_agree, min_checks=min_checks)
+        ok = ok & (np.asarray(probation_passed, dtype=bool) | now)
     return bool(ok) if ok.ndim == 0 else ok
+
+
+def passes_probation(n_peer, n_peer_agree, n_model, n_model_agree, *, min_checks: int):
+    """At least ``min_checks`` comparisons on non-gold candidates (with proven peers and the
+    live model's trusted calls), at least half of them agreeing. Once passed it stays passed
+    (the caller keeps ``Volunteer.probation_passed``): an honest volunteer agrees about 65 %
+    of the time at low S/N, so a running "half" dips under now and then, and each dip would
+    demote them and re-open what they settled (3.40x the honest votes per retired candidate
+    in one seed of bench_attacks). Who lies later is left to :func:`peer_disagrees`."""
+    checks = np.asarray(n_peer) + np.asarray(n_model)
+    agreed = np.asarray(n_peer_agree) + np.asarray(n_model_agree)
+    out = (checks >= max(1, min_checks)) & (2 * agreed >= checks)
+    return bool(out) if out.ndim == 0 else out
 
 
 def peer_disagrees(n_peer, n_peer_agree, *, min_peer: int = 10, z: float = 2.33):

@@ -219,11 +219,18 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
     Dawid-Skene learns skills from agreement, so a crowd of sybils agreeing with each other
     would look skilled to it: only volunteers proven by exam gold (and experts) give support."""
     rows = Volunteer.objects.filter(pk__in=vol_ids.tolist()).values_list(
-        "pk", "n_exam", "n_exam_correct", "n_peer", "n_peer_agree", "n_model", "n_model_agree"
+        "pk",
+        "n_exam",
+        "n_exam_correct",
+        "n_peer",
+        "n_peer_agree",
+        "n_model",
+        "n_model_agree",
+        "probation_passed",
     )
     counts = np.zeros(
-        (6, len(vol_ids))
-    )  # exam gold, right; peer comparisons, agreed; model, agreed
+        (7, len(vol_ids))
+    )  # exam gold, right; peer comparisons, agreed; model, agreed; probation passed
     for pk, *c in rows.iterator(chunk_size=20000):
         counts[:, int(np.searchsorted(vol_ids, pk))] = c
     proven = is_proven(
@@ -233,6 +240,7 @@ def _proven_support(raw, cand_idx, vol_ids, vol_idx, n_candidates: int) -> np.nd
         n_peer_agree=counts[3],
         n_model=counts[4],
         n_model_agree=counts[5],
+        probation_passed=counts[6].astype(bool),
         **proof_rule(),
     )
     experts = Volunteer.objects.filter(pk__in=vol_ids.tolist()).filter(

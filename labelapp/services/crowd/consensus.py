@@ -59,6 +59,7 @@ from mlcore.aggregation import regime_index as _regime_index
 from mlcore.aggregation.evidence import (
     capped_log_odds,
     is_proven,
+    passes_probation,
     proven_support,
     retirement_log_odds,
 )
@@ -387,6 +388,7 @@ class _VoteEvidence(NamedTuple):
     n_peer_agree: int
     n_model: int
     n_model_agree: int
+    probation_passed: bool
 
 
 _CHECKS: dict[str, tuple[float, int]] = {}  # alias -> (monotonic time, min checks)
@@ -435,6 +437,7 @@ def _is_proven(vote: _VoteEvidence, experts: set) -> bool:
         n_peer_agree=vote.n_peer_agree,
         n_model=vote.n_model,
         n_model_agree=vote.n_model_agree,
+        probation_passed=vote.probation_passed,
         **proof_rule(),
     )
 
@@ -474,12 +477,20 @@ def _compare_with_peers(
     if not n and not credits and model_agree is None:
         return False, []
     m, mk = (0, 0) if model_agree is None else (1, int(model_agree))
+    passed = mine.probation_passed or bool(
+        settings.PROOF_MIN_CHECKS
+        and passes_probation(
+            mine.n_peer + n, mine.n_peer_agree + k, mine.n_model + m, mine.n_model_agree + mk,
+            min_checks=settings.PROOF_MIN_CHECKS,
+        )
+    )  # fmt: skip
     if n or m:
         cur.execute(
             f"UPDATE {t.volunteer} SET n_peer = n_peer + %s, "  # noqa: S608
             "n_peer_agree = n_peer_agree + %s, n_model = n_model + %s, "
-            "n_model_agree = n_model_agree + %s WHERE id = %s",
-            [n, k, m, mk, volunteer_id],
+            "n_model_agree = n_model_agree + %s, probation_passed = probation_passed OR %s "
+            "WHERE id = %s",
+            [n, k, m, mk, passed, volunteer_id],
         )
     cur.execute(
         f"UPDATE {t.vote} SET peer_n = %s, peer_agree = %s, peer_credits = %s, "  # noqa: S608
@@ -491,6 +502,7 @@ def _compare_with_peers(
         n_peer_agree=mine.n_peer_agree + k,
         n_model=mine.n_model + m,
         n_model_agree=mine.n_model_agree + mk,
+        probation_passed=passed,
     )
     proven[vote_id] = _is_proven(per_vote[vote_id], experts)
     return was and not proven[vote_id], credits
@@ -568,6 +580,7 @@ def _EVIDENCE_SQL() -> str:
         "SELECT c.sn, c.status, v.id, v.answer, vol.user_id, s.regime, s.sens_alpha, "  # noqa: S608
         "s.sens_beta, s.spec_alpha, s.spec_beta, vol.n_exam, vol.n_exam_correct, z.expert, "
         "v.volunteer_id, vol.n_peer, vol.n_peer_agree, vol.n_model, vol.n_model_agree, "
+        "vol.probation_passed, "
         # the live model's score of the candidate (the promoted version; None without one),
         # and None too where the gate found that direction of its calls not trustworthy
         f"(SELECT CASE WHEN (cs.prob >= 0.5 AND mv.trust_real_calls) OR "

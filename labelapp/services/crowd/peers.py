@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from labelapp.models import Candidate, ConsensusState, RetirementEvent, Volunteer, Vote
@@ -36,18 +37,28 @@ def credit_peers(credits: list, *, sign: int) -> None:
     def proven(row) -> bool:
         return is_proven(
             row[0], row[1], n_peer=row[2], n_peer_agree=row[3], n_model=row[4],
-            n_model_agree=row[5], **rule,
+            n_model_agree=row[5], probation_passed=row[6], **rule,
         )  # fmt: skip
+
+    # probation passed with these comparisons is kept (evidence.passes_probation); a credit
+    # taken back (sign -1) never sets it
+    k = settings.PROOF_MIN_CHECKS
+    passes = (
+        "probation_passed OR (%s > 0 AND %s > 0 AND n_peer + n_model + 1 >= %s AND "
+        "2 * (n_peer_agree + %s + n_model_agree) >= n_peer + 1 + n_model)"
+    )
 
     table = connection.ops.quote_name(Volunteer._meta.db_table)
     with _fast_commits():
         for volunteer_id, agreed in credits:
             with connection.cursor() as cur:  # one UPDATE ... RETURNING: atomic alone
+                # SET expressions read the row as it was: the probation test adds this credit
                 cur.execute(
                     f"UPDATE {table} SET n_peer = n_peer + %s, "  # noqa: S608
-                    "n_peer_agree = n_peer_agree + %s WHERE id = %s RETURNING n_exam, "
-                    "n_exam_correct, n_peer, n_peer_agree, n_model, n_model_agree",
-                    [sign, sign * agreed, volunteer_id],
+                    f"n_peer_agree = n_peer_agree + %s, probation_passed = {passes} "
+                    "WHERE id = %s RETURNING n_exam, n_exam_correct, n_peer, n_peer_agree, "
+                    "n_model, n_model_agree, probation_passed",
+                    [sign, sign * agreed, k, sign, k, agreed, volunteer_id],
                 )
                 after = cur.fetchone()
                 if after is None:  # the volunteer is gone
@@ -123,6 +134,7 @@ def is_proven_volunteer(volunteer: Volunteer, *, n_exam=None, n_exam_correct=Non
             n_peer_agree=volunteer.n_peer_agree,
             n_model=volunteer.n_model,
             n_model_agree=volunteer.n_model_agree,
+            probation_passed=volunteer.probation_passed,
             **proof_rule(),
         )
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import IntegrityError, connection, transaction
@@ -17,6 +18,7 @@ from django.db.models import Count, Q, Sum
 
 from labelapp.models import Candidate, CandidateTruth, GoldStandard, Volunteer, Vote
 from labelapp.services.crowd.levels import refresh_level
+from mlcore.aggregation.evidence import passes_probation
 from mlcore.nz import LINE_REST_A, line_redshifts
 
 SESSION_KEY = "volunteer_id"
@@ -113,7 +115,11 @@ def merge_volunteers(*, source: Volunteer, target: Volunteer) -> int:
         target.tutorial_done = True
         target.save(update_fields=["tutorial_done"])
     source.delete()  # cascades to the duplicate votes left behind
-    refresh_counters(volunteer=target, exam_kept=(kept[0][0] + kept[1][0], kept[0][1] + kept[1][1]))
+    refresh_counters(
+        volunteer=target,
+        exam_kept=(kept[0][0] + kept[1][0], kept[0][1] + kept[1][1]),
+        probation_passed=target.probation_passed or source.probation_passed,
+    )
     refresh_level(volunteer=target)  # the gold answers moved in may show (or undo) skill
     return moved
 
@@ -161,10 +167,14 @@ def _kept_at_upgrade(volunteer: Volunteer) -> tuple[int, int]:
     )
 
 
-def refresh_counters(*, volunteer: Volunteer, exam_kept: tuple[int, int] = (0, 0)) -> None:
+def refresh_counters(
+    *, volunteer: Volunteer, exam_kept: tuple[int, int] = (0, 0), probation_passed: bool = False
+) -> None:
     """Recompute the volunteer's counters from their votes (after a merge or a void).
     ``exam_kept``: exam answers kept at the upgrade (``_kept_at_upgrade``) to add back,
-    never more than the gold answers the votes hold."""
+    never more than the gold answers the votes hold. ``probation_passed``: kept from before
+    (a merge: either side had passed); otherwise passed only if the recounted comparisons
+    pass now (a void starts over)."""
     votes = Vote.objects.filter(volunteer=volunteer)
     right = _gold_right()
     exam = _exam_answers()
@@ -192,6 +202,13 @@ def refresh_counters(*, volunteer: Volunteer, exam_kept: tuple[int, int] = (0, 0
     volunteer.n_exam_correct = min(agg["exam_ok"] + exam_kept[1], agg["gold_ok"])
     volunteer.n_peer, volunteer.n_peer_agree = agg["peer_n"] or 0, agg["peer_agree"] or 0
     volunteer.n_model, volunteer.n_model_agree = agg["model_n"], agg["model_agree"]
+    volunteer.probation_passed = probation_passed or bool(
+        settings.PROOF_MIN_CHECKS
+        and passes_probation(
+            volunteer.n_peer, volunteer.n_peer_agree, volunteer.n_model, volunteer.n_model_agree,
+            min_checks=settings.PROOF_MIN_CHECKS,
+        )
+    )  # fmt: skip
     volunteer.last_vote_at = last
     volunteer.last_active_day = days[-1] if days else None
     volunteer.streak_days, volunteer.best_streak_days = run, max(best, volunteer.best_streak_days)
