@@ -231,7 +231,7 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
     settings.RETIRE_UNPROVEN_LEAN_LLR = lean if defended else 1e9
     min_exam = int(os.environ.get("LABELAPP_PROVEN_MIN_GOLD", "4"))  # the deployed default: 4
     settings.PROVEN_MIN_GOLD = min_exam if defended else 0
-    checks = int(os.environ.get("LABELAPP_PROOF_MIN_CHECKS", "0"))
+    checks = int(os.environ.get("LABELAPP_PROOF_MIN_CHECKS", "3"))  # the deployed default
     settings.PROOF_MIN_CHECKS = checks if defended else 0
     from labelapp.services.crowd import consensus as _consensus
 

@@ -426,8 +426,9 @@ EXAM_GOLD_SHARE = env_float("LABELAPP_EXAM_GOLD_SHARE", 0.5, low=0.0, high=1.0)
 NEWCOMER_EXAM_FIRST = env_bool("LABELAPP_NEWCOMER_EXAM_FIRST", False)
 # Probation: a volunteer passed by exam gold is proven only after this many comparisons with
 # proven peers or the live model's trusted calls on non-gold candidates, at least half of
-# them agreeing -- while the live model has a trusted direction (0: off).
-PROOF_MIN_CHECKS = env_int("LABELAPP_PROOF_MIN_CHECKS", 0)
+# them agreeing (once passed, kept: Volunteer.probation_passed) -- while the live model has a
+# trusted direction (0: off). Measured in docs/security.md ("Probation").
+PROOF_MIN_CHECKS = env_int("LABELAPP_PROOF_MIN_CHECKS", 3)
 # A proven volunteer stops being proven when, over at least PEER_MIN_COMPARISONS yes/no
 # answers compared with other proven volunteers' on the same candidates, they agree less
 # often than chance by more than PEER_Z standard errors (colluders who pass gold; see

@@ -63,6 +63,18 @@ def _levels_asked_afresh():
 
 
 @pytest.fixture(autouse=True)
+def _proof_rule_asked_afresh():
+    """Whether probation is in force (a trusted live model) is kept per process for 30 s
+    (services.crowd.consensus.proof_min_checks): the next test must not inherit this one's
+    model, which its rollback removed."""
+    from labelapp.services.crowd import consensus
+
+    consensus._CHECKS.clear()
+    yield
+    consensus._CHECKS.clear()
+
+
+@pytest.fixture(autouse=True)
 def _default_language():
     """A request with a language cookie or Accept-Language leaves that language active in the
     test's thread (LocaleMiddleware activates, nothing deactivates): back to the default, so

@@ -45,11 +45,14 @@ def make_volunteer(**kw) -> Volunteer:
 
 
 def make_proven_volunteer(**kw) -> Volunteer:
-    """A volunteer whose exam gold answers proved them (10 of 10 right): their votes count
-    fully."""
+    """A volunteer whose exam gold answers proved them (10 of 10 right) and who passed
+    probation: their votes count fully."""
     return Volunteer.objects.create(
-        **{"n_gold": 10, "n_gold_correct": 10, "n_exam": 10, "n_exam_correct": 10, **kw}
-    )
+        **{
+            "n_gold": 10, "n_gold_correct": 10, "n_exam": 10, "n_exam_correct": 10,
+            "probation_passed": True, **kw,
+        }
+    )  # fmt: skip
 
 
 def served_token(client, detectid: int) -> str:

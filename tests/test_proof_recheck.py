@@ -135,3 +135,35 @@ def test_the_recount_is_bounded_to_the_latest_votes(
     _prove(newcomer, gold, django_capture_on_commit_callbacks)
     assert _status(newer) == Candidate.Status.RETIRED
     assert _status(older) == Candidate.Status.ACTIVE
+
+
+def test_the_comparison_that_passes_probation_recounts_what_they_voted_on(
+    settings, django_capture_on_commit_callbacks
+):
+    """With a trusted live model, a volunteer who passed the exam gold is proven only after
+    probation (3 comparisons, half agreeing): the comparison that passes it re-counts their
+    earlier votes, as a proving exam answer does."""
+    from labelapp.services.crowd import consensus
+    from labelapp.services.crowd.peers import is_proven_volunteer
+    from tests.test_peer_agreement import _live_model_scoring
+
+    settings.PROOF_MIN_CHECKS = 3
+    consensus._CHECKS.clear()
+    (c,) = make_candidates(1, sn0=6.0)
+    checks = make_candidates(3, first_id=6_500_000, sn0=6.0)
+    _live_model_scoring([c, *checks], [0.5, 0.97, 0.97, 0.97])  # c: no confident call
+    passed_exam = make_volunteer(n_exam=4, n_exam_correct=4, n_gold=4, n_gold_correct=4)
+    assert not is_proven_volunteer(passed_exam)
+    submit_vote(volunteer=passed_exam, detectid=c.detectid, answer="yes")
+    for _ in range(2):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    assert _status(c) == Candidate.Status.ACTIVE  # their 'yes' cannot hasten it yet
+    for k in checks[:2]:
+        submit_vote(volunteer=passed_exam, detectid=k.detectid, answer="yes")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        submit_vote(volunteer=passed_exam, detectid=checks[2].detectid, answer="yes")
+    assert callbacks, "passing probation scheduled no re-check"
+    passed_exam.refresh_from_db()
+    assert passed_exam.probation_passed and is_proven_volunteer(passed_exam)
+    assert _status(c) == Candidate.Status.RETIRED
+    consensus._CHECKS.clear()

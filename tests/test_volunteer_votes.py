@@ -223,9 +223,12 @@ def test_a_vote_costs_a_fixed_handful_of_statements():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from labelapp.services.crowd.consensus import proof_min_checks
+
     a, b = make_candidates(2)
     make_gold(b, is_real=True)
     v = make_volunteer()
+    proof_min_checks()  # is probation in force: asked once per process per 30 s, not per vote
     with CaptureQueriesContext(connection) as regular:
         submit_vote(volunteer=v, detectid=a.detectid, answer="yes")
     sql = [q["sql"] for q in regular.captured_queries]

@@ -132,6 +132,9 @@ class ConsensusUpdate:
     # The triggering vote's comparison with the proven votes before it made its volunteer
     # lose proven status (votes.after_vote then re-checks what they settled).
     voter_demoted: bool = False
+    # ... or passed probation and with it became proven (votes.after_vote then re-counts
+    # what they voted on while unproven, as after a proving exam answer)
+    voter_promoted: bool = False
     # [[volunteer_id, agreed], ...]: earlier voters compared with the (proven) new voter,
     # to apply after commit (votes.credit_peers)
     peer_credits: list = field(default_factory=list)
@@ -279,10 +282,10 @@ def update_consensus(
         proven = {
             vote_id: _is_proven(v, experts) for vote_id, v in per_vote.items()
         }  # vote -> its volunteer counts as proven
-        demoted, credits = False, []
+        demoted, promoted, credits = False, False, []
         if trigger is not None and trigger.pk in per_vote:
             live_prob = rows[0][-1]  # the live model's score of this candidate, or None
-            demoted, credits = _compare_with_peers(
+            demoted, promoted, credits = _compare_with_peers(
                 cur, t, trigger.pk, per_vote, proven, experts, live_prob
             )
         n_unsure, n_binary, expert_label = 0, 0, None
@@ -360,6 +363,7 @@ def update_consensus(
         status=new if changed else old,
         changed_status=changed,
         voter_demoted=demoted,
+        voter_promoted=promoted,
         peer_credits=credits,
     )
 
@@ -446,22 +450,23 @@ def _compare_with_peers(
     cur, t, vote_id: int, per_vote: dict, proven: dict, experts, live_prob: float | None
 ) -> tuple[bool, list]:
     """Compare the new yes/no vote ``vote_id`` with the yes/no votes already on its candidate
-    and with the live model's call on it.
+        and with the live model's call on it.
 
-    Both sides of each pair learn something: the new voter is compared with every *proven*
-    earlier voter (added to its Volunteer counters now, and recorded on the vote as
-    peer_n / peer_agree); if the new voter is proven, every earlier voter is compared with it
-    -- those credits ``[[volunteer_id, agreed], ...]`` are returned, recorded on the vote
-    (peer_credits, so an undo or a void takes back exactly them) and applied by the caller
-    after commit, one row at a time (services.crowd.peers.credit_peers): locking another
-    volunteer's row here, under this candidate's lock, could deadlock with that volunteer's
-    own vote. Where the live model's probability ``live_prob`` is confident (MODEL_CONFIDENT
-    either way), the vote is compared with that call too (n_model / n_model_agree, and the
-    vote's model_agree). Returns (the new voter was proven and is not any more, credits)."""
+        Both sides of each pair learn something: the new voter is compared with every *proven*
+        earlier voter (added to its Volunteer counters now, and recorded on the vote as
+        peer_n / peer_agree); if the new voter is proven, every earlier voter is compared with it
+        -- those credits ``[[volunteer_id, agreed], ...]`` are returned, recorded on the vote
+        (peer_credits, so an undo or a void takes back exactly them) and applied by the caller
+        after commit, one row at a time (services.crowd.peers.credit_peers): locking another
+        volunteer's row here, under this candidate's lock, could deadlock with that volunteer's
+        own vote. Where the live model's probability ``live_prob`` is confident (MODEL_CONFIDENT
+        either way), the vote is compared with that call too (n_model / n_model_agree, and the
+        vote's model_agree). Returns (the new voter was proven and is not any more, the new voter
+    passed probation with this comparison and is proven now, credits)."""
     mine = per_vote[vote_id]
     answer, volunteer_id = mine.answer, mine.volunteer_id
     if answer == Vote.Answer.UNSURE:
-        return False, []
+        return False, False, []
     earlier = [
         (other, v) for other, v in sorted(per_vote.items())
         if other != vote_id and v.volunteer_id != volunteer_id and v.answer != Vote.Answer.UNSURE
@@ -475,7 +480,7 @@ def _compare_with_peers(
     if live_prob is not None and (live_prob >= conf or live_prob <= 1 - conf):
         model_agree = (answer == Vote.Answer.YES) == (live_prob >= 0.5)
     if not n and not credits and model_agree is None:
-        return False, []
+        return False, False, []
     m, mk = (0, 0) if model_agree is None else (1, int(model_agree))
     passed = mine.probation_passed or bool(
         settings.PROOF_MIN_CHECKS
@@ -505,7 +510,9 @@ def _compare_with_peers(
         probation_passed=passed,
     )
     proven[vote_id] = _is_proven(per_vote[vote_id], experts)
-    return was and not proven[vote_id], credits
+    # this comparison passed probation and with it proved them
+    promoted = passed and not mine.probation_passed and proven[vote_id] and not was
+    return was and not proven[vote_id], promoted, credits
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from labelapp.models import Candidate, ConsensusState, RetirementEvent, Volunteer, Vote
 from labelapp.services.crowd.consensus import proof_rule, update_consensus
 from labelapp.services.operations.audit import record_audit
-from mlcore.aggregation.evidence import is_proven
+from mlcore.aggregation.evidence import is_proven, passes_probation
 
 
 def credit_peers(credits: list, *, sign: int) -> None:
@@ -40,25 +40,17 @@ def credit_peers(credits: list, *, sign: int) -> None:
             n_model_agree=row[5], probation_passed=row[6], **rule,
         )  # fmt: skip
 
-    # probation passed with these comparisons is kept (evidence.passes_probation); a credit
-    # taken back (sign -1) never sets it
     k = settings.PROOF_MIN_CHECKS
-    passes = (
-        "probation_passed OR (%s > 0 AND %s > 0 AND n_peer + n_model + 1 >= %s AND "
-        "2 * (n_peer_agree + %s + n_model_agree) >= n_peer + 1 + n_model)"
-    )
-
     table = connection.ops.quote_name(Volunteer._meta.db_table)
     with _fast_commits():
         for volunteer_id, agreed in credits:
             with connection.cursor() as cur:  # one UPDATE ... RETURNING: atomic alone
-                # SET expressions read the row as it was: the probation test adds this credit
                 cur.execute(
                     f"UPDATE {table} SET n_peer = n_peer + %s, "  # noqa: S608
-                    f"n_peer_agree = n_peer_agree + %s, probation_passed = {passes} "
-                    "WHERE id = %s RETURNING n_exam, n_exam_correct, n_peer, n_peer_agree, "
-                    "n_model, n_model_agree, probation_passed",
-                    [sign, sign * agreed, k, sign, k, agreed, volunteer_id],
+                    "n_peer_agree = n_peer_agree + %s WHERE id = %s RETURNING n_exam, "
+                    "n_exam_correct, n_peer, n_peer_agree, n_model, n_model_agree, "
+                    "probation_passed",
+                    [sign, sign * agreed, volunteer_id],
                 )
                 after = cur.fetchone()
                 if after is None:  # the volunteer is gone
@@ -67,6 +59,12 @@ def credit_peers(credits: list, *, sign: int) -> None:
             if sign > 0 and proven(before) and not proven(after):
                 with transaction.atomic():  # savepoints; rare (a demotion)
                     recheck_settled_by(volunteer_id=volunteer_id)
+            elif sign > 0 and k and not after[6] and passes_probation(*after[2:6], min_checks=k):
+                # this credit passed probation (kept from now on; a credit taken back never
+                # sets it): once per volunteer
+                Volunteer.objects.filter(pk=volunteer_id).update(probation_passed=True)
+                if proven((*after[:6], True)) and not proven(before):
+                    recheck_on_promotion(volunteer_id=volunteer_id)  # it proved them
 
 
 @contextmanager

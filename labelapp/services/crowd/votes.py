@@ -388,7 +388,11 @@ def after_vote(vote: Vote) -> None:
     live consensus is recomputed and the retirement rule applied (services.consensus). If
     it fails, the vote is rolled back with it (the client's retry records both)."""
     from labelapp.services.crowd.consensus import record_vote
-    from labelapp.services.crowd.peers import credit_peers, recheck_settled_by
+    from labelapp.services.crowd.peers import (
+        credit_peers,
+        recheck_on_promotion,
+        recheck_settled_by,
+    )
 
     update = record_vote(vote=vote)
     if update is None:
@@ -396,6 +400,9 @@ def after_vote(vote: Vote) -> None:
     if update.voter_demoted:
         # they just lost proven status: what they helped settle may not be settled without it
         recheck_settled_by(volunteer_id=vote.volunteer_id)
+    if update.voter_promoted:  # passed probation: what they voted on unproven counts now
+        vid = vote.volunteer_id
+        transaction.on_commit(lambda: recheck_on_promotion(volunteer_id=vid), robust=True)
     if update.peer_credits:
         credits = update.peer_credits
         # robust: the vote is committed by then; a failed credit is logged, not a 500
