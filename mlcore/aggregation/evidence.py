@@ -77,7 +77,8 @@ def passes_probation(n_peer, n_peer_agree, n_model, n_model_agree, *, min_checks
     (the caller keeps ``Volunteer.probation_passed``): an honest volunteer agrees about 65 %
     of the time at low S/N, so a running "half" dips under now and then, and each dip would
     demote them and re-open what they settled (3.40x the honest votes per retired candidate
-    in one seed of bench_attacks). Who lies later is left to :func:`peer_disagrees`."""
+    in one seed of bench_attacks, with exam-first). Who lies later is left to
+    :func:`peer_disagrees`."""
     checks = np.asarray(n_peer) + np.asarray(n_model)
     agreed = np.asarray(n_peer_agree) + np.asarray(n_model_agree)
     out = (checks >= max(1, min_checks)) & (2 * agreed >= checks)

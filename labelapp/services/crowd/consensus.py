@@ -448,21 +448,22 @@ def _is_proven(vote: _VoteEvidence, experts: set) -> bool:
 
 def _compare_with_peers(
     cur, t, vote_id: int, per_vote: dict, proven: dict, experts, live_prob: float | None
-) -> tuple[bool, list]:
+) -> tuple[bool, bool, list]:
     """Compare the new yes/no vote ``vote_id`` with the yes/no votes already on its candidate
-        and with the live model's call on it.
+    and with the live model's call on it.
 
-        Both sides of each pair learn something: the new voter is compared with every *proven*
-        earlier voter (added to its Volunteer counters now, and recorded on the vote as
-        peer_n / peer_agree); if the new voter is proven, every earlier voter is compared with it
-        -- those credits ``[[volunteer_id, agreed], ...]`` are returned, recorded on the vote
-        (peer_credits, so an undo or a void takes back exactly them) and applied by the caller
-        after commit, one row at a time (services.crowd.peers.credit_peers): locking another
-        volunteer's row here, under this candidate's lock, could deadlock with that volunteer's
-        own vote. Where the live model's probability ``live_prob`` is confident (MODEL_CONFIDENT
-        either way), the vote is compared with that call too (n_model / n_model_agree, and the
-        vote's model_agree). Returns (the new voter was proven and is not any more, the new voter
-    passed probation with this comparison and is proven now, credits)."""
+    Both sides of each pair learn something: the new voter is compared with every *proven*
+    earlier voter (added to its Volunteer counters now, and recorded on the vote as
+    peer_n / peer_agree); if the new voter is proven, every earlier voter is compared with it
+    -- those credits ``[[volunteer_id, agreed], ...]`` are returned, recorded on the vote
+    (peer_credits, so an undo or a void takes back exactly them) and applied by the caller
+    after commit, one row at a time (services.crowd.peers.credit_peers): locking another
+    volunteer's row here, under this candidate's lock, could deadlock with that volunteer's
+    own vote. Where the live model's probability ``live_prob`` is confident (MODEL_CONFIDENT
+    either way), the vote is compared with that call too (n_model / n_model_agree, and the
+    vote's model_agree). A comparison that passes probation sets the volunteer's kept
+    ``probation_passed``. Returns (the new voter was proven and is not any more, the new
+    voter passed probation with this comparison and is proven now, credits)."""
     mine = per_vote[vote_id]
     answer, volunteer_id = mine.answer, mine.volunteer_id
     if answer == Vote.Answer.UNSURE:

@@ -72,7 +72,8 @@ def exam_first(volunteer: Volunteer | None) -> int:
     cast fewer than twice PROVEN_MIN_GOLD answers (someone who answers "not sure" to every
     exam gold is not kept on gold). Their votes before that count little (unproven), so
     asking the exam first spends the same gold earlier and fewer of their answers go to
-    waste; 0 when off."""
+    waste; 0 when off. Off by default: it proves attackers who classify gold well as early,
+    and they flipped more labels in the attack campaign (docs/security.md)."""
     if not settings.NEWCOMER_EXAM_FIRST:
         return 0
     n_exam = volunteer.n_exam if volunteer is not None else 0
