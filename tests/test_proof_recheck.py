@@ -167,3 +167,25 @@ def test_the_comparison_that_passes_probation_recounts_what_they_voted_on(
     assert passed_exam.probation_passed and is_proven_volunteer(passed_exam)
     assert _status(c) == Candidate.Status.RETIRED
     consensus._CHECKS.clear()
+
+
+def test_a_peer_credit_that_passes_probation_recounts_what_they_voted_on(settings):
+    """The same through the other door: the credit a later proven vote gives
+    (peers.credit_peers) completes probation and re-counts the volunteer's open votes."""
+    from labelapp.services.crowd import consensus
+    from labelapp.services.crowd.peers import credit_peers
+    from tests.test_peer_agreement import _live_model_scoring
+
+    settings.PROOF_MIN_CHECKS = 3
+    consensus._CHECKS.clear()
+    (c,) = make_candidates(1, sn0=6.0)
+    _live_model_scoring([c], [0.5])  # a trusted live model: probation in force
+    vol = make_volunteer(n_exam=4, n_exam_correct=4, n_peer=2, n_peer_agree=1)
+    submit_vote(volunteer=vol, detectid=c.detectid, answer="yes")
+    for _ in range(2):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    assert _status(c) == Candidate.Status.ACTIVE
+    credit_peers([[vol.pk, 1]], sign=1)  # 2 of 3 agreeing: passed, and proven
+    vol.refresh_from_db()
+    assert vol.probation_passed
+    assert _status(c) == Candidate.Status.RETIRED
