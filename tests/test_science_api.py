@@ -173,7 +173,12 @@ def test_every_use_is_audited_and_last_used_is_set(client, cat):
     assert denied.detail["missing_scope"] == "votes:read"
 
 
-def test_the_rate_limit_answers_429_with_retry_after(client, cat, settings):
+def test_the_rate_limit_answers_429_with_retry_after(client, cat, settings, monkeypatch):
+    from labelapp.services.operations import ratelimit
+
+    # The limit counts fixed windows: pin the clock 30 s into one, so the four requests
+    # cannot straddle a window edge on a slow machine (they did once in a full run).
+    monkeypatch.setattr(ratelimit.time, "time", lambda: 60 * 20_000_000 + 30.0)
     settings.SCIENCE_API_RATE = (3, 60)
     new = make_token()
     other = make_token(user=new.token.user)
@@ -182,7 +187,7 @@ def test_the_rate_limit_answers_429_with_retry_after(client, cat, settings):
     resp = _get(client, "/models", new.secret)
     assert resp.status_code == 429 and resp.json()["error"]["code"] == "rate_limited"
     retry = int(resp["Retry-After"])
-    assert 1 <= retry <= 61 and resp.json()["error"]["retry_after_s"] == retry
+    assert retry == 31 and resp.json()["error"]["retry_after_s"] == retry
     assert _get(client, "/models", other.secret).status_code == 200  # per token
 
 
