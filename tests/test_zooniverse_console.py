@@ -14,7 +14,7 @@ from django.urls import reverse
 from labelapp.models import ZooniverseComparison
 from labelapp.services.crowd.aggregation import aggregate_votes
 from labelapp.services.crowd.zooniverse import import_zooniverse, record_comparison
-from tests.factories_console import make_scientist
+from tests.factories_console import PASSWORD, make_scientist
 from tests.factories_volunteers import make_candidates
 from tests.test_zooniverse_report import imported  # noqa: F401 - the report's fixture
 
@@ -26,7 +26,7 @@ FIX = Path(__file__).parent / "fixtures" / "zooniverse"
 @pytest.fixture
 def sci(client):
     make_scientist(username="astro")
-    client.login(username="astro", password="pw-Console-1")
+    client.login(username="astro", password=PASSWORD)
     return client
 
 

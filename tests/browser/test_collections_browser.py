@@ -14,6 +14,7 @@ from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.browser import axe
+from tests.browser.accounts import log_in
 from tests.browser.screens import SCREENS
 from tests.factories_console import make_account
 
@@ -75,11 +76,7 @@ def test_favourite_collect_share_and_hide(chromium, site, shot, screen):
         page.wait_for_timeout(350 if phone else 0)  # outside Chromium's double-tap window
         locator.tap() if phone else locator.click()
 
-    page.goto(site + "/accounts/login/?next=/classify/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", "pw-Console-1")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/classify/**")
+    log_in(page, site, user.username, next_path="/classify/")
     page.wait_for_function("() => document.getElementById('classify').dataset.detectid")
     detectid = int(page.evaluate("() => document.getElementById('classify').dataset.detectid"))
     fav = page.locator("#fav")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from labelapp.models import Candidate, GoldStandard
+from tests.browser.accounts import scientist_page
 from tests.browser.axe import violations
-from tests.factories_console import make_scientist
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,20 +33,6 @@ PAGES = [
 ]
 
 
-def _login(chromium, live_server):
-    make_scientist(username="astro")
-    ctx = chromium.new_context(viewport={"width": 1280, "height": 900})
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", "astro")
-    page.fill("input[name=password]", "pw-Console-1")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/classify/**")
-    return ctx, page, errors
-
-
 def _audit(page, live_server, shot, paths, tag) -> dict[str, list]:
     found = {}
     for path in paths:
@@ -62,7 +48,7 @@ def _audit(page, live_server, shot, paths, tag) -> dict[str, list]:
 
 
 def test_every_console_page_with_a_live_model(chromium, live_server, shot, console_campaign):
-    ctx, page, errors = _login(chromium, live_server)
+    ctx, page = scientist_page(chromium, live_server.url)
     cand = Candidate.objects.filter(gold__isnull=True).order_by("detectid").first()
     gold = GoldStandard.objects.select_related("candidate").first()
     extra = [
@@ -71,18 +57,18 @@ def test_every_console_page_with_a_live_model(chromium, live_server, shot, conso
         f"/console/gold/{gold.candidate.detectid}/",
     ]
     assert _audit(page, live_server, shot, PAGES + extra, "live") == {}
-    assert errors == []
+    assert page.errors == []
     ctx.close()
 
 
 def test_every_console_page_on_a_fresh_project(chromium, live_server, shot):
     """No survey, no model, no votes: every page still renders, says what to do next and
     passes axe."""
-    ctx, page, errors = _login(chromium, live_server)
+    ctx, page = scientist_page(chromium, live_server.url)
     assert _audit(page, live_server, shot, PAGES, "fresh") == {}
     page.goto(live_server.url + "/console/")
     assert "No model yet" in page.content()
-    assert errors == []
+    assert page.errors == []
     ctx.close()
 
 
@@ -94,10 +80,10 @@ def test_the_zooniverse_page_with_imports_and_a_comparison(chromium, live_server
 
     import_three_subjects(tmp_path)
     call_command("zooniverse_report", "--no-retire")
-    ctx, page, errors = _login(chromium, live_server)
+    ctx, page = scientist_page(chromium, live_server.url)
     assert _audit(page, live_server, shot, ["/console/zooniverse/"], "data") == {}
     assert page.locator("#comparison-table").count() == 1
     assert page.locator("#needed-table").count() == 1
     assert page.locator("#imports-table tbody tr").count() == 1
-    assert errors == []
+    assert page.errors == []
     ctx.close()

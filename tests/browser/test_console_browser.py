@@ -4,24 +4,14 @@ confirm-before-acting dialog on a roll back. Screenshots go to test-artifacts/br
 import pytest
 
 from labelapp.models import AuditEvent, ModelVersion
-from tests.factories_console import make_scientist
+from tests.browser.accounts import scientist_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def page(chromium, live_server, console_campaign):
-    make_scientist(username="astro")
-    ctx = chromium.new_context(viewport={"width": 1280, "height": 900})
-    pg = ctx.new_page()
-    errors = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.goto(live_server.url + "/accounts/login/")
-    pg.fill("input[name=username]", "astro")
-    pg.fill("input[name=password]", "pw-Console-1")
-    pg.click("form button[type=submit]")
-    pg.wait_for_url("**/classify/**")
-    pg.errors = errors
+    ctx, pg = scientist_page(chromium, live_server.url)
     yield pg
     ctx.close()
 

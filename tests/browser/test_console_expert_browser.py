@@ -13,7 +13,7 @@ from labelapp.services.crowd.consensus import set_candidate_status
 from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
-from tests.factories_console import make_scientist
+from tests.factories_console import PASSWORD, make_scientist
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -72,7 +72,7 @@ def test_scientist_answers_the_expert_queue_with_the_keyboard(chromium, site, tm
     page.goto(url + "/console/expert/")  # not logged in: sent to log in, then back
     page.wait_for_url("**/accounts/login/**")
     page.fill("input[name=username]", "curie")
-    page.fill("input[name=password]", "pw-Console-1")
+    page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/console/expert/")
 

@@ -7,7 +7,7 @@ import pytest
 
 from labelapp.models import AuditEvent, Vote
 from labelapp.services.crowd.votes import submit_vote
-from tests.factories_console import make_scientist
+from tests.browser.accounts import scientist_page
 from tests.factories_volunteers import make_candidates, make_gold, make_volunteer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -19,15 +19,7 @@ def test_scientist_voids_a_flagged_liar_and_blocks_a_range(chromium, live_server
     for g in gold:
         make_gold(g, is_real=True)
         submit_vote(volunteer=liar, detectid=g.detectid, answer="no")
-    make_scientist(username="astro")
-    page = chromium.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", "astro")
-    page.fill("input[name=password]", "pw-Console-1")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/classify/**")
+    ctx, page = scientist_page(chromium, live_server.url)
     page.goto(live_server.url + "/console/volunteers/suspicious/")
     row = page.locator("#suspects tbody tr").first
     assert "0 of 5 gold answers right" in row.inner_text()
@@ -41,6 +33,6 @@ def test_scientist_voids_a_flagged_liar_and_blocks_a_range(chromium, live_server
     page.wait_for_selector("#blocked code")
     assert page.locator("#blocked code").inner_text() == "203.0.113.0/24"
     shot(page, "console-suspicious-after")
-    page.close()
-    assert not errors, errors
+    ctx.close()
+    assert not page.errors, page.errors
     assert AuditEvent.objects.filter(action__in=["void_votes", "block_address"]).count() == 2

@@ -10,7 +10,7 @@ from labelapp.services.learning.shift import build_batch_reports
 from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
-from tests.factories_console import make_scientist
+from tests.browser.accounts import scientist_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,17 +31,7 @@ def page(chromium, live_server, console_campaign, tmp_path):
     )
     for b in IngestBatch.objects.order_by("pk"):
         build_batch_reports(batch=b)
-    make_scientist(username="astro")
-    ctx = chromium.new_context(viewport={"width": 1280, "height": 900})
-    pg = ctx.new_page()
-    errors = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.goto(live_server.url + "/accounts/login/")
-    pg.fill("input[name=username]", "astro")
-    pg.fill("input[name=password]", "pw-Console-1")
-    pg.click("form button[type=submit]")
-    pg.wait_for_url("**/classify/**")
-    pg.errors = errors
+    ctx, pg = scientist_page(chromium, live_server.url)
     yield pg
     ctx.close()
 

@@ -15,6 +15,7 @@ from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.browser import axe
+from tests.browser.accounts import log_in
 from tests.browser.screens import SCREENS
 from tests.factories_console import make_account, make_scientist
 
@@ -65,11 +66,7 @@ def test_comment_flag_and_science_answer(chromium, site, shot, screen):
         page.wait_for_timeout(350 if phone else 0)  # outside Chromium's double-tap window
         locator.tap() if phone else locator.click()
 
-    page.goto(site + "/accounts/login/?next=/classify/%3Fskip%3D1")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", "pw-Console-1")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/classify/**")
+    log_in(page, site, user.username, next_path="/classify/%3Fskip%3D1")
     page.wait_for_function("() => document.getElementById('classify').dataset.detectid")
     detectid = int(page.evaluate("() => document.getElementById('classify').dataset.detectid"))
 
@@ -163,11 +160,7 @@ def test_moderation_page_and_console_talk(chromium, site, shot):
     talk.report_comment(user=bob, comment_id=flagged.comment.pk, reason="<b>spam</b>")
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.goto(site + "/accounts/login/")
-    page.fill("input[name=username]", sci.username)
-    page.fill("input[name=password]", "pw-Console-1")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/classify/**")
+    log_in(page, site, sci.username)
     page.goto(site + "/talk/moderation/")
     assert page.locator("#reports li").count() == 1
     _check_page(page, shot, "talk-moderation")
@@ -197,11 +190,7 @@ def test_an_exam_gold_thread_thanks_the_volunteer_who_classified_it(chromium, si
     mark_gold(candidate=cand, is_real=False, kind="cosmic", exam=True)
     context = chromium.new_context(**SCREENS[screen])
     page = context.new_page()
-    page.goto(site + "/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", "pw-Console-1")
-    page.click("form button[type=submit]")
-    page.wait_for_load_state("networkidle")
+    log_in(page, site, user.username, lands=None)
     page.goto(f"{site}/talk/candidates/{cand.detectid}/")
     assert "Classify this candidate first" in page.locator("#closed-thread").inner_text()
     volunteer = get_volunteer(session={}, user=user, create=True)

@@ -5,22 +5,13 @@ import pytest
 import requests
 
 from labelapp.models import ScienceToken
-from tests.factories_console import make_scientist
+from tests.browser.accounts import scientist_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_create_use_and_revoke_a_token(chromium, live_server, shot, own_cache):
-    make_scientist(username="astro")
-    ctx = chromium.new_context(viewport={"width": 1280, "height": 900})
-    page = ctx.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", "astro")
-    page.fill("input[name=password]", "pw-Console-1")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/classify/**")
+    ctx, page = scientist_page(chromium, live_server.url)
 
     page.goto(live_server.url + "/console/tokens/")
     assert page.locator("text=No tokens yet").count() == 1
@@ -44,5 +35,5 @@ def test_create_use_and_revoke_a_token(chromium, live_server, shot, own_cache):
     page.wait_for_selector("text=revoked")
     shot(page, "console-tokens-revoked")
     assert requests.get(api, headers=auth, timeout=10).status_code == 401
-    assert errors == []
+    assert page.errors == []
     ctx.close()

@@ -14,6 +14,7 @@ from labelapp.services.survey.ingest import ingest_survey
 from mlcore.simulator import simulate_survey
 from mlcore.survey_io import write_survey
 from tests.browser import axe
+from tests.browser.accounts import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -134,11 +135,7 @@ def test_a_volunteer_opening_the_console_gets_the_styled_403(chromium, site, sho
     user = make_account(f"amateur-{screen}")
     context = chromium.new_context(**SCREENS[screen])
     page = context.new_page()
-    page.goto(site + "/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", "pw-Console-1")
-    page.click("form button[type=submit]")
-    page.wait_for_load_state("networkidle")
+    log_in(page, site, user.username, lands=None)
     resp = page.goto(site + "/console/")
     assert resp.status == 403
     assert page.locator("header.topbar").is_visible()  # the site's own layout
