@@ -80,7 +80,7 @@ def is_proven(
 # kind of check (probation's likelihood ratio, :func:`probation_llr`). The live model's
 # trusted confident calls are right 85-97 % of the time (the gate's bar; 96 % in the attack
 # campaign), so a liar agrees with them 3-15 % of the time and an honest volunteer as often
-# as they are right (0.6-0.75 measured in the campaign). Proven peers are a weak check: the
+# as they are right (0.56-0.79 measured in the campaign). Proven peers are a weak check: the
 # queue serves contested candidates, where the proven votes split, so anyone agrees with
 # about half of them (campaign: honest volunteers 47-60 %, gold-skilled liars 33-59 %).
 PROBATION_AGREE = {"model": (0.7, 0.1), "peer": (0.55, 0.4)}
