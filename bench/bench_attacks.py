@@ -28,7 +28,14 @@ sybils over HTTP (in-process Django test client, one client address): sessions t
 volunteer, votes recorded, votes refused.
 
     .venv/bin/python bench/bench_attacks.py [--candidates 3000] [--honest-votes 6000]
-        [--volunteers 60] [--sybils 100] [--seed 1]
+        [--volunteers 60] [--sybils 100] [--seed 1] [--attacks none sybils-examskilled ...]
+        [--arms both|on|off] [--trace]
+
+``--arms on`` runs only the defended arm (the "off" arm does not depend on the defences'
+settings, so its figures from an earlier run of the same seed stand). ``--trace``
+(bench/trace_flips.py) prints, for the defended arm, each flipped label's retirements with
+every vote and its volunteer's state at that moment, and each attacker's votes; with
+``TRACE_DIR`` set it also writes every vote with its comparisons to votes_<attack>.csv.
 
 Figures only. Runs on SQLite in a temporary directory (nothing shared is touched).
 """
@@ -135,6 +142,7 @@ def simulated_live_model(seed: int) -> None:
     )
 
 
+TRACE = None  # --trace: a bench.trace_flips.FlipTrace
 GOLD_PREFERENCE = None  # the queue's own rule, kept for the "on" arm (set in setup_db)
 
 
@@ -158,6 +166,7 @@ class Attacker:
         self.volunteer = Volunteer.objects.create()
         self.cast = 0
         self.flagged_at: int | None = None
+        self.log: list = []  # --trace: (cast, detectid, gold, answer, proven, probation, counters)
 
     def answer(self, is_real: bool, gold: str | None) -> str:
         """``gold``: None, "teach" or "exam"."""
@@ -200,6 +209,8 @@ class Attacker:
             except VoteError:
                 return
             self.cast += 1
+            if TRACE is not None:
+                TRACE.after_attacker_vote(self, row, gold)
 
 
 def populations(
@@ -233,6 +244,7 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
     settings.PROVEN_MIN_GOLD = min_exam if defended else 0
     checks = int(os.environ.get("LABELAPP_PROOF_MIN_CHECKS", "3"))  # the deployed default
     settings.PROOF_MIN_CHECKS = checks if defended else 0
+    settings.PROOF_MIN_LLR = float(os.environ.get("LABELAPP_PROOF_MIN_LLR", "2.94"))
     from labelapp.services.crowd import consensus as _consensus
 
     _consensus._CHECKS.clear()
@@ -250,6 +262,8 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
     rng = random.Random(args.seed)
     crowd = SimulatedCrowd(n_volunteers=args.volunteers, seed=args.seed)
     attackers = populations(spec, args.sybils, rng, args.exam_skill)
+    if TRACE is not None:
+        TRACE.start(attackers, enabled=defended)
     chunks = 20
     t0 = time.perf_counter()
     for k in range(chunks):
@@ -274,6 +288,9 @@ def run(template: Path, *, spec: str, defended: bool, args) -> dict:
     states = ConsensusState.objects.filter(candidate__in=retired)
     honest_votes = Vote.objects.exclude(volunteer_id__in=attacker_ids)
     n_retired = retired.count()
+    if TRACE is not None and defended:
+        flips = [pk for pk, side in honest_side.items() if side == truth[pk]]
+        TRACE.report(spec, flips, [pk for pk in honest_side if pk not in flips], attackers)
     flagged = [a.flagged_at for a in attackers if a.flagged_at is not None]
     return {
         "retired": n_retired,
@@ -434,6 +451,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--exam-skill", type=float, default=0.9, help="sybils-examskilled's P(right)")
     p.add_argument(
+        "--arms", choices=["both", "on", "off"], default="both",
+        help="run only the defended (on) or undefended (off) arm of each population",
+    )  # fmt: skip
+    p.add_argument(
+        "--trace", action="store_true",
+        help="on the defended arm, dump per-flip detail (who retired it, who was proven and why)",
+    )  # fmt: skip
+    p.add_argument(
         "--attacks",
         nargs="*",
         default=[
@@ -448,6 +473,11 @@ def main() -> None:
         ],  # fmt: skip
     )
     args = p.parse_args()
+    global TRACE
+    if args.trace:
+        from bench.trace_flips import FlipTrace
+
+        TRACE = FlipTrace()
     template = setup_db(args.candidates, args.seed)
     head = (
         f"{'attack':>22} {'defence':>7} {'retired':>7} {'wrong':>5} {'w.att':>5} {'flipped':>7} "
@@ -456,7 +486,8 @@ def main() -> None:
     )
     print(head)
     for spec in args.attacks:
-        for defended in (False, True):
+        arms = {"both": (False, True), "on": (True,), "off": (False,)}[args.arms]
+        for defended in arms:
             r = run(template, spec=spec, defended=defended, args=args)
             print(
                 f"{spec:>22} {'on' if defended else 'off':>7} {r['retired']:>7} "

@@ -316,6 +316,42 @@ def test_a_volunteer_becomes_proven_by_right_exam_gold_answers(exam):
     assert d.status == (Candidate.Status.RETIRED if exam else Candidate.Status.ACTIVE)
 
 
+@pytest.mark.parametrize(("min_llr", "passes"), [(0.0, True), (2.94, False)])
+def test_a_gold_skilled_liar_does_not_pass_probation_on_split_peers(
+    settings, django_capture_on_commit_callbacks, min_llr, passes
+):
+    """How "sybils-examskilled" flipped labels in bench_attacks (2026-12-07, seeds 1 and 3):
+    a sybil right on exam gold votes against the truth on a contested candidate, where the
+    proven votes split, so it agrees with half of them whatever it answers; the credits of
+    later proven voters there keep it at half, 2 of 4, and "half of 3+ checks" passed
+    probation for good (44 of 100 sybils in seed 3; 0 demoted later). Its lies then counted
+    with the skill its gold answers measured. With PROOF_MIN_LLR (log 19) the checks must
+    favour honesty over lying: half of split peers is no evidence (+0.06), nor is it with
+    the model's confident call against it."""
+    from labelapp.services.crowd import consensus
+    from labelapp.services.crowd.peers import is_proven_volunteer
+    from tests.test_peer_agreement import _live_model_scoring
+
+    settings.PROOF_MIN_CHECKS, settings.PROOF_MIN_LLR = 3, min_llr
+    consensus._CHECKS.clear()
+    (c,) = make_candidates(1, sn0=4.8)
+    _live_model_scoring([c], [0.5])  # a trusted live model, with no confident call on c
+    liar = make_volunteer(n_exam=4, n_exam_correct=4, n_gold=4, n_gold_correct=4)
+    for answer in ("yes", "no"):  # two proven voters split on c
+        submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer=answer)
+    submit_vote(volunteer=liar, detectid=c.detectid, answer="no")  # 1 of 2 agreeing
+    liar.refresh_from_db()
+    assert (liar.n_peer, liar.n_peer_agree, liar.probation_passed) == (2, 1, False)
+    for answer in ("yes", "no"):  # two more split proven voters credit it: 2 of 4
+        with django_capture_on_commit_callbacks(execute=True):
+            submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer=answer)
+    liar.refresh_from_db()
+    assert (liar.n_peer, liar.n_peer_agree) == (4, 2)
+    assert liar.probation_passed == passes
+    assert is_proven_volunteer(liar) == passes
+    consensus._CHECKS.clear()
+
+
 # --- per client address ------------------------------------------------------------------
 
 

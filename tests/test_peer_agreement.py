@@ -12,7 +12,9 @@ from labelapp.selectors.suspicious import flag_reasons
 from labelapp.services.crowd.votes import submit_vote, undo_last_vote
 from mlcore.aggregation.evidence import (
     is_proven,
+    passes_probation,
     peer_disagrees,
+    probation_llr,
     retirement_log_odds,
     trusted_calls,
 )
@@ -355,6 +357,40 @@ def test_probation_needs_checks_on_non_gold_with_half_agreeing():
     ) == [True, False]  # fmt: skip
 
 
+def test_probation_weighs_the_models_calls_and_discounts_split_peers():
+    """Probation's likelihood ratio, honest vs answering against the truth (2026-12-08). In
+    bench_attacks (seed 3) 44 of 100 gold-skilled liars passed "half of 3+ checks": their
+    first vote was on a contested candidate whose proven voters split (1 of 2 agreeing,
+    whatever they answered) and two credits from later proven voters made it 2 of 4. With
+    PROOF_MIN_LLR = log 19 the peers' half carries no evidence; the model's calls decide."""
+    llr = 2.94
+
+    def passes(n_peer, k_peer, n_model, k_model):
+        return passes_probation(
+            n_peer, k_peer, n_model, k_model, min_checks=3, min_llr=llr
+        )  # fmt: skip
+
+    assert passes_probation(4, 2, 0, 0, min_checks=3)  # the old rule: a liar's luck
+    assert not passes(4, 2, 0, 0)  # ... is no evidence now (+0.06)
+    assert not passes(8, 5, 1, 0)  # a liar's record: the model's call contradicts them
+    assert not passes(0, 0, 3, 2)  # 2 of 3 with the model: +2.79, a liar with a wrong call
+    assert passes(0, 0, 3, 3) and passes(1, 1, 2, 2) and passes(1, 0, 2, 2)  # +3.6 or more
+    assert passes(0, 0, 7, 4)  # 4 of 7 with the model: +4.5
+    assert not passes(20, 12, 0, 0) and passes(30, 20, 0, 0)  # peers alone: a long run
+    assert probation_llr(0, 0, 1, 1) == pytest.approx(np.log(7))
+    assert probation_llr(1, 0, 0, 0) == pytest.approx(np.log(0.45 / 0.6))
+    # is_proven passes it through; 0 (the rule before) leaves it out
+    kw = {"min_gold": 4, "min_accuracy": 0.7, "min_checks": 3}
+    assert not is_proven(4, 4, n_peer=4, n_peer_agree=2, min_probation_llr=llr, **kw)
+    assert is_proven(4, 4, n_peer=4, n_peer_agree=2, **kw)
+    assert list(
+        passes_probation(
+            np.array([4, 1]), np.array([2, 1]), np.array([0, 2]), np.array([0, 2]),
+            min_checks=3, min_llr=llr,
+        )
+    ) == [False, True]  # fmt: skip
+
+
 @pytest.mark.django_db
 @pytest.mark.usefixtures("rules", "own_cache")
 def test_probation_once_passed_is_kept_through_a_dip_under_half(settings):
@@ -366,17 +402,17 @@ def test_probation_once_passed_is_kept_through_a_dip_under_half(settings):
     settings.PROOF_MIN_CHECKS = 3
     consensus._CHECKS.clear()
     vol = make_volunteer(n_exam=4, n_exam_correct=4, n_gold=4, n_gold_correct=4)
-    cands = make_candidates(6, first_id=7_900_000)
-    _live_model_scoring(cands, [0.97] * 6)  # trusted confident 'real' calls
-    for c, answer in zip(cands[:3], ["yes", "no", "yes"], strict=True):  # 2 of 3 agree
-        submit_vote(volunteer=vol, detectid=c.detectid, answer=answer)
+    cands = make_candidates(7, first_id=7_900_000)
+    _live_model_scoring(cands, [0.97] * 7)  # trusted confident 'real' calls
+    for c in cands[:3]:  # 3 of 3 agree
+        submit_vote(volunteer=vol, detectid=c.detectid, answer="yes")
     vol.refresh_from_db()
-    assert (vol.n_model, vol.n_model_agree, vol.probation_passed) == (3, 2, True)
+    assert (vol.n_model, vol.n_model_agree, vol.probation_passed) == (3, 3, True)
     assert is_proven_volunteer(vol)
-    for c in cands[3:5]:  # 2 of 5: under half, yet still proven
+    for c in cands[3:7]:  # 3 of 7: under half, yet still proven
         submit_vote(volunteer=vol, detectid=c.detectid, answer="no")
     vol.refresh_from_db()
-    assert (vol.n_model, vol.n_model_agree) == (5, 2) and vol.probation_passed
+    assert (vol.n_model, vol.n_model_agree) == (7, 3) and vol.probation_passed
     assert is_proven_volunteer(vol)
     assert not AuditEvent.objects.filter(action="peer_demotion").exists()
     # the same counts without the kept pass are not proven (what the flag changes)
@@ -398,11 +434,11 @@ def test_probation_is_in_force_only_with_a_trusted_live_model(settings):
     consensus._CHECKS.clear()
     passed = make_volunteer(n_exam=4, n_exam_correct=4, n_gold=4, n_gold_correct=4)
     assert consensus.proof_min_checks() == 0 and is_proven_volunteer(passed)
-    cands = make_candidates(6, first_id=7_800_000)
-    _live_model_scoring(cands, [0.97] * 6, trust_real_calls=False, trust_false_calls=False)
+    cands = make_candidates(7, first_id=7_800_000)
+    _live_model_scoring(cands, [0.97] * 7, trust_real_calls=False, trust_false_calls=False)
     consensus._CHECKS.clear()
     assert consensus.proof_min_checks() == 0
-    _live_model_scoring(cands, [0.97] * 6)  # a newer promoted model, trusted
+    _live_model_scoring(cands, [0.97] * 7)  # a newer promoted model, trusted
     consensus._CHECKS.clear()
     assert consensus.proof_min_checks() == 3 and not is_proven_volunteer(passed)
     # three votes against the model's confident 'real' calls: still not proven
@@ -416,6 +452,11 @@ def test_probation_is_in_force_only_with_a_trusted_live_model(settings):
         assert not is_proven_volunteer(passed)
     submit_vote(volunteer=passed, detectid=cands[5].detectid, answer="yes")  # 3 of 6
     passed.refresh_from_db()
+    # half, but 3 agreements and 3 disagreements with the model are +2.5 of evidence for
+    # honesty, under PROOF_MIN_LLR (log 19): a liar gets as far with a few wrong calls
+    assert not is_proven_volunteer(passed)
+    submit_vote(volunteer=passed, detectid=cands[6].detectid, answer="yes")  # 4 of 7: +4.5
+    passed.refresh_from_db()
     assert is_proven_volunteer(passed)
     settings.PROOF_MIN_CHECKS = 0
     consensus._CHECKS.clear()
@@ -426,15 +467,19 @@ def test_probation_is_in_force_only_with_a_trusted_live_model(settings):
 @pytest.mark.parametrize(("agreed", "passes"), [(1, True), (0, False)])
 def test_a_peer_credit_that_completes_probation_is_kept(settings, agreed, passes):
     """The credits a later proven vote gives (services.crowd.peers.credit_peers, one UPDATE):
-    the third comparison, agreeing, passes probation; a credit taken back never sets it."""
+    after 2 of 3 agreeing with the model's calls (+2.79), an agreeing peer credit (+0.32)
+    passes probation (log 19 = 2.94), a disagreeing one (-0.29) does not; a credit taken
+    back never sets it."""
     from labelapp.services.crowd.peers import credit_peers
 
     settings.PROOF_MIN_CHECKS = 3
-    vol = make_volunteer(n_exam=4, n_exam_correct=4, n_peer=2, n_peer_agree=1)
+    vol = make_volunteer(n_exam=4, n_exam_correct=4, n_model=3, n_model_agree=2)
     credit_peers([[vol.pk, agreed]], sign=1)
     vol.refresh_from_db()
-    assert (vol.n_peer, vol.n_peer_agree, vol.probation_passed) == (3, 1 + agreed, passes)
-    other = make_volunteer(n_exam=4, n_exam_correct=4, n_peer=4, n_peer_agree=3)
-    credit_peers([[other.pk, 1]], sign=-1)  # 2 of 3 after it, but a take-back
+    assert (vol.n_peer, vol.n_peer_agree, vol.probation_passed) == (1, agreed, passes)
+    other = make_volunteer(
+        n_exam=4, n_exam_correct=4, n_peer=2, n_peer_agree=2, n_model=2, n_model_agree=2
+    )
+    credit_peers([[other.pk, 1]], sign=-1)  # 3 of 3 after it (+4.2), but a take-back
     other.refresh_from_db()
-    assert (other.n_peer, other.n_peer_agree, other.probation_passed) == (3, 2, False)
+    assert (other.n_peer, other.n_peer_agree, other.probation_passed) == (1, 1, False)

@@ -142,7 +142,8 @@ def test_the_comparison_that_passes_probation_recounts_what_they_voted_on(
 ):
     """With a trusted live model, a volunteer who passed the exam gold is proven only after
     probation (3 comparisons, half agreeing): the comparison that passes it re-counts their
-    earlier votes, as a proving exam answer does."""
+    earlier votes, as a proving exam answer does. (3 of 3 agreeing with the model's calls:
+    +5.8 of evidence for honesty, over PROOF_MIN_LLR.)"""
     from labelapp.services.crowd import consensus
     from labelapp.services.crowd.peers import is_proven_volunteer
     from tests.test_peer_agreement import _live_model_scoring
@@ -180,12 +181,13 @@ def test_a_peer_credit_that_passes_probation_recounts_what_they_voted_on(setting
     consensus._CHECKS.clear()
     (c,) = make_candidates(1, sn0=6.0)
     _live_model_scoring([c], [0.5])  # a trusted live model: probation in force
-    vol = make_volunteer(n_exam=4, n_exam_correct=4, n_peer=2, n_peer_agree=1)
+    # 2 agreements with the model's calls: 2 checks, +3.9 of evidence for honesty
+    vol = make_volunteer(n_exam=4, n_exam_correct=4, n_model=2, n_model_agree=2)
     submit_vote(volunteer=vol, detectid=c.detectid, answer="yes")
     for _ in range(2):
         submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
     assert _status(c) == Candidate.Status.ACTIVE
-    credit_peers([[vol.pk, 1]], sign=1)  # 2 of 3 agreeing: passed, and proven
+    credit_peers([[vol.pk, 1]], sign=1)  # the third check, agreeing: passed, and proven
     vol.refresh_from_db()
     assert vol.probation_passed
     assert _status(c) == Candidate.Status.RETIRED

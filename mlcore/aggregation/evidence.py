@@ -51,6 +51,7 @@ def is_proven(
     peer_z: float = 2.33,
     min_model: int = 6,
     min_checks: int = 0,
+    min_probation_llr: float = 0.0,
     probation_passed=False,
 ):
     """True where at least ``min_gold`` gold answers were given, ``min_accuracy`` of them
@@ -58,7 +59,8 @@ def is_proven(
     other proven voters, and with the live model's confident calls, is not significantly
     below chance (:func:`peer_disagrees`; with no comparisons yet it is not). With
     ``min_checks`` (probation), also at least that many such comparisons on non-gold
-    candidates, at least half of them agreeing, now or at some earlier point
+    candidates, at least half of them agreeing and with ``min_probation_llr`` of evidence
+    for honesty (:func:`passes_probation`), now or at some earlier point
     (``probation_passed``, kept by the caller: :func:`passes_probation`): gold a skilled
     attacker can pass, while lying on the rest shows at once. Scalars or arrays."""
     n_gold = np.asarray(n_gold)
@@ -66,22 +68,59 @@ def is_proven(
     ok = ok & ~peer_disagrees(n_peer, n_peer_agree, min_peer=min_peer, z=peer_z)
     ok = ok & ~peer_disagrees(n_model, n_model_agree, min_peer=min_model, z=peer_z)
     if min_checks:  # probation: independent checks on non-gold, at least half agreeing
-        now = passes_probation(n_peer, n_peer_agree, n_model, n_model_agree, min_checks=min_checks)
+        now = passes_probation(
+            n_peer, n_peer_agree, n_model, n_model_agree, min_checks=min_checks,
+            min_llr=min_probation_llr,
+        )  # fmt: skip
         ok = ok & (np.asarray(probation_passed, dtype=bool) | now)
     return bool(ok) if ok.ndim == 0 else ok
 
 
-def passes_probation(n_peer, n_peer_agree, n_model, n_model_agree, *, min_checks: int):
+# P(a comparison agrees) for an honest voter and for one answering against the truth, per
+# kind of check (probation's likelihood ratio, :func:`probation_llr`). The live model's
+# trusted confident calls are right 85-97 % of the time (the gate's bar; 96 % in the attack
+# campaign), so a liar agrees with them 3-15 % of the time and an honest volunteer as often
+# as they are right (0.56-0.79 measured in the campaign). Proven peers are a weak check: the
+# queue serves contested candidates, where the proven votes split, so anyone agrees with
+# about half of them (campaign: honest volunteers 47-60 %, gold-skilled liars 33-59 %).
+PROBATION_AGREE = {"model": (0.7, 0.1), "peer": (0.55, 0.4)}
+
+
+def probation_llr(n_peer, n_peer_agree, n_model, n_model_agree):
+    """log P(checks | honest) - log P(checks | answering against the truth), each comparison
+    counted as independent with the rates of :data:`PROBATION_AGREE`: about +1.95 per
+    agreement with the model's call and -1.10 per disagreement, +0.32 / -0.29 per peer."""
+    out = 0.0
+    for kind, n, k in (("model", n_model, n_model_agree), ("peer", n_peer, n_peer_agree)):
+        honest, liar = PROBATION_AGREE[kind]
+        n, k = np.asarray(n, np.float64), np.asarray(k, np.float64)
+        out = out + k * np.log(honest / liar) + (n - k) * np.log((1 - honest) / (1 - liar))
+    return out
+
+
+def passes_probation(
+    n_peer, n_peer_agree, n_model, n_model_agree, *, min_checks: int, min_llr: float = 0.0
+):
     """At least ``min_checks`` comparisons on non-gold candidates (with proven peers and the
-    live model's trusted calls), at least half of them agreeing. Once passed it stays passed
-    (the caller keeps ``Volunteer.probation_passed``): an honest volunteer agrees about 65 %
-    of the time at low S/N, so a running "half" dips under now and then, and each dip would
-    demote them and re-open what they settled (3.40x the honest votes per retired candidate
-    in one seed of bench_attacks, with exam-first). Who lies later is left to
-    :func:`peer_disagrees`."""
+    live model's trusted calls), at least half of them agreeing, and (``min_llr``) evidence
+    that the voter is honest rather than answering against the truth: :func:`probation_llr`
+    at least ``min_llr`` (the site's PROOF_MIN_LLR, log 19). Without that, "half of 3+
+    checks" was passed by 44 of 100 gold-skilled liars in one seed of bench_attacks: the
+    first checks are mostly peers split on a contested candidate (1 of 2 agreeing, whatever
+    one answers), later other liars once proven agree with them, and the test is re-run at
+    every new check, so some running count reaches half. Peer agreement carries little
+    evidence; the model's calls carry most: two agreements with them and no disagreement
+    pass (3.9), 2 of 3 do not (2.8), peers alone need a run of agreement.
+    Once passed it stays passed (the caller keeps ``Volunteer.probation_passed``): an honest
+    volunteer agrees about 65 % of the time at low S/N, so a running test dips under now and
+    then, and each dip would demote them and re-open what they settled (3.40x the honest
+    votes per retired candidate in one seed of bench_attacks, with exam-first). Who lies
+    later is left to :func:`peer_disagrees`."""
     checks = np.asarray(n_peer) + np.asarray(n_model)
     agreed = np.asarray(n_peer_agree) + np.asarray(n_model_agree)
     out = (checks >= max(1, min_checks)) & (2 * agreed >= checks)
+    if min_llr:
+        out = out & (probation_llr(n_peer, n_peer_agree, n_model, n_model_agree) >= min_llr)
     return bool(out) if out.ndim == 0 else out
 
 

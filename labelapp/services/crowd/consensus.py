@@ -429,6 +429,7 @@ def proof_rule() -> dict:
         "min_model": settings.MODEL_MIN_COMPARISONS,
         "peer_z": settings.PEER_Z,
         "min_checks": proof_min_checks(),
+        "min_probation_llr": settings.PROOF_MIN_LLR,
     }
 
 
@@ -487,7 +488,7 @@ def _compare_with_peers(
         settings.PROOF_MIN_CHECKS
         and passes_probation(
             mine.n_peer + n, mine.n_peer_agree + k, mine.n_model + m, mine.n_model_agree + mk,
-            min_checks=settings.PROOF_MIN_CHECKS,
+            min_checks=settings.PROOF_MIN_CHECKS, min_llr=settings.PROOF_MIN_LLR,
         )
     )  # fmt: skip
     if n or m:

@@ -59,7 +59,12 @@ def credit_peers(credits: list, *, sign: int) -> None:
             if sign > 0 and proven(before) and not proven(after):
                 with transaction.atomic():  # savepoints; rare (a demotion)
                     recheck_settled_by(volunteer_id=volunteer_id)
-            elif sign > 0 and k and not after[6] and passes_probation(*after[2:6], min_checks=k):
+            elif (
+                sign > 0
+                and k
+                and not after[6]
+                and passes_probation(*after[2:6], min_checks=k, min_llr=settings.PROOF_MIN_LLR)
+            ):
                 # this credit passed probation (kept from now on; a credit taken back never
                 # sets it): once per volunteer
                 Volunteer.objects.filter(pk=volunteer_id).update(probation_passed=True)

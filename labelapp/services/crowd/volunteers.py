@@ -206,7 +206,7 @@ def refresh_counters(
         settings.PROOF_MIN_CHECKS
         and passes_probation(
             volunteer.n_peer, volunteer.n_peer_agree, volunteer.n_model, volunteer.n_model_agree,
-            min_checks=settings.PROOF_MIN_CHECKS,
+            min_checks=settings.PROOF_MIN_CHECKS, min_llr=settings.PROOF_MIN_LLR,
         )
     )  # fmt: skip
     volunteer.last_vote_at = last
