@@ -432,7 +432,8 @@ PROOF_MIN_CHECKS = env_int("LABELAPP_PROOF_MIN_CHECKS", 3)
 # ... and those checks must favour "honest" over "answering against the truth" by this
 # log-likelihood ratio (mlcore.aggregation.evidence.probation_llr; log 19 = 2.94: in effect
 # two agreements with the live model's trusted calls and no disagreement; 0: half of the
-# checks is enough, the rule before 2026-12-08). Measured in docs/security.md ("Probation").
+# checks is enough, the rule before the twenty-second session). Measured in
+# docs/security.md ("Probation").
 PROOF_MIN_LLR = env_float("LABELAPP_PROOF_MIN_LLR", 2.94, low=0.0)
 # A proven volunteer stops being proven when, over at least PEER_MIN_COMPARISONS yes/no
 # answers compared with other proven volunteers' on the same candidates, they agree less

@@ -358,7 +358,7 @@ def test_probation_needs_checks_on_non_gold_with_half_agreeing():
 
 
 def test_probation_weighs_the_models_calls_and_discounts_split_peers():
-    """Probation's likelihood ratio, honest vs answering against the truth (2026-12-08). In
+    """Probation's likelihood ratio, honest vs answering against the truth. In
     bench_attacks (seed 3) 44 of 100 gold-skilled liars passed "half of 3+ checks": their
     first vote was on a contested candidate whose proven voters split (1 of 2 agreeing,
     whatever they answered) and two credits from later proven voters made it 2 of 4. With
