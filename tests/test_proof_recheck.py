@@ -191,3 +191,85 @@ def test_a_peer_credit_that_passes_probation_recounts_what_they_voted_on(setting
     vol.refresh_from_db()
     assert vol.probation_passed
     assert _status(c) == Candidate.Status.RETIRED
+
+
+def test_undoing_the_vote_that_passed_probation_takes_the_pass_back(
+    settings, django_capture_on_commit_callbacks
+):
+    """A kept pass must rest on comparisons that still exist: the vote whose comparison
+    passed probation, taken back, clears the pass, and what its re-count settled is
+    re-opened (votes.undo_last_vote -> peers.revoke_probation_if_unearned)."""
+    from labelapp.models import Volunteer
+    from labelapp.services.crowd import consensus
+    from labelapp.services.crowd.peers import is_proven_volunteer
+    from labelapp.services.crowd.votes import undo_last_vote
+    from tests.test_peer_agreement import _live_model_scoring
+
+    settings.PROOF_MIN_CHECKS = 3
+    consensus._CHECKS.clear()
+    (c,) = make_candidates(1, sn0=6.0)
+    checks = make_candidates(3, first_id=6_500_000, sn0=6.0)
+    _live_model_scoring([c, *checks], [0.5, 0.97, 0.97, 0.97])
+    vol = make_volunteer(n_exam=4, n_exam_correct=4, n_gold=4, n_gold_correct=4)
+    submit_vote(volunteer=vol, detectid=c.detectid, answer="yes")
+    for _ in range(2):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    for k in checks:
+        with django_capture_on_commit_callbacks(execute=True):
+            submit_vote(volunteer=vol, detectid=k.detectid, answer="yes")
+    vol.refresh_from_db()
+    assert vol.probation_passed and _status(c) == Candidate.Status.RETIRED
+
+    undo_last_vote(volunteer=vol)  # the third check: 2 of 2 left, +3.9 but under 3 checks
+    vol = Volunteer.objects.get(pk=vol.pk)
+    assert (vol.n_model, vol.n_model_agree) == (2, 2)
+    assert not vol.probation_passed and not is_proven_volunteer(vol)
+    assert _status(c) == Candidate.Status.ACTIVE  # settled by their proof: re-opened
+    consensus._CHECKS.clear()
+
+
+def test_a_pass_earned_before_the_undone_vote_is_kept(settings):
+    """Only a pass that no longer holds is cleared: undoing a later vote (here one that
+    disagreed with the model's call) leaves a pass the earlier checks still earn."""
+    from labelapp.models import Volunteer
+    from labelapp.services.crowd import consensus
+    from labelapp.services.crowd.votes import undo_last_vote
+    from tests.test_peer_agreement import _live_model_scoring
+
+    settings.PROOF_MIN_CHECKS = 3
+    consensus._CHECKS.clear()
+    (k,) = make_candidates(1, sn0=6.0)
+    _live_model_scoring([k], [0.97])
+    vol = make_volunteer(
+        n_exam=4, n_exam_correct=4, n_model=3, n_model_agree=3, probation_passed=True
+    )
+    submit_vote(volunteer=vol, detectid=k.detectid, answer="no")  # against the call
+    undo_last_vote(volunteer=vol)
+    vol = Volunteer.objects.get(pk=vol.pk)
+    assert (vol.n_model, vol.n_model_agree) == (3, 3) and vol.probation_passed
+    consensus._CHECKS.clear()
+
+
+def test_a_peer_credit_taken_back_takes_back_the_pass_it_gave(settings):
+    """The other door: a credit that passed probation, taken back (the crediting vote was
+    undone: credit_peers(sign=-1)), clears the pass and re-opens what it settled."""
+    from labelapp.services.crowd import consensus
+    from labelapp.services.crowd.peers import credit_peers
+    from tests.test_peer_agreement import _live_model_scoring
+
+    settings.PROOF_MIN_CHECKS = 3
+    consensus._CHECKS.clear()
+    (c,) = make_candidates(1, sn0=6.0)
+    _live_model_scoring([c], [0.5])
+    vol = make_volunteer(n_exam=4, n_exam_correct=4, n_model=2, n_model_agree=2)
+    submit_vote(volunteer=vol, detectid=c.detectid, answer="yes")
+    for _ in range(2):
+        submit_vote(volunteer=make_proven_volunteer(), detectid=c.detectid, answer="yes")
+    credit_peers([[vol.pk, 1]], sign=1)
+    vol.refresh_from_db()
+    assert vol.probation_passed and _status(c) == Candidate.Status.RETIRED
+    credit_peers([[vol.pk, 1]], sign=-1)
+    vol.refresh_from_db()
+    assert not vol.probation_passed
+    assert _status(c) == Candidate.Status.ACTIVE
+    consensus._CHECKS.clear()

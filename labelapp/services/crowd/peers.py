@@ -59,6 +59,9 @@ def credit_peers(credits: list, *, sign: int) -> None:
             if sign > 0 and proven(before) and not proven(after):
                 with transaction.atomic():  # savepoints; rare (a demotion)
                     recheck_settled_by(volunteer_id=volunteer_id)
+            elif sign < 0 and after[6]:  # a credit taken back: was the pass earned without it?
+                with transaction.atomic():
+                    revoke_probation_if_unearned(volunteer_id=volunteer_id)
             elif (
                 sign > 0
                 and k
@@ -70,6 +73,30 @@ def credit_peers(credits: list, *, sign: int) -> None:
                 Volunteer.objects.filter(pk=volunteer_id).update(probation_passed=True)
                 if proven((*after[:6], True)) and not proven(before):
                     recheck_on_promotion(volunteer_id=volunteer_id)  # it proved them
+
+
+def revoke_probation_if_unearned(*, volunteer_id: int) -> bool:
+    """After comparisons were taken back (the volunteer's own vote undone, or a peer's vote
+    that credited them): a kept probation pass whose checks no longer pass
+    (:func:`mlcore.aggregation.evidence.passes_probation`) is cleared, and if that leaves
+    them unproven, what they settled is re-checked. Without this, a pass could rest on a
+    comparison that no longer exists. The cost: a volunteer whose running checks dipped
+    under the bar since they passed also loses the pass here (undo is rare, and the next
+    passing comparison gives it back). Returns whether the pass was cleared. Runs in the
+    caller's transaction."""
+    vol = Volunteer.objects.select_for_update().filter(pk=volunteer_id).first()
+    k = settings.PROOF_MIN_CHECKS
+    if vol is None or not vol.probation_passed or not k:
+        return False
+    counts = (vol.n_peer, vol.n_peer_agree, vol.n_model, vol.n_model_agree)
+    if passes_probation(*counts, min_checks=k, min_llr=settings.PROOF_MIN_LLR):
+        return False
+    was_proven = is_proven_volunteer(vol)
+    Volunteer.objects.filter(pk=volunteer_id).update(probation_passed=False)
+    vol.probation_passed = False
+    if was_proven and not is_proven_volunteer(vol):
+        recheck_settled_by(volunteer_id=volunteer_id)
+    return True
 
 
 @contextmanager

@@ -359,6 +359,10 @@ def undo_last_vote(*, volunteer: Volunteer, within_s: int | None = None) -> Vote
             volunteer.refresh_from_db()
             if was_proven and not is_proven_volunteer(volunteer):
                 recheck_settled_by(volunteer_id=volunteer.pk)
+        if vote.peer_n or vote.model_agree is not None:  # a pass may have rested on them
+            from labelapp.services.crowd.peers import revoke_probation_if_unearned
+
+            revoke_probation_if_unearned(volunteer_id=volunteer.pk)
         if vote.peer_credits:  # ... and those it gave the earlier voters
             from labelapp.services.crowd.peers import credit_peers
 
