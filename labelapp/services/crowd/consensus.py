@@ -419,6 +419,20 @@ def proof_min_checks() -> int:
     return value
 
 
+def passes_site_probation(n_peer, n_peer_agree, n_model, n_model_agree) -> bool:
+    """:func:`mlcore.aggregation.evidence.passes_probation` with the site's PROOF_MIN_CHECKS
+    and PROOF_MIN_LLR; False when probation is off. Every place that sets or clears
+    ``Volunteer.probation_passed`` asks this one, so none can leave a condition out."""
+    k = settings.PROOF_MIN_CHECKS
+    return bool(
+        k
+        and passes_probation(
+            n_peer, n_peer_agree, n_model, n_model_agree, min_checks=k,
+            min_llr=settings.PROOF_MIN_LLR,
+        )
+    )  # fmt: skip
+
+
 def proof_rule() -> dict:
     """The site's proof thresholds, as :func:`mlcore.aggregation.evidence.is_proven` takes
     them (every caller passes these, so none can leave one out)."""
@@ -484,13 +498,9 @@ def _compare_with_peers(
     if not n and not credits and model_agree is None:
         return False, False, []
     m, mk = (0, 0) if model_agree is None else (1, int(model_agree))
-    passed = mine.probation_passed or bool(
-        settings.PROOF_MIN_CHECKS
-        and passes_probation(
-            mine.n_peer + n, mine.n_peer_agree + k, mine.n_model + m, mine.n_model_agree + mk,
-            min_checks=settings.PROOF_MIN_CHECKS, min_llr=settings.PROOF_MIN_LLR,
-        )
-    )  # fmt: skip
+    passed = mine.probation_passed or passes_site_probation(
+        mine.n_peer + n, mine.n_peer_agree + k, mine.n_model + m, mine.n_model_agree + mk
+    )
     if n or m:
         cur.execute(
             f"UPDATE {t.volunteer} SET n_peer = n_peer + %s, "  # noqa: S608

@@ -18,9 +18,13 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from labelapp.models import Candidate, ConsensusState, RetirementEvent, Volunteer, Vote
-from labelapp.services.crowd.consensus import proof_rule, update_consensus
+from labelapp.services.crowd.consensus import (
+    passes_site_probation,
+    proof_rule,
+    update_consensus,
+)
 from labelapp.services.operations.audit import record_audit
-from mlcore.aggregation.evidence import is_proven, passes_probation
+from mlcore.aggregation.evidence import is_proven
 
 
 def credit_peers(credits: list, *, sign: int) -> None:
@@ -40,7 +44,6 @@ def credit_peers(credits: list, *, sign: int) -> None:
             n_model_agree=row[5], probation_passed=row[6], **rule,
         )  # fmt: skip
 
-    k = settings.PROOF_MIN_CHECKS
     table = connection.ops.quote_name(Volunteer._meta.db_table)
     with _fast_commits():
         for volunteer_id, agreed in credits:
@@ -62,12 +65,7 @@ def credit_peers(credits: list, *, sign: int) -> None:
             elif sign < 0 and after[6]:  # a credit taken back: was the pass earned without it?
                 with transaction.atomic():
                     revoke_probation_if_unearned(volunteer_id=volunteer_id)
-            elif (
-                sign > 0
-                and k
-                and not after[6]
-                and passes_probation(*after[2:6], min_checks=k, min_llr=settings.PROOF_MIN_LLR)
-            ):
+            elif sign > 0 and not after[6] and passes_site_probation(*after[2:6]):
                 # this credit passed probation (kept from now on; a credit taken back never
                 # sets it): once per volunteer
                 Volunteer.objects.filter(pk=volunteer_id).update(probation_passed=True)
@@ -85,11 +83,9 @@ def revoke_probation_if_unearned(*, volunteer_id: int) -> bool:
     passing comparison gives it back). Returns whether the pass was cleared. Runs in the
     caller's transaction."""
     vol = Volunteer.objects.select_for_update().filter(pk=volunteer_id).first()
-    k = settings.PROOF_MIN_CHECKS
-    if vol is None or not vol.probation_passed or not k:
-        return False
-    counts = (vol.n_peer, vol.n_peer_agree, vol.n_model, vol.n_model_agree)
-    if passes_probation(*counts, min_checks=k, min_llr=settings.PROOF_MIN_LLR):
+    if vol is None or not vol.probation_passed or not settings.PROOF_MIN_CHECKS:
+        return False  # (probation off: a pass is not judged)
+    if passes_site_probation(vol.n_peer, vol.n_peer_agree, vol.n_model, vol.n_model_agree):
         return False
     was_proven = is_proven_volunteer(vol)
     Volunteer.objects.filter(pk=volunteer_id).update(probation_passed=False)

@@ -10,15 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, Sum
 
 from labelapp.models import Candidate, CandidateTruth, GoldStandard, Volunteer, Vote
+from labelapp.services.crowd.consensus import passes_site_probation
 from labelapp.services.crowd.levels import refresh_level
-from mlcore.aggregation.evidence import passes_probation
 from mlcore.nz import LINE_REST_A, line_redshifts
 
 SESSION_KEY = "volunteer_id"
@@ -202,13 +201,9 @@ def refresh_counters(
     volunteer.n_exam_correct = min(agg["exam_ok"] + exam_kept[1], agg["gold_ok"])
     volunteer.n_peer, volunteer.n_peer_agree = agg["peer_n"] or 0, agg["peer_agree"] or 0
     volunteer.n_model, volunteer.n_model_agree = agg["model_n"], agg["model_agree"]
-    volunteer.probation_passed = probation_passed or bool(
-        settings.PROOF_MIN_CHECKS
-        and passes_probation(
-            volunteer.n_peer, volunteer.n_peer_agree, volunteer.n_model, volunteer.n_model_agree,
-            min_checks=settings.PROOF_MIN_CHECKS, min_llr=settings.PROOF_MIN_LLR,
-        )
-    )  # fmt: skip
+    volunteer.probation_passed = probation_passed or passes_site_probation(
+        volunteer.n_peer, volunteer.n_peer_agree, volunteer.n_model, volunteer.n_model_agree
+    )
     volunteer.last_vote_at = last
     volunteer.last_active_day = days[-1] if days else None
     volunteer.streak_days, volunteer.best_streak_days = run, max(best, volunteer.best_streak_days)
