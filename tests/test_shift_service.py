@@ -2,6 +2,7 @@
 live model's training data, stored, on the model card, from the command, on the console
 page."""
 
+import datetime as dt
 import io
 
 import pytest
@@ -39,6 +40,38 @@ def test_reference_is_the_training_data_never_the_new_batch(console_campaign, sh
     ref = set(training_candidate_ids(live))
     assert len(ref) == 400  # the first batch, all with simulator truth
     assert not ref & set(shifted_batch.candidates.values_list("pk", flat=True))
+
+
+def test_a_crowd_trained_models_reference_is_what_it_trained_on(console_campaign):
+    """A model trained on consensus labels (every model of a real campaign) draws its
+    reference from the aggregation run it trained on, the expert answers and the gold; a
+    run made after the model is not its training data. (This query named a field the run
+    does not have, so every shift report of such a model failed: found by the light-crowd
+    campaign's log, 2026-12-07.)"""
+    from django.utils import timezone
+
+    from labelapp.models import AggregationRun, GoldStandard, Label
+
+    run = AggregationRun.objects.filter(status=AggregationRun.Status.DONE).first()
+    assert run is not None and run.n_votes > 0
+    live = console_campaign["live"]
+    crowd = ModelVersion.objects.create(
+        label_source="consensus", directory=live.directory, card=live.card
+    )
+    labelled = set(Label.objects.filter(run=run).values_list("candidate_id", flat=True))
+    gold = set(GoldStandard.objects.filter(active=True).values_list("candidate_id", flat=True))
+    ref = set(training_candidate_ids(crowd))
+    assert labelled and ref == labelled | gold
+    later = AggregationRun.objects.create(
+        method=run.method, status=AggregationRun.Status.DONE, n_votes=1
+    )
+    later.started_at = timezone.now() + dt.timedelta(hours=1)
+    later.save(update_fields=["started_at"])
+    Label.objects.create(
+        run=later, candidate_id=min(ref), posterior=0.9, is_real=True, confidence=0.8,
+        n_votes=1, info_gain=0.0,
+    )  # fmt: skip
+    assert set(training_candidate_ids(crowd)) == ref
 
 
 def test_training_batch_is_in_distribution_and_the_shifted_one_is_flagged(

@@ -64,9 +64,13 @@ def training_candidate_ids(model_version: ModelVersion) -> list[int]:
             )
         )
     else:
+        # the run training read (services.learning.training.consensus_targets: the latest
+        # finished run with votes), as it stood when the model was made
         run = (
-            AggregationRun.objects.filter(status=AggregationRun.Status.DONE, created_at__lte=made)
-            .order_by("-created_at")
+            AggregationRun.objects.filter(
+                status=AggregationRun.Status.DONE, n_votes__gt=0, started_at__lte=made
+            )
+            .order_by("-pk")
             .first()
         )
         ids = set()
