@@ -472,6 +472,9 @@ def main() -> None:
         import django
 
         django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)  # a database kept by an older checkout
         reset()
 
     print(f"host: {host_cpu()}")

@@ -55,6 +55,46 @@ def test_peer_rule_vectorises_and_feeds_is_proven():
     assert is_proven(4, 3, min_gold=4, min_accuracy=0.7) is True
 
 
+def test_one_voter_and_arrays_get_the_same_verdict_everywhere():
+    """The plain-Python path for one voter (what the live consensus asks per vote) and the
+    array path (the batch run) agree on every combination: counts around each threshold,
+    probation on and off, kept passes, Python and numpy scalars."""
+    rng = np.random.default_rng(7)
+    n = 20_000
+    cols = {
+        "n_gold": rng.integers(0, 12, n),
+        "n_peer": rng.integers(0, 30, n),
+        "n_model": rng.integers(0, 14, n),
+        "probation_passed": rng.random(n) < 0.3,
+    }
+    cols["n_gold_correct"] = rng.integers(0, cols["n_gold"] + 1)
+    cols["n_peer_agree"] = rng.integers(0, cols["n_peer"] + 1)
+    cols["n_model_agree"] = rng.integers(0, cols["n_model"] + 1)
+    for rule in (
+        {"min_gold": 4, "min_accuracy": 0.7, "min_checks": 3, "min_probation_llr": 2.94},
+        {"min_gold": 4, "min_accuracy": 0.7, "min_checks": 3},
+        {"min_gold": 3, "min_accuracy": 0.75, "min_checks": 0, "min_peer": 8, "min_model": 4},
+    ):
+        rule = {**rule, "peer_z": 2.33}
+        arrays = is_proven(
+            cols["n_gold"], cols["n_gold_correct"],
+            **{k: v for k, v in cols.items() if k not in ("n_gold", "n_gold_correct")}, **rule,
+        )  # fmt: skip
+        for i in range(n):
+            one = {k: v[i] for k, v in cols.items()}  # numpy scalars
+            if i % 2:
+                one = {k: v.item() for k, v in one.items()}  # Python ints and bools
+            got = is_proven(
+                one.pop("n_gold"), one.pop("n_gold_correct"), **one, **rule
+            )  # fmt: skip
+            assert got is bool(arrays[i]), (i, {k: v[i] for k, v in cols.items()}, rule)
+    k = {"min_checks": 3, "min_llr": 2.94}
+    args = [cols[c] for c in ("n_peer", "n_peer_agree", "n_model", "n_model_agree")]
+    together = passes_probation(*args, **k)
+    for i in range(0, n, 7):
+        assert passes_probation(*(int(a[i]) for a in args), **k) is bool(together[i])
+
+
 def test_model_comparisons_decide_after_six():
     def proven(n, k):
         return is_proven(10, 10, min_gold=4, min_accuracy=0.7, n_model=n, n_model_agree=k)

@@ -34,7 +34,14 @@ Pure numpy / floats: used by the live consensus after each vote and by the batch
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+# Python and numpy scalars: these take the pure-Python path below (the live consensus asks
+# is_proven for every vote on a candidate at every vote: numpy's per-call overhead on one
+# value cost ~35 us a call, a few per cent of a vote's CPU).
+_SCALAR = (int, float, np.integer, np.floating, np.bool_)
 
 
 def is_proven(
@@ -63,6 +70,14 @@ def is_proven(
     for honesty (:func:`passes_probation`), now or at some earlier point
     (``probation_passed``, kept by the caller: :func:`passes_probation`): gold a skilled
     attacker can pass, while lying on the rest shows at once. Scalars or arrays."""
+    args = (n_gold, n_gold_correct, n_peer, n_peer_agree, n_model, n_model_agree)
+    if isinstance(probation_passed, _SCALAR) and all(isinstance(a, _SCALAR) for a in args):
+        return _is_proven_one(
+            n_gold, n_gold_correct, n_peer, n_peer_agree, n_model, n_model_agree,
+            min_gold=min_gold, min_accuracy=min_accuracy, min_peer=min_peer, peer_z=peer_z,
+            min_model=min_model, min_checks=min_checks, min_probation_llr=min_probation_llr,
+            probation_passed=bool(probation_passed),
+        )  # fmt: skip
     n_gold = np.asarray(n_gold)
     ok = (n_gold >= min_gold) & (np.asarray(n_gold_correct) >= min_accuracy * n_gold)
     ok = ok & ~peer_disagrees(n_peer, n_peer_agree, min_peer=min_peer, z=peer_z)
@@ -84,6 +99,51 @@ def is_proven(
 # queue serves contested candidates, where the proven votes split, so anyone agrees with
 # about half of them (campaign: honest volunteers 47-60 %, gold-skilled liars 33-59 %).
 PROBATION_AGREE = {"model": (0.7, 0.1), "peer": (0.55, 0.4)}
+# per kind: log-likelihood ratio of one agreement, of one disagreement (computed once, and
+# the same numbers for arrays and scalars, so both paths agree to the last bit)
+_PROBATION_LLR = {
+    kind: (math.log(honest / liar), math.log((1 - honest) / (1 - liar)))
+    for kind, (honest, liar) in PROBATION_AGREE.items()
+}
+
+
+def _is_proven_one(
+    n_gold, n_gold_correct, n_peer, n_peer_agree, n_model, n_model_agree, *, min_gold,
+    min_accuracy, min_peer, peer_z, min_model, min_checks, min_probation_llr, probation_passed,
+) -> bool:  # fmt: skip
+    """:func:`is_proven` for one voter, in plain Python (tests check it against the arrays)."""
+    if not (n_gold >= min_gold and n_gold_correct >= min_accuracy * n_gold):
+        return False
+    if _disagrees_one(n_peer, n_peer_agree, min_peer, peer_z):
+        return False
+    if _disagrees_one(n_model, n_model_agree, min_model, peer_z):
+        return False
+    if min_checks and not probation_passed:
+        return _passes_one(n_peer, n_peer_agree, n_model, n_model_agree, min_checks,
+                           min_probation_llr)  # fmt: skip
+    return True
+
+
+def _disagrees_one(n, k, min_peer, z) -> bool:
+    n, k = float(n), float(k)
+    return n >= min_peer and k < 0.5 * n - z * 0.5 * math.sqrt(n)
+
+
+def _llr_one(n_peer, n_peer_agree, n_model, n_model_agree) -> float:
+    out = 0.0
+    for kind, n, k in (("model", n_model, n_model_agree), ("peer", n_peer, n_peer_agree)):
+        agree, disagree = _PROBATION_LLR[kind]
+        n, k = float(n), float(k)
+        out = out + (k * agree + (n - k) * disagree)
+    return out
+
+
+def _passes_one(n_peer, n_peer_agree, n_model, n_model_agree, min_checks, min_llr) -> bool:
+    checks = n_peer + n_model
+    agreed = n_peer_agree + n_model_agree
+    if not (checks >= max(1, min_checks) and 2 * agreed >= checks):
+        return False
+    return not min_llr or _llr_one(n_peer, n_peer_agree, n_model, n_model_agree) >= min_llr
 
 
 def probation_llr(n_peer, n_peer_agree, n_model, n_model_agree):
@@ -92,9 +152,9 @@ def probation_llr(n_peer, n_peer_agree, n_model, n_model_agree):
     agreement with the model's call and -1.10 per disagreement, +0.32 / -0.29 per peer."""
     out = 0.0
     for kind, n, k in (("model", n_model, n_model_agree), ("peer", n_peer, n_peer_agree)):
-        honest, liar = PROBATION_AGREE[kind]
+        agree, disagree = _PROBATION_LLR[kind]
         n, k = np.asarray(n, np.float64), np.asarray(k, np.float64)
-        out = out + k * np.log(honest / liar) + (n - k) * np.log((1 - honest) / (1 - liar))
+        out = out + (k * agree + (n - k) * disagree)
     return out
 
 
@@ -116,6 +176,8 @@ def passes_probation(
     then, and each dip would demote them and re-open what they settled (3.40x the honest
     votes per retired candidate in one seed of bench_attacks, with exam-first). Who lies
     later is left to :func:`peer_disagrees`."""
+    if all(isinstance(a, _SCALAR) for a in (n_peer, n_peer_agree, n_model, n_model_agree)):
+        return _passes_one(n_peer, n_peer_agree, n_model, n_model_agree, min_checks, min_llr)
     checks = np.asarray(n_peer) + np.asarray(n_model)
     agreed = np.asarray(n_peer_agree) + np.asarray(n_model_agree)
     out = (checks >= max(1, min_checks)) & (2 * agreed >= checks)

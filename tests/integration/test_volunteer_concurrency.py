@@ -34,6 +34,38 @@ def test_double_submit_from_many_threads_records_one_vote():
     assert Volunteer.objects.get(pk=v.pk).n_votes == 1
 
 
+def test_a_vote_is_five_statements_and_counts_once():
+    """On PostgreSQL the vote's INSERT and its volunteer's counters are one statement (a
+    data-modifying WITH): candidate, insert + counters, consensus lock, evidence, state.
+    The counters move only when the vote was stored, and the in-memory volunteer agrees
+    with the row."""
+    from django.test.utils import CaptureQueriesContext
+
+    from labelapp.services.crowd.consensus import proof_min_checks
+    from tests.factories_volunteers import make_gold
+
+    a, b = make_candidates(2)
+    make_gold(b, is_real=True, exam=True)
+    v = make_volunteer()
+    proof_min_checks()
+    with CaptureQueriesContext(connection) as q:
+        submit_vote(volunteer=v, detectid=a.detectid, answer="unsure")
+    sql = [x["sql"] for x in q.captured_queries]
+    control = ("BEGIN", "SAVEPOINT", "RELEASE", "COMMIT")
+    statements = [s for s in sql if not s.startswith(control)]
+    assert len(statements) == 5, sql
+    assert statements[1].startswith("WITH ins AS (INSERT INTO"), sql
+    submit_vote(volunteer=v, detectid=b.detectid, answer="yes")  # exam gold, right
+    again = submit_vote(volunteer=v, detectid=b.detectid, answer="no")  # a repeat
+    assert not again.created
+    row = Volunteer.objects.get(pk=v.pk)
+    for name in ("n_votes", "n_unsure", "n_gold", "n_gold_correct", "n_exam", "n_exam_correct",
+                 "streak_days", "best_streak_days", "last_active_day"):  # fmt: skip
+        assert getattr(row, name) == getattr(v, name), name
+    assert (row.n_votes, row.n_unsure, row.n_exam, row.n_exam_correct) == (2, 1, 1, 1)
+    assert row.streak_days == 1 and Vote.objects.filter(volunteer=v).count() == 2
+
+
 def test_many_volunteers_voting_at_once_on_the_same_candidates():
     cands = make_candidates(5)
     volunteers = [make_volunteer() for _ in range(6)]

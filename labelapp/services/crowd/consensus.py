@@ -279,8 +279,9 @@ def update_consensus(
         # Only volunteers with an account can be experts: anonymous voters cost no query.
         users = {v.user_id for v in per_vote.values() if v.user_id is not None}
         experts = expert_user_ids(users) if users else set()
+        rule_of_proof = proof_rule()  # (settings read once, not per vote)
         proven = {
-            vote_id: _is_proven(v, experts) for vote_id, v in per_vote.items()
+            vote_id: _is_proven(v, experts, rule_of_proof) for vote_id, v in per_vote.items()
         }  # vote -> its volunteer counts as proven
         demoted, promoted, credits = False, False, []
         if trigger is not None and trigger.pk in per_vote:
@@ -447,8 +448,9 @@ def proof_rule() -> dict:
     }
 
 
-def _is_proven(vote: _VoteEvidence, experts: set) -> bool:
-    """Does the volunteer of one vote count as proven?"""
+def _is_proven(vote: _VoteEvidence, experts: set, rule: dict | None = None) -> bool:
+    """Does the volunteer of one vote count as proven? (``rule``: :func:`proof_rule`, when
+    the caller read it already.)"""
     return bool(vote.user_id in experts or vote.z_expert) or is_proven(
         vote.n_exam,
         vote.n_exam_correct,
@@ -457,7 +459,7 @@ def _is_proven(vote: _VoteEvidence, experts: set) -> bool:
         n_model=vote.n_model,
         n_model_agree=vote.n_model_agree,
         probation_passed=vote.probation_passed,
-        **proof_rule(),
+        **(rule or proof_rule()),
     )
 
 

@@ -15,6 +15,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.base import DEFERRED
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -163,19 +164,33 @@ def submit_vote(
         created_at=timezone.now(), was_gold=gold is not None, response_ms=response_ms,
         client=client,
     )  # fmt: skip
+    exam = gold is not None and gold.exam
+    insert = [
+        volunteer.pk, candidate.pk, answer, reason,
+        connection.ops.adapt_datetimefield_value(vote.created_at), vote.was_gold, response_ms,
+        client,
+    ]  # fmt: skip
+    exam_before = (volunteer.n_exam, volunteer.n_exam_correct)
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute(
-            _INSERT_VOTE_SQL(),
-            [volunteer.pk, candidate.pk, answer, reason,
-             connection.ops.adapt_datetimefield_value(vote.created_at), vote.was_gold,
-             response_ms, client],
-        )  # fmt: skip
-        row = cur.fetchone()
+        if connection.vendor == "postgresql":
+            # the INSERT and the counters in one statement (one round trip fewer per vote):
+            # the UPDATE runs only when the INSERT stored a row, and returns its id
+            counts, params = _count_update(volunteer, vote, correct=correct, exam=exam)
+            cur.execute(
+                f"WITH ins AS ({_INSERT_VOTE_SQL()}) {counts} AND EXISTS (SELECT 1 FROM ins) "  # noqa: S608
+                "RETURNING (SELECT id FROM ins)",
+                insert + params,
+            )
+            row = cur.fetchone()
+            if row is not None:
+                _counted(volunteer, vote, correct=correct, exam=exam)
+        else:
+            cur.execute(_INSERT_VOTE_SQL(), insert)
+            row = cur.fetchone()
+            if row is not None:
+                count_vote(volunteer, vote, correct=correct, exam=exam, cursor=cur)
         if row is not None:
             vote.pk = row[0]
-            exam_before = (volunteer.n_exam, volunteer.n_exam_correct)
-            exam = gold is not None and gold.exam
-            count_vote(volunteer, vote, correct=correct, exam=exam, cursor=cur)
             after_vote(vote)
             if exam:
                 _recheck_if_just_proven(volunteer, *exam_before)
@@ -215,21 +230,24 @@ def _candidate(detectid: int) -> Candidate | None:
     if row is None:
         return None
     pk, status, sn, g_real, g_kind, g_feedback, g_active, g_exam = row
-    candidate = Candidate(id=pk, detectid=detectid, status=status, sn=sn)
-    candidate._state.adding, candidate._state.db = False, connection.alias
+    candidate = _loaded(Candidate, id=pk, detectid=detectid, status=status, sn=sn)
     gold = None
     if g_active:
-        gold = GoldStandard(
-            candidate_id=pk,
-            is_real=bool(g_real),
-            kind=g_kind,
-            feedback=g_feedback,
-            active=True,
-            exam=bool(g_exam),
-        )
-        gold._state.adding, gold._state.db = False, connection.alias
+        gold = _loaded(
+            GoldStandard, candidate_id=pk, is_real=bool(g_real), kind=g_kind,
+            feedback=g_feedback, active=True, exam=bool(g_exam),
+        )  # fmt: skip
     Candidate.gold.related.set_cached_value(candidate, gold)
     return candidate
+
+
+def _loaded(model, **values):
+    """An instance as loaded from the database with only ``values``, the other fields
+    deferred (as ``.only()`` would give): a fifth of the CPU of ``model(**values)``, which
+    computes every other field's default (a vote builds one or two per request)."""
+    obj = model(*[values.get(f.attname, DEFERRED) for f in model._meta.concrete_fields])
+    obj._state.adding, obj._state.db = False, connection.alias
+    return obj
 
 
 @lru_cache(maxsize=1)
@@ -267,18 +285,18 @@ def count_vote(
     if cursor is None:
         with connection.cursor() as cur:
             return count_vote(volunteer, vote, correct=correct, exam=exam, cursor=cur)
-    today = vote.created_at.date()  # UTC day (created_at is aware, in UTC)
-    if volunteer.last_active_day == today:
-        streak = volunteer.streak_days
-    elif volunteer.last_active_day == today - dt.timedelta(days=1):
-        streak = volunteer.streak_days + 1
-    else:
-        streak = 1
-    best = max(volunteer.best_streak_days, streak)
-    unsure = int(vote.answer == Vote.Answer.UNSURE)
-    n_gold, n_correct = int(correct is not None), int(bool(correct))
-    n_exam, n_exam_correct = (n_gold, n_correct) if exam else (0, 0)
-    cursor.execute(
+    sql, params = _count_update(volunteer, vote, correct=correct, exam=exam)
+    cursor.execute(sql, params)
+    _counted(volunteer, vote, correct=correct, exam=exam)
+
+
+def _count_update(
+    volunteer: Volunteer, vote: Vote, *, correct: bool | None, exam: bool
+) -> tuple[str, list]:
+    """The UPDATE of :func:`count_vote` (its WHERE clause last, so a caller can add to it)."""
+    today, streak, best = _streak(volunteer, vote)
+    unsure, n_gold, n_correct, n_exam, n_exam_correct = _deltas(vote, correct, exam)
+    return (
         f"UPDATE {connection.ops.quote_name(Volunteer._meta.db_table)} SET "  # noqa: S608
         "n_votes = n_votes + 1, n_unsure = n_unsure + %s, n_gold = n_gold + %s, "
         "n_gold_correct = n_gold_correct + %s, n_exam = n_exam + %s, "
@@ -288,7 +306,32 @@ def count_vote(
          connection.ops.adapt_datetimefield_value(vote.created_at),
          connection.ops.adapt_datefield_value(today), streak, best, volunteer.pk],
     )  # fmt: skip
-    # Keep the in-memory object in step for the response (exact values are in the row).
+
+
+def _deltas(vote: Vote, correct: bool | None, exam: bool) -> tuple[int, int, int, int, int]:
+    """What one vote adds to n_unsure, n_gold, n_gold_correct, n_exam, n_exam_correct."""
+    n_gold, n_correct = int(correct is not None), int(bool(correct))
+    exam_counts = (n_gold, n_correct) if exam else (0, 0)
+    return (int(vote.answer == Vote.Answer.UNSURE), n_gold, n_correct, *exam_counts)
+
+
+def _streak(volunteer: Volunteer, vote: Vote):
+    """(the vote's UTC day, the streak of days with a vote, the best streak) after it."""
+    today = vote.created_at.date()  # UTC day (created_at is aware, in UTC)
+    if volunteer.last_active_day == today:
+        streak = volunteer.streak_days
+    elif volunteer.last_active_day == today - dt.timedelta(days=1):
+        streak = volunteer.streak_days + 1
+    else:
+        streak = 1
+    return today, streak, max(volunteer.best_streak_days, streak)
+
+
+def _counted(volunteer: Volunteer, vote: Vote, *, correct: bool | None, exam: bool) -> None:
+    """Keep the in-memory volunteer in step with :func:`_count_update` once it ran (for the
+    response; the exact values are in the row)."""
+    today, streak, best = _streak(volunteer, vote)
+    unsure, n_gold, n_correct, n_exam, n_exam_correct = _deltas(vote, correct, exam)
     volunteer.n_votes += 1
     volunteer.n_unsure += unsure
     volunteer.n_gold += n_gold
