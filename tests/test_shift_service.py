@@ -15,7 +15,7 @@ from labelapp.services.learning.shift import (
     build_batch_reports,
     build_night_reports,
     build_shift_report,
-    training_candidate_ids,
+    reference_candidate_ids,
 )
 from labelapp.services.survey.ingest import ingest_survey
 from mlcore.shift import NIGHT_THRESHOLDS
@@ -37,20 +37,24 @@ def shifted_batch(console_campaign, tmp_path):
 
 def test_reference_is_the_training_data_never_the_new_batch(console_campaign, shifted_batch):
     live = console_campaign["live"]
-    ref = set(training_candidate_ids(live))
+    ref = set(reference_candidate_ids(live))
     assert len(ref) == 400  # the first batch, all with simulator truth
     assert not ref & set(shifted_batch.candidates.values_list("pk", flat=True))
 
 
-def test_a_crowd_trained_models_reference_is_what_it_trained_on(console_campaign):
-    """A model trained on consensus labels (every model of a real campaign) draws its
-    reference from the aggregation run it trained on, the expert answers and the gold; a
-    run made after the model is not its training data. (This query named a field the run
-    does not have, so every shift report of such a model failed: found by the light-crowd
-    campaign's log, 2026-12-07.)"""
+def test_a_crowd_trained_models_reference_is_the_batch_it_learnt_from(
+    console_campaign, shifted_batch
+):
+    """A model trained on consensus labels (every model of a real campaign) is compared with
+    the whole of the batches its labels came from (the labels of the aggregation run it
+    trained on, expert answers, gold), not the labelled rows alone: the queue chose those.
+    A batch that holds none of its labels, or a run made after the model, is not its
+    reference. (The query once named a field the run does not have, so every shift report
+    of such a model failed: found in the light-crowd campaign's log, 2026-12-07.)"""
     from django.utils import timezone
 
-    from labelapp.models import AggregationRun, GoldStandard, Label
+    from labelapp.models import AggregationRun, Candidate, Label
+    from labelapp.services.learning.holdout import holdout_ids
 
     run = AggregationRun.objects.filter(status=AggregationRun.Status.DONE).first()
     assert run is not None and run.n_votes > 0
@@ -59,19 +63,21 @@ def test_a_crowd_trained_models_reference_is_what_it_trained_on(console_campaign
         label_source="consensus", directory=live.directory, card=live.card
     )
     labelled = set(Label.objects.filter(run=run).values_list("candidate_id", flat=True))
-    gold = set(GoldStandard.objects.filter(active=True).values_list("candidate_id", flat=True))
-    ref = set(training_candidate_ids(crowd))
-    assert labelled and ref == labelled | gold
+    first = Candidate.objects.get(pk=min(labelled)).batch
+    ref = set(reference_candidate_ids(crowd))
+    assert labelled - holdout_ids() < ref  # more than the labelled rows ...
+    assert ref == set(first.candidates.values_list("pk", flat=True)) - holdout_ids()
+    assert not ref & set(shifted_batch.candidates.values_list("pk", flat=True))  # ... not B
     later = AggregationRun.objects.create(
         method=run.method, status=AggregationRun.Status.DONE, n_votes=1
     )
     later.started_at = timezone.now() + dt.timedelta(hours=1)
     later.save(update_fields=["started_at"])
     Label.objects.create(
-        run=later, candidate_id=min(ref), posterior=0.9, is_real=True, confidence=0.8,
-        n_votes=1, info_gain=0.0,
+        run=later, candidate=shifted_batch.candidates.first(), posterior=0.9, is_real=True,
+        confidence=0.8, n_votes=1, info_gain=0.0,
     )  # fmt: skip
-    assert set(training_candidate_ids(crowd)) == ref
+    assert set(reference_candidate_ids(crowd)) == ref
 
 
 def test_training_batch_is_in_distribution_and_the_shifted_one_is_flagged(

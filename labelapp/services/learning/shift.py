@@ -53,19 +53,23 @@ class ShiftReportError(InvalidInput):
     pass
 
 
-def training_candidate_ids(model_version: ModelVersion) -> list[int]:
-    """Candidates that had a training label when ``model_version`` was made (its
-    reference sample is drawn from them); the held-out sample is never among them."""
+def reference_candidate_ids(model_version: ModelVersion) -> list[int]:
+    """The population ``model_version`` was built from, which its shift reports' reference
+    sample is drawn from: every candidate of the batches that held its training labels,
+    ingested before it was made; never the held-out sample.
+
+    Training labels are simulator truth, or the consensus labels of the aggregation run
+    training read (``training.consensus_targets``: the latest finished run with votes,
+    as it stood then), expert answers and gold. The reference is their batches, not those
+    labelled rows alone: the queue chooses what volunteers label (low S/N first, then what
+    the model is unsure of, gold by its own rules), so the labelled rows differ from any
+    whole batch by that choice alone; against them, the very batch a crowd-trained model
+    learnt from read "shifted" in the light-crowd loop (2026-12-07)."""
     made = model_version.created_at
     if model_version.label_source == "truth":
-        ids = set(
-            CandidateTruth.objects.filter(candidate__batch__created_at__lte=made).values_list(
-                "candidate_id", flat=True
-            )
-        )
+        labelled = CandidateTruth.objects.filter(candidate__batch__created_at__lte=made)
+        batches = set(labelled.values_list("candidate__batch_id", flat=True).distinct())
     else:
-        # the run training read (services.learning.training.consensus_targets: the latest
-        # finished run with votes), as it stood when the model was made
         run = (
             AggregationRun.objects.filter(
                 status=AggregationRun.Status.DONE, n_votes__gt=0, started_at__lte=made
@@ -73,15 +77,28 @@ def training_candidate_ids(model_version: ModelVersion) -> list[int]:
             .order_by("-pk")
             .first()
         )
-        ids = set()
+        batches = set()
         if run is not None:
-            ids |= set(Label.objects.filter(run=run).values_list("candidate_id", flat=True))
-        ids |= set(
-            ConsensusState.objects.filter(expert_label__isnull=False).values_list(
-                "candidate_id", flat=True
+            batches |= set(
+                Label.objects.filter(run=run)
+                .values_list("candidate__batch_id", flat=True)
+                .distinct()
             )
+        batches |= set(
+            ConsensusState.objects.filter(expert_label__isnull=False)
+            .values_list("candidate__batch_id", flat=True)
+            .distinct()
         )
-        ids |= set(GoldStandard.objects.filter(active=True).values_list("candidate_id", flat=True))
+        batches |= set(
+            GoldStandard.objects.filter(active=True)
+            .values_list("candidate__batch_id", flat=True)
+            .distinct()
+        )
+    ids = set(
+        Candidate.objects.filter(batch_id__in=batches, batch__created_at__lte=made).values_list(
+            "pk", flat=True
+        )
+    )
     return sorted(ids - holdout_ids())
 
 
@@ -153,14 +170,14 @@ def reference_sample(mv: ModelVersion | None, n_ref: int, seed: int) -> _Referen
     if mv is None:
         raise ShiftReportError("no live model: train and promote one before a shift report")
     ref_ids = list(
-        with_cutouts(Candidate.objects.filter(pk__in=training_candidate_ids(mv)))
+        with_cutouts(Candidate.objects.filter(pk__in=reference_candidate_ids(mv)))
         .order_by("pk")
         .values_list("pk", flat=True)
     )
     if len(ref_ids) < MIN_SAMPLE:
         raise ShiftReportError(
-            f"model v{mv.pk} has {len(ref_ids)} training candidates with cutouts left in the "
-            f"database; a shift report needs at least {MIN_SAMPLE} as its reference"
+            f"model v{mv.pk} has {len(ref_ids)} candidates with cutouts left in the batches "
+            f"it was trained from; a shift report needs at least {MIN_SAMPLE} as its reference"
         )
     model = load_for_scoring(mv.directory, device="cpu")
     spec_len = int(model.config.spec_len)
