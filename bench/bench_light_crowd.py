@@ -11,7 +11,7 @@ gold, against the simulator's truth).
 
     .venv/bin/python bench/bench_light_crowd.py --seeds 1-8 --jobs 2 \\
         --arm "before #24@/tmp/before24" \\
-        --arm "before #24, P 0.99@/tmp/before24:LABELAPP_RETIRE_P_HI=0.99,LABELAPP_RETIRE_P_LO=0.01" \\
+        --arm "P 0.99@/tmp/before24:LABELAPP_RETIRE_P_HI=0.99,LABELAPP_RETIRE_P_LO=0.01" \\
         --arm "today" --arm "today, P 0.90:LABELAPP_RETIRE_P_HI=0.90,LABELAPP_RETIRE_P_LO=0.10"
 
 An arm is ``NAME[@TREE][:VAR=VALUE,...]`` (TREE defaults to this checkout).
@@ -98,7 +98,10 @@ def main() -> None:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
     print(f"seeds {seeds[0]}-{seeds[-1]}; {' '.join(CAMPAIGN)}")
-    print("| arm | retired per seed | total | votes per retired vs the first arm | label error (mean) |")
+    print(
+        "| arm | retired per seed | total | votes per retired vs the first arm "
+        "| label error (mean) |"
+    )
     print("|---|---|---|---|---|")
     first = sum(results[(0, s)][0] for s in seeds)
     for i, (name, _, _) in enumerate(arms):
