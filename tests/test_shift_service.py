@@ -16,6 +16,7 @@ from labelapp.services.learning.shift import (
     build_night_reports,
     build_shift_report,
     reference_candidate_ids,
+    reference_candidates,
 )
 from labelapp.services.survey.ingest import ingest_survey
 from mlcore.shift import NIGHT_THRESHOLDS
@@ -68,6 +69,10 @@ def test_a_crowd_trained_models_reference_is_the_batch_it_learnt_from(
     assert labelled - holdout_ids() < ref  # more than the labelled rows ...
     assert ref == set(first.candidates.values_list("pk", flat=True)) - holdout_ids()
     assert not ref & set(shifted_batch.candidates.values_list("pk", flat=True))  # ... not B
+    # a condition on batches, never one parameter per candidate (a real batch holds more
+    # candidates than a PostgreSQL statement takes parameters)
+    _, params = reference_candidates(crowd).query.sql_with_params()
+    assert len(params) < 10, params
     later = AggregationRun.objects.create(
         method=run.method, status=AggregationRun.Status.DONE, n_votes=1
     )

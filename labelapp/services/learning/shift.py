@@ -28,6 +28,7 @@ from labelapp.models import (
     CandidateTruth,
     ConsensusState,
     GoldStandard,
+    HoldoutLabel,
     IngestBatch,
     Label,
     ModelVersion,
@@ -35,7 +36,6 @@ from labelapp.models import (
 )
 from labelapp.selectors.models import live_model
 from labelapp.selectors.shift import latest_reports
-from labelapp.services.learning.holdout import holdout_ids
 from labelapp.services.survey.rendering import open_store
 from mlcore.cnn.data import spec_windows
 from mlcore.cutout_quality import NO_CUTOUT
@@ -53,10 +53,10 @@ class ShiftReportError(InvalidInput):
     pass
 
 
-def reference_candidate_ids(model_version: ModelVersion) -> list[int]:
-    """The population ``model_version`` was built from, which its shift reports' reference
-    sample is drawn from: every candidate of the batches that held its training labels,
-    ingested before it was made; never the held-out sample.
+def reference_candidates(model_version: ModelVersion):
+    """The population ``model_version`` was built from (a queryset), which its shift
+    reports' reference sample is drawn from: every candidate of the batches that held its
+    training labels, ingested before it was made; never the held-out sample.
 
     Training labels are simulator truth, or the consensus labels of the aggregation run
     training read (``training.consensus_targets``: the latest finished run with votes,
@@ -94,12 +94,16 @@ def reference_candidate_ids(model_version: ModelVersion) -> list[int]:
             .values_list("candidate__batch_id", flat=True)
             .distinct()
         )
-    ids = set(
-        Candidate.objects.filter(batch_id__in=batches, batch__created_at__lte=made).values_list(
-            "pk", flat=True
-        )
+    # a condition on the batches, not a list of ids: a batch holds more candidates than a
+    # statement takes parameters (65,535)
+    return Candidate.objects.filter(batch_id__in=batches, batch__created_at__lte=made).exclude(
+        pk__in=HoldoutLabel.objects.values("candidate_id")
     )
-    return sorted(ids - holdout_ids())
+
+
+def reference_candidate_ids(model_version: ModelVersion) -> list[int]:
+    """:func:`reference_candidates`' ids, in id order."""
+    return list(reference_candidates(model_version).order_by("pk").values_list("pk", flat=True))
 
 
 def with_cutouts(qs):
@@ -170,9 +174,7 @@ def reference_sample(mv: ModelVersion | None, n_ref: int, seed: int) -> _Referen
     if mv is None:
         raise ShiftReportError("no live model: train and promote one before a shift report")
     ref_ids = list(
-        with_cutouts(Candidate.objects.filter(pk__in=reference_candidate_ids(mv)))
-        .order_by("pk")
-        .values_list("pk", flat=True)
+        with_cutouts(reference_candidates(mv)).order_by("pk").values_list("pk", flat=True)
     )
     if len(ref_ids) < MIN_SAMPLE:
         raise ShiftReportError(
